@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test: the Release build first,
+# then the whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+scripts/build.sh release
+(cd build && ctest --output-on-failure -j 2 --timeout 300)
+scripts/build.sh asan
+(cd build-asan && ctest --output-on-failure -j 2 --timeout 300)

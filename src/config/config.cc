@@ -1,0 +1,302 @@
+#include "config/config.h"
+
+#include <toml++/toml.h>
+
+#include <charconv>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+namespace offload {
+namespace {
+
+constexpr const char* kBuiltinTasks[] = {"noop", "sleep", "cpu", "mandelbrot"};
+
+std::string Where(const std::string& file, const toml::source_region& src) {
+  return file + ":" + std::to_string(src.begin.line) + ": ";
+}
+
+Error ConfigError(const std::string& file, const toml::node& node, const std::string& what) {
+  return MakeError(ErrorCode::kInvalidArgument, Where(file, node.source()) + what);
+}
+
+// Reads a duration given as a string ("30s") or an integer number of seconds.
+ErrorOr<Millis> ReadDuration(const std::string& file, const toml::node& node,
+                            std::string_view key) {
+  Millis out{};
+  if (auto i = node.value<std::int64_t>(); i && node.is_integer()) {
+    if (*i < 0) return ConfigError(file, node, std::string(key) + " must not be negative");
+    return Millis(*i * 1000);
+  }
+  if (auto s = node.value<std::string>(); s && ParseDuration(*s, &out)) return out;
+  return ConfigError(file, node,
+                     std::string(key) + " must be a duration such as \"500ms\", \"30s\", \"5m\", "
+                                        "\"24h\" or a number of seconds");
+}
+
+ErrorOr<std::int64_t> ReadPositiveInt(const std::string& file, const toml::node& node,
+                                     std::string_view key, bool allow_zero = false) {
+  auto v = node.value<std::int64_t>();
+  if (!node.is_integer() || !v || *v < 0 || (*v == 0 && !allow_zero)) {
+    return ConfigError(file, node, std::string(key) + " must be a " +
+                                       (allow_zero ? "non-negative" : "positive") + " integer");
+  }
+  return *v;
+}
+
+ErrorOr<std::string> ReadString(const std::string& file, const toml::node& node,
+                               std::string_view key) {
+  if (!node.is_string()) return ConfigError(file, node, std::string(key) + " must be a string");
+  return *node.value<std::string>();
+}
+
+// One top-level setting: its key, default, help, and how to apply it.
+struct Setting {
+  SettingDoc doc;
+  std::function<ErrorOr<bool>(const std::string& file, const toml::node&, ServerConfig*)> apply;
+};
+
+Setting DurationSetting(const char* key, const char* def, const char* help,
+                        Millis ServerConfig::*field) {
+  return Setting{{key, def, help},
+                 [key, field](const std::string& f, const toml::node& n,
+                              ServerConfig* c) -> ErrorOr<bool> {
+                   auto d = ReadDuration(f, n, key);
+                   if (!d) return d.error();
+                   c->*field = *d;
+                   return true;
+                 }};
+}
+
+template <typename Int>
+Setting IntSetting(const char* key, const char* def, const char* help, Int ServerConfig::*field) {
+  return Setting{{key, def, help},
+                 [key, field](const std::string& f, const toml::node& n,
+                              ServerConfig* c) -> ErrorOr<bool> {
+                   auto v = ReadPositiveInt(f, n, key);
+                   if (!v) return v.error();
+                   c->*field = static_cast<Int>(*v);
+                   return true;
+                 }};
+}
+
+Setting StringSetting(const char* key, const char* def, const char* help,
+                      std::string ServerConfig::*field,
+                      std::function<bool(const std::string&)> valid, const char* expected) {
+  return Setting{{key, def, help},
+                 [key, field, valid, expected](const std::string& f, const toml::node& n,
+                                               ServerConfig* c) -> ErrorOr<bool> {
+                   auto s = ReadString(f, n, key);
+                   if (!s) return s.error();
+                   if (!valid(*s)) return ConfigError(f, n, std::string(key) + " must be " + expected);
+                   c->*field = *s;
+                   return true;
+                 }};
+}
+
+const std::vector<Setting>& Settings() {
+  static const std::vector<Setting> settings = {
+      StringSetting("listen", "\"127.0.0.1:8080\"",
+                    "Address and port to serve HTTP on, `HOST:PORT` or `[V6]:PORT`; port 0 picks a free one.",
+                    &ServerConfig::listen, [](const std::string& s) { return s.find(':') != std::string::npos; },
+                    "HOST:PORT"),
+      IntSetting("threads", "number of cores", "I/O threads. Job work never runs on them.",
+                 &ServerConfig::threads),
+      IntSetting("max_body", "16777216", "Largest request body in bytes; a larger one gets 413.",
+                 &ServerConfig::max_body),
+      DurationSetting("max_wait", "\"60s\"", "Cap on `Prefer: wait=N` and `?wait=N`.",
+                      &ServerConfig::max_wait),
+      DurationSetting("run_timeout", "\"300s\"",
+                      "How long `POST /v1/tasks/NAME/run` waits for its job before answering 504 "
+                      "and canceling it.",
+                      &ServerConfig::run_timeout),
+      DurationSetting("retention", "\"24h\"",
+                      "Finished jobs and their results are removed this long after they finish.",
+                      &ServerConfig::retention),
+      DurationSetting("shutdown_grace", "\"30s\"",
+                      "On SIGINT/SIGTERM, running jobs may finish within this; then they are canceled.",
+                      &ServerConfig::shutdown_grace),
+      StringSetting("store", "\"memory\"", "Where jobs are kept: `\"memory\"`.", &ServerConfig::store,
+                    [](const std::string& s) { return s == "memory"; }, "\"memory\""),
+  };
+  return settings;
+}
+
+ErrorOr<bool> ApplyUses(const std::string& file, const toml::node& node, TaskConfig* task) {
+  const toml::table* t = node.as_table();
+  if (!t) return ConfigError(file, node, "uses must be a table such as {cpu = 1}");
+  task->uses.clear();
+  for (const auto& [k, v] : *t) {
+    auto n = ReadPositiveInt(file, v, "uses." + std::string(k.str()));
+    if (!n) return n.error();
+    task->uses[std::string(k.str())] = *n;
+  }
+  if (task->uses.empty()) return ConfigError(file, node, "uses must name at least one resource");
+  return true;
+}
+
+ErrorOr<bool> ApplyTask(const std::string& file, const std::string& name, const toml::table& t,
+                       ServerConfig* config) {
+  TaskConfig task;
+  if (auto it = config->tasks.find(name); it != config->tasks.end()) task = it->second;
+  task.name = name;
+  bool has_run = false;
+  for (const auto& [k, v] : t) {
+    std::string key(k.str());
+    ErrorOr<bool> r = true;
+    if (key == "run") {
+      auto s = ReadString(file, v, "run");
+      if (!s) return s.error();
+      if (s->rfind("builtin:", 0) != 0) {
+        return ConfigError(file, v, "run must be \"builtin:NAME\" (noop, sleep, cpu, mandelbrot)");
+      }
+      task.run = *s;
+      has_run = true;
+    } else if (key == "uses") {
+      r = ApplyUses(file, v, &task);
+    } else if (key == "max_queued") {
+      auto n = ReadPositiveInt(file, v, "max_queued");
+      if (!n) return n.error();
+      task.max_queued = *n;
+    } else if (key == "timeout") {
+      auto d = ReadDuration(file, v, "timeout");
+      if (!d) return d.error();
+      task.timeout = *d;
+    } else if (key == "content_type") {
+      auto s = ReadString(file, v, "content_type");
+      if (!s) return s.error();
+      task.content_type = *s;
+    } else {
+      return ConfigError(file, v, "unknown key \"" + key + "\" in [tasks." + name +
+                                      "] (expected run, uses, max_queued, timeout, content_type)");
+    }
+    if (!r) return r.error();
+  }
+  if (!has_run && task.run.empty()) {
+    return ConfigError(file, t, "[tasks." + name + "] needs run = \"builtin:NAME\"");
+  }
+  config->tasks[name] = std::move(task);
+  return true;
+}
+
+}  // namespace
+
+bool ParseDuration(std::string_view text, Millis* out) {
+  std::int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || n < 0) return false;
+  std::string_view unit(ptr, text.data() + text.size() - ptr);
+  std::int64_t scale;
+  if (unit.empty() || unit == "s") scale = 1000;
+  else if (unit == "ms") scale = 1;
+  else if (unit == "m") scale = 60'000;
+  else if (unit == "h") scale = 3'600'000;
+  else return false;
+  *out = Millis(n * scale);
+  return true;
+}
+
+const std::vector<SettingDoc>& ServerSettingDocs() {
+  static const std::vector<SettingDoc> docs = [] {
+    std::vector<SettingDoc> d;
+    for (const auto& s : Settings()) d.push_back(s.doc);
+    return d;
+  }();
+  return docs;
+}
+
+ServerConfig DefaultConfig() {
+  ServerConfig c;
+  c.resources["cpu"] = std::max(1u, std::thread::hardware_concurrency());
+  for (const char* name : kBuiltinTasks) {
+    TaskConfig t;
+    t.name = name;
+    t.run = std::string("builtin:") + name;
+    c.tasks[name] = t;
+  }
+  return c;
+}
+
+ErrorOr<ServerConfig> ParseConfig(std::string_view text, const std::string& file) {
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     Where(file, e.source()) + std::string(e.description()));
+  }
+  ServerConfig config = DefaultConfig();
+  for (const auto& [k, v] : root) {
+    std::string key(k.str());
+    if (key == "resources") {
+      const toml::table* t = v.as_table();
+      if (!t) return ConfigError(file, v, "[resources] must be a table of name = capacity");
+      for (const auto& [rk, rv] : *t) {
+        auto n = ReadPositiveInt(file, rv, "resources." + std::string(rk.str()));
+        if (!n) return n.error();
+        config.resources[std::string(rk.str())] = *n;
+      }
+      continue;
+    }
+    if (key == "tasks") {
+      const toml::table* t = v.as_table();
+      if (!t) return ConfigError(file, v, "[tasks] must hold [tasks.NAME] tables");
+      for (const auto& [tk, tv] : *t) {
+        const toml::table* task = tv.as_table();
+        if (!task) return ConfigError(file, tv, "tasks." + std::string(tk.str()) + " must be a table");
+        auto r = ApplyTask(file, std::string(tk.str()), *task, &config);
+        if (!r) return r.error();
+      }
+      continue;
+    }
+    bool known = false;
+    for (const auto& s : Settings()) {
+      if (key == s.doc.key) {
+        auto r = s.apply(file, v, &config);
+        if (!r) return r.error();
+        known = true;
+        break;
+      }
+    }
+    if (!known) return ConfigError(file, v, "unknown key \"" + key + "\"");
+  }
+  auto valid = ValidateConfig(config);
+  if (!valid) {
+    return MakeError(ErrorCode::kInvalidArgument, file + ": " + valid.error().detail);
+  }
+  return config;
+}
+
+ErrorOr<ServerConfig> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return MakeError(ErrorCode::kInvalidArgument, path + ": cannot open the file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ParseConfig(ss.str(), path);
+}
+
+ErrorOr<bool> ValidateConfig(const ServerConfig& config) {
+  if (config.resources.size() > 64) {
+    return MakeError(ErrorCode::kInvalidArgument, "at most 64 resources may be declared");
+  }
+  for (const auto& [name, task] : config.tasks) {
+    for (const auto& [res, amount] : task.uses) {
+      auto it = config.resources.find(res);
+      if (it == config.resources.end()) {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "task \"" + name + "\" uses resource \"" + res +
+                             "\", which [resources] does not declare");
+      }
+      if (amount > it->second) {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "task \"" + name + "\" uses " + std::to_string(amount) + " " + res +
+                             " but the capacity is " + std::to_string(it->second) +
+                             ": its jobs could never start");
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace offload

@@ -1,0 +1,21 @@
+// InProcessExecutor: runs a registered C++ handler on a shared ThreadPool.
+#pragma once
+
+#include "exec/executor.h"
+#include "exec/thread_pool.h"
+#include "offload/task_registry.h"
+
+namespace offload {
+
+// Thread-safe. Borrows the pool and the definition; both outlive it.
+class InProcessExecutor final : public Executor {
+ public:
+  InProcessExecutor(const TaskDefinition* def, ThreadPool* pool) : def_(def), pool_(pool) {}
+  void Start(Execution exec, ExecutionDone done) override;
+
+ private:
+  const TaskDefinition* def_;
+  ThreadPool* pool_;
+};
+
+}  // namespace offload

@@ -1,0 +1,26 @@
+#include "exec/run_context.h"
+
+#include <algorithm>
+
+namespace offload {
+
+bool RunContext::SleepFor(std::chrono::milliseconds d) {
+  std::unique_lock lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return canceled(); });
+}
+
+void RunContext::ReportProgress(double fraction) {
+  if (!(fraction >= 0)) fraction = 0;  // Also catches NaN.
+  progress_.store(std::min(fraction, 1.0), std::memory_order_relaxed);
+}
+
+void RunContext::RequestStop(StopReason reason) {
+  {
+    std::lock_guard lock(mu_);
+    StopReason none = StopReason::kNone;
+    stop_.compare_exchange_strong(none, reason, std::memory_order_acq_rel);
+  }
+  cv_.notify_all();
+}
+
+}  // namespace offload

@@ -1,0 +1,41 @@
+// ThreadPool: a fixed set of threads that run in-process task handlers.
+//
+// Owns its threads; the destructor drains nothing: it stops taking work, wakes every
+// thread and joins them (callers stop submitting first). The threads run at a lower
+// CPU priority (nice +5) than the I/O threads, so that a core full of job work still
+// leaves the event loop room to answer status requests promptly.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace offload {
+
+// Thread-safe.
+class ThreadPool {
+ public:
+  ThreadPool(std::size_t threads, int nice_increment);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Runs `fn` on a pool thread, after the work submitted before it.
+  void Submit(std::function<void()> fn);
+  std::size_t size() const { return threads_.size(); }
+
+ private:
+  void Loop(int nice_increment);
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> work_;  // guarded by mu_
+  std::size_t idle_ = 0;                    // guarded by mu_; threads waiting on cv_
+  bool stopping_ = false;                   // guarded by mu_
+  std::vector<std::thread> threads_;        // constant after construction
+};
+
+}  // namespace offload

@@ -1,0 +1,326 @@
+#include "http/api.h"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+
+#include <charconv>
+#include <cmath>
+
+#include "http/job_json.h"
+#include "http/problem.h"
+
+namespace offload {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+namespace json = boost::json;
+
+namespace {
+
+HttpResponse JsonResponse(http::status status, const json::value& body) {
+  HttpResponse res{status, 11};
+  res.set(http::field::content_type, "application/json");
+  res.body() = json::serialize(body);
+  return res;
+}
+
+HttpResponse ProblemResponse(const Problem& p) {
+  HttpResponse res{p.status, 11};
+  res.set(http::field::content_type, "application/problem+json");
+  if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
+  res.body() = ProblemBody(p);
+  return res;
+}
+
+HttpResponse ErrorResponse(const Error& e) { return ProblemResponse(ProblemFromError(e)); }
+
+HttpResponse JobResponse(http::status status, const JobSnapshot& job) {
+  HttpResponse res = JsonResponse(status, JobToJson(job));
+  if (status == http::status::accepted) res.set(http::field::location, "/v1/jobs/" + job.record.id);
+  return res;
+}
+
+// The result alone: what GET /v1/jobs/{id}/result and POST /v1/tasks/{name}/run send.
+HttpResponse ResultResponse(const JobSnapshot& job) {
+  const JobRecord& j = job.record;
+  switch (j.status) {
+    case JobStatus::kSucceeded: {
+      HttpResponse res{http::status::ok, 11};
+      res.set(http::field::content_type, j.result->content_type);
+      res.body() = j.result->is_json() ? json::serialize(j.result->json) : j.result->bytes;
+      return res;
+    }
+    case JobStatus::kQueued:
+    case JobStatus::kRunning: {
+      Problem p = MakeProblem(http::status::conflict, "not-finished", "The job has not finished",
+                              "job " + j.id + " is " + std::string(JobStatusName(j.status)) +
+                                  "; wait with GET /v1/jobs/" + j.id + "?wait=30");
+      p.retry_after_s = 1;
+      return ProblemResponse(p);
+    }
+    case JobStatus::kFailed:
+    case JobStatus::kCanceled:
+      break;
+  }
+  return ProblemResponse(
+      ProblemFromJobError(j.error.value_or(JobError{"unknown", "the job did not succeed"})));
+}
+
+// Parses a wait given in seconds ("5", "0.25"). Returns false when malformed.
+bool ParseSeconds(std::string_view text, Millis* out) {
+  double s = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), s);
+  if (ec != std::errc() || ptr != text.data() + text.size() || !(s >= 0) || !std::isfinite(s)) {
+    return false;
+  }
+  *out = Millis(static_cast<std::int64_t>(std::min(s, 1e9) * 1000));
+  return true;
+}
+
+// The wait=N preference of a Prefer header (RFC 7240), e.g. "respond-async, wait=10".
+Millis PreferredWait(std::string_view prefer) {
+  Millis wait{0};
+  while (!prefer.empty()) {
+    auto comma = prefer.find_first_of(",;");
+    std::string_view token = prefer.substr(0, comma);
+    prefer = comma == std::string_view::npos ? std::string_view() : prefer.substr(comma + 1);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+    if (token.size() > 5 && (token.substr(0, 5) == "wait=" || token.substr(0, 5) == "WAIT=")) {
+      ParseSeconds(token.substr(5), &wait);
+    }
+  }
+  return wait;
+}
+
+HttpResponse MethodNotAllowed(std::string_view allow) {
+  HttpResponse res = ProblemResponse(MakeProblem(http::status::method_not_allowed, "method-not-allowed",
+                                                 "Method not allowed",
+                                                 "this resource answers " + std::string(allow)));
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+}  // namespace
+
+void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+  auto parsed = boost::urls::parse_origin_form(req.target());
+  if (!parsed) {
+    return ex->Respond(ErrorResponse(MakeError(ErrorCode::kMalformed, "the request target is not a valid path")));
+  }
+  const boost::urls::url_view url = *parsed;
+  std::vector<std::string> seg;
+  for (auto s : url.segments()) seg.push_back(s);
+  const http::verb method = req.method();
+  auto param = [&](const char* name) -> std::optional<std::string> {
+    auto it = url.params().find(name);
+    if (it == url.params().end()) return std::nullopt;
+    return std::string((*it).value);
+  };
+
+  if (seg.size() == 1 && seg[0] == "healthz") {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    bool draining = service_->draining();
+    return ex->Respond(JsonResponse(draining ? http::status::service_unavailable : http::status::ok,
+                                    json::object{{"status", draining ? "draining" : "ok"}}));
+  }
+  if (seg.size() < 2 || seg[0] != "v1") {
+    return ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
+  }
+  if (seg[1] == "jobs" && seg.size() == 2) {
+    if (method == http::verb::post) return SubmitJob(req, std::move(ex));
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET, POST"));
+    JobQuery q;
+    if (auto s = param("status"); s && !s->empty()) {
+      JobStatus st;
+      if (!ParseJobStatus(*s, &st)) {
+        return ex->Respond(ErrorResponse(MakeError(
+            ErrorCode::kInvalidArgument, "status must be queued, running, succeeded, failed or canceled")));
+      }
+      q.status = st;
+    }
+    if (auto t = param("task"); t && !t->empty()) q.task = *t;
+    if (auto l = param("limit")) {
+      int n = 0;
+      auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), n);
+      if (ec != std::errc() || p != l->data() + l->size() || n < 1 || n > 1000) {
+        return ex->Respond(
+            ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "limit must be an integer from 1 to 1000")));
+      }
+      q.limit = static_cast<std::size_t>(n);
+    }
+    if (auto c = param("cursor"); c && !c->empty()) {
+      auto [p, ec] = std::from_chars(c->data(), c->data() + c->size(), q.before_seq);
+      if (ec != std::errc() || p != c->data() + c->size()) {
+        return ex->Respond(ErrorResponse(
+            MakeError(ErrorCode::kMalformed, "cursor must be the next_cursor of a previous page")));
+      }
+    }
+    return ListJobs(q, std::move(ex));
+  }
+  if (seg[1] == "jobs" && seg.size() == 3) {
+    if (method == http::verb::get) {
+      Millis wait{0};
+      if (auto w = param("wait"); w && !ParseSeconds(*w, &wait)) {
+        return ex->Respond(
+            ErrorResponse(MakeError(ErrorCode::kMalformed, "wait must be a number of seconds")));
+      }
+      return GetJob(seg[2], std::min(wait, config_.max_wait), std::move(ex));
+    }
+    if (method == http::verb::delete_) return CancelJob(seg[2], std::move(ex));
+    return ex->Respond(MethodNotAllowed("GET, DELETE"));
+  }
+  if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "result") {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    return GetResult(seg[2], std::move(ex));
+  }
+  if (seg[1] == "tasks" && seg.size() == 2) {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    json::array tasks;
+    for (const auto& t : service_->Tasks()) tasks.push_back(TaskToJson(t));
+    return ex->Respond(JsonResponse(http::status::ok, json::object{{"tasks", std::move(tasks)}}));
+  }
+  if (seg[1] == "tasks" && seg.size() == 4 && seg[3] == "run") {
+    if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
+    return RunTask(seg[2], std::move(req), std::move(ex));
+  }
+  if (seg[1] == "resources" && seg.size() == 2) {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    json::array res;
+    for (const auto& r : service_->Resources()) res.push_back(ResourceToJson(r));
+    return ex->Respond(JsonResponse(http::status::ok, json::object{{"resources", std::move(res)}}));
+  }
+  ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
+}
+
+void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
+  auto parsed = ParseSubmitRequest(req.body());
+  if (!parsed) return ex->Respond(ErrorResponse(parsed.error()));
+  const Millis wait = std::min(PreferredWait(req[http::field::prefer]), config_.max_wait);
+  service_->Submit(std::move(*parsed), [this, ex, wait](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    if (wait.count() == 0 || IsFinished(job->record.status)) {
+      return ex->Respond(JobResponse(
+          IsFinished(job->record.status) ? http::status::ok : http::status::accepted, *job));
+    }
+    // The job is stored: whatever happens next, the client can find it by id.
+    asio::post(ex->executor(), [this, ex, wait, id = job->record.id] {
+      AwaitJob(ex, id, wait, false, [ex](ErrorOr<JobSnapshot> now) {
+        if (!now) return ex->Respond(ErrorResponse(now.error()));
+        ex->Respond(JobResponse(
+            IsFinished(now->record.status) ? http::status::ok : http::status::accepted, *now));
+      });
+    });
+  });
+}
+
+void Api::GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> ex) {
+  auto answer = [ex](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    ex->Respond(JobResponse(http::status::ok, *job));
+  };
+  if (wait.count() == 0) return service_->Get(id, answer);
+  AwaitJob(ex, id, wait, false, answer);
+}
+
+void Api::GetResult(const std::string& id, std::shared_ptr<Exchange> ex) {
+  service_->Get(id, [ex](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    ex->Respond(ResultResponse(*job));
+  });
+}
+
+void Api::CancelJob(const std::string& id, std::shared_ptr<Exchange> ex) {
+  service_->Cancel(id, [ex](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    ex->Respond(JobResponse(http::status::ok, *job));
+  });
+}
+
+void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
+  service_->List(query, [ex](ErrorOr<std::vector<JobSnapshot>> jobs, std::optional<std::uint64_t> next) {
+    if (!jobs) return ex->Respond(ErrorResponse(jobs.error()));
+    json::array items;
+    items.reserve(jobs->size());
+    for (const auto& j : *jobs) items.push_back(JobToJson(j));
+    ex->Respond(JsonResponse(
+        http::status::ok,
+        json::object{{"jobs", std::move(items)},
+                     {"next_cursor", next ? json::value(std::to_string(*next)) : json::value(nullptr)}}));
+  });
+}
+
+void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+  SubmitRequest submit;
+  submit.task = task;
+  if (!req.body().empty()) {
+    boost::system::error_code ec;
+    submit.input = json::parse(req.body(), ec);
+    if (ec) {
+      return ex->Respond(ErrorResponse(
+          MakeError(ErrorCode::kMalformed, "the body (the task's input) is not valid JSON: " + ec.message())));
+    }
+  }
+  service_->Submit(std::move(submit), [this, ex](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    if (IsFinished(job->record.status)) return ex->Respond(ResultResponse(*job));
+    asio::post(ex->executor(), [this, ex, id = job->record.id] {
+      AwaitJob(ex, id, config_.run_timeout, true, [this, ex, id](ErrorOr<JobSnapshot> now) {
+        if (!now) return ex->Respond(ErrorResponse(now.error()));
+        if (IsFinished(now->record.status)) return ex->Respond(ResultResponse(*now));
+        // Nobody will ask for this result: stop the work.
+        service_->Cancel(id, [](ErrorOr<JobSnapshot>) {});
+        ex->Respond(ProblemResponse(MakeProblem(
+            http::status::gateway_timeout, "run-timeout", "The job did not finish in time",
+            "job " + id + " did not finish within run_timeout (" +
+                std::to_string(config_.run_timeout.count()) + " ms) and was canceled; submit "
+                "long jobs with POST /v1/jobs instead")));
+      });
+    });
+  });
+}
+
+void Api::AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, Millis timeout,
+                   bool cancel_if_client_gone, Finished then) {
+  // All of this state is touched on ex's executor only.
+  struct WaitState {
+    explicit WaitState(asio::any_io_executor exec) : timer(exec) {}
+    asio::steady_timer timer;
+    bool done = false;
+    JobService::WaitTicket ticket = 0;
+  };
+  auto state = std::make_shared<WaitState>(ex->executor());
+  auto exec = ex->executor();
+  state->ticket = service_->AwaitFinish(id, [state, exec, then](JobSnapshot snap) {
+    asio::post(exec, [state, then, snap = std::move(snap)]() mutable {
+      if (state->done) return;
+      state->done = true;
+      state->timer.cancel();
+      then(std::move(snap));
+    });
+  });
+  if (state->ticket == 0) return service_->Get(id, then);  // Finished, or unknown.
+
+  state->timer.expires_after(timeout);
+  state->timer.async_wait([this, state, id, then](const boost::system::error_code& ec) {
+    if (ec || state->done) return;
+    // If the waiter fired meanwhile, its posted handler answers instead.
+    if (!service_->CancelAwait(id, state->ticket)) return;
+    state->done = true;
+    service_->Get(id, then);
+  });
+  if (cancel_if_client_gone) {
+    ex->OnClientGone([this, state, id] {
+      if (state->done) return;
+      state->done = true;
+      state->timer.cancel();
+      service_->CancelAwait(id, state->ticket);
+      service_->Cancel(id, [](ErrorOr<JobSnapshot>) {});
+    });
+  }
+}
+
+}  // namespace offload

@@ -1,0 +1,19 @@
+// The JSON codec of the API: job objects out, submit requests in.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <string_view>
+
+#include "service/job_service.h"
+
+namespace offload {
+
+boost::json::object JobToJson(const JobSnapshot& job);
+boost::json::object TaskToJson(const TaskInfo& task);
+boost::json::object ResourceToJson(const ResourceInfo& resource);
+
+// Parses a POST /v1/jobs body: {"task": NAME, "input": ANY, "priority": INT}.
+// kMalformed for bad JSON; kInvalidArgument (naming the field) for a wrong shape.
+ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body);
+
+}  // namespace offload

@@ -1,0 +1,67 @@
+#include "http/problem.h"
+
+#include <boost/json.hpp>
+
+namespace offload {
+
+namespace http = boost::beast::http;
+
+Problem MakeProblem(http::status status, std::string name, std::string title, std::string detail) {
+  return Problem{status, "urn:offload:problem:" + name, std::move(title), std::move(detail), 0};
+}
+
+Problem ProblemFromError(const Error& e) {
+  switch (e.code) {
+    case ErrorCode::kMalformed:
+      return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request", e.detail);
+    case ErrorCode::kInvalidArgument:
+      return MakeProblem(http::status::unprocessable_entity, "invalid-request",
+                         "The request names something unknown or invalid", e.detail);
+    case ErrorCode::kNotFound:
+      return MakeProblem(http::status::not_found, "not-found", "Not found", e.detail);
+    case ErrorCode::kConflict:
+      return MakeProblem(http::status::conflict, "conflict", "The job is not in a state that allows this",
+                         e.detail);
+    case ErrorCode::kQueueFull: {
+      Problem p = MakeProblem(http::status::too_many_requests, "queue-full", "The task's queue is full",
+                              e.detail);
+      p.retry_after_s = 1;
+      return p;
+    }
+    case ErrorCode::kTooLarge:
+      return MakeProblem(http::status::payload_too_large, "body-too-large", "Request body too large",
+                         e.detail);
+    case ErrorCode::kUnavailable: {
+      Problem p = MakeProblem(http::status::service_unavailable, "unavailable",
+                              "The server cannot take this request now", e.detail);
+      p.retry_after_s = 5;
+      return p;
+    }
+    case ErrorCode::kInternal:
+      break;
+  }
+  return MakeProblem(http::status::internal_server_error, "internal", "Internal error", e.detail);
+}
+
+Problem ProblemFromJobError(const JobError& e) {
+  std::string detail = e.type + ": " + e.message;
+  if (e.type == "invalid_input") {
+    return MakeProblem(http::status::unprocessable_entity, "job-failed", "The job failed", detail);
+  }
+  if (e.type == "timeout") {
+    return MakeProblem(http::status::gateway_timeout, "job-timeout", "The job timed out", detail);
+  }
+  if (e.type == "canceled" || e.type == "shutdown") {
+    return MakeProblem(http::status::conflict, "job-canceled", "The job was canceled", detail);
+  }
+  return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);
+}
+
+std::string ProblemBody(const Problem& p) {
+  return boost::json::serialize(boost::json::object{{"type", p.type},
+                                                    {"title", p.title},
+                                                    {"status", static_cast<int>(p.status)},
+                                                    {"detail", p.detail}});
+}
+
+}  // namespace offload

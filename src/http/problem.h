@@ -1,0 +1,30 @@
+// RFC 9457 problem details: the one place where internal errors become HTTP.
+#pragma once
+
+#include <boost/beast/http/status.hpp>
+#include <string>
+
+#include "offload/result.h"
+#include "util/error.h"
+
+namespace offload {
+
+struct Problem {
+  boost::beast::http::status status;
+  std::string type;   // "urn:offload:problem:NAME"; docs/api.md lists them.
+  std::string title;  // Short, the same for every problem of this type.
+  std::string detail; // What happened here and what to do.
+  int retry_after_s = 0;  // Sent as Retry-After when > 0.
+};
+
+Problem ProblemFromError(const Error& error);
+// The problem a failed job's /result answers with: 422 for input the task rejected,
+// 504 for a timeout, 500 for every other failure.
+Problem ProblemFromJobError(const JobError& error);
+Problem MakeProblem(boost::beast::http::status status, std::string name, std::string title,
+                    std::string detail);
+
+// {"type", "title", "status", "detail"} serialized.
+std::string ProblemBody(const Problem& p);
+
+}  // namespace offload

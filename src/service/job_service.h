@@ -1,0 +1,157 @@
+// JobService: the life of a job, from submit to result. It ties the store, the
+// scheduler and the executors together and is the only thing the HTTP layer talks to.
+//
+// Threads and locks: every public method is thread-safe. mu_ guards the active jobs
+// (queued or running), the scheduler and the waiters; it is held for bookkeeping only,
+// never across a handler call, a wait or network I/O. Callbacks are always invoked
+// with mu_ released, on the calling thread or on the thread that finished the job.
+// One timer thread (timers_) handles job timeouts and retention.
+#pragma once
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "exec/executor.h"
+#include "exec/thread_pool.h"
+#include "offload/task_registry.h"
+#include "sched/scheduler.h"
+#include "store/store.h"
+
+namespace offload {
+
+// A job as the API shows it: the record plus live facts only the service knows.
+struct JobSnapshot {
+  JobRecord record;
+  std::optional<std::size_t> position;  // Set while queued.
+};
+
+struct SubmitRequest {
+  std::string task;
+  boost::json::value input;
+  int priority = 0;
+};
+
+struct TaskInfo {
+  std::string name;
+  std::string run;
+  std::map<std::string, std::int64_t> uses;
+  std::string content_type;
+  std::int64_t max_queued = 0;
+  std::size_t queued = 0;
+  Millis timeout{0};
+};
+
+struct ResourceInfo {
+  std::string name;
+  std::int64_t capacity = 0;
+  std::int64_t in_use = 0;
+  std::int64_t queued_demand = 0;
+};
+
+class JobService {
+ public:
+  using SnapshotCallback = std::function<void(ErrorOr<JobSnapshot>)>;
+  using PageCallback = std::function<void(ErrorOr<std::vector<JobSnapshot>>, std::optional<std::uint64_t>)>;
+  using WaitTicket = std::uint64_t;
+
+  // Takes the registry: handlers must outlive every execution.
+  static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config,
+                                                     TaskRegistry registry,
+                                                     std::unique_ptr<Store> store);
+  // Cancels whatever still runs, then joins the pool and the timer thread.
+  ~JobService();
+
+  // Validates, stores and queues a job; `done` gets it as stored. Errors:
+  // kInvalidArgument (unknown task, input the task rejects), kQueueFull,
+  // kUnavailable (draining, or the store failed).
+  void Submit(SubmitRequest request, SnapshotCallback done);
+  // kNotFound for an unknown id.
+  void Get(const std::string& id, SnapshotCallback done);
+  // Cancels a queued or running job. kConflict when it had finished already.
+  void Cancel(const std::string& id, SnapshotCallback done);
+  // Newest first; the second argument is the cursor for the next page.
+  void List(const JobQuery& query, PageCallback done);
+
+  // If job `id` is queued or running, registers `on_finish` to receive its final
+  // snapshot and returns a non-zero ticket. Returns 0 when the job is not active
+  // (finished or unknown): use Get.
+  WaitTicket AwaitFinish(const std::string& id, std::function<void(JobSnapshot)> on_finish);
+  // Removes a waiter. Returns false when it already fired (or is firing).
+  bool CancelAwait(const std::string& id, WaitTicket ticket);
+
+  std::vector<TaskInfo> Tasks() const;
+  std::vector<ResourceInfo> Resources() const;
+  bool HasTask(const std::string& name) const { return tasks_.count(name) > 0; }
+
+  // Shutdown, in order: BeginDrain (refuse submits, start nothing new),
+  // WaitForIdle (running jobs finish), CancelAll (the rest are stopped; waiters are
+  // answered), WaitForIdle again.
+  void BeginDrain();
+  bool draining() const;
+  // Returns true when no job is running, waiting at most `timeout`.
+  bool WaitForIdle(Millis timeout);
+  void CancelAll();
+
+  // Deletes finished jobs older than the retention period. Runs periodically on the
+  // timer thread; public for tests.
+  void RemoveExpiredForTest() { RemoveExpired(); }
+
+ private:
+  struct TaskRuntime;
+  struct ActiveJob;
+  struct Waiter {
+    WaitTicket ticket;
+    std::function<void(JobSnapshot)> fn;
+  };
+  // What a locked section hands back to run once mu_ is released.
+  struct Deferred {
+    std::vector<ActiveJob*> started;
+    std::vector<std::pair<std::vector<Waiter>, JobSnapshot>> notify;
+  };
+
+  JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store);
+
+  void DispatchLocked(Deferred* out);
+  void StartLocked(ActiveJob* job, Deferred* out);
+  void FinishLocked(ActiveJob* job, Deferred* out);
+  JobSnapshot SnapshotLocked(const ActiveJob& job) const;
+  void RunDeferred(Deferred deferred);
+  void OnExecutionDone(ActiveJob* job, Result outcome);
+  void OnTimeout(const std::string& id, std::uint64_t seq);
+  void ScheduleRetention();
+  void RemoveExpired();
+
+  // Constant after construction.
+  const ServerConfig config_;
+  TaskRegistry registry_;
+  std::unique_ptr<Store> store_;
+  std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
+  std::unique_ptr<ThreadPool> pool_;
+
+  mutable std::mutex mu_;
+  std::condition_variable idle_cv_;  // Signalled when running_ drops to 0.
+  Scheduler<ActiveJob*> scheduler_;  // guarded by mu_
+  std::unordered_map<std::string, std::unique_ptr<ActiveJob>> active_;  // guarded by mu_
+  std::uint64_t next_seq_ = 0;      // guarded by mu_
+  std::uint64_t next_ticket_ = 0;   // guarded by mu_
+  std::size_t running_ = 0;         // guarded by mu_
+  bool draining_ = false;           // guarded by mu_
+
+  // Timer thread: timeouts and retention.
+  boost::asio::io_context timers_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> timers_work_;
+  std::thread timer_thread_;
+};
+
+}  // namespace offload
