@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
@@ -27,6 +28,7 @@ ErrorOr<Millis> ReadDuration(const std::string& file, const toml::node& node,
   Millis out{};
   if (auto i = node.value<std::int64_t>(); i && node.is_integer()) {
     if (*i < 0) return ConfigError(file, node, std::string(key) + " must not be negative");
+    if (*i > INT64_MAX / 1000) return ConfigError(file, node, std::string(key) + " is too large");
     return Millis(*i * 1000);
   }
   if (auto s = node.value<std::string>(); s && ParseDuration(*s, &out)) return out;
@@ -117,10 +119,78 @@ const std::vector<Setting>& Settings() {
       DurationSetting("shutdown_grace", "\"30s\"",
                       "On SIGINT/SIGTERM, running jobs may finish within this; then they are canceled.",
                       &ServerConfig::shutdown_grace),
-      StringSetting("store", "\"memory\"", "Where jobs are kept: `\"memory\"`.", &ServerConfig::store,
-                    [](const std::string& s) { return s == "memory"; }, "\"memory\""),
+      StringSetting("store", "\"sqlite:./offload-data/offload.db\"",
+                    "Where jobs are kept: `\"sqlite:PATH\"` (durable; the folder is created) or `\"memory\"` "
+                    "(lost at exit).",
+                    &ServerConfig::store,
+                    [](const std::string& s) { return s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7); },
+                    "\"memory\" or \"sqlite:PATH\""),
+      Setting{{"sqlite_synchronous", "\"full\"",
+               "`\"full\"`: a job is synced to disk before its 202 and survives a power loss. `\"normal\"`: "
+               "it survives a crash of offload (kill -9) but the last commits may be lost on an OS crash "
+               "or power loss; faster."},
+              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
+                auto s = ReadString(f, n, "sqlite_synchronous");
+                if (!s) return s.error();
+                if (*s != "full" && *s != "normal") {
+                  return ConfigError(f, n, "sqlite_synchronous must be \"full\" or \"normal\"");
+                }
+                c->sqlite_synchronous_full = *s == "full";
+                return true;
+              }},
+      DurationSetting("idempotency_ttl", "\"24h\"",
+                      "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job.",
+                      &ServerConfig::idempotency_ttl),
   };
   return settings;
+}
+
+// Reads a size given as an integer number of bytes or a string such as "512MiB".
+ErrorOr<std::int64_t> ReadByteSize(const std::string& file, const toml::node& node,
+                                   std::string_view key) {
+  std::int64_t out = 0;
+  if (node.is_integer() && *node.value<std::int64_t>() >= 0) return *node.value<std::int64_t>();
+  if (auto s = node.value<std::string>(); s && ParseByteSize(*s, &out)) return out;
+  return ConfigError(file, node,
+                     std::string(key) + " must be a number of bytes or a size such as \"512MiB\", "
+                                        "\"2GiB\", \"100MB\"");
+}
+
+ErrorOr<std::vector<std::string>> ReadArgv(const std::string& file, const toml::node& node,
+                                          std::string_view key) {
+  const toml::array* a = node.as_array();
+  std::vector<std::string> argv;
+  if (a) {
+    for (const auto& e : *a) {
+      if (!e.is_string()) break;
+      argv.push_back(*e.value<std::string>());
+    }
+  }
+  if (!a || a->empty() || argv.size() != a->size() || argv[0].empty()) {
+    return ConfigError(file, node,
+                       std::string(key) + " must be a non-empty array of strings: the program and its "
+                                          "arguments, such as [\"python3\", \"worker.py\"] (no shell)");
+  }
+  return argv;
+}
+
+// Every resource a task uses is declared, with room for one job.
+ErrorOr<bool> ValidateTaskUses(const ServerConfig& config, const std::string& name,
+                               const TaskConfig& task) {
+  for (const auto& [res, amount] : task.uses) {
+    auto it = config.resources.find(res);
+    if (it == config.resources.end()) {
+      return MakeError(ErrorCode::kInvalidArgument, "task \"" + name + "\" uses resource \"" + res +
+                                                        "\", which [resources] does not declare");
+    }
+    if (amount > it->second) {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "task \"" + name + "\" uses " + std::to_string(amount) + " " + res +
+                           " but the capacity is " + std::to_string(it->second) +
+                           ": its jobs could never start");
+    }
+  }
+  return true;
 }
 
 ErrorOr<bool> ApplyUses(const std::string& file, const toml::node& node, TaskConfig* task) {
@@ -133,6 +203,37 @@ ErrorOr<bool> ApplyUses(const std::string& file, const toml::node& node, TaskCon
     task->uses[std::string(k.str())] = *n;
   }
   if (task->uses.empty()) return ConfigError(file, node, "uses must name at least one resource");
+  return true;
+}
+
+// A task has exactly one of run, command and worker; the one this table sets
+// replaces an inherited one (a file may turn a built-in into a command). Keys that
+// only make sense for another kind are refused rather than silently ignored.
+ErrorOr<bool> ApplyTaskKind(const std::string& file, const std::string& name, const toml::table& t,
+                           bool has_run, TaskConfig* task) {
+  const bool has_command = t.contains("command");
+  const bool has_worker = t.contains("worker");
+  if (has_run + has_command + has_worker > 1) {
+    return ConfigError(file, t, "[tasks." + name +
+                                    "] sets more than one of run, command and worker; a task has one");
+  }
+  if (has_run) task->command.clear(), task->worker.clear();
+  if (has_command) task->run.clear(), task->worker.clear();
+  if (has_worker) task->run.clear(), task->command.clear();
+  if (task->run.empty() && task->command.empty() && task->worker.empty()) {
+    return ConfigError(file, t, "[tasks." + name +
+                                    "] needs run = \"builtin:NAME\", command = [...] or worker = [...]");
+  }
+  for (const char* key : {"workers", "max_jobs_per_worker", "max_rss"}) {
+    if (task->worker.empty() && t.contains(key)) {
+      return ConfigError(file, *t.get(key), std::string(key) + " applies to worker tasks only");
+    }
+  }
+  for (const char* key : {"cwd", "env", "kill_grace", "max_result"}) {
+    if (!task->run.empty() && t.contains(key)) {
+      return ConfigError(file, *t.get(key), std::string(key) + " applies to command and worker tasks only");
+    }
+  }
   return true;
 }
 
@@ -163,24 +264,88 @@ ErrorOr<bool> ApplyTask(const std::string& file, const std::string& name, const 
       auto d = ReadDuration(file, v, "timeout");
       if (!d) return d.error();
       task.timeout = *d;
+    } else if (key == "retries") {
+      auto n = ReadPositiveInt(file, v, "retries", /*allow_zero=*/true);
+      if (!n) return n.error();
+      task.retries = *n;
+    } else if (key == "retry_backoff") {
+      auto d = ReadDuration(file, v, "retry_backoff");
+      if (!d) return d.error();
+      task.retry_backoff = *d;
+    } else if (key == "retry_backoff_max") {
+      auto d = ReadDuration(file, v, "retry_backoff_max");
+      if (!d) return d.error();
+      task.retry_backoff_max = *d;
     } else if (key == "content_type") {
       auto s = ReadString(file, v, "content_type");
       if (!s) return s.error();
       task.content_type = *s;
+    } else if (key == "command" || key == "worker") {
+      auto argv = ReadArgv(file, v, key);
+      if (!argv) return argv.error();
+      (key == "command" ? task.command : task.worker) = std::move(*argv);
+    } else if (key == "workers" || key == "max_jobs_per_worker") {
+      auto n = ReadPositiveInt(file, v, key, /*allow_zero=*/key == "max_jobs_per_worker");
+      if (!n) return n.error();
+      (key == "workers" ? task.workers : task.max_jobs_per_worker) = *n;
+    } else if (key == "max_rss" || key == "max_result") {
+      auto n = ReadByteSize(file, v, key);
+      if (!n) return n.error();
+      if (key == "max_result" && *n == 0) return ConfigError(file, v, "max_result must be positive");
+      (key == "max_rss" ? task.max_rss : task.max_result) = *n;
+    } else if (key == "kill_grace") {
+      auto d = ReadDuration(file, v, "kill_grace");
+      if (!d) return d.error();
+      task.kill_grace = *d;
+    } else if (key == "cwd") {
+      auto s = ReadString(file, v, "cwd");
+      if (!s) return s.error();
+      std::filesystem::path dir(*s);
+      if (dir.is_relative()) dir = std::filesystem::path(file).parent_path() / dir;
+      task.cwd = s->empty() ? "" : std::filesystem::absolute(dir).lexically_normal().string();
+    } else if (key == "env") {
+      const toml::table* env = v.as_table();
+      if (!env) return ConfigError(file, v, "env must be a table of strings such as {LANG = \"C\"}");
+      task.env.clear();
+      for (const auto& [ek, ev] : *env) {
+        auto s = ReadString(file, ev, "env." + std::string(ek.str()));
+        if (!s) return s.error();
+        task.env[std::string(ek.str())] = *s;
+      }
     } else {
       return ConfigError(file, v, "unknown key \"" + key + "\" in [tasks." + name +
-                                      "] (expected run, uses, max_queued, timeout, content_type)");
+                                      "] (expected run, uses, max_queued, timeout, content_type, retries, "
+                                      "retry_backoff, retry_backoff_max, command, worker, workers, cwd, env, "
+                                      "kill_grace, max_jobs_per_worker, max_rss, max_result)");
     }
     if (!r) return r.error();
   }
-  if (!has_run && task.run.empty()) {
-    return ConfigError(file, t, "[tasks." + name + "] needs run = \"builtin:NAME\"");
-  }
+  auto r = ApplyTaskKind(file, name, t, has_run, &task);
+  if (!r) return r.error();
   config->tasks[name] = std::move(task);
   return true;
 }
 
 }  // namespace
+
+bool ParseByteSize(std::string_view text, std::int64_t* out) {
+  std::int64_t n = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || n < 0) return false;
+  std::string_view unit(ptr, text.data() + text.size() - ptr);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  static constexpr std::pair<std::string_view, std::int64_t> kUnits[] = {
+      {"", 1},           {"B", 1},          {"KB", 1000},      {"MB", 1000'000},
+      {"GB", 1000'000'000}, {"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", std::int64_t{1} << 30}};
+  for (const auto& [name, scale] : kUnits) {
+    if (unit == name) {
+      if (n > INT64_MAX / scale) return false;
+      *out = n * scale;
+      return true;
+    }
+  }
+  return false;
+}
 
 bool ParseDuration(std::string_view text, Millis* out) {
   std::int64_t n = 0;
@@ -193,6 +358,7 @@ bool ParseDuration(std::string_view text, Millis* out) {
   else if (unit == "m") scale = 60'000;
   else if (unit == "h") scale = 3'600'000;
   else return false;
+  if (n > INT64_MAX / scale) return false;  // Would overflow: no sane duration is that long.
   *out = Millis(n * scale);
   return true;
 }
@@ -261,6 +427,20 @@ ErrorOr<ServerConfig> ParseConfig(std::string_view text, const std::string& file
     }
     if (!known) return ConfigError(file, v, "unknown key \"" + key + "\"");
   }
+  // Checked here, once [resources] is complete, so that the error names the line of
+  // the task's uses (or of its table) in the file.
+  if (const toml::table* tasks = root["tasks"].as_table()) {
+    for (const auto& [tk, tv] : *tasks) {
+      auto it = config.tasks.find(std::string(tk.str()));
+      if (it == config.tasks.end()) continue;
+      if (auto ok = ValidateTaskUses(config, it->first, it->second); !ok) {
+        const toml::table* t = tv.as_table();
+        const toml::node* uses = t ? t->get("uses") : nullptr;
+        return MakeError(ErrorCode::kInvalidArgument,
+                         Where(file, uses ? uses->source() : tv.source()) + ok.error().detail);
+      }
+    }
+  }
   auto valid = ValidateConfig(config);
   if (!valid) {
     return MakeError(ErrorCode::kInvalidArgument, file + ": " + valid.error().detail);
@@ -281,20 +461,7 @@ ErrorOr<bool> ValidateConfig(const ServerConfig& config) {
     return MakeError(ErrorCode::kInvalidArgument, "at most 64 resources may be declared");
   }
   for (const auto& [name, task] : config.tasks) {
-    for (const auto& [res, amount] : task.uses) {
-      auto it = config.resources.find(res);
-      if (it == config.resources.end()) {
-        return MakeError(ErrorCode::kInvalidArgument,
-                         "task \"" + name + "\" uses resource \"" + res +
-                             "\", which [resources] does not declare");
-      }
-      if (amount > it->second) {
-        return MakeError(ErrorCode::kInvalidArgument,
-                         "task \"" + name + "\" uses " + std::to_string(amount) + " " + res +
-                             " but the capacity is " + std::to_string(it->second) +
-                             ": its jobs could never start");
-      }
-    }
+    if (auto ok = ValidateTaskUses(config, name, task); !ok) return ok.error();
   }
   return true;
 }

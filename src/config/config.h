@@ -29,6 +29,37 @@ struct TaskConfig {
   Millis timeout{0};
   // Overrides the handler's own content type. Empty: the handler's.
   std::string content_type;
+  // A failed execution is tried again up to this many times (0: never). Input the
+  // task rejects ("invalid_input") and cancellations are not retried.
+  std::int64_t retries = 0;
+  // Delay before retry n (1-based): retry_backoff * 2^(n-1), capped at
+  // retry_backoff_max, times a random factor in [0.5, 1] so that retries of many
+  // jobs that failed together do not arrive together.
+  Millis retry_backoff{1000};
+  Millis retry_backoff_max{300'000};
+
+  // Process tasks (docs/config.md; docs/worker-protocol.md). A task has exactly one
+  // of run, command and worker.
+  // One process per job: program and arguments, no shell. Input on stdin, result
+  // on stdout.
+  std::vector<std::string> command;
+  // Persistent worker processes speaking newline-delimited JSON.
+  std::vector<std::string> worker;
+  // Worker processes to keep running; 0: as many as `uses` lets run at once.
+  std::int64_t workers = 0;
+  // Working directory of the processes. Empty: the server's. A relative path in
+  // the file is resolved against the config file's folder when it is loaded.
+  std::string cwd;
+  // Variables added to (or replacing in) the server's environment.
+  std::map<std::string, std::string> env;
+  // Between SIGTERM and SIGKILL when a process is stopped.
+  Millis kill_grace{5000};
+  // A worker is replaced after this many jobs; 0: never.
+  std::int64_t max_jobs_per_worker = 0;
+  // A worker whose RSS exceeds this many bytes after a job is replaced; 0: never.
+  std::int64_t max_rss = 0;
+  // Output beyond this many bytes fails the job.
+  std::int64_t max_result = 64 << 20;
 };
 
 struct ServerConfig {
@@ -39,7 +70,12 @@ struct ServerConfig {
   Millis run_timeout{300'000};            // How long POST /v1/tasks/NAME/run waits.
   Millis retention{24 * 3600 * 1000};     // Finished jobs are removed after this.
   Millis shutdown_grace{30'000};          // Running jobs may finish within this.
-  std::string store = "memory";
+  // "sqlite:PATH" (durable, the default) or "memory" (lost at exit).
+  std::string store = "sqlite:./offload-data/offload.db";
+  // SQLite's synchronous setting: true for FULL, false for NORMAL.
+  bool sqlite_synchronous_full = true;
+  // How long an Idempotency-Key is remembered.
+  Millis idempotency_ttl{24 * 3600 * 1000};
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,
@@ -60,6 +96,8 @@ ErrorOr<bool> ValidateConfig(const ServerConfig& config);
 
 // Parses "250ms", "30s", "5m", "24h" or a bare number of seconds.
 bool ParseDuration(std::string_view text, Millis* out);
+// Parses "512MiB", "2GiB", "100MB", "4096B" or a bare number of bytes.
+bool ParseByteSize(std::string_view text, std::int64_t* out);
 
 // The top-level keys the file accepts, for docs and --help.
 struct SettingDoc {

@@ -15,12 +15,28 @@ void RunContext::ReportProgress(double fraction) {
 }
 
 void RunContext::RequestStop(StopReason reason) {
+  std::function<void()> on_stop;
   {
     std::lock_guard lock(mu_);
     StopReason none = StopReason::kNone;
-    stop_.compare_exchange_strong(none, reason, std::memory_order_acq_rel);
+    if (stop_.compare_exchange_strong(none, reason, std::memory_order_acq_rel)) {
+      on_stop = std::move(on_stop_);
+      on_stop_ = nullptr;
+    }
   }
   cv_.notify_all();
+  if (on_stop) on_stop();
+}
+
+void RunContext::OnStop(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (!canceled()) {
+      on_stop_ = std::move(fn);
+      return;
+    }
+  }
+  fn();
 }
 
 }  // namespace offload

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 
 #include "offload/context.h"
@@ -19,8 +20,14 @@ class RunContext final : public Context {
   bool SleepFor(std::chrono::milliseconds d) override;
   void ReportProgress(double fraction) override;
 
-  // Asks the handler to stop; the first reason given wins. Wakes SleepFor.
+  // Asks the handler to stop; the first reason given wins. Wakes SleepFor and runs
+  // the OnStop callback.
   void RequestStop(StopReason reason);
+  // For executors whose work cannot poll canceled() (a child process): `fn` runs
+  // once, on the thread that calls the first RequestStop (which may hold the
+  // service's lock: `fn` must only hand the stop over, e.g. post it to a loop), or
+  // right here if a stop was requested already. A second call replaces the first.
+  void OnStop(std::function<void()> fn);
   StopReason stop_reason() const { return stop_.load(std::memory_order_acquire); }
   // -1 until the handler reports progress.
   double progress() const { return progress_.load(std::memory_order_relaxed); }
@@ -30,6 +37,7 @@ class RunContext final : public Context {
   std::atomic<double> progress_{-1};
   std::mutex mu_;
   std::condition_variable cv_;
+  std::function<void()> on_stop_;  // guarded by mu_
 };
 
 }  // namespace offload

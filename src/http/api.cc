@@ -199,9 +199,17 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
 void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
   auto parsed = ParseSubmitRequest(req.body());
   if (!parsed) return ex->Respond(ErrorResponse(parsed.error()));
+  if (auto key = req["Idempotency-Key"]; !key.empty()) {
+    if (key.size() > 255) {
+      return ex->Respond(ErrorResponse(
+          MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key must be at most 255 characters")));
+    }
+    parsed->idempotency_key = std::string(key);
+  }
   const Millis wait = std::min(PreferredWait(req[http::field::prefer]), config_.max_wait);
   service_->Submit(std::move(*parsed), [this, ex, wait](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
+    if (job->replayed) return ex->Respond(JobResponse(http::status::ok, *job));
     if (wait.count() == 0 || IsFinished(job->record.status)) {
       return ex->Respond(JobResponse(
           IsFinished(job->record.status) ? http::status::ok : http::status::accepted, *job));

@@ -100,7 +100,12 @@ class Scheduler {
       int start = -1;
       for (auto [key, q] : heads) {
         const ResourceDemand& uses = queues_[q].uses;
-        if (uses.mask & blocked) continue;  // An earlier job waits for one of these.
+        if (uses.mask & blocked) {
+          // An earlier job waits for one of these. This one keeps its place on all
+          // the others too, or a later job could overtake it there.
+          blocked |= uses.mask;
+          continue;
+        }
         if (Fits(uses)) {
           start = q;
           break;

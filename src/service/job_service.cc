@@ -2,11 +2,14 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <random>
 
 #include "exec/inprocess_executor.h"
+#include "exec/process_task.h"
 #include "util/id_generator.h"
 
 namespace offload {
@@ -19,6 +22,7 @@ struct JobService::TaskRuntime {
   InputValidator validate;
   std::unique_ptr<Executor> executor;
   int queue = 0;
+  std::size_t pending_inserts = 0;  // guarded by mu_; submits whose insert is in flight
 };
 
 struct JobService::ActiveJob {
@@ -26,11 +30,14 @@ struct JobService::ActiveJob {
   TaskRuntime* task = nullptr;
   std::shared_ptr<RunContext> run;  // Set while an execution is under way.
   std::vector<Waiter> waiters;
+  bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
+  bool final_durable = false;  // Its final state is in the store.
 };
 
 namespace {
 
-// Resource names in a fixed order: their index is their bit in ResourceDemand::mask.
+constexpr std::size_t kErrorHistory = 5;
+
 std::vector<std::string> ResourceNames(const ServerConfig& c) {
   std::vector<std::string> names;
   for (const auto& [name, cap] : c.resources) names.push_back(name);
@@ -50,6 +57,34 @@ std::size_t PoolSize(const ServerConfig& c) {
   return static_cast<std::size_t>(std::clamp<std::int64_t>(total, 1, 1024));
 }
 
+// FNV-1a: stable across runs and builds, so stored request hashes stay comparable.
+std::uint64_t HashRequest(const std::string& task, const boost::json::value& input, int priority) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ull;
+  };
+  mix(task);
+  mix(boost::json::serialize(input));
+  mix(std::to_string(priority));
+  return h;
+}
+
+std::string IdempotencySlot(const std::string& task, const std::string& key) { return task + '\0' + key; }
+
+Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
+  const int shift = std::clamp(failed_attempts - 1, 0, 30);
+  const double base = static_cast<double>(t.retry_backoff.count()) * static_cast<double>(1ull << shift);
+  const double capped = std::min(base, static_cast<double>(t.retry_backoff_max.count()));
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  return Millis(static_cast<std::int64_t>(capped * jitter(rng)));
+}
+
 }  // namespace
 
 JobService::JobService(const ServerConfig& config, TaskRegistry registry,
@@ -57,6 +92,7 @@ JobService::JobService(const ServerConfig& config, TaskRegistry registry,
     : config_(config),
       registry_(std::move(registry)),
       store_(std::move(store)),
+      store_queue_(std::make_unique<StoreQueue>(store_.get())),
       pool_(std::make_unique<ThreadPool>(PoolSize(config), /*nice_increment=*/5)),
       scheduler_(Capacities(config)),
       timers_work_(asio::make_work_guard(timers_)),
@@ -69,18 +105,27 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
   if (!valid) return valid.error();
   std::unique_ptr<JobService> service(new JobService(config, std::move(registry), std::move(store)));
   const std::vector<std::string> names = ResourceNames(config);
+  std::shared_ptr<ProcessSupervisor> supervisor;  // Shared by the process tasks' executors.
   for (const auto& [name, tc] : config.tasks) {
-    const std::string builtin = tc.run.substr(tc.run.find(':') + 1);
-    const TaskDefinition* def = service->registry_.Find(builtin);
-    if (!def) {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       "task \"" + name + "\": no in-process handler named \"" + builtin + "\"");
-    }
     auto rt = std::make_unique<TaskRuntime>();
     rt->config = tc;
-    rt->content_type = tc.content_type.empty() ? def->content_type : tc.content_type;
-    rt->validate = def->validate;
-    rt->executor = std::make_unique<InProcessExecutor>(def, service->pool_.get());
+    if (IsProcessTask(tc)) {
+      if (!supervisor) supervisor = ProcessSupervisor::Create();
+      auto executor = MakeProcessExecutor(config, tc, supervisor);
+      if (!executor) return executor.error();
+      rt->executor = std::move(*executor);
+      rt->content_type = tc.content_type.empty() ? "application/json" : tc.content_type;
+    } else {
+      const std::string builtin = tc.run.substr(tc.run.find(':') + 1);
+      const TaskDefinition* def = service->registry_.Find(builtin);
+      if (!def) {
+        return MakeError(ErrorCode::kInvalidArgument,
+                         "task \"" + name + "\": no in-process handler named \"" + builtin + "\"");
+      }
+      rt->content_type = tc.content_type.empty() ? def->content_type : tc.content_type;
+      rt->validate = def->validate;
+      rt->executor = std::make_unique<InProcessExecutor>(def, service->pool_.get());
+    }
     ResourceDemand demand;
     for (const auto& [res, amount] : tc.uses) {
       auto idx = std::find(names.begin(), names.end(), res) - names.begin();
@@ -89,8 +134,73 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     rt->queue = service->scheduler_.AddQueue(std::move(demand));
     service->tasks_.emplace(name, std::move(rt));
   }
+  if (auto recovered = service->Recover(); !recovered) return recovered.error();
   service->ScheduleRetention();
   return service;
+}
+
+// Runs before the service is shared: no other thread can call in yet.
+ErrorOr<bool> JobService::Recover() {
+  auto max_seq = store_->MaxSeq();
+  if (!max_seq) return max_seq.error();
+  auto unfinished = store_->LoadUnfinished();
+  if (!unfinished) return unfinished.error();
+  auto keys = store_->LoadIdempotencyKeys(NowMillis() - config_.idempotency_ttl.count());
+  if (!keys) return keys.error();
+
+  Deferred deferred;
+  std::size_t requeued = 0, interrupted = 0;
+  {
+    std::lock_guard lock(mu_);
+    next_seq_ = *max_seq;
+    for (const IdempotencyEntry& e : *keys) {
+      idempotency_[IdempotencySlot(e.task, e.key)] =
+          IdempotencyRecord{e.job_id, e.request_hash, e.created_at, true};
+    }
+    for (JobRecord& rec : *unfinished) {
+      auto job = std::make_unique<ActiveJob>();
+      auto task = tasks_.find(rec.task);
+      job->record = std::move(rec);
+      JobRecord& r = job->record;
+      ActiveJob* raw = job.get();
+      active_.emplace(r.id, std::move(job));
+      if (task == tasks_.end()) {
+        r.status = JobStatus::kFailed;
+        r.error = JobError{"unknown_task", "task \"" + r.task + "\" is no longer configured"};
+        FinishLocked(raw);
+        continue;
+      }
+      raw->task = task->second.get();
+      if (r.status == JobStatus::kRunning) {
+        JobError lost{"interrupted", "the server stopped while the job was running"};
+        if (r.attempts <= raw->task->config.retries) {
+          r.error_history.push_back(lost);
+          if (r.error_history.size() > kErrorHistory) r.error_history.erase(r.error_history.begin());
+          r.status = JobStatus::kQueued;
+          r.started_at = 0;
+          r.progress.reset();
+          WriteLocked(r);
+          ++requeued;
+        } else {
+          r.status = JobStatus::kFailed;
+          r.error = lost;
+          FinishLocked(raw);
+          ++interrupted;
+          continue;
+        }
+      }
+      scheduler_.Enqueue(raw->task->queue, Scheduler<ActiveJob*>::MakeKey(r.priority, r.seq), raw);
+      raw->in_scheduler = true;
+    }
+    DispatchLocked(&deferred);
+  }
+  if (!unfinished->empty()) {
+    spdlog::info("recovery: {} unfinished jobs found; {} re-queued after an interrupted run, {} failed as "
+                 "interrupted",
+                 unfinished->size(), requeued, interrupted);
+  }
+  RunDeferred(std::move(deferred));
+  return true;
 }
 
 JobService::~JobService() {
@@ -101,6 +211,7 @@ JobService::~JobService() {
   timers_.stop();
   timer_thread_.join();
   pool_.reset();  // Joins the pool threads before the jobs they point at go away.
+  store_queue_.reset();  // Applies the writes still queued.
 }
 
 void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
@@ -118,39 +229,112 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   auto job = std::make_unique<ActiveJob>();
   job->task = task;
   JobRecord& rec = job->record;
-  rec.id = NewJobId();
   rec.task = request.task;
   rec.priority = request.priority;
+  if (!request.idempotency_key.empty()) {
+    rec.idempotency_key = std::move(request.idempotency_key);
+    rec.request_hash = HashRequest(rec.task, request.input, rec.priority);
+  }
   rec.input = std::make_shared<const boost::json::value>(std::move(request.input));
 
+  std::optional<Error> refused;
+  std::optional<JobSnapshot> replay;
+  std::string replay_id;
+  {
+    std::lock_guard lock(mu_);
+    const UnixMillis now = NowMillis();
+    IdempotencyRecord* seen = nullptr;
+    if (!rec.idempotency_key.empty()) {
+      auto it = idempotency_.find(IdempotencySlot(rec.task, rec.idempotency_key));
+      if (it != idempotency_.end() && it->second.created_at + config_.idempotency_ttl.count() > now) {
+        seen = &it->second;
+      }
+    }
+    if (seen && seen->request_hash != rec.request_hash) {
+      refused = MakeError(ErrorCode::kInvalidArgument,
+                          "Idempotency-Key \"" + rec.idempotency_key + "\" was used for job " + seen->job_id +
+                              " with a different request; use a new key for a new job");
+    } else if (seen && !seen->stored) {
+      refused = MakeError(ErrorCode::kConflict, "the first request with Idempotency-Key \"" +
+                                                    rec.idempotency_key + "\" is still being stored; retry");
+    } else if (seen) {
+      auto active = active_.find(seen->job_id);
+      if (active != active_.end()) replay = SnapshotLocked(*active->second);
+      else replay_id = seen->job_id;
+    } else if (draining_) {
+      refused = MakeError(ErrorCode::kUnavailable, "the server is shutting down; retry elsewhere");
+    } else if (scheduler_.queued(task->queue) + task->pending_inserts >=
+               static_cast<std::size_t>(task->config.max_queued)) {
+      refused = MakeError(ErrorCode::kQueueFull, "task \"" + rec.task + "\" already has " +
+                                                     std::to_string(task->config.max_queued) +
+                                                     " queued jobs (max_queued)");
+    } else {
+      rec.id = NewJobId();
+      rec.seq = ++next_seq_;
+      rec.created_at = now;
+      ++task->pending_inserts;
+      if (!rec.idempotency_key.empty()) {
+        idempotency_[IdempotencySlot(rec.task, rec.idempotency_key)] =
+            IdempotencyRecord{rec.id, rec.request_hash, now, false};
+      }
+      // The callback owns the job until it is durable; it is never dropped: the
+      // queue calls every callback, with an error if the write failed.
+      ActiveJob* raw = job.release();
+      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record},
+                          [this, raw, done](ErrorOr<bool> stored) {
+                            OnInserted(std::unique_ptr<ActiveJob>(raw), std::move(stored), done);
+                          });
+    }
+  }
+  if (refused) return done(std::move(*refused));
+  if (replay) {
+    replay->replayed = true;
+    return done(std::move(*replay));
+  }
+  if (!replay_id.empty()) {
+    return StoreGet(replay_id, [done, replay_id](ErrorOr<std::optional<JobRecord>> got) {
+      if (!got) return done(got.error());
+      if (!*got) {
+        return done(MakeError(ErrorCode::kConflict, "the job of this Idempotency-Key (" + replay_id +
+                                                        ") was removed by retention; use a new key"));
+      }
+      JobSnapshot snap{std::move(**got), std::nullopt, true};
+      done(std::move(snap));
+    });
+  }
+  store_queue_->Drain();
+}
+
+void JobService::OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) {
   Deferred deferred;
   ErrorOr<JobSnapshot> answer = MakeError(ErrorCode::kInternal, "unset");
   {
     std::lock_guard lock(mu_);
-    if (draining_) {
-      answer = MakeError(ErrorCode::kUnavailable, "the server is shutting down; retry elsewhere");
-    } else if (scheduler_.queued(task->queue) >= static_cast<std::size_t>(task->config.max_queued)) {
-      answer = MakeError(ErrorCode::kQueueFull,
-                         "task \"" + rec.task + "\" already has " +
-                             std::to_string(task->config.max_queued) + " queued jobs (max_queued)");
+    JobRecord& rec = job->record;
+    --job->task->pending_inserts;
+    auto slot = rec.idempotency_key.empty() ? idempotency_.end()
+                                            : idempotency_.find(IdempotencySlot(rec.task, rec.idempotency_key));
+    if (!stored) {
+      spdlog::error("store: cannot insert job {}: {}", rec.id, stored.error().detail);
+      if (slot != idempotency_.end() && slot->second.job_id == rec.id) idempotency_.erase(slot);
+      answer = MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
     } else {
-      rec.seq = ++next_seq_;
-      rec.created_at = NowMillis();
-      if (auto stored = store_->Insert(rec); !stored) {
-        spdlog::error("store: cannot insert job {}: {}", rec.id, stored.error().detail);
-        answer = MakeError(ErrorCode::kUnavailable,
-                           "the job store cannot take writes: " + stored.error().detail);
-      } else {
-        ActiveJob* raw = job.get();
-        active_.emplace(rec.id, std::move(job));
-        scheduler_.Enqueue(task->queue, Scheduler<ActiveJob*>::MakeKey(rec.priority, rec.seq), raw);
-        DispatchLocked(&deferred);
-        answer = SnapshotLocked(*raw);
-      }
+      if (slot != idempotency_.end() && slot->second.job_id == rec.id) slot->second.stored = true;
+      ActiveJob* raw = job.get();
+      active_.emplace(rec.id, std::move(job));
+      scheduler_.Enqueue(raw->task->queue, Scheduler<ActiveJob*>::MakeKey(raw->record.priority, raw->record.seq),
+                         raw);
+      raw->in_scheduler = true;
+      DispatchLocked(&deferred);
+      answer = SnapshotLocked(*raw);
     }
   }
   RunDeferred(std::move(deferred));
   done(std::move(answer));
+}
+
+void JobService::StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done) {
+  store_queue_->Read([this, id, done = std::move(done)] { done(store_->Get(id)); });
 }
 
 void JobService::Get(const std::string& id, SnapshotCallback done) {
@@ -161,10 +345,11 @@ void JobService::Get(const std::string& id, SnapshotCallback done) {
     if (it != active_.end()) live = SnapshotLocked(*it->second);
   }
   if (live) return done(std::move(*live));
-  auto stored = store_->Get(id);
-  if (!stored) return done(stored.error());
-  if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
-  done(JobSnapshot{std::move(**stored), std::nullopt});
+  StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
+    if (!stored) return done(stored.error());
+    if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
+    done(JobSnapshot{std::move(**stored), std::nullopt});
+  });
 }
 
 void JobService::Cancel(const std::string& id, SnapshotCallback done) {
@@ -177,24 +362,21 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
       ActiveJob* job = it->second.get();
       JobRecord& rec = job->record;
       if (rec.status == JobStatus::kQueued) {
-        scheduler_.Remove(job->task->queue, Scheduler<ActiveJob*>::MakeKey(rec.priority, rec.seq));
+        if (job->in_scheduler) {
+          scheduler_.Remove(job->task->queue, Scheduler<ActiveJob*>::MakeKey(rec.priority, rec.seq));
+          job->in_scheduler = false;
+        }
         rec.status = JobStatus::kCanceled;
-        FinishLocked(job, &deferred);  // Erases job.
-        DispatchLocked(&deferred);     // It may have blocked the jobs behind it.
-        snap = deferred.notify.back().second;
+        FinishLocked(job);
+        snap = SnapshotLocked(*job);
+        DispatchLocked(&deferred);  // It may have blocked the jobs behind it.
       } else if (rec.status == JobStatus::kRunning) {
         // The execution keeps its resources until it has really stopped; the job
         // is canceled for the client from now on.
         rec.status = JobStatus::kCanceled;
-        rec.finished_at = NowMillis();
-        rec.error = JobError{"canceled", "canceled by a DELETE request"};
-        if (auto s = store_->Update(rec); !s) {
-          spdlog::error("store: cannot record cancel of {}: {}", rec.id, s.error().detail);
-        }
+        FinishLocked(job);
         job->run->RequestStop(StopReason::kCanceled);
         snap = SnapshotLocked(*job);
-        deferred.notify.emplace_back(std::move(job->waiters), *snap);
-        job->waiters.clear();
       } else {
         snap = SnapshotLocked(*job);  // Canceled earlier, still stopping: same answer.
       }
@@ -204,29 +386,32 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
     RunDeferred(std::move(deferred));
     return done(std::move(*snap));
   }
-  auto stored = store_->Get(id);
-  if (!stored) return done(stored.error());
-  if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
-  done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
-                                           std::string(JobStatusName((*stored)->status))));
+  StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
+    if (!stored) return done(stored.error());
+    if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
+    done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
+                                             std::string(JobStatusName((*stored)->status))));
+  });
 }
 
 void JobService::List(const JobQuery& query, PageCallback done) {
-  auto page = store_->List(query);
-  if (!page) return done(page.error(), std::nullopt);
-  std::vector<JobSnapshot> out;
-  out.reserve(page->jobs.size());
-  {
-    // Active jobs: the live view (progress, position, a status newer than the
-    // store's) wins over the stored copy.
-    std::lock_guard lock(mu_);
-    for (JobRecord& rec : page->jobs) {
-      auto it = active_.find(rec.id);
-      if (it != active_.end()) out.push_back(SnapshotLocked(*it->second));
-      else out.push_back(JobSnapshot{std::move(rec), std::nullopt});
+  store_queue_->Read([this, query, done = std::move(done)] {
+    auto page = store_->List(query);
+    if (!page) return done(page.error(), std::nullopt);
+    std::vector<JobSnapshot> out;
+    out.reserve(page->jobs.size());
+    {
+      // Active jobs: the live view (progress, position, a status newer than the
+      // store's) wins over the stored copy.
+      std::lock_guard lock(mu_);
+      for (JobRecord& rec : page->jobs) {
+        auto it = active_.find(rec.id);
+        if (it != active_.end()) out.push_back(SnapshotLocked(*it->second));
+        else out.push_back(JobSnapshot{std::move(rec), std::nullopt});
+      }
     }
-  }
-  done(std::move(out), page->next_before_seq);
+    done(std::move(out), page->next_before_seq);
+  });
 }
 
 JobService::WaitTicket JobService::AwaitFinish(const std::string& id,
@@ -288,29 +473,40 @@ bool JobService::WaitForIdle(Millis timeout) {
 }
 
 void JobService::CancelAll() {
-  Deferred deferred;
   {
     std::lock_guard lock(mu_);
     std::vector<ActiveJob*> queued;
     for (auto& [id, job] : active_) {
-      if (job->record.status == JobStatus::kQueued) queued.push_back(job.get());
-      else if (job->run) job->run->RequestStop(StopReason::kShutdown);
+      if (job->record.status == JobStatus::kRunning && job->run) job->run->RequestStop(StopReason::kShutdown);
+      // A durable store keeps queued jobs queued: they resume at the next start.
+      else if (job->record.status == JobStatus::kQueued && !store_->durable()) queued.push_back(job.get());
     }
     for (ActiveJob* job : queued) {
-      scheduler_.Remove(job->task->queue,
-                        Scheduler<ActiveJob*>::MakeKey(job->record.priority, job->record.seq));
+      if (job->in_scheduler) {
+        scheduler_.Remove(job->task->queue,
+                          Scheduler<ActiveJob*>::MakeKey(job->record.priority, job->record.seq));
+        job->in_scheduler = false;
+      }
       job->record.status = JobStatus::kCanceled;
       job->record.error = JobError{"shutdown", "the server shut down before the job started"};
-      FinishLocked(job, &deferred);
+      FinishLocked(job);
     }
   }
-  RunDeferred(std::move(deferred));
+  store_queue_->Drain();
+}
+
+// REQUIRES: mu_ held.
+void JobService::WriteLocked(const JobRecord& rec) {
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec}, nullptr);
 }
 
 // REQUIRES: mu_ held.
 void JobService::DispatchLocked(Deferred* out) {
   if (draining_) return;
-  scheduler_.Dispatch([&](int, ActiveJob* job) { StartLocked(job, out); });
+  scheduler_.Dispatch([&](int, ActiveJob* job) {
+    job->in_scheduler = false;
+    StartLocked(job, out);
+  });
 }
 
 // REQUIRES: mu_ held; the scheduler has reserved the job's resources.
@@ -320,26 +516,42 @@ void JobService::StartLocked(ActiveJob* job, Deferred* out) {
   rec.started_at = NowMillis();
   rec.attempts += 1;
   job->run = std::make_shared<RunContext>();
-  if (auto s = store_->Update(rec); !s) {
-    spdlog::error("store: cannot record start of {}: {}", rec.id, s.error().detail);
-  }
+  WriteLocked(rec);
   ++running_;
   out->started.push_back(job);
 }
 
-// Sets finished_at, writes the final record, hands the waiters to `out` and erases
-// the job. REQUIRES: mu_ held; rec.status is final; the job holds no resources.
-void JobService::FinishLocked(ActiveJob* job, Deferred* out) {
+// Sets finished_at and queues the final write; once it is durable the waiters are
+// answered and the job leaves active_ — or, for a canceled job whose execution is
+// still stopping, leaves it in OnExecutionDone. REQUIRES: mu_ held; rec.status is
+// final.
+void JobService::FinishLocked(ActiveJob* job) {
   JobRecord& rec = job->record;
   if (rec.finished_at == 0) rec.finished_at = NowMillis();
   if (rec.status == JobStatus::kCanceled && !rec.error) {
     rec.error = JobError{"canceled", "canceled by a DELETE request"};
   }
-  if (auto s = store_->Update(rec); !s) {
-    spdlog::error("store: cannot record the end of {}: {}", rec.id, s.error().detail);
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec}, [this, id = rec.id](ErrorOr<bool> stored) {
+    if (!stored) spdlog::error("store: cannot record the end of {}: {}", id, stored.error().detail);
+    OnFinishDurable(id);
+  });
+}
+
+void JobService::OnFinishDurable(const std::string& id) {
+  std::vector<Waiter> waiters;
+  std::optional<JobSnapshot> snap;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) return;
+    ActiveJob* job = it->second.get();
+    job->final_durable = true;
+    waiters = std::move(job->waiters);
+    job->waiters.clear();
+    snap = JobSnapshot{job->record, std::nullopt};
+    if (!job->run) active_.erase(it);
   }
-  out->notify.emplace_back(std::move(job->waiters), JobSnapshot{rec, std::nullopt});
-  active_.erase(rec.id);
+  for (auto& w : waiters) w.fn(*snap);
 }
 
 // REQUIRES: mu_ held.
@@ -355,6 +567,13 @@ JobSnapshot JobService::SnapshotLocked(const ActiveJob& job) const {
 }
 
 void JobService::RunDeferred(Deferred deferred) {
+  store_queue_->Drain();
+  for (auto [job, delay] : deferred.retry_after) {
+    auto timer = std::make_shared<asio::steady_timer>(timers_, delay);
+    timer->async_wait([this, timer, id = job->record.id, seq = job->record.seq](const boost::system::error_code& ec) {
+      if (!ec) OnRetryDue(id, seq);
+    });
+  }
   for (ActiveJob* job : deferred.started) {
     Execution exec{job->record.id, job->record.task, job->record.input, job->record.priority,
                    job->record.attempts, job->run};
@@ -369,9 +588,6 @@ void JobService::RunDeferred(Deferred deferred) {
     job->task->executor->Start(std::move(exec),
                                [this, job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
   }
-  for (auto& [waiters, snap] : deferred.notify) {
-    for (auto& w : waiters) w.fn(snap);
-  }
 }
 
 void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
@@ -381,11 +597,18 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
     scheduler_.Release(job->task->queue);
     JobRecord& rec = job->record;
     const StopReason stop = job->run->stop_reason();
-    if (rec.status == JobStatus::kRunning) {
+    const double progress = job->run->progress();
+    job->run.reset();
+    if (--running_ == 0) idle_cv_.notify_all();
+    if (rec.status == JobStatus::kCanceled) {
+      // Canceled while running: its final state was queued by Cancel. Erase it once
+      // that write is durable (else OnFinishDurable erases it).
+      if (job->final_durable) active_.erase(rec.id);
+    } else {
+      std::optional<JobError> failure;
       if (stop == StopReason::kTimeout) {
-        rec.status = JobStatus::kFailed;
-        rec.error = JobError{"timeout", "the job ran longer than the task's timeout of " +
-                                            std::to_string(job->task->config.timeout.count()) + " ms"};
+        failure = JobError{"timeout", "the job ran longer than the task's timeout of " +
+                                          std::to_string(job->task->config.timeout.count()) + " ms"};
       } else if (stop == StopReason::kShutdown) {
         rec.status = JobStatus::kCanceled;
         rec.error = JobError{"shutdown", "the server shut down while the job ran"};
@@ -394,16 +617,43 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
         rec.result = outcome.output();
         rec.progress = 1.0;
       } else {
-        rec.status = JobStatus::kFailed;
-        rec.error = outcome.error();
+        failure = outcome.error();
+      }
+      if (progress >= 0 && rec.status != JobStatus::kSucceeded) rec.progress = progress;
+      const bool retry = failure && failure->type != "invalid_input" && !draining_ &&
+                         rec.attempts <= job->task->config.retries;
+      if (retry) {
+        rec.error_history.push_back(*failure);
+        if (rec.error_history.size() > kErrorHistory) rec.error_history.erase(rec.error_history.begin());
+        rec.status = JobStatus::kQueued;
+        rec.started_at = 0;
+        rec.progress.reset();
+        WriteLocked(rec);
+        deferred.retry_after.emplace_back(job, RetryDelay(job->task->config, rec.attempts));
+      } else {
+        if (failure) {
+          rec.status = JobStatus::kFailed;
+          rec.error = std::move(failure);
+        }
+        FinishLocked(job);
       }
     }
-    if (job->run->progress() >= 0 && rec.status != JobStatus::kSucceeded) {
-      rec.progress = job->run->progress();
-    }
-    job->run.reset();
-    FinishLocked(job, &deferred);
-    if (--running_ == 0) idle_cv_.notify_all();
+    DispatchLocked(&deferred);
+  }
+  RunDeferred(std::move(deferred));
+}
+
+void JobService::OnRetryDue(const std::string& id, std::uint64_t seq) {
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) return;
+    ActiveJob* job = it->second.get();
+    if (job->record.seq != seq || job->record.status != JobStatus::kQueued || job->in_scheduler) return;
+    // Its original seq keeps its place: a retry goes before jobs submitted after it.
+    scheduler_.Enqueue(job->task->queue, Scheduler<ActiveJob*>::MakeKey(job->record.priority, seq), job);
+    job->in_scheduler = true;
     DispatchLocked(&deferred);
   }
   RunDeferred(std::move(deferred));
@@ -427,7 +677,18 @@ void JobService::ScheduleRetention() {
 }
 
 void JobService::RemoveExpired() {
-  auto removed = store_->RemoveFinishedBefore(NowMillis() - config_.retention.count());
+  const UnixMillis now = NowMillis();
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = idempotency_.begin(); it != idempotency_.end();) {
+      if (it->second.stored && it->second.created_at + config_.idempotency_ttl.count() <= now) {
+        it = idempotency_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  auto removed = store_->RemoveFinishedBefore(now - config_.retention.count());
   if (!removed) spdlog::error("store: retention failed: {}", removed.error().detail);
   else if (*removed > 0) spdlog::debug("retention: removed {} finished jobs", *removed);
 }

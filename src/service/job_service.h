@@ -2,10 +2,18 @@
 // scheduler and the executors together and is the only thing the HTTP layer talks to.
 //
 // Threads and locks: every public method is thread-safe. mu_ guards the active jobs
-// (queued or running), the scheduler and the waiters; it is held for bookkeeping only,
-// never across a handler call, a wait or network I/O. Callbacks are always invoked
-// with mu_ released, on the calling thread or on the thread that finished the job.
-// One timer thread (timers_) handles job timeouts and retention.
+// (queued, running, or finished but not yet durable), the scheduler, the waiters and
+// the idempotency keys; it is held for bookkeeping only, never across a handler
+// call, a wait, disk or network I/O. Store writes are queued on a StoreQueue while mu_
+// is held — so the store sees state changes in the order they happened — and applied
+// after it is released (by the writer thread for SQLite). Callbacks are always
+// invoked with mu_ released, on the calling thread, a store thread or the thread that
+// finished the job. One timer thread (timers_) handles timeouts, retry back-off and
+// retention.
+//
+// A job enters active_ once its insert is durable (so a 202 is never sent for a job
+// that is not stored) and leaves it once its final state is durable; waiters are
+// answered then.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -27,6 +35,7 @@
 #include "offload/task_registry.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
+#include "store/store_queue.h"
 
 namespace offload {
 
@@ -34,12 +43,15 @@ namespace offload {
 struct JobSnapshot {
   JobRecord record;
   std::optional<std::size_t> position;  // Set while queued.
+  // Set when Submit returned an earlier job for a repeated Idempotency-Key.
+  bool replayed = false;
 };
 
 struct SubmitRequest {
   std::string task;
   boost::json::value input;
   int priority = 0;
+  std::string idempotency_key;  // Empty: none.
 };
 
 struct TaskInfo {
@@ -72,9 +84,10 @@ class JobService {
   // Cancels whatever still runs, then joins the pool and the timer thread.
   ~JobService();
 
-  // Validates, stores and queues a job; `done` gets it as stored. Errors:
-  // kInvalidArgument (unknown task, input the task rejects), kQueueFull,
-  // kUnavailable (draining, or the store failed).
+  // Validates, stores and queues a job; `done` gets it once it is durable. Errors:
+  // kInvalidArgument (unknown task, input the task rejects, an Idempotency-Key reused
+  // with another request), kQueueFull, kUnavailable (draining, or the store failed),
+  // kConflict (the first request with this Idempotency-Key is still being stored).
   void Submit(SubmitRequest request, SnapshotCallback done);
   // kNotFound for an unknown id.
   void Get(const std::string& id, SnapshotCallback done);
@@ -106,6 +119,8 @@ class JobService {
   // Deletes finished jobs older than the retention period. Runs periodically on the
   // timer thread; public for tests.
   void RemoveExpiredForTest() { RemoveExpired(); }
+  // Blocks until every store write queued so far is applied.
+  void FlushStoreForTest() { store_queue_->Flush(); }
 
  private:
   struct TaskRuntime;
@@ -114,21 +129,33 @@ class JobService {
     WaitTicket ticket;
     std::function<void(JobSnapshot)> fn;
   };
+  struct IdempotencyRecord {
+    std::string job_id;
+    std::uint64_t request_hash = 0;
+    UnixMillis created_at = 0;
+    bool stored = false;  // False while the first request's insert is in flight.
+  };
   // What a locked section hands back to run once mu_ is released.
   struct Deferred {
     std::vector<ActiveJob*> started;
-    std::vector<std::pair<std::vector<Waiter>, JobSnapshot>> notify;
+    std::vector<std::pair<ActiveJob*, Millis>> retry_after;
   };
 
   JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store);
 
+  ErrorOr<bool> Recover();
+  void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done);
   void DispatchLocked(Deferred* out);
   void StartLocked(ActiveJob* job, Deferred* out);
-  void FinishLocked(ActiveJob* job, Deferred* out);
+  void FinishLocked(ActiveJob* job);
+  void OnFinishDurable(const std::string& id);
+  void WriteLocked(const JobRecord& rec);
   JobSnapshot SnapshotLocked(const ActiveJob& job) const;
   void RunDeferred(Deferred deferred);
   void OnExecutionDone(ActiveJob* job, Result outcome);
   void OnTimeout(const std::string& id, std::uint64_t seq);
+  void OnRetryDue(const std::string& id, std::uint64_t seq);
+  void StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done);
   void ScheduleRetention();
   void RemoveExpired();
 
@@ -136,6 +163,7 @@ class JobService {
   const ServerConfig config_;
   TaskRegistry registry_;
   std::unique_ptr<Store> store_;
+  std::unique_ptr<StoreQueue> store_queue_;
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
   std::unique_ptr<ThreadPool> pool_;
 
@@ -147,6 +175,8 @@ class JobService {
   std::uint64_t next_ticket_ = 0;   // guarded by mu_
   std::size_t running_ = 0;         // guarded by mu_
   bool draining_ = false;           // guarded by mu_
+  // "task\0key" -> the job it created; pruned after idempotency_ttl.
+  std::unordered_map<std::string, IdempotencyRecord> idempotency_;  // guarded by mu_
 
   // Timer thread: timeouts and retention.
   boost::asio::io_context timers_;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "offload/job.h"
 #include "offload/result.h"
@@ -27,6 +28,11 @@ struct JobRecord {
   std::shared_ptr<const Output> result;  // Set when succeeded.
   std::optional<JobError> error;         // Set when failed or canceled.
   std::optional<double> progress;        // Last progress the handler reported.
+  // Errors of earlier failed attempts that were retried, oldest first (at most 5).
+  std::vector<JobError> error_history;
+  // Set when the client sent an Idempotency-Key: the key and a hash of the request.
+  std::string idempotency_key;
+  std::uint64_t request_hash = 0;
 };
 
 }  // namespace offload

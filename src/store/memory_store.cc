@@ -2,25 +2,35 @@
 
 namespace offload {
 
-ErrorOr<bool> MemoryStore::Insert(const JobRecord& job) {
+ErrorOr<bool> MemoryStore::Apply(const std::vector<StoreOp>& ops) {
   std::lock_guard lock(mu_);
-  if (!seq_of_.emplace(job.id, job.seq).second) {
-    return MakeError(ErrorCode::kConflict, "job " + job.id + " exists");
+  // Check every op first so that a failing batch changes nothing.
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const StoreOp& op = ops[i];
+    bool exists = seq_of_.count(op.job.id) > 0;
+    for (std::size_t j = 0; j < i && !exists; ++j) {
+      exists = ops[j].kind == StoreOp::Kind::kInsert && ops[j].job.id == op.job.id;
+    }
+    if (op.kind == StoreOp::Kind::kInsert && exists) {
+      return MakeError(ErrorCode::kConflict, "job " + op.job.id + " exists");
+    }
+    if (op.kind == StoreOp::Kind::kUpdate && !exists) {
+      return MakeError(ErrorCode::kNotFound, "no job " + op.job.id);
+    }
   }
-  by_seq_.emplace(job.seq, job);
-  if (IsFinished(job.status)) finished_.emplace_back(job.finished_at, job.seq);
-  return true;
-}
-
-ErrorOr<bool> MemoryStore::Update(const JobRecord& job) {
-  std::lock_guard lock(mu_);
-  auto it = seq_of_.find(job.id);
-  if (it == seq_of_.end()) return MakeError(ErrorCode::kNotFound, "no job " + job.id);
-  JobRecord& stored = by_seq_.at(it->second);
-  if (!IsFinished(stored.status) && IsFinished(job.status)) {
-    finished_.emplace_back(job.finished_at, job.seq);
+  for (const StoreOp& op : ops) {
+    const JobRecord& job = op.job;
+    if (op.kind == StoreOp::Kind::kInsert) {
+      seq_of_.emplace(job.id, job.seq);
+      by_seq_.emplace(job.seq, job);
+      if (IsFinished(job.status)) finished_.emplace(job.finished_at, job.seq);
+      continue;
+    }
+    JobRecord& stored = by_seq_.at(seq_of_.at(job.id));
+    if (IsFinished(stored.status)) finished_.erase({stored.finished_at, stored.seq});
+    if (IsFinished(job.status)) finished_.emplace(job.finished_at, job.seq);
+    stored = job;
   }
-  stored = job;
   return true;
 }
 
@@ -52,15 +62,41 @@ ErrorOr<JobPage> MemoryStore::List(const JobQuery& query) {
 ErrorOr<std::size_t> MemoryStore::RemoveFinishedBefore(UnixMillis cutoff) {
   std::lock_guard lock(mu_);
   std::size_t removed = 0;
-  while (!finished_.empty() && finished_.front().first < cutoff) {
-    auto node = by_seq_.find(finished_.front().second);
-    finished_.pop_front();
+  while (!finished_.empty() && finished_.begin()->first < cutoff) {
+    auto node = by_seq_.find(finished_.begin()->second);
+    finished_.erase(finished_.begin());
     if (node == by_seq_.end()) continue;
     seq_of_.erase(node->second.id);
     by_seq_.erase(node);
     ++removed;
   }
   return removed;
+}
+
+ErrorOr<std::vector<JobRecord>> MemoryStore::LoadUnfinished() {
+  std::lock_guard lock(mu_);
+  std::vector<JobRecord> out;
+  for (const auto& [seq, job] : by_seq_) {
+    if (!IsFinished(job.status)) out.push_back(job);
+  }
+  return out;
+}
+
+ErrorOr<std::uint64_t> MemoryStore::MaxSeq() {
+  std::lock_guard lock(mu_);
+  return by_seq_.empty() ? 0 : by_seq_.rbegin()->first;
+}
+
+ErrorOr<std::vector<IdempotencyEntry>> MemoryStore::LoadIdempotencyKeys(UnixMillis since) {
+  std::lock_guard lock(mu_);
+  std::vector<IdempotencyEntry> out;
+  for (const auto& [seq, job] : by_seq_) {
+    if (!job.idempotency_key.empty() && job.created_at >= since) {
+      out.push_back(IdempotencyEntry{job.task, job.idempotency_key, job.id, job.request_hash,
+                                     job.created_at});
+    }
+  }
+  return out;
 }
 
 }  // namespace offload

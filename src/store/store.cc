@@ -1,12 +1,19 @@
 #include "store/store.h"
 
 #include "store/memory_store.h"
+#include "store/sqlite_store.h"
 
 namespace offload {
 
-ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec) {
+ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec, bool synchronous_full) {
   if (spec == "memory") return std::unique_ptr<Store>(std::make_unique<MemoryStore>());
-  return MakeError(ErrorCode::kInvalidArgument, "unknown store \"" + spec + "\"");
+  if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7) {
+    auto store = SqliteStore::Open(SqliteOptions{spec.substr(7), synchronous_full});
+    if (!store) return store.error();
+    return std::unique_ptr<Store>(std::move(*store));
+  }
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "unknown store \"" + spec + "\" (expected \"memory\" or \"sqlite:PATH\")");
 }
 
 }  // namespace offload

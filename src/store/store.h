@@ -29,22 +29,59 @@ struct JobPage {
   std::optional<std::uint64_t> next_before_seq;
 };
 
+// One write of a batch.
+struct StoreOp {
+  enum class Kind { kInsert, kUpdate };
+  Kind kind;
+  JobRecord job;
+};
+
+// An Idempotency-Key seen on a submit, as recovery reloads it.
+struct IdempotencyEntry {
+  std::string task;
+  std::string key;
+  std::string job_id;
+  std::uint64_t request_hash = 0;
+  UnixMillis created_at = 0;
+};
+
 // Implementations are thread-safe.
 class Store {
  public:
   virtual ~Store() = default;
 
-  // Adds a new job. Fails with kConflict if the id exists.
-  [[nodiscard]] virtual ErrorOr<bool> Insert(const JobRecord& job) = 0;
-  // Replaces the stored record of job.id. Fails with kNotFound if there is none.
-  [[nodiscard]] virtual ErrorOr<bool> Update(const JobRecord& job) = 0;
+  // Applies the writes in order, all or none: one transaction (and, for a durable
+  // store, one sync to disk) for the whole batch. An insert of an existing id fails
+  // with kConflict, an update of a missing one with kNotFound; a disk that cannot
+  // take the write fails with kUnavailable.
+  [[nodiscard]] virtual ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) = 0;
+  [[nodiscard]] ErrorOr<bool> Insert(const JobRecord& job) {
+    return Apply({StoreOp{StoreOp::Kind::kInsert, job}});
+  }
+  [[nodiscard]] ErrorOr<bool> Update(const JobRecord& job) {
+    return Apply({StoreOp{StoreOp::Kind::kUpdate, job}});
+  }
   [[nodiscard]] virtual ErrorOr<std::optional<JobRecord>> Get(const std::string& id) = 0;
   [[nodiscard]] virtual ErrorOr<JobPage> List(const JobQuery& query) = 0;
   // Deletes finished jobs whose finished_at is before `cutoff`; returns how many.
   [[nodiscard]] virtual ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) = 0;
+
+  // For recovery at start: every queued or running job, in submission order.
+  [[nodiscard]] virtual ErrorOr<std::vector<JobRecord>> LoadUnfinished() = 0;
+  // The largest seq ever stored (0 when empty), so new jobs sort after old ones.
+  [[nodiscard]] virtual ErrorOr<std::uint64_t> MaxSeq() = 0;
+  // Idempotency keys of jobs created at or after `since`.
+  [[nodiscard]] virtual ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) = 0;
+
+  // True when calls do disk I/O: JobService then keeps them off the I/O threads and
+  // batches writes on a writer thread.
+  virtual bool blocking() const { return false; }
+  // True when jobs survive a restart.
+  virtual bool durable() const { return false; }
 };
 
-// Opens the store named by the config's `store` key ("memory").
-ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec);
+// Opens the store named by the config's `store` key: "memory" or "sqlite:PATH".
+// `synchronous_full` picks SQLite's synchronous=FULL (else NORMAL).
+ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec, bool synchronous_full = true);
 
 }  // namespace offload

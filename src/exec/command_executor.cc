@@ -1,0 +1,161 @@
+#include "exec/command_executor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace offload {
+
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr std::size_t kStderrTail = 4096;
+
+std::string StderrSuffix(const OutputTail& tail) {
+  if (tail.empty()) return "; stderr was empty";
+  return "; last stderr:\n" + tail.str();
+}
+
+}  // namespace
+
+struct CommandExecutor::Run {
+  std::shared_ptr<Shared> shared;
+  Execution exec;
+  ExecutionDone done;
+  std::shared_ptr<Process> proc;
+  std::string out;
+  bool too_large = false;
+  bool stop_requested = false;
+  OutputTail err{kStderrTail};
+};
+
+CommandExecutor::CommandExecutor(std::shared_ptr<ProcessSupervisor> supervisor,
+                                 CommandOptions options)
+    : shared_(std::make_shared<Shared>()) {
+  shared_->supervisor = std::move(supervisor);
+  shared_->options = std::move(options);
+}
+
+CommandExecutor::~CommandExecutor() {
+  {
+    std::lock_guard lock(shared_->mu);
+    shared_->closing = true;
+  }
+  asio::post(shared_->supervisor->context(), [shared = shared_] {
+    for (Run* run : shared->running) {
+      run->stop_requested = true;
+      if (run->proc) run->proc->Kill();
+    }
+  });
+  std::unique_lock lock(shared_->mu);
+  while (!shared_->cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared_->live == 0; })) {
+    spdlog::warn("task {}: still waiting for {} command(s) to exit", shared_->options.task,
+                 shared_->live);
+  }
+}
+
+void CommandExecutor::Start(Execution exec, ExecutionDone done) {
+  auto run = std::make_shared<Run>();
+  run->shared = shared_;
+  run->exec = std::move(exec);
+  run->done = std::move(done);
+  {
+    std::lock_guard lock(shared_->mu);
+    ++shared_->live;
+  }
+  asio::post(shared_->supervisor->context(), [run] { Begin(run); });
+  // Posted after Begin, so the stop finds the process if there is one; a stop that
+  // came earlier is seen by Begin through canceled().
+  run->exec.context->OnStop([weak = std::weak_ptr<Run>(run),
+                             sup = std::weak_ptr<ProcessSupervisor>(shared_->supervisor)] {
+    auto supervisor = sup.lock();
+    if (!supervisor) return;
+    asio::post(supervisor->context(), [weak] {
+      auto run = weak.lock();
+      if (!run || run->stop_requested) return;
+      run->stop_requested = true;
+      if (run->proc) run->proc->Terminate(run->shared->options.kill_grace);
+    });
+  });
+}
+
+void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
+  Shared& shared = *run->shared;
+  const CommandOptions& opt = shared.options;
+  bool closing;
+  {
+    std::lock_guard lock(shared.mu);
+    closing = shared.closing;
+  }
+  if (closing || run->exec.context->canceled()) {
+    return Finish(run, Result::Fail("canceled", "the job was stopped before its command started"));
+  }
+  shared.running.insert(run.get());
+  // The callbacks hold the run (and so the process) until on_exit, which the
+  // process guarantees to call once.
+  Process::Callbacks cb;
+  cb.on_stdout = [r = run.get()](std::string_view data) {
+    if (r->too_large) return;
+    if (static_cast<std::int64_t>(r->out.size() + data.size()) > r->shared->options.max_result) {
+      r->too_large = true;
+      r->out.clear();
+      r->out.shrink_to_fit();
+      r->proc->Terminate(r->shared->options.kill_grace);
+      return;
+    }
+    r->out.append(data);
+  };
+  cb.on_stderr = [r = run.get()](std::string_view data) { r->err.Append(data); };
+  cb.on_exit = [run](const ExitStatus& status) {
+    const CommandOptions& opt = run->shared->options;
+    const std::string program = opt.spawn.argv[0];
+    if (run->stop_requested) {
+      return Finish(run, Result::Fail("canceled", "the command was stopped (" + program + " " +
+                                                      status.Describe() + ")"));
+    }
+    if (run->too_large) {
+      return Finish(run, Result::Fail("result_too_large",
+                                      program + " wrote more than max_result (" +
+                                          std::to_string(opt.max_result) + " bytes) to stdout"));
+    }
+    if (!status.success()) {
+      return Finish(run, Result::Fail("command_failed",
+                                      program + " " + status.Describe() + StderrSuffix(run->err)));
+    }
+    if (opt.content_type != "application/json") {
+      return Finish(run, Result::Bytes(opt.content_type, std::move(run->out)));
+    }
+    if (run->out.find_first_not_of(" \t\r\n") == std::string::npos) {
+      return Finish(run, Result::Json(nullptr));
+    }
+    boost::system::error_code ec;
+    boost::json::value v = boost::json::parse(run->out, ec);
+    if (ec) {
+      return Finish(run, Result::Fail("invalid_result",
+                                      program + " exited with status 0 but its stdout is not JSON (" +
+                                          ec.message() + "); it begins: " + run->out.substr(0, 200)));
+    }
+    Finish(run, Result::Json(std::move(v)));
+  };
+
+  auto proc = Process::Spawn(shared.supervisor.get(), opt.spawn, std::move(cb));
+  if (!proc) return Finish(run, Result::Fail("spawn_failed", proc.error().detail));
+  run->proc = std::move(*proc);
+  run->proc->Write(boost::json::serialize(*run->exec.input) + "\n");
+  run->proc->CloseStdin();
+}
+
+void CommandExecutor::Finish(const std::shared_ptr<Run>& run, Result outcome) {
+  Shared& shared = *run->shared;
+  shared.running.erase(run.get());
+  run->proc.reset();
+  ExecutionDone done = std::move(run->done);
+  done(std::move(outcome));
+  std::lock_guard lock(shared.mu);
+  if (--shared.live == 0) shared.cv.notify_all();
+}
+
+}  // namespace offload

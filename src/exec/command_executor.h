@@ -1,0 +1,67 @@
+// CommandExecutor: runs a `command` task, one child process per job.
+//
+// The job's input is written to the child's stdin as one line of JSON, then stdin is
+// closed; everything the child writes to stdout is the result (JSON when the task's
+// content type is JSON, raw bytes otherwise); exit status 0 means success. A non-zero
+// exit or a signal fails the job with the status and the last 4 KiB of stderr. A stop
+// (DELETE, timeout, shutdown) terminates the child's process group: SIGTERM, then
+// SIGKILL after kill_grace. The execution reports done only once the child has been
+// reaped, so the job's resources are never released while it still runs.
+//
+// Threads: Start may be called from any thread (it posts to the supervisor's loop,
+// where everything else happens). The destructor kills what still runs and waits for
+// it; REQUIRES: not called on the supervisor thread.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+
+#include "exec/executor.h"
+#include "exec/process.h"
+#include "exec/process_supervisor.h"
+
+namespace offload {
+
+struct CommandOptions {
+  std::string task;  // For messages and logs.
+  SpawnOptions spawn;
+  // "application/json": stdout is parsed as JSON (empty stdout is null); else the
+  // bytes are the result as they are.
+  std::string content_type = "application/json";
+  // Between SIGTERM and SIGKILL when a job is stopped.
+  std::chrono::milliseconds kill_grace{5000};
+  // Stdout beyond this many bytes fails the job (and stops the child).
+  std::int64_t max_result = 64 << 20;
+};
+
+class CommandExecutor final : public Executor {
+ public:
+  CommandExecutor(std::shared_ptr<ProcessSupervisor> supervisor, CommandOptions options);
+  ~CommandExecutor() override;
+
+  void Start(Execution exec, ExecutionDone done) override;
+
+ private:
+  struct Run;
+  // What every execution shares; outlives the executor if a straggler needs it.
+  struct Shared {
+    std::shared_ptr<ProcessSupervisor> supervisor;
+    CommandOptions options;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::int64_t live = 0;  // guarded by mu; executions not yet done
+    bool closing = false;   // guarded by mu
+    std::unordered_set<Run*> running;  // supervisor thread only
+  };
+  static void Begin(const std::shared_ptr<Run>& run);
+  static void Finish(const std::shared_ptr<Run>& run, Result outcome);
+
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace offload

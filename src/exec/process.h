@@ -1,0 +1,142 @@
+// Process: one child process in its own process group, with stdin, stdout and stderr
+// piped to the ProcessSupervisor's loop.
+//
+// What it guarantees, whatever the child does:
+// - It is started with posix_spawn (vfork semantics: no copy of the server's page
+//   tables), in a new process group, with every signal at its default disposition,
+//   an empty signal mask, and no descriptor of the server's but its three pipes.
+//   No shell is involved.
+// - Its pipes are read and written asynchronously: a child that floods stdout or
+//   never reads stdin stalls nothing but itself.
+// - When it exits, or is killed, what is left of its process group is killed too
+//   (no orphaned grandchildren), it is reaped (no zombie), and all pipes are closed
+//   (no leaked descriptor) before on_exit runs.
+//
+// Threads: supervisor thread only, for every method and every callback. Owners hold
+// a shared_ptr; pending operations hold one too, so a Process lives until it has
+// been reaped and its pipes have drained, even if its owner lets go first.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "exec/process_supervisor.h"
+#include "util/error.h"
+
+namespace offload {
+
+struct SpawnOptions {
+  // argv[0] is looked up in the server's PATH unless it contains a '/'.
+  std::vector<std::string> argv;
+  // Working directory; empty: the server's.
+  std::string cwd;
+  // "NAME=value" entries: the child's whole environment (see MergeEnvironment).
+  std::vector<std::string> environment;
+};
+
+// How a child ended.
+struct ExitStatus {
+  int code = -1;   // Its exit status when it exited; -1 when a signal killed it.
+  int signal = 0;  // The signal that killed it; 0 when it exited.
+  bool success() const { return signal == 0 && code == 0; }
+  // "exited with status 3", "was killed by signal 9 (SIGKILL)".
+  std::string Describe() const;
+};
+
+// The server's environment with `added` set on top (replacing same-named entries).
+std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& added);
+
+// Finds `program` the way Spawn will (PATH lookup unless it contains a '/'; a
+// relative path is taken from `cwd`), so that a typo in a config file is reported at
+// start-up rather than at the first job. Returns the path found.
+ErrorOr<std::string> FindExecutable(const std::string& program, const std::string& cwd);
+
+// The last `capacity` bytes written to it: what is kept of a child's stderr.
+class OutputTail {
+ public:
+  explicit OutputTail(std::size_t capacity) : capacity_(capacity) {}
+  void Append(std::string_view data);
+  std::string str() const;
+  bool empty() const { return buf_.empty(); }
+
+ private:
+  std::size_t capacity_;
+  std::string buf_;  // Holds up to 2 * capacity_, trimmed in Append.
+};
+
+class Process : public std::enable_shared_from_this<Process> {
+ public:
+  struct Callbacks {
+    // Output as it arrives, in order. Never called after on_exit.
+    std::function<void(std::string_view)> on_stdout;
+    std::function<void(std::string_view)> on_stderr;
+    // Once: the child has been reaped, its group killed, its pipes closed.
+    std::function<void(const ExitStatus&)> on_exit;
+  };
+
+  // REQUIRES: on the supervisor thread. Fails (with a message naming the program)
+  // when the pipes cannot be made or the program cannot be executed.
+  static ErrorOr<std::shared_ptr<Process>> Spawn(ProcessSupervisor* supervisor,
+                                                 const SpawnOptions& options, Callbacks callbacks);
+  // Kills and reaps a child still running (only when the supervisor itself is being
+  // torn down with children left).
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // True once reaped.
+  bool exited() const { return reaped_; }
+
+  // Queues `data` for the child's stdin; written as the child reads. Dropped when
+  // the child has closed its stdin or exited.
+  void Write(std::string data);
+  // Closes stdin once the queued data is written: the child sees end of file.
+  void CloseStdin();
+  // SIGTERM to the process group now, SIGKILL after `grace` if the child has not
+  // exited by then. Idempotent: a second call changes nothing.
+  void Terminate(std::chrono::milliseconds grace);
+  // SIGKILL to the process group now.
+  void Kill();
+
+ private:
+  Process(ProcessSupervisor* supervisor, pid_t pid, int in_fd, int out_fd, int err_fd,
+          Callbacks callbacks);
+  void Begin();
+  void ReadLoop(bool is_stdout);
+  void WriteNext();
+  void OnLeaderExited();
+  void MaybeFinish();
+
+  ProcessSupervisor* supervisor_;  // Outlives every Process.
+  const pid_t pid_;                // Also its process group id.
+  Callbacks callbacks_;
+  boost::asio::posix::stream_descriptor in_;
+  boost::asio::posix::stream_descriptor out_;
+  boost::asio::posix::stream_descriptor err_;
+  boost::asio::steady_timer kill_timer_;
+  boost::asio::steady_timer drain_timer_;
+  std::unique_ptr<char[]> out_buf_;
+  std::unique_ptr<char[]> err_buf_;
+  std::deque<std::string> write_queue_;
+  bool writing_ = false;
+  bool close_stdin_after_writes_ = false;
+  bool out_open_ = true;
+  bool err_open_ = true;
+  bool term_sent_ = false;
+  bool reaped_ = false;
+  bool finished_ = false;
+  ExitStatus status_;
+};
+
+}  // namespace offload

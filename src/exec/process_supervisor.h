@@ -1,0 +1,84 @@
+// ProcessSupervisor: the one thread that watches every child process offload runs.
+//
+// Why one thread: command and worker tasks may have many children at once, each with
+// three pipes, an exit to notice and a kill timer. All of that is asynchronous
+// operations on one io_context, run by one thread owned here, so that a child never
+// costs a thread and the HTTP I/O threads never touch a child. Nothing on this loop
+// blocks for long: posix_spawn (vfork semantics, well under a millisecond) is the
+// slowest step.
+//
+// Exits are noticed through a pidfd per child (Linux >= 5.3), or, where pidfd_open is
+// refused (old kernels, some seccomp profiles), through SIGCHLD. Either way a child is
+// reported while it is still a zombie, so that its process group can be killed before
+// its pid is released (no race with pid reuse), and only then reaped.
+//
+// Threads: Create and the destructor may run on any thread but the supervisor's own;
+// context() is thread-safe (post work to it). WatchExit/ForgetChild: supervisor
+// thread only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+namespace offload {
+
+class ProcessSupervisor {
+ public:
+  struct Options {
+    // false: notice exits through SIGCHLD even where pidfds work (to test the
+    // fallback).
+    bool use_pidfd = true;
+  };
+
+  // Starts the thread. Also makes SIGPIPE ignored process-wide: a child that closes
+  // its stdin early must fail a write, not kill the server.
+  static std::shared_ptr<ProcessSupervisor> Create(Options options);
+  static std::shared_ptr<ProcessSupervisor> Create() { return Create(Options{}); }
+  // Stops the loop and joins the thread. Children still alive then (a bug in an
+  // owner) are killed with their process groups and reaped, so none outlives it.
+  ~ProcessSupervisor();
+  ProcessSupervisor(const ProcessSupervisor&) = delete;
+  ProcessSupervisor& operator=(const ProcessSupervisor&) = delete;
+
+  boost::asio::io_context& context() { return io_; }
+  bool OnSupervisorThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  bool uses_pidfd() const { return use_pidfd_; }
+
+  // Calls `on_exit` once the child `pid` (a process group leader) has exited; it is
+  // then a zombie: the caller kills what is left of its group and reaps it.
+  void WatchExit(pid_t pid, std::function<void()> on_exit);
+  // Stops watching `pid`. Returns true when it was still watched, i.e. it has not
+  // been reported as exited: the caller must then kill and reap it itself.
+  bool ForgetChild(pid_t pid);
+  // Children watched now (for tests).
+  std::size_t watched_for_test() const { return watches_.size(); }
+
+ private:
+  explicit ProcessSupervisor(Options options);
+  void WaitSigchld();
+  void OnSigchld();
+
+  struct Watch {
+    std::optional<boost::asio::posix::stream_descriptor> pidfd;  // Unset with SIGCHLD.
+    std::function<void()> on_exit;
+  };
+
+  bool use_pidfd_;
+  // Declared before io_ so that it outlives the handlers io_ destroys.
+  std::unordered_map<pid_t, Watch> watches_;  // supervisor thread only
+  boost::asio::io_context io_{1};
+  std::optional<boost::asio::signal_set> sigchld_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+}  // namespace offload

@@ -1,0 +1,29 @@
+// Building the executor of a process task (`command` or `worker` in [tasks.NAME])
+// from its config: the one place that turns config keys into CommandOptions or
+// WorkerPoolOptions.
+#pragma once
+
+#include <memory>
+
+#include "config/config.h"
+#include "exec/executor.h"
+#include "exec/process_supervisor.h"
+#include "util/error.h"
+
+namespace offload {
+
+// True when `task` runs a program rather than an in-process handler.
+inline bool IsProcessTask(const TaskConfig& task) { return !task.command.empty() || !task.worker.empty(); }
+
+// Worker processes a worker task keeps: `workers` when set, else as many jobs as
+// its `uses` lets run at once.
+int WorkerCount(const ServerConfig& config, const TaskConfig& task);
+
+// REQUIRES: IsProcessTask(task). Fails (kInvalidArgument, naming the task) when the
+// program cannot be found, so that a typo stops the server at start-up. A worker
+// task's processes start now, in the background.
+ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ServerConfig& config,
+                                                       const TaskConfig& task,
+                                                       std::shared_ptr<ProcessSupervisor> supervisor);
+
+}  // namespace offload

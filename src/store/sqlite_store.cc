@@ -1,0 +1,498 @@
+#include "store/sqlite_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <spdlog/spdlog.h>
+
+namespace offload {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+constexpr const char* kSchemaV1 = R"sql(
+CREATE TABLE jobs (
+  seq            INTEGER PRIMARY KEY,
+  id             TEXT    NOT NULL UNIQUE,
+  task           TEXT    NOT NULL,
+  status         INTEGER NOT NULL,
+  priority       INTEGER NOT NULL,
+  attempts       INTEGER NOT NULL,
+  input          TEXT    NOT NULL,
+  created_at     INTEGER NOT NULL,
+  started_at     INTEGER NOT NULL,
+  finished_at    INTEGER NOT NULL,
+  result_type    TEXT,
+  result         BLOB,
+  error_type     TEXT,
+  error_message  TEXT,
+  progress       REAL,
+  error_history  TEXT,
+  idem_key       TEXT,
+  request_hash   INTEGER
+);
+CREATE INDEX jobs_by_status ON jobs(status, seq);
+CREATE INDEX jobs_by_task ON jobs(task, seq);
+CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at > 0;
+CREATE INDEX jobs_by_idem ON jobs(created_at) WHERE idem_key IS NOT NULL;
+)sql";
+
+constexpr const char* kColumns =
+    "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, "
+    "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash";
+
+// Disk trouble is kUnavailable (the client gets 503 and may retry); a broken
+// constraint is a conflict; anything else is internal.
+Error SqliteError(sqlite3* db, int rc, const std::string& what) {
+  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+      return MakeError(ErrorCode::kConflict, msg);
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+    case SQLITE_CANTOPEN:
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_PERM:
+    case SQLITE_NOMEM:
+      return MakeError(ErrorCode::kUnavailable, msg);
+    default:
+      return MakeError(ErrorCode::kInternal, msg);
+  }
+}
+
+std::string HistoryToText(const std::vector<JobError>& history) {
+  if (history.empty()) return {};
+  json::array a;
+  for (const auto& e : history) a.push_back(json::object{{"type", e.type}, {"message", e.message}});
+  return json::serialize(a);
+}
+
+std::vector<JobError> HistoryFromText(std::string_view text) {
+  std::vector<JobError> out;
+  if (text.empty()) return out;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_array()) return out;
+  for (const auto& e : v.get_array()) {
+    if (!e.is_object()) continue;
+    const auto& o = e.get_object();
+    JobError err;
+    if (auto* t = o.if_contains("type"); t && t->is_string()) err.type = t->get_string();
+    if (auto* m = o.if_contains("message"); m && m->is_string()) err.message = m->get_string();
+    out.push_back(std::move(err));
+  }
+  return out;
+}
+
+}  // namespace
+
+// One sqlite3 handle and its prepared statements. Not thread-safe: the store hands a
+// connection to one thread at a time.
+class SqliteStore::Connection {
+ public:
+  explicit Connection(sqlite3* db) : db_(db) {}
+  ~Connection() {
+    for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
+  sqlite3* db() const { return db_; }
+
+  // A cached statement, reset and with bindings cleared. nullptr on error.
+  sqlite3_stmt* Prepare(const std::string& sql) {
+    auto it = stmts_.find(sql);
+    if (it != stmts_.end()) {
+      sqlite3_reset(it->second);
+      sqlite3_clear_bindings(it->second);
+      return it->second;
+    }
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v3(db_, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
+      return nullptr;
+    }
+    stmts_.emplace(sql, stmt);
+    return stmt;
+  }
+
+  int Exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
+
+ private:
+  sqlite3* db_;
+  std::map<std::string, sqlite3_stmt*> stmts_;
+};
+
+// A read connection borrowed from the pool, returned on destruction.
+class SqliteStore::ReadLease {
+ public:
+  ReadLease(SqliteStore* store, std::unique_ptr<Connection> conn, Error error)
+      : store_(store), conn_(std::move(conn)), error_(std::move(error)) {}
+  ReadLease(ReadLease&&) = default;
+  ~ReadLease() {
+    if (!conn_) return;
+    std::lock_guard lock(store_->read_mu_);
+    store_->idle_readers_.push_back(std::move(conn_));
+  }
+  Connection* get() const { return conn_.get(); }
+  const Error& error() const { return error_; }
+
+ private:
+  SqliteStore* store_;
+  std::unique_ptr<Connection> conn_;
+  Error error_;
+};
+
+namespace {
+
+JobRecord ReadRow(sqlite3_stmt* st) {
+  auto text = [&](int col) -> std::string_view {
+    const unsigned char* p = sqlite3_column_text(st, col);
+    return p ? std::string_view(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, col))
+             : std::string_view();
+  };
+  JobRecord r;
+  r.seq = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+  r.id = text(1);
+  r.task = text(2);
+  r.status = static_cast<JobStatus>(sqlite3_column_int(st, 3));
+  r.priority = sqlite3_column_int(st, 4);
+  r.attempts = sqlite3_column_int(st, 5);
+  boost::system::error_code ec;
+  json::value input = json::parse(text(6), ec);
+  r.input = std::make_shared<const json::value>(ec ? json::value(nullptr) : std::move(input));
+  r.created_at = sqlite3_column_int64(st, 7);
+  r.started_at = sqlite3_column_int64(st, 8);
+  r.finished_at = sqlite3_column_int64(st, 9);
+  if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+    auto out = std::make_shared<Output>();
+    out->content_type = text(10);
+    const void* blob = sqlite3_column_blob(st, 11);
+    std::string bytes(static_cast<const char*>(blob ? blob : ""), sqlite3_column_bytes(st, 11));
+    if (out->is_json()) {
+      out->json = json::parse(bytes, ec);
+      if (ec) out->json = nullptr;
+    } else {
+      out->bytes = std::move(bytes);
+    }
+    r.result = std::move(out);
+  }
+  if (sqlite3_column_type(st, 12) != SQLITE_NULL) r.error = JobError{std::string(text(12)), std::string(text(13))};
+  if (sqlite3_column_type(st, 14) != SQLITE_NULL) r.progress = sqlite3_column_double(st, 14);
+  r.error_history = HistoryFromText(text(15));
+  r.idempotency_key = text(16);
+  r.request_hash = static_cast<std::uint64_t>(sqlite3_column_int64(st, 17));
+  return r;
+}
+
+// Binds the mutable columns shared by INSERT and UPDATE, starting at index `i`.
+void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_text,
+               std::string* history_text) {
+  sqlite3_bind_int(st, i, static_cast<int>(r.status));
+  sqlite3_bind_int(st, i + 1, r.attempts);
+  sqlite3_bind_int64(st, i + 2, r.started_at);
+  sqlite3_bind_int64(st, i + 3, r.finished_at);
+  if (r.result) {
+    sqlite3_bind_text(st, i + 4, r.result->content_type.data(), static_cast<int>(r.result->content_type.size()),
+                      SQLITE_STATIC);
+    if (r.result->is_json()) {
+      *result_text = json::serialize(r.result->json);
+      sqlite3_bind_blob64(st, i + 5, result_text->data(), result_text->size(), SQLITE_STATIC);
+    } else {
+      sqlite3_bind_blob64(st, i + 5, r.result->bytes.data(), r.result->bytes.size(), SQLITE_STATIC);
+    }
+  } else {
+    sqlite3_bind_null(st, i + 4);
+    sqlite3_bind_null(st, i + 5);
+  }
+  if (r.error) {
+    sqlite3_bind_text(st, i + 6, r.error->type.data(), static_cast<int>(r.error->type.size()), SQLITE_STATIC);
+    sqlite3_bind_text(st, i + 7, r.error->message.data(), static_cast<int>(r.error->message.size()),
+                      SQLITE_STATIC);
+  } else {
+    sqlite3_bind_null(st, i + 6);
+    sqlite3_bind_null(st, i + 7);
+  }
+  if (r.progress) sqlite3_bind_double(st, i + 8, *r.progress);
+  else sqlite3_bind_null(st, i + 8);
+  *history_text = HistoryToText(r.error_history);
+  if (history_text->empty()) sqlite3_bind_null(st, i + 9);
+  else sqlite3_bind_text(st, i + 9, history_text->data(), static_cast<int>(history_text->size()), SQLITE_STATIC);
+}
+
+}  // namespace
+
+SqliteStore::SqliteStore(SqliteOptions options) : options_(std::move(options)) {}
+
+SqliteStore::~SqliteStore() {
+  writer_.reset();
+  idle_readers_.clear();
+  if (lock_fd_ >= 0) close(lock_fd_);
+}
+
+ErrorOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& options) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(options));
+  std::error_code fs_ec;
+  auto parent = std::filesystem::path(options.path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, fs_ec);
+  if (fs_ec) {
+    return MakeError(ErrorCode::kUnavailable, "cannot create " + parent.string() + ": " + fs_ec.message());
+  }
+  const std::string lock_path = options.path + ".lock";
+  store->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (store->lock_fd_ < 0) {
+    return MakeError(ErrorCode::kUnavailable, "cannot open " + lock_path + ": " + std::strerror(errno));
+  }
+  if (flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     "another offload server is using " + options.path + " (" + lock_path + " is locked)");
+  }
+  auto writer = store->Connect(/*migrate=*/true);
+  if (!writer) return writer.error();
+  store->writer_ = std::move(*writer);
+  return store;
+}
+
+ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migrate) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(options_.path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  auto conn = std::make_unique<Connection>(raw);
+  if (rc != SQLITE_OK) return SqliteError(raw, rc, "cannot open " + options_.path);
+  sqlite3_busy_timeout(raw, 5000);
+  sqlite3_extended_result_codes(raw, 1);
+  std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
+                        (options_.synchronous_full ? "FULL" : "NORMAL") + "; PRAGMA temp_store=MEMORY;";
+  if (!migrate) pragmas = "PRAGMA query_only=1;";
+  if ((rc = conn->Exec(pragmas.c_str())) != SQLITE_OK) {
+    return SqliteError(raw, rc, options_.path + " is not a usable SQLite database");
+  }
+  if (!migrate) return conn;
+
+  sqlite3_stmt* st = conn->Prepare("PRAGMA user_version");
+  if (!st || sqlite3_step(st) != SQLITE_ROW) {
+    return SqliteError(raw, sqlite3_errcode(raw), options_.path + " is not a usable SQLite database");
+  }
+  const int version = sqlite3_column_int(st, 0);
+  sqlite3_reset(st);
+  if (version > kSchemaVersion) {
+    return MakeError(ErrorCode::kUnavailable, options_.path + " has schema version " + std::to_string(version) +
+                                                  ", newer than this offload (" +
+                                                  std::to_string(kSchemaVersion) + ")");
+  }
+  if (version < 1) {
+    // Migrations run in order, each in the transaction that bumps user_version.
+    std::string sql = std::string("PRAGMA auto_vacuum=INCREMENTAL; BEGIN; ") + kSchemaV1 +
+                      "PRAGMA user_version=1; COMMIT;";
+    if ((rc = conn->Exec(sql.c_str())) != SQLITE_OK) {
+      Error e = SqliteError(raw, rc, "cannot create the schema in " + options_.path);
+      conn->Exec("ROLLBACK");
+      return e;
+    }
+    spdlog::info("store: created {} (schema version {})", options_.path, kSchemaVersion);
+  }
+  return conn;
+}
+
+SqliteStore::ReadLease SqliteStore::AcquireReader() {
+  {
+    std::lock_guard lock(read_mu_);
+    if (!idle_readers_.empty()) {
+      auto conn = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return ReadLease(this, std::move(conn), {});
+    }
+  }
+  auto conn = Connect(/*migrate=*/false);
+  if (!conn) return ReadLease(this, nullptr, conn.error());
+  return ReadLease(this, std::move(*conn), {});
+}
+
+// Rolls back the open transaction and returns the error that caused it.
+static Error RollBack(SqliteStore::Connection& c, const std::string& what) {
+  Error e = SqliteError(c.db(), sqlite3_errcode(c.db()), what);
+  c.Exec("ROLLBACK");
+  return e;
+}
+
+ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
+  std::lock_guard lock(write_mu_);
+  Connection& c = *writer_;
+  int rc = c.Exec("BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) return SqliteError(c.db(), rc, "cannot begin a transaction");
+  std::string result_text, history_text;
+  for (const StoreOp& op : ops) {
+    const JobRecord& r = op.job;
+    sqlite3_stmt* st;
+    if (op.kind == StoreOp::Kind::kInsert) {
+      st = c.Prepare(std::string("INSERT INTO jobs (") + kColumns +
+                     ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18)");
+      if (!st) return RollBack(c, "cannot prepare an insert");
+      sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
+      sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
+      sqlite3_bind_text(st, 3, r.task.data(), static_cast<int>(r.task.size()), SQLITE_STATIC);
+      sqlite3_bind_int(st, 4, r.priority);
+      std::string input = r.input ? json::serialize(*r.input) : "null";
+      sqlite3_bind_text(st, 5, input.data(), static_cast<int>(input.size()), SQLITE_TRANSIENT);
+      BindState(st, 6, r, &result_text, &history_text);
+      if (!r.idempotency_key.empty()) {
+        sqlite3_bind_text(st, 16, r.idempotency_key.data(), static_cast<int>(r.idempotency_key.size()),
+                          SQLITE_STATIC);
+      }
+      sqlite3_bind_int64(st, 17, r.created_at);
+      sqlite3_bind_int64(st, 18, static_cast<sqlite3_int64>(r.request_hash));
+    } else {
+      st = c.Prepare(
+          "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "
+          "result = ?6, error_type = ?7, error_message = ?8, progress = ?9, error_history = ?10 "
+          "WHERE seq = ?11 AND id = ?12");
+      if (!st) return RollBack(c, "cannot prepare an update");
+      BindState(st, 1, r, &result_text, &history_text);
+      sqlite3_bind_int64(st, 11, static_cast<sqlite3_int64>(r.seq));
+      sqlite3_bind_text(st, 12, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
+    }
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+      Error e = SqliteError(c.db(), rc, "cannot write job " + r.id);
+      if (e.code == ErrorCode::kConflict) e.detail = "job " + r.id + " exists";
+      c.Exec("ROLLBACK");
+      return e;
+    }
+    if (op.kind == StoreOp::Kind::kUpdate && sqlite3_changes(c.db()) == 0) {
+      c.Exec("ROLLBACK");
+      return MakeError(ErrorCode::kNotFound, "no job " + r.id);
+    }
+  }
+  if ((rc = c.Exec("COMMIT")) != SQLITE_OK) {
+    Error e = SqliteError(c.db(), rc, "cannot commit");
+    c.Exec("ROLLBACK");
+    return e;
+  }
+  return true;
+}
+
+ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {
+  ReadLease lease = AcquireReader();
+  if (!lease.get()) return lease.error();
+  sqlite3_stmt* st = lease.get()->Prepare(std::string("SELECT ") + kColumns + " FROM jobs WHERE id = ?1");
+  if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
+  sqlite3_bind_text(st, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  std::optional<JobRecord> out;
+  if (rc == SQLITE_ROW) out = ReadRow(st);
+  else if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot read job " + id);
+  sqlite3_reset(st);
+  return out;
+}
+
+ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
+  ReadLease lease = AcquireReader();
+  if (!lease.get()) return lease.error();
+  std::string sql = std::string("SELECT ") + kColumns + " FROM jobs WHERE seq < ?1";
+  if (q.status) sql += " AND status = ?2";
+  if (q.task) sql += " AND task = ?3";
+  sql += " ORDER BY seq DESC LIMIT ?4";
+  sqlite3_stmt* st = lease.get()->Prepare(sql);
+  if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot list");
+  sqlite3_bind_int64(st, 1, q.before_seq > static_cast<std::uint64_t>(INT64_MAX)
+                                ? INT64_MAX
+                                : static_cast<sqlite3_int64>(q.before_seq));
+  if (q.status) sqlite3_bind_int(st, 2, static_cast<int>(*q.status));
+  if (q.task) sqlite3_bind_text(st, 3, q.task->data(), static_cast<int>(q.task->size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(q.limit + 1));
+  JobPage page;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (page.jobs.size() == q.limit) {
+      page.next_before_seq = page.jobs.back().seq;
+      break;
+    }
+    page.jobs.push_back(ReadRow(st));
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot list jobs");
+  return page;
+}
+
+ErrorOr<std::size_t> SqliteStore::RemoveFinishedBefore(UnixMillis cutoff) {
+  std::size_t removed = 0;
+  // In chunks, so that submits queued behind the write lock wait milliseconds, not
+  // the whole sweep.
+  for (;;) {
+    std::lock_guard lock(write_mu_);
+    Connection& c = *writer_;
+    sqlite3_stmt* st = c.Prepare(
+        "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE finished_at > 0 AND finished_at < ?1 "
+        "LIMIT 5000)");
+    if (!st) return SqliteError(c.db(), SQLITE_ERROR, "cannot prepare retention");
+    sqlite3_bind_int64(st, 1, cutoff);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return SqliteError(c.db(), rc, "cannot delete expired jobs");
+    const int n = sqlite3_changes(c.db());
+    removed += static_cast<std::size_t>(n);
+    if (n < 5000) {
+      if (removed > 0) c.Exec("PRAGMA incremental_vacuum(2000)");
+      break;
+    }
+  }
+  return removed;
+}
+
+ErrorOr<std::vector<JobRecord>> SqliteStore::LoadUnfinished() {
+  ReadLease lease = AcquireReader();
+  if (!lease.get()) return lease.error();
+  sqlite3_stmt* st = lease.get()->Prepare(std::string("SELECT ") + kColumns +
+                                          " FROM jobs WHERE status IN (0, 1) ORDER BY seq");
+  if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
+  std::vector<JobRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) out.push_back(ReadRow(st));
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot load unfinished jobs");
+  return out;
+}
+
+ErrorOr<std::uint64_t> SqliteStore::MaxSeq() {
+  ReadLease lease = AcquireReader();
+  if (!lease.get()) return lease.error();
+  sqlite3_stmt* st = lease.get()->Prepare("SELECT COALESCE(MAX(seq), 0) FROM jobs");
+  if (!st || sqlite3_step(st) != SQLITE_ROW) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
+  auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
+  sqlite3_reset(st);
+  return seq;
+}
+
+ErrorOr<std::vector<IdempotencyEntry>> SqliteStore::LoadIdempotencyKeys(UnixMillis since) {
+  ReadLease lease = AcquireReader();
+  if (!lease.get()) return lease.error();
+  sqlite3_stmt* st = lease.get()->Prepare(
+      "SELECT task, idem_key, id, request_hash, created_at FROM jobs "
+      "WHERE idem_key IS NOT NULL AND created_at >= ?1 ORDER BY seq");
+  if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
+  sqlite3_bind_int64(st, 1, since);
+  std::vector<IdempotencyEntry> out;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    auto col = [&](int i) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, i))); };
+    out.push_back(IdempotencyEntry{col(0), col(1), col(2), static_cast<std::uint64_t>(sqlite3_column_int64(st, 3)),
+                                   sqlite3_column_int64(st, 4)});
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot load idempotency keys");
+  return out;
+}
+
+}  // namespace offload

@@ -1,0 +1,63 @@
+// SqliteStore: jobs in an embedded SQLite database, the default store.
+//
+// WAL mode; one write connection (used by StoreQueue's writer thread, and by the
+// retention sweep) and a pool of read connections, so reads never wait for a commit.
+// `synchronous` is FULL by default (a committed job survives a power loss) or NORMAL
+// (survives a crash of offload, may lose the last commits on an OS crash or power
+// loss); see docs/config.md. A lock file next to the database keeps a second server
+// from opening it.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+
+struct sqlite3;
+
+namespace offload {
+
+struct SqliteOptions {
+  std::string path;          // The database file; its folder is created if missing.
+  bool synchronous_full = true;
+};
+
+// Thread-safe: write_mu_ serializes the write connection; each read takes a
+// connection from the pool for its duration.
+class SqliteStore final : public Store {
+ public:
+  static ErrorOr<std::unique_ptr<SqliteStore>> Open(const SqliteOptions& options);
+  ~SqliteStore() override;
+
+  ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) override;
+  ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override;
+  ErrorOr<JobPage> List(const JobQuery& query) override;
+  ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override;
+  ErrorOr<std::vector<JobRecord>> LoadUnfinished() override;
+  ErrorOr<std::uint64_t> MaxSeq() override;
+  ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override;
+  bool blocking() const override { return true; }
+  bool durable() const override { return true; }
+
+  class Connection;
+
+ private:
+  class ReadLease;
+  explicit SqliteStore(SqliteOptions options);
+  ErrorOr<std::unique_ptr<Connection>> Connect(bool migrate);
+  ReadLease AcquireReader();
+
+  // Constant after construction.
+  const SqliteOptions options_;
+  int lock_fd_ = -1;
+
+  std::mutex write_mu_;
+  std::unique_ptr<Connection> writer_;  // guarded by write_mu_
+
+  std::mutex read_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by read_mu_
+};
+
+}  // namespace offload
