@@ -37,7 +37,7 @@ int Serve(const ServeFlags& flags) {
   if (flags.threads > 0) config.threads = flags.threads;
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
 
-  auto store = OpenStore(config.store, config.sqlite_synchronous_full);
+  auto store = OpenStore(StoreOptions{config.store, config.sqlite_synchronous_full, config.sqlite_max_bytes});
   if (!store) {
     std::cerr << "offload: store error: " << store.error().detail << "\n";
     return 2;

@@ -138,6 +138,15 @@ const std::vector<Setting>& Settings() {
                 c->sqlite_synchronous_full = *s == "full";
                 return true;
               }},
+      Setting{{"sqlite_max_bytes", "0",
+               "Caps the SQLite file in bytes (0: no cap). Past it, submits get 503 as on a full disk, "
+               "until retention frees room."},
+              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
+                auto v = ReadPositiveInt(f, n, "sqlite_max_bytes", /*allow_zero=*/true);
+                if (!v) return v.error();
+                c->sqlite_max_bytes = *v;
+                return true;
+              }},
       DurationSetting("idempotency_ttl", "\"24h\"",
                       "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job.",
                       &ServerConfig::idempotency_ttl),

@@ -74,6 +74,8 @@ struct ServerConfig {
   std::string store = "sqlite:./offload-data/offload.db";
   // SQLite's synchronous setting: true for FULL, false for NORMAL.
   bool sqlite_synchronous_full = true;
+  // Caps the SQLite file; 0: no cap. Past it, submits get 503 as on a full disk.
+  std::int64_t sqlite_max_bytes = 0;
   // How long an Idempotency-Key is remembered.
   Millis idempotency_ttl{24 * 3600 * 1000};
   // Resource name -> capacity. "cpu" defaults to the number of cores.

@@ -44,6 +44,11 @@ json::object JobToJson(const JobSnapshot& snap) {
     o["error"] = nullptr;
   }
   o["progress"] = j.progress ? json::value(*j.progress) : json::value(nullptr);
+  if (!j.error_history.empty()) {
+    json::array history;
+    for (const auto& e : j.error_history) history.push_back(json::object{{"type", e.type}, {"message", e.message}});
+    o["error_history"] = std::move(history);
+  }
   return o;
 }
 

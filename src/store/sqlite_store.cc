@@ -273,12 +273,17 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
   sqlite3_busy_timeout(raw, 5000);
   sqlite3_extended_result_codes(raw, 1);
   std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
-                        (options_.synchronous_full ? "FULL" : "NORMAL") + "; PRAGMA temp_store=MEMORY;";
+                        (options_.synchronous_full ? "FULL" : "NORMAL") + "; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=16777216;";
   if (!migrate) pragmas = "PRAGMA query_only=1;";
   if ((rc = conn->Exec(pragmas.c_str())) != SQLITE_OK) {
     return SqliteError(raw, rc, options_.path + " is not a usable SQLite database");
   }
   if (!migrate) return conn;
+  if (options_.max_bytes > 0) {
+    // Page size is 4096 unless the file says otherwise; the cap is approximate.
+    const std::string cap = "PRAGMA max_page_count=" + std::to_string(std::max<std::int64_t>(options_.max_bytes / 4096, 16));
+    if ((rc = conn->Exec(cap.c_str())) != SQLITE_OK) return SqliteError(raw, rc, "cannot set max_page_count");
+  }
 
   sqlite3_stmt* st = conn->Prepare("PRAGMA user_version");
   if (!st || sqlite3_step(st) != SQLITE_ROW) {

@@ -22,6 +22,9 @@ namespace offload {
 struct SqliteOptions {
   std::string path;          // The database file; its folder is created if missing.
   bool synchronous_full = true;
+  // Caps the database file (SQLite's max_page_count); 0: no cap. A write past it
+  // fails like a full disk: the submit gets 503 and nothing is lost.
+  std::int64_t max_bytes = 0;
 };
 
 // Thread-safe: write_mu_ serializes the write connection; each read takes a

@@ -80,8 +80,16 @@ class Store {
   virtual bool durable() const { return false; }
 };
 
-// Opens the store named by the config's `store` key: "memory" or "sqlite:PATH".
-// `synchronous_full` picks SQLite's synchronous=FULL (else NORMAL).
-ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec, bool synchronous_full = true);
+// How a store is opened: the config's `store` key ("memory" or "sqlite:PATH") and the
+// SQLite settings.
+struct StoreOptions {
+  std::string spec = "memory";
+  bool sqlite_synchronous_full = true;
+  std::int64_t sqlite_max_bytes = 0;
+};
+ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
+inline ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec) {
+  return OpenStore(StoreOptions{spec});
+}
 
 }  // namespace offload
