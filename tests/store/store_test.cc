@@ -1,0 +1,453 @@
+// The Store conformance suite: every implementation must pass every test here. To
+// add an implementation, add a factory to kStoreFactories.
+#include "store/store.h"
+
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace offload {
+namespace {
+
+namespace json = boost::json;
+
+struct StoreFactory {
+  std::string name;
+  // Opens a fresh, empty store.
+  std::function<ErrorOr<std::unique_ptr<Store>>()> open;
+};
+
+// Fresh folders for SQLite databases, removed when the test program exits.
+class ScratchDirs {
+ public:
+  ~ScratchDirs() {
+    for (const auto& d : dirs_) std::filesystem::remove_all(d);
+  }
+  std::string Make() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-store-XXXXXX";
+    dirs_.push_back(mkdtemp(tmpl.data()));
+    return dirs_.back();
+  }
+
+ private:
+  std::vector<std::string> dirs_;
+};
+
+const std::vector<StoreFactory>& StoreFactories() {
+  static ScratchDirs scratch;
+  static const std::vector<StoreFactory> factories = {
+      {"memory", [] { return OpenStore("memory"); }},
+      // synchronous=NORMAL: the suite checks behaviour, not sync to disk.
+      {"sqlite", [] { return OpenStore(StoreOptions{"sqlite:" + scratch.Make() + "/jobs.db", false}); }},
+  };
+  return factories;
+}
+
+void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
+
+constexpr UnixMillis kT0 = 1'700'000'000'000;
+
+JobRecord MakeJob(std::uint64_t seq, const std::string& task = "sleep",
+                  JobStatus status = JobStatus::kQueued) {
+  JobRecord r;
+  r.id = "job-" + std::to_string(seq);
+  r.task = task;
+  r.status = status;
+  r.seq = seq;
+  r.priority = static_cast<int>(seq % 3);
+  r.input = std::make_shared<const json::value>(json::object{{"ms", seq}});
+  r.created_at = kT0 + static_cast<UnixMillis>(seq);
+  if (status != JobStatus::kQueued) {
+    r.started_at = r.created_at + 1;
+    r.attempts = 1;
+  }
+  if (IsFinished(status)) r.finished_at = r.created_at + 2;
+  return r;
+}
+
+class StoreTest : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    auto s = GetParam().open();
+    ASSERT_TRUE(s.has_value()) << s.error().detail;
+    store_ = std::move(*s);
+  }
+
+  void Insert(const JobRecord& r) {
+    auto ok = store_->Insert(r);
+    ASSERT_TRUE(ok.has_value()) << r.id << ": " << ok.error().detail;
+  }
+  std::optional<JobRecord> Get(const std::string& id) {
+    auto r = store_->Get(id);
+    EXPECT_TRUE(r.has_value()) << id;
+    return r ? *r : std::nullopt;
+  }
+  JobPage List(const JobQuery& q) {
+    auto page = store_->List(q);
+    EXPECT_TRUE(page.has_value());
+    return page ? *page : JobPage{};
+  }
+  static std::vector<std::uint64_t> Seqs(const JobPage& page) {
+    std::vector<std::uint64_t> out;
+    for (const auto& j : page.jobs) out.push_back(j.seq);
+    return out;
+  }
+  // Follows the cursor to the end, checking each page; returns all seqs in order.
+  std::vector<std::uint64_t> ListAllPages(JobQuery q) {
+    std::vector<std::uint64_t> all;
+    for (int page = 0; page < 1000; ++page) {
+      JobPage p = List(q);
+      EXPECT_LE(p.jobs.size(), q.limit);
+      for (auto s : Seqs(p)) all.push_back(s);
+      if (!p.next_before_seq) return all;
+      EXPECT_FALSE(p.jobs.empty()) << "a page with a cursor must make progress";
+      EXPECT_LT(*p.next_before_seq, q.before_seq) << "the cursor must move backwards";
+      q.before_seq = *p.next_before_seq;
+    }
+    ADD_FAILURE() << "pagination did not end";
+    return all;
+  }
+
+  std::unique_ptr<Store> store_;
+};
+
+void ExpectSameRecord(const JobRecord& a, const JobRecord& b) {
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.task, b.task);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.priority, b.priority);
+  EXPECT_EQ(a.seq, b.seq);
+  EXPECT_EQ(a.attempts, b.attempts);
+  ASSERT_EQ(a.input == nullptr, b.input == nullptr);
+  if (a.input) {
+    EXPECT_EQ(*a.input, *b.input);
+  }
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.started_at, b.started_at);
+  EXPECT_EQ(a.finished_at, b.finished_at);
+  ASSERT_EQ(a.result == nullptr, b.result == nullptr);
+  if (a.result) {
+    EXPECT_EQ(a.result->content_type, b.result->content_type);
+    EXPECT_EQ(a.result->json, b.result->json);
+    EXPECT_EQ(a.result->bytes, b.result->bytes);
+  }
+  ASSERT_EQ(a.error.has_value(), b.error.has_value());
+  if (a.error) {
+    EXPECT_EQ(a.error->type, b.error->type);
+    EXPECT_EQ(a.error->message, b.error->message);
+  }
+  EXPECT_EQ(a.progress, b.progress);
+}
+
+TEST_P(StoreTest, InsertThenGetReturnsTheSameRecord) {
+  JobRecord r = MakeJob(1);
+  r.priority = -7;
+  r.input = std::make_shared<const json::value>(
+      json::parse(R"({"nested": {"list": [1, 2.5, "three", null, true]}, "unicode": "é✓"})"));
+  Insert(r);
+  auto got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, r);
+}
+
+TEST_P(StoreTest, GetOfAnUnknownIdIsEmptyNotAnError) {
+  auto r = store_->Get("nope");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_FALSE(r->has_value());
+}
+
+TEST_P(StoreTest, FinishedRecordsKeepResultsErrorsAndProgress) {
+  JobRecord ok = MakeJob(1, "cpu", JobStatus::kSucceeded);
+  ok.result = Result::Json(json::object{{"rounds", 12}}).output();
+  ok.progress = 1.0;
+  JobRecord png = MakeJob(2, "mandelbrot", JobStatus::kSucceeded);
+  png.result = Result::Bytes("image/png", std::string("\x89PNG\r\n\x1a\n\0binary", 15)).output();
+  JobRecord failed = MakeJob(3, "sleep", JobStatus::kFailed);
+  failed.error = JobError{"timeout", "ran longer than 50 ms"};
+  failed.progress = 0.5;
+  JobRecord canceled = MakeJob(4, "sleep", JobStatus::kCanceled);
+  canceled.error = JobError{"canceled", "canceled by a DELETE request"};
+  canceled.input = std::make_shared<const json::value>(nullptr);
+  for (const JobRecord* r : {&ok, &png, &failed, &canceled}) {
+    Insert(*r);
+    auto got = Get(r->id);
+    ASSERT_TRUE(got.has_value()) << r->id;
+    SCOPED_TRACE(r->id);
+    ExpectSameRecord(*got, *r);
+  }
+}
+
+TEST_P(StoreTest, DuplicateIdIsAConflict) {
+  JobRecord r = MakeJob(1);
+  Insert(r);
+  JobRecord again = MakeJob(2);
+  again.id = r.id;
+  auto dup = store_->Insert(again);
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().code, ErrorCode::kConflict);
+  auto got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->seq, 1u) << "the first record must be kept";
+  EXPECT_EQ(List(JobQuery{}).jobs.size(), 1u);
+}
+
+TEST_P(StoreTest, UpdateReplacesTheRecord) {
+  JobRecord r = MakeJob(1);
+  Insert(r);
+  r.status = JobStatus::kRunning;
+  r.started_at = kT0 + 50;
+  r.attempts = 1;
+  r.progress = 0.3;
+  ASSERT_TRUE(store_->Update(r).has_value());
+  auto got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, r);
+
+  r.status = JobStatus::kSucceeded;
+  r.finished_at = kT0 + 90;
+  r.progress = 1.0;
+  r.result = Result::Json(json::array{1, 2, 3}).output();
+  ASSERT_TRUE(store_->Update(r).has_value());
+  got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, r);
+}
+
+TEST_P(StoreTest, UpdateOfAnUnknownIdIsNotFoundAndCreatesNothing) {
+  auto u = store_->Update(MakeJob(9));
+  ASSERT_FALSE(u.has_value());
+  EXPECT_EQ(u.error().code, ErrorCode::kNotFound);
+  auto got = store_->Get("job-9");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_FALSE(got->has_value());
+  EXPECT_TRUE(List(JobQuery{}).jobs.empty());
+}
+
+TEST_P(StoreTest, ListIsNewestFirst) {
+  for (std::uint64_t s = 1; s <= 5; ++s) Insert(MakeJob(s));
+  JobPage page = List(JobQuery{});
+  EXPECT_EQ(Seqs(page), (std::vector<std::uint64_t>{5, 4, 3, 2, 1}));
+  EXPECT_FALSE(page.next_before_seq.has_value());
+  EXPECT_EQ(page.jobs[0].id, "job-5");
+  ASSERT_NE(page.jobs[0].input, nullptr);
+  EXPECT_EQ(*page.jobs[0].input, (json::object{{"ms", 5}}));
+}
+
+TEST_P(StoreTest, ListOfAnEmptyStore) {
+  JobPage page = List(JobQuery{});
+  EXPECT_TRUE(page.jobs.empty());
+  EXPECT_FALSE(page.next_before_seq.has_value());
+}
+
+TEST_P(StoreTest, ListShowsUpdates) {
+  for (std::uint64_t s = 1; s <= 3; ++s) Insert(MakeJob(s));
+  JobRecord r = MakeJob(2, "sleep", JobStatus::kFailed);
+  ASSERT_TRUE(store_->Update(r).has_value());
+  JobQuery q;
+  q.status = JobStatus::kFailed;
+  EXPECT_EQ(Seqs(List(q)), std::vector<std::uint64_t>{2});
+  q.status = JobStatus::kQueued;
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{3, 1}));
+}
+
+TEST_P(StoreTest, ListFiltersByStatusAndTask) {
+  Insert(MakeJob(1, "sleep", JobStatus::kSucceeded));
+  Insert(MakeJob(2, "cpu", JobStatus::kSucceeded));
+  Insert(MakeJob(3, "sleep", JobStatus::kFailed));
+  Insert(MakeJob(4, "sleep", JobStatus::kRunning));
+  Insert(MakeJob(5, "cpu", JobStatus::kQueued));
+  Insert(MakeJob(6, "sleep", JobStatus::kQueued));
+  Insert(MakeJob(7, "sleep", JobStatus::kCanceled));
+
+  JobQuery q;
+  q.task = "sleep";
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{7, 6, 4, 3, 1}));
+  q.task = "cpu";
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{5, 2}));
+  q.task = "mandelbrot";
+  EXPECT_TRUE(List(q).jobs.empty());
+  q.task = "slee";
+  EXPECT_TRUE(List(q).jobs.empty()) << "task matches exactly, not by prefix";
+
+  JobQuery by_status;
+  by_status.status = JobStatus::kSucceeded;
+  EXPECT_EQ(Seqs(List(by_status)), (std::vector<std::uint64_t>{2, 1}));
+  by_status.status = JobStatus::kQueued;
+  EXPECT_EQ(Seqs(List(by_status)), (std::vector<std::uint64_t>{6, 5}));
+  by_status.status = JobStatus::kRunning;
+  EXPECT_EQ(Seqs(List(by_status)), std::vector<std::uint64_t>{4});
+
+  JobQuery both;
+  both.task = "sleep";
+  both.status = JobStatus::kQueued;
+  EXPECT_EQ(Seqs(List(both)), std::vector<std::uint64_t>{6});
+  both.status = JobStatus::kSucceeded;
+  EXPECT_EQ(Seqs(List(both)), std::vector<std::uint64_t>{1});
+}
+
+TEST_P(StoreTest, PaginationFollowsNextBeforeSeq) {
+  for (std::uint64_t s = 1; s <= 7; ++s) Insert(MakeJob(s));
+  JobQuery q;
+  q.limit = 3;
+  JobPage first = List(q);
+  EXPECT_EQ(Seqs(first), (std::vector<std::uint64_t>{7, 6, 5}));
+  ASSERT_TRUE(first.next_before_seq.has_value()) << "more jobs match: a cursor is required";
+  q.before_seq = *first.next_before_seq;
+  JobPage second = List(q);
+  EXPECT_EQ(Seqs(second), (std::vector<std::uint64_t>{4, 3, 2}));
+  ASSERT_TRUE(second.next_before_seq.has_value());
+  q.before_seq = *second.next_before_seq;
+  JobPage third = List(q);
+  EXPECT_EQ(Seqs(third), std::vector<std::uint64_t>{1});
+  EXPECT_FALSE(third.next_before_seq.has_value()) << "nothing more matches";
+
+  JobQuery all;
+  all.limit = 2;
+  EXPECT_EQ(ListAllPages(all), (std::vector<std::uint64_t>{7, 6, 5, 4, 3, 2, 1}));
+  all.limit = 7;
+  EXPECT_EQ(ListAllPages(all), (std::vector<std::uint64_t>{7, 6, 5, 4, 3, 2, 1}));
+  all.limit = 1;
+  EXPECT_EQ(ListAllPages(all), (std::vector<std::uint64_t>{7, 6, 5, 4, 3, 2, 1}));
+}
+
+TEST_P(StoreTest, BeforeSeqIsExclusive) {
+  for (std::uint64_t s = 1; s <= 5; ++s) Insert(MakeJob(s));
+  JobQuery q;
+  q.before_seq = 4;
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{3, 2, 1}));
+  q.before_seq = 1;
+  EXPECT_TRUE(List(q).jobs.empty());
+}
+
+TEST_P(StoreTest, PaginationWithAFilterSkipsNonMatchingJobs) {
+  // Even seqs are cpu jobs, odd ones sleep.
+  for (std::uint64_t s = 1; s <= 12; ++s) Insert(MakeJob(s, s % 2 == 0 ? "cpu" : "sleep"));
+  JobQuery q;
+  q.task = "cpu";
+  q.limit = 4;
+  JobPage first = List(q);
+  EXPECT_EQ(Seqs(first), (std::vector<std::uint64_t>{12, 10, 8, 6}));
+  ASSERT_TRUE(first.next_before_seq.has_value());
+  EXPECT_EQ(ListAllPages(q), (std::vector<std::uint64_t>{12, 10, 8, 6, 4, 2}));
+}
+
+TEST_P(StoreTest, RemoveFinishedBeforeRemovesOnlyFinishedJobsOlderThanTheCutoff) {
+  JobRecord old_ok = MakeJob(1, "sleep", JobStatus::kSucceeded);
+  old_ok.finished_at = kT0 + 100;
+  JobRecord old_failed = MakeJob(2, "sleep", JobStatus::kFailed);
+  old_failed.finished_at = kT0 + 200;
+  JobRecord at_cutoff = MakeJob(3, "sleep", JobStatus::kCanceled);
+  at_cutoff.finished_at = kT0 + 300;
+  JobRecord recent = MakeJob(4, "sleep", JobStatus::kSucceeded);
+  recent.finished_at = kT0 + 400;
+  JobRecord running = MakeJob(5, "sleep", JobStatus::kRunning);
+  running.created_at = kT0;  // Old, but not finished.
+  JobRecord queued = MakeJob(6, "sleep", JobStatus::kQueued);
+  queued.created_at = kT0;
+  for (const JobRecord* r : {&old_ok, &old_failed, &at_cutoff, &recent, &running, &queued}) {
+    Insert(*r);
+  }
+
+  auto removed = store_->RemoveFinishedBefore(kT0 + 300);
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 2u);
+  EXPECT_FALSE(Get("job-1").has_value());
+  EXPECT_FALSE(Get("job-2").has_value());
+  EXPECT_TRUE(Get("job-3").has_value()) << "the cutoff is exclusive";
+  EXPECT_TRUE(Get("job-4").has_value());
+  EXPECT_TRUE(Get("job-5").has_value());
+  EXPECT_TRUE(Get("job-6").has_value());
+  EXPECT_EQ(Seqs(List(JobQuery{})), (std::vector<std::uint64_t>{6, 5, 4, 3}));
+
+  removed = store_->RemoveFinishedBefore(kT0 + 300);
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 0u) << "nothing left to remove";
+
+  // Far in the future: every finished job goes, active ones stay.
+  removed = store_->RemoveFinishedBefore(kT0 + 1'000'000);
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 2u);
+  EXPECT_EQ(Seqs(List(JobQuery{})), (std::vector<std::uint64_t>{6, 5}));
+}
+
+TEST_P(StoreTest, RemoveFinishedBeforeSeesJobsThatFinishedThroughUpdate) {
+  JobRecord r = MakeJob(1);
+  Insert(r);
+  Insert(MakeJob(2));
+  r.status = JobStatus::kRunning;
+  r.started_at = kT0 + 10;
+  ASSERT_TRUE(store_->Update(r).has_value());
+  auto removed = store_->RemoveFinishedBefore(kT0 + 1'000'000);
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 0u) << "running jobs are never removed";
+
+  r.status = JobStatus::kSucceeded;
+  r.finished_at = kT0 + 20;
+  ASSERT_TRUE(store_->Update(r).has_value());
+  removed = store_->RemoveFinishedBefore(kT0 + 21);
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_FALSE(Get("job-1").has_value());
+  EXPECT_TRUE(Get("job-2").has_value());
+}
+
+// Jobs do not always finish in the order of their finished_at (a canceled running job
+// is stamped when the cancel arrives; the clock may step). Removal goes by the time.
+TEST_P(StoreTest, RemoveFinishedBeforeGoesByFinishedAtNotByTheOrderOfWrites) {
+  JobRecord late = MakeJob(1, "sleep", JobStatus::kSucceeded);
+  late.finished_at = kT0 + 500;
+  JobRecord early = MakeJob(2, "sleep", JobStatus::kSucceeded);
+  early.finished_at = kT0 + 100;
+  Insert(late);
+  Insert(early);
+  auto removed = store_->RemoveFinishedBefore(kT0 + 200);
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 1u);
+  EXPECT_FALSE(Get("job-2").has_value()) << "finished at +100, before the cutoff +200";
+  EXPECT_TRUE(Get("job-1").has_value());
+}
+
+TEST_P(StoreTest, RemovedIdsMayNotBeFoundOrUpdated) {
+  Insert(MakeJob(1, "sleep", JobStatus::kSucceeded));
+  ASSERT_EQ(*store_->RemoveFinishedBefore(kT0 + 1'000'000), 1u);
+  auto u = store_->Update(MakeJob(1, "sleep", JobStatus::kSucceeded));
+  ASSERT_FALSE(u.has_value());
+  EXPECT_EQ(u.error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(List(JobQuery{}).jobs.empty());
+}
+
+TEST_P(StoreTest, ManyJobs) {
+  constexpr std::uint64_t kJobs = 2000;
+  for (std::uint64_t s = 1; s <= kJobs; ++s) {
+    Insert(MakeJob(s, "noop", s % 5 == 0 ? JobStatus::kSucceeded : JobStatus::kQueued));
+  }
+  JobQuery q;
+  q.limit = 1000;
+  q.status = JobStatus::kSucceeded;
+  std::vector<std::uint64_t> seqs = ListAllPages(q);
+  ASSERT_EQ(seqs.size(), kJobs / 5);
+  EXPECT_EQ(seqs.front(), kJobs);
+  EXPECT_EQ(seqs.back(), 5u);
+  EXPECT_TRUE(std::is_sorted(seqs.rbegin(), seqs.rend()));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest, ::testing::ValuesIn(StoreFactories()),
+                         [](const ::testing::TestParamInfo<StoreFactory>& info) {
+                           return info.param.name;
+                         });
+
+TEST(OpenStoreTest, UnknownSpecIsAnError) {
+  auto s = OpenStore("cassandra");
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.error().detail.find("cassandra"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace offload

@@ -1,0 +1,334 @@
+// Config: defaults, the TOML file, and errors a person can act on (file and line).
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace offload {
+namespace {
+
+constexpr const char* kFile = "test.toml";
+
+ServerConfig ParseOk(std::string_view text) {
+  auto c = ParseConfig(text, kFile);
+  EXPECT_TRUE(c.has_value()) << (c ? "" : c.error().detail);
+  return c ? *c : ServerConfig{};
+}
+
+// Parses text that must fail; returns the error detail.
+std::string ParseError(std::string_view text) {
+  auto c = ParseConfig(text, kFile);
+  EXPECT_FALSE(c.has_value()) << "accepted:\n" << text;
+  if (c) return "";
+  EXPECT_EQ(c.error().code, ErrorCode::kInvalidArgument);
+  return c.error().detail;
+}
+
+std::string AtLine(int line) { return std::string(kFile) + ":" + std::to_string(line) + ":"; }
+
+TEST(DefaultConfigTest, CpuIsTheNumberOfCores) {
+  ServerConfig c = DefaultConfig();
+  ASSERT_EQ(c.resources.count("cpu"), 1u);
+  EXPECT_EQ(c.resources.at("cpu"),
+            static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
+  EXPECT_EQ(c.resources.size(), 1u);
+}
+
+TEST(DefaultConfigTest, HoldsTheBuiltinTasksEachUsingOneCpu) {
+  ServerConfig c = DefaultConfig();
+  for (const char* name : {"noop", "sleep", "cpu", "mandelbrot"}) {
+    SCOPED_TRACE(name);
+    ASSERT_EQ(c.tasks.count(name), 1u);
+    const TaskConfig& t = c.tasks.at(name);
+    EXPECT_EQ(t.name, name);
+    EXPECT_EQ(t.run, std::string("builtin:") + name);
+    EXPECT_EQ(t.uses, (std::map<std::string, std::int64_t>{{"cpu", 1}}));
+    EXPECT_EQ(t.timeout, Millis(0));
+    EXPECT_EQ(t.max_queued, 100000);
+  }
+  EXPECT_EQ(c.tasks.size(), 4u);
+}
+
+TEST(DefaultConfigTest, ServerDefaults) {
+  ServerConfig c = DefaultConfig();
+  EXPECT_EQ(c.listen, "127.0.0.1:8080");
+  EXPECT_EQ(c.max_body, 16 << 20);
+  EXPECT_EQ(c.retention, Millis(24 * 3600 * 1000));
+  EXPECT_EQ(c.shutdown_grace, Millis(30'000));
+  EXPECT_TRUE(ValidateConfig(c).has_value());
+}
+
+TEST(ParseConfigTest, EmptyFileGivesTheDefaults) {
+  ServerConfig c = ParseOk("");
+  ServerConfig d = DefaultConfig();
+  EXPECT_EQ(c.listen, d.listen);
+  EXPECT_EQ(c.resources, d.resources);
+  EXPECT_EQ(c.tasks.size(), d.tasks.size());
+}
+
+TEST(ParseConfigTest, TopLevelSettings) {
+  ServerConfig c = ParseOk(R"(
+listen = "127.0.0.1:0"
+threads = 3
+max_body = 1024
+max_wait = "5s"
+run_timeout = 90
+retention = "2h"
+shutdown_grace = "250ms"
+store = "memory"
+)");
+  EXPECT_EQ(c.listen, "127.0.0.1:0");
+  EXPECT_EQ(c.threads, 3u);
+  EXPECT_EQ(c.max_body, 1024);
+  EXPECT_EQ(c.max_wait, Millis(5000));
+  EXPECT_EQ(c.run_timeout, Millis(90'000));
+  EXPECT_EQ(c.retention, Millis(2 * 3600 * 1000));
+  EXPECT_EQ(c.shutdown_grace, Millis(250));
+}
+
+TEST(ParseConfigTest, ResourcesAndTasks) {
+  ServerConfig c = ParseOk(R"(
+[resources]
+cpu = 6
+gpu = 2
+
+[tasks.render]
+run = "builtin:sleep"
+uses = {gpu = 1}
+max_queued = 10
+timeout = "30s"
+
+[tasks.heavy]
+run = "builtin:cpu"
+uses = {cpu = 2, gpu = 2}
+content_type = "text/plain"
+)");
+  EXPECT_EQ(c.resources, (std::map<std::string, std::int64_t>{{"cpu", 6}, {"gpu", 2}}));
+  ASSERT_EQ(c.tasks.count("render"), 1u);
+  const TaskConfig& r = c.tasks.at("render");
+  EXPECT_EQ(r.name, "render");
+  EXPECT_EQ(r.run, "builtin:sleep");
+  EXPECT_EQ(r.uses, (std::map<std::string, std::int64_t>{{"gpu", 1}}))
+      << "uses replaces the default {cpu = 1}, it does not add to it";
+  EXPECT_EQ(r.max_queued, 10);
+  EXPECT_EQ(r.timeout, Millis(30'000));
+
+  const TaskConfig& h = c.tasks.at("heavy");
+  EXPECT_EQ(h.uses, (std::map<std::string, std::int64_t>{{"cpu", 2}, {"gpu", 2}}));
+  EXPECT_EQ(h.content_type, "text/plain");
+  EXPECT_EQ(h.max_queued, 100000);
+  EXPECT_EQ(h.timeout, Millis(0));
+
+  // The built-ins stay available under their own names.
+  for (const char* name : {"noop", "sleep", "cpu", "mandelbrot"}) EXPECT_EQ(c.tasks.count(name), 1u);
+  EXPECT_EQ(c.tasks.size(), 6u);
+}
+
+TEST(ParseConfigTest, ResourcesMayComeAfterTheTasksThatUseThem) {
+  ServerConfig c = ParseOk(R"(
+[tasks.render]
+run = "builtin:sleep"
+uses = {gpu = 1}
+
+[resources]
+gpu = 1
+)");
+  EXPECT_EQ(c.tasks.at("render").uses.at("gpu"), 1);
+}
+
+TEST(ParseConfigTest, RedefiningABuiltinKeepsItsRunAndChangesItsUses) {
+  ServerConfig c = ParseOk(R"(
+[resources]
+gpu = 1
+
+[tasks.sleep]
+uses = {gpu = 1}
+)");
+  const TaskConfig& s = c.tasks.at("sleep");
+  EXPECT_EQ(s.run, "builtin:sleep");
+  EXPECT_EQ(s.uses, (std::map<std::string, std::int64_t>{{"gpu", 1}}));
+  EXPECT_EQ(c.tasks.at("noop").uses, (std::map<std::string, std::int64_t>{{"cpu", 1}}));
+}
+
+TEST(ParseConfigTest, OverridingCpuCapacity) {
+  ServerConfig c = ParseOk("[resources]\ncpu = 64\n");
+  EXPECT_EQ(c.resources.at("cpu"), 64);
+}
+
+TEST(ParseConfigErrorTest, BadTomlSyntaxNamesFileAndLine) {
+  std::string e = ParseError("listen = \"127.0.0.1:1\"\nthreads = = 2\n");
+  EXPECT_EQ(e.rfind(AtLine(2), 0), 0u) << e;
+}
+
+TEST(ParseConfigErrorTest, UnknownTopLevelKey) {
+  std::string e = ParseError("listen = \"127.0.0.1:1\"\n\nlisten_port = 80\n");
+  EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+  EXPECT_NE(e.find("listen_port"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, UnknownTaskKey) {
+  std::string e = ParseError("[tasks.render]\nrun = \"builtin:sleep\"\ngpus = 1\n");
+  EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+  EXPECT_NE(e.find("gpus"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, NegativeResourceCapacity) {
+  std::string e = ParseError("[resources]\ncpu = 2\ngpu = -1\n");
+  EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+  EXPECT_NE(e.find("gpu"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, ZeroCapacity) {
+  std::string e = ParseError("[resources]\ngpu = 0\n");
+  EXPECT_EQ(e.rfind(AtLine(2), 0), 0u) << e;
+}
+
+TEST(ParseConfigErrorTest, NegativeUsesAndMaxQueuedAndTimeout) {
+  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\nuses = {cpu = -1}\n").rfind(AtLine(3), 0),
+            0u);
+  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\n\nmax_queued = -5\n").rfind(AtLine(4), 0),
+            0u);
+  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\ntimeout = -1\n").rfind(AtLine(3), 0), 0u);
+  EXPECT_EQ(ParseError("\n\nretention = -3\n").rfind(AtLine(3), 0), 0u);
+}
+
+TEST(ParseConfigErrorTest, WrongTypes) {
+  EXPECT_EQ(ParseError("threads = \"four\"\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("listen = 8080\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("listen = \"nohostport\"\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("max_wait = \"5 parsecs\"\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("store = \"redis\"\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("resources = 3\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\nuses = 1\n").rfind(AtLine(3), 0), 0u);
+}
+
+TEST(ParseConfigErrorTest, TaskUsingAnUndeclaredResource) {
+  std::string e = ParseError(R"([resources]
+cpu = 2
+
+[tasks.render]
+run = "builtin:sleep"
+uses = {gpu = 1}
+)");
+  EXPECT_EQ(e.rfind(AtLine(6), 0), 0u) << e;
+  EXPECT_NE(e.find("render"), std::string::npos) << e;
+  EXPECT_NE(e.find("gpu"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, UsesAboveCapacity) {
+  std::string e = ParseError(R"([resources]
+gpu = 2
+
+[tasks.render]
+run = "builtin:sleep"
+uses = {gpu = 3}
+)");
+  EXPECT_EQ(e.rfind(AtLine(6), 0), 0u) << e;
+  EXPECT_NE(e.find("render"), std::string::npos) << e;
+  EXPECT_NE(e.find("gpu"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, RedefinedBuiltinUsingAnUndeclaredResource) {
+  std::string e = ParseError("[tasks.sleep]\nuses = {gpu = 1}\n");
+  EXPECT_EQ(e.rfind(AtLine(2), 0), 0u) << e;
+  EXPECT_NE(e.find("sleep"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, RunMustBeBuiltin) {
+  std::string e = ParseError("[tasks.render]\n\nrun = \"/usr/bin/render\"\n");
+  EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+  EXPECT_NE(e.find("builtin:"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, NewTaskWithoutRun) {
+  std::string e = ParseError("[tasks.render]\nuses = {cpu = 1}\n");
+  EXPECT_EQ(e.rfind(AtLine(1), 0), 0u) << e;
+  EXPECT_NE(e.find("run"), std::string::npos) << e;
+}
+
+TEST(ParseConfigErrorTest, EmptyUses) {
+  std::string e = ParseError("[tasks.a]\nrun = \"builtin:noop\"\nuses = {}\n");
+  EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+}
+
+TEST(ParseConfigErrorTest, HugeDurationsAreRejectedNotOverflowed) {
+  EXPECT_EQ(ParseError("retention = 9223372036854775807\n").rfind(AtLine(1), 0), 0u);
+  EXPECT_EQ(ParseError("retention = \"9223372036854775807h\"\n").rfind(AtLine(1), 0), 0u);
+}
+
+TEST(LoadConfigFileTest, MissingFileNamesThePath) {
+  auto c = LoadConfigFile("/nonexistent/offload-test.toml");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.error().detail.find("/nonexistent/offload-test.toml"), std::string::npos);
+}
+
+TEST(ParseDurationTest, Units) {
+  Millis d{};
+  ASSERT_TRUE(ParseDuration("250ms", &d));
+  EXPECT_EQ(d, Millis(250));
+  ASSERT_TRUE(ParseDuration("30s", &d));
+  EXPECT_EQ(d, Millis(30'000));
+  ASSERT_TRUE(ParseDuration("5m", &d));
+  EXPECT_EQ(d, Millis(300'000));
+  ASSERT_TRUE(ParseDuration("24h", &d));
+  EXPECT_EQ(d, Millis(24 * 3'600'000));
+  ASSERT_TRUE(ParseDuration("12", &d));
+  EXPECT_EQ(d, Millis(12'000)) << "a bare number is seconds";
+  ASSERT_TRUE(ParseDuration("0", &d));
+  EXPECT_EQ(d, Millis(0));
+}
+
+TEST(ParseDurationTest, RejectsBadText) {
+  for (const char* bad : {"", "ms", "-5s", "5d", "1.5s", "5 s", "s5", "5sec", "0x10", "+5s",
+                          "9223372036854775807h", "9223372036854775807s",
+                          "99999999999999999999"}) {
+    Millis d{12345};
+    EXPECT_FALSE(ParseDuration(bad, &d)) << '"' << bad << '"';
+    EXPECT_EQ(d, Millis(12345)) << "a failed parse leaves the output alone: " << bad;
+  }
+}
+
+TEST(ParseDurationTest, LargestValuesThatFit) {
+  Millis d{};
+  ASSERT_TRUE(ParseDuration("9223372036854775807ms", &d));
+  EXPECT_EQ(d.count(), INT64_MAX);
+}
+
+std::string ReadDoc(const std::string& relative) {
+  std::ifstream in(std::string(OFFLOAD_SOURCE_DIR) + "/" + relative);
+  if (!in) return "";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool MentionsWord(const std::string& text, const std::string& word) {
+  return std::regex_search(text, std::regex("(^|[^A-Za-z0-9_])" + word + "($|[^A-Za-z0-9_])"));
+}
+
+// The settings table feeds --help; docs/config.md must not fall behind it.
+TEST(ConfigDocsTest, DocsNameEverySetting) {
+  const std::string doc = ReadDoc("docs/config.md");
+  ASSERT_FALSE(doc.empty()) << OFFLOAD_SOURCE_DIR "/docs/config.md is missing or empty";
+  ASSERT_FALSE(ServerSettingDocs().empty());
+  for (const SettingDoc& s : ServerSettingDocs()) {
+    EXPECT_TRUE(MentionsWord(doc, s.key)) << "docs/config.md does not mention `" << s.key << "`";
+  }
+}
+
+TEST(ConfigDocsTest, DocsNameEveryTaskKeyAndSection) {
+  const std::string doc = ReadDoc("docs/config.md");
+  ASSERT_FALSE(doc.empty()) << OFFLOAD_SOURCE_DIR "/docs/config.md is missing or empty";
+  for (const char* key : {"resources", "tasks", "run", "uses", "max_queued", "timeout",
+                          "content_type"}) {
+    EXPECT_TRUE(MentionsWord(doc, key)) << "docs/config.md does not mention `" << key << "`";
+  }
+}
+
+}  // namespace
+}  // namespace offload
