@@ -355,6 +355,7 @@ void JobService::Get(const std::string& id, SnapshotCallback done) {
 void JobService::Cancel(const std::string& id, SnapshotCallback done) {
   Deferred deferred;
   std::optional<JobSnapshot> snap;
+  std::optional<JobStatus> finished_as;
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(id);
@@ -377,10 +378,16 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
         FinishLocked(job);
         job->run->RequestStop(StopReason::kCanceled);
         snap = SnapshotLocked(*job);
+      } else if (rec.status == JobStatus::kCanceled) {
+        snap = SnapshotLocked(*job);  // Canceled earlier: the same answer again.
       } else {
-        snap = SnapshotLocked(*job);  // Canceled earlier, still stopping: same answer.
+        finished_as = rec.status;  // Finished; only its final write is in flight.
       }
     }
+  }
+  if (finished_as) {
+    return done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
+                                                    std::string(JobStatusName(*finished_as))));
   }
   if (snap) {
     RunDeferred(std::move(deferred));
@@ -389,6 +396,9 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
   StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
+    if ((*stored)->status == JobStatus::kCanceled) {
+      return done(JobSnapshot{std::move(**stored), std::nullopt});  // Canceled again: same answer.
+    }
     done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
                                              std::string(JobStatusName((*stored)->status))));
   });
@@ -398,17 +408,38 @@ void JobService::List(const JobQuery& query, PageCallback done) {
   store_queue_->Read([this, query, done = std::move(done)] {
     auto page = store_->List(query);
     if (!page) return done(page.error(), std::nullopt);
-    std::vector<JobSnapshot> out;
-    out.reserve(page->jobs.size());
+    // Active jobs: the live view (progress, position, a status newer than the
+    // store's) wins over the stored copy. The store filtered on its own copy, so
+    // the status filter is checked again against the one shown.
+    std::vector<std::optional<JobSnapshot>> slots(page->jobs.size());
+    std::vector<std::size_t> reread;
     {
-      // Active jobs: the live view (progress, position, a status newer than the
-      // store's) wins over the stored copy.
       std::lock_guard lock(mu_);
-      for (JobRecord& rec : page->jobs) {
+      for (std::size_t i = 0; i < page->jobs.size(); ++i) {
+        JobRecord& rec = page->jobs[i];
         auto it = active_.find(rec.id);
-        if (it != active_.end()) out.push_back(SnapshotLocked(*it->second));
-        else out.push_back(JobSnapshot{std::move(rec), std::nullopt});
+        if (it != active_.end()) {
+          JobSnapshot live = SnapshotLocked(*it->second);
+          if (!query.status || live.record.status == *query.status) slots[i] = std::move(live);
+        } else if (!IsFinished(rec.status)) {
+          // It finished and left active_ after the page was read; a job leaves
+          // only once its final state is stored, so the store has it now.
+          reread.push_back(i);
+        } else {
+          slots[i] = JobSnapshot{std::move(rec), std::nullopt};
+        }
       }
+    }
+    for (std::size_t i : reread) {
+      auto fresh = store_->Get(page->jobs[i].id);
+      if (!fresh || !*fresh) continue;  // Removed by retention meanwhile.
+      if (query.status && (*fresh)->status != *query.status) continue;
+      slots[i] = JobSnapshot{std::move(**fresh), std::nullopt};
+    }
+    std::vector<JobSnapshot> out;
+    out.reserve(slots.size());
+    for (auto& slot : slots) {
+      if (slot) out.push_back(std::move(*slot));
     }
     done(std::move(out), page->next_before_seq);
   });
@@ -418,7 +449,9 @@ JobService::WaitTicket JobService::AwaitFinish(const std::string& id,
                                                std::function<void(JobSnapshot)> on_finish) {
   std::lock_guard lock(mu_);
   auto it = active_.find(id);
-  if (it == active_.end() || IsFinished(it->second->record.status)) return 0;
+  // A job whose final write is still in flight is waited for too: a waiter hears
+  // "finished" only once the store (and so GET /v1/jobs) says so as well.
+  if (it == active_.end() || it->second->final_durable) return 0;
   WaitTicket t = ++next_ticket_;
   it->second->waiters.push_back(Waiter{t, std::move(on_finish)});
   return t;
@@ -473,13 +506,22 @@ bool JobService::WaitForIdle(Millis timeout) {
 }
 
 void JobService::CancelAll() {
+  // Clients waiting on a job that stays queued get its current state: the server
+  // is going away and would otherwise drop them unanswered.
+  std::vector<std::pair<std::vector<Waiter>, JobSnapshot>> kept;
   {
     std::lock_guard lock(mu_);
     std::vector<ActiveJob*> queued;
     for (auto& [id, job] : active_) {
-      if (job->record.status == JobStatus::kRunning && job->run) job->run->RequestStop(StopReason::kShutdown);
-      // A durable store keeps queued jobs queued: they resume at the next start.
-      else if (job->record.status == JobStatus::kQueued && !store_->durable()) queued.push_back(job.get());
+      if (job->record.status == JobStatus::kRunning && job->run) {
+        job->run->RequestStop(StopReason::kShutdown);
+      } else if (job->record.status == JobStatus::kQueued && !store_->durable()) {
+        queued.push_back(job.get());
+      } else if (job->record.status == JobStatus::kQueued && !job->waiters.empty()) {
+        // A durable store keeps queued jobs queued: they resume at the next start.
+        kept.emplace_back(std::move(job->waiters), SnapshotLocked(*job));
+        job->waiters.clear();
+      }
     }
     for (ActiveJob* job : queued) {
       if (job->in_scheduler) {
@@ -493,6 +535,9 @@ void JobService::CancelAll() {
     }
   }
   store_queue_->Drain();
+  for (auto& [waiters, snap] : kept) {
+    for (auto& w : waiters) w.fn(snap);
+  }
 }
 
 // REQUIRES: mu_ held.

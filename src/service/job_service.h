@@ -96,9 +96,10 @@ class JobService {
   // Newest first; the second argument is the cursor for the next page.
   void List(const JobQuery& query, PageCallback done);
 
-  // If job `id` is queued or running, registers `on_finish` to receive its final
-  // snapshot and returns a non-zero ticket. Returns 0 when the job is not active
-  // (finished or unknown): use Get.
+  // If job `id` is queued or running, or finished with its final write still in
+  // flight, registers `on_finish` to receive its final snapshot once that write is
+  // durable, and returns a non-zero ticket. Returns 0 when the job is not active
+  // (finished and stored, or unknown): use Get.
   WaitTicket AwaitFinish(const std::string& id, std::function<void(JobSnapshot)> on_finish);
   // Removes a waiter. Returns false when it already fired (or is firing).
   bool CancelAwait(const std::string& id, WaitTicket ticket);

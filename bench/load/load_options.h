@@ -1,0 +1,36 @@
+// What every offload-load subcommand is told on its command line, and the server it
+// talks to.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <cstdint>
+#include <string>
+
+namespace offload::bench {
+
+struct LoadOptions {
+  std::string url = "http://127.0.0.1:8080";
+  std::string task = "noop";
+  std::string input = "null";  // JSON text: the jobs' input.
+  int concurrency = 64;        // Connections (closed loop: requests in flight).
+  double duration_s = 10;      // submit, probe: how long to send.
+  std::int64_t count = 0;      // -n: how many jobs/requests; 0 for submit: no limit but -d.
+  unsigned threads = 1;        // Client I/O threads. The server under test shares the cores.
+  bool json = false;
+  double prefer_wait_s = 0;    // submit: send "Prefer: wait=N"; 0: none.
+  double rate = 1000;          // probe: requests per second.
+  std::string path;            // probe: what to GET when --task is not given.
+  std::string hold_input;      // gap: input of a job that holds the resource while the rest queue.
+  double timeout_s = 300;      // e2e, gap: bound on the whole run.
+};
+
+// Where to connect: from an http://HOST:PORT URL (HOST an IP address or localhost).
+struct Target {
+  boost::asio::ip::tcp::endpoint endpoint;
+  std::string host_header;
+};
+
+// Returns false and fills `error` when the URL is not http://HOST:PORT.
+bool ResolveTarget(const std::string& url, Target* out, std::string* error);
+
+}  // namespace offload::bench

@@ -1,0 +1,346 @@
+#!/usr/bin/env bash
+# bench/run.sh: the standard workloads W1..W7 of docs/benchmarks.md, each against a
+# freshly started server, repeated --runs times; prints one table of medians.
+#
+#   bench/run.sh                 # 3 runs of everything (several minutes)
+#   bench/run.sh --quick         # ~15 s smoke at tiny sizes: checks the tools, asserts no figure
+#   bench/run.sh --only W1,W7    # a subset
+#
+# Servers listen on 127.0.0.1 port 0; each is stopped by its pid (SIGTERM, then
+# SIGKILL if it has not exited within 30 s). Nothing is left running on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(dirname "$here")
+
+# The stores the server-side workloads run against (W7 has none); a new store is one
+# more name here and its line in store_spec, which maps a name to the config's
+# `store` value.
+STORES=(memory sqlite)
+store_spec() {  # NAME DIR
+  case "$1" in
+    memory) echo "memory" ;;
+    sqlite) echo "sqlite:$2/offload.db" ;;
+    *) echo "run.sh: unknown store $1" >&2; return 1 ;;
+  esac
+}
+
+usage() {
+  cat <<EOF
+usage: bench/run.sh [--quick] [--runs N] [--only W1,W2,...] [--stores "memory sqlite"]
+                    [--build DIR] [--offload PATH] [--load PATH] [--client-threads N]
+                    [--out DIR] [--markdown]
+  --quick           tiny sizes, one run: a smoke test of the tools (figures mean nothing)
+  --runs N          repeat every workload N times and report medians (default 3)
+  --build DIR       build directory holding src/offload and bench/offload-load (default build)
+  --client-threads  offload-load I/O threads for W1, W2, W6 and W7 (default 1)
+  --out DIR         keep the raw JSON of every run there (default: a temporary folder)
+  --markdown        print the table as Markdown (for docs/benchmarks.md)
+EOF
+}
+
+runs=3
+quick=0
+only="W1,W2,W3,W4,W5,W6,W7"
+build="$repo/build"
+offload=""
+load=""
+client_threads=1
+out=""
+markdown=0
+while (($#)); do
+  case "$1" in
+    --quick) quick=1 ;;
+    --runs) runs="$2"; shift ;;
+    --only) only="$2"; shift ;;
+    --stores) read -r -a STORES <<<"$2"; shift ;;
+    --build) build="$2"; shift ;;
+    --offload) offload="$2"; shift ;;
+    --load) load="$2"; shift ;;
+    --client-threads) client_threads="$2"; shift ;;
+    --out) out="$2"; shift ;;
+    --markdown) markdown=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+  shift
+done
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
+offload=${offload:-$build/src/offload}
+load=${load:-$build/bench/offload-load}
+for bin in "$offload" "$load"; do
+  [[ -x "$bin" ]] || { echo "run.sh: $bin is not built (cmake --build $build)" >&2; exit 2; }
+done
+((quick)) && runs=1
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/offload-bench.XXXXXX")
+results=${out:-$work/results}
+mkdir -p "$results"
+
+server_pid=""
+nginx_pid=""
+cleanup() {
+  [[ -n "$server_pid" ]] && stop_pid "$server_pid"
+  [[ -n "$nginx_pid" ]] && stop_pid "$nginx_pid"
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cores=$(nproc)
+# Debian's interpreter first: a version manager's shim can cost seconds per start.
+python=/usr/bin/python3
+[[ -x "$python" ]] || python=python3
+
+# Sizes. The full ones are issue 5's; the quick ones only prove that each step runs.
+if ((quick)); then
+  w1_c=8; w1_d=1
+  w2_n=500; w2_c=8
+  w3_ms=300; w3_queued=20; w3_rate=200; w3_d=1
+  w4_n=20; w4_ms=5
+  w5_n=50
+  w6_n=5000
+  w7_c=8; w7_d=1
+else
+  w1_c=64; w1_d=10
+  w2_n=20000; w2_c=64
+  w3_ms=2000; w3_queued=10000; w3_rate=1000; w3_d=10
+  w4_n=200; w4_ms=10
+  w5_n=1000
+  w6_n=1000000
+  w7_c=64; w7_d=10
+fi
+
+failures=0
+note() { echo "run.sh: $*" >&2; }
+fail() { note "FAILED: $*"; failures=$((failures + 1)); }
+wants() { [[ ",$only," == *",$1,"* ]]; }
+
+# Stops a process we started: SIGTERM, then SIGKILL after 30 s.
+stop_pid() {
+  local pid=$1 i
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < 300; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    note "pid $pid did not stop within 30 s: SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# Starts `offload serve` with config file $1; sets server_pid and url.
+start_server() {
+  local config=$1 log=$work/server.log i
+  "$offload" serve --listen 127.0.0.1:0 --config "$config" 2>"$log" &
+  server_pid=$!
+  url=""
+  for ((i = 0; i < 200; i++)); do
+    url=$(sed -n 's/.*offload listening on \(http:\/\/[0-9.]*:[0-9]*\).*/\1/p' "$log" | head -1)
+    [[ -n "$url" ]] && return 0
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  note "the server did not start:"; cat "$log" >&2
+  stop_pid "$server_pid"; server_pid=""
+  return 1
+}
+
+stop_server() {
+  [[ -n "$server_pid" ]] && stop_pid "$server_pid"
+  server_pid=""
+}
+
+# 0 when the process is gone.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# Writes a config: the store, no shutdown grace (runs end with jobs still running
+# or queued: they are canceled at once), then whatever the workload adds.
+write_config() {  # FILE STORE [EXTRA TOML]
+  local spec
+  spec=$(store_spec "$2" "$work/data-$2") || return 1
+  mkdir -p "$work/data-$2"
+  rm -f "$work/data-$2"/* 2>/dev/null || true
+  printf 'store = "%s"\nshutdown_grace = "0s"\n%s\n' "$spec" "${3:-}" >"$1"
+}
+
+# Runs offload-load with --json; its object goes to $results/NAME.json.
+measure() {  # NAME ARGS...
+  local name=$1; shift
+  if "$load" "$@" --json >"$results/$name.json" 2>"$work/load.err"; then
+    return 0
+  fi
+  fail "$name: offload-load $* exited non-zero: $(tail -3 "$work/load.err")"
+  return 1
+}
+
+run_w1() {  # STORE RUN
+  local cfg=$work/w1.toml
+  write_config "$cfg" "$1" && start_server "$cfg" || { fail "W1 server"; return; }
+  measure "W1-$1-$2" submit --url "$url" --task noop -c "$w1_c" -d "$w1_d" --threads "$client_threads" || true
+  stop_server
+}
+
+run_w2() {
+  local cfg=$work/w2.toml
+  write_config "$cfg" "$1" && start_server "$cfg" || { fail "W2 server"; return; }
+  measure "W2-$1-$2" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" \
+    --timeout 300 || true
+  stop_server
+}
+
+# Every cpu slot busy with long cpu jobs and more queued behind; then probe the
+# status of a job at the back of the queue.
+run_w3() {
+  local cfg=$work/w3.toml n=$((cores + w3_queued)) accepted
+  write_config "$cfg" "$1" "$(printf '[resources]\ncpu = %d\n' "$cores")" && start_server "$cfg" ||
+    { fail "W3 server"; return; }
+  if measure "W3fill-$1-$2" submit --url "$url" --task cpu --input "{\"ms\": $w3_ms}" -n "$n" -c 16 -d 300; then
+    accepted=$(sed -n 's/.*"accepted":\([0-9]*\).*/\1/p' "$results/W3fill-$1-$2.json")
+    ((accepted == n)) || fail "W3 ($1): only ${accepted:-0} of $n cpu jobs were accepted"
+    measure "W3-$1-$2" probe --url "$url" --task cpu --input "{\"ms\": $w3_ms}" -r "$w3_rate" -d "$w3_d" -c 16 || true
+  fi
+  stop_server
+}
+
+# An exclusive resource: a holding job keeps it while the N jobs queue, then is
+# canceled, so the gaps measured are hand-overs only.
+run_w4() {
+  local cfg=$work/w4.toml
+  write_config "$cfg" "$1" "$(printf '[resources]\ngpu = 1\n[tasks.render]\nrun = "builtin:sleep"\nuses = {gpu = 1}\n')" &&
+    start_server "$cfg" || { fail "W4 server"; return; }
+  measure "W4-$1-$2" gap --url "$url" --task render --input "{\"ms\": $w4_ms}" -n "$w4_n" \
+    --hold-input '{"ms": 60000}' --timeout 120 || true
+  stop_server
+}
+
+run_w5() {
+  local cfg=$work/w5.toml
+  write_config "$cfg" "$1" && start_server "$cfg" || { fail "W5 server"; return; }
+  measure "W5-$1-$2" submit --url "$url" --task noop -c 1 -n "$w5_n" -d 120 --prefer-wait 5 || true
+  stop_server
+}
+
+# Queued jobs stay queued behind one long job on a busy exclusive resource.
+run_w6() {
+  local cfg=$work/w6.toml before after hwm queued
+  write_config "$cfg" "$1" "$(printf '[resources]\ngpu = 1\n[tasks.parked]\nrun = "builtin:sleep"\nuses = {gpu = 1}\nmax_queued = %d\n' $((w6_n + 10)))" &&
+    start_server "$cfg" || { fail "W6 server"; return; }
+  if measure "W6hold-$1-$2" submit --url "$url" --task parked --input '{"ms": 3600000}' -n 1 -c 1 -d 30; then
+    before=$(rss_kib "$server_pid")
+    if measure "W6fill-$1-$2" submit --url "$url" --task parked --input '{"ms": 1}' -n "$w6_n" -c 64 \
+      --threads "$client_threads" -d 600; then
+      after=$(rss_kib "$server_pid")
+      hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status" 2>/dev/null || echo 0)
+      queued=$(sed -n 's/.*"accepted":\([0-9]*\).*/\1/p' "$results/W6fill-$1-$2.json")
+      ((queued == w6_n)) || fail "W6 ($1): only ${queued:-0} of $w6_n jobs were accepted"
+      printf '{"command":"rss","queued":%d,"rss_before_kib":%d,"rss_kib":%d,"hwm_kib":%d}\n' \
+        "${queued:-0}" "$before" "$after" "$hwm" >"$results/W6-$1-$2.json"
+    fi
+  fi
+  stop_server
+}
+
+# nginx's config for W7: every request answered with a fixed 202 job body.
+nginx_conf() {  # DIR PORT
+  local dir=$1 user_line=""
+  # As root, nginx's workers would switch to "nobody"; they need nothing from it.
+  (($(id -u) == 0)) && user_line="user $(id -un) $(id -gn);"
+  cat <<EOF
+$user_line
+worker_processes $cores;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/tmp/body;
+  proxy_temp_path $dir/tmp/proxy;
+  fastcgi_temp_path $dir/tmp/fastcgi;
+  uwsgi_temp_path $dir/tmp/uwsgi;
+  scgi_temp_path $dir/tmp/scgi;
+  keepalive_requests 1000000000;
+  keepalive_timeout 120s;
+  server {
+    listen 127.0.0.1:$2;
+    location / {
+      default_type application/json;
+      add_header Location /v1/jobs/Q2x0dGhpcyBpcyBh always;
+      return 202 '{"id":"Q2x0dGhpcyBpcyBh","task":"noop","status":"queued","priority":0,"position":0,"attempts":0,"created_at":"2026-01-01T00:00:00.000Z","started_at":null,"finished_at":null,"result":null,"error":null,"progress":null}';
+    }
+  }
+}
+EOF
+}
+
+# W7, the HTTP ceiling: nginx as a static responder, driven by the same client as W1.
+run_w7() {  # RUN
+  local nginx dir=$work/nginx port="" attempt i
+  nginx=$(command -v nginx || echo /usr/sbin/nginx)
+  if [[ ! -x "$nginx" ]]; then
+    note "W7 skipped: nginx is not installed (scripts/install-deps.sh installs nginx-light)"
+    return
+  fi
+  mkdir -p "$dir/logs" "$dir/tmp"
+  # nginx cannot report a port it picked, so try a few random unprivileged ones.
+  for attempt in 1 2 3 4 5; do
+    port=$((20000 + RANDOM % 40000))
+    nginx_conf "$dir" "$port" >"$dir/nginx.conf"
+    "$nginx" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
+    nginx_pid=$!
+    for ((i = 0; i < 100; i++)); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      kill -0 "$nginx_pid" 2>/dev/null || break
+      sleep 0.05
+    done
+    kill -0 "$nginx_pid" 2>/dev/null && break
+    wait "$nginx_pid" 2>/dev/null || true
+    nginx_pid=""
+  done
+  if [[ -z "$nginx_pid" ]]; then
+    fail "W7: nginx did not start: $(tail -3 "$dir/logs/error.log" 2>/dev/null)"
+    return
+  fi
+  measure "W7-http-$1" submit --url "http://127.0.0.1:$port" --task noop -c "$w7_c" -d "$w7_d" \
+    --threads "$client_threads" || true
+  stop_pid "$nginx_pid"
+  nginx_pid=""
+}
+
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+mem_gib=$(awk '/^MemTotal:/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+echo "offload bench: $started, $cores cores ($cpu_model), $mem_gib GiB RAM, load average $load_start"
+echo "offload bench: runs $runs$( ((quick)) && echo ' (quick: tiny sizes, figures are not comparable)'), stores ${STORES[*]}, workloads $only"
+
+for ((r = 1; r <= runs; r++)); do
+  for store in "${STORES[@]}"; do
+    for w in 1 2 3 4 5 6; do
+      if wants "W$w"; then
+        t0=$(date +%s.%N)
+        "run_w$w" "$store" "$r"
+        note "run $r/$runs W$w ($store): $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+      fi
+    done
+  done
+  if wants W7; then
+    t0=$(date +%s.%N)
+    run_w7 "$r"
+    note "run $r/$runs W7: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+  fi
+done
+
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+report_args=("$results" --cores "$cores")
+((quick)) && report_args+=(--quick)
+((markdown)) && report_args+=(--markdown)
+"$python" "$here/report.py" "${report_args[@]}" || fail "report.py"
+echo "offload bench: load average at the end $load_end"
+if ((failures)); then
+  echo "offload bench: $failures step(s) failed"
+  exit 1
+fi
+echo "offload bench: done"

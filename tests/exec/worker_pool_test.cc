@@ -1,0 +1,309 @@
+#include "exec/worker_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "exec/exec_test_util.h"
+#include "exec/proc_util.h"
+
+namespace offload {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::CountOpenFds;
+using testing::CountZombieChildren;
+using testing::Describe;
+using testing::IsDead;
+using testing::Pending;
+using testing::ReadFileForTest;
+using testing::WaitUntil;
+namespace json = boost::json;
+
+// tests/exec/testdata/test_worker.py: each job's input names an "op".
+class WorkerPoolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sup_ = ProcessSupervisor::Create();
+    dir_ = std::filesystem::temp_directory_path() /
+           ("offload-pool-test-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    testing::WarmUp(*sup_);
+    fds_before_ = CountOpenFds(::getpid());
+  }
+  void TearDown() override {
+    pool_.reset();
+    EXPECT_EQ(CountZombieChildren(::getpid()), 0);
+    EXPECT_TRUE(testing::ChildrenOf(::getpid()).empty());
+    EXPECT_TRUE(WaitUntil([&] { return CountOpenFds(::getpid()) == fds_before_; }, 5s))
+        << CountOpenFds(::getpid()) << " open, " << fds_before_ << " before";
+    std::filesystem::remove_all(dir_);
+  }
+
+  static WorkerPoolOptions Options(std::map<std::string, std::string> env = {}) {
+    WorkerPoolOptions o;
+    o.task = "test";
+    o.spawn.argv = {"python3", OFFLOAD_SOURCE_DIR "/tests/exec/testdata/test_worker.py"};
+    env["PYTHONPATH"] = OFFLOAD_SOURCE_DIR "/clients/python";
+    env["PYTHONDONTWRITEBYTECODE"] = "1";
+    o.spawn.environment = MergeEnvironment(env);
+    o.workers = 1;
+    return o;
+  }
+  WorkerPool& Make(WorkerPoolOptions o) {
+    pool_ = std::make_unique<WorkerPool>(sup_, std::move(o));
+    return *pool_;
+  }
+
+  // Runs one job to its end.
+  Result Run(json::value input, std::string id = "job-1") {
+    Pending p(*pool_, std::move(input), std::move(id));
+    auto r = p.Wait();
+    EXPECT_TRUE(r) << "no outcome within the deadline";
+    return r ? *r : Result::Fail("test", "no outcome");
+  }
+  json::value Ok(json::value input) {
+    Result r = Run(std::move(input));
+    EXPECT_TRUE(r.ok()) << Describe(r);
+    return r.ok() ? r.output()->json : json::value();
+  }
+  static std::int64_t Pid(const json::value& v) {
+    return v.is_object() && v.as_object().contains("pid") ? v.at("pid").as_int64() : -1;
+  }
+
+  std::shared_ptr<ProcessSupervisor> sup_;
+  std::unique_ptr<WorkerPool> pool_;
+  std::filesystem::path dir_;
+  int fds_before_ = 0;
+};
+
+TEST_F(WorkerPoolTest, AWorkerServesManyJobsAndLoadsOnce) {
+  Make(Options({{"LOAD_MS", "100"}}));
+  std::int64_t pid = -1;
+  for (int i = 1; i <= 5; ++i) {
+    json::value v = Ok(json::parse(R"({"op": "echo", "value": )" + std::to_string(i) + "}"));
+    EXPECT_EQ(v.at("value").as_int64(), i);
+    EXPECT_EQ(v.at("loads").as_int64(), 1);
+    EXPECT_EQ(v.at("jobs").as_int64(), i);
+    if (pid < 0) pid = Pid(v);
+    EXPECT_EQ(Pid(v), pid);
+  }
+  EXPECT_EQ(pool_->StatsForTest().started, 1);
+}
+
+TEST_F(WorkerPoolTest, WorkersArePreforkedBeforeTheFirstJob) {
+  auto o = Options();
+  o.workers = 2;
+  Make(o);
+  ASSERT_TRUE(WaitUntil([&] { return pool_->StatsForTest().ready_pids.size() == 2; }));
+}
+
+TEST_F(WorkerPoolTest, ReplacesAWorkerAfterMaxJobs) {
+  auto o = Options();
+  o.max_jobs_per_worker = 2;
+  Make(o);
+  std::vector<std::int64_t> pids;
+  for (int i = 0; i < 5; ++i) {
+    json::value v = Ok(json::parse(R"({"op": "echo"})"));
+    EXPECT_EQ(v.at("loads").as_int64(), 1);
+    pids.push_back(Pid(v));
+  }
+  EXPECT_EQ(pids[0], pids[1]);
+  EXPECT_NE(pids[1], pids[2]);
+  EXPECT_EQ(pids[2], pids[3]);
+  EXPECT_NE(pids[3], pids[4]);
+  EXPECT_TRUE(IsDead(static_cast<pid_t>(pids[0])));
+}
+
+TEST_F(WorkerPoolTest, ReplacesAWorkerOverMaxRss) {
+  auto o = Options();
+  o.max_rss = 80 << 20;
+  Make(o);
+  const auto a = Pid(Ok(json::parse(R"({"op": "echo"})")));
+  EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "echo"})"))), a);  // Small: kept.
+  EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "grow", "mb": 120})"))), a);  // Crosses the line...
+  const auto b = Pid(Ok(json::parse(R"({"op": "echo"})")));
+  EXPECT_NE(b, a);  // ...and is replaced after that job.
+  EXPECT_EQ(pool_->StatsForTest().unexpected_exits, 0);
+}
+
+TEST_F(WorkerPoolTest, ACrashMidJobFailsItAndAFreshWorkerTakesOver) {
+  Make(Options());
+  const auto a = Pid(Ok(json::parse(R"({"op": "echo"})")));
+  Result r = Run(json::parse(R"({"op": "crash", "code": 7})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "worker_died");
+  EXPECT_NE(r.error().message.find("exited with status 7"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("crashing mid-job"), std::string::npos) << r.error().message;
+  Result segv = Run(json::parse(R"({"op": "segv"})"));
+  ASSERT_FALSE(segv.ok());
+  EXPECT_NE(segv.error().message.find("SIGSEGV"), std::string::npos) << segv.error().message;
+  const auto b = Pid(Ok(json::parse(R"({"op": "echo"})")));
+  EXPECT_NE(b, a);
+  EXPECT_EQ(pool_->StatsForTest().unexpected_exits, 2);
+}
+
+TEST_F(WorkerPoolTest, ACrashLoopAtStartBacksOffAndFailsWaitingJobs) {
+  auto o = Options({{"CRASH_AT_START", "3"}});
+  o.backoff_initial = 100ms;
+  Make(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  Result r = Run(json::parse(R"({"op": "echo"})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "worker_died");
+  EXPECT_NE(r.error().message.find("before it was ready"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("crashing at start"), std::string::npos) << r.error().message;
+  // Restarts wait 100, 200, 400 ms...: four starts take at least 700 ms.
+  ASSERT_TRUE(WaitUntil([&] { return pool_->StatsForTest().started >= 4; }));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 690ms);
+}
+
+TEST_F(WorkerPoolTest, CancelOfARunningJobKillsItsWorker) {
+  Make(Options());
+  const auto a = Pid(Ok(json::parse(R"({"op": "echo"})")));
+  Pending p(*pool_, json::parse(R"({"op": "progress", "ms": 60000})"));
+  ASSERT_TRUE(WaitUntil([&] { return p.context().progress() == 0.5; }));
+  p.context().RequestStop(StopReason::kCanceled);
+  auto r = p.Wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error().type, "canceled");
+  EXPECT_TRUE(IsDead(static_cast<pid_t>(a)));
+  EXPECT_NE(Pid(Ok(json::parse(R"({"op": "echo"})"))), a);
+  EXPECT_EQ(pool_->StatsForTest().unexpected_exits, 0);
+}
+
+TEST_F(WorkerPoolTest, TimeoutOfAWorkerIgnoringSigtermEndsWithSigkill) {
+  auto o = Options();
+  o.kill_grace = 300ms;
+  Make(o);
+  Pending p(*pool_, json::parse(R"({"op": "ignore_term"})"));
+  ASSERT_TRUE(WaitUntil([&] { return p.context().progress() == 0.5; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  p.context().RequestStop(StopReason::kTimeout);
+  auto r = p.Wait(5s);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->ok());
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 290ms);
+  EXPECT_TRUE(Run(json::parse(R"({"op": "noop"})")).ok());
+}
+
+TEST_F(WorkerPoolTest, AStoppedWorkerTakesItsGrandchildrenAlong) {
+  Make(Options());
+  const std::string pidfile = (dir_ / "grandchild").string();
+  Pending p(*pool_, json::object{{"op", "grandchild"}, {"pidfile", pidfile}});
+  ASSERT_TRUE(WaitUntil([&] { return !ReadFileForTest(pidfile).empty(); }));
+  const pid_t grandchild = std::atoi(ReadFileForTest(pidfile).c_str());
+  ASSERT_GT(grandchild, 0);
+  p.context().RequestStop(StopReason::kCanceled);
+  ASSERT_TRUE(p.Wait(5s));
+  EXPECT_TRUE(WaitUntil([&] { return IsDead(grandchild); }, 5s));
+}
+
+TEST_F(WorkerPoolTest, StdoutFloodFailsTheJobAndTheWorkerIsReplaced) {
+  auto o = Options();
+  o.max_result = 1 << 20;
+  o.kill_grace = 1s;
+  Make(o);
+  Result r = Run(json::parse(R"({"op": "flood", "mb": 20})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "result_too_large");
+  EXPECT_TRUE(Ok(json::parse(R"({"op": "echo"})")).is_object());
+}
+
+TEST_F(WorkerPoolTest, ErrorsFromTheWorkerFailTheJobButKeepTheWorker) {
+  Make(Options());
+  const auto a = Pid(Ok(json::parse(R"({"op": "echo"})")));
+  Result invalid = Run(json::parse(R"({"op": "fail", "type": "invalid_input", "message": "no x"})"));
+  ASSERT_FALSE(invalid.ok());
+  EXPECT_EQ(invalid.error().type, "invalid_input");
+  EXPECT_EQ(invalid.error().message, "no x");
+  Result raised = Run(json::parse(R"({"op": "raise"})"));
+  ASSERT_FALSE(raised.ok());
+  EXPECT_EQ(raised.error().type, "handler_error");
+  EXPECT_EQ(raised.error().message, "ValueError: raised as asked");
+  EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "echo"})"))), a);
+}
+
+TEST_F(WorkerPoolTest, StrayStdoutLinesAreIgnored) {
+  Make(Options());
+  EXPECT_EQ(Ok(json::parse(R"({"op": "noise"})")), json::value("ok"));
+}
+
+TEST_F(WorkerPoolTest, BinaryResultsComeBase64Encoded) {
+  auto o = Options();
+  o.content_type = "application/octet-stream";
+  Make(o);
+  Result r = Run(json::parse(R"({"op": "binary"})"));
+  ASSERT_TRUE(r.ok()) << Describe(r);
+  std::string expected;
+  for (int i = 0; i < 256; ++i) expected.push_back(static_cast<char>(i));
+  EXPECT_EQ(r.output()->bytes, expected);
+  EXPECT_EQ(r.output()->content_type, "application/octet-stream");
+}
+
+TEST_F(WorkerPoolTest, JobsWaitForABusyWorkerAndCanBeCanceledWhileWaiting) {
+  Make(Options());
+  Pending first(*pool_, json::parse(R"({"op": "sleep", "ms": 300})"), "first");
+  Pending second(*pool_, json::parse(R"({"op": "echo"})"), "second");
+  Pending third(*pool_, json::parse(R"({"op": "echo"})"), "third");
+  ASSERT_TRUE(WaitUntil([&] { return pool_->StatsForTest().waiting_jobs == 2; }));
+  second.context().RequestStop(StopReason::kCanceled);
+  auto r2 = second.Wait(2s);
+  ASSERT_TRUE(r2);
+  EXPECT_EQ(r2->error().type, "canceled");
+  EXPECT_FALSE(first.done());  // The stop did not touch the running job.
+  auto r1 = first.Wait();
+  auto r3 = third.Wait();
+  ASSERT_TRUE(r1 && r3);
+  EXPECT_TRUE(r1->ok()) << Describe(*r1);
+  ASSERT_TRUE(r3->ok()) << Describe(*r3);
+  EXPECT_EQ(Pid(r1->output()->json), Pid(r3->output()->json));
+}
+
+TEST_F(WorkerPoolTest, DestroyingThePoolStopsBusyWorkers) {
+  Make(Options());
+  Pending p(*pool_, json::parse(R"({"op": "progress", "ms": 60000})"));
+  ASSERT_TRUE(WaitUntil([&] { return p.context().progress() == 0.5; }));
+  pool_.reset();
+  auto r = p.Wait(1s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error().type, "shutdown");
+}
+
+TEST_F(WorkerPoolTest, AProgramThatCannotStartFailsJobsClearly) {
+  auto o = Options();
+  o.spawn.argv = {"/nonexistent/worker"};
+  Make(o);
+  Result r = Run(nullptr);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "worker_unavailable");
+  EXPECT_NE(r.error().message.find("/nonexistent/worker"), std::string::npos) << r.error().message;
+}
+
+TEST_F(WorkerPoolTest, ThroughputOfNoopJobs) {
+  auto o = Options();
+  o.workers = 2;
+  Make(o);
+  ASSERT_TRUE(WaitUntil([&] { return pool_->StatsForTest().ready_pids.size() == 2; }));
+  constexpr int kJobs = 2000;
+  const auto t0 = std::chrono::steady_clock::now();
+  // Keep 8 in flight, as a scheduler with a few slots would.
+  std::deque<std::unique_ptr<Pending>> inflight;
+  int submitted = 0;
+  while (submitted < kJobs || !inflight.empty()) {
+    while (submitted < kJobs && inflight.size() < 8) {
+      inflight.push_back(std::make_unique<Pending>(*pool_, json::parse(R"({"op": "noop"})"),
+                                                   "job-" + std::to_string(submitted++)));
+    }
+    auto r = inflight.front()->Wait();
+    ASSERT_TRUE(r && r->ok());
+    inflight.pop_front();
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("[ info ] %d noop jobs on 2 Python workers in %.3f s: %.0f jobs/s\n", kJobs, secs,
+              kJobs / secs);
+}
+
+}  // namespace
+}  // namespace offload
