@@ -378,8 +378,8 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
         FinishLocked(job);
         job->run->RequestStop(StopReason::kCanceled);
         snap = SnapshotLocked(*job);
-      } else if (rec.status == JobStatus::kCanceled) {
-        snap = SnapshotLocked(*job);  // Canceled earlier: the same answer again.
+      } else if (rec.status == JobStatus::kCanceled && job->run) {
+        snap = SnapshotLocked(*job);  // Canceled earlier, still stopping: same answer.
       } else {
         finished_as = rec.status;  // Finished; only its final write is in flight.
       }
@@ -396,9 +396,6 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
   StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
-    if ((*stored)->status == JobStatus::kCanceled) {
-      return done(JobSnapshot{std::move(**stored), std::nullopt});  // Canceled again: same answer.
-    }
     done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
                                              std::string(JobStatusName((*stored)->status))));
   });

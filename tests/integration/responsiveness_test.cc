@@ -35,7 +35,9 @@ cpu = 2
   }
   // More work waits behind them, so the scheduler has a queue too.
   std::vector<std::string> queued;
-  for (int i = 0; i < 10; ++i) queued.push_back(Field(SubmitJob(client(), "cpu", json::object{{"ms", 1}}), "id"));
+  for (int i = 0; i < 10; ++i) {
+    queued.push_back(Field(SubmitJob(client(), "cpu", json::object{{"ms", 1}}), "id"));
+  }
   WaitForInUse(client(), "cpu", 2);
 
   std::vector<microseconds> latencies;

@@ -36,7 +36,8 @@ TEST_F(WaitingTest, PreferWaitAnswers200WithTheFinishedJobWhenQuick) {
   EXPECT_GT(TimeOf(job, "finished_at"), 0);
 
   // Other preferences may sit beside wait (RFC 7240).
-  Response both = client().Post("/v1/jobs", R"({"task": "noop"})", {{"Prefer", "respond-async, wait=20"}});
+  Response both =
+      client().Post("/v1/jobs", R"({"task": "noop"})", {{"Prefer", "respond-async, wait=20"}});
   ASSERT_EQ(both.status, 200) << Describe(both);
   EXPECT_EQ(Field(both.json().as_object(), "status"), "succeeded");
 }

@@ -40,7 +40,8 @@ json::object GetJob(HttpClient& client, const std::string& id) {
   return res.json().as_object();
 }
 
-json::object WaitFinished(HttpClient& client, const std::string& id, std::chrono::milliseconds deadline) {
+json::object WaitFinished(HttpClient& client, const std::string& id,
+                          std::chrono::milliseconds deadline) {
   using Clock = std::chrono::steady_clock;
   const auto until = Clock::now() + deadline;
   json::object job;
