@@ -102,7 +102,7 @@ def verdict(v, target, quick):
     if met:
         return text, "met"
     if op == ">=":
-        return text, f"MISSED: {100 * v / bound:.0f}% of the target"
+        return text, f"MISSED: reaches {100 * v / bound:.0f}% of it"
     if v < 2 * bound:
         return text, f"MISSED: {100 * (v / bound - 1):.0f}% over"
     return text, f"MISSED: {v / bound:.1f}x the bound"

@@ -50,6 +50,10 @@ std::string NewJobId() {
     id[o + 2] = kAlphabet[(v >> 6) & 63];
     id[o + 3] = kAlphabet[v & 63];
   }
+  // 15 characters (90 bits) rather than 16: a std::string keeps up to 15 in place, so
+  // the several copies of each id (service, store, scheduler, responses) allocate
+  // nothing. 90 bits stays far above the 64 an unguessable id needs.
+  id.resize(15);
   return id;
 }
 

@@ -77,8 +77,14 @@ std::string TestServer::Start(std::string_view config_toml) {
 
 std::string TestServer::Start(TestServerOptions options) {
   if (pid_ > 0) return "TestServer::Start called twice";
-  std::vector<std::string> args = {OffloadBinary(), "serve", "--listen", "127.0.0.1:0", "--threads",
-                                   std::to_string(options.threads)};
+  std::vector<std::string> args;
+  // setpriv (util-linux) execs the server with a parent-death signal: a test program
+  // that crashes takes its servers with it instead of leaving them running.
+  if (::access("/usr/bin/setpriv", X_OK) == 0) args = {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"};
+  for (std::string a : {std::string(OffloadBinary()), std::string("serve"), std::string("--listen"),
+                        std::string("127.0.0.1:0"), std::string("--threads"), std::to_string(options.threads)}) {
+    args.push_back(std::move(a));
+  }
   dir_ = MakeTempDir();
   if (dir_.empty()) return std::string("mkdtemp: ") + std::strerror(errno);
   if (!options.config_toml.empty()) {

@@ -286,7 +286,7 @@ TEST_F(JobServiceTest, SubmitAnswersRunningWhenFreeAndQueuedWithPositionOtherwis
   EXPECT_GT(a->record.created_at, 0);
   EXPECT_GT(a->record.started_at, 0);
   EXPECT_EQ(a->record.finished_at, 0);
-  EXPECT_EQ(a->record.id.size(), 16u);
+  EXPECT_EQ(a->record.id.size(), 15u);
 
   auto b = Submit("gated", Tag(2));
   ASSERT_TRUE(b.has_value());
