@@ -503,8 +503,8 @@ bool JobService::WaitForIdle(Millis timeout) {
 }
 
 void JobService::CancelAll() {
-  // Clients waiting on a job that stays queued get its current state: the server
-  // is going away and would otherwise drop them unanswered.
+  // Clients waiting on a queued job get its state now (canceled, or still queued in
+  // a durable store): the server is going away and would otherwise drop them.
   std::vector<std::pair<std::vector<Waiter>, JobSnapshot>> kept;
   {
     std::lock_guard lock(mu_);
@@ -526,9 +526,17 @@ void JobService::CancelAll() {
                           Scheduler<ActiveJob*>::MakeKey(job->record.priority, job->record.seq));
         job->in_scheduler = false;
       }
+      // A memory store ends with this process: the waiters are answered now and the
+      // write is not waited for, so a million queued jobs drop in a moment rather
+      // than a million round trips through the store's callbacks.
       job->record.status = JobStatus::kCanceled;
+      job->record.finished_at = NowMillis();
       job->record.error = JobError{"shutdown", "the server shut down before the job started"};
-      FinishLocked(job);
+      WriteLocked(job->record);
+      if (!job->waiters.empty()) {
+        kept.emplace_back(std::move(job->waiters), JobSnapshot{job->record, std::nullopt});
+      }
+      active_.erase(job->record.id);
     }
   }
   store_queue_->Drain();

@@ -1,16 +1,18 @@
 #include "store/memory_store.h"
 
+#include <string_view>
+#include <unordered_set>
+
 namespace offload {
 
 ErrorOr<bool> MemoryStore::Apply(const std::vector<StoreOp>& ops) {
   std::lock_guard lock(mu_);
-  // Check every op first so that a failing batch changes nothing.
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    const StoreOp& op = ops[i];
-    bool exists = seq_of_.count(op.job.id) > 0;
-    for (std::size_t j = 0; j < i && !exists; ++j) {
-      exists = ops[j].kind == StoreOp::Kind::kInsert && ops[j].job.id == op.job.id;
-    }
+  // Check every op first so that a failing batch changes nothing. Ids inserted by
+  // this batch are tracked only when the batch inserts more than one job.
+  std::unordered_set<std::string_view> inserted;
+  for (const StoreOp& op : ops) {
+    const bool exists = seq_of_.count(op.job.id) > 0 || inserted.count(op.job.id) > 0;
+    if (op.kind == StoreOp::Kind::kInsert && ops.size() > 1) inserted.insert(op.job.id);
     if (op.kind == StoreOp::Kind::kInsert && exists) {
       return MakeError(ErrorCode::kConflict, "job " + op.job.id + " exists");
     }
