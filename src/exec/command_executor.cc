@@ -34,8 +34,8 @@ struct CommandExecutor::Run {
 
 CommandExecutor::CommandExecutor(std::shared_ptr<ProcessSupervisor> supervisor,
                                  CommandOptions options)
-    : shared_(std::make_shared<Shared>()) {
-  shared_->supervisor = std::move(supervisor);
+    : supervisor_(std::move(supervisor)), shared_(std::make_shared<Shared>()) {
+  shared_->supervisor = supervisor_.get();
   shared_->options = std::move(options);
 }
 
@@ -70,7 +70,7 @@ void CommandExecutor::Start(Execution exec, ExecutionDone done) {
   // Posted after Begin, so the stop finds the process if there is one; a stop that
   // came earlier is seen by Begin through canceled().
   run->exec.context->OnStop([weak = std::weak_ptr<Run>(run),
-                             sup = std::weak_ptr<ProcessSupervisor>(shared_->supervisor)] {
+                             sup = std::weak_ptr<ProcessSupervisor>(supervisor_)] {
     auto supervisor = sup.lock();
     if (!supervisor) return;
     asio::post(supervisor->context(), [weak] {
@@ -141,11 +141,15 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     Finish(run, Result::Json(std::move(v)));
   };
 
-  auto proc = Process::Spawn(shared.supervisor.get(), opt.spawn, std::move(cb));
-  if (!proc) return Finish(run, Result::Fail("spawn_failed", proc.error().detail));
-  run->proc = std::move(*proc);
-  run->proc->Write(boost::json::serialize(*run->exec.input) + "\n");
-  run->proc->CloseStdin();
+  Process::Start(shared.supervisor, opt.spawn, std::move(cb),
+                 [run](ErrorOr<std::shared_ptr<Process>> proc) {
+                   if (!proc) return Finish(run, Result::Fail("spawn_failed", proc.error().detail));
+                   run->proc = std::move(*proc);
+                   // Stopped while it was being spawned: it has had no input yet.
+                   if (run->stop_requested) return run->proc->Kill();
+                   run->proc->Write(boost::json::serialize(*run->exec.input) + "\n");
+                   run->proc->CloseStdin();
+                 });
 }
 
 void CommandExecutor::Finish(const std::shared_ptr<Run>& run, Result outcome) {

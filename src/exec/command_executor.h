@@ -50,7 +50,9 @@ class CommandExecutor final : public Executor {
   struct Run;
   // What every execution shares; outlives the executor if a straggler needs it.
   struct Shared {
-    std::shared_ptr<ProcessSupervisor> supervisor;
+    // Not owned: a run may be released last on the supervisor's own thread, which
+    // must never be where the supervisor is destroyed.
+    ProcessSupervisor* supervisor = nullptr;
     CommandOptions options;
     std::mutex mu;
     std::condition_variable cv;
@@ -61,6 +63,7 @@ class CommandExecutor final : public Executor {
   static void Begin(const std::shared_ptr<Run>& run);
   static void Finish(const std::shared_ptr<Run>& run, Result outcome);
 
+  std::shared_ptr<ProcessSupervisor> supervisor_;
   std::shared_ptr<Shared> shared_;
 };
 

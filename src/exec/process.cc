@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
@@ -103,8 +104,18 @@ std::string OutputTail::str() const {
   return buf_.size() <= capacity_ ? buf_ : buf_.substr(buf_.size() - capacity_);
 }
 
-ErrorOr<std::shared_ptr<Process>> Process::Spawn(ProcessSupervisor* supervisor,
-                                                 const SpawnOptions& options, Callbacks callbacks) {
+Process::SpawnedChild::~SpawnedChild() {
+  if (pid > 0) {
+    ::kill(-pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  for (int fd : {in, out, err}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+ErrorOr<Process::SpawnedChild> Process::SpawnChild(const SpawnOptions& options) {
   if (options.argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command");
   const std::string& program = options.argv[0];
   Pipe in, out, err;
@@ -153,10 +164,44 @@ ErrorOr<std::shared_ptr<Process>> Process::Spawn(ProcessSupervisor* supervisor,
                                                   ": " + std::strerror(rc));
   }
   for (int fd : {in.fd[1], out.fd[0], err.fd[0]}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
-  std::shared_ptr<Process> p(new Process(supervisor, pid, in.Release(1), out.Release(0),
-                                         err.Release(0), std::move(callbacks)));
+  SpawnedChild child;
+  child.pid = pid;
+  child.in = in.Release(1);
+  child.out = out.Release(0);
+  child.err = err.Release(0);
+  return child;
+}
+
+std::shared_ptr<Process> Process::Adopt(ProcessSupervisor* supervisor, SpawnedChild child,
+                                        Callbacks callbacks) {
+  std::shared_ptr<Process> p(
+      new Process(supervisor, child.pid, child.in, child.out, child.err, std::move(callbacks)));
+  child.pid = -1;
+  child.in = child.out = child.err = -1;
   p->Begin();
   return p;
+}
+
+ErrorOr<std::shared_ptr<Process>> Process::Spawn(ProcessSupervisor* supervisor,
+                                                 const SpawnOptions& options, Callbacks callbacks) {
+  auto child = SpawnChild(options);
+  if (!child) return child.error();
+  return Adopt(supervisor, std::move(*child), std::move(callbacks));
+}
+
+void Process::Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbacks callbacks,
+                    std::function<void(ErrorOr<std::shared_ptr<Process>>)> started) {
+  supervisor->RunOnSpawner([supervisor, options = std::move(options), callbacks = std::move(callbacks),
+                            started = std::move(started)]() mutable {
+    auto child = std::make_shared<ErrorOr<SpawnedChild>>(SpawnChild(options));
+    // If the loop is torn down before this runs, `child` dies with the handler and
+    // takes the process with it.
+    asio::post(supervisor->context(), [supervisor, child, callbacks = std::move(callbacks),
+                                       started = std::move(started)]() mutable {
+      if (!*child) return started(child->error());
+      started(Adopt(supervisor, std::move(**child), std::move(callbacks)));
+    });
+  });
 }
 
 Process::Process(ProcessSupervisor* supervisor, pid_t pid, int in_fd, int out_fd, int err_fd,
@@ -173,6 +218,9 @@ Process::Process(ProcessSupervisor* supervisor, pid_t pid, int in_fd, int out_fd
       err_buf_(new char[kReadChunk]) {}
 
 Process::~Process() {
+  CloseDescriptor(in_);
+  CloseDescriptor(out_);
+  CloseDescriptor(err_);
   if (!reaped_ && supervisor_->ForgetChild(pid_)) {
     ::kill(-pid_, SIGKILL);
     while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
@@ -197,8 +245,7 @@ void Process::ReadLoop(bool is_stdout) {
           if (cb) cb(std::string_view(buf, n));
         }
         if (ec) {  // End of file, or closed by the drain deadline.
-          boost::system::error_code ignored;
-          (is_stdout ? self->out_ : self->err_).close(ignored);
+          CloseDescriptor(is_stdout ? self->out_ : self->err_);
           (is_stdout ? self->out_open_ : self->err_open_) = false;
           self->MaybeFinish();
           return;
@@ -216,20 +263,18 @@ void Process::Write(std::string data) {
 void Process::WriteNext() {
   if (write_queue_.empty()) {
     writing_ = false;
-    if (close_stdin_after_writes_) {
-      boost::system::error_code ignored;
-      in_.close(ignored);
-    }
+    if (close_stdin_after_writes_) CloseDescriptor(in_);
     return;
   }
   writing_ = true;
   asio::async_write(in_, asio::buffer(write_queue_.front()),
                     [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
-                      if (ec) {  // EPIPE: the child closed its stdin, or exited.
+                      // EPIPE: the child closed its stdin; or it exited, and stdin
+                      // was closed while this completion was already queued.
+                      if (ec || !self->in_.is_open()) {
                         self->write_queue_.clear();
                         self->writing_ = false;
-                        boost::system::error_code ignored;
-                        self->in_.close(ignored);
+                        CloseDescriptor(self->in_);
                         return;
                       }
                       self->write_queue_.pop_front();
@@ -239,10 +284,7 @@ void Process::WriteNext() {
 
 void Process::CloseStdin() {
   close_stdin_after_writes_ = true;
-  if (!writing_) {
-    boost::system::error_code ignored;
-    in_.close(ignored);
-  }
+  if (!writing_) CloseDescriptor(in_);
 }
 
 void Process::Terminate(std::chrono::milliseconds grace) {
@@ -275,16 +317,15 @@ void Process::OnLeaderExited() {
     status_.code = WEXITSTATUS(status);
   }
   kill_timer_.cancel();
-  write_queue_.clear();
-  boost::system::error_code ignored;
-  in_.close(ignored);  // Cancels a pending write.
+  // A write under way still points into the queue: its completion clears it.
+  if (!writing_) write_queue_.clear();
+  CloseDescriptor(in_);  // Cancels a pending write.
   if (out_open_ || err_open_) {
     drain_timer_.expires_after(kDrainDeadline);
     drain_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec) return;
-      boost::system::error_code ignored;
-      self->out_.close(ignored);
-      self->err_.close(ignored);
+      CloseDescriptor(self->out_);
+      CloseDescriptor(self->err_);
     });
   }
   MaybeFinish();

@@ -84,8 +84,14 @@ class Process : public std::enable_shared_from_this<Process> {
     std::function<void(const ExitStatus&)> on_exit;
   };
 
-  // REQUIRES: on the supervisor thread. Fails (with a message naming the program)
-  // when the pipes cannot be made or the program cannot be executed.
+  // Spawns on the supervisor's spawner thread (posix_spawn holds its caller until
+  // the child has exec'd: milliseconds on a loaded machine, which the loop must not
+  // spend), then calls `started` on the supervisor thread with the running Process,
+  // or with an error naming the program when the pipes cannot be made or the program
+  // cannot be executed. May be called from any thread.
+  static void Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbacks callbacks,
+                    std::function<void(ErrorOr<std::shared_ptr<Process>>)> started);
+  // The same, synchronously. REQUIRES: on the supervisor thread.
   static ErrorOr<std::shared_ptr<Process>> Spawn(ProcessSupervisor* supervisor,
                                                  const SpawnOptions& options, Callbacks callbacks);
   // Kills and reaps a child still running (only when the supervisor itself is being
@@ -110,6 +116,23 @@ class Process : public std::enable_shared_from_this<Process> {
   void Kill();
 
  private:
+  // A child spawned but not yet watched; killed and reaped if dropped so.
+  struct SpawnedChild {
+    pid_t pid = -1;
+    int in = -1, out = -1, err = -1;
+    SpawnedChild() = default;
+    SpawnedChild(SpawnedChild&& o) noexcept : pid(o.pid), in(o.in), out(o.out), err(o.err) {
+      o.pid = -1;
+      o.in = o.out = o.err = -1;
+    }
+    SpawnedChild& operator=(SpawnedChild&&) = delete;
+    ~SpawnedChild();
+  };
+  // Any thread.
+  static ErrorOr<SpawnedChild> SpawnChild(const SpawnOptions& options);
+  // REQUIRES: on the supervisor thread.
+  static std::shared_ptr<Process> Adopt(ProcessSupervisor* supervisor, SpawnedChild child,
+                                        Callbacks callbacks);
   Process(ProcessSupervisor* supervisor, pid_t pid, int in_fd, int out_fd, int err_fd,
           Callbacks callbacks);
   void Begin();

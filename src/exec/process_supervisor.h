@@ -5,7 +5,8 @@
 // operations on one io_context, run by one thread owned here, so that a child never
 // costs a thread and the HTTP I/O threads never touch a child. Nothing on this loop
 // blocks for long: posix_spawn (vfork semantics, well under a millisecond) is the
-// slowest step.
+// slowest step, and it runs on a second thread, the spawner, so that a slow exec
+// delays no pipe.
 //
 // Exits are noticed through a pidfd per child (Linux >= 5.3), or, where pidfd_open is
 // refused (old kernels, some seccomp profiles), through SIGCHLD. Either way a child is
@@ -13,7 +14,7 @@
 // its pid is released (no race with pid reuse), and only then reaped.
 //
 // Threads: Create and the destructor may run on any thread but the supervisor's own;
-// context() is thread-safe (post work to it). WatchExit/ForgetChild: supervisor
+// context() and RunOnSpawner are thread-safe. WatchExit/ForgetChild: supervisor
 // thread only.
 #pragma once
 
@@ -30,6 +31,14 @@
 #include <unordered_map>
 
 namespace offload {
+
+// Closes `d`, first taking it out of the loop's epoll set and failing its pending
+// operations with operation_aborted. Why not plain close(): a child being spawned on
+// another thread holds copies of every descriptor until it execs, and epoll keeps
+// watching a closed descriptor while a copy of it is open, delivering its events to
+// whatever registration reuses the number (a dead child's pidfd waking a live one's
+// watch). Every descriptor on the supervisor's loop is closed this way.
+void CloseDescriptor(boost::asio::posix::stream_descriptor& d);
 
 class ProcessSupervisor {
  public:
@@ -53,6 +62,9 @@ class ProcessSupervisor {
   bool OnSupervisorThread() const { return std::this_thread::get_id() == thread_.get_id(); }
   bool uses_pidfd() const { return use_pidfd_; }
 
+  // Runs `fn` on the spawner thread, in order. Thread-safe.
+  void RunOnSpawner(std::function<void()> fn);
+
   // Calls `on_exit` once the child `pid` (a process group leader) has exited; it is
   // then a zombie: the caller kills what is left of its group and reaps it.
   void WatchExit(pid_t pid, std::function<void()> on_exit);
@@ -66,6 +78,10 @@ class ProcessSupervisor {
   explicit ProcessSupervisor(Options options);
   void WaitSigchld();
   void OnSigchld();
+  void WaitPidfd(pid_t pid);
+
+  struct Watch;
+  void EraseWatch(std::unordered_map<pid_t, Watch>::iterator it);
 
   struct Watch {
     std::optional<boost::asio::posix::stream_descriptor> pidfd;  // Unset with SIGCHLD.
@@ -79,6 +95,10 @@ class ProcessSupervisor {
   std::optional<boost::asio::signal_set> sigchld_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
+  // posix_spawn's own thread (see Process::Start).
+  boost::asio::io_context spawn_io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> spawn_work_;
+  std::thread spawn_thread_;
 };
 
 }  // namespace offload

@@ -110,6 +110,7 @@ struct WorkerPool::Impl {
 
   // Everything below: supervisor thread only.
   void SpawnWorker(int slot);
+  void OnSpawned(const std::shared_ptr<Worker>& w, ErrorOr<std::shared_ptr<Process>> proc);
   void ScheduleRespawn(int slot, bool after_failure);
   void OnStdout(Worker* w, std::string_view data);
   void OnStderr(Worker* w, std::string_view data);
@@ -147,30 +148,46 @@ struct WorkerPool::Impl {
 
 void WorkerPool::Impl::SpawnWorker(int slot) {
   if (closing || slots[slot]) return;
+  // The slot is taken (and counted alive) from now: the spawn completes later.
   auto w = std::make_shared<Worker>();
   w->slot = slot;
-  Worker* raw = w.get();
-  Process::Callbacks cb;
-  cb.on_stdout = [this, raw](std::string_view d) { OnStdout(raw, d); };
-  cb.on_stderr = [this, raw](std::string_view d) { OnStderr(raw, d); };
-  cb.on_exit = [this, raw](const ExitStatus& s) { OnExit(raw, s); };
-  auto proc = Process::Spawn(supervisor, options.spawn, std::move(cb));
-  ++started;
-  if (!proc) {
-    spdlog::error("task {}: {}", options.task, proc.error().detail);
-    ++unexpected_exits;
-    ++consecutive_failures;
-    FailOneWaiting("worker_unavailable", proc.error().detail);
-    ScheduleRespawn(slot, true);
-    return;
-  }
-  w->proc = std::move(*proc);
   slots[slot] = w;
   {
     std::lock_guard lock(mu);
     ++alive;
   }
-  spdlog::debug("{}: started, waiting for its ready message", Name(raw));
+  ++started;
+  Worker* raw = w.get();
+  Process::Callbacks cb;
+  cb.on_stdout = [this, raw](std::string_view d) { OnStdout(raw, d); };
+  cb.on_stderr = [this, raw](std::string_view d) { OnStderr(raw, d); };
+  cb.on_exit = [this, raw](const ExitStatus& s) { OnExit(raw, s); };
+  Process::Start(supervisor, options.spawn, std::move(cb),
+                 [this, w](ErrorOr<std::shared_ptr<Process>> proc) { OnSpawned(w, std::move(proc)); });
+}
+
+void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w,
+                                 ErrorOr<std::shared_ptr<Process>> proc) {
+  if (!proc) {
+    slots[w->slot].reset();
+    {
+      std::lock_guard lock(mu);
+      --alive;
+    }
+    cv.notify_all();
+    if (closing) return;
+    spdlog::error("task {}: {}", options.task, proc.error().detail);
+    ++unexpected_exits;
+    ++consecutive_failures;
+    FailOneWaiting("worker_unavailable", proc.error().detail);
+    return ScheduleRespawn(w->slot, true);
+  }
+  w->proc = std::move(*proc);
+  if (w->state == Worker::State::kStopping) {  // Shutdown came first.
+    w->proc->CloseStdin();
+    return w->proc->Terminate(options.kill_grace);
+  }
+  spdlog::debug("{}: started, waiting for its ready message", Name(w.get()));
   w->ready_timer.emplace(supervisor->context(), kReadyWarning);
   w->ready_timer->async_wait([this, weak = std::weak_ptr<Worker>(w)](const boost::system::error_code& ec) {
     auto w = weak.lock();
@@ -357,6 +374,7 @@ void WorkerPool::Impl::StopWorker(Worker* w, const std::string& why) {
   w->state = Worker::State::kStopping;
   w->expected_exit = true;
   w->ready_timer.reset();
+  if (!w->proc) return;  // Still being spawned: OnSpawned stops it.
   w->proc->CloseStdin();
   w->proc->Terminate(options.kill_grace);
 }

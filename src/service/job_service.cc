@@ -74,6 +74,19 @@ std::uint64_t HashRequest(const std::string& task, const boost::json::value& inp
   return h;
 }
 
+// What GET /v1/tasks shows as a task's "run": "builtin:NAME", "command: ARGV" or
+// "worker: ARGV".
+std::string DescribeRun(const TaskConfig& t) {
+  auto join = [](const char* kind, const std::vector<std::string>& argv) {
+    std::string out = kind;
+    for (const auto& a : argv) out += " " + a;
+    return out;
+  };
+  if (!t.command.empty()) return join("command:", t.command);
+  if (!t.worker.empty()) return join("worker:", t.worker);
+  return t.run;
+}
+
 std::string IdempotencySlot(const std::string& task, const std::string& key) { return task + '\0' + key; }
 
 Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
@@ -207,10 +220,13 @@ JobService::~JobService() {
   BeginDrain();
   CancelAll();
   WaitForIdle(Millis(10'000));
+  // Executors that own processes kill and reap them here and may still report an
+  // outcome: the state those reports touch must still be alive.
+  for (auto& [name, task] : tasks_) task->executor.reset();
+  pool_.reset();  // Joins the pool threads before the jobs they point at go away.
   timers_work_.reset();
   timers_.stop();
   timer_thread_.join();
-  pool_.reset();  // Joins the pool threads before the jobs they point at go away.
   store_queue_.reset();  // Applies the writes still queued.
 }
 
@@ -469,7 +485,7 @@ std::vector<TaskInfo> JobService::Tasks() const {
   std::vector<TaskInfo> out;
   std::lock_guard lock(mu_);
   for (const auto& [name, rt] : tasks_) {
-    out.push_back(TaskInfo{name, rt->config.run, rt->config.uses, rt->content_type,
+    out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type,
                            rt->config.max_queued, scheduler_.queued(rt->queue), rt->config.timeout});
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });

@@ -211,5 +211,20 @@ TEST_F(CommandExecutorTest, DestroyingTheExecutorKillsWhatRuns) {
   EXPECT_TRUE(IsDead(pid));
 }
 
+// As in the server, where executors hold the only references to the supervisor: the
+// last one must be dropped off the supervisor's thread, whatever order things end in.
+TEST(CommandExecutorLifetimeTest, TheExecutorMayHoldTheOnlyReferenceToTheSupervisor) {
+  for (int i = 0; i < 20; ++i) {
+    CommandOptions o;
+    o.task = "test";
+    o.spawn.argv = {"/bin/true"};
+    o.spawn.environment = MergeEnvironment({});
+    auto ex = std::make_unique<CommandExecutor>(ProcessSupervisor::Create(), std::move(o));
+    Pending p(*ex, nullptr);
+    ASSERT_TRUE(p.Wait());
+    ex.reset();
+  }
+}
+
 }  // namespace
 }  // namespace offload

@@ -258,6 +258,28 @@ TEST_P(ProcessTest, ManyChildrenLeaveNoZombiesAndNoDescriptors) {
       << CountOpenFds(::getpid()) << " open, " << fds << " before";
 }
 
+TEST_P(ProcessTest, StartSpawnsOffTheLoopAndHandsTheProcessBack) {
+  std::promise<std::string> out;
+  std::promise<ErrorOr<std::shared_ptr<Process>>> started, failed;
+  auto buf = std::make_shared<std::string>();
+  Process::Callbacks cb;
+  cb.on_stdout = [buf](std::string_view d) { buf->append(d); };
+  cb.on_exit = [buf, &out](const ExitStatus&) { out.set_value(*buf); };
+  Process::Start(sup_.get(), SpawnOptions{{"echo", "hi"}, "", MergeEnvironment({})}, cb,
+                 [&](ErrorOr<std::shared_ptr<Process>> p) {
+                   EXPECT_TRUE(sup_->OnSupervisorThread());
+                   started.set_value(std::move(p));
+                 });
+  Process::Start(sup_.get(), SpawnOptions{{"/nonexistent/x"}, "", {}}, {},
+                 [&](ErrorOr<std::shared_ptr<Process>> p) { failed.set_value(std::move(p)); });
+  auto s = started.get_future().get();
+  ASSERT_TRUE(s) << s.error().detail;
+  EXPECT_EQ(out.get_future().get(), "hi\n");
+  auto f = failed.get_future().get();
+  ASSERT_FALSE(f);
+  EXPECT_NE(f.error().detail.find("/nonexistent/x"), std::string::npos);
+}
+
 TEST(OutputTailTest, KeepsTheLastBytes) {
   OutputTail tail(4);
   EXPECT_TRUE(tail.empty());

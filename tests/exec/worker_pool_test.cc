@@ -44,7 +44,7 @@ class WorkerPoolTest : public ::testing::Test {
   static WorkerPoolOptions Options(std::map<std::string, std::string> env = {}) {
     WorkerPoolOptions o;
     o.task = "test";
-    o.spawn.argv = {"python3", OFFLOAD_SOURCE_DIR "/tests/exec/testdata/test_worker.py"};
+    o.spawn.argv = {testing::TestPython(), OFFLOAD_SOURCE_DIR "/tests/exec/testdata/test_worker.py"};
     env["PYTHONPATH"] = OFFLOAD_SOURCE_DIR "/clients/python";
     env["PYTHONDONTWRITEBYTECODE"] = "1";
     o.spawn.environment = MergeEnvironment(env);
@@ -145,7 +145,8 @@ TEST_F(WorkerPoolTest, ACrashMidJobFailsItAndAFreshWorkerTakesOver) {
 }
 
 TEST_F(WorkerPoolTest, ACrashLoopAtStartBacksOffAndFailsWaitingJobs) {
-  auto o = Options({{"CRASH_AT_START", "3"}});
+  auto o = Options();
+  o.spawn.argv = {"/bin/sh", "-c", "echo 'test_worker: crashing at start as asked' >&2; exit 3"};
   o.backoff_initial = 100ms;
   Make(o);
   const auto t0 = std::chrono::steady_clock::now();
@@ -303,6 +304,22 @@ TEST_F(WorkerPoolTest, ThroughputOfNoopJobs) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("[ info ] %d noop jobs on 2 Python workers in %.3f s: %.0f jobs/s\n", kJobs, secs,
               kJobs / secs);
+}
+
+TEST(WorkerPoolLifetimeTest, ThePoolMayHoldTheOnlyReferenceToTheSupervisor) {
+  WorkerPoolOptions o;
+  o.task = "test";
+  o.spawn.argv = {"/bin/sh", "-c", "echo '{\"type\":\"ready\"}'; while read line; do "
+                                   "echo '{\"type\":\"error\",\"id\":\"job-1\",\"error\":\"no\"}'; done"};
+  o.spawn.environment = MergeEnvironment({});
+  for (int i = 0; i < 5; ++i) {
+    auto pool = std::make_unique<WorkerPool>(ProcessSupervisor::Create(), o);
+    Pending p(*pool, nullptr);
+    auto r = p.Wait();
+    ASSERT_TRUE(r && !r->ok());
+    EXPECT_EQ(r->error().message, "no");
+    pool.reset();
+  }
 }
 
 }  // namespace

@@ -1,20 +1,14 @@
 """A worker for offload's tests: each job's input names what to do ("op").
 
-Environment: LOAD_MS (pretend model load at start, default 0), CRASH_AT_START (exit
-with that status before saying ready).
+Environment: LOAD_MS (pretend model load at start, default 0).
 """
 
 import os
 import signal
-import subprocess
 import sys
 import time
 
 import offload_worker
-
-if os.environ.get("CRASH_AT_START"):
-    print("test_worker: crashing at start as asked", file=sys.stderr)
-    sys.exit(int(os.environ["CRASH_AT_START"]))
 
 LOADS = 0
 time.sleep(int(os.environ.get("LOAD_MS", "0")) / 1000)
@@ -60,6 +54,8 @@ def handle(job):
         time.sleep(inp.get("ms", 60000) / 1000)
         return "survived"
     if op == "grandchild":
+        import subprocess  # Only here: it costs start-up time.
+
         child = subprocess.Popen(["sleep", "1000"])
         with open(inp["pidfile"] + ".tmp", "w") as f:
             f.write(str(child.pid))
