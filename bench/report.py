@@ -40,6 +40,14 @@ ROWS = [
     ("W7", "accepted_per_s", "/s", None),
     ("W7", "latency_p50_ms", "ms", None),
     ("W7", "latency_p99_ms", "ms", None),
+    ("W9", "finished_per_s", "jobs/s", (">=", 5000)),
+    ("W9", "submit_per_s", "/s", None),
+    ("W9", "failed", "", None),
+    ("W9", "lost", "", None),
+    ("W10", "finished_per_s", "jobs/s", (">=", 500)),
+    ("W10", "submit_per_s", "/s", None),
+    ("W10", "failed", "", None),
+    ("W10", "lost", "", None),
 ]
 
 DESCRIPTIONS = {
@@ -50,6 +58,8 @@ DESCRIPTIONS = {
     "W5": "Prefer: wait, sequential",
     "W6": "RSS, queued jobs",
     "W7": "nginx fixed 202",
+    "W9": "e2e Python worker, null result",
+    "W10": "e2e command /bin/true",
     "W1/W7": "",
 }
 
@@ -57,7 +67,7 @@ DESCRIPTIONS = {
 def load(results):
     """{(workload, store): [run objects in run order]}"""
     data = {}
-    pattern = re.compile(r"^(W\d)-([^-]+)-(\d+)\.json$")
+    pattern = re.compile(r"^(W\d+)-([^-]+)-(\d+)\.json$")
     for name in sorted(os.listdir(results)):
         m = pattern.match(name)
         if not m:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh: the standard workloads W1..W7 of docs/benchmarks.md, each against a
-# freshly started server, repeated --runs times; prints one table of medians.
+# bench/run.sh: the standard workloads W1..W7, W9 and W10 of docs/benchmarks.md, each
+# against a freshly started server, repeated --runs times; prints one table of medians.
 #
 #   bench/run.sh                 # 3 runs of everything (several minutes)
 #   bench/run.sh --quick         # ~15 s smoke at tiny sizes: checks the tools, asserts no figure
@@ -41,7 +41,7 @@ EOF
 
 runs=3
 quick=0
-only="W1,W2,W3,W4,W5,W6,W7"
+only="W1,W2,W3,W4,W5,W6,W7,W9,W10"
 build="$repo/build"
 offload=""
 load=""
@@ -100,6 +100,8 @@ if ((quick)); then
   w5_n=50
   w6_n=5000
   w7_c=8; w7_d=1
+  w9_n=500; w9_c=64
+  w10_n=100; w10_c=16
 else
   w1_c=64; w1_d=10
   w2_n=20000; w2_c=64
@@ -108,6 +110,8 @@ else
   w5_n=1000
   w6_n=1000000
   w7_c=64; w7_d=10
+  w9_n=20000; w9_c=64
+  w10_n=2000; w10_c=16
 fi
 
 failures=0
@@ -242,6 +246,34 @@ run_w6() {
   stop_server
 }
 
+# e2e of a task run outside the server, then a check that every job succeeded: a
+# worker or command that cannot run fails its jobs fast, which is no throughput.
+run_e2e_process() {  # NAME STORE RUN N C TOML
+  local cfg=$work/$1.toml failed lost
+  write_config "$cfg" "$2" "$6" && start_server "$cfg" || { fail "$1 server"; return; }
+  if measure "$1-$2-$3" e2e --url "$url" --task "${1,,}" -n "$4" -c "$5" --timeout 300; then
+    failed=$(sed -n 's/.*"failed":\([0-9]*\).*/\1/p' "$results/$1-$2-$3.json")
+    lost=$(sed -n 's/.*"lost":\([0-9]*\).*/\1/p' "$results/$1-$2-$3.json")
+    [[ "${failed:-x}" == 0 && "${lost:-x}" == 0 ]] ||
+      fail "$1 ($2): ${failed:-?} failed and ${lost:-?} lost of $4 jobs: $(grep -m3 -i error "$work/server.log")"
+  fi
+  stop_server
+}
+
+# W9: a persistent Python worker per core (clients/python/offload_worker.py),
+# answering every job with null. W8 is kept for a future map workload.
+run_w9() {  # STORE RUN
+  local script=$work/w9_worker.py
+  printf 'import offload_worker\noffload_worker.run(lambda job: None)\n' >"$script"
+  run_e2e_process W9 "$1" "$2" "$w9_n" "$w9_c" "$(printf "[tasks.w9]\nworker = ['%s', '%s']\nenv = { PYTHONPATH = '%s' }\nworkers = %d\n" \
+    "$python" "$script" "$repo/clients/python" "$cores")"
+}
+
+# W10: one /bin/true process per job (its empty output is a null result).
+run_w10() {  # STORE RUN
+  run_e2e_process W10 "$1" "$2" "$w10_n" "$w10_c" "$(printf "[tasks.w10]\ncommand = ['/bin/true']\n")"
+}
+
 # nginx's config for W7: every request answered with a fixed 202 job body.
 nginx_conf() {  # DIR PORT
   local dir=$1 user_line=""
@@ -318,7 +350,7 @@ echo "offload bench: runs $runs$( ((quick)) && echo ' (quick: tiny sizes, figure
 
 for ((r = 1; r <= runs; r++)); do
   for store in "${STORES[@]}"; do
-    for w in 1 2 3 4 5 6; do
+    for w in 1 2 3 4 5 6 9 10; do
       if wants "W$w"; then
         t0=$(date +%s.%N)
         "run_w$w" "$store" "$r"

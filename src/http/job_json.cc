@@ -93,9 +93,16 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
         return MakeError(ErrorCode::kInvalidArgument, "priority must be a 32-bit integer");
       }
       req.priority = static_cast<int>(value.get_int64());
+    } else if (key == "timeout") {
+      // Seconds, like Prefer: wait. Capped by the task's own timeout.
+      const double s = value.is_number() ? value.to_number<double>() : -1;
+      if (!(s > 0) || s > 1e7) {
+        return MakeError(ErrorCode::kInvalidArgument, "timeout must be a positive number of seconds");
+      }
+      req.timeout = Millis(std::max<std::int64_t>(1, static_cast<std::int64_t>(s * 1000)));
     } else {
       return MakeError(ErrorCode::kInvalidArgument,
-                       "unknown field \"" + std::string(key) + "\" (expected task, input, priority)");
+                       "unknown field \"" + std::string(key) + "\" (expected task, input, priority, timeout)");
     }
   }
   if (req.task.empty()) return MakeError(ErrorCode::kInvalidArgument, "task is required");

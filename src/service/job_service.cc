@@ -247,6 +247,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   JobRecord& rec = job->record;
   rec.task = request.task;
   rec.priority = request.priority;
+  rec.timeout_ms = request.timeout.count();
   if (!request.idempotency_key.empty()) {
     rec.idempotency_key = std::move(request.idempotency_key);
     rec.request_hash = HashRequest(rec.task, request.input, rec.priority);
@@ -632,6 +633,14 @@ JobSnapshot JobService::SnapshotLocked(const ActiveJob& job) const {
   return snap;
 }
 
+// The job's own timeout capped by its task's; 0: none.
+Millis JobService::EffectiveTimeout(const ActiveJob& job) {
+  const Millis task = job.task->config.timeout;
+  const Millis own(job.record.timeout_ms);
+  if (own.count() <= 0) return task;
+  return task.count() > 0 ? std::min(own, task) : own;
+}
+
 void JobService::RunDeferred(Deferred deferred) {
   store_queue_->Drain();
   for (auto [job, delay] : deferred.retry_after) {
@@ -643,7 +652,7 @@ void JobService::RunDeferred(Deferred deferred) {
   for (ActiveJob* job : deferred.started) {
     Execution exec{job->record.id, job->record.task, job->record.input, job->record.priority,
                    job->record.attempts, job->run};
-    const Millis timeout = job->task->config.timeout;
+    const Millis timeout = EffectiveTimeout(*job);
     if (timeout.count() > 0) {
       auto timer = std::make_shared<asio::steady_timer>(timers_, timeout);
       timer->async_wait([this, timer, id = job->record.id, seq = job->record.seq](
@@ -673,8 +682,8 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
     } else {
       std::optional<JobError> failure;
       if (stop == StopReason::kTimeout) {
-        failure = JobError{"timeout", "the job ran longer than the task's timeout of " +
-                                          std::to_string(job->task->config.timeout.count()) + " ms"};
+        failure = JobError{"timeout", "the job ran longer than its timeout of " +
+                                          std::to_string(EffectiveTimeout(*job).count()) + " ms"};
       } else if (stop == StopReason::kShutdown) {
         rec.status = JobStatus::kCanceled;
         rec.error = JobError{"shutdown", "the server shut down while the job ran"};

@@ -52,6 +52,7 @@ struct SubmitRequest {
   boost::json::value input;
   int priority = 0;
   std::string idempotency_key;  // Empty: none.
+  Millis timeout{0};            // The job's own timeout; 0: the task's. Capped by the task's.
 };
 
 struct TaskInfo {
@@ -155,6 +156,7 @@ class JobService {
   void RunDeferred(Deferred deferred);
   void OnExecutionDone(ActiveJob* job, Result outcome);
   void OnTimeout(const std::string& id, std::uint64_t seq);
+  static Millis EffectiveTimeout(const ActiveJob& job);
   void OnRetryDue(const std::string& id, std::uint64_t seq);
   void StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done);
   void ScheduleRetention();

@@ -33,6 +33,9 @@ struct JobRecord {
   // Set when the client sent an Idempotency-Key: the key and a hash of the request.
   std::string idempotency_key;
   std::uint64_t request_hash = 0;
+  // The job's own timeout in ms, asked for at submit; 0: the task's. The task's
+  // timeout, when set, caps it.
+  std::int64_t timeout_ms = 0;
 };
 
 }  // namespace offload

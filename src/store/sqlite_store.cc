@@ -18,7 +18,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -47,9 +47,13 @@ CREATE INDEX jobs_by_finish ON jobs(finished_at) WHERE finished_at > 0;
 CREATE INDEX jobs_by_idem ON jobs(created_at) WHERE idem_key IS NOT NULL;
 )sql";
 
+// Version 2: a job may carry its own timeout (capped by its task's).
+constexpr const char* kSchemaV2 = "ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;";
+
 constexpr const char* kColumns =
     "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, "
-    "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash";
+    "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
+    "timeout_ms";
 
 // Disk trouble is kUnavailable (the client gets 503 and may retry); a broken
 // constraint is a conflict; anything else is internal.
@@ -193,6 +197,7 @@ JobRecord ReadRow(sqlite3_stmt* st) {
   r.error_history = HistoryFromText(text(15));
   r.idempotency_key = text(16);
   r.request_hash = static_cast<std::uint64_t>(sqlite3_column_int64(st, 17));
+  r.timeout_ms = sqlite3_column_int64(st, 18);
   return r;
 }
 
@@ -296,16 +301,23 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
                                                   ", newer than this offload (" +
                                                   std::to_string(kSchemaVersion) + ")");
   }
-  if (version < 1) {
-    // Migrations run in order, each in the transaction that bumps user_version.
-    std::string sql = std::string("PRAGMA auto_vacuum=INCREMENTAL; BEGIN; ") + kSchemaV1 +
-                      "PRAGMA user_version=1; COMMIT;";
+  // Migrations run in order, each in the transaction that bumps user_version, so a
+  // crash mid-way leaves the file at the last version it fully reached.
+  struct Migration {
+    int to;
+    const char* sql;
+  };
+  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+  for (const Migration& m : kMigrations) {
+    if (version >= m.to) continue;
+    std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
+                      "PRAGMA user_version=" + std::to_string(m.to) + "; COMMIT;";
     if ((rc = conn->Exec(sql.c_str())) != SQLITE_OK) {
-      Error e = SqliteError(raw, rc, "cannot create the schema in " + options_.path);
+      Error e = SqliteError(raw, rc, "cannot migrate " + options_.path + " to schema version " + std::to_string(m.to));
       conn->Exec("ROLLBACK");
       return e;
     }
-    spdlog::info("store: created {} (schema version {})", options_.path, kSchemaVersion);
+    spdlog::info("store: {} is at schema version {}", options_.path, m.to);
   }
   return conn;
 }
@@ -342,7 +354,7 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     sqlite3_stmt* st;
     if (op.kind == StoreOp::Kind::kInsert) {
       st = c.Prepare(std::string("INSERT INTO jobs (") + kColumns +
-                     ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18)");
+                     ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -357,6 +369,7 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       }
       sqlite3_bind_int64(st, 17, r.created_at);
       sqlite3_bind_int64(st, 18, static_cast<sqlite3_int64>(r.request_hash));
+      sqlite3_bind_int64(st, 19, r.timeout_ms);
     } else {
       st = c.Prepare(
           "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "

@@ -260,3 +260,30 @@ TEST(DurabilityTest, RetentionKeepsTheDatabaseFromGrowingUnderSteadyLoad) {
 
 }  // namespace
 }  // namespace offload::testing
+
+namespace offload::testing {
+namespace {
+
+TEST(TimeoutTest, AJobsOwnTimeoutIsCappedByItsTasks) {
+  TestServer server;
+  ASSERT_EQ(server.Start("[tasks.capped]\nrun = \"builtin:sleep\"\ntimeout = \"200ms\"\n"), "");
+  HttpClient client(server.port());
+  // Its own timeout, shorter than the task's: it wins.
+  Response own = client.Post("/v1/jobs", R"({"task":"sleep","input":{"ms":60000},"timeout":0.05})");
+  ASSERT_EQ(own.status, 202) << Describe(own);
+  json::object a = WaitFinished(client, own.json().at("id").as_string().c_str());
+  EXPECT_EQ(Field(a, "status"), "failed");
+  EXPECT_EQ(Field(a.at("error").as_object(), "type"), "timeout");
+  EXPECT_LT(TimeOf(a, "finished_at") - TimeOf(a, "started_at"), 5000);
+  // A longer one than the task allows: the task's cap wins.
+  Response capped = client.Post("/v1/jobs", R"({"task":"capped","input":{"ms":60000},"timeout":3600})");
+  ASSERT_EQ(capped.status, 202) << Describe(capped);
+  json::object b = WaitFinished(client, capped.json().at("id").as_string().c_str());
+  EXPECT_EQ(Field(b, "status"), "failed");
+  EXPECT_NE(Field(b.at("error").as_object(), "message").find("200 ms"), std::string::npos) << json::serialize(b);
+  // Not a number of seconds: refused before anything is stored.
+  EXPECT_TRUE(IsProblem(client.Post("/v1/jobs", R"({"task":"sleep","input":{"ms":1},"timeout":-1})"), 422));
+}
+
+}  // namespace
+}  // namespace offload::testing

@@ -1,0 +1,93 @@
+// SqliteStore's schema migrations: a database left by an older offload opens, is
+// migrated in place, and keeps its jobs; one from a newer offload is refused.
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
+
+#include "store/sqlite_store.h"
+
+namespace offload {
+namespace {
+
+class SqliteMigrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-migrate-XXXXXX";
+    dir_ = mkdtemp(tmpl.data());
+    path_ = dir_ + "/jobs.db";
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Runs `sql` on the file directly, as another program (or an older offload) would.
+  void Exec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+    const std::string msg = err ? err : "";
+    sqlite3_free(err);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+
+  std::string dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteMigrationTest, AVersionOneDatabaseIsMigratedAndKeepsItsJobs) {
+  // The schema as version 1 of offload created it.
+  Exec(R"sql(
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, task TEXT NOT NULL, status INTEGER NOT NULL,
+  priority INTEGER NOT NULL, attempts INTEGER NOT NULL, input TEXT NOT NULL, created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, result_type TEXT, result BLOB, error_type TEXT,
+  error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
+INSERT INTO jobs VALUES (7, 'old-job', 'sleep', 0, 3, 0, '{"ms":5}', 1700000000000, 0, 0,
+                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0);
+PRAGMA user_version = 1;
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  auto job = (*store)->Get("old-job");
+  ASSERT_TRUE(job.has_value()) << job.error().detail;
+  ASSERT_TRUE(job->has_value());
+  EXPECT_EQ((*job)->seq, 7u);
+  EXPECT_EQ((*job)->priority, 3);
+  EXPECT_EQ((*job)->timeout_ms, 0) << "the new column's default";
+  EXPECT_EQ((*job)->input->at("ms"), 5);
+  auto unfinished = (*store)->LoadUnfinished();
+  ASSERT_TRUE(unfinished.has_value());
+  EXPECT_EQ(unfinished->size(), 1u);
+}
+
+TEST_F(SqliteMigrationTest, ADatabaseFromANewerOffloadIsRefused) {
+  Exec("CREATE TABLE t (x); PRAGMA user_version = 99;");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_FALSE(store.has_value());
+  EXPECT_NE(store.error().detail.find("newer"), std::string::npos) << store.error().detail;
+}
+
+TEST_F(SqliteMigrationTest, AFileThatIsNotADatabaseIsRefusedWithTheReason) {
+  Exec("");  // Creates the file...
+  std::FILE* f = std::fopen(path_.c_str(), "wb");  // ...then overwrites it with garbage.
+  ASSERT_NE(f, nullptr);
+  std::fputs("this is not an SQLite database, just text long enough to fill a header....", f);
+  std::fclose(f);
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code, ErrorCode::kUnavailable) << store.error().detail;
+}
+
+TEST_F(SqliteMigrationTest, ASecondServerCannotOpenTheSameDatabase) {
+  auto first = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(first.has_value()) << first.error().detail;
+  auto second = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_FALSE(second.has_value());
+  EXPECT_NE(second.error().detail.find("another offload server"), std::string::npos) << second.error().detail;
+}
+
+}  // namespace
+}  // namespace offload
