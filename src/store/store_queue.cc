@@ -45,9 +45,14 @@ void StoreQueue::Write(StoreOp op, WriteDone done) {
 void StoreQueue::Drain() {
   if (threaded_) return;
   {
-    std::lock_guard lock(mu_);
-    if (draining_) return;
+    std::unique_lock lock(mu_);
+    // Called from a callback of this thread's own Drain: the outer loop applies it.
+    if (draining_ && drainer_ == std::this_thread::get_id()) return;
+    // Another thread is draining: wait for it, so that when Drain returns the
+    // caller's writes are applied (it may read them back at once).
+    flushed_cv_.wait(lock, [this] { return !draining_; });
     draining_ = true;
+    drainer_ = std::this_thread::get_id();
   }
   std::vector<Pending> batch;
   for (;;) {
@@ -55,6 +60,8 @@ void StoreQueue::Drain() {
       std::lock_guard lock(mu_);
       if (queue_.empty()) {
         draining_ = false;
+        drainer_ = {};
+        flushed_cv_.notify_all();
         return;
       }
       while (!queue_.empty() && batch.size() < kMaxBatch) {

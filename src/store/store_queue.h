@@ -40,9 +40,10 @@ class StoreQueue {
   // the writer thread, or in Drain() for a non-blocking store.
   void Write(StoreOp op, WriteDone done);
   // For a non-blocking store, applies every queued write and runs the callbacks on
-  // this thread; a no-op for a blocking store. REQUIRES: the caller holds no lock
-  // that a callback takes. Safe to call from a callback (it then returns at once and
-  // the outer Drain picks the new writes up).
+  // this thread; a no-op for a blocking store. If another thread is draining, waits
+  // for it first, so the caller's writes are applied when Drain returns. REQUIRES:
+  // the caller holds no lock that a callback takes. Safe to call from a callback (it
+  // then returns at once and the outer Drain picks the new writes up).
   void Drain();
   // Runs `fn` on a reader thread (inline for a non-blocking store).
   void Read(std::function<void()> fn);
@@ -74,6 +75,7 @@ class StoreQueue {
   std::uint64_t applied_ = 0;           // guarded by mu_; writes ever applied
   bool stopping_ = false;               // guarded by mu_
   bool draining_ = false;               // guarded by mu_; a Drain() is running
+  std::thread::id drainer_;             // guarded by mu_; the thread running it
   std::thread writer_;
 };
 
