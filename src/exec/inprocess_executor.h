@@ -12,6 +12,8 @@ class InProcessExecutor final : public Executor {
  public:
   InProcessExecutor(const TaskDefinition* def, ThreadPool* pool) : def_(def), pool_(pool) {}
   void Start(Execution exec, ExecutionDone done) override;
+  // The whole batch runs on one pool thread: no hand-off between its executions.
+  void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) override;
 
  private:
   const TaskDefinition* def_;

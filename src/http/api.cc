@@ -262,17 +262,9 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
 }
 
 void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
-  SubmitRequest submit;
-  submit.task = task;
-  if (!req.body().empty()) {
-    boost::system::error_code ec;
-    submit.input = json::parse(req.body(), ec);
-    if (ec) {
-      return ex->Respond(ErrorResponse(
-          MakeError(ErrorCode::kMalformed, "the body (the task's input) is not valid JSON: " + ec.message())));
-    }
-  }
-  service_->Submit(std::move(submit), [this, ex](ErrorOr<JobSnapshot> job) {
+  auto submit = ParseRunRequest(task, req.body());
+  if (!submit) return ex->Respond(ErrorResponse(submit.error()));
+  service_->Submit(std::move(*submit), [this, ex](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
     if (IsFinished(job->record.status)) return ex->Respond(ResultResponse(*job));
     asio::post(ex->executor(), [this, ex, id = job->record.id] {

@@ -14,6 +14,37 @@ json::value Time(UnixMillis ms) {
   return json::value(FormatRfc3339(ms));
 }
 
+// The map fields of a submit ("map", "chunk", "on_error"): sets `req` and returns
+// true when `key` is one of them, an error when its value is wrong.
+ErrorOr<bool> ParseMapField(std::string_view key, json::value& value, SubmitRequest* req) {
+  if (key == "map") {
+    if (!value.is_array()) return MakeError(ErrorCode::kInvalidArgument, "map must be an array of inputs");
+    if (!req->map) req->map = MapSpec{};
+    req->input = std::move(value);
+    return true;
+  }
+  if (key == "chunk") {
+    if (!value.is_int64() || value.get_int64() < 1 || value.get_int64() > 1'000'000) {
+      return MakeError(ErrorCode::kInvalidArgument, "chunk must be an integer from 1 to 1000000");
+    }
+    if (!req->map) req->map = MapSpec{};
+    req->map->chunk = value.get_int64();
+    return true;
+  }
+  if (key == "on_error") {
+    const json::string* mode = value.if_string();
+    if (!mode || (*mode != "fail_fast" && *mode != "collect")) {
+      return MakeError(ErrorCode::kInvalidArgument, "on_error must be \"fail_fast\" or \"collect\"");
+    }
+    if (!req->map) req->map = MapSpec{};
+    req->map->collect = *mode == "collect";
+    return true;
+  }
+  return false;
+}
+
+bool IsMapField(std::string_view key) { return key == "map" || key == "chunk" || key == "on_error"; }
+
 }  // namespace
 
 json::object JobToJson(const JobSnapshot& snap) {
@@ -44,6 +75,19 @@ json::object JobToJson(const JobSnapshot& snap) {
     o["error"] = nullptr;
   }
   o["progress"] = j.progress ? json::value(*j.progress) : json::value(nullptr);
+  if (j.map) {
+    json::object m;
+    m["total"] = j.input && j.input->is_array() ? j.input->get_array().size() : 0;
+    if (snap.map) {
+      m["done"] = snap.map->done;
+      m["failed"] = snap.map->failed;
+      m["running"] = snap.map->running;
+    }
+    m["chunk"] = j.map->chunk > 0 ? json::value(j.map->chunk) : json::value(nullptr);
+    m["on_error"] = j.map->collect ? "collect" : "fail_fast";
+    m["failed_index"] = j.map->failed_index >= 0 ? json::value(j.map->failed_index) : json::value(nullptr);
+    o["map"] = std::move(m);
+  }
   if (!j.error_history.empty()) {
     json::array history;
     for (const auto& e : j.error_history) history.push_back(json::object{{"type", e.type}, {"message", e.message}});
@@ -79,7 +123,11 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
   json::object* obj = v.if_object();
   if (!obj) return MakeError(ErrorCode::kInvalidArgument, "the body must be a JSON object");
   SubmitRequest req;
+  bool has_input = false;
   for (auto& [key, value] : *obj) {
+    auto map_field = ParseMapField(key, value, &req);
+    if (!map_field) return map_field.error();
+    if (*map_field) continue;
     if (key == "task") {
       if (!value.is_string() || value.get_string().empty()) {
         return MakeError(ErrorCode::kInvalidArgument, "task must be a non-empty string");
@@ -87,6 +135,7 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
       req.task = value.get_string();
     } else if (key == "input") {
       req.input = std::move(value);
+      has_input = true;
     } else if (key == "priority") {
       if (!value.is_int64() || value.get_int64() < std::numeric_limits<int>::min() ||
           value.get_int64() > std::numeric_limits<int>::max()) {
@@ -102,10 +151,39 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
       req.timeout = Millis(std::max<std::int64_t>(1, static_cast<std::int64_t>(s * 1000)));
     } else {
       return MakeError(ErrorCode::kInvalidArgument,
-                       "unknown field \"" + std::string(key) + "\" (expected task, input, priority, timeout)");
+                       "unknown field \"" + std::string(key) +
+                           "\" (expected task, input, map, chunk, on_error, priority, timeout)");
     }
   }
   if (req.task.empty()) return MakeError(ErrorCode::kInvalidArgument, "task is required");
+  if (req.map && has_input) {
+    return MakeError(ErrorCode::kInvalidArgument, "give input (one job) or map (one job per element), not both");
+  }
+  if (req.map && !req.input.is_array()) {
+    return MakeError(ErrorCode::kInvalidArgument, "chunk and on_error need a map");
+  }
+  return req;
+}
+
+ErrorOr<SubmitRequest> ParseRunRequest(std::string_view task, std::string_view body) {
+  SubmitRequest req;
+  req.task = task;
+  if (body.empty()) return req;
+  boost::system::error_code ec;
+  req.input = json::parse(body, ec);
+  if (ec) return MakeError(ErrorCode::kMalformed, "the body (the task's input) is not valid JSON: " + ec.message());
+  // {"map": [...]} with at most chunk and on_error beside it is a map; any other
+  // body is the input of one job.
+  json::object* obj = req.input.if_object();
+  if (!obj || !obj->contains("map")) return req;
+  for (const auto& [key, value] : *obj) {
+    if (!IsMapField(key)) return req;
+  }
+  json::object fields = std::move(*obj);
+  for (auto& [key, value] : fields) {
+    auto parsed = ParseMapField(key, value, &req);
+    if (!parsed) return parsed.error();
+  }
   return req;
 }
 

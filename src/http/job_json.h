@@ -15,5 +15,8 @@ boost::json::object ResourceToJson(const ResourceInfo& resource);
 // Parses a POST /v1/jobs body: {"task": NAME, "input": ANY, "priority": INT}.
 // kMalformed for bad JSON; kInvalidArgument (naming the field) for a wrong shape.
 ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body);
+// The body of POST /v1/tasks/{task}/run: the input of one job, or a map
+// ({"map": [...], "chunk": K, "on_error": ...}). Errors as ParseSubmitRequest.
+ErrorOr<SubmitRequest> ParseRunRequest(std::string_view task, std::string_view body);
 
 }  // namespace offload

@@ -5,7 +5,11 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <algorithm>
+#include <chrono>
+#include <deque>
 #include <random>
 
 #include "exec/inprocess_executor.h"
@@ -22,6 +26,7 @@ struct JobService::TaskRuntime {
   InputValidator validate;
   std::unique_ptr<Executor> executor;
   int queue = 0;
+  std::size_t parallelism = 1;      // Executions of this task that fit at once.
   std::size_t pending_inserts = 0;  // guarded by mu_; submits whose insert is in flight
 };
 
@@ -32,11 +37,54 @@ struct JobService::ActiveJob {
   std::vector<Waiter> waiters;
   bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
   bool final_durable = false;  // Its final state is in the store.
+  // Its place among the jobs of its priority: its seq, or, for a map taking turns,
+  // a fresh one after each chunk.
+  std::uint64_t sched_seq = 0;
+  std::unique_ptr<MapState> map;  // Set for the parent of a map.
+};
+
+// The elements of a map in flight and done. Guarded by mu_, like the job.
+struct JobService::MapState {
+  explicit MapState(std::size_t n) : total(n), results(n) {}
+  // Elements left to dispatch: those below `next` went out at least once.
+  bool pending() const { return !stopping && (!again.empty() || next < total); }
+
+  std::size_t total;
+  std::size_t next = 0;
+  std::deque<std::size_t> again;  // Back from back-off or from a stopped chunk; go first.
+  std::size_t done = 0;
+  std::size_t failed = 0;
+  std::size_t running = 0;
+  std::size_t chunks_in_flight = 0;
+  std::vector<std::shared_ptr<RunContext>> contexts;  // Of the chunks in flight.
+  std::unordered_map<std::size_t, int> failed_attempts;
+  boost::json::array results;  // Final outcome per element, in input order.
+  double ns_per_element = 0;   // Measured over the chunks; 0 until one reports.
+  bool stopping = false;       // Finished, failed fast, canceled or shut down.
+};
+
+// One dispatch of a map: its elements run one after another on one slot.
+struct JobService::MapChunk {
+  ActiveJob* job = nullptr;  // Stays in active_ while a chunk is in flight.
+  std::vector<std::size_t> indices;
+  std::vector<int> attempts;  // Per index; empty when every one is a first attempt.
+  std::shared_ptr<RunContext> context;
+  std::chrono::steady_clock::time_point dispatched;
 };
 
 namespace {
 
 constexpr std::size_t kErrorHistory = 5;
+// See ChunkSizeLocked.
+constexpr std::chrono::milliseconds kChunkTarget{2};
+constexpr std::size_t kMaxChunk = 8192;
+// Maps at least this long give their memory back to the system when they end.
+constexpr std::size_t kLargeMap = 10'000;
+
+template <typename Job>
+Scheduler<Job*>::Key SchedKey(const Job& job) {
+  return Scheduler<Job*>::MakeKey(job.record.priority, job.sched_seq);
+}
 
 std::vector<std::string> ResourceNames(const ServerConfig& c) {
   std::vector<std::string> names;
@@ -58,7 +106,8 @@ std::size_t PoolSize(const ServerConfig& c) {
 }
 
 // FNV-1a: stable across runs and builds, so stored request hashes stay comparable.
-std::uint64_t HashRequest(const std::string& task, const boost::json::value& input, int priority) {
+std::uint64_t HashRequest(const std::string& task, const boost::json::value& input, int priority,
+                          const std::optional<MapSpec>& map) {
   std::uint64_t h = 1469598103934665603ull;
   auto mix = [&h](std::string_view s) {
     for (unsigned char c : s) {
@@ -71,6 +120,7 @@ std::uint64_t HashRequest(const std::string& task, const boost::json::value& inp
   mix(task);
   mix(boost::json::serialize(input));
   mix(std::to_string(priority));
+  if (map) mix("map " + std::to_string(map->chunk) + (map->collect ? " collect" : " fail_fast"));
   return h;
 }
 
@@ -140,10 +190,13 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
       rt->executor = std::make_unique<InProcessExecutor>(def, service->pool_.get());
     }
     ResourceDemand demand;
+    std::int64_t fit = INT64_MAX;
     for (const auto& [res, amount] : tc.uses) {
       auto idx = std::find(names.begin(), names.end(), res) - names.begin();
       demand.Add(static_cast<int>(idx), amount);
+      if (amount > 0) fit = std::min(fit, config.resources.at(res) / amount);
     }
+    rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
     rt->queue = service->scheduler_.AddQueue(std::move(demand));
     service->tasks_.emplace(name, std::move(rt));
   }
@@ -184,6 +237,8 @@ ErrorOr<bool> JobService::Recover() {
         continue;
       }
       raw->task = task->second.get();
+      raw->sched_seq = r.seq;
+      if (r.map) raw->map = std::make_unique<MapState>(r.input->is_array() ? r.input->get_array().size() : 0);
       if (r.status == JobStatus::kRunning) {
         JobError lost{"interrupted", "the server stopped while the job was running"};
         if (r.attempts <= raw->task->config.retries) {
@@ -202,8 +257,7 @@ ErrorOr<bool> JobService::Recover() {
           continue;
         }
       }
-      scheduler_.Enqueue(raw->task->queue, Scheduler<ActiveJob*>::MakeKey(r.priority, r.seq), raw);
-      raw->in_scheduler = true;
+      EnqueueLocked(raw);
     }
     DispatchLocked(&deferred);
   }
@@ -237,7 +291,22 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
                           "task: no task named \"" + request.task + "\"; GET /v1/tasks lists them"));
   }
   TaskRuntime* task = task_it->second.get();
-  if (task->validate) {
+  if (request.map) {
+    if (!request.input.is_array()) return done(MakeError(ErrorCode::kInvalidArgument, "map must be an array"));
+    if (task->content_type != "application/json") {
+      return done(MakeError(ErrorCode::kInvalidArgument,
+                            "map: task \"" + request.task + "\" returns " + task->content_type +
+                                "; a map's result is a JSON list, so its task must return JSON"));
+    }
+    if (task->validate) {
+      const boost::json::array& elements = request.input.get_array();
+      for (std::size_t i = 0; i < elements.size(); ++i) {
+        if (auto problem = task->validate(elements[i])) {
+          return done(MakeError(ErrorCode::kInvalidArgument, "map[" + std::to_string(i) + "]: " + *problem));
+        }
+      }
+    }
+  } else if (task->validate) {
     if (auto problem = task->validate(request.input)) {
       return done(MakeError(ErrorCode::kInvalidArgument, *problem));
     }
@@ -248,9 +317,10 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   rec.task = request.task;
   rec.priority = request.priority;
   rec.timeout_ms = request.timeout.count();
+  rec.map = request.map;
   if (!request.idempotency_key.empty()) {
     rec.idempotency_key = std::move(request.idempotency_key);
-    rec.request_hash = HashRequest(rec.task, request.input, rec.priority);
+    rec.request_hash = HashRequest(rec.task, request.input, rec.priority, request.map);
   }
   rec.input = std::make_shared<const boost::json::value>(std::move(request.input));
 
@@ -339,10 +409,20 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored
       if (slot != idempotency_.end() && slot->second.job_id == rec.id) slot->second.stored = true;
       ActiveJob* raw = job.get();
       active_.emplace(rec.id, std::move(job));
-      scheduler_.Enqueue(raw->task->queue, Scheduler<ActiveJob*>::MakeKey(raw->record.priority, raw->record.seq),
-                         raw);
-      raw->in_scheduler = true;
-      DispatchLocked(&deferred);
+      raw->sched_seq = rec.seq;
+      if (rec.map) raw->map = std::make_unique<MapState>(rec.input->get_array().size());
+      if (raw->map && raw->map->total == 0) {
+        // Nothing to run: an empty map succeeds with an empty list.
+        rec.status = JobStatus::kSucceeded;
+        rec.started_at = NowMillis();
+        rec.result = Result::Json(boost::json::array()).output();
+        rec.progress = 1.0;
+        raw->map->stopping = true;
+        FinishLocked(raw);
+      } else {
+        EnqueueLocked(raw);
+        DispatchLocked(&deferred);
+      }
       answer = SnapshotLocked(*raw);
     }
   }
@@ -381,9 +461,10 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
       JobRecord& rec = job->record;
       if (rec.status == JobStatus::kQueued) {
         if (job->in_scheduler) {
-          scheduler_.Remove(job->task->queue, Scheduler<ActiveJob*>::MakeKey(rec.priority, rec.seq));
+          scheduler_.Remove(job->task->queue, SchedKey(*job));
           job->in_scheduler = false;
         }
+        if (job->map) job->map->stopping = true;
         rec.status = JobStatus::kCanceled;
         FinishLocked(job);
         snap = SnapshotLocked(*job);
@@ -393,9 +474,14 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
         // is canceled for the client from now on.
         rec.status = JobStatus::kCanceled;
         FinishLocked(job);
-        job->run->RequestStop(StopReason::kCanceled);
+        if (job->map) {
+          StopMapLocked(job, StopReason::kCanceled);
+          DispatchLocked(&deferred);  // Its turn in the scheduler is gone.
+        } else {
+          job->run->RequestStop(StopReason::kCanceled);
+        }
         snap = SnapshotLocked(*job);
-      } else if (rec.status == JobStatus::kCanceled && job->run) {
+      } else if (rec.status == JobStatus::kCanceled && Executing(*job)) {
         snap = SnapshotLocked(*job);  // Canceled earlier, still stopping: same answer.
       } else {
         finished_as = rec.status;  // Finished; only its final write is in flight.
@@ -529,6 +615,16 @@ void JobService::CancelAll() {
     for (auto& [id, job] : active_) {
       if (job->record.status == JobStatus::kRunning && job->run) {
         job->run->RequestStop(StopReason::kShutdown);
+      } else if (job->record.status == JobStatus::kRunning && job->map) {
+        // A map between chunks, or with chunks in flight, ends now as a whole.
+        job->record.status = JobStatus::kCanceled;
+        job->record.error = JobError{"shutdown", "the server shut down while the map ran"};
+        StopMapLocked(job.get(), StopReason::kShutdown);
+        FinishLocked(job.get());
+        if (!job->waiters.empty()) {
+          kept.emplace_back(std::move(job->waiters), SnapshotLocked(*job));
+          job->waiters.clear();
+        }
       } else if (job->record.status == JobStatus::kQueued && !store_->durable()) {
         queued.push_back(job.get());
       } else if (job->record.status == JobStatus::kQueued && !job->waiters.empty()) {
@@ -539,8 +635,7 @@ void JobService::CancelAll() {
     }
     for (ActiveJob* job : queued) {
       if (job->in_scheduler) {
-        scheduler_.Remove(job->task->queue,
-                          Scheduler<ActiveJob*>::MakeKey(job->record.priority, job->record.seq));
+        scheduler_.Remove(job->task->queue, SchedKey(*job));
         job->in_scheduler = false;
       }
       // A memory store ends with this process: the waiters are answered now and the
@@ -572,8 +667,24 @@ void JobService::DispatchLocked(Deferred* out) {
   if (draining_) return;
   scheduler_.Dispatch([&](int, ActiveJob* job) {
     job->in_scheduler = false;
-    StartLocked(job, out);
+    if (job->map) StartChunkLocked(job, out);
+    else StartLocked(job, out);
   });
+}
+
+// REQUIRES: mu_ held; the job is not in the scheduler.
+void JobService::EnqueueLocked(ActiveJob* job) {
+  scheduler_.Enqueue(job->task->queue, SchedKey(*job), job);
+  job->in_scheduler = true;
+}
+
+bool JobService::Executing(const ActiveJob& job) {
+  return job.run != nullptr || (job.map && job.map->chunks_in_flight > 0);
+}
+
+size_t JobService::active_jobs() const {
+  std::lock_guard lock(mu_);
+  return active_.size();
 }
 
 // REQUIRES: mu_ held; the scheduler has reserved the job's resources.
@@ -607,6 +718,7 @@ void JobService::FinishLocked(ActiveJob* job) {
 void JobService::OnFinishDurable(const std::string& id) {
   std::vector<Waiter> waiters;
   std::optional<JobSnapshot> snap;
+  bool large_map_gone = false;
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(id);
@@ -616,17 +728,29 @@ void JobService::OnFinishDurable(const std::string& id) {
     waiters = std::move(job->waiters);
     job->waiters.clear();
     snap = JobSnapshot{job->record, std::nullopt};
-    if (!job->run) active_.erase(it);
+    if (!Executing(*job)) {
+      large_map_gone = job->map && job->map->total >= kLargeMap;
+      active_.erase(it);
+    }
   }
   for (auto& w : waiters) w.fn(*snap);
+  // A large map's many small allocations are free now; hand the pages back rather
+  // than keep the peak for good.
+  if (large_map_gone) malloc_trim(0);
 }
 
 // REQUIRES: mu_ held.
 JobSnapshot JobService::SnapshotLocked(const ActiveJob& job) const {
   JobSnapshot snap{job.record, std::nullopt};
+  if (job.map) {
+    const MapState& m = *job.map;
+    snap.map = MapCounts{m.total, m.done, m.failed, m.running};
+    if (job.record.status == JobStatus::kRunning) {
+      snap.record.progress = static_cast<double>(m.done) / static_cast<double>(m.total);
+    }
+  }
   if (job.record.status == JobStatus::kQueued) {
-    snap.position = scheduler_.Position(
-        job.task->queue, Scheduler<ActiveJob*>::MakeKey(job.record.priority, job.record.seq));
+    snap.position = scheduler_.Position(job.task->queue, SchedKey(job));
   } else if (job.record.status == JobStatus::kRunning && job.run && job.run->progress() >= 0) {
     snap.record.progress = job.run->progress();
   }
@@ -663,6 +787,215 @@ void JobService::RunDeferred(Deferred deferred) {
     job->task->executor->Start(std::move(exec),
                                [this, job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
   }
+  for (auto& [id, index, delay] : deferred.element_retries) {
+    auto timer = std::make_shared<asio::steady_timer>(timers_, delay);
+    timer->async_wait([this, timer, id = std::move(id), index = index](const boost::system::error_code& ec) {
+      if (!ec) OnElementRetryDue(id, index);
+    });
+  }
+  for (auto& chunk : deferred.chunks) {
+    // The job's id, task, input and map spec do not change while it is active:
+    // they are read here without mu_.
+    const ActiveJob& job = *chunk->job;
+    const boost::json::array& elements = job.record.input->get_array();
+    std::vector<Execution> execs;
+    execs.reserve(chunk->indices.size());
+    for (std::size_t i = 0; i < chunk->indices.size(); ++i) {
+      const std::size_t index = chunk->indices[i];
+      // Aliasing pointers: the elements stay in the parent's input, uncopied.
+      execs.push_back(Execution{job.record.id + "." + std::to_string(index), job.record.task,
+                                std::shared_ptr<const boost::json::value>(job.record.input, &elements[index]),
+                                job.record.priority, chunk->attempts.empty() ? 1 : chunk->attempts[i],
+                                chunk->context});
+    }
+    const Millis timeout = EffectiveTimeout(job);
+    if (timeout.count() > 0) {
+      // Each element may take the whole timeout: the chunk's bound is their sum.
+      const auto bound = timeout * static_cast<std::int64_t>(chunk->indices.size());
+      auto timer = std::make_shared<asio::steady_timer>(timers_, bound);
+      timer->async_wait([timer, ctx = std::weak_ptr<RunContext>(chunk->context)](const boost::system::error_code& ec) {
+        if (auto c = ctx.lock(); c && !ec) c->RequestStop(StopReason::kTimeout);
+      });
+    }
+    const bool stop_on_failure = !job.record.map->collect && job.task->config.retries == 0;
+    chunk->dispatched = std::chrono::steady_clock::now();
+    job.task->executor->StartBatch(std::move(execs), stop_on_failure,
+                                   [this, chunk](std::vector<std::optional<Result>> outcomes) {
+                                     OnChunkDone(chunk, std::move(outcomes));
+                                   });
+  }
+}
+
+// REQUIRES: mu_ held; the scheduler has reserved one execution's resources.
+void JobService::StartChunkLocked(ActiveJob* job, Deferred* out) {
+  JobRecord& rec = job->record;
+  MapState& m = *job->map;
+  if (rec.status == JobStatus::kQueued) {
+    rec.status = JobStatus::kRunning;
+    rec.started_at = NowMillis();
+    rec.attempts += 1;
+    WriteLocked(rec);
+  }
+  auto chunk = std::make_shared<MapChunk>();
+  chunk->job = job;
+  const std::size_t size = ChunkSizeLocked(*job);
+  while (chunk->indices.size() < size && !m.again.empty()) {
+    chunk->indices.push_back(m.again.front());
+    m.again.pop_front();
+  }
+  while (chunk->indices.size() < size && m.next < m.total) chunk->indices.push_back(m.next++);
+  if (!m.failed_attempts.empty()) {
+    for (std::size_t index : chunk->indices) {
+      auto it = m.failed_attempts.find(index);
+      chunk->attempts.push_back(it == m.failed_attempts.end() ? 1 : it->second + 1);
+    }
+  }
+  chunk->context = std::make_shared<RunContext>();
+  m.contexts.push_back(chunk->context);
+  ++m.chunks_in_flight;
+  m.running += chunk->indices.size();
+  ++running_;
+  out->chunks.push_back(std::move(chunk));
+  if (m.pending()) {
+    // Its turn is over: to the end of its priority class.
+    job->sched_seq = ++next_seq_;
+    EnqueueLocked(job);
+  }
+}
+
+// Elements per chunk. A chunk should take about kChunkTarget: long enough that a
+// dispatch (tens of microseconds) costs under 5% even for the tiniest elements,
+// short enough that the jobs taking turns with the map wait about that long.
+// REQUIRES: mu_ held.
+std::size_t JobService::ChunkSizeLocked(const ActiveJob& job) const {
+  const MapState& m = *job.map;
+  if (job.record.map->chunk > 0) return static_cast<std::size_t>(job.record.map->chunk);
+  if (m.ns_per_element <= 0) return 1;  // Measure first.
+  const double fit = static_cast<double>(kChunkTarget.count()) * 1e6 / m.ns_per_element;
+  // At the tail, leave some for every slot rather than one long last chunk.
+  const std::size_t remaining = m.total - m.next + m.again.size();
+  const std::size_t share = std::max<std::size_t>(1, remaining / (2 * job.task->parallelism));
+  return std::clamp<std::size_t>(std::min(static_cast<std::size_t>(fit), share), 1, kMaxChunk);
+}
+
+void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes) {
+  const auto elapsed = std::chrono::steady_clock::now() - chunk->dispatched;
+  // Copies of the element results are made before the lock is taken.
+  std::vector<boost::json::value> values(outcomes.size());
+  std::size_t ran = 0, last_ran = 0;
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!outcomes[i]) continue;
+    ++ran;
+    last_ran = i;
+    if (!outcomes[i]->ok()) continue;
+    const Output& out = *outcomes[i]->output();
+    values[i] = out.is_json() ? out.json : boost::json::value(out.bytes);
+  }
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    ActiveJob* job = chunk->job;
+    MapState& m = *job->map;
+    JobRecord& rec = job->record;
+    scheduler_.Release(job->task->queue);
+    if (--running_ == 0) idle_cv_.notify_all();
+    --m.chunks_in_flight;
+    m.running -= chunk->indices.size();
+    std::erase(m.contexts, chunk->context);
+    const StopReason stop = chunk->context->stop_reason();
+    if (ran > 0) {
+      const double per = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) /
+                         static_cast<double>(ran);
+      m.ns_per_element = m.ns_per_element > 0 ? (m.ns_per_element + per) / 2 : per;
+    }
+    const TaskConfig& tc = job->task->config;
+    for (std::size_t i = 0; i < outcomes.size() && !m.stopping; ++i) {
+      const std::size_t index = chunk->indices[i];
+      if (!outcomes[i]) {
+        m.again.push_back(index);  // The chunk stopped before it: it goes out again.
+        continue;
+      }
+      std::optional<JobError> failure;
+      if (!outcomes[i]->ok()) {
+        failure = outcomes[i]->error();
+        if (stop == StopReason::kTimeout && i == last_ran) {
+          failure = JobError{"timeout", "the element ran longer than its timeout of " +
+                                            std::to_string(EffectiveTimeout(*job).count()) + " ms"};
+        }
+      }
+      if (!failure) {
+        m.results[index] = rec.map->collect ? boost::json::value(boost::json::object{{"ok", std::move(values[i])}})
+                                       : std::move(values[i]);
+        ++m.done;
+        continue;
+      }
+      const int failed_attempts = ++m.failed_attempts[index];
+      if (failure->type != "invalid_input" && !draining_ && failed_attempts <= tc.retries) {
+        deferred.element_retries.emplace_back(rec.id, index, RetryDelay(tc, failed_attempts));
+        continue;
+      }
+      ++m.done;
+      ++m.failed;
+      if (rec.map->collect) {
+        m.results[index] = boost::json::object{
+            {"error", boost::json::object{{"type", failure->type}, {"message", failure->message}}}};
+        continue;
+      }
+      rec.status = JobStatus::kFailed;
+      rec.error = JobError{failure->type, "element " + std::to_string(index) + " of " + std::to_string(m.total) +
+                                              " failed: " + failure->message};
+      rec.map->failed_index = static_cast<std::int64_t>(index);
+      rec.progress = static_cast<double>(m.done) / static_cast<double>(m.total);
+      StopMapLocked(job, StopReason::kCanceled);
+      FinishLocked(job);
+    }
+    if (m.stopping) {
+      // Ended (canceled, shut down or failed fast): it leaves once its last chunk
+      // has reported and its final state is durable.
+      if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
+    } else if (m.done == m.total) {
+      rec.status = JobStatus::kSucceeded;
+      rec.result = Result::Json(std::move(m.results)).output();
+      rec.progress = 1.0;
+      m.stopping = true;
+      FinishLocked(job);
+    } else if (m.pending() && !job->in_scheduler) {
+      job->sched_seq = ++next_seq_;
+      EnqueueLocked(job);
+    }
+    DispatchLocked(&deferred);
+  }
+  RunDeferred(std::move(deferred));
+}
+
+// Nothing more of the map starts; its chunks in flight are asked to stop.
+// REQUIRES: mu_ held.
+void JobService::StopMapLocked(ActiveJob* job, StopReason reason) {
+  MapState& m = *job->map;
+  m.stopping = true;
+  m.again.clear();
+  if (job->in_scheduler) {
+    scheduler_.Remove(job->task->queue, SchedKey(*job));
+    job->in_scheduler = false;
+  }
+  for (auto& ctx : m.contexts) ctx->RequestStop(reason);
+}
+
+void JobService::OnElementRetryDue(const std::string& id, std::size_t index) {
+  Deferred deferred;
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    if (it == active_.end() || !it->second->map || it->second->map->stopping) return;
+    ActiveJob* job = it->second.get();
+    job->map->again.push_back(index);
+    if (!job->in_scheduler) {
+      job->sched_seq = ++next_seq_;
+      EnqueueLocked(job);
+    }
+    DispatchLocked(&deferred);
+  }
+  RunDeferred(std::move(deferred));
 }
 
 void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
@@ -727,8 +1060,8 @@ void JobService::OnRetryDue(const std::string& id, std::uint64_t seq) {
     ActiveJob* job = it->second.get();
     if (job->record.seq != seq || job->record.status != JobStatus::kQueued || job->in_scheduler) return;
     // Its original seq keeps its place: a retry goes before jobs submitted after it.
-    scheduler_.Enqueue(job->task->queue, Scheduler<ActiveJob*>::MakeKey(job->record.priority, seq), job);
-    job->in_scheduler = true;
+    job->sched_seq = seq;
+    EnqueueLocked(job);
     DispatchLocked(&deferred);
   }
   RunDeferred(std::move(deferred));

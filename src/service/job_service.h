@@ -14,6 +14,13 @@
 // A job enters active_ once its insert is durable (so a 202 is never sent for a job
 // that is not stored) and leaves it once its final state is durable; waiters are
 // answered then.
+//
+// A parallel map is one parent job whose elements run as executions of its task,
+// dispatched in chunks. Only the parent is stored; its elements' outcomes are kept
+// in memory (MapState) until the parent finishes with the ordered list. After each
+// chunk is dispatched the parent goes back to the end of its priority class in the
+// scheduler, so a map takes turns with the jobs of equal priority that wait for the
+// same resources instead of holding them until its last element.
 #pragma once
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -26,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -39,12 +47,21 @@
 
 namespace offload {
 
+// How far a map has got; live while the map is active.
+struct MapCounts {
+  std::size_t total = 0;
+  std::size_t done = 0;     // Elements with a final outcome (succeeded or failed).
+  std::size_t failed = 0;   // Of those, the failed ones.
+  std::size_t running = 0;  // Elements dispatched and not yet reported.
+};
+
 // A job as the API shows it: the record plus live facts only the service knows.
 struct JobSnapshot {
   JobRecord record;
   std::optional<std::size_t> position;  // Set while queued.
   // Set when Submit returned an earlier job for a repeated Idempotency-Key.
   bool replayed = false;
+  std::optional<MapCounts> map = std::nullopt;  // Set for an active map.
 };
 
 struct SubmitRequest {
@@ -53,6 +70,8 @@ struct SubmitRequest {
   int priority = 0;
   std::string idempotency_key;  // Empty: none.
   Millis timeout{0};            // The job's own timeout; 0: the task's. Capped by the task's.
+  // Set for a parallel map: `input` is then the array of elements.
+  std::optional<MapSpec> map;
 };
 
 struct TaskInfo {
@@ -108,6 +127,8 @@ class JobService {
   std::vector<TaskInfo> Tasks() const;
   std::vector<ResourceInfo> Resources() const;
   bool HasTask(const std::string& name) const { return tasks_.count(name) > 0; }
+  // Jobs held in memory: queued, running, or with their final write in flight.
+  std::size_t active_jobs() const;
 
   // Shutdown, in order: BeginDrain (refuse submits, start nothing new),
   // WaitForIdle (running jobs finish), CancelAll (the rest are stopped; waiters are
@@ -127,6 +148,8 @@ class JobService {
  private:
   struct TaskRuntime;
   struct ActiveJob;
+  struct MapState;
+  struct MapChunk;
   struct Waiter {
     WaitTicket ticket;
     std::function<void(JobSnapshot)> fn;
@@ -141,6 +164,9 @@ class JobService {
   struct Deferred {
     std::vector<ActiveJob*> started;
     std::vector<std::pair<ActiveJob*, Millis>> retry_after;
+    std::vector<std::shared_ptr<MapChunk>> chunks;
+    // (map id, element index, delay): elements to run again after back-off.
+    std::vector<std::tuple<std::string, std::size_t, Millis>> element_retries;
   };
 
   JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store);
@@ -149,6 +175,13 @@ class JobService {
   void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done);
   void DispatchLocked(Deferred* out);
   void StartLocked(ActiveJob* job, Deferred* out);
+  void EnqueueLocked(ActiveJob* job);
+  void StartChunkLocked(ActiveJob* job, Deferred* out);
+  std::size_t ChunkSizeLocked(const ActiveJob& job) const;
+  void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes);
+  void StopMapLocked(ActiveJob* job, StopReason reason);
+  void OnElementRetryDue(const std::string& id, std::size_t index);
+  static bool Executing(const ActiveJob& job);
   void FinishLocked(ActiveJob* job);
   void OnFinishDurable(const std::string& id);
   void WriteLocked(const JobRecord& rec);

@@ -14,6 +14,15 @@
 
 namespace offload {
 
+// What makes a job the parent of a parallel map: its input is the array of
+// elements, each run as its own execution of the task.
+struct MapSpec {
+  std::int64_t chunk = 0;          // Elements per dispatch; 0: adaptive.
+  bool collect = false;            // on_error = "collect"; else the map fails fast.
+  std::int64_t failed_index = -1;  // The element that failed a fail-fast map; -1: none.
+  bool operator==(const MapSpec&) const = default;
+};
+
 struct JobRecord {
   std::string id;
   std::string task;
@@ -36,6 +45,8 @@ struct JobRecord {
   // The job's own timeout in ms, asked for at submit; 0: the task's. The task's
   // timeout, when set, caps it.
   std::int64_t timeout_ms = 0;
+  // Set for the parent job of a parallel map.
+  std::optional<MapSpec> map;
 };
 
 }  // namespace offload

@@ -18,7 +18,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -50,10 +50,14 @@ CREATE INDEX jobs_by_idem ON jobs(created_at) WHERE idem_key IS NOT NULL;
 // Version 2: a job may carry its own timeout (capped by its task's).
 constexpr const char* kSchemaV2 = "ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;";
 
+// Version 3: the parent of a parallel map keeps its MapSpec, as a JSON object
+// {"chunk":K,"on_error":"collect"|"fail_fast","failed_index":I}; NULL for a plain job.
+constexpr const char* kSchemaV3 = "ALTER TABLE jobs ADD COLUMN map_spec TEXT;";
+
 constexpr const char* kColumns =
     "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, "
     "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
-    "timeout_ms";
+    "timeout_ms, map_spec";
 
 // Disk trouble is kUnavailable (the client gets 503 and may retry); a broken
 // constraint is a conflict; anything else is internal.
@@ -99,6 +103,28 @@ std::vector<JobError> HistoryFromText(std::string_view text) {
     if (auto* m = o.if_contains("message"); m && m->is_string()) err.message = m->get_string();
     out.push_back(std::move(err));
   }
+  return out;
+}
+
+// Empty for a plain job (stored as NULL).
+std::string MapSpecToText(const std::optional<MapSpec>& map) {
+  if (!map) return {};
+  return json::serialize(json::object{{"chunk", map->chunk},
+                                      {"on_error", map->collect ? "collect" : "fail_fast"},
+                                      {"failed_index", map->failed_index}});
+}
+
+// A value this offload did not write (malformed, not an object, fields missing or of the
+// wrong type) still marks the job a map parent: unreadable fields keep their defaults.
+MapSpec MapSpecFromText(std::string_view text) {
+  MapSpec out;
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object()) return out;
+  const auto& o = v.get_object();
+  if (auto* c = o.if_contains("chunk"); c && c->is_int64()) out.chunk = c->get_int64();
+  if (auto* e = o.if_contains("on_error"); e && e->is_string()) out.collect = e->get_string() == "collect";
+  if (auto* f = o.if_contains("failed_index"); f && f->is_int64()) out.failed_index = f->get_int64();
   return out;
 }
 
@@ -198,6 +224,7 @@ JobRecord ReadRow(sqlite3_stmt* st) {
   r.idempotency_key = text(16);
   r.request_hash = static_cast<std::uint64_t>(sqlite3_column_int64(st, 17));
   r.timeout_ms = sqlite3_column_int64(st, 18);
+  if (sqlite3_column_type(st, 19) != SQLITE_NULL) r.map = MapSpecFromText(text(19));
   return r;
 }
 
@@ -307,7 +334,7 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     int to;
     const char* sql;
   };
-  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
@@ -348,13 +375,13 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
   Connection& c = *writer_;
   int rc = c.Exec("BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return SqliteError(c.db(), rc, "cannot begin a transaction");
-  std::string result_text, history_text;
+  std::string result_text, history_text, map_text;
   for (const StoreOp& op : ops) {
     const JobRecord& r = op.job;
     sqlite3_stmt* st;
     if (op.kind == StoreOp::Kind::kInsert) {
       st = c.Prepare(std::string("INSERT INTO jobs (") + kColumns +
-                     ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19)");
+                     ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -370,15 +397,19 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       sqlite3_bind_int64(st, 17, r.created_at);
       sqlite3_bind_int64(st, 18, static_cast<sqlite3_int64>(r.request_hash));
       sqlite3_bind_int64(st, 19, r.timeout_ms);
+      map_text = MapSpecToText(r.map);
+      if (r.map) sqlite3_bind_text(st, 20, map_text.data(), static_cast<int>(map_text.size()), SQLITE_STATIC);
     } else {
       st = c.Prepare(
           "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "
-          "result = ?6, error_type = ?7, error_message = ?8, progress = ?9, error_history = ?10 "
+          "result = ?6, error_type = ?7, error_message = ?8, progress = ?9, error_history = ?10, map_spec = ?13 "
           "WHERE seq = ?11 AND id = ?12");
       if (!st) return RollBack(c, "cannot prepare an update");
       BindState(st, 1, r, &result_text, &history_text);
       sqlite3_bind_int64(st, 11, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 12, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
+      map_text = MapSpecToText(r.map);
+      if (r.map) sqlite3_bind_text(st, 13, map_text.data(), static_cast<int>(map_text.size()), SQLITE_STATIC);
     }
     rc = sqlite3_step(st);
     sqlite3_reset(st);

@@ -21,6 +21,21 @@ class SqliteMigrationTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
+  // PRAGMA user_version of the file, read directly.
+  int UserVersion() {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    int version = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+      version = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return version;
+  }
+
   // Runs `sql` on the file directly, as another program (or an older offload) would.
   void Exec(const std::string& sql) {
     sqlite3* db = nullptr;
@@ -58,9 +73,67 @@ PRAGMA user_version = 1;
   EXPECT_EQ((*job)->priority, 3);
   EXPECT_EQ((*job)->timeout_ms, 0) << "the new column's default";
   EXPECT_EQ((*job)->input->at("ms"), 5);
+  EXPECT_EQ((*job)->map, std::nullopt) << "a job from before maps is a plain job";
   auto unfinished = (*store)->LoadUnfinished();
   ASSERT_TRUE(unfinished.has_value());
   EXPECT_EQ(unfinished->size(), 1u);
+  store->reset();
+  EXPECT_EQ(UserVersion(), 3);
+}
+
+TEST_F(SqliteMigrationTest, AVersionTwoDatabaseIsMigratedAndItsJobsAreNotMaps) {
+  // The schema as version 2 of offload left it: version 1 plus timeout_ms.
+  Exec(R"sql(
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, task TEXT NOT NULL, status INTEGER NOT NULL,
+  priority INTEGER NOT NULL, attempts INTEGER NOT NULL, input TEXT NOT NULL, created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, result_type TEXT, result BLOB, error_type TEXT,
+  error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
+INSERT INTO jobs VALUES (3, 'queued-job', 'sleep', 0, 1, 0, '{"ms":5}', 1700000000000, 0, 0,
+                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 250);
+INSERT INTO jobs VALUES (4, 'done-job', 'sleep', 2, 0, 1, '{"ms":1}', 1700000000001, 1700000000002,
+                         1700000000003, NULL, NULL, NULL, NULL, 1.0, NULL, NULL, 0, 0);
+PRAGMA user_version = 2;
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  for (const char* id : {"queued-job", "done-job"}) {
+    auto job = (*store)->Get(id);
+    ASSERT_TRUE(job.has_value()) << job.error().detail;
+    ASSERT_TRUE(job->has_value()) << id;
+    EXPECT_EQ((*job)->map, std::nullopt) << id;
+  }
+  auto queued = (*store)->Get("queued-job");
+  EXPECT_EQ((*queued)->timeout_ms, 250) << "version 2's column is kept";
+  auto unfinished = (*store)->LoadUnfinished();
+  ASSERT_TRUE(unfinished.has_value());
+  ASSERT_EQ(unfinished->size(), 1u);
+  EXPECT_EQ((*unfinished)[0].map, std::nullopt);
+  store->reset();
+  EXPECT_EQ(UserVersion(), 3);
+}
+
+TEST_F(SqliteMigrationTest, AnUnreadableMapSpecReadsAsAMapWithDefaults) {
+  {
+    auto fresh = SqliteStore::Open(SqliteOptions{path_});  // Creates the version 3 schema.
+    ASSERT_TRUE(fresh.has_value()) << fresh.error().detail;
+  }
+  Exec(R"sql(
+INSERT INTO jobs (seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, map_spec)
+VALUES (1, 'garbled', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0, '{not json'),
+       (2, 'array', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0, '[1,2]'),
+       (3, 'wrong-types', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0,
+        '{"chunk":"7","on_error":1,"failed_index":null}');
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  for (const char* id : {"garbled", "array", "wrong-types"}) {
+    auto job = (*store)->Get(id);
+    ASSERT_TRUE(job.has_value()) << job.error().detail;
+    ASSERT_TRUE(job->has_value()) << id;
+    EXPECT_EQ((*job)->map, MapSpec{}) << id;
+  }
 }
 
 TEST_F(SqliteMigrationTest, ADatabaseFromANewerOffloadIsRefused) {

@@ -229,6 +229,58 @@ TEST_P(StoreTest, UpdateOfAnUnknownIdIsNotFoundAndCreatesNothing) {
   EXPECT_TRUE(List(JobQuery{}).jobs.empty());
 }
 
+TEST_P(StoreTest, MapSpecRoundTripsThroughInsertAndUpdate) {
+  JobRecord parent = MakeJob(1);
+  parent.map = MapSpec{.chunk = 7, .collect = true, .failed_index = -1};
+  Insert(parent);
+  auto got = Get(parent.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, parent);
+  EXPECT_EQ(got->map, parent.map);
+
+  // A fail-fast map that failed at element 3.
+  parent.status = JobStatus::kFailed;
+  parent.finished_at = kT0 + 40;
+  parent.error = JobError{"map_element_failed", "element 3 failed"};
+  parent.map->collect = false;
+  parent.map->failed_index = 3;
+  ASSERT_TRUE(store_->Update(parent).has_value());
+  got = Get(parent.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, parent);
+  ASSERT_TRUE(got->map.has_value());
+  EXPECT_EQ(got->map->chunk, 7);
+  EXPECT_FALSE(got->map->collect);
+  EXPECT_EQ(got->map->failed_index, 3);
+}
+
+TEST_P(StoreTest, APlainJobHasNoMapSpec) {
+  Insert(MakeJob(1));
+  auto got = Get("job-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->map, std::nullopt);
+  JobPage page = List(JobQuery{});
+  ASSERT_EQ(page.jobs.size(), 1u);
+  EXPECT_EQ(page.jobs[0].map, std::nullopt);
+}
+
+TEST_P(StoreTest, LoadUnfinishedKeepsMapSpec) {
+  JobRecord parent = MakeJob(1, "sleep", JobStatus::kRunning);
+  parent.map = MapSpec{.chunk = 0, .collect = false, .failed_index = -1};
+  Insert(parent);
+  Insert(MakeJob(2));
+  JobRecord done = MakeJob(3, "sleep", JobStatus::kSucceeded);
+  done.map = MapSpec{.chunk = 4, .collect = true, .failed_index = -1};
+  Insert(done);
+  auto unfinished = store_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.has_value()) << unfinished.error().detail;
+  ASSERT_EQ(unfinished->size(), 2u);
+  EXPECT_EQ((*unfinished)[0].id, "job-1");
+  EXPECT_EQ((*unfinished)[0].map, parent.map);
+  EXPECT_EQ((*unfinished)[1].id, "job-2");
+  EXPECT_EQ((*unfinished)[1].map, std::nullopt);
+}
+
 TEST_P(StoreTest, ListIsNewestFirst) {
   for (std::uint64_t s = 1; s <= 5; ++s) Insert(MakeJob(s));
   JobPage page = List(JobQuery{});
