@@ -123,10 +123,11 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
   json::object* obj = v.if_object();
   if (!obj) return MakeError(ErrorCode::kInvalidArgument, "the body must be a JSON object");
   SubmitRequest req;
-  bool has_input = false;
+  bool has_input = false, has_map = false;
   for (auto& [key, value] : *obj) {
     auto map_field = ParseMapField(key, value, &req);
     if (!map_field) return map_field.error();
+    has_map = has_map || key == "map";
     if (*map_field) continue;
     if (key == "task") {
       if (!value.is_string() || value.get_string().empty()) {
@@ -156,11 +157,9 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
     }
   }
   if (req.task.empty()) return MakeError(ErrorCode::kInvalidArgument, "task is required");
-  if (req.map && has_input) {
+  if (req.map && !has_map) return MakeError(ErrorCode::kInvalidArgument, "chunk and on_error need a map");
+  if (has_map && has_input) {
     return MakeError(ErrorCode::kInvalidArgument, "give input (one job) or map (one job per element), not both");
-  }
-  if (req.map && !req.input.is_array()) {
-    return MakeError(ErrorCode::kInvalidArgument, "chunk and on_error need a map");
   }
   return req;
 }

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cstdint>
+#include <memory>
 #include <regex>
 #include <string>
+#include <utility>
 
 namespace offload {
 namespace {
@@ -173,6 +176,68 @@ TEST(JobToJsonTest, SerializesToParsableJson) {
   EXPECT_EQ(back.at("id"), "a\"b\\c");
 }
 
+// A map of three elements as the store keeps it: the input is the element list.
+JobSnapshot MapJob() {
+  JobSnapshot s = QueuedJob();
+  s.record.task = "cpu";
+  s.record.input = std::make_shared<const json::value>(json::array{1, 2, 3});
+  s.record.map = MapSpec{};
+  return s;
+}
+
+TEST(JobToJsonTest, PlainJobHasNoMapObject) {
+  EXPECT_FALSE(JobToJson(QueuedJob()).contains("map"));
+}
+
+TEST(JobToJsonTest, MapObjectOfAFinishedMapHasNoLiveCounts) {
+  JobSnapshot s = MapJob();
+  s.position.reset();
+  s.record.status = JobStatus::kSucceeded;
+  s.record.finished_at = kT0 + 2000;
+  s.record.result = Result::Json(json::array{nullptr, nullptr, nullptr}).output();
+  json::object o = JobToJson(s);
+  ASSERT_TRUE(o.contains("map")) << json::serialize(o);
+  EXPECT_EQ(o.at("map"),
+            json::parse(R"({"total": 3, "chunk": null, "on_error": "fail_fast", "failed_index": null})"));
+  EXPECT_FALSE(o.contains("input")) << "the elements are not echoed back";
+  EXPECT_EQ(o.at("result"), (json::array{nullptr, nullptr, nullptr}));
+}
+
+TEST(JobToJsonTest, MapObjectOfAnActiveMapHasLiveCounts) {
+  JobSnapshot s = MapJob();
+  s.position.reset();
+  s.record.status = JobStatus::kRunning;
+  s.record.started_at = kT0 + 1000;
+  s.record.map->chunk = 16;
+  s.record.map->collect = true;
+  s.map = MapCounts{.total = 3, .done = 1, .failed = 1, .running = 2};
+  json::object o = JobToJson(s);
+  EXPECT_EQ(o.at("map"), json::parse(R"({"total": 3, "done": 1, "failed": 1, "running": 2, "chunk": 16,
+                                         "on_error": "collect", "failed_index": null})"));
+}
+
+TEST(JobToJsonTest, MapThatFailedFastNamesTheFailedElement) {
+  JobSnapshot s = MapJob();
+  s.position.reset();
+  s.record.status = JobStatus::kFailed;
+  s.record.finished_at = kT0 + 2000;
+  s.record.error = JobError{"invalid_input", "element 2 of 3 failed: ms must be at least 0"};
+  s.record.map->failed_index = 2;
+  json::object o = JobToJson(s);
+  EXPECT_EQ(o.at("map").at("failed_index"), 2);
+  EXPECT_EQ(o.at("map").at("on_error"), "fail_fast");
+  EXPECT_EQ(o.at("error").at("type"), "invalid_input");
+  EXPECT_FALSE(o.at("map").as_object().contains("done"));
+}
+
+TEST(JobToJsonTest, MapWithoutAnArrayInputCountsNoElements) {
+  // A record can only carry a map spec with an array input; if it did not, the total
+  // is 0 rather than a crash.
+  JobSnapshot s = MapJob();
+  s.record.input.reset();
+  EXPECT_EQ(JobToJson(s).at("map").at("total"), 0);
+}
+
 TEST(JobStatusTest, NamesRoundTrip) {
   for (JobStatus st : {JobStatus::kQueued, JobStatus::kRunning, JobStatus::kSucceeded,
                        JobStatus::kFailed, JobStatus::kCanceled}) {
@@ -275,6 +340,178 @@ TEST(ParseSubmitRequestTest, UnknownFieldIsNamed) {
   EXPECT_NE(detail.find("\"prio\""), std::string::npos) << detail;
   detail = Invalid(R"({"task":"noop","inputs":{}})");
   EXPECT_NE(detail.find("\"inputs\""), std::string::npos) << detail;
+}
+
+// --- Parallel map fields of ParseSubmitRequest and ParseRunRequest ---
+
+TEST(ParseSubmitRequestTest, MapWithChunkAndOnError) {
+  auto r = ParseSubmitRequest(R"({"task": "cpu", "map": [{"ms": 1}, {"ms": 2}], "chunk": 8,
+                                  "on_error": "collect", "priority": 2})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  EXPECT_EQ(r->task, "cpu");
+  ASSERT_TRUE(r->map.has_value());
+  EXPECT_EQ(r->map->chunk, 8);
+  EXPECT_TRUE(r->map->collect);
+  EXPECT_EQ(r->map->failed_index, -1);
+  EXPECT_EQ(r->input, json::parse(R"([{"ms": 1}, {"ms": 2}])")) << "input is the element list";
+  EXPECT_EQ(r->priority, 2);
+}
+
+TEST(ParseSubmitRequestTest, MapDefaultsToAdaptiveChunksAndFailFast) {
+  auto r = ParseSubmitRequest(R"({"task": "noop", "map": []})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  ASSERT_TRUE(r->map.has_value());
+  EXPECT_EQ(r->map->chunk, 0);
+  EXPECT_FALSE(r->map->collect);
+  EXPECT_EQ(r->input, json::array{});
+  auto ff = ParseSubmitRequest(R"({"task": "noop", "map": [1], "on_error": "fail_fast"})");
+  ASSERT_TRUE(ff.has_value()) << ff.error().detail;
+  EXPECT_FALSE(ff->map->collect);
+}
+
+TEST(ParseSubmitRequestTest, MapFieldsMayComeInAnyOrder) {
+  auto r = ParseSubmitRequest(R"({"chunk": 3, "on_error": "collect", "map": [1, 2], "task": "noop"})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  ASSERT_TRUE(r->map.has_value());
+  EXPECT_EQ(r->map->chunk, 3);
+  EXPECT_TRUE(r->map->collect);
+  EXPECT_EQ(r->input, (json::array{1, 2}));
+}
+
+TEST(ParseSubmitRequestTest, ChunkBoundsAreAccepted) {
+  for (std::int64_t chunk : {1, 1'000'000}) {
+    auto r = ParseSubmitRequest(R"({"task": "noop", "map": [1], "chunk": )" + std::to_string(chunk) + "}");
+    ASSERT_TRUE(r.has_value()) << chunk;
+    EXPECT_EQ(r->map->chunk, chunk);
+  }
+}
+
+TEST(ParseSubmitRequestTest, PlainJobHasNoMap) {
+  auto r = ParseSubmitRequest(R"({"task": "noop", "input": [1, 2, 3]})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  EXPECT_FALSE(r->map.has_value()) << "an array input is one job's input";
+}
+
+TEST(ParseSubmitRequestTest, MapMustBeAnArray) {
+  for (const char* map : {"5", "null", "{}", "\"[1]\"", "true"}) {
+    std::string detail = Invalid(std::string(R"({"task": "noop", "map": )") + map + "}");
+    EXPECT_NE(detail.find("map"), std::string::npos) << map << ": " << detail;
+    EXPECT_NE(detail.find("array"), std::string::npos) << map << ": " << detail;
+  }
+}
+
+TEST(ParseSubmitRequestTest, MapAndInputAreExclusive) {
+  for (const char* body : {R"({"task": "noop", "input": 1, "map": [1]})",
+                           R"({"task": "noop", "map": [1], "input": [1]})",
+                           R"({"task": "noop", "map": [], "input": null})"}) {
+    std::string detail = Invalid(body);
+    EXPECT_NE(detail.find("input"), std::string::npos) << body << ": " << detail;
+    EXPECT_NE(detail.find("map"), std::string::npos) << body << ": " << detail;
+  }
+}
+
+TEST(ParseSubmitRequestTest, ChunkAndOnErrorNeedAMap) {
+  std::string detail = Invalid(R"({"task": "noop", "chunk": 2})");
+  EXPECT_NE(detail.find("chunk"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("map"), std::string::npos) << detail;
+  detail = Invalid(R"({"task": "noop", "on_error": "collect"})");
+  EXPECT_NE(detail.find("on_error"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("map"), std::string::npos) << detail;
+}
+
+TEST(ParseSubmitRequestTest, ChunkBesideAnInputIsRefusedNamingChunk) {
+  const std::string detail = Invalid(R"({"task": "noop", "input": 1, "chunk": 2})");
+  EXPECT_NE(detail.find("chunk"), std::string::npos) << detail;
+}
+
+TEST(ParseSubmitRequestTest, ChunkMustBeAnIntegerFrom1To1000000) {
+  for (const char* chunk : {"0", "-1", "1000001", "1.5", "2e0", "\"4\"", "null", "true", "[4]",
+                            "18446744073709551615"}) {
+    std::string detail = Invalid(std::string(R"({"task": "noop", "map": [1], "chunk": )") + chunk + "}");
+    EXPECT_NE(detail.find("chunk"), std::string::npos) << chunk << ": " << detail;
+  }
+}
+
+TEST(ParseSubmitRequestTest, OnErrorMustBeFailFastOrCollect) {
+  for (const char* mode : {"\"ignore\"", "\"Collect\"", "\"\"", "0", "null", "[\"collect\"]"}) {
+    std::string detail = Invalid(std::string(R"({"task": "noop", "map": [1], "on_error": )") + mode + "}");
+    EXPECT_NE(detail.find("on_error"), std::string::npos) << mode << ": " << detail;
+  }
+}
+
+TEST(ParseSubmitRequestTest, MapFieldsAreNamedInTheUnknownFieldDetail) {
+  std::string detail = Invalid(R"({"task": "noop", "maps": [1]})");
+  EXPECT_NE(detail.find("\"maps\""), std::string::npos) << detail;
+  EXPECT_NE(detail.find("map, chunk, on_error"), std::string::npos) << detail;
+}
+
+TEST(ParseRunRequestTest, PlainBodyIsTheInput) {
+  auto r = ParseRunRequest("cpu", R"({"ms": 5})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  EXPECT_EQ(r->task, "cpu");
+  EXPECT_FALSE(r->map.has_value());
+  EXPECT_EQ(r->input, json::parse(R"({"ms": 5})"));
+  auto empty = ParseRunRequest("noop", "");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->input.is_null());
+  EXPECT_FALSE(empty->map.has_value());
+}
+
+TEST(ParseRunRequestTest, MapBodyIsAMap) {
+  auto r = ParseRunRequest("cpu", R"({"map": [{"ms": 1}, {"ms": 2}]})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  EXPECT_EQ(r->task, "cpu");
+  ASSERT_TRUE(r->map.has_value());
+  EXPECT_EQ(r->map->chunk, 0);
+  EXPECT_FALSE(r->map->collect);
+  EXPECT_EQ(r->input, json::parse(R"([{"ms": 1}, {"ms": 2}])"));
+
+  auto full = ParseRunRequest("cpu", R"({"on_error": "collect", "map": [1], "chunk": 5})");
+  ASSERT_TRUE(full.has_value()) << full.error().detail;
+  ASSERT_TRUE(full->map.has_value());
+  EXPECT_EQ(full->map->chunk, 5);
+  EXPECT_TRUE(full->map->collect);
+  EXPECT_EQ(full->input, (json::array{1}));
+}
+
+TEST(ParseRunRequestTest, AMapBodyWithAnyOtherKeyIsAPlainInput) {
+  for (const char* body : {R"({"map": [1, 2], "other": 1})", R"({"other": 1, "map": [1, 2], "chunk": 2})",
+                           R"({"map": "not even an array", "ms": 3})"}) {
+    auto r = ParseRunRequest("cpu", body);
+    ASSERT_TRUE(r.has_value()) << body << ": " << r.error().detail;
+    EXPECT_FALSE(r->map.has_value()) << body;
+    EXPECT_EQ(r->input, json::parse(body)) << body;
+  }
+}
+
+TEST(ParseRunRequestTest, ChunkOrOnErrorWithoutMapIsAPlainInput) {
+  for (const char* body : {R"({"chunk": 2})", R"({"on_error": "collect"})", R"([{"map": [1]}])"}) {
+    auto r = ParseRunRequest("noop", body);
+    ASSERT_TRUE(r.has_value()) << body << ": " << r.error().detail;
+    EXPECT_FALSE(r->map.has_value()) << body;
+    EXPECT_EQ(r->input, json::parse(body)) << body;
+  }
+}
+
+TEST(ParseRunRequestTest, BadMapFieldsAreRefusedNamingTheField) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"map": 5})", "map"},
+      {R"({"map": [1], "chunk": 0})", "chunk"},
+      {R"({"map": [1], "chunk": "2"})", "chunk"},
+      {R"({"map": [1], "on_error": "skip"})", "on_error"},
+  };
+  for (const auto& [body, field] : cases) {
+    auto r = ParseRunRequest("noop", body);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << body;
+    EXPECT_NE(r.error().detail.find(field), std::string::npos) << body << ": " << r.error().detail;
+  }
+}
+
+TEST(ParseRunRequestTest, MalformedJson) {
+  auto r = ParseRunRequest("noop", R"({"map": [1,)");
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, ErrorCode::kMalformed);
 }
 
 }  // namespace
