@@ -150,13 +150,13 @@ TEST_F(MapTest, EmptyMapSucceedsAtOnceWithAnEmptyList) {
 TEST_F(MapTest, MapWithoutWaitShowsLiveCountsAndDeleteCancelsEveryElement) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMapConfig));
   json::array inputs;
-  for (int i = 0; i < 6; ++i) inputs.push_back(json::object{{"ms", 300}});
+  for (int i = 0; i < 10; ++i) inputs.push_back(json::object{{"ms", 300}});
   Response res = Post("/v1/jobs", json::object{{"task", "sleep"}, {"map", inputs}, {"chunk", 1}});
   ASSERT_EQ(res.status, 202) << Describe(res);
   const std::string id = Field(res.json().as_object(), "id");
   EXPECT_EQ(res.header("location"), "/v1/jobs/" + id);
   json::object map = MapOf(res.json().as_object());
-  EXPECT_EQ(map.at("total"), 6);
+  EXPECT_EQ(map.at("total"), 10);
   EXPECT_EQ(map.at("chunk"), 1);
   EXPECT_EQ(map.at("on_error"), "fail_fast");
 
@@ -179,12 +179,12 @@ TEST_F(MapTest, MapWithoutWaitShowsLiveCountsAndDeleteCancelsEveryElement) {
   ASSERT_EQ(Field(job, "status"), "running") << "the DELETE below must catch it running";
   map = MapOf(job);
   const auto done = map.at("done").to_number<std::int64_t>();
-  EXPECT_LT(done, 6);
+  EXPECT_LT(done, 10);
   EXPECT_EQ(map.at("failed"), 0);
   EXPECT_LE(map.at("running").to_number<std::int64_t>(), 2);
-  EXPECT_LE(done + map.at("running").to_number<std::int64_t>(), 6);
+  EXPECT_LE(done + map.at("running").to_number<std::int64_t>(), 10);
   ASSERT_TRUE(job.at("progress").is_number()) << json::serialize(job);
-  EXPECT_GE(job.at("progress").to_number<double>(), 2.0 / 6);
+  EXPECT_GE(job.at("progress").to_number<double>(), 2.0 / 10);
   EXPECT_LT(job.at("progress").to_number<double>(), 1.0);
 
   Response del = client().Delete("/v1/jobs/" + id);
