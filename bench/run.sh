@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh: the standard workloads W1..W7, W9 and W10 of docs/benchmarks.md, each
+# bench/run.sh: the standard workloads W1..W10 of docs/benchmarks.md, each
 # against a freshly started server, repeated --runs times; prints one table of medians.
 #
 #   bench/run.sh                 # 3 runs of everything (several minutes)
@@ -13,7 +13,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 
-# The stores the server-side workloads run against (W7 has none); a new store is one
+# The stores the server-side workloads run against (W7 has none, W8a runs on the first
+# only: it measures the cores, not the store); a new store is one
 # more name here and its line in store_spec, which maps a name to the config's
 # `store` value.
 STORES=(memory sqlite)
@@ -41,7 +42,7 @@ EOF
 
 runs=3
 quick=0
-only="W1,W2,W3,W4,W5,W6,W7,W9,W10"
+only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10"
 build="$repo/build"
 offload=""
 load=""
@@ -100,6 +101,7 @@ if ((quick)); then
   w5_n=50
   w6_n=5000
   w7_c=8; w7_d=1
+  w8a_n=2; w8a_ms=20; w8b_n=1000
   w9_n=500; w9_c=64
   w10_n=100; w10_c=16
 else
@@ -110,6 +112,7 @@ else
   w5_n=1000
   w6_n=1000000
   w7_c=64; w7_d=10
+  w8a_n=$((2 * cores)); w8a_ms=200; w8b_n=100000
   w9_n=20000; w9_c=64
   w10_n=2000; w10_c=16
 fi
@@ -260,8 +263,34 @@ run_e2e_process() {  # NAME STORE RUN N C TOML
   stop_server
 }
 
+# W8, parallel map. W8a: one map of 2 cpu elements per core on a server with
+# cpu = cores, and the same map with cpu = 1 in the same run; the speedup is T1/Tn of
+# the client's wall times. W8b: one map of many noop elements, elements/s.
+run_w8() {  # STORE RUN
+  local cfg=$work/w8.toml slots name t1 tn
+  if [[ "$1" == "${STORES[0]}" ]]; then
+    for slots in 1 "$cores"; do
+      name=W8a1core; ((slots == 1)) || name=W8aNcores
+      write_config "$cfg" "$1" "$(printf '[resources]\ncpu = %d\n' "$slots")" && start_server "$cfg" ||
+        { fail "W8a server"; return; }
+      measure "$name-$1-$2" map --url "$url" --task cpu --input "{\"ms\": $w8a_ms}" -n "$w8a_n" --timeout 300 || true
+      stop_server
+    done
+    t1=$(sed -n 's/.*"wall_s":\([^,}]*\).*/\1/p' "$results/W8a1core-$1-$2.json" 2>/dev/null || true)
+    tn=$(sed -n 's/.*"wall_s":\([^,}]*\).*/\1/p' "$results/W8aNcores-$1-$2.json" 2>/dev/null || true)
+    if [[ -n "$t1" && -n "$tn" ]]; then
+      awk -v t1="$t1" -v tn="$tn" -v c="$cores" -v n="$w8a_n" -v ms="$w8a_ms" 'BEGIN {
+        printf "{\"command\":\"map-speedup\",\"cores\":%d,\"elements\":%d,\"ms\":%d,\"t1_s\":%.6f,\"tn_s\":%.6f,\"speedup\":%.4f}\n",
+          c, n, ms, t1, tn, (tn > 0 ? t1 / tn : 0) }' >"$results/W8a-$1-$2.json"
+    fi
+  fi
+  write_config "$cfg" "$1" && start_server "$cfg" || { fail "W8b server"; return; }
+  measure "W8b-$1-$2" map --url "$url" --task noop -n "$w8b_n" --timeout 300 || true
+  stop_server
+}
+
 # W9: a persistent Python worker per core (clients/python/offload_worker.py),
-# answering every job with null. W8 is kept for a future map workload.
+# answering every job with null.
 run_w9() {  # STORE RUN
   local script=$work/w9_worker.py
   printf 'import offload_worker\noffload_worker.run(lambda job: None)\n' >"$script"
@@ -350,7 +379,7 @@ echo "offload bench: runs $runs$( ((quick)) && echo ' (quick: tiny sizes, figure
 
 for ((r = 1; r <= runs; r++)); do
   for store in "${STORES[@]}"; do
-    for w in 1 2 3 4 5 6 9 10; do
+    for w in 1 2 3 4 5 6 8 9 10; do
       if wants "W$w"; then
         t0=$(date +%s.%N)
         "run_w$w" "$store" "$r"

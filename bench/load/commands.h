@@ -12,5 +12,6 @@ int RunSubmit(const LoadOptions& options);
 int RunE2e(const LoadOptions& options);
 int RunProbe(const LoadOptions& options);
 int RunGap(const LoadOptions& options);
+int RunMap(const LoadOptions& options);
 
 }  // namespace offload::bench

@@ -79,4 +79,20 @@ std::string SubmitBody(const std::string& task, const std::string& input, std::s
   return "{\"task\":" + boost::json::serialize(boost::json::value(task)) + ",\"input\":" + in + "}";
 }
 
+std::string MapBody(const std::string& task, const std::string& input, std::int64_t count,
+                    std::int64_t chunk, std::string* error) {
+  const std::string in = CompactJson(input, error);
+  if (in.empty()) return {};
+  std::string body = "{\"task\":" + boost::json::serialize(boost::json::value(task));
+  if (chunk > 0) body.append(",\"chunk\":").append(std::to_string(chunk));
+  body.append(",\"map\":[");
+  body.reserve(body.size() + static_cast<std::size_t>(count) * (in.size() + 1) + 2);
+  for (std::int64_t i = 0; i < count; ++i) {
+    if (i > 0) body.push_back(',');
+    body.append(in);
+  }
+  body.append("]}");
+  return body;
+}
+
 }  // namespace offload::bench

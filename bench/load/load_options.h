@@ -21,7 +21,8 @@ struct LoadOptions {
   double rate = 1000;          // probe: requests per second.
   std::string path;            // probe: what to GET when --task is not given.
   std::string hold_input;      // gap: input of a job that holds the resource while the rest queue.
-  double timeout_s = 300;      // e2e, gap: bound on the whole run.
+  double timeout_s = 300;      // e2e, gap, map: bound on the whole run.
+  std::int64_t chunk = 0;      // map: elements per chunk; 0: the server sizes chunks itself.
 };
 
 // Where to connect: from an http://HOST:PORT URL (HOST an IP address or localhost).

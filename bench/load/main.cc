@@ -80,10 +80,29 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0));
 
+  LoadOptions map;
+  map.count = 1000;
+  map.timeout_s = 120;
+  CLI::App* m = app.add_subcommand(
+      "map", "One map job of N copies of --input: wall time from POST to finished job, elements/s");
+  m->add_option("--url", map.url, "Server base URL, http://HOST:PORT")->capture_default_str();
+  m->add_option("--task", map.task, "Task of the map's elements")->capture_default_str();
+  m->add_option("--input", map.input, "Every element's input, as JSON")->capture_default_str();
+  m->add_option("-n,--count", map.count, "Elements")->capture_default_str()->check(
+      CLI::Range(std::int64_t{1}, std::int64_t{10'000'000}));
+  m->add_option("--chunk", map.chunk, "Elements per chunk (0: the server adapts)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000}));
+  m->add_option("--timeout", map.timeout_s, "Bound on the whole run, seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 86400.0));
+  m->add_flag("--json", map.json, "Print one JSON object instead of text");
+
   CLI11_PARSE(app, argc, argv);
   if (s->parsed()) return offload::bench::RunSubmit(submit);
   if (e->parsed()) return offload::bench::RunE2e(e2e);
   if (p->parsed()) return offload::bench::RunProbe(probe);
   if (g->parsed()) return offload::bench::RunGap(gap);
+  if (m->parsed()) return offload::bench::RunMap(map);
   return 2;
 }
