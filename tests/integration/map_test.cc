@@ -416,6 +416,11 @@ TEST_F(MapTest, HundredThousandElementMapCompletesAndGivesItsMemoryBack) {
     EXPECT_EQ(job.at("progress").to_number<double>(), 1.0);
   }
 
+#if defined(__SANITIZE_ADDRESS__)
+  // The server is built like this test: AddressSanitizer keeps freed memory in
+  // quarantine, so its RSS says nothing about what the server gave back.
+  GTEST_SKIP() << "RSS check skipped under AddressSanitizer";
+#endif
   // Not a benchmark: the maps' memory is released once they are done (generously).
   constexpr std::int64_t kSlack = 64 << 20;
   std::int64_t rss = -1;
