@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace offload {
@@ -34,42 +36,46 @@ StoreQueue::~StoreQueue() {
 }
 
 void StoreQueue::Write(StoreOp op, WriteDone done) {
+  if (!threaded_) {
+    std::lock_guard lock(mu_);
+    one_op_.clear();
+    one_op_.push_back(std::move(op));
+    ErrorOr<bool> result = store_->Apply(one_op_);
+    if (!result && !done) {
+      spdlog::error("store: write of job {} failed: {}", one_op_[0].job.id, result.error().detail);
+    }
+    if (done) applied_calls_.push_back(Applied{std::move(done), std::move(result)});
+    ++queued_;
+    ++applied_;
+    return;
+  }
   {
     std::lock_guard lock(mu_);
     queue_.push_back(Pending{std::move(op), std::move(done)});
     ++queued_;
   }
-  if (threaded_) work_cv_.notify_one();
+  work_cv_.notify_one();
 }
 
 void StoreQueue::Drain() {
   if (threaded_) return;
   {
-    std::unique_lock lock(mu_);
-    // Called from a callback of this thread's own Drain: the outer loop applies it.
-    if (draining_ && drainer_ == std::this_thread::get_id()) return;
-    // Another thread is draining: wait for it, so that when Drain returns the
-    // caller's writes are applied (it may read them back at once).
-    flushed_cv_.wait(lock, [this] { return !draining_; });
+    std::lock_guard lock(mu_);
+    if (draining_) return;  // The thread draining runs the callbacks queued meanwhile.
     draining_ = true;
-    drainer_ = std::this_thread::get_id();
   }
-  std::vector<Pending> batch;
+  std::deque<Applied> calls;
   for (;;) {
     {
       std::lock_guard lock(mu_);
-      if (queue_.empty()) {
+      if (applied_calls_.empty()) {
         draining_ = false;
-        drainer_ = {};
-        flushed_cv_.notify_all();
         return;
       }
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+      calls.swap(applied_calls_);
     }
-    ApplyBatch(&batch);
+    for (Applied& c : calls) c.done(std::move(c.result));
+    calls.clear();
   }
 }
 
@@ -102,21 +108,41 @@ void StoreQueue::WriterLoop() {
 }
 
 void StoreQueue::ApplyBatch(std::vector<Pending>* batch) {
+  // Every write carries the job's whole record, and a batch is applied in one
+  // transaction: of several writes of one job in a batch only the last state needs
+  // writing, at the place of the first (an insert stays an insert). A job that starts
+  // and ends while the previous batch syncs is written once, not twice.
   std::vector<StoreOp> ops;
   ops.reserve(batch->size());
-  for (const Pending& p : *batch) ops.push_back(p.op);
-  auto finish = [](Pending& p, ErrorOr<bool> r) {
-    if (p.done) p.done(std::move(r));
-    else if (!r) spdlog::error("store: write of job {} failed: {}", p.op.job.id, r.error().detail);
+  std::vector<std::size_t> op_of(batch->size());
+  std::unordered_map<std::string, std::size_t> op_of_id;
+  op_of_id.reserve(batch->size());
+  for (std::size_t i = 0; i < batch->size(); ++i) {
+    StoreOp& op = (*batch)[i].op;
+    auto [it, fresh] = op_of_id.try_emplace(op.job.id, ops.size());
+    if (!fresh && op.kind == StoreOp::Kind::kUpdate) {
+      ops[it->second].job = std::move(op.job);
+    } else {
+      it->second = ops.size();  // A second insert of an id stays apart: it must fail.
+      ops.push_back(std::move(op));
+    }
+    op_of[i] = it->second;
+  }
+  auto finish = [&ops](Pending& p, std::size_t op, const ErrorOr<bool>& r) {
+    if (p.done) p.done(r);
+    else if (!r) spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
   };
   ErrorOr<bool> result = store_->Apply(ops);
   if (result || result.error().code == ErrorCode::kUnavailable) {
     if (!result) spdlog::error("store: a batch of {} writes failed: {}", batch->size(), result.error().detail);
-    for (Pending& p : *batch) finish(p, result);
+    for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], result);
   } else {
     // One op was wrong (a duplicate id, say): apply them one by one so that only
     // that one fails.
-    for (Pending& p : *batch) finish(p, store_->Apply({p.op}));
+    std::vector<ErrorOr<bool>> results;
+    results.reserve(ops.size());
+    for (const StoreOp& op : ops) results.push_back(store_->Apply({op}));
+    for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], results[op_of[i]]);
   }
   const std::size_t n = batch->size();
   batch->clear();

@@ -8,8 +8,9 @@
 // For a blocking store (SQLite) the queue owns one writer thread and a small pool of
 // reader threads. Each batch the writer takes is one Store::Apply — one transaction,
 // one sync — so durability costs one fsync per batch, not per job. For a
-// non-blocking store (memory) no thread is started: Drain() applies the queued
-// writes on the calling thread, and reads run inline.
+// non-blocking store (memory) no thread is started: Write applies the write at once
+// (the store then always holds what was written, in order) and queues its callback
+// for Drain(), which runs it on the calling thread; reads run inline.
 #pragma once
 
 #include <condition_variable>
@@ -18,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "exec/thread_pool.h"
 #include "store/store.h"
@@ -35,15 +37,16 @@ class StoreQueue {
   StoreQueue(const StoreQueue&) = delete;
   StoreQueue& operator=(const StoreQueue&) = delete;
 
-  // Queues a write; never blocks on the store and never calls `done` itself. `done`
-  // (may be empty) runs once the write is durable or has failed, in write order: on
-  // the writer thread, or in Drain() for a non-blocking store.
+  // Queues a write (applies it, for a non-blocking store); never blocks on disk and
+  // never calls `done` itself. `done` (may be empty) runs once the write is durable
+  // or has failed, in write order: on the writer thread, or in Drain() for a
+  // non-blocking store.
   void Write(StoreOp op, WriteDone done);
-  // For a non-blocking store, applies every queued write and runs the callbacks on
-  // this thread; a no-op for a blocking store. If another thread is draining, waits
-  // for it first, so the caller's writes are applied when Drain returns. REQUIRES:
-  // the caller holds no lock that a callback takes. Safe to call from a callback (it
-  // then returns at once and the outer Drain picks the new writes up).
+  // For a non-blocking store, runs the callbacks of the writes made so far on this
+  // thread — or, when another thread is running them, leaves this call's to it and
+  // returns at once (a lock-free hand-over: no thread waits for another's callbacks).
+  // A no-op for a blocking store. REQUIRES: the caller holds no lock that a callback
+  // takes. Safe to call from a callback.
   void Drain();
   // Runs `fn` on a reader thread (inline for a non-blocking store).
   void Read(std::function<void()> fn);
@@ -56,6 +59,11 @@ class StoreQueue {
   struct Pending {
     StoreOp op;
     WriteDone done;
+  };
+  // A write a non-blocking store has applied, waiting for Drain to run its callback.
+  struct Applied {
+    WriteDone done;
+    ErrorOr<bool> result;
   };
   void WriterLoop();
   // Applies `batch` as one transaction, falling back to one op at a time when a
@@ -71,11 +79,12 @@ class StoreQueue {
   std::condition_variable work_cv_;     // Writes queued, or stopping.
   std::condition_variable flushed_cv_;  // applied_ advanced.
   std::deque<Pending> queue_;           // guarded by mu_
+  std::deque<Applied> applied_calls_;   // guarded by mu_; non-blocking store only
+  std::vector<StoreOp> one_op_;         // guarded by mu_; reused for one write
   std::uint64_t queued_ = 0;            // guarded by mu_; writes ever queued
   std::uint64_t applied_ = 0;           // guarded by mu_; writes ever applied
   bool stopping_ = false;               // guarded by mu_
   bool draining_ = false;               // guarded by mu_; a Drain() is running
-  std::thread::id drainer_;             // guarded by mu_; the thread running it
   std::thread writer_;
 };
 
