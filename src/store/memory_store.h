@@ -23,8 +23,11 @@ class MemoryStore final : public Store {
 
  private:
   std::mutex mu_;
-  std::map<std::uint64_t, JobRecord> by_seq_;             // guarded by mu_
-  std::unordered_map<std::string, std::uint64_t> seq_of_;  // guarded by mu_
+  using BySeq = std::map<std::uint64_t, JobRecord>;
+  BySeq by_seq_;  // guarded by mu_
+  // id -> its node in by_seq_ (map iterators stay valid until their node is erased),
+  // so an update costs one hash lookup and no tree walk.
+  std::unordered_map<std::string, BySeq::iterator> node_of_;  // guarded by mu_
   // (finished_at, seq) of every finished job, oldest first: retention takes from the
   // front. Ordered by time, not by when the write came, because finishes are not
   // always written in the order of their times (a cancel stamps a running job early;

@@ -142,8 +142,11 @@ TEST_F(CommandExecutorTest, CancelKillsTheWholeProcessGroup) {
 }
 
 TEST_F(CommandExecutorTest, TimeoutOfACommandIgnoringSigtermEndsWithSigkill) {
-  auto& ex = MakeSh("trap '' TERM; echo $$ > $TEST_DIR/pid; sleep 1000", "application/json", 64 << 20,
-                    300ms);
+  // It reads its input first: the executor writes it once the spawn has completed, so
+  // the stop below reaches a started process (one stopped while being spawned is
+  // killed at once, without the grace this test is about).
+  auto& ex = MakeSh("trap '' TERM; read input; echo $$ > $TEST_DIR/pid; sleep 1000", "application/json",
+                    64 << 20, 300ms);
   Pending p(ex, nullptr);
   ASSERT_TRUE(WaitUntil([&] { return !ReadFileForTest(PidFile()).empty(); }));
   const pid_t pid = std::atoi(ReadFileForTest(PidFile()).c_str());
