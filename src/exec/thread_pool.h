@@ -6,6 +6,7 @@
 // leaves the event loop room to answer status requests promptly.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -34,6 +35,8 @@ class ThreadPool {
   std::condition_variable cv_;
   std::deque<std::function<void()>> work_;  // guarded by mu_
   std::size_t idle_ = 0;                    // guarded by mu_; threads waiting on cv_
+  // Mirrors !work_.empty() for threads that spin before they sleep (read without mu_).
+  std::atomic<bool> has_work_{false};
   bool stopping_ = false;                   // guarded by mu_
   std::vector<std::thread> threads_;        // constant after construction
 };
