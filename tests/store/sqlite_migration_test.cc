@@ -12,6 +12,15 @@
 namespace offload {
 namespace {
 
+// The jobs table as version 1 of offload created it.
+constexpr const char* kVersionOneTable = R"sql(
+CREATE TABLE jobs (
+  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, task TEXT NOT NULL, status INTEGER NOT NULL,
+  priority INTEGER NOT NULL, attempts INTEGER NOT NULL, input TEXT NOT NULL, created_at INTEGER NOT NULL,
+  started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, result_type TEXT, result BLOB, error_type TEXT,
+  error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
+)sql";
+
 class SqliteMigrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -53,13 +62,7 @@ class SqliteMigrationTest : public ::testing::Test {
 };
 
 TEST_F(SqliteMigrationTest, AVersionOneDatabaseIsMigratedAndKeepsItsJobs) {
-  // The schema as version 1 of offload created it.
-  Exec(R"sql(
-CREATE TABLE jobs (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, task TEXT NOT NULL, status INTEGER NOT NULL,
-  priority INTEGER NOT NULL, attempts INTEGER NOT NULL, input TEXT NOT NULL, created_at INTEGER NOT NULL,
-  started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, result_type TEXT, result BLOB, error_type TEXT,
-  error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
+  Exec(std::string(kVersionOneTable) + R"sql(
 INSERT INTO jobs VALUES (7, 'old-job', 'sleep', 0, 3, 0, '{"ms":5}', 1700000000000, 0, 0,
                          NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0);
 PRAGMA user_version = 1;
@@ -82,13 +85,8 @@ PRAGMA user_version = 1;
 }
 
 TEST_F(SqliteMigrationTest, AVersionTwoDatabaseIsMigratedAndItsJobsAreNotMaps) {
-  // The schema as version 2 of offload left it: version 1 plus timeout_ms.
-  Exec(R"sql(
-CREATE TABLE jobs (
-  seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, task TEXT NOT NULL, status INTEGER NOT NULL,
-  priority INTEGER NOT NULL, attempts INTEGER NOT NULL, input TEXT NOT NULL, created_at INTEGER NOT NULL,
-  started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, result_type TEXT, result BLOB, error_type TEXT,
-  error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
+  // Version 2 added timeout_ms.
+  Exec(std::string(kVersionOneTable) + R"sql(
 ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
 INSERT INTO jobs VALUES (3, 'queued-job', 'sleep', 0, 1, 0, '{"ms":5}', 1700000000000, 0, 0,
                          NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 250);
