@@ -6,7 +6,8 @@
 // the idempotency keys; it is held for bookkeeping only, never across a handler
 // call, a wait, disk or network I/O. Store writes are queued on a StoreQueue while mu_
 // is held — so the store sees state changes in the order they happened — and applied
-// after it is released (by the writer thread for SQLite). Callbacks are always
+// by the writer thread for SQLite, or at once for the memory store (a map update, no
+// I/O). Callbacks are always
 // invoked with mu_ released, on the calling thread, a store thread or the thread that
 // finished the job. One timer thread (timers_) handles timeouts, retry back-off and
 // retention.
