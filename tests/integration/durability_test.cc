@@ -142,6 +142,56 @@ TEST(DurabilityTest, RestartResumesQueuedJobsInOrderAndRetriesTheInterruptedOne)
   }
 }
 
+TEST(DurabilityTest, AMapRunningAtAKillRunsAgainIfItsTaskRetriesElseFailsAsInterrupted) {
+  DataDir data;
+  const std::string config = StoreLine(data) +
+                             "[resources]\ncpu = 8\n"  // Room for both maps at once.
+                             "[tasks.again]\nrun = \"builtin:sleep\"\nretries = 1\nretry_backoff = \"10ms\"\n"
+                             "[tasks.once]\nrun = \"builtin:sleep\"\n";
+  json::array elements;
+  for (int i = 0; i < 4; ++i) elements.push_back(json::object{{"ms", 1000}});
+  std::string again, once;
+  {
+    TestServer server;
+    ASSERT_EQ(server.Start(config), "");
+    HttpClient client(server.port());
+    for (auto [task, id] : {std::pair{"again", &again}, std::pair{"once", &once}}) {
+      Response res = client.Post("/v1/jobs", json::serialize(json::object{
+                                                 {"task", task}, {"map", elements}, {"chunk", 1}}));
+      ASSERT_EQ(res.status, 202) << res.body;
+      *id = Field(res.json().as_object(), "id");
+    }
+    // Until the store has them as running: GET /v1/jobs filters on the stored state.
+    for (const std::string* id : {&again, &once}) {
+      const auto deadline = Clock::now() + milliseconds(5000);
+      for (;;) {
+        Response list = client.Get("/v1/jobs?status=running&limit=10");
+        ASSERT_EQ(list.status, 200);
+        if (list.body.find(*id) != std::string::npos) break;
+        ASSERT_LT(Clock::now(), deadline) << "map " << *id << " never stored as running";
+        std::this_thread::sleep_for(milliseconds(2));
+      }
+    }
+    server.Signal(SIGKILL);
+    ASSERT_TRUE(server.WaitForExit(milliseconds(5000)).has_value());
+  }
+  TestServer restarted;
+  ASSERT_EQ(restarted.Start(config), "");
+  HttpClient client(restarted.port());
+  // The whole map runs again: its elements' outcomes were in the killed process.
+  json::object rerun = WaitFinished(client, again);
+  ASSERT_EQ(Field(rerun, "status"), "succeeded") << json::serialize(rerun);
+  EXPECT_EQ(rerun.at("attempts"), 2);
+  EXPECT_EQ(rerun.at("result").as_array().size(), 4u);
+  ASSERT_TRUE(rerun.contains("error_history")) << json::serialize(rerun);
+  EXPECT_EQ(Field(rerun.at("error_history").as_array().at(0).as_object(), "type"), "interrupted");
+
+  json::object failed = WaitFinished(client, once);
+  EXPECT_EQ(Field(failed, "status"), "failed") << json::serialize(failed);
+  EXPECT_EQ(Field(failed.at("error").as_object(), "type"), "interrupted");
+  EXPECT_EQ(failed.at("map").at("total"), 4);
+}
+
 TEST(DurabilityTest, FailedAttemptsAreRetriedWithTheirErrorsKept) {
   TestServer server;
   ASSERT_EQ(server.Start("[tasks.flaky]\nrun = \"builtin:sleep\"\ntimeout = \"30ms\"\nretries = 2\n"
