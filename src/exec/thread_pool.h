@@ -24,7 +24,9 @@ class ThreadPool {
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  // Runs `fn` on a pool thread, after the work submitted before it.
+  // Runs `fn` on a pool thread, after the work submitted before it. REQUIRES: every
+// thread that calls Submit has returned from it (joined, or synchronized with the
+// owner) before the pool is destroyed: the notify comes after mu_ is released.
   void Submit(std::function<void()> fn);
   std::size_t size() const { return threads_.size(); }
 

@@ -277,10 +277,11 @@ JobService::~JobService() {
   // Executors that own processes kill and reap them here and may still report an
   // outcome: the state those reports touch must still be alive.
   for (auto& [name, task] : tasks_) task->executor.reset();
-  pool_.reset();  // Joins the pool threads before the jobs they point at go away.
+  // The timer thread may have submitted to the pool (a retry): it is joined first.
   timers_work_.reset();
   timers_.stop();
   timer_thread_.join();
+  pool_.reset();  // Joins the pool threads before the jobs they point at go away.
   store_queue_.reset();  // Applies the writes still queued.
 }
 
