@@ -14,6 +14,7 @@
 
 #include "exec/inprocess_executor.h"
 #include "exec/process_task.h"
+#include "util/base64.h"
 #include "util/id_generator.h"
 
 namespace offload {
@@ -294,11 +295,6 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   TaskRuntime* task = task_it->second.get();
   if (request.map) {
     if (!request.input.is_array()) return done(MakeError(ErrorCode::kInvalidArgument, "map must be an array"));
-    if (task->content_type != "application/json") {
-      return done(MakeError(ErrorCode::kInvalidArgument,
-                            "map: task \"" + request.task + "\" returns " + task->content_type +
-                                "; a map's result is a JSON list, so its task must return JSON"));
-    }
     if (task->validate) {
       const boost::json::array& elements = request.input.get_array();
       for (std::size_t i = 0; i < elements.size(); ++i) {
@@ -890,7 +886,10 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector
     last_ran = i;
     if (!outcomes[i]->ok()) continue;
     const Output& out = *outcomes[i]->output();
-    values[i] = out.is_json() ? out.json : boost::json::value(out.bytes);
+    // A map's result is one JSON list: a binary element result goes in it as base64.
+    values[i] = out.is_json() ? out.json
+                              : boost::json::value(boost::json::object{{"content_type", out.content_type},
+                                                                       {"base64", Base64Encode(out.bytes)}});
   }
   Deferred deferred;
   {

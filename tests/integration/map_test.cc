@@ -289,11 +289,18 @@ TEST_F(MapTest, ARejectedElementRefusesTheWholeMapBeforeAnythingIsStored) {
   EXPECT_TRUE(list.json().at("jobs").as_array().empty()) << Describe(list);
 }
 
-TEST_F(MapTest, ATaskThatDoesNotReturnJsonCannotBeMapped) {
+TEST_F(MapTest, AMapOfABinaryTaskAnswersBase64Results) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMapConfig));
-  ExpectRefused("/v1/jobs", R"({"task": "mandelbrot", "map": [{"width": 8, "height": 8}]})",
-                {"map", "mandelbrot", "image/png"});
-  ExpectRefused("/v1/tasks/mandelbrot/run", R"({"map": [{"width": 8, "height": 8}]})", {"map", "image/png"});
+  Response res = client().Post("/v1/tasks/mandelbrot/run",
+                               R"({"map": [{"width": 8, "height": 8}, {"width": 16, "height": 4}]})");
+  ASSERT_EQ(res.status, 200) << Describe(res);
+  EXPECT_EQ(res.header("content-type"), "application/json");
+  const json::array& out = res.json().as_array();
+  ASSERT_EQ(out.size(), 2u);
+  for (const json::value& e : out) {
+    EXPECT_EQ(e.at("content_type"), "image/png");
+    EXPECT_EQ(e.at("base64").as_string().subview(0, 11), "iVBORw0KGgo") << "the PNG signature";
+  }
 }
 
 TEST_F(MapTest, CommandMapAnswersEveryElementInOrder) {

@@ -205,17 +205,27 @@ TEST_F(JobServiceMapTest, AnEmptyMapSucceedsWithAnEmptyList) {
   EXPECT_EQ(ResultList(WaitFinished(r->record.id)), json::array{});
 }
 
-TEST_F(JobServiceMapTest, SubmitChecksEveryElementAndTheTasksResultType) {
+TEST_F(JobServiceMapTest, SubmitChecksEveryElementBeforeStoringAnything) {
   auto bad = SubmitMap("sleep", json::array{json::object{{"ms", 1}}, json::object{{"ms", -1}}});
   ASSERT_FALSE(bad.has_value());
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
   EXPECT_EQ(bad.error().detail.rfind("map[1]: ", 0), 0u) << bad.error().detail;
-
-  auto png = SubmitMap("mandelbrot", json::array{json::object{{"width", 8}, {"height", 8}, {"max_iter", 8}}});
-  ASSERT_FALSE(png.has_value());
-  EXPECT_EQ(png.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(png.error().detail.find("image/png"), std::string::npos) << png.error().detail;
   EXPECT_EQ(service_->active_jobs(), 0u);
+}
+
+TEST_F(JobServiceMapTest, BinaryElementResultsComeAsBase64WithTheirContentType) {
+  json::array in{json::object{{"width", 8}, {"height", 4}, {"max_iter", 8}},
+                 json::object{{"width", 2}, {"height", 2}, {"max_iter", 8}}};
+  JobSnapshot s = WaitFinished(SubmitMapOk("mandelbrot", std::move(in)));
+  ASSERT_EQ(s.record.status, JobStatus::kSucceeded);
+  const json::array out = ResultList(s);
+  ASSERT_EQ(out.size(), 2u);
+  for (const json::value& e : out) {
+    EXPECT_EQ(e.at("content_type"), "image/png");
+    // "\x89PNG\r\n\x1a\n", the PNG signature, is "iVBORw0KGgo" in base64.
+    EXPECT_EQ(e.at("base64").as_string().subview(0, 11), "iVBORw0KGgo") << e;
+  }
+  EXPECT_NE(out[0].at("base64"), out[1].at("base64")) << "each element has its own image";
 }
 
 TEST_F(JobServiceMapTest, AnElementOverItsTimeoutFailsTheMapAsTimeout) {

@@ -1,0 +1,25 @@
+#include "util/base64.h"
+
+#include <gtest/gtest.h>
+
+namespace offload {
+namespace {
+
+// The test vectors of RFC 4648, section 10.
+TEST(Base64Test, EncodesTheRfcVectors) {
+  EXPECT_EQ(Base64Encode(""), "");
+  EXPECT_EQ(Base64Encode("f"), "Zg==");
+  EXPECT_EQ(Base64Encode("fo"), "Zm8=");
+  EXPECT_EQ(Base64Encode("foo"), "Zm9v");
+  EXPECT_EQ(Base64Encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(Base64Encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(Base64Encode("foobar"), "Zm9vYmFy");
+}
+
+TEST(Base64Test, EncodesEveryByteValue) {
+  EXPECT_EQ(Base64Encode(std::string("\x00\xff\xfe", 3)), "AP/+");
+  EXPECT_EQ(Base64Encode("\x89PNG\r\n\x1a\n"), "iVBORw0KGgo=");
+}
+
+}  // namespace
+}  // namespace offload
