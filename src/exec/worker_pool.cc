@@ -13,6 +13,8 @@
 #include <mutex>
 #include <optional>
 
+#include "util/base64.h"
+
 namespace offload {
 
 namespace asio = boost::asio;
@@ -38,36 +40,6 @@ std::int64_t ReadRss(pid_t pid) {
     if (line.rfind("VmRSS:", 0) == 0) return std::atoll(line.c_str() + 6) * 1024;
   }
   return -1;
-}
-
-bool DecodeBase64(std::string_view in, std::string* out) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  out->clear();
-  out->reserve(in.size() / 4 * 3);
-  std::uint32_t acc = 0;
-  int bits = 0;
-  std::size_t i = 0;
-  for (; i < in.size() && in[i] != '='; ++i) {
-    int v = value(in[i]);
-    if (v < 0) return false;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out->push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  for (; i < in.size(); ++i) {
-    if (in[i] != '=') return false;
-  }
-  return true;
 }
 
 std::string StderrSuffix(const OutputTail& tail) {
@@ -335,7 +307,7 @@ Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_s
   const json::value* enc = msg.if_contains("encoding");
   if (enc && enc->is_string() && enc->get_string() == "base64") {
     std::string bytes;
-    if (!DecodeBase64(r->get_string(), &bytes)) {
+    if (!Base64Decode(r->get_string(), &bytes)) {
       return Result::Fail("invalid_result", "the worker's result is not valid base64");
     }
     if (static_cast<std::int64_t>(bytes.size()) > options.max_result) return too_large;
