@@ -56,8 +56,7 @@ struct JobService::MapState {
   std::size_t done = 0;
   std::size_t failed = 0;
   std::size_t running = 0;
-  std::size_t chunks_in_flight = 0;
-  std::vector<std::shared_ptr<RunContext>> contexts;  // Of the chunks in flight.
+  std::vector<std::shared_ptr<RunContext>> contexts;  // One per chunk in flight.
   std::unordered_map<std::size_t, int> failed_attempts;
   boost::json::array results;  // Final outcome per element, in input order.
   double ns_per_element = 0;   // Measured over the chunks; 0 until one reports.
@@ -676,7 +675,7 @@ void JobService::EnqueueLocked(ActiveJob* job) {
 }
 
 bool JobService::Executing(const ActiveJob& job) {
-  return job.run != nullptr || (job.map && job.map->chunks_in_flight > 0);
+  return job.run != nullptr || (job.map && !job.map->contexts.empty());
 }
 
 size_t JobService::active_jobs() const {
@@ -849,7 +848,6 @@ void JobService::StartChunkLocked(ActiveJob* job, Deferred* out) {
   }
   chunk->context = std::make_shared<RunContext>();
   m.contexts.push_back(chunk->context);
-  ++m.chunks_in_flight;
   m.running += chunk->indices.size();
   ++running_;
   out->chunks.push_back(std::move(chunk));
@@ -899,7 +897,6 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector
     JobRecord& rec = job->record;
     scheduler_.Release(job->task->queue);
     if (--running_ == 0) idle_cv_.notify_all();
-    --m.chunks_in_flight;
     m.running -= chunk->indices.size();
     std::erase(m.contexts, chunk->context);
     const StopReason stop = chunk->context->stop_reason();

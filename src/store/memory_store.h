@@ -26,7 +26,7 @@ class MemoryStore final : public Store {
   using BySeq = std::map<std::uint64_t, JobRecord>;
   BySeq by_seq_;  // guarded by mu_
   // id -> its node in by_seq_ (map iterators stay valid until their node is erased),
-  // so an update costs one hash lookup and no tree walk.
+  // so an update finds its record by hash, without a tree walk.
   std::unordered_map<std::string, BySeq::iterator> node_of_;  // guarded by mu_
   // (finished_at, seq) of every finished job, oldest first: retention takes from the
   // front. Ordered by time, not by when the write came, because finishes are not
