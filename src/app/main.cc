@@ -75,6 +75,10 @@ int Serve(const ServeFlags& flags) {
       }
       svc.CancelAll();
       svc.WaitForIdle(std::chrono::seconds(5));
+      if (!svc.WaitForFinalWrites(std::chrono::seconds(5))) {
+        spdlog::error("the store still refuses the final state of {} finished jobs",
+                      svc.store_health().unstored_finals);
+      }
       server.Stop(std::chrono::seconds(2));
     });
   });

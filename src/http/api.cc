@@ -123,9 +123,21 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
 
   if (seg.size() == 1 && seg[0] == "healthz") {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
-    bool draining = service_->draining();
-    return ex->Respond(JsonResponse(draining ? http::status::service_unavailable : http::status::ok,
-                                    json::object{{"status", draining ? "draining" : "ok"}}));
+    if (service_->draining()) {
+      return ex->Respond(JsonResponse(http::status::service_unavailable, json::object{{"status", "draining"}}));
+    }
+    // Degraded answers 200: the server must not be restarted for it (a liveness probe
+    // that did so would lose the finished jobs it holds until the store takes them).
+    const StoreHealth store = service_->store_health();
+    if (store.unstored_finals > 0) {
+      return ex->Respond(JsonResponse(
+          http::status::ok,
+          json::object{{"status", "degraded"},
+                       {"detail", "the store refuses writes (" + store.last_error + "); " +
+                                      std::to_string(store.unstored_finals) +
+                                      " finished jobs wait in memory to be recorded and no new job starts"}}));
+    }
+    return ex->Respond(JsonResponse(http::status::ok, json::object{{"status", "ok"}}));
   }
   if (seg.size() < 2 || seg[0] != "v1") {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
@@ -272,7 +284,7 @@ void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Ex
         if (!now) return ex->Respond(ErrorResponse(now.error()));
         if (IsFinished(now->record.status)) return ex->Respond(ResultResponse(*now));
         // Nobody will ask for this result: stop the work.
-        service_->Cancel(id, [](ErrorOr<JobSnapshot>) {});
+        service_->Cancel(id, CancelCause::kRunTimeout, [](ErrorOr<JobSnapshot>) {});
         if (service_->draining()) {
           return ex->Respond(ErrorResponse(MakeError(
               ErrorCode::kUnavailable,
@@ -323,7 +335,7 @@ void Api::AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, M
       state->done = true;
       state->timer.cancel();
       service_->CancelAwait(id, state->ticket);
-      service_->Cancel(id, [](ErrorOr<JobSnapshot>) {});
+      service_->Cancel(id, CancelCause::kClientGone, [](ErrorOr<JobSnapshot>) {});
     });
   }
 }

@@ -51,7 +51,8 @@ Problem ProblemFromJobError(const JobError& e) {
   if (e.type == "timeout") {
     return MakeProblem(http::status::gateway_timeout, "job-timeout", "The job timed out", detail);
   }
-  if (e.type == "canceled" || e.type == "shutdown") {
+  if (e.type == "canceled" || e.type == "shutdown" || e.type == "client_disconnected" ||
+      e.type == "run_timeout") {
     return MakeProblem(http::status::conflict, "job-canceled", "The job was canceled", detail);
   }
   return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);

@@ -1,7 +1,5 @@
 #include "service/job_service.h"
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
@@ -18,8 +16,6 @@
 #include "util/id_generator.h"
 
 namespace offload {
-
-namespace asio = boost::asio;
 
 struct JobService::TaskRuntime {
   TaskConfig config;
@@ -38,6 +34,11 @@ struct JobService::ActiveJob {
   std::vector<Waiter> waiters;
   bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
   bool final_durable = false;  // Its final state is in the store.
+  // The running attempt's timeout, or the back-off before the next attempt; 0: none.
+  TimerQueue::Handle attempt_timer = 0;
+  // Times the store refused its final state; a retry is then pending on write_timer.
+  int final_write_failures = 0;
+  TimerQueue::Handle write_timer = 0;
   // Its place among the jobs of its priority: its seq, or, for a map taking turns,
   // a fresh one after each chunk.
   std::uint64_t sched_seq = 0;
@@ -70,6 +71,7 @@ struct JobService::MapChunk {
   std::vector<int> attempts;  // Per index; empty when every one is a first attempt.
   std::shared_ptr<RunContext> context;
   std::chrono::steady_clock::time_point dispatched;
+  TimerQueue::Handle timer = 0;  // Its timeout; 0: none.
 };
 
 namespace {
@@ -139,6 +141,28 @@ std::string DescribeRun(const TaskConfig& t) {
 
 std::string IdempotencySlot(const std::string& task, const std::string& key) { return task + '\0' + key; }
 
+// A refused final write is tried again after 50 ms, doubling up to 5 s: soon after
+// the disk has room again, without spinning on a disk that stays full.
+Millis FinalWriteDelay(int failures) {
+  const int shift = std::clamp(failures - 1, 0, 7);
+  return std::min(Millis(50) * (1 << shift), Millis(5000));
+}
+
+JobError CancelError(CancelCause cause, const std::string& task, Millis run_timeout) {
+  switch (cause) {
+    case CancelCause::kClientGone:
+      return JobError{"client_disconnected", "the client of POST /v1/tasks/" + task +
+                                                 "/run closed its connection before the job finished"};
+    case CancelCause::kRunTimeout:
+      return JobError{"run_timeout", "the job did not finish within run_timeout (" +
+                                         std::to_string(run_timeout.count()) + " ms) of POST /v1/tasks/" +
+                                         task + "/run; submit long jobs with POST /v1/jobs"};
+    case CancelCause::kRequest:
+      break;
+  }
+  return JobError{"canceled", "canceled by a DELETE request"};
+}
+
 Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
   const int shift = std::clamp(failed_attempts - 1, 0, 30);
   const double base = static_cast<double>(t.retry_backoff.count()) * static_cast<double>(1ull << shift);
@@ -158,8 +182,7 @@ JobService::JobService(const ServerConfig& config, TaskRegistry registry,
       store_queue_(std::make_unique<StoreQueue>(store_.get())),
       pool_(std::make_unique<ThreadPool>(PoolSize(config), /*nice_increment=*/5)),
       scheduler_(Capacities(config)),
-      timers_work_(asio::make_work_guard(timers_)),
-      timer_thread_([this] { timers_.run(); }) {}
+      timers_(std::make_unique<TimerQueue>()) {}
 
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config,
                                                         TaskRegistry registry,
@@ -277,12 +300,24 @@ JobService::~JobService() {
   // Executors that own processes kill and reap them here and may still report an
   // outcome: the state those reports touch must still be alive.
   for (auto& [name, task] : tasks_) task->executor.reset();
+  // Final writes queued so far are applied (or refused) while the timers still run.
+  store_queue_->Flush();
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;  // A refused final write is not tried again from here on.
+    if (unstored_finals_ > 0) {
+      spdlog::error("store: the final state of {} finished jobs could not be recorded ({}); at the next start "
+                    "they count as interrupted",
+                    unstored_finals_, store_error_);
+    }
+  }
   // The timer thread may have submitted to the pool (a retry): it is joined first.
-  timers_work_.reset();
-  timers_.stop();
-  timer_thread_.join();
+  timers_.reset();
   pool_.reset();  // Joins the pool threads before the jobs they point at go away.
-  store_queue_.reset();  // Applies the writes still queued.
+  // What the timer thread queued last is applied while the queue is still whole: its
+  // callbacks may call back into it.
+  store_queue_->Flush();
+  store_queue_.reset();
 }
 
 void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
@@ -445,7 +480,7 @@ void JobService::Get(const std::string& id, SnapshotCallback done) {
   });
 }
 
-void JobService::Cancel(const std::string& id, SnapshotCallback done) {
+void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallback done) {
   Deferred deferred;
   std::optional<JobSnapshot> snap;
   std::optional<JobStatus> finished_as;
@@ -462,6 +497,7 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
         }
         if (job->map) job->map->stopping = true;
         rec.status = JobStatus::kCanceled;
+        rec.error = CancelError(cause, rec.task, config_.run_timeout);
         FinishLocked(job);
         snap = SnapshotLocked(*job);
         DispatchLocked(&deferred);  // It may have blocked the jobs behind it.
@@ -469,6 +505,7 @@ void JobService::Cancel(const std::string& id, SnapshotCallback done) {
         // The execution keeps its resources until it has really stopped; the job
         // is canceled for the client from now on.
         rec.status = JobStatus::kCanceled;
+        rec.error = CancelError(cause, rec.task, config_.run_timeout);
         FinishLocked(job);
         if (job->map) {
           StopMapLocked(job, StopReason::kCanceled);
@@ -596,6 +633,11 @@ bool JobService::draining() const {
   return draining_;
 }
 
+StoreHealth JobService::store_health() const {
+  std::lock_guard lock(mu_);
+  return StoreHealth{unstored_finals_, store_error_};
+}
+
 bool JobService::WaitForIdle(Millis timeout) {
   std::unique_lock lock(mu_);
   return idle_cv_.wait_for(lock, timeout, [this] { return running_ == 0; });
@@ -660,7 +702,9 @@ void JobService::WriteLocked(const JobRecord& rec) {
 
 // REQUIRES: mu_ held.
 void JobService::DispatchLocked(Deferred* out) {
-  if (draining_) return;
+  // A store that refuses final states stops new work: what runs now could be stored
+  // by nobody, and would run again after a crash.
+  if (draining_ || unstored_finals_ > 0) return;
   scheduler_.Dispatch([&](int, ActiveJob* job) {
     job->in_scheduler = false;
     if (job->map) StartChunkLocked(job, out);
@@ -690,6 +734,10 @@ void JobService::StartLocked(ActiveJob* job, Deferred* out) {
   rec.started_at = NowMillis();
   rec.attempts += 1;
   job->run = std::make_shared<RunContext>();
+  if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
+    job->attempt_timer = timers_->Schedule(
+        timeout, [this, id = rec.id, attempt = rec.attempts] { OnTimeout(id, attempt); });
+  }
   WriteLocked(rec);
   ++running_;
   out->started.push_back(job);
@@ -698,29 +746,74 @@ void JobService::StartLocked(ActiveJob* job, Deferred* out) {
 // Sets finished_at and queues the final write; once it is durable the waiters are
 // answered and the job leaves active_ — or, for a canceled job whose execution is
 // still stopping, leaves it in OnExecutionDone. REQUIRES: mu_ held; rec.status is
-// final.
+// final (and rec.error set when it is canceled).
 void JobService::FinishLocked(ActiveJob* job) {
   JobRecord& rec = job->record;
   if (rec.finished_at == 0) rec.finished_at = NowMillis();
-  if (rec.status == JobStatus::kCanceled && !rec.error) {
-    rec.error = JobError{"canceled", "canceled by a DELETE request"};
-  }
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec}, [this, id = rec.id](ErrorOr<bool> stored) {
+  timers_->Cancel(job->attempt_timer);
+  job->attempt_timer = 0;
+  WriteFinalLocked(job);
+}
+
+// REQUIRES: mu_ held; the job's status is final.
+void JobService::WriteFinalLocked(ActiveJob* job) {
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](ErrorOr<bool> stored) {
+    // kUnavailable is the disk (full, read-only, failing): worth another try. Any
+    // other refusal is a bug that another try would repeat.
+    if (!stored && stored.error().code == ErrorCode::kUnavailable) return OnFinalWriteFailed(id, stored.error());
     if (!stored) spdlog::error("store: cannot record the end of {}: {}", id, stored.error().detail);
     OnFinishDurable(id);
   });
+}
+
+void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
+  std::lock_guard lock(mu_);
+  auto it = active_.find(id);
+  if (it == active_.end()) return;
+  ActiveJob* job = it->second.get();
+  store_error_ = error.detail;
+  if (stopping_) return;
+  if (job->final_write_failures++ == 0 && unstored_finals_++ == 0) {
+    spdlog::error("store: cannot record the end of job {}: {}; finished jobs stay in memory and are written "
+                  "again until the store takes them, and no new job starts meanwhile",
+                  id, error.detail);
+  }
+  job->write_timer = timers_->Schedule(FinalWriteDelay(job->final_write_failures),
+                                       [this, id] { OnFinalWriteRetryDue(id); });
+}
+
+void JobService::OnFinalWriteRetryDue(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) return;
+    it->second->write_timer = 0;
+    WriteFinalLocked(it->second.get());
+  }
+  store_queue_->Drain();
+}
+
+bool JobService::WaitForFinalWrites(Millis timeout) {
+  std::unique_lock lock(mu_);
+  return idle_cv_.wait_for(lock, timeout, [this] { return unstored_finals_ == 0; });
 }
 
 void JobService::OnFinishDurable(const std::string& id) {
   std::vector<Waiter> waiters;
   std::optional<JobSnapshot> snap;
   bool large_map_gone = false;
+  Deferred deferred;
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(id);
     if (it == active_.end()) return;
     ActiveJob* job = it->second.get();
     job->final_durable = true;
+    if (job->final_write_failures > 0 && --unstored_finals_ == 0) {
+      spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
+      idle_cv_.notify_all();
+      DispatchLocked(&deferred);
+    }
     waiters = std::move(job->waiters);
     job->waiters.clear();
     snap = JobSnapshot{job->record, std::nullopt};
@@ -729,6 +822,7 @@ void JobService::OnFinishDurable(const std::string& id) {
       active_.erase(it);
     }
   }
+  RunDeferred(std::move(deferred));
   for (auto& w : waiters) w.fn(*snap);
   // A large map's many small allocations are free now; hand the pages back rather
   // than keep the peak for good.
@@ -763,31 +857,11 @@ Millis JobService::EffectiveTimeout(const ActiveJob& job) {
 
 void JobService::RunDeferred(Deferred deferred) {
   store_queue_->Drain();
-  for (auto [job, delay] : deferred.retry_after) {
-    auto timer = std::make_shared<asio::steady_timer>(timers_, delay);
-    timer->async_wait([this, timer, id = job->record.id, seq = job->record.seq](const boost::system::error_code& ec) {
-      if (!ec) OnRetryDue(id, seq);
-    });
-  }
   for (ActiveJob* job : deferred.started) {
     Execution exec{job->record.id, job->record.task, job->record.input, job->record.priority,
                    job->record.attempts, job->run};
-    const Millis timeout = EffectiveTimeout(*job);
-    if (timeout.count() > 0) {
-      auto timer = std::make_shared<asio::steady_timer>(timers_, timeout);
-      timer->async_wait([this, timer, id = job->record.id, seq = job->record.seq](
-                            const boost::system::error_code& ec) {
-        if (!ec) OnTimeout(id, seq);
-      });
-    }
     job->task->executor->Start(std::move(exec),
                                [this, job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
-  }
-  for (auto& [id, index, delay] : deferred.element_retries) {
-    auto timer = std::make_shared<asio::steady_timer>(timers_, delay);
-    timer->async_wait([this, timer, id = std::move(id), index = index](const boost::system::error_code& ec) {
-      if (!ec) OnElementRetryDue(id, index);
-    });
   }
   for (auto& chunk : deferred.chunks) {
     // The job's id, task, input and map spec do not change while it is active:
@@ -803,15 +877,6 @@ void JobService::RunDeferred(Deferred deferred) {
                                 std::shared_ptr<const boost::json::value>(job.record.input, &elements[index]),
                                 job.record.priority, chunk->attempts.empty() ? 1 : chunk->attempts[i],
                                 chunk->context});
-    }
-    const Millis timeout = EffectiveTimeout(job);
-    if (timeout.count() > 0) {
-      // Each element may take the whole timeout: the chunk's bound is their sum.
-      const auto bound = timeout * static_cast<std::int64_t>(chunk->indices.size());
-      auto timer = std::make_shared<asio::steady_timer>(timers_, bound);
-      timer->async_wait([timer, ctx = std::weak_ptr<RunContext>(chunk->context)](const boost::system::error_code& ec) {
-        if (auto c = ctx.lock(); c && !ec) c->RequestStop(StopReason::kTimeout);
-      });
     }
     const bool stop_on_failure = !job.record.map->collect && job.task->config.retries == 0;
     chunk->dispatched = std::chrono::steady_clock::now();
@@ -847,6 +912,13 @@ void JobService::StartChunkLocked(ActiveJob* job, Deferred* out) {
     }
   }
   chunk->context = std::make_shared<RunContext>();
+  if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
+    // Each element may take the whole timeout: the chunk's bound is their sum.
+    const auto bound = timeout * static_cast<std::int64_t>(chunk->indices.size());
+    chunk->timer = timers_->Schedule(bound, [ctx = std::weak_ptr<RunContext>(chunk->context)] {
+      if (auto c = ctx.lock()) c->RequestStop(StopReason::kTimeout);
+    });
+  }
   m.contexts.push_back(chunk->context);
   m.running += chunk->indices.size();
   ++running_;
@@ -897,6 +969,7 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector
     JobRecord& rec = job->record;
     scheduler_.Release(job->task->queue);
     if (--running_ == 0) idle_cv_.notify_all();
+    timers_->Cancel(chunk->timer);
     m.running -= chunk->indices.size();
     std::erase(m.contexts, chunk->context);
     const StopReason stop = chunk->context->stop_reason();
@@ -928,7 +1001,10 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector
       }
       const int failed_attempts = ++m.failed_attempts[index];
       if (failure->type != "invalid_input" && !draining_ && failed_attempts <= tc.retries) {
-        deferred.element_retries.emplace_back(rec.id, index, RetryDelay(tc, failed_attempts));
+        // Not cancelled when the map ends: it is short (the back-off) and finds the
+        // map stopped.
+        timers_->Schedule(RetryDelay(tc, failed_attempts),
+                          [this, id = rec.id, index] { OnElementRetryDue(id, index); });
         continue;
       }
       ++m.done;
@@ -1004,6 +1080,8 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
     const StopReason stop = job->run->stop_reason();
     const double progress = job->run->progress();
     job->run.reset();
+    timers_->Cancel(job->attempt_timer);
+    job->attempt_timer = 0;
     if (--running_ == 0) idle_cv_.notify_all();
     if (rec.status == JobStatus::kCanceled) {
       // Canceled while running: its final state was queued by Cancel. Erase it once
@@ -1034,7 +1112,8 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
         rec.started_at = 0;
         rec.progress.reset();
         WriteLocked(rec);
-        deferred.retry_after.emplace_back(job, RetryDelay(job->task->config, rec.attempts));
+        job->attempt_timer = timers_->Schedule(RetryDelay(job->task->config, rec.attempts),
+                                               [this, id = rec.id, attempt = rec.attempts] { OnRetryDue(id, attempt); });
       } else {
         if (failure) {
           rec.status = JobStatus::kFailed;
@@ -1048,34 +1127,36 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
   RunDeferred(std::move(deferred));
 }
 
-void JobService::OnRetryDue(const std::string& id, std::uint64_t seq) {
+void JobService::OnRetryDue(const std::string& id, int attempt) {
   Deferred deferred;
   {
     std::lock_guard lock(mu_);
     auto it = active_.find(id);
     if (it == active_.end()) return;
     ActiveJob* job = it->second.get();
-    if (job->record.seq != seq || job->record.status != JobStatus::kQueued || job->in_scheduler) return;
+    if (job->record.attempts != attempt || job->record.status != JobStatus::kQueued || job->in_scheduler) return;
+    job->attempt_timer = 0;
     // Its original seq keeps its place: a retry goes before jobs submitted after it.
-    job->sched_seq = seq;
+    job->sched_seq = job->record.seq;
     EnqueueLocked(job);
     DispatchLocked(&deferred);
   }
   RunDeferred(std::move(deferred));
 }
 
-void JobService::OnTimeout(const std::string& id, std::uint64_t seq) {
+// Belt and braces: the timer is cancelled when its attempt ends, and the attempt
+// number is checked in case it fired just before.
+void JobService::OnTimeout(const std::string& id, int attempt) {
   std::lock_guard lock(mu_);
   auto it = active_.find(id);
-  if (it == active_.end() || it->second->record.seq != seq || !it->second->run) return;
+  if (it == active_.end() || it->second->record.attempts != attempt || !it->second->run) return;
+  it->second->attempt_timer = 0;
   it->second->run->RequestStop(StopReason::kTimeout);
 }
 
 void JobService::ScheduleRetention() {
   const Millis period = std::clamp(config_.retention / 10, Millis(100), Millis(60'000));
-  auto timer = std::make_shared<asio::steady_timer>(timers_, period);
-  timer->async_wait([this, timer](const boost::system::error_code& ec) {
-    if (ec) return;
+  timers_->Schedule(period, [this] {
     RemoveExpired();
     ScheduleRetention();
   });

@@ -4,17 +4,21 @@
 // Threads and locks: every public method is thread-safe. mu_ guards the active jobs
 // (queued, running, or finished but not yet durable), the scheduler, the waiters and
 // the idempotency keys; it is held for bookkeeping only, never across a handler
-// call, a wait, disk or network I/O. Store writes are queued on a StoreQueue while mu_
+// call, a wait, disk or network I/O (it is taken before the timer queue's lock). Store writes are queued on a StoreQueue while mu_
 // is held — so the store sees state changes in the order they happened — and applied
 // by the writer thread for SQLite, or at once for the memory store (a map update, no
 // I/O). Callbacks are always
 // invoked with mu_ released, on the calling thread, a store thread or the thread that
-// finished the job. One timer thread (timers_) handles timeouts, retry back-off and
-// retention.
+// finished the job. One timer thread (timers_) handles timeouts, retry back-off,
+// final-write retries and retention; every timer of an attempt is cancelled when the
+// attempt ends.
 //
 // A job enters active_ once its insert is durable (so a 202 is never sent for a job
 // that is not stored) and leaves it once its final state is durable; waiters are
-// answered then.
+// answered then. A final write the store refuses (a full disk) keeps the job in
+// active_ — its state there stays the truth for GET — and is written again with
+// back-off until the store takes it; meanwhile the service is degraded and starts
+// no new work, so a crash cannot run again more than what had already run.
 //
 // A parallel map is one parent job whose elements run as executions of its task,
 // dispatched in chunks. Only the parent is stored; its elements' outcomes are kept
@@ -24,8 +28,6 @@
 // same resources instead of holding them until its last element.
 #pragma once
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -45,6 +47,7 @@
 #include "sched/scheduler.h"
 #include "store/store.h"
 #include "store/store_queue.h"
+#include "util/timer_queue.h"
 
 namespace offload {
 
@@ -73,6 +76,21 @@ struct SubmitRequest {
   Millis timeout{0};            // The job's own timeout; 0: the task's. Capped by the task's.
   // Set for a parallel map: `input` is then the array of elements.
   std::optional<MapSpec> map;
+};
+
+// Why a job is canceled: each gives the job its own error.type and message.
+enum class CancelCause {
+  kRequest,     // DELETE /v1/jobs/{id}: error.type "canceled".
+  kClientGone,  // The client of POST /v1/tasks/NAME/run disconnected: "client_disconnected".
+  kRunTimeout,  // POST /v1/tasks/NAME/run waited run_timeout: "run_timeout".
+};
+
+// Whether the store takes the service's writes (GET /healthz).
+struct StoreHealth {
+  // Finished jobs whose final state the store refused; they are written again with
+  // back-off, and no new job starts while there are any.
+  std::size_t unstored_finals = 0;
+  std::string last_error;  // The store's last refusal; empty when none since start.
 };
 
 struct TaskInfo {
@@ -113,7 +131,8 @@ class JobService {
   // kNotFound for an unknown id.
   void Get(const std::string& id, SnapshotCallback done);
   // Cancels a queued or running job. kConflict when it had finished already.
-  void Cancel(const std::string& id, SnapshotCallback done);
+  void Cancel(const std::string& id, CancelCause cause, SnapshotCallback done);
+  void Cancel(const std::string& id, SnapshotCallback done) { Cancel(id, CancelCause::kRequest, std::move(done)); }
   // Newest first; the second argument is the cursor for the next page.
   void List(const JobQuery& query, PageCallback done);
 
@@ -136,15 +155,22 @@ class JobService {
   // answered), WaitForIdle again.
   void BeginDrain();
   bool draining() const;
+  StoreHealth store_health() const;
   // Returns true when no job is running, waiting at most `timeout`.
   bool WaitForIdle(Millis timeout);
   void CancelAll();
+  // Returns true when every finished job's final state is in the store, waiting at
+  // most `timeout` for refused ones to be taken on a retry.
+  bool WaitForFinalWrites(Millis timeout);
 
   // Deletes finished jobs older than the retention period. Runs periodically on the
   // timer thread; public for tests.
   void RemoveExpiredForTest() { RemoveExpired(); }
   // Blocks until every store write queued so far is applied.
   void FlushStoreForTest() { store_queue_->Flush(); }
+  // Timers pending: retention's, plus one per attempt in flight or in back-off and
+  // per refused final write waiting to be tried again.
+  std::size_t PendingTimersForTest() const { return timers_->pending(); }
 
  private:
   struct TaskRuntime;
@@ -164,10 +190,7 @@ class JobService {
   // What a locked section hands back to run once mu_ is released.
   struct Deferred {
     std::vector<ActiveJob*> started;
-    std::vector<std::pair<ActiveJob*, Millis>> retry_after;
     std::vector<std::shared_ptr<MapChunk>> chunks;
-    // (map id, element index, delay): elements to run again after back-off.
-    std::vector<std::tuple<std::string, std::size_t, Millis>> element_retries;
   };
 
   JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store);
@@ -184,14 +207,17 @@ class JobService {
   void OnElementRetryDue(const std::string& id, std::size_t index);
   static bool Executing(const ActiveJob& job);
   void FinishLocked(ActiveJob* job);
+  void WriteFinalLocked(ActiveJob* job);
   void OnFinishDurable(const std::string& id);
+  void OnFinalWriteFailed(const std::string& id, const Error& error);
+  void OnFinalWriteRetryDue(const std::string& id);
   void WriteLocked(const JobRecord& rec);
   JobSnapshot SnapshotLocked(const ActiveJob& job) const;
   void RunDeferred(Deferred deferred);
   void OnExecutionDone(ActiveJob* job, Result outcome);
-  void OnTimeout(const std::string& id, std::uint64_t seq);
+  void OnTimeout(const std::string& id, int attempt);
   static Millis EffectiveTimeout(const ActiveJob& job);
-  void OnRetryDue(const std::string& id, std::uint64_t seq);
+  void OnRetryDue(const std::string& id, int attempt);
   void StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done);
   void ScheduleRetention();
   void RemoveExpired();
@@ -212,13 +238,14 @@ class JobService {
   std::uint64_t next_ticket_ = 0;   // guarded by mu_
   std::size_t running_ = 0;         // guarded by mu_
   bool draining_ = false;           // guarded by mu_
+  bool stopping_ = false;            // guarded by mu_; the destructor has begun
+  std::size_t unstored_finals_ = 0;  // guarded by mu_; see StoreHealth
+  std::string store_error_;          // guarded by mu_
   // "task\0key" -> the job it created; pruned after idempotency_ttl.
   std::unordered_map<std::string, IdempotencyRecord> idempotency_;  // guarded by mu_
 
-  // Timer thread: timeouts and retention.
-  boost::asio::io_context timers_;
-  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> timers_work_;
-  std::thread timer_thread_;
+  // Timeouts, back-off, final-write retries and retention.
+  std::unique_ptr<TimerQueue> timers_;
 };
 
 }  // namespace offload

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -289,6 +290,15 @@ ErrorOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& opt
   if (flock(store->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     return MakeError(ErrorCode::kUnavailable,
                      "another offload server is using " + options.path + " (" + lock_path + " is locked)");
+  }
+  // Only a file that does not exist is a new store. SQLite takes an empty file for an
+  // empty database, but an empty file where a database should be is nearly always a
+  // truncated copy or a failed restore: starting on it would hide every job.
+  struct stat st {};
+  if (::stat(options.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+    return MakeError(ErrorCode::kUnavailable,
+                     options.path + " is an empty file (0 bytes), not an offload database (a truncated copy?); "
+                                    "restore the database, or remove the file to start an empty store");
   }
   auto writer = store->Connect(/*migrate=*/true);
   if (!writer) return writer.error();

@@ -4,12 +4,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -39,6 +42,7 @@ class DataDir {
     std::filesystem::remove_all(path_, ec);
   }
   std::string db() const { return path_ + "/offload.db"; }
+  const std::string& path() const { return path_; }
 
  private:
   std::string path_;
@@ -270,6 +274,113 @@ TEST(DurabilityTest, AFullStoreAnswers503AndKeepsEveryAcceptedJob) {
     EXPECT_EQ(res.status, 200) << id << ": " << Describe(res);
   }
   EXPECT_NE(server.log().find("store"), std::string::npos) << "the failure was not logged";
+}
+
+// A tmpfs of a few MiB, so that a test can fill a real disk. Needs root (or
+// CAP_SYS_ADMIN); ok() is false where mounting is not allowed.
+class SmallDisk {
+ public:
+  explicit SmallDisk(const std::string& size) {
+    if (::geteuid() != 0) return;
+    if (::mount("offload-test", dir_.path().c_str(), "tmpfs", MS_NOSUID | MS_NODEV, ("size=" + size).c_str()) == 0) {
+      mounted_ = true;
+    }
+  }
+  ~SmallDisk() {
+    if (mounted_) ::umount2(dir_.path().c_str(), MNT_DETACH);
+  }
+  bool ok() const { return mounted_; }
+  const std::string& path() const { return dir_.path(); }
+  // Writes a ballast file until the disk refuses more.
+  void Fill() {
+    const std::string ballast = dir_.path() + "/ballast";
+    FILE* f = std::fopen(ballast.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    static const std::string kChunk(64 * 1024, 'b');
+    for (std::size_t size = kChunk.size(); size > 0; size /= 2) {
+      while (std::fwrite(kChunk.data(), 1, size, f) == size && std::fflush(f) == 0) {
+      }
+      std::clearerr(f);
+    }
+    std::fclose(f);
+  }
+  void Free() { std::filesystem::remove(dir_.path() + "/ballast"); }
+
+ private:
+  DataDir dir_;
+  bool mounted_ = false;
+};
+
+std::size_t LinesIn(const std::string& path) {
+  std::ifstream in(path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line);) ++n;
+  return n;
+}
+
+// Before the fix, a final state the full disk refused was dropped from memory: GET
+// served the stored row (queued or running) and the next start ran the job again.
+TEST(DurabilityTest, AFullDiskLosesNoFinalStateAndNothingRunsTwice) {
+  SmallDisk disk("8m");
+  if (!disk.ok()) GTEST_SKIP() << "mounting a tmpfs needs root (or CAP_SYS_ADMIN)";
+  DataDir work;
+  const std::string go = work.db() + ".go", count = work.db() + ".count";
+  // Each execution appends a line to `count` once `go` exists, then answers a
+  // 300 KB JSON string: its final write needs room the full disk does not have.
+  const std::string config =
+      "store = \"sqlite:" + disk.path() + "/offload.db\"\n"
+      "[resources]\nslot = 1\n"
+      "[tasks.step]\nuses = {slot = 1}\ncommand = [\"sh\", \"-c\", "
+      "\"while [ ! -e " + go + " ]; do sleep 0.01; done; echo run >> " + count +
+      "; printf '\\\"'; head -c 300000 /dev/zero | tr '\\\\0' a; printf '\\\"'\"]\n";
+  constexpr int kJobs = 6;
+  std::vector<std::string> ids;
+  {
+    TestServer server;
+    ASSERT_EQ(server.Start(config), "");
+    HttpClient client(server.port());
+    for (int i = 0; i < kJobs; ++i) ids.push_back(Field(SubmitJob(client, "step", json::object{{"i", i}}), "id"));
+    ASSERT_EQ(ids.size(), static_cast<std::size_t>(kJobs));
+    disk.Fill();
+    std::ofstream(go).put('\n');
+
+    // The first job has run and its end cannot be recorded: the server says so and
+    // serves the job's real state from memory.
+    const auto deadline = Clock::now() + std::chrono::seconds(20);
+    Response health;
+    do {
+      std::this_thread::sleep_for(milliseconds(20));
+      health = client.Get("/healthz");
+    } while (health.json().at("status") != "degraded" && Clock::now() < deadline);
+    ASSERT_EQ(health.json().at("status"), "degraded") << Describe(health) << server.log();
+    EXPECT_EQ(health.status, 200);
+    EXPECT_EQ(Field(GetJob(client, ids[0]), "status"), "succeeded");
+    // Nothing new starts meanwhile (one more may have started before the first
+    // refusal came back from the disk).
+    EXPECT_LE(LinesIn(count), 2u);
+
+    disk.Free();
+    for (const std::string& id : ids) {
+      json::object job = WaitFinished(client, id, std::chrono::seconds(60));
+      ASSERT_EQ(Field(job, "status"), "succeeded") << json::serialize(job) << server.log();
+    }
+    EXPECT_EQ(client.Get("/healthz").json().at("status"), "ok");
+    EXPECT_EQ(LinesIn(count), static_cast<std::size_t>(kJobs));
+    server.Signal(SIGKILL);
+    ASSERT_TRUE(server.WaitForExit(milliseconds(5000)).has_value());
+  }
+  // After a crash, the next start finds every job finished: none is recovered, none
+  // runs again.
+  TestServer restarted;
+  ASSERT_EQ(restarted.Start(config), "");
+  EXPECT_EQ(restarted.log().find("unfinished jobs found"), std::string::npos) << restarted.log();
+  HttpClient client(restarted.port());
+  for (const std::string& id : ids) {
+    json::object job = GetJob(client, id);
+    EXPECT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
+    EXPECT_EQ(job.at("attempts"), 1) << json::serialize(job);
+  }
+  EXPECT_EQ(LinesIn(count), static_cast<std::size_t>(kJobs));
 }
 
 std::uintmax_t StoreBytes(const std::string& db) {

@@ -145,7 +145,9 @@ TEST_F(WaitingTest, RunClientThatDisconnectsCancelsTheJob) {
   runner.Close();
   json::object job = WaitForStatus(client(), id, "canceled");
   ASSERT_TRUE(job.at("error").is_object()) << json::serialize(job);
-  EXPECT_EQ(Field(job.at("error").as_object(), "type"), "canceled");
+  // Its own reason, not a DELETE's.
+  EXPECT_EQ(Field(job.at("error").as_object(), "type"), "client_disconnected") << json::serialize(job);
+  EXPECT_EQ(Field(job.at("error").as_object(), "message").find("DELETE"), std::string::npos);
   // The handler stopped and gave its cpu slot back.
   WaitForInUse(client(), "cpu", 0);
 }
@@ -171,7 +173,12 @@ shutdown_grace = "200ms"
   Response list = client().Get("/v1/jobs?task=sleep");
   ASSERT_EQ(list.status, 200) << Describe(list);
   ASSERT_EQ(list.json().at("jobs").as_array().size(), 1u) << list.body;
-  EXPECT_EQ(Field(list.json().at("jobs").at(0).as_object(), "status"), "canceled") << list.body;
+  const json::object& job = list.json().at("jobs").at(0).as_object();
+  EXPECT_EQ(Field(job, "status"), "canceled") << list.body;
+  ASSERT_TRUE(job.at("error").is_object()) << list.body;
+  EXPECT_EQ(Field(job.at("error").as_object(), "type"), "run_timeout") << list.body;
+  EXPECT_NE(Field(job.at("error").as_object(), "message").find("run_timeout (300 ms)"), std::string::npos)
+      << list.body;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "store/sqlite_store.h"
@@ -60,6 +61,25 @@ class SqliteMigrationTest : public ::testing::Test {
   std::string dir_;
   std::string path_;
 };
+
+// Before the fix SQLite took the empty file for an empty database and the server
+// started with no jobs, hiding every one the real file held.
+TEST_F(SqliteMigrationTest, AnEmptyFileIsRefusedAndLeftAsItIs) {
+  { std::ofstream(path_).flush(); }
+  ASSERT_EQ(std::filesystem::file_size(path_), 0u);
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_FALSE(store.has_value());
+  EXPECT_NE(store.error().detail.find("empty file"), std::string::npos) << store.error().detail;
+  EXPECT_NE(store.error().detail.find(path_), std::string::npos) << store.error().detail;
+  EXPECT_EQ(std::filesystem::file_size(path_), 0u) << "the file was written to";
+}
+
+TEST_F(SqliteMigrationTest, AFileThatDoesNotExistIsANewStore) {
+  ASSERT_FALSE(std::filesystem::exists(path_));
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  EXPECT_GE(UserVersion(), 3);
+}
 
 TEST_F(SqliteMigrationTest, AVersionOneDatabaseIsMigratedAndKeepsItsJobs) {
   Exec(std::string(kVersionOneTable) + R"sql(

@@ -158,7 +158,8 @@ class JobServiceTest : public ::testing::Test {
     c->tasks[name] = t;
   }
 
-  void Start(const ServerConfig& config) {
+  // `store`: the memory store when null.
+  void Start(const ServerConfig& config, std::unique_ptr<Store> store = nullptr) {
     TaskRegistry registry = TaskRegistry::WithBuiltins();
     registry.Register("gated", TaskDefinition{[this](const Job& job, Context& ctx) {
                                                 return gate_.Run(job, ctx);
@@ -192,9 +193,12 @@ class JobServiceTest : public ::testing::Test {
                                              },
                                              {},
                                              "application/json"});
-    auto store = OpenStore("memory");
-    ASSERT_TRUE(store.has_value());
-    auto service = JobService::Create(config, std::move(registry), std::move(*store));
+    if (!store) {
+      auto memory = OpenStore("memory");
+      ASSERT_TRUE(memory.has_value());
+      store = std::move(*memory);
+    }
+    auto service = JobService::Create(config, std::move(registry), std::move(store));
     ASSERT_TRUE(service.has_value()) << service.error().detail;
     service_ = std::move(*service);
   }

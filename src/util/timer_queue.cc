@@ -1,0 +1,78 @@
+#include "util/timer_queue.h"
+
+#include <algorithm>
+
+namespace offload {
+
+TimerQueue::TimerQueue() : thread_([this] { Loop(); }) {}
+
+TimerQueue::~TimerQueue() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  // Dropped un-run: their captures are destroyed here, after the thread has gone.
+  due_.clear();
+}
+
+TimerQueue::Handle TimerQueue::Schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
+  const Clock::time_point at = Clock::now() + std::max(delay, std::chrono::milliseconds(0));
+  bool earliest;
+  Handle handle;
+  {
+    std::lock_guard lock(mu_);
+    handle = ++last_handle_;
+    auto it = due_.emplace(Key{at, handle}, std::move(fn)).first;
+    deadline_.emplace(handle, at);
+    earliest = it == due_.begin();
+  }
+  // Only a new first deadline changes how long the thread sleeps.
+  if (earliest) cv_.notify_one();
+  return handle;
+}
+
+bool TimerQueue::Cancel(Handle handle) {
+  if (handle == 0) return false;
+  std::function<void()> dropped;  // Destroyed after the lock is released.
+  {
+    std::lock_guard lock(mu_);
+    auto d = deadline_.find(handle);
+    if (d == deadline_.end()) return false;
+    auto it = due_.find(Key{d->second, handle});
+    dropped = std::move(it->second);
+    due_.erase(it);
+    deadline_.erase(d);
+  }
+  return true;
+}
+
+std::size_t TimerQueue::pending() const {
+  std::lock_guard lock(mu_);
+  return due_.size();
+}
+
+void TimerQueue::Loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (due_.empty()) {
+      cv_.wait(lock);
+      continue;
+    }
+    auto first = due_.begin();
+    if (first->first.first > Clock::now()) {
+      cv_.wait_until(lock, first->first.first);
+      continue;
+    }
+    std::function<void()> fn = std::move(first->second);
+    deadline_.erase(first->first.second);
+    due_.erase(first);
+    lock.unlock();
+    fn();
+    fn = nullptr;  // Its captures go before the lock is taken again.
+    lock.lock();
+  }
+}
+
+}  // namespace offload

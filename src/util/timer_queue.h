@@ -1,0 +1,64 @@
+// TimerQueue: callbacks run at their deadlines on one thread, each cancellable by a
+// handle until it starts.
+//
+// Why not Asio timers: a steady_timer may only be cancelled on its own executor, so a
+// job that finished on a pool thread could not cancel its timeout there and then; the
+// timer (and what its handler captured) lived on until it expired — 300 s for a job
+// of a millisecond, 115 days for a `"timeout": 1e7`. Here Cancel is a map erase under
+// a short lock from any thread, and what the callback captured is freed at once, so
+// memory after N finished jobs does not depend on their timeouts.
+//
+// Threads: thread-safe. Owns one thread, which runs every callback with no lock of
+// the queue's held, so a callback may take its owner's lock (and a caller holding
+// that lock may Schedule or Cancel: the queue's own lock is always taken last).
+// Complexity: O(log n) for Schedule and Cancel, n the timers pending.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+namespace offload {
+
+class TimerQueue {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Identifies one scheduled callback; never reused. 0 is never a handle.
+  using Handle = std::uint64_t;
+
+  TimerQueue();
+  // Stops the thread. Callbacks not yet started are dropped without running; one
+  // that is running is waited for.
+  ~TimerQueue();
+  TimerQueue(const TimerQueue&) = delete;
+  TimerQueue& operator=(const TimerQueue&) = delete;
+
+  // Runs `fn` on the queue's thread once `delay` has passed (callbacks due at the
+  // same time run in the order they were scheduled).
+  Handle Schedule(std::chrono::milliseconds delay, std::function<void()> fn);
+  // Drops a callback that has not started. Returns true when it will now never run,
+  // false when it ran, is running, or was cancelled already. Cancel(0) is a no-op.
+  bool Cancel(Handle handle);
+  // Callbacks scheduled and not yet started.
+  std::size_t pending() const;
+
+ private:
+  using Key = std::pair<Clock::time_point, Handle>;
+  void Loop();
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // An earlier deadline was scheduled, or stopping.
+  std::map<Key, std::function<void()>> due_;               // guarded by mu_
+  std::unordered_map<Handle, Clock::time_point> deadline_;  // guarded by mu_; same entries
+  Handle last_handle_ = 0;                                  // guarded by mu_
+  bool stopping_ = false;                                   // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace offload
