@@ -1,5 +1,7 @@
 // offload: the job server's command line. `offload serve` runs the server.
 #include <CLI/CLI.hpp>
+#include <sys/resource.h>
+
 #include <boost/asio/signal_set.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -16,6 +18,21 @@
 #include "store/store.h"
 
 namespace {
+
+// Raises the soft open-file limit to the hard one, as nginx (worker_rlimit_nofile)
+// and Go's runtime do: the soft default (often 1024) exists for programs that use
+// select(), and this one does not; every connection, pipe and store file is an fd.
+// Returns the soft limit now in force.
+std::uint64_t RaiseOpenFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return lim.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : static_cast<std::uint64_t>(lim.rlim_cur);
+}
 
 struct ServeFlags {
   std::string config_path;
@@ -48,7 +65,16 @@ int Serve(const ServeFlags& flags) {
     return 2;
   }
   Api api(service->get(), config);
-  HttpServer server(&api, HttpServerOptions{config.threads, config.max_body});
+  const std::uint64_t nofile = RaiseOpenFileLimit();
+  HttpServerOptions http_options;
+  http_options.threads = config.threads;
+  http_options.max_body = config.max_body;
+  http_options.max_connections =
+      config.max_connections > 0 ? config.max_connections : DefaultMaxConnections(nofile);
+  http_options.idle_timeout = config.idle_timeout;
+  http_options.header_timeout = config.header_timeout;
+  http_options.write_timeout = config.write_timeout;
+  HttpServer server(&api, http_options);
   auto bound = server.Listen(config.listen);
   if (!bound) {
     std::cerr << "offload: " << bound.error().detail << "\n";
@@ -57,8 +83,8 @@ int Serve(const ServeFlags& flags) {
   const std::string where = bound->address().is_v6()
                                 ? "[" + bound->address().to_string() + "]:" + std::to_string(bound->port())
                                 : bound->address().to_string() + ":" + std::to_string(bound->port());
-  spdlog::info("offload listening on http://{} ({} I/O threads, store {})", where, config.threads,
-               config.store);
+  spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
+               where, config.threads, config.store, http_options.max_connections, nofile);
 
   // Shutdown runs on its own thread: it blocks on the service while the I/O
   // threads keep answering (503 for new jobs, status for the rest).

@@ -71,6 +71,20 @@ Setting DurationSetting(const char* key, const char* def, const char* help,
                  }};
 }
 
+// A duration that must be above zero (a zero timeout would close every connection).
+Setting PositiveDurationSetting(const char* key, const char* def, const char* help,
+                                Millis ServerConfig::*field) {
+  return Setting{{key, def, help},
+                 [key, field](const std::string& f, const toml::node& n,
+                              ServerConfig* c) -> ErrorOr<bool> {
+                   auto d = ReadDuration(f, n, key);
+                   if (!d) return d.error();
+                   if (d->count() <= 0) return ConfigError(f, n, std::string(key) + " must be above zero");
+                   c->*field = *d;
+                   return true;
+                 }};
+}
+
 template <typename Int>
 Setting IntSetting(const char* key, const char* def, const char* help, Int ServerConfig::*field) {
   return Setting{{key, def, help},
@@ -150,6 +164,26 @@ const std::vector<Setting>& Settings() {
       DurationSetting("idempotency_ttl", "\"24h\"",
                       "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job.",
                       &ServerConfig::idempotency_ttl),
+      Setting{{"max_connections", "0",
+               "Open connections at most; past it a new one gets a fixed 503 and is closed. 0: derived "
+               "from the open-file limit, `RLIMIT_NOFILE − max(64, RLIMIT_NOFILE / 8)`."},
+              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
+                auto v = ReadPositiveInt(f, n, "max_connections", /*allow_zero=*/true);
+                if (!v) return v.error();
+                c->max_connections = *v;
+                return true;
+              }},
+      PositiveDurationSetting("idle_timeout", "\"60s\"",
+                              "A keep-alive connection with no request for this long is closed.",
+                              &ServerConfig::idle_timeout),
+      PositiveDurationSetting("header_timeout", "\"10s\"",
+                              "From a request's first byte until its header is complete; also the "
+                              "longest a request body may stall. Past it the connection is closed.",
+                              &ServerConfig::header_timeout),
+      PositiveDurationSetting("write_timeout", "\"10s\"",
+                              "A response write that makes no progress for this long (a client that "
+                              "stopped reading) drops the connection.",
+                              &ServerConfig::write_timeout),
   };
   return settings;
 }

@@ -78,6 +78,11 @@ struct ServerConfig {
   std::int64_t sqlite_max_bytes = 0;
   // How long an Idempotency-Key is remembered.
   Millis idempotency_ttl{24 * 3600 * 1000};
+  // Connections (docs/config.md). 0: derived from RLIMIT_NOFILE at start.
+  std::int64_t max_connections = 0;
+  Millis idle_timeout{60'000};    // Between requests on a keep-alive connection.
+  Millis header_timeout{10'000};  // First byte to end of header; no-progress bound on a body.
+  Millis write_timeout{10'000};   // A response write that makes no progress this long is dropped.
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

@@ -50,7 +50,13 @@ HttpResponse ResultResponse(const JobSnapshot& job) {
     case JobStatus::kSucceeded: {
       HttpResponse res{http::status::ok, 11};
       res.set(http::field::content_type, j.result->content_type);
-      res.body() = j.result->is_json() ? json::serialize(j.result->json) : j.result->bytes;
+      if (j.result->is_json()) {
+        // Serialized per response: a JSON result is a tree, not bytes to share.
+        res.body() = json::serialize(j.result->json);
+      } else {
+        // Every response sending this result references the job's one copy of it.
+        res.body().Share(std::shared_ptr<const std::string>(j.result, &j.result->bytes));
+      }
       return res;
     }
     case JobStatus::kQueued:

@@ -7,10 +7,13 @@
 #include <boost/beast/http/string_body.hpp>
 #include <functional>
 
+#include "http/response_body.h"
+
 namespace offload {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
-using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+// Responses own their body or share a job's immutable result bytes (response_body.h).
+using HttpResponse = boost::beast::http::response<ResponseBody>;
 
 class Exchange {
  public:

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <algorithm>
 #include <optional>
 
 #include "http/api.h"
@@ -26,18 +27,26 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-// A keep-alive connection idle this long (or a client this slow to send a request)
-// is closed.
-constexpr std::chrono::seconds kIdleTimeout{120};
+// The largest request header (request line and fields); past it: 431.
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
+// What the idle stage reads at most: a request's first bytes. Small, so that an
+// idle connection holds little memory.
+constexpr std::size_t kFirstRead = 1024;
+// How long a connection closed after an error answer keeps reading (and dropping)
+// what the client still sends, so that the answer reaches it (LingerAndClose).
+constexpr std::chrono::seconds kLinger{2};
 
 // One connection. Lives on one io_context thread: no member needs a lock, and the
 // only cross-thread entry point, Respond, hops onto that thread first.
 class Session final : public Exchange, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer* server, Api* api, std::int64_t max_body)
-      : stream_(std::move(socket)), server_(server), api_(api), max_body_(max_body) {}
+  Session(tcp::socket socket, HttpServer* server, Api* api, const HttpServerOptions& options)
+      : stream_(std::move(socket)), server_(server), api_(api), options_(options) {
+    server_->sessions.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~Session() override { server_->sessions.fetch_sub(1, std::memory_order_relaxed); }
 
-  void Start() { ReadHeader(); }
+  void Start() { AwaitRequest(); }
 
   asio::any_io_executor executor() override { return stream_.get_executor(); }
 
@@ -59,27 +68,75 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
  private:
+  // The idle stage: waits under idle_timeout for the first bytes of the next
+  // request. A pipelined request already in the buffer goes straight to its header.
+  void AwaitRequest() {
+    if (buffer_.size() > 0) return ReadHeader();
+    // A large body may have grown the buffer; an idle connection should not keep it.
+    if (buffer_.capacity() > kHeaderLimit) buffer_.shrink_to_fit();
+    stream_.expires_after(options_.idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              self->buffer_.commit(n);
+                              if (ec) return self->OnReadError(ec);
+                              self->ReadHeader();
+                            });
+  }
+
+  // The header stage: header_timeout from the first byte, whatever arrives meanwhile.
   void ReadHeader() {
     parser_.emplace();
-    parser_->body_limit(static_cast<std::uint64_t>(max_body_));
-    parser_->header_limit(64 * 1024);
-    stream_.expires_after(kIdleTimeout);
+    parser_->body_limit(static_cast<std::uint64_t>(options_.max_body));
+    parser_->header_limit(kHeaderLimit);
+    stream_.expires_after(options_.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               self->OnHeader(ec);
                             });
   }
 
+  // Refuses, before any body is read, what RFC 9112 says a server must not
+  // process: a body whose length is ambiguous (request smuggling) or a request
+  // without its one Host.
+  std::optional<Problem> CheckHeader(const HttpRequest& req) {
+    auto te = req.find(http::field::transfer_encoding);
+    if (te != req.end()) {
+      // Beast takes Content-Length when the last coding is not chunked, and no
+      // body at all when there is no Content-Length either; an intermediary may
+      // read the body differently, so the bytes after it could be a hidden request
+      // (RFC 9112 §6.1: respond 400 and close).
+      if (req.count(http::field::transfer_encoding) > 1 || !parser_->chunked()) {
+        return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
+                           "Transfer-Encoding must end with chunked (the only coding accepted), given "
+                           "once; got \"" + std::string(te->value()) + "\"");
+      }
+      if (req.find(http::field::content_length) != req.end()) {
+        return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
+                           "a request must not carry both Transfer-Encoding and Content-Length");
+      }
+    }
+    const std::size_t hosts = req.count(http::field::host);
+    if (hosts > 1 || (hosts == 0 && req.version() >= 11)) {
+      return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
+                         hosts > 1 ? "a request must carry one Host header, not several"
+                                   : "an HTTP/1.1 request must carry a Host header");
+    }
+    return std::nullopt;
+  }
+
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
-    if (parser_->is_done()) return Dispatch();
     const auto& req = parser_->get();
-    if (auto len = parser_->content_length(); len && *len > static_cast<std::uint64_t>(max_body_)) {
+    version_ = req.version() == 10 ? 10 : 11;
+    if (auto problem = CheckHeader(req)) return SendProblemAndClose(*problem);
+    if (parser_->is_done()) return Dispatch();
+    if (auto len = parser_->content_length(); len && *len > static_cast<std::uint64_t>(options_.max_body)) {
       return OnReadError(http::error::body_limit);
     }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       // curl and others wait for this before sending a body over 1 KiB.
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      stream_.expires_after(options_.write_timeout);
       asio::async_write(stream_, asio::buffer(kContinue),
                         [self = shared_from_this()](beast::error_code ec, std::size_t) {
                           if (ec) return self->Close();
@@ -90,19 +147,30 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     ReadBody();
   }
 
+  // The body stage: piece by piece, each piece re-arming header_timeout, so a
+  // large body sent steadily is read whole and a stalled one is dropped.
   void ReadBody() {
-    http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (ec) return self->OnReadError(ec);
-                       self->Dispatch();
-                     });
+    stream_.expires_after(options_.header_timeout);
+    http::async_read_some(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec) return self->OnReadError(ec);
+                            if (self->parser_->is_done()) return self->Dispatch();
+                            self->ReadBody();
+                          });
   }
 
   void OnReadError(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       return SendProblemAndClose(ProblemFromError(MakeError(
-          ErrorCode::kTooLarge, "the body is larger than max_body (" + std::to_string(max_body_) +
+          ErrorCode::kTooLarge, "the body is larger than max_body (" + std::to_string(options_.max_body) +
                                     " bytes)")));
+    }
+    if (ec == http::error::header_limit) {
+      return SendProblemAndClose(MakeProblem(
+          http::status::request_header_fields_too_large, "header-too-large",
+          "Request Header Fields Too Large",
+          "the request line and header fields are larger than " + std::to_string(kHeaderLimit / 1024) +
+              " KiB; send large values in the body"));
     }
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
@@ -137,6 +205,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     api_->Handle(std::move(req), shared_from_this());
   }
 
+  // The one place every response passes: headers common to all are set here.
   void Write(HttpResponse res) {
     if (!awaiting_) return;
     awaiting_ = false;
@@ -148,21 +217,58 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     }
     res.version(version_);
     res.set(http::field::server, "offload");
+    // Bodies are JSON or a task's bytes under the task's declared type: a browser
+    // must not guess another type (an "image/png" result that looks like HTML).
+    res.set("X-Content-Type-Options", "nosniff");
     res.keep_alive(keep_alive_);
     res.prepare_payload();
     response_.emplace(std::move(res));
-    stream_.expires_after(kIdleTimeout);
-    http::async_write(stream_, *response_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->OnWrite(ec);
-                      });
+    serializer_.emplace(*response_);
+    WriteSome();
+  }
+
+  // Writes what the socket takes now; each write that makes progress re-arms
+  // write_timeout, so only a client that stopped reading is dropped.
+  void WriteSome() {
+    stream_.expires_after(options_.write_timeout);
+    http::async_write_some(stream_, *serializer_,
+                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                             if (ec) return self->OnWrite(ec);
+                             if (!self->serializer_->is_done()) return self->WriteSome();
+                             self->OnWrite({});
+                           });
   }
 
   void OnWrite(beast::error_code ec) {
     server_->in_flight.fetch_sub(1, std::memory_order_relaxed);
-    response_.reset();
-    if (ec || !keep_alive_) return Close();
-    ReadHeader();
+    serializer_.reset();
+    response_.reset();  // Releases a shared result as soon as it is sent.
+    if (ec) return Close();
+    if (!keep_alive_) return LingerAndClose();
+    AwaitRequest();
+  }
+
+  // Closing a socket with unread input sends a reset, and a reset makes the peer's
+  // kernel drop the response it has not read yet: a client whose request was
+  // refused before its body (413, 400, 431) would see "connection reset" instead
+  // of the problem. So the send side is shut (the peer reads the answer, then
+  // EOF) and input is read and discarded until the peer closes, for kLinger at
+  // most.
+  void LingerAndClose() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    linger_until_ = std::chrono::steady_clock::now() + kLinger;
+    Discard();
+  }
+
+  void Discard() {
+    stream_.expires_at(linger_until_);
+    buffer_.clear();
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              if (ec) return self->Close();
+                              self->Discard();
+                            });
   }
 
   // The socket became readable while a response is pending: either the client
@@ -190,14 +296,16 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<HttpResponse> response_;
+  std::optional<http::response_serializer<ResponseBody>> serializer_;  // Refers to *response_.
   HttpServer* server_;
   Api* api_;
-  const std::int64_t max_body_;
+  const HttpServerOptions options_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool awaiting_ = false;  // A request was read and not yet answered.
   bool watching_ = false;  // An async_wait for client EOF is pending.
   std::function<void()> gone_fn_;
+  std::chrono::steady_clock::time_point linger_until_;
 };
 
 ErrorOr<tcp::endpoint> ParseListen(const std::string& address) {
@@ -224,11 +332,28 @@ ErrorOr<tcp::endpoint> ParseListen(const std::string& address) {
 
 }  // namespace
 
+std::int64_t DefaultMaxConnections(std::uint64_t nofile) {
+  const std::uint64_t reserve = std::max<std::uint64_t>(64, nofile / 8);
+  const std::uint64_t n = nofile > reserve ? nofile - reserve : 0;
+  return static_cast<std::int64_t>(std::clamp<std::uint64_t>(n, 16, std::uint64_t{1} << 40));
+}
+
 HttpServer::HttpServer(Api* api, HttpServerOptions options) : api_(api), options_(options) {
   if (options_.threads == 0) options_.threads = 1;
+  if (options_.max_connections <= 0) options_.max_connections = 1;
   for (unsigned i = 0; i < options_.threads; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
   }
+  Problem p = MakeProblem(http::status::service_unavailable, "too-many-connections",
+                          "Too many connections",
+                          "the server has max_connections (" + std::to_string(options_.max_connections) +
+                              ") connections open; retry later or reuse a keep-alive connection");
+  p.retry_after_s = 1;
+  const std::string body = ProblemBody(p);
+  refusal_ = "HTTP/1.1 503 Service Unavailable\r\nServer: offload\r\n"
+             "Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\n"
+             "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 HttpServer::~HttpServer() = default;
@@ -247,6 +372,7 @@ ErrorOr<tcp::endpoint> HttpServer::Listen(const std::string& address) {
   }
   tcp::endpoint bound = acceptor->local_endpoint();
   acceptor_ = std::move(acceptor);
+  accept_timer_ = std::make_unique<asio::steady_timer>(*contexts_[0]);
   Accept();
   return bound;
 }
@@ -255,14 +381,50 @@ void HttpServer::Accept() {
   asio::io_context& ctx = *contexts_[next_context_++ % contexts_.size()];
   acceptor_->async_accept(ctx, [this](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
-    if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), this, api_, options_.max_body)->Start();
+    if (ec) {
+      // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the connection stays
+      // queued and the next accept fails at once: wait before trying again.
+      // Anything else (a client that reset before we took it) concerns only that
+      // connection: go on at once.
+      const bool resources = ec == asio::error::no_descriptors || ec.value() == ENFILE ||
+                             ec == asio::error::no_buffer_space || ec == asio::error::no_memory;
+      const std::chrono::milliseconds delay = backoff_.OnFailure(ec.message());
+      LogAcceptTrouble();
+      if (!resources) return Accept();
+      accept_timer_->expires_after(delay);
+      accept_timer_->async_wait([this](const beast::error_code& tec) {
+        if (tec || !acceptor_->is_open()) return;
+        Accept();
+      });
+      return;
+    }
+    backoff_.OnSuccess();
+    if (sessions.load(std::memory_order_relaxed) >= options_.max_connections) {
+      Refuse(std::move(socket));
     } else {
-      spdlog::warn("accept: {}", ec.message());
+      socket.set_option(tcp::no_delay(true), ec);
+      std::make_shared<Session>(std::move(socket), this, api_, options_)->Start();
     }
     Accept();
   });
+}
+
+void HttpServer::Refuse(tcp::socket socket) {
+  // One non-blocking send into an empty socket buffer: it fits, and if it does not
+  // (the peer is gone) nothing waits for it.
+  (void)::send(socket.native_handle(), refusal_.data(), refusal_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  beast::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+  backoff_.OnRefused();
+  LogAcceptTrouble();
+}
+
+void HttpServer::LogAcceptTrouble() {
+  if (auto line = backoff_.TakeLogLine(AcceptBackoff::Clock::now())) {
+    spdlog::warn("accept: {} (max_connections {}, {} open)", *line, options_.max_connections,
+                 sessions.load(std::memory_order_relaxed));
+  }
 }
 
 void HttpServer::Run() {
@@ -280,6 +442,7 @@ void HttpServer::Stop(std::chrono::milliseconds grace) {
   asio::post(*contexts_[0], [this] {
     beast::error_code ignored;
     if (acceptor_) acceptor_->close(ignored);
+    if (accept_timer_) accept_timer_->cancel();
   });
   auto deadline = std::chrono::steady_clock::now() + grace;
   while (in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {

@@ -2,28 +2,57 @@
 //
 // Each I/O thread runs its own io_context; a connection lives on one of them for its
 // whole life, so a session needs no strand and no lock. The acceptor runs on the
-// first. Request handling is delegated to Api, which never blocks: job work runs on
+// first. A connection is read in stages, each under its own deadline: idle (waiting
+// for a request's first byte, idle_timeout), header (header_timeout), body (no
+// progress for header_timeout), then the request waits for its answer as long as
+// it asked, and the response is written piece by piece, each piece re-arming
+// write_timeout. Request handling is delegated to Api, which never blocks: job work runs on
 // the executors' threads.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "http/accept_backoff.h"
 #include "util/error.h"
 
 namespace offload {
 
 class Api;
 
+// Everything here comes from ServerConfig (docs/config.md names the same keys).
 struct HttpServerOptions {
   unsigned threads = 1;
+  // Larger request bodies get 413 and the connection is closed.
   std::int64_t max_body = 16 << 20;
+  // Live sessions at most. Past it a new connection is accepted, sent a fixed 503
+  // and closed at once: cheap, and the client learns why. main derives the
+  // default from RLIMIT_NOFILE (DefaultMaxConnections).
+  std::int64_t max_connections = 1024;
+  // Between requests on a keep-alive connection (and before a new connection's
+  // first byte). Short enough that idle clients do not hoard fds.
+  std::chrono::milliseconds idle_timeout{60'000};
+  // From a request's first byte until its header is complete (a slowloris bound),
+  // and the longest a request body may make no progress.
+  std::chrono::milliseconds header_timeout{10'000};
+  // A response write that makes no progress this long drops the connection: a
+  // client that stopped reading releases its response (maybe a large result). A
+  // slow client that keeps reading is never dropped.
+  std::chrono::milliseconds write_timeout{10'000};
 };
+
+// max_connections for an open-file limit of `nofile`: the limit less a reserve for
+// the store, the workers' and commands' pipes, the listener and the io_contexts,
+// max(64, nofile / 8). 1024 -> 896. At least 16.
+std::int64_t DefaultMaxConnections(std::uint64_t nofile);
 
 // Construct, Listen, Run (blocks until Stop). Stop is thread-safe.
 class HttpServer {
@@ -43,14 +72,24 @@ class HttpServer {
 
   // Requests read and not yet answered, across sessions.
   std::atomic<int> in_flight{0};
+  // Live sessions: incremented when one is made, decremented in its destructor.
+  // Declared before contexts_ so that it outlives the sessions they destroy.
+  std::atomic<std::int64_t> sessions{0};
 
  private:
   void Accept();
+  // At max_connections: a fixed 503 and close, without a session.
+  void Refuse(boost::asio::ip::tcp::socket socket);
+  void LogAcceptTrouble();
 
   Api* api_;
   HttpServerOptions options_;
+  std::string refusal_;  // The whole 503 response Refuse sends; constant after construction.
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  // The acceptor, its back-off timer and backoff_: on contexts_[0]'s thread only.
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<boost::asio::steady_timer> accept_timer_;
+  AcceptBackoff backoff_;
   std::atomic<std::size_t> next_context_{0};
 };
 

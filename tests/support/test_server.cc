@@ -81,6 +81,12 @@ std::string TestServer::Start(TestServerOptions options) {
   // setpriv (util-linux) execs the server with a parent-death signal: a test program
   // that crashes takes its servers with it instead of leaving them running.
   if (::access("/usr/bin/setpriv", X_OK) == 0) args = {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"};
+  if (options.open_file_limit) {
+    const std::string n = std::to_string(*options.open_file_limit);
+    for (std::string a : {std::string("/usr/bin/prlimit"), "--nofile=" + n + ":" + n, std::string("--")}) {
+      args.push_back(std::move(a));
+    }
+  }
   for (std::string a : {std::string(OffloadBinary()), std::string("serve"), std::string("--listen"),
                         std::string("127.0.0.1:0"), std::string("--threads"), std::to_string(options.threads)}) {
     args.push_back(std::move(a));

@@ -32,6 +32,9 @@ struct TestServerOptions {
   std::string config_toml;
   unsigned threads = 2;
   std::vector<std::string> extra_args;
+  // When set, the child runs with RLIMIT_NOFILE (soft and hard) at this many fds,
+  // through util-linux's prlimit (posix_spawn cannot set limits).
+  std::optional<unsigned> open_file_limit;
   // How long Start waits for the "listening" line.
   std::chrono::milliseconds start_deadline{15'000};
 };
