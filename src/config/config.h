@@ -78,6 +78,13 @@ struct ServerConfig {
   std::int64_t sqlite_max_bytes = 0;
   // How long an Idempotency-Key is remembered.
   Millis idempotency_ttl{24 * 3600 * 1000};
+  // Web origins ("https://app.example:8443") whose pages may call the API (with
+  // CORS headers). Empty: none but the server's own. "*": any page, which lets every
+  // site a user visits submit and cancel jobs.
+  std::vector<std::string> allowed_origins;
+  // Largest body of a GET /v1/jobs answer, in bytes; a page over it (with its results,
+  // ?include=result) is refused with 422, and the store stops reading results past it.
+  std::int64_t max_list_bytes = 16 << 20;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,
