@@ -21,14 +21,22 @@ std::string Lower(std::string_view s) {
 }
 
 // The host of a listen address or Host value, without its port; an IPv6 literal keeps
-// its brackets ("[::1]").
+// its brackets ("[::1]"). A value whose "port" is not digits comes back whole, so that
+// it matches no host.
 std::string_view WithoutPort(std::string_view hostport) {
+  std::size_t end = hostport.size();
   if (!hostport.empty() && hostport.front() == '[') {
-    auto close = hostport.find(']');
-    return close == std::string_view::npos ? hostport : hostport.substr(0, close + 1);
+    end = hostport.find(']');
+    if (end == std::string_view::npos) return hostport;
+    ++end;
+  } else {
+    end = std::min(hostport.rfind(':'), hostport.size());
   }
-  auto colon = hostport.rfind(':');
-  return colon == std::string_view::npos ? hostport : hostport.substr(0, colon);
+  if (end == hostport.size()) return hostport;
+  if (hostport[end] != ':') return hostport;
+  std::string_view port = hostport.substr(end + 1);
+  const bool digits = std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+  return digits ? hostport.substr(0, end) : hostport;
 }
 
 bool ListensOnLoopback(std::string_view listen) {
