@@ -87,9 +87,7 @@ bool IsLoopbackHost(std::string_view host_header) {
   if (host == "localhost") return true;
   // RFC 6761: *.localhost resolves to loopback and never to anything else.
   constexpr std::string_view kSuffix = ".localhost";
-  if (host.size() > kSuffix.size() && host.compare(host.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0) {
-    return true;
-  }
+  if (host.size() > kSuffix.size() && host.ends_with(kSuffix)) return true;
   boost::system::error_code ec;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     ip::address_v6 a = ip::make_address_v6(host.substr(1, host.size() - 2), ec);
