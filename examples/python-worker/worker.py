@@ -9,7 +9,7 @@ clients/python/offload_worker.py: you write a function from a job to a result.
 Try it:
 
     offload serve --config examples/python-worker/offload.toml
-    curl -s -X POST localhost:8080/v1/tasks/sentiment/run -d '{"text": "what a great day"}'
+    curl -s -X POST localhost:8080/v1/tasks/sentiment/run --json '{"text": "what a great day"}'
 """
 
 import os

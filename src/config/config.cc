@@ -53,6 +53,20 @@ ErrorOr<std::string> ReadString(const std::string& file, const toml::node& node,
   return *node.value<std::string>();
 }
 
+ErrorOr<std::int64_t> ReadByteSize(const std::string& file, const toml::node& node,
+                                   std::string_view key);
+
+// "*" or scheme://host[:port] as a browser sends it in Origin: http or https, no
+// path, no trailing slash.
+bool IsOriginPattern(std::string_view s) {
+  if (s == "*") return true;
+  std::string_view rest;
+  if (s.rfind("http://", 0) == 0) rest = s.substr(7);
+  else if (s.rfind("https://", 0) == 0) rest = s.substr(8);
+  else return false;
+  return !rest.empty() && rest.find_first_of("/?#@ ") == std::string_view::npos;
+}
+
 // One top-level setting: its key, default, help, and how to apply it.
 struct Setting {
   SettingDoc doc;
@@ -184,6 +198,36 @@ const std::vector<Setting>& Settings() {
                               "A response write that makes no progress for this long (a client that "
                               "stopped reading) drops the connection.",
                               &ServerConfig::write_timeout),
+      Setting{{"allowed_origins", "[]",
+               "Web origins (`\"https://app.example:8443\"`) whose pages may call the API; they get "
+               "CORS headers. A request with another `Origin` (but the server's own) gets 403. `\"*\"` "
+               "admits every page a user visits: any site could then submit and cancel jobs."},
+              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
+                const toml::array* a = n.as_array();
+                if (!a) return ConfigError(f, n, "allowed_origins must be an array of strings");
+                std::vector<std::string> origins;
+                for (const auto& e : *a) {
+                  auto s = e.value<std::string>();
+                  if (!e.is_string() || !IsOriginPattern(*s)) {
+                    return ConfigError(f, e,
+                                       "allowed_origins entries must be \"*\" or an origin such as "
+                                       "\"http://localhost:3000\" (scheme://host[:port], no path)");
+                  }
+                  origins.push_back(*s);
+                }
+                c->allowed_origins = std::move(origins);
+                return true;
+              }},
+      Setting{{"max_list_bytes", "\"16MiB\"",
+               "Largest `GET /v1/jobs` answer; a page over it (with `?include=result`) gets 422. A "
+               "number of bytes or a size such as `\"64MiB\"`."},
+              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
+                auto v = ReadByteSize(f, n, "max_list_bytes");
+                if (!v) return v.error();
+                if (*v < 1024) return ConfigError(f, n, "max_list_bytes must be at least 1024 bytes");
+                c->max_list_bytes = *v;
+                return true;
+              }},
   };
   return settings;
 }

@@ -83,6 +83,13 @@ struct ServerConfig {
   Millis idle_timeout{60'000};    // Between requests on a keep-alive connection.
   Millis header_timeout{10'000};  // First byte to end of header; no-progress bound on a body.
   Millis write_timeout{10'000};   // A response write that makes no progress this long is dropped.
+  // Web origins ("https://app.example:8443") whose pages may call the API (with
+  // CORS headers). Empty: none but the server's own. "*": any page, which lets every
+  // site a user visits submit and cancel jobs.
+  std::vector<std::string> allowed_origins;
+  // Largest body of a GET /v1/jobs answer, in bytes; a page over it (with its results,
+  // ?include=result) is refused with 422, and the store stops reading results past it.
+  std::int64_t max_list_bytes = 16 << 20;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

@@ -8,6 +8,8 @@
 
 #include <charconv>
 #include <cmath>
+#include <limits>
+#include <optional>
 
 #include "http/job_json.h"
 #include "http/problem.h"
@@ -102,6 +104,25 @@ Millis PreferredWait(std::string_view prefer) {
   return wait;
 }
 
+// The check of a request body's media type, the one place that knows which body each
+// endpoint takes: today a non-empty body must be JSON everywhere. Without it a web
+// page could post a job as text/plain, a type browsers send cross-origin without a
+// preflight. Parameters (charset=utf-8) are ignored; application/*+json is refused,
+// since no endpoint takes another JSON vocabulary.
+std::optional<HttpResponse> CheckBodyType(const HttpRequest& req) {
+  if (req.body().empty()) return std::nullopt;
+  constexpr std::string_view kJson = "application/json";
+  const std::string_view sent = req[http::field::content_type];
+  std::string_view type = sent.substr(0, sent.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  if (boost::beast::iequals(type, kJson)) return std::nullopt;
+  HttpResponse res = ProblemResponse(UnsupportedMediaTypeProblem(sent, kJson));
+  // RFC 9110 15.5.16: Accept in a 415 says which types would have been taken.
+  res.set(http::field::accept, kJson);
+  return res;
+}
+
 HttpResponse MethodNotAllowed(std::string_view allow) {
   HttpResponse res = ProblemResponse(MakeProblem(http::status::method_not_allowed, "method-not-allowed",
                                                  "Method not allowed",
@@ -113,6 +134,13 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 }  // namespace
 
 void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+  // Before anything else: a request from a foreign page or for a foreign host name
+  // changes nothing and learns nothing.
+  if (auto refused = origins_.Check(req)) return ex->Respond(ProblemResponse(*refused));
+  if (origins_.IsCorsRequest(req)) {
+    if (req.method() == http::verb::options) return ex->Respond(OriginPolicy::Preflight(req));
+    ex = OriginPolicy::WithCorsHeaders(std::move(ex), std::string(req[http::field::origin]));
+  }
   auto parsed = boost::urls::parse_origin_form(req.target());
   if (!parsed) {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kMalformed, "the request target is not a valid path")));
@@ -149,7 +177,10 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
   }
   if (seg[1] == "jobs" && seg.size() == 2) {
-    if (method == http::verb::post) return SubmitJob(req, std::move(ex));
+    if (method == http::verb::post) {
+      if (auto refused = CheckBodyType(req)) return ex->Respond(std::move(*refused));
+      return SubmitJob(req, std::move(ex));
+    }
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET, POST"));
     JobQuery q;
     if (auto s = param("status"); s && !s->empty()) {
@@ -177,6 +208,14 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
             MakeError(ErrorCode::kMalformed, "cursor must be the next_cursor of a previous page")));
       }
     }
+    if (auto inc = param("include"); inc && !inc->empty()) {
+      if (*inc != "result") {
+        return ex->Respond(ErrorResponse(MakeError(
+            ErrorCode::kInvalidArgument, "include must be \"result\" (the jobs' JSON results)")));
+      }
+      q.include_result = true;
+      q.max_result_bytes = static_cast<std::size_t>(config_.max_list_bytes);
+    }
     return ListJobs(q, std::move(ex));
   }
   if (seg[1] == "jobs" && seg.size() == 3) {
@@ -203,6 +242,7 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   }
   if (seg[1] == "tasks" && seg.size() == 4 && seg[3] == "run") {
     if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
+    if (auto refused = CheckBodyType(req)) return ex->Respond(std::move(*refused));
     return RunTask(seg[2], std::move(req), std::move(ex));
   }
   if (seg[1] == "resources" && seg.size() == 2) {
@@ -267,15 +307,39 @@ void Api::CancelJob(const std::string& id, std::shared_ptr<Exchange> ex) {
 }
 
 void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
-  service_->List(query, [ex](ErrorOr<std::vector<JobSnapshot>> jobs, std::optional<std::uint64_t> next) {
-    if (!jobs) return ex->Respond(ErrorResponse(jobs.error()));
-    json::array items;
-    items.reserve(jobs->size());
-    for (const auto& j : *jobs) items.push_back(JobToJson(j));
-    ex->Respond(JsonResponse(
-        http::status::ok,
-        json::object{{"jobs", std::move(items)},
-                     {"next_cursor", next ? json::value(std::to_string(*next)) : json::value(nullptr)}}));
+  const bool include = query.include_result;
+  // Without results a job is a few hundred bytes and limit caps the page: only
+  // results can make a page large.
+  const std::size_t budget =
+      include ? static_cast<std::size_t>(config_.max_list_bytes) : std::numeric_limits<std::size_t>::max();
+  auto too_large = [budget, limit = query.limit] {
+    return ErrorResponse(MakeError(
+        ErrorCode::kResponseTooLarge,
+        "the jobs of this page (limit=" + std::to_string(limit) + ") with their results are over "
+            "max_list_bytes (" + std::to_string(budget) + " bytes): ask for fewer with a lower limit, "
+            "or list without include=result and fetch each job's result_url"));
+  };
+  service_->List(query, [ex, budget, include, too_large](ErrorOr<std::vector<JobSnapshot>> jobs,
+                                                         std::optional<std::uint64_t> next) {
+    if (!jobs) {
+      if (jobs.error().code == ErrorCode::kResponseTooLarge) return ex->Respond(too_large());
+      return ex->Respond(ErrorResponse(jobs.error()));
+    }
+    // Serialized job by job, so that the answer is measured as it grows and never
+    // built past the budget (plus one job).
+    std::string body = "{\"jobs\":[";
+    for (std::size_t i = 0; i < jobs->size(); ++i) {
+      if (i > 0) body += ',';
+      body += json::serialize(JobToJson((*jobs)[i], include));
+      if (body.size() > budget) return ex->Respond(too_large());
+    }
+    body += "],\"next_cursor\":";
+    body += next ? json::serialize(json::value(std::to_string(*next))) : std::string("null");
+    body += '}';
+    HttpResponse res{http::status::ok, 11};
+    res.set(http::field::content_type, "application/json");
+    res.body() = std::move(body);
+    ex->Respond(std::move(res));
   });
 }
 

@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "http/exchange.h"
+#include "http/origin_policy.h"
 #include "service/job_service.h"
 
 namespace offload {
@@ -14,7 +15,8 @@ namespace offload {
 // Thread-safe: holds no mutable state of its own.
 class Api {
  public:
-  Api(JobService* service, const ServerConfig& config) : service_(service), config_(config) {}
+  Api(JobService* service, const ServerConfig& config)
+      : service_(service), config_(config), origins_(config.listen, config.allowed_origins) {}
 
   // Answers `req` through `ex` exactly once, possibly later and from another thread.
   void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
@@ -26,6 +28,7 @@ class Api {
   void GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> ex);
   void GetResult(const std::string& id, std::shared_ptr<Exchange> ex);
   void CancelJob(const std::string& id, std::shared_ptr<Exchange> ex);
+  // With query.include_result, the answer stays within config_.max_list_bytes or is 422.
   void ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex);
   void RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex);
 
@@ -37,6 +40,7 @@ class Api {
 
   JobService* service_;
   const ServerConfig& config_;
+  const OriginPolicy origins_;
 };
 
 }  // namespace offload

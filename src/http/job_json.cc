@@ -47,7 +47,7 @@ bool IsMapField(std::string_view key) { return key == "map" || key == "chunk" ||
 
 }  // namespace
 
-json::object JobToJson(const JobSnapshot& snap) {
+json::object JobToJson(const JobSnapshot& snap, bool include_result) {
   const JobRecord& j = snap.record;
   json::object o;
   o.reserve(14);
@@ -60,10 +60,10 @@ json::object JobToJson(const JobSnapshot& snap) {
   o["created_at"] = Time(j.created_at);
   o["started_at"] = Time(j.started_at);
   o["finished_at"] = Time(j.finished_at);
-  if (j.result && j.result->is_json()) {
-    o["result"] = j.result->json;
-  } else {
-    o["result"] = nullptr;
+  // Left out, not null, when not asked for: null says "no result", while result_url
+  // (below) says where it is.
+  if (include_result) {
+    o["result"] = j.result && j.result->is_json() ? json::value(j.result->json) : json::value(nullptr);
   }
   if (j.result) {
     o["result_type"] = j.result->content_type;

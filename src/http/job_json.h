@@ -8,7 +8,9 @@
 
 namespace offload {
 
-boost::json::object JobToJson(const JobSnapshot& job);
+// With include_result false the "result" member is left out (result_type and
+// result_url stay): what a listing sends unless asked for ?include=result.
+boost::json::object JobToJson(const JobSnapshot& job, bool include_result = true);
 boost::json::object TaskToJson(const TaskInfo& task);
 boost::json::object ResourceToJson(const ResourceInfo& resource);
 

@@ -31,6 +31,11 @@ Problem ProblemFromError(const Error& e) {
     case ErrorCode::kTooLarge:
       return MakeProblem(http::status::payload_too_large, "body-too-large", "Request body too large",
                          e.detail);
+    case ErrorCode::kResponseTooLarge:
+      // Not 413: that one speaks of the request's body. The request is well formed
+      // but asks for more than one answer may carry, as a limit over 1000 would.
+      return MakeProblem(http::status::unprocessable_entity, "response-too-large",
+                         "The answer would be too large", e.detail);
     case ErrorCode::kUnavailable: {
       Problem p = MakeProblem(http::status::service_unavailable, "unavailable",
                               "The server cannot take this request now", e.detail);
@@ -41,6 +46,28 @@ Problem ProblemFromError(const Error& e) {
       break;
   }
   return MakeProblem(http::status::internal_server_error, "internal", "Internal error", e.detail);
+}
+
+Problem UnsupportedMediaTypeProblem(std::string_view sent, std::string_view expected) {
+  return MakeProblem(http::status::unsupported_media_type, "unsupported-media-type",
+                     "Unsupported media type",
+                     "the body must be sent with Content-Type: " + std::string(expected) + ", not " +
+                         (sent.empty() ? std::string("without a Content-Type")
+                                       : "\"" + std::string(sent) + "\""));
+}
+
+Problem OriginNotAllowedProblem(std::string_view origin) {
+  return MakeProblem(http::status::forbidden, "origin-not-allowed", "Origin not allowed",
+                     "requests from web pages of origin \"" + std::string(origin) +
+                         "\" are refused; add it to allowed_origins in the server's config to let "
+                         "them in");
+}
+
+Problem MisdirectedHostProblem(std::string_view host) {
+  return MakeProblem(http::status::misdirected_request, "misdirected-request", "Misdirected request",
+                     "this server listens on a loopback address and answers only requests for "
+                     "localhost, 127.0.0.1 or [::1], not for Host \"" + std::string(host) +
+                         "\" (a name that points here may be a DNS rebinding attack)");
 }
 
 Problem ProblemFromJobError(const JobError& e) {

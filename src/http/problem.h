@@ -3,6 +3,7 @@
 
 #include <boost/beast/http/status.hpp>
 #include <string>
+#include <string_view>
 
 #include "offload/result.h"
 #include "util/error.h"
@@ -23,6 +24,15 @@ Problem ProblemFromError(const Error& error);
 Problem ProblemFromJobError(const JobError& error);
 Problem MakeProblem(boost::beast::http::status status, std::string name, std::string title,
                     std::string detail);
+
+// 415 for a request body whose Content-Type (`sent`, "" when there was none) is not
+// `expected`.
+Problem UnsupportedMediaTypeProblem(std::string_view sent, std::string_view expected);
+// 403 for a request from a web page whose Origin is neither allowed_origins nor the
+// server's own.
+Problem OriginNotAllowedProblem(std::string_view origin);
+// 421 for a Host that does not name this server while it listens on loopback.
+Problem MisdirectedHostProblem(std::string_view host);
 
 // {"type", "title", "status", "detail"} serialized.
 std::string ProblemBody(const Problem& p);

@@ -1,5 +1,6 @@
 #include "store/memory_store.h"
 
+#include <memory>
 #include <string_view>
 #include <unordered_set>
 
@@ -59,6 +60,14 @@ ErrorOr<JobPage> MemoryStore::List(const JobQuery& query) {
       break;
     }
     page.jobs.push_back(job);
+    JobRecord& out = page.jobs.back();
+    // Results are shared, so leaving them out saves no memory here; it is done for
+    // the same answer as every store (see JobQuery::include_result).
+    if (out.result && (!query.include_result || !out.result->is_json())) {
+      auto stub = std::make_shared<Output>();
+      stub->content_type = out.result->content_type;
+      out.result = std::move(stub);
+    }
   }
   return page;
 }

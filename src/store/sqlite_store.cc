@@ -60,6 +60,22 @@ constexpr const char* kColumns =
     "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
     "timeout_ms, map_spec";
 
+// kColumns as List reads them: the result (column 11) only when ?5 asks for results
+// and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
+// and, as column 20, the size of the result read, so that List can stop before a
+// page's results pass their budget. length() of a blob does not read it.
+const std::string& ListColumns() {
+  static const std::string cols = [] {
+    constexpr std::string_view kPlain = ", result, ";
+    constexpr std::string_view kIfAsked = "(?5 AND result_type = 'application/json')";
+    std::string c = kColumns;
+    c.replace(c.find(kPlain), kPlain.size(),
+              ", CASE WHEN " + std::string(kIfAsked) + " THEN result END, ");
+    return c + ", CASE WHEN " + std::string(kIfAsked) + " THEN length(result) ELSE 0 END";
+  }();
+  return cols;
+}
+
 // Disk trouble is kUnavailable (the client gets 503 and may retry); a broken
 // constraint is a conflict; anything else is internal.
 Error SqliteError(sqlite3* db, int rc, const std::string& what) {
@@ -459,7 +475,7 @@ ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {
 ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
   ReadLease lease = AcquireReader();
   if (!lease.get()) return lease.error();
-  std::string sql = std::string("SELECT ") + kColumns + " FROM jobs WHERE seq < ?1";
+  std::string sql = "SELECT " + ListColumns() + " FROM jobs WHERE seq < ?1";
   if (q.status) sql += " AND status = ?2";
   if (q.task) sql += " AND task = ?3";
   sql += " ORDER BY seq DESC LIMIT ?4";
@@ -471,12 +487,21 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
   if (q.status) sqlite3_bind_int(st, 2, static_cast<int>(*q.status));
   if (q.task) sqlite3_bind_text(st, 3, q.task->data(), static_cast<int>(q.task->size()), SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(q.limit + 1));
+  sqlite3_bind_int(st, 5, q.include_result ? 1 : 0);
   JobPage page;
+  std::size_t result_bytes = 0;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (page.jobs.size() == q.limit) {
       page.next_before_seq = page.jobs.back().seq;
       break;
+    }
+    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 20));
+    if (q.max_result_bytes > 0 && result_bytes > q.max_result_bytes) {
+      sqlite3_reset(st);
+      return MakeError(ErrorCode::kResponseTooLarge,
+                       "the results of the first " + std::to_string(page.jobs.size() + 1) +
+                           " jobs of this page are over " + std::to_string(q.max_result_bytes) + " bytes");
     }
     page.jobs.push_back(ReadRow(st));
   }

@@ -21,6 +21,18 @@ struct JobQuery {
   std::size_t limit = 50;
   // Only jobs submitted before this seq (exclusive): the cursor of the previous page.
   std::uint64_t before_seq = UINT64_MAX;
+  // Whether results come with the jobs. When false, a job's result (if it has one)
+  // holds only its content_type, with a null json and empty bytes: enough to say what
+  // and where it is, and a store on disk does not read it. Listings ask for results
+  // only on ?include=result, so that a page of jobs with large results costs little.
+  bool include_result = false;
+  // With include_result: the most bytes of results one page may hold (0: no cap). Only
+  // JSON results are loaded; a binary result is never inlined in a listing, so it comes
+  // as if include_result were false. A store that reads results from disk (blocking())
+  // stops reading once a page's results pass this and fails with kResponseTooLarge; one
+  // that holds them in memory may leave the check to the caller, who measures what it
+  // sends anyway.
+  std::size_t max_result_bytes = 0;
 };
 
 struct JobPage {

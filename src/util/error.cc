@@ -13,6 +13,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kConflict: return "conflict";
     case ErrorCode::kQueueFull: return "queue_full";
     case ErrorCode::kTooLarge: return "too_large";
+    case ErrorCode::kResponseTooLarge: return "response_too_large";
     case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kInternal: return "internal";
   }

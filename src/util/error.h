@@ -16,6 +16,7 @@ enum class ErrorCode {
   kConflict,          // The job is in the wrong state for this operation.
   kQueueFull,         // The task's queue holds max_queued jobs.
   kTooLarge,          // A body over max_body.
+  kResponseTooLarge,  // The answer asked for would pass a response budget (max_list_bytes).
   kUnavailable,       // Draining for shutdown, or the store cannot take writes.
   kInternal,          // A bug or an unexpected failure.
 };

@@ -435,5 +435,98 @@ TEST_F(ApiTest, WrongMethodIs405WithAllow) {
   }
 }
 
+// A listing is a page of job states: results (which may be megabytes each) come only
+// when asked for, and never past max_list_bytes.
+TEST_F(ApiTest, ListLeavesResultsOutUnlessAsked) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  std::vector<std::string> ids;
+  for (int ms = 1; ms <= 3; ++ms) ids.push_back(Field(SubmitJob(client(), "cpu", json::object{{"ms", ms}}), "id"));
+  const std::string png = Field(SubmitJob(client(), "mandelbrot", json::object{{"width", 8}, {"height", 8}}), "id");
+  for (const auto& id : ids) ASSERT_EQ(Field(WaitFinished(client(), id), "status"), "succeeded");
+  ASSERT_EQ(Field(WaitFinished(client(), png), "status"), "succeeded");
+
+  Response plain = client().Get("/v1/jobs?limit=10");
+  ASSERT_EQ(plain.status, 200) << Describe(plain);
+  const json::array& jobs = plain.json().at("jobs").as_array();
+  ASSERT_EQ(jobs.size(), 4u) << Describe(plain);
+  for (const auto& j : jobs) {
+    const json::object& job = j.as_object();
+    SCOPED_TRACE(json::serialize(job));
+    EXPECT_FALSE(job.contains("result"));
+    // Where the result is, and what it is.
+    EXPECT_EQ(Field(job, "result_url"), "/v1/jobs/" + Field(job, "id") + "/result");
+    EXPECT_FALSE(Field(job, "result_type").empty());
+  }
+
+  Response full = client().Get("/v1/jobs?limit=10&include=result");
+  ASSERT_EQ(full.status, 200) << Describe(full);
+  for (const auto& j : full.json().at("jobs").as_array()) {
+    const json::object& job = j.as_object();
+    SCOPED_TRACE(json::serialize(job));
+    ASSERT_TRUE(job.contains("result"));
+    if (Field(job, "id") == png) {
+      // Bytes are never inlined: result_url has them.
+      EXPECT_TRUE(job.at("result").is_null());
+      EXPECT_EQ(Field(job, "result_type"), "image/png");
+      continue;
+    }
+    ASSERT_TRUE(job.at("result").is_object());
+    EXPECT_EQ(job.at("result"), client().Get("/v1/jobs/" + Field(job, "id") + "/result").json());
+  }
+  EXPECT_TRUE(IsProblem(client().Get("/v1/jobs?include=input"), 422));
+  // A single job still carries its result.
+  EXPECT_TRUE(GetJob(client(), ids[0]).at("result").is_object());
+}
+
+// `command` tasks whose results are a JSON string of 200,000 characters; pages of them
+// may be at most 500,000 bytes.
+std::string BigResultsConfig(std::string_view store) {
+  return std::string(R"(
+max_list_bytes = 500000
+store = ")") + std::string(store) + R"("
+
+[tasks.big]
+command = ["sh", "-c", 'printf "\""; head -c 200000 /dev/zero | tr "\0" x; printf "\""']
+)";
+}
+
+void ExpectListingWithinBudget(HttpClient& client) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Field(SubmitJob(client, "big", nullptr), "id"));
+  for (const auto& id : ids) ASSERT_EQ(Field(WaitFinished(client, id), "status"), "succeeded");
+
+  // Four results (800 KB) do not fit in 500,000 bytes.
+  Response over = client.Get("/v1/jobs?limit=4&include=result");
+  ASSERT_TRUE(IsProblem(over, 422)) << Describe(over);
+  EXPECT_EQ(over.json().at("type"), "urn:offload:problem:response-too-large");
+  const std::string detail(over.json().at("detail").as_string());
+  EXPECT_NE(detail.find("max_list_bytes"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("limit"), std::string::npos) << detail;
+  EXPECT_NE(detail.find("result_url"), std::string::npos) << detail;
+
+  // Two do, and so does the whole listing without results, in a few KB.
+  Response two = client.Get("/v1/jobs?limit=2&include=result");
+  ASSERT_EQ(two.status, 200) << Describe(two);
+  ASSERT_EQ(two.json().at("jobs").as_array().size(), 2u);
+  for (const auto& j : two.json().at("jobs").as_array()) {
+    ASSERT_TRUE(j.at("result").is_string()) << Describe(two);
+    EXPECT_EQ(j.at("result").as_string().size(), 200000u);
+  }
+  Response plain = client.Get("/v1/jobs?limit=4");
+  ASSERT_EQ(plain.status, 200) << Describe(plain);
+  EXPECT_EQ(plain.json().at("jobs").as_array().size(), 4u);
+  EXPECT_LT(plain.body.size(), 4096u);
+}
+
+TEST_F(ApiTest, ListWithResultsPastMaxListBytesIs422Sqlite) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(BigResultsConfig("sqlite:./jobs.db")));
+  ExpectListingWithinBudget(client());
+}
+
+TEST_F(ApiTest, ListWithResultsPastMaxListBytesIs422Memory) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(BigResultsConfig("memory")));
+  ExpectListingWithinBudget(client());
+}
+
 }  // namespace
 }  // namespace offload::testing

@@ -291,6 +291,72 @@ TEST_P(StoreTest, ListIsNewestFirst) {
   EXPECT_EQ(*page.jobs[0].input, (json::object{{"ms", 5}}));
 }
 
+// A listing leaves results out unless asked (a disk store does not even read them),
+// and never inlines bytes; Get still returns everything.
+TEST_P(StoreTest, ListCarriesResultsOnlyWhenAsked) {
+  JobRecord ok = MakeJob(1, "cpu", JobStatus::kSucceeded);
+  ok.result = Result::Json(json::object{{"rounds", 12}, {"pad", std::string(10'000, 'x')}}).output();
+  JobRecord png = MakeJob(2, "mandelbrot", JobStatus::kSucceeded);
+  png.result = Result::Bytes("image/png", std::string("\x89PNG\r\n\x1a\n\0binary", 15)).output();
+  Insert(ok);
+  Insert(png);
+  Insert(MakeJob(3));
+
+  JobPage plain = List(JobQuery{});
+  ASSERT_EQ(Seqs(plain), (std::vector<std::uint64_t>{3, 2, 1}));
+  EXPECT_EQ(plain.jobs[0].result, nullptr);
+  for (const JobRecord* r : {&plain.jobs[1], &plain.jobs[2]}) {
+    SCOPED_TRACE(r->id);
+    ASSERT_NE(r->result, nullptr) << "a job with a result says so, and of which type";
+    EXPECT_TRUE(r->result->json.is_null());
+    EXPECT_TRUE(r->result->bytes.empty());
+  }
+  EXPECT_EQ(plain.jobs[1].result->content_type, "image/png");
+  EXPECT_EQ(plain.jobs[2].result->content_type, "application/json");
+
+  JobQuery q;
+  q.include_result = true;
+  JobPage full = List(q);
+  ASSERT_EQ(Seqs(full), (std::vector<std::uint64_t>{3, 2, 1}));
+  ASSERT_NE(full.jobs[2].result, nullptr);
+  EXPECT_EQ(full.jobs[2].result->json, ok.result->json);
+  ASSERT_NE(full.jobs[1].result, nullptr);
+  EXPECT_EQ(full.jobs[1].result->content_type, "image/png");
+  EXPECT_TRUE(full.jobs[1].result->bytes.empty()) << "bytes are never inlined in a listing";
+
+  auto got = Get("job-1");
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, ok);
+}
+
+// A store that reads results from disk stops before a page's results pass
+// max_result_bytes; one that holds them in memory may answer (its caller measures).
+TEST_P(StoreTest, ListStopsReadingResultsPastMaxResultBytes) {
+  for (std::uint64_t s = 1; s <= 4; ++s) {
+    JobRecord r = MakeJob(s, "cpu", JobStatus::kSucceeded);
+    r.result = Result::Json(json::string(std::string(10'000, 'x'))).output();
+    Insert(r);
+  }
+  JobQuery q;
+  q.include_result = true;
+  q.max_result_bytes = 25'000;  // Two results and a half.
+  auto over = store_->List(q);
+  if (store_->blocking()) {
+    ASSERT_FALSE(over.has_value());
+    EXPECT_EQ(over.error().code, ErrorCode::kResponseTooLarge) << over.error().detail;
+  } else if (!over.has_value()) {
+    EXPECT_EQ(over.error().code, ErrorCode::kResponseTooLarge) << over.error().detail;
+  }
+  q.limit = 2;
+  JobPage two = List(q);
+  ASSERT_EQ(Seqs(two), (std::vector<std::uint64_t>{4, 3}));
+  EXPECT_EQ(two.jobs[0].result->json.as_string().size(), 10'000u);
+  // Without results the budget does not apply.
+  JobQuery plain;
+  plain.max_result_bytes = 25'000;
+  EXPECT_EQ(List(plain).jobs.size(), 4u);
+}
+
 TEST_P(StoreTest, ListOfAnEmptyStore) {
   JobPage page = List(JobQuery{});
   EXPECT_TRUE(page.jobs.empty());

@@ -311,6 +311,27 @@ bool MentionsWord(const std::string& text, const std::string& word) {
   return std::regex_search(text, std::regex("(^|[^A-Za-z0-9_])" + word + "($|[^A-Za-z0-9_])"));
 }
 
+TEST(ConfigTest, AllowedOriginsAndMaxListBytes) {
+  ServerConfig d = ParseOk("");
+  EXPECT_TRUE(d.allowed_origins.empty());
+  EXPECT_EQ(d.max_list_bytes, 16 << 20);
+  ServerConfig c = ParseOk(R"(
+allowed_origins = ["http://localhost:3000", "https://app.example"]
+max_list_bytes = "64MiB"
+)");
+  EXPECT_EQ(c.allowed_origins, (std::vector<std::string>{"http://localhost:3000", "https://app.example"}));
+  EXPECT_EQ(c.max_list_bytes, std::int64_t{64} << 20);
+  EXPECT_EQ(ParseOk(R"(allowed_origins = ["*"])").allowed_origins, std::vector<std::string>{"*"});
+  for (const char* bad : {R"(allowed_origins = "http://app.example")", R"(allowed_origins = ["app.example"])",
+                          R"(allowed_origins = ["http://app.example/"])", R"(allowed_origins = ["null"])",
+                          R"(allowed_origins = [3])"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_NE(ParseError(bad).find("allowed_origins"), std::string::npos);
+  }
+  EXPECT_NE(ParseError("max_list_bytes = 10").find("max_list_bytes"), std::string::npos);
+  EXPECT_NE(ParseError(R"(max_list_bytes = "lots")").find("max_list_bytes"), std::string::npos);
+}
+
 // The settings table feeds --help; docs/config.md must not fall behind it.
 TEST(ConfigDocsTest, DocsNameEverySetting) {
   const std::string doc = ReadDoc("docs/config.md");
