@@ -11,6 +11,7 @@
 
 #include "http/job_json.h"
 #include "http/problem.h"
+#include "util/json_writer.h"
 
 namespace offload {
 
@@ -23,7 +24,7 @@ namespace {
 HttpResponse JsonResponse(http::status status, const json::value& body) {
   HttpResponse res{status, 11};
   res.set(http::field::content_type, "application/json");
-  res.body() = json::serialize(body);
+  res.body() = WriteJson(body);
   return res;
 }
 
@@ -50,7 +51,7 @@ HttpResponse ResultResponse(const JobSnapshot& job) {
     case JobStatus::kSucceeded: {
       HttpResponse res{http::status::ok, 11};
       res.set(http::field::content_type, j.result->content_type);
-      res.body() = j.result->is_json() ? json::serialize(j.result->json) : j.result->bytes;
+      res.body() = j.result->is_json() ? WriteJson(j.result->json) : j.result->bytes;
       return res;
     }
     case JobStatus::kQueued:
