@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "util/json_reader.h"
 
@@ -75,6 +78,36 @@ TEST(WriteJsonTest, LargeIntegralDoublesStayDoublesWhenReadBack) {
   EXPECT_EQ(WriteJson(18446744073709551616.0), "1.8446744073709552e+19");
   EXPECT_EQ(WriteJson(1e15), "1e+15");
   EXPECT_EQ(WriteJson(123456789.0), "123456789");
+}
+
+// The writer has a fast path for short decimals; whatever the path, a double below
+// 2^63 is written exactly as std::to_chars writes it (and "X.0" for an integral one in
+// kKeepKind).
+TEST(WriteJsonTest, DoublesAreWrittenAsToCharsWritesThem) {
+  std::vector<double> values = {-0.0, 0.0, 0.001, 0.0015, 0.00099, 1e-4, 999999999.5, 1e9, 100000, 10, 120, 1e5 + 1,
+                                123456789, 0.0001, 99.25, 3.14159, 1.0 / 3};
+  for (int k = 0; k <= 5; ++k) {
+    const double p = std::pow(10.0, k);
+    for (int i = -2000; i <= 2000; i += 7) values.push_back(i / p);
+    for (std::int64_t i = 1; i < 2'000'000'000; i = i * 3 + 1) values.push_back(static_cast<double>(i) / p);
+  }
+  std::uint64_t x = 88172645463325252ull;  // xorshift64: doubles from every exponent.
+  for (int i = 0; i < 20000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    double d;
+    std::memcpy(&d, &x, sizeof(d));
+    if (std::isfinite(d) && std::fabs(d) < 9e18) values.push_back(d);
+    values.push_back(static_cast<double>(x % 100000) / 1000);
+  }
+  for (double d : values) {
+    char buf[32];
+    const std::string want(buf, std::to_chars(buf, buf + sizeof(buf), d).ptr);
+    ASSERT_EQ(WriteJson(d), want) << std::hexfloat << d;
+    const bool integral = want.find_first_of(".e") == std::string::npos;
+    ASSERT_EQ(WriteJson(d, JsonNumbers::kKeepKind), integral ? want + ".0" : want) << std::hexfloat << d;
+  }
 }
 
 TEST(WriteJsonTest, NonFiniteDoublesAreNull) {
