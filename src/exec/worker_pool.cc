@@ -242,8 +242,9 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     // A protocol message with a number no value holds (1e400): it cannot be read as
     // the worker meant it, and guessing would turn a result into Infinity.
     if (w->state == Worker::State::kBusy) {
-      return FinishJob(w, Result::Fail("invalid_result", "the worker sent a message that is not usable JSON: " +
-                                                             parsed.error().detail));
+      return FinishJob(w, Result::Fail("invalid_result",
+                                       "the worker sent a message that is not usable JSON: " +
+                                           parsed.error().detail));
     }
     spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), parsed.error().detail);
     return;
