@@ -1,11 +1,15 @@
 // Micro-benchmarks of the API's JSON codec: a job object out (as every POST and GET
-// answers) and a submit request in.
+// answers) and a submit request in; util/json_writer and json_reader against Boost's
+// serialize and parse.
 #include <benchmark/benchmark.h>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include "http/job_json.h"
 #include "util/clock.h"
+#include "util/json_reader.h"
+#include "util/json_writer.h"
 
 namespace {
 
@@ -47,6 +51,67 @@ void BM_JobToJsonSerialize(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
 }
 BENCHMARK(BM_JobToJsonSerialize)->ArgName("succeeded")->Arg(0)->Arg(1);
+
+// What the API sends now (util/json_writer): compare with BM_JobToJsonSerialize.
+void BM_JobToJsonWrite(benchmark::State& state) {
+  const offload::JobSnapshot snap = state.range(0) == 0 ? QueuedJob() : SucceededJob();
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    std::string body = offload::WriteJson(offload::JobToJson(snap));
+    bytes += body.size();
+    benchmark::DoNotOptimize(body);
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
+}
+BENCHMARK(BM_JobToJsonWrite)->ArgName("succeeded")->Arg(0)->Arg(1);
+
+// The writer alone on a value with floats and strings, against Boost's serializer.
+boost::json::value MixedValue() {
+  boost::json::array a;
+  for (int i = 0; i < 64; ++i) {
+    a.push_back(boost::json::object{{"x", i * 0.1}, {"y", 2.5 * i}, {"n", i}, {"name", "élément"}});
+  }
+  return a;
+}
+
+void BM_WriteMixed(benchmark::State& state) {
+  const boost::json::value v = MixedValue();
+  for (auto _ : state) {
+    std::string s = state.range(0) == 0 ? boost::json::serialize(v) : offload::WriteJson(v);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WriteMixed)->ArgName("offload")->Arg(0)->Arg(1);
+
+// The writer alone on a succeeded job's object (BM_JobToJson* include building it).
+void BM_WriteJobObject(benchmark::State& state) {
+  const boost::json::value v = offload::JobToJson(SucceededJob());
+  for (auto _ : state) {
+    std::string s = state.range(0) == 0 ? boost::json::serialize(v) : offload::WriteJson(v);
+    benchmark::DoNotOptimize(s);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_WriteJobObject)->ArgName("offload")->Arg(0)->Arg(1);
+
+void BM_ParseMixed(benchmark::State& state) {
+  const std::string text = offload::WriteJson(MixedValue());
+  for (auto _ : state) {
+    if (state.range(0) == 0) {
+      boost::system::error_code ec;
+      auto v = boost::json::parse(text, ec);
+      benchmark::DoNotOptimize(v);
+    } else {
+      auto v = offload::ParseJson(text);
+      benchmark::DoNotOptimize(v);
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * text.size()));
+}
+BENCHMARK(BM_ParseMixed)->ArgName("offload")->Arg(0)->Arg(1);
 
 void BM_ParseSubmitRequest(benchmark::State& state) {
   const std::string body = state.range(0) == 0

@@ -3,8 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
+
+#include "util/json_reader.h"
+#include "util/json_writer.h"
 
 namespace offload {
 
@@ -131,14 +132,20 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     if (run->out.find_first_not_of(" \t\r\n") == std::string::npos) {
       return Finish(run, Result::Json(nullptr));
     }
-    boost::system::error_code ec;
-    boost::json::value v = boost::json::parse(run->out, ec);
-    if (ec) {
+    ErrorOr<boost::json::value> v = ParseJson(run->out, "result");
+    if (!v && v.error().code == ErrorCode::kInvalidArgument) {
+      // JSON, but with a number (1e400) no value holds: failing beats an Infinity
+      // that no client could read.
+      return Finish(run, Result::Fail("invalid_result",
+                                      program + " exited with status 0 but its stdout is not usable JSON: " +
+                                          v.error().detail));
+    }
+    if (!v) {
       return Finish(run, Result::Fail("invalid_result",
                                       program + " exited with status 0 but its stdout is not JSON (" +
-                                          ec.message() + "); it begins: " + run->out.substr(0, 200)));
+                                          v.error().detail + "); it begins: " + run->out.substr(0, 200)));
     }
-    Finish(run, Result::Json(std::move(v)));
+    Finish(run, Result::Json(std::move(*v)));
   };
 
   Process::Start(shared.supervisor, opt.spawn, std::move(cb),
@@ -147,7 +154,10 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
                    run->proc = std::move(*proc);
                    // Stopped while it was being spawned: it has had no input yet.
                    if (run->stop_requested) return run->proc->Kill();
-                   run->proc->Write(boost::json::serialize(*run->exec.input) + "\n");
+                   // kKeepKind: the command reads 2.0 as the float its client sent.
+                   std::string line = WriteJson(*run->exec.input, JsonNumbers::kKeepKind);
+                   line += '\n';
+                   run->proc->Write(std::move(line));
                    run->proc->CloseStdin();
                  });
 }

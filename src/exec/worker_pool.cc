@@ -14,6 +14,8 @@
 #include <optional>
 
 #include "util/base64.h"
+#include "util/json_reader.h"
+#include "util/json_writer.h"
 
 namespace offload {
 
@@ -235,9 +237,20 @@ void WorkerPool::Impl::OnStderr(Worker* w, std::string_view data) {
 
 void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
   if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
-  boost::system::error_code ec;
-  json::value v = json::parse(line, ec);
-  const json::object* msg = (!ec && v.is_object()) ? &v.get_object() : nullptr;
+  ErrorOr<json::value> parsed = ParseJson(line);
+  if (!parsed && parsed.error().code == ErrorCode::kInvalidArgument) {
+    // A protocol message with a number no value holds (1e400): it cannot be read as
+    // the worker meant it, and guessing would turn a result into Infinity.
+    if (w->state == Worker::State::kBusy) {
+      return FinishJob(w, Result::Fail("invalid_result",
+                                       "the worker sent a message that is not usable JSON: " +
+                                           parsed.error().detail));
+    }
+    spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), parsed.error().detail);
+    return;
+  }
+  const json::value v = parsed ? std::move(*parsed) : json::value();
+  const json::object* msg = v.is_object() ? &v.get_object() : nullptr;
   const json::value* type_v = msg ? msg->if_contains("type") : nullptr;
   const json::string* type = type_v ? type_v->if_string() : nullptr;
   if (!type) {
@@ -418,14 +431,20 @@ void WorkerPool::Impl::Dispatch() {
     w->state = Worker::State::kBusy;
     w->out_bytes = 0;
     job->worker = w.get();
-    json::object msg;
-    msg["type"] = "job";
-    msg["id"] = job->exec.job_id;
-    msg["task"] = options.task;
-    msg["input"] = *job->exec.input;
-    msg["attempt"] = job->exec.attempt;
+    // {"type":"job","id":…,"task":…,"input":…,"attempt":N}, written in place rather
+    // than built as an object, which would copy the input. kKeepKind: the worker
+    // reads 2.0 as the float its client sent.
+    std::string line = R"({"type":"job","id":)";
+    AppendJsonString(&line, job->exec.job_id);
+    line += R"(,"task":)";
+    AppendJsonString(&line, options.task);
+    line += R"(,"input":)";
+    AppendJson(&line, *job->exec.input, JsonNumbers::kKeepKind);
+    line += R"(,"attempt":)";
+    line += std::to_string(job->exec.attempt);
+    line += "}\n";
     w->job = std::move(job);
-    w->proc->Write(json::serialize(msg) + "\n");
+    w->proc->Write(std::move(line));
   }
 }
 

@@ -13,6 +13,7 @@
 
 #include "http/job_json.h"
 #include "http/problem.h"
+#include "util/json_writer.h"
 
 namespace offload {
 
@@ -25,7 +26,7 @@ namespace {
 HttpResponse JsonResponse(http::status status, const json::value& body) {
   HttpResponse res{status, 11};
   res.set(http::field::content_type, "application/json");
-  res.body() = json::serialize(body);
+  res.body() = WriteJson(body);
   return res;
 }
 
@@ -54,7 +55,7 @@ HttpResponse ResultResponse(const JobSnapshot& job) {
       res.set(http::field::content_type, j.result->content_type);
       if (j.result->is_json()) {
         // Serialized per response: a JSON result is a tree, not bytes to share.
-        res.body() = json::serialize(j.result->json);
+        res.body() = WriteJson(j.result->json);
       } else {
         // Every response sending this result references the job's one copy of it.
         res.body().Share(std::shared_ptr<const std::string>(j.result, &j.result->bytes));
@@ -330,11 +331,12 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
     std::string body = "{\"jobs\":[";
     for (std::size_t i = 0; i < jobs->size(); ++i) {
       if (i > 0) body += ',';
-      body += json::serialize(JobToJson((*jobs)[i], include));
+      AppendJson(&body, JobToJson((*jobs)[i], include));
       if (body.size() > budget) return ex->Respond(too_large());
     }
     body += "],\"next_cursor\":";
-    body += next ? json::serialize(json::value(std::to_string(*next))) : std::string("null");
+    if (next) AppendJsonString(&body, std::to_string(*next));
+    else body += "null";
     body += '}';
     HttpResponse res{http::status::ok, 11};
     res.set(http::field::content_type, "application/json");

@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 #include <limits>
 
+#include "util/json_reader.h"
+
 namespace offload {
 
 namespace json = boost::json;
@@ -117,9 +119,14 @@ json::object ResourceToJson(const ResourceInfo& r) {
 }
 
 ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
-  boost::system::error_code ec;
-  json::value v = json::parse(body, ec);
-  if (ec) return MakeError(ErrorCode::kMalformed, "the body is not valid JSON: " + ec.message());
+  // A number no value can hold is named by its place in the body: "input.x",
+  // "map[3].y", "priority".
+  ErrorOr<json::value> parsed = ParseJson(body);
+  if (!parsed) {
+    if (parsed.error().code == ErrorCode::kInvalidArgument) return parsed.error();
+    return MakeError(ErrorCode::kMalformed, "the body is not valid JSON: " + parsed.error().detail);
+  }
+  json::value& v = *parsed;
   json::object* obj = v.if_object();
   if (!obj) return MakeError(ErrorCode::kInvalidArgument, "the body must be a JSON object");
   SubmitRequest req;
@@ -168,9 +175,14 @@ ErrorOr<SubmitRequest> ParseRunRequest(std::string_view task, std::string_view b
   SubmitRequest req;
   req.task = task;
   if (body.empty()) return req;
-  boost::system::error_code ec;
-  req.input = json::parse(body, ec);
-  if (ec) return MakeError(ErrorCode::kMalformed, "the body (the task's input) is not valid JSON: " + ec.message());
+  // The whole body is the input, so a number no value can hold is named "input.x".
+  ErrorOr<json::value> parsed = ParseJson(body, "input");
+  if (!parsed) {
+    if (parsed.error().code == ErrorCode::kInvalidArgument) return parsed.error();
+    return MakeError(ErrorCode::kMalformed,
+                     "the body (the task's input) is not valid JSON: " + parsed.error().detail);
+  }
+  req.input = std::move(*parsed);
   // {"map": [...]} with at most chunk and on_error beside it is a map; any other
   // body is the input of one job.
   json::object* obj = req.input.if_object();

@@ -15,7 +15,8 @@ boost::json::object TaskToJson(const TaskInfo& task);
 boost::json::object ResourceToJson(const ResourceInfo& resource);
 
 // Parses a POST /v1/jobs body: {"task": NAME, "input": ANY, "priority": INT}.
-// kMalformed for bad JSON; kInvalidArgument (naming the field) for a wrong shape.
+// kMalformed for bad JSON; kInvalidArgument (naming the field) for a wrong shape or a
+// number no value can hold (util/json_reader.h: "input.x: the number 1e400 …").
 ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body);
 // The body of POST /v1/tasks/{task}/run: the input of one job, or a map
 // ({"map": [...], "chunk": K, "on_error": ...}). Errors as ParseSubmitRequest.

@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include "util/json_writer.h"
+
 namespace offload {
 
 namespace http = boost::beast::http;
@@ -85,11 +87,13 @@ Problem ProblemFromJobError(const JobError& e) {
   return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);
 }
 
+// The detail may quote what the client sent (a job id from the path, a field name):
+// the writer keeps the body valid UTF-8 whatever those bytes were.
 std::string ProblemBody(const Problem& p) {
-  return boost::json::serialize(boost::json::object{{"type", p.type},
-                                                    {"title", p.title},
-                                                    {"status", static_cast<int>(p.status)},
-                                                    {"detail", p.detail}});
+  return WriteJson(boost::json::object{{"type", p.type},
+                                       {"title", p.title},
+                                       {"status", static_cast<int>(p.status)},
+                                       {"detail", p.detail}});
 }
 
 }  // namespace offload

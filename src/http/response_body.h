@@ -27,7 +27,7 @@ struct ResponseBody {
   class value_type {
    public:
     value_type() = default;
-    // An owned body: `res.body() = json::serialize(v);` reads as with string_body.
+    // An owned body: `res.body() = WriteJson(v);` reads as with string_body.
     value_type& operator=(std::string text) {
       owned_ = std::move(text);
       shared_.reset();

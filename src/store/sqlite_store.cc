@@ -13,6 +13,9 @@
 #include <map>
 #include <spdlog/spdlog.h>
 
+#include "util/json_reader.h"
+#include "util/json_writer.h"
+
 namespace offload {
 
 namespace json = boost::json;
@@ -103,16 +106,15 @@ std::string HistoryToText(const std::vector<JobError>& history) {
   if (history.empty()) return {};
   json::array a;
   for (const auto& e : history) a.push_back(json::object{{"type", e.type}, {"message", e.message}});
-  return json::serialize(a);
+  return WriteJson(a, JsonNumbers::kKeepKind);
 }
 
 std::vector<JobError> HistoryFromText(std::string_view text) {
   std::vector<JobError> out;
   if (text.empty()) return out;
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_array()) return out;
-  for (const auto& e : v.get_array()) {
+  ErrorOr<json::value> v = ParseJson(text);
+  if (!v || !v->is_array()) return out;
+  for (const auto& e : v->get_array()) {
     if (!e.is_object()) continue;
     const auto& o = e.get_object();
     JobError err;
@@ -126,19 +128,18 @@ std::vector<JobError> HistoryFromText(std::string_view text) {
 // Empty for a plain job (stored as NULL).
 std::string MapSpecToText(const std::optional<MapSpec>& map) {
   if (!map) return {};
-  return json::serialize(json::object{{"chunk", map->chunk},
-                                      {"on_error", map->collect ? "collect" : "fail_fast"},
-                                      {"failed_index", map->failed_index}});
+  return WriteJson(json::object{{"chunk", map->chunk},
+                                {"on_error", map->collect ? "collect" : "fail_fast"},
+                                {"failed_index", map->failed_index}});
 }
 
 // A value this offload did not write (malformed, not an object, fields missing or of the
 // wrong type) still marks the job a map parent: unreadable fields keep their defaults.
 MapSpec MapSpecFromText(std::string_view text) {
   MapSpec out;
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return out;
-  const auto& o = v.get_object();
+  ErrorOr<json::value> v = ParseJson(text);
+  if (!v || !v->is_object()) return out;
+  const auto& o = v->get_object();
   if (auto* c = o.if_contains("chunk"); c && c->is_int64()) out.chunk = c->get_int64();
   if (auto* e = o.if_contains("on_error"); e && e->is_string()) out.collect = e->get_string() == "collect";
   if (auto* f = o.if_contains("failed_index"); f && f->is_int64()) out.failed_index = f->get_int64();
@@ -216,9 +217,14 @@ JobRecord ReadRow(sqlite3_stmt* st) {
   r.status = static_cast<JobStatus>(sqlite3_column_int(st, 3));
   r.priority = sqlite3_column_int(st, 4);
   r.attempts = sqlite3_column_int(st, 5);
-  boost::system::error_code ec;
-  json::value input = json::parse(text(6), ec);
-  r.input = std::make_shared<const json::value>(ec ? json::value(nullptr) : std::move(input));
+  // Written by WriteJson in kKeepKind form, so it reads back as the same value. Only a
+  // row an older offload wrote with a non-finite number ("Infinity") cannot be read.
+  ErrorOr<json::value> input = ParseJson(text(6));
+  if (!input) {
+    spdlog::warn("job {}: its stored input is not readable ({}); it reads as null", r.id,
+                 input.error().detail);
+  }
+  r.input = std::make_shared<const json::value>(input ? std::move(*input) : json::value(nullptr));
   r.created_at = sqlite3_column_int64(st, 7);
   r.started_at = sqlite3_column_int64(st, 8);
   r.finished_at = sqlite3_column_int64(st, 9);
@@ -228,8 +234,12 @@ JobRecord ReadRow(sqlite3_stmt* st) {
     const void* blob = sqlite3_column_blob(st, 11);
     std::string bytes(static_cast<const char*>(blob ? blob : ""), sqlite3_column_bytes(st, 11));
     if (out->is_json()) {
-      out->json = json::parse(bytes, ec);
-      if (ec) out->json = nullptr;
+      ErrorOr<json::value> result = ParseJson(bytes);
+      if (!result) {
+        spdlog::warn("job {}: its stored result is not readable ({}); it reads as null", r.id,
+                     result.error().detail);
+      }
+      out->json = result ? std::move(*result) : json::value(nullptr);
     } else {
       out->bytes = std::move(bytes);
     }
@@ -256,7 +266,7 @@ void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_
     sqlite3_bind_text(st, i + 4, r.result->content_type.data(), static_cast<int>(r.result->content_type.size()),
                       SQLITE_STATIC);
     if (r.result->is_json()) {
-      *result_text = json::serialize(r.result->json);
+      *result_text = WriteJson(r.result->json, JsonNumbers::kKeepKind);
       sqlite3_bind_blob64(st, i + 5, result_text->data(), result_text->size(), SQLITE_STATIC);
     } else {
       sqlite3_bind_blob64(st, i + 5, r.result->bytes.data(), r.result->bytes.size(), SQLITE_STATIC);
@@ -413,7 +423,7 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
       sqlite3_bind_text(st, 3, r.task.data(), static_cast<int>(r.task.size()), SQLITE_STATIC);
       sqlite3_bind_int(st, 4, r.priority);
-      std::string input = r.input ? json::serialize(*r.input) : "null";
+      std::string input = r.input ? WriteJson(*r.input, JsonNumbers::kKeepKind) : "null";
       sqlite3_bind_text(st, 5, input.data(), static_cast<int>(input.size()), SQLITE_TRANSIENT);
       BindState(st, 6, r, &result_text, &history_text);
       if (!r.idempotency_key.empty()) {

@@ -68,6 +68,25 @@ TEST_F(CommandExecutorTest, StdinIsTheInputAndStdoutTheJsonResult) {
   EXPECT_EQ(r->output()->json, json::parse(R"({"a": [1, 2, "three"], "b": null})"));
 }
 
+TEST_F(CommandExecutorTest, StdinHasShortestDoublesThatKeepTheirKindAndValidUtf8) {
+  auto& ex = Make({"cat"}, "text/plain");
+  Pending p(ex, json::object{{"a", 0.1}, {"b", 2.5}, {"c", 1.0}, {"d", -0.0}, {"e", 1e300}, {"s", "\xFF"}});
+  auto r = p.Wait();
+  ASSERT_TRUE(r && r->ok()) << (r ? Describe(*r) : "no outcome");
+  EXPECT_EQ(r->output()->bytes, "{\"a\":0.1,\"b\":2.5,\"c\":1.0,\"d\":-0.0,\"e\":1e+300,\"s\":\"\xEF\xBF\xBD\"}\n");
+}
+
+TEST_F(CommandExecutorTest, StdoutWithANumberOutOfRangeFailsNamingIt) {
+  auto& ex = MakeSh("cat >/dev/null; echo '{\"x\": [1, 1e400]}'");
+  Pending p(ex, nullptr);
+  auto r = p.Wait();
+  ASSERT_TRUE(r);
+  ASSERT_FALSE(r->ok()) << "1e400 became " << Describe(*r);
+  EXPECT_EQ(r->error().type, "invalid_result");
+  EXPECT_NE(r->error().message.find("result.x[1]: the number 1e400 is out of range"), std::string::npos)
+      << r->error().message;
+}
+
 TEST_F(CommandExecutorTest, EmptyStdoutIsNull) {
   auto& ex = Make({"/bin/true"});
   Pending p(ex, json::value(1));

@@ -226,6 +226,24 @@ TEST_F(WorkerPoolTest, ErrorsFromTheWorkerFailTheJobButKeepTheWorker) {
   EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "echo"})"))), a);
 }
 
+TEST_F(WorkerPoolTest, AResultWithANumberOutOfRangeFailsTheJobNamingIt) {
+  Make(Options());
+  Result r = Run(json::object{{"op", "raw"}, {"line", R"({"type":"result","id":"$ID","result":{"x":[1,1e400]}})"}},
+                 "raw-job");
+  ASSERT_FALSE(r.ok()) << "1e400 became " << Describe(r);
+  EXPECT_EQ(r.error().type, "invalid_result");
+  EXPECT_NE(r.error().message.find("result.x[1]: the number 1e400 is out of range"), std::string::npos)
+      << r.error().message;
+  // The worker's own result for raw-job comes after and is ignored; the worker serves on.
+  EXPECT_TRUE(Ok(json::parse(R"({"op": "echo"})")).is_object());
+}
+
+TEST_F(WorkerPoolTest, InputNumbersReachTheWorkerWithTheirKind) {
+  Make(Options());
+  EXPECT_EQ(Ok(json::parse(R"({"op": "types", "values": [1.0, 2, 2.5, -0.0, 1e300, 18446744073709551615]})")),
+            json::parse(R"(["float", "int", "float", "float", "float", "int"])"));
+}
+
 TEST_F(WorkerPoolTest, StrayStdoutLinesAreIgnored) {
   Make(Options());
   EXPECT_EQ(Ok(json::parse(R"({"op": "noise"})")), json::value("ok"));

@@ -307,6 +307,56 @@ TEST_F(ApiTest, BadInputIs422NamingTheField) {
   EXPECT_TRUE(list.json().at("jobs").as_array().empty()) << list.body;
 }
 
+TEST_F(ApiTest, NumberOutOfRangeIs422NamingTheField) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  struct Case {
+    const char* target;
+    const char* body;
+    const char* place;
+  };
+  const Case cases[] = {
+      {"/v1/jobs", R"({"task": "noop", "input": {"x": 1e400}})", "input.x: "},
+      {"/v1/jobs", R"({"task": "noop", "input": {"x": [-1e400]}})", "input.x[0]: "},
+      {"/v1/jobs", R"({"task": "noop", "input": {"n": 18446744073709551616}})", "input.n: "},
+      {"/v1/jobs", R"({"task": "noop", "map": [{}, {"x": 1e400}]})", "map[1].x: "},
+      {"/v1/tasks/noop/run", R"({"x": 1e400})", "input.x: "},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.body);
+    Response res = client().Post(c.target, c.body);
+    ASSERT_TRUE(IsProblem(res, 422));
+    EXPECT_EQ(res.json().at("detail").as_string().find(c.place), 0u) << res.body;
+  }
+  // Refused before anything was stored.
+  Response list = client().Get("/v1/jobs");
+  ASSERT_EQ(list.status, 200);
+  EXPECT_TRUE(list.json().at("jobs").as_array().empty()) << list.body;
+}
+
+// The exact text, not the parsed value: "2.5E0" and "2.5" parse alike.
+TEST_F(ApiTest, DoublesAreWrittenInShortestForm) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(R"(
+shutdown_grace = "200ms"
+[tasks.echo]
+command = ["cat"]
+)"));
+  const std::string input =
+      R"({"a":0.1,"b":2.5,"c":1.0,"d":1e300,"u":18446744073709551615,"i":-9223372036854775808})";
+  const std::string written =
+      R"({"a":0.1,"b":2.5,"c":1,"d":1e+300,"u":18446744073709551615,"i":-9223372036854775808})";
+  Response run = client().Post("/v1/tasks/echo/run", input);
+  ASSERT_EQ(run.status, 200) << Describe(run);
+  EXPECT_EQ(run.body, written);
+
+  Response job = client().Post("/v1/jobs", R"({"task": "echo", "input": )" + input + "}",
+                               {{"Prefer", "wait=20"}});
+  ASSERT_EQ(job.status, 200) << Describe(job);
+  EXPECT_NE(job.body.find(R"("result":)" + written), std::string::npos) << job.body;
+  EXPECT_TRUE(job.body.find(R"("progress":1,)") != std::string::npos ||
+              job.body.find(R"("progress":1})") != std::string::npos)
+      << job.body;
+}
+
 TEST_F(ApiTest, BodyOverMaxBodyIs413) {
   ASSERT_NO_FATAL_FAILURE(StartServer(R"(
 max_body = 1024
@@ -353,6 +403,18 @@ TEST_F(ApiTest, UnknownIdIs404) {
   EXPECT_TRUE(IsProblem(client().Delete("/v1/jobs/AAAAAAAAAAAAAAAA"), 404));
   EXPECT_TRUE(IsProblem(client().Get("/v2/jobs"), 404));
   EXPECT_TRUE(IsProblem(client().Get("/"), 404));
+}
+
+// The 404's detail quotes the id: its bytes must not make the body invalid UTF-8.
+TEST_F(ApiTest, UnknownIdThatIsNotUtf8Is404WithAValidUtf8Body) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  for (const char* target : {"/v1/jobs/%FF%FE", "/v1/jobs/a%C3%28b/result", "/v1/jobs/%ED%A0%80"}) {
+    SCOPED_TRACE(target);
+    Response res = client().Get(target);
+    // IsProblem parses the body with Boost.JSON, which refuses invalid UTF-8.
+    ASSERT_TRUE(IsProblem(res, 404));
+    EXPECT_NE(res.body.find("\xEF\xBF\xBD"), std::string::npos) << "the bad bytes became U+FFFD: " << res.body;
+  }
 }
 
 TEST_F(ApiTest, ResultOfAnUnfinishedJobIs409) {

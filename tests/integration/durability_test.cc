@@ -244,6 +244,51 @@ TEST(DurabilityTest, IdempotencyKeyReturnsTheFirstJobAcrossARestart) {
   EXPECT_EQ(Field(after.json().as_object(), "status"), "succeeded");
 }
 
+// A queued job's input comes back from the store exactly: the command (`cat`, its
+// stdin as a text result) sees after the restart the numbers its client sent, 1.0
+// still a double and -0.0 with its sign, in shortest form.
+TEST(DurabilityTest, AQueuedInputKeepsItsNumbersExactlyAcrossARestart) {
+  DataDir data;
+  const std::string config = StoreLine(data) + R"(
+shutdown_grace = "200ms"
+[resources]
+gpu = 1
+[tasks.block]
+run = "builtin:sleep"
+uses = {gpu = 1}
+[tasks.stdin]
+command = ["cat"]
+content_type = "text/plain"
+uses = {gpu = 1}
+)";
+  const std::string input =
+      R"({"a":0.1,"b":2.5,"c":1.0,"d":-0.0,"e":1E300,"u":18446744073709551615,"i":-9223372036854775808,"x":5e-324})";
+  std::string id;
+  {
+    TestServer server;
+    ASSERT_EQ(server.Start(config), "");
+    HttpClient client(server.port());
+    Response blocker = client.Post("/v1/jobs", R"({"task":"block","input":{"ms":60000}})");
+    ASSERT_EQ(blocker.status, 202) << Describe(blocker);
+    Response queued = client.Post("/v1/jobs", R"({"task":"stdin","input":)" + input + "}");
+    ASSERT_EQ(queued.status, 202) << Describe(queued);
+    id = queued.json().at("id").as_string().c_str();
+    ASSERT_EQ(Field(queued.json().as_object(), "status"), "queued");
+    server.Signal(SIGKILL);
+    ASSERT_TRUE(server.WaitForExit(milliseconds(5000)).has_value());
+  }
+  TestServer restarted;
+  ASSERT_EQ(restarted.Start(config), "");
+  HttpClient client(restarted.port());
+  json::object job = WaitFinished(client, id, std::chrono::seconds(30));
+  ASSERT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
+  Response stdin_text = client.Get("/v1/jobs/" + id + "/result");
+  ASSERT_EQ(stdin_text.status, 200) << Describe(stdin_text);
+  EXPECT_EQ(stdin_text.body,
+            R"({"a":0.1,"b":2.5,"c":1.0,"d":-0.0,"e":1e+300,"u":18446744073709551615,"i":-9223372036854775808,"x":5e-324})"
+            "\n");
+}
+
 TEST(DurabilityTest, AFullStoreAnswers503AndKeepsEveryAcceptedJob) {
   TestServer server;
   // A cap of 256 KiB stands in for a full disk: SQLite fails the write the same way.

@@ -7,10 +7,14 @@
 #include <stdlib.h>
 
 #include <boost/json.hpp>
+#include <cmath>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
+
+#include "util/json_writer.h"
 
 namespace offload {
 namespace {
@@ -154,6 +158,57 @@ TEST_P(StoreTest, InsertThenGetReturnsTheSameRecord) {
   auto got = Get(r.id);
   ASSERT_TRUE(got.has_value());
   ExpectSameRecord(*got, r);
+}
+
+// Numbers come back as written: same kind (an integral double stays a double), same
+// value to the last bit, -0.0 keeps its sign. For SQLite, Get reads the row's JSON
+// text as a restart does.
+TEST_P(StoreTest, NumbersRoundTripExactly) {
+  const json::array numbers{0.1,
+                            2.5,
+                            1,
+                            1.0,
+                            -0.0,
+                            1e300,
+                            5e-324,
+                            0.30000000000000004,
+                            18446744073709551616.0,
+                            std::numeric_limits<std::int64_t>::max(),
+                            std::numeric_limits<std::int64_t>::min(),
+                            std::numeric_limits<std::uint64_t>::max()};
+  JobRecord r = MakeJob(1, "cpu", JobStatus::kSucceeded);
+  r.input = std::make_shared<const json::value>(json::object{{"n", numbers}});
+  r.result = Result::Json(json::object{{"n", numbers}}).output();
+  Insert(r);
+  auto got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, r);
+  for (const json::value* v : {&got->input->at("n"), &got->result->json.at("n")}) {
+    const json::array& a = v->as_array();
+    ASSERT_EQ(a.size(), numbers.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].kind(), numbers[i].kind()) << i;
+      EXPECT_EQ(a[i], numbers[i]) << i;
+    }
+    EXPECT_TRUE(std::signbit(a[4].as_double())) << "-0.0 lost its sign";
+  }
+}
+
+// A double a handler made that JSON cannot hold (inf, NaN) is written as null (a store
+// that keeps values may keep it, and the API writes it as null); the rest of the
+// result is kept.
+TEST_P(StoreTest, ANonFiniteNumberInAResultIsNullAndTheRestIsKept) {
+  JobRecord r = MakeJob(1, "cpu", JobStatus::kSucceeded);
+  r.result = Result::Json(json::object{{"inf", std::numeric_limits<double>::infinity()},
+                                       {"nan", std::nan("")},
+                                       {"ok", 2.5}})
+                 .output();
+  Insert(r);
+  auto got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->result);
+  ASSERT_TRUE(got->result->json.is_object()) << "the whole result was lost";
+  EXPECT_EQ(WriteJson(got->result->json), R"({"inf":null,"nan":null,"ok":2.5})");
 }
 
 TEST_P(StoreTest, GetOfAnUnknownIdIsEmptyNotAnError) {

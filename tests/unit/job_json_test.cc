@@ -5,10 +5,13 @@
 
 #include <boost/json.hpp>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <regex>
 #include <string>
 #include <utility>
+
+#include "util/json_writer.h"
 
 namespace offload {
 namespace {
@@ -172,8 +175,20 @@ TEST(JobToJsonTest, CanceledJob) {
 TEST(JobToJsonTest, SerializesToParsableJson) {
   JobSnapshot s = QueuedJob();
   s.record.id = "a\"b\\c";  // Hostile text survives the round trip.
-  json::value back = json::parse(json::serialize(JobToJson(s)));
+  json::value back = json::parse(WriteJson(JobToJson(s)));
   EXPECT_EQ(back.at("id"), "a\"b\\c");
+}
+
+TEST(JobToJsonTest, WrittenWithShortestDoublesAndValidUtf8) {
+  JobSnapshot s = QueuedJob();
+  s.record.status = JobStatus::kSucceeded;
+  s.record.progress = 0.1;
+  s.record.result = Result::Json(json::object{{"v", 2.5}, {"w", 1.0}}).output();
+  s.record.error_history.push_back(JobError{"handler_error", "bad byte \xFF here"});
+  const std::string text = WriteJson(JobToJson(s));
+  EXPECT_NE(text.find(R"("progress":0.1)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("result":{"v":2.5,"w":1})"), std::string::npos) << text;
+  EXPECT_NE(text.find("bad byte \xEF\xBF\xBD here"), std::string::npos) << text;
 }
 
 // A map of three elements as the store keeps it: the input is the element list.
@@ -304,6 +319,27 @@ std::string Invalid(std::string_view body) {
   if (r) return "";
   EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << body;
   return r.error().detail;
+}
+
+TEST(ParseSubmitRequestTest, NumberOutOfRangeIsRefusedNamingTheField) {
+  EXPECT_EQ(Invalid(R"({"task":"noop","input":{"x":1e400}})").rfind("input.x: the number 1e400 ", 0), 0u);
+  EXPECT_EQ(Invalid(R"({"task":"noop","input":[1,-1e400]})").rfind("input[1]: ", 0), 0u);
+  EXPECT_EQ(Invalid(R"({"task":"noop","map":[{},{"y":{"z":2e308}}]})").rfind("map[1].y.z: ", 0), 0u);
+  EXPECT_EQ(Invalid(R"({"task":"noop","input":18446744073709551616})").rfind("input: the number 18446744073709551616 ", 0),
+            0u);
+  EXPECT_EQ(Invalid(R"({"task":"noop","priority":1e999})").rfind("priority: ", 0), 0u);
+}
+
+TEST(ParseSubmitRequestTest, NumbersAreKeptExactly) {
+  auto r = ParseSubmitRequest(
+      R"({"task":"noop","input":[0.1, 2.5, 18446744073709551615, -9223372036854775808, 1e-400]})");
+  ASSERT_TRUE(r.has_value()) << r.error().detail;
+  const json::array& a = r->input.as_array();
+  EXPECT_EQ(a[0].as_double(), 0.1);
+  EXPECT_EQ(a[1].as_double(), 2.5);
+  EXPECT_EQ(a[2].as_uint64(), 18446744073709551615u);
+  EXPECT_EQ(a[3].as_int64(), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(a[4].as_double(), 0.0) << "underflow reads as zero";
 }
 
 TEST(ParseSubmitRequestTest, BodyMustBeAnObject) {
@@ -505,6 +541,16 @@ TEST(ParseRunRequestTest, BadMapFieldsAreRefusedNamingTheField) {
     ASSERT_FALSE(r.has_value()) << body;
     EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << body;
     EXPECT_NE(r.error().detail.find(field), std::string::npos) << body << ": " << r.error().detail;
+  }
+}
+
+TEST(ParseRunRequestTest, NumberOutOfRangeIsRefusedNamingTheInputField) {
+  for (auto [body, place] : {std::pair{R"({"x": 1e400})", "input.x: "}, std::pair{"1e400", "input: "},
+                             std::pair{R"({"map": [{"ms": 1}, 1e400]})", "input.map[1]: "}}) {
+    auto r = ParseRunRequest("noop", body);
+    ASSERT_FALSE(r.has_value()) << body;
+    EXPECT_EQ(r.error().code, ErrorCode::kInvalidArgument) << body;
+    EXPECT_EQ(r.error().detail.rfind(place, 0), 0u) << body << ": " << r.error().detail;
   }
 }
 

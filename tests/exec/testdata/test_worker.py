@@ -72,6 +72,13 @@ def handle(job):
         offload_worker._protocol.write(b"not a protocol line\n{\"no\":\"type\"}\n")
         offload_worker._protocol.flush()
         return "ok"
+    if op == "raw":
+        # A protocol line as given ("$ID" becomes the job's id), then the usual result.
+        offload_worker._protocol.write((inp["line"].replace("$ID", job.id) + "\n").encode())
+        offload_worker._protocol.flush()
+        return "after"
+    if op == "types":
+        return [type(v).__name__ for v in inp["values"]]
     raise offload_worker.JobError("invalid_input", "unknown op %r" % op)
 
 
