@@ -208,7 +208,7 @@ shutdown_grace = "200ms"
 
 std::string HiddenJobRequest() {
   const std::string body = R"({"task": "noop"})";
-  return "POST /v1/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: " +
+  return "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
@@ -219,13 +219,13 @@ TEST_F(ConnectionsTest, TransferEncodingNotEndingInChunkedIs400AndTheHiddenReque
   ASSERT_NO_FATAL_FAILURE(StartServer(kMemoryConfig));
   const std::string variants[] = {
       // gzip with a Content-Length: Beast used to honour the Content-Length.
-      "GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
       // gzip alone: Beast used to read no body, so the rest was the next request.
-      "GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
       // chunked, but not last.
-      "GET /healthz HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+      "GET /healthz HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
       // chunked and Content-Length together (in the order Beast lets through).
-      "POST /v1/jobs HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+      "POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
   };
   for (const std::string& first : variants) {
     SCOPED_TRACE(first);
@@ -247,7 +247,7 @@ TEST_F(ConnectionsTest, TransferEncodingNotEndingInChunkedIs400AndTheHiddenReque
   const std::string body = R"({"task": "noop"})";
   char size[16];
   std::snprintf(size, sizeof size, "%zx", body.size());
-  ASSERT_TRUE(chunked.Send("POST /v1/jobs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+  ASSERT_TRUE(chunked.Send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                            "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + body +
                            "\r\n0\r\n\r\n"));
   const std::string got = chunked.ReadResponse(seconds(5));
@@ -284,7 +284,7 @@ TEST_F(ConnectionsTest, OversizeHeaderIs431) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMemoryConfig));
   RawConnection conn(server_.port());
   ASSERT_TRUE(conn.ok());
-  conn.Send("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + std::string(70 * 1024, 'a') + "\r\n\r\n");
+  conn.Send("GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(70 * 1024, 'a') + "\r\n\r\n");
   const std::string got = conn.ReadUntilClosed(seconds(5));
   EXPECT_EQ(got.rfind("HTTP/1.1 431 ", 0), 0u) << got.substr(0, 300);
   EXPECT_NE(got.find("application/problem+json"), std::string::npos) << got;
@@ -325,7 +325,7 @@ header_timeout = "3s"
   {
     // A keep-alive connection after its request.
     RawConnection conn(server_.port());
-    ASSERT_TRUE(conn.Send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(conn.Send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"));
     const std::string got = conn.ReadResponse(seconds(5));
     ASSERT_EQ(got.rfind("HTTP/1.1 200 ", 0), 0u) << got;
     const auto start = Clock::now();
@@ -371,7 +371,7 @@ TEST_F(ConnectionsTest, AClientThatStopsReadingIsDroppedAtWriteTimeout) {
   const int baseline = OpenFds(server_.pid());
 
   RawConnection conn(server_.port(), /*rcvbuf=*/4096);
-  ASSERT_TRUE(conn.Send("GET /v1/jobs/" + id + "/result HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ASSERT_TRUE(conn.Send("GET /v1/jobs/" + id + "/result HTTP/1.1\r\nHost: localhost\r\n\r\n"));
   ASSERT_TRUE(WaitFor([&] { return OpenFds(server_.pid()) > baseline; }, seconds(5)))
       << "the server did not take the connection";
   const auto start = Clock::now();
@@ -391,7 +391,7 @@ TEST_F(ConnectionsTest, ASlowClientThatKeepsReadingGetsTheWholeResult) {
   const std::string id = Field(SubmitJob(client(), "big", nullptr), "id");
   ASSERT_EQ(Field(WaitFinished(client(), id), "status"), "succeeded");
   RawConnection conn(server_.port());
-  ASSERT_TRUE(conn.Send("GET /v1/jobs/" + id + "/result HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  ASSERT_TRUE(conn.Send("GET /v1/jobs/" + id + "/result HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"));
   // 64 KiB every 10 ms at most (~6 MB/s): the whole transfer outlasts write_timeout
   // several times, but every write makes progress.
   const auto start = Clock::now();
@@ -420,7 +420,7 @@ max_connections = 20
     held.push_back(std::make_unique<RawConnection>(server_.port()));
     ASSERT_TRUE(held.back()->ok());
     // Each is a live session before the next arrives: a request answered proves it.
-    ASSERT_TRUE(held.back()->Send("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
+    ASSERT_TRUE(held.back()->Send("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"));
     ASSERT_EQ(held.back()->ReadResponse(seconds(5)).rfind("HTTP/1.1 200 ", 0), 0u) << i;
   }
   std::vector<std::unique_ptr<RawConnection>> extra;
