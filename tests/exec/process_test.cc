@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/post.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -278,6 +279,24 @@ TEST_P(ProcessTest, StartSpawnsOffTheLoopAndHandsTheProcessBack) {
   auto f = failed.get_future().get();
   ASSERT_FALSE(f);
   EXPECT_NE(f.error().detail.find("/nonexistent/x"), std::string::npos);
+}
+
+// Not a test: what a spawn costs, for the report in docs/design.md ("Processes").
+// Run with --gtest_also_run_disabled_tests --gtest_filter='*SpawnCost*'.
+TEST(ProcessSpawnCost, DISABLED_TwoHundredTrueSpawns) {
+  auto sup = ProcessSupervisor::Create();
+  testing::WarmUp(*sup);
+  constexpr int kSpawns = 200;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < kSpawns; ++i) {
+    auto c = Spawn(*sup, SpawnOptions{{"/bin/true"}, "", {}});
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(c->Wait());
+  }
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now() - t0);
+  std::printf("%d spawn+exit+reap of /bin/true: %.1f us each\n", kSpawns,
+              static_cast<double>(us.count()) / kSpawns);
 }
 
 TEST(OutputTailTest, KeepsTheLastBytes) {
