@@ -88,6 +88,10 @@ TEST_F(OrphansTest, JobAndWorkerProcessesDieWithAKilledServer) {
   // A job on a worker: the workers are up.
   const std::string tw = Field(SubmitJob(client(), "tw", json::parse(R"({"op": "noop"})")), "id");
   ASSERT_EQ(Field(WaitFinished(client(), tw), "status"), "succeeded");
+  // One worker busy (an idle one exits by itself at the end of its stdin; a busy
+  // one, like a GPU job, does not notice), one idle.
+  const std::string busy = Field(SubmitJob(client(), "tw", json::parse(R"({"op": "sleep", "ms": 60000})")), "id");
+  ASSERT_EQ(Field(WaitForStatus(client(), busy, "running"), "status"), "running");
   const std::string id = Field(SubmitJob(client(), "hold", nullptr), "id");
   const pid_t job = ReadPid("job.pid");
   const pid_t escapee = ReadPid("escapee.pid");
