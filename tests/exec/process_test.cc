@@ -309,7 +309,9 @@ TEST_P(ProcessTest, ASetsidGrandchildDiesWithTheChildWhereCgroupsWork) {
     ASSERT_TRUE(c->Wait());
     const pid_t grandchild = std::atoi(c->Out().c_str());
     ASSERT_GT(grandchild, 0);
-    EXPECT_TRUE(WaitUntil([&] { return IsDead(grandchild); }, 1s)) << "grandchild " << grandchild;
+    const bool died = WaitUntil([&] { return IsDead(grandchild); }, 1s);
+    EXPECT_TRUE(died) << "grandchild " << grandchild;
+    if (!died) ::kill(grandchild, SIGKILL);  // Ours, and alive.
   }
   exits.reset();
   terminated.reset();
@@ -391,7 +393,9 @@ TEST(ProcessParentDeathTest, ChildrenDieWithAKilledServerAndEscapeesAtTheNextSta
   ASSERT_GT(escapee, 0) << text;
   // PR_SET_PDEATHSIG: the children die with the server's threads.
   for (pid_t child : {from_spawner, from_loop, escaper}) {
-    EXPECT_TRUE(WaitUntil([&] { return IsDead(child); }, 1s)) << "child " << child;
+    const bool died = WaitUntil([&] { return IsDead(child); }, 1s);
+    EXPECT_TRUE(died) << "child " << child;
+    if (!died) ::kill(child, SIGKILL);  // Ours, and alive.
   }
   // The escapee left the group and is nobody's child: only a cgroup holds it, and
   // the next server to start reaps the dead one's.
