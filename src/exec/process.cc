@@ -30,8 +30,9 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-// After the group was killed, a pipe still open can only be held by a descendant
-// that left the group (setsid): its output is not waited for longer than this.
+// After the group (and the cgroup) was killed, a pipe still open can only be held by
+// a descendant that left the group (setsid) where there are no cgroups: its output
+// is not waited for longer than this.
 constexpr std::chrono::milliseconds kDrainDeadline{2000};
 
 // Owns the descriptors of a pipe until they are handed over.

@@ -135,7 +135,7 @@ class Process : public std::enable_shared_from_this<Process> {
   struct SpawnedChild {
     pid_t pid = -1;
     int in = -1, out = -1, err = -1;
-    ProcessCgroup cgroup;  // Declared last: killed and removed after the group.
+    ProcessCgroup cgroup;  // Killed with the group by the destructor, then removed.
     SpawnedChild() = default;
     SpawnedChild(SpawnedChild&& o) noexcept
         : pid(o.pid), in(o.in), out(o.out), err(o.err), cgroup(std::move(o.cgroup)) {
@@ -180,7 +180,8 @@ class Process : public std::enable_shared_from_this<Process> {
   bool reaped_ = false;
   bool finished_ = false;
   ExitStatus status_;
-  // Declared last: killed and removed once the members above are done with.
+  // Killed and removed when the Process goes, after its destructor has reaped the
+  // leader (empty without cgroups).
   ProcessCgroup cgroup_;
 };
 

@@ -4,8 +4,8 @@
 // three pipes, an exit to notice and a kill timer. All of that is asynchronous
 // operations on one io_context, run by one thread owned here, so that a child never
 // costs a thread and the HTTP I/O threads never touch a child. Nothing on this loop
-// blocks for long: posix_spawn (vfork semantics, well under a millisecond) is the
-// slowest step, and it runs on a second thread, the spawner, so that a slow exec
+// blocks for long: a spawn (vfork semantics, well under a millisecond; process.h) is
+// the slowest step, and it runs on a second thread, the spawner, so that a slow exec
 // delays no pipe.
 //
 // The spawner thread is also the parent of every child started through it, and
@@ -110,7 +110,8 @@ class ProcessSupervisor {
   std::optional<boost::asio::signal_set> sigchld_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
-  // posix_spawn's own thread (see Process::Start).
+  // The spawns' own thread (see Process::Start); every child started through it
+  // has it as its parent thread (see the top).
   boost::asio::io_context spawn_io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> spawn_work_;
   std::thread spawn_thread_;
