@@ -85,7 +85,10 @@ struct ChildArgs {
 #define SYS_close_range 436
 #endif
 
-// The kernel's struct sigaction (glibc's differs), for the raw rt_sigaction below.
+constexpr int kLastSignal = 64;  // Linux numbers its signals 1..64.
+
+// The kernel's struct sigaction on x86-64 and arm64 (glibc's differs), for the raw
+// rt_sigaction below.
 struct KernelSigaction {
   void (*handler)(int);
   unsigned long flags;
@@ -111,16 +114,20 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int ChildMain(voi
   }
   // Every handler the server set would run here, in its memory: back to defaults
   // (SIGPIPE, ignored by the server, too) before signals are unblocked.
-#if defined(__x86_64__) || defined(__aarch64__)
-  for (int sig = 1; rc == 0 && sig < 65; ++sig) {
+  for (int sig = 1; rc == 0 && sig <= kLastSignal; ++sig) {
     if (sig == SIGKILL || sig == SIGSTOP) continue;
+#if defined(__x86_64__) || defined(__aarch64__)
     KernelSigaction dfl{};
     dfl.handler = SIG_DFL;
     ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(dfl.mask));
-  }
 #else
-#error "ChildMain: the kernel's struct sigaction layout is not known for this architecture"
+    // Elsewhere the kernel's layout differs: glibc's call (which leaves its two
+    // internal signals alone; exec resets their handlers).
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(sig, &dfl, nullptr);
 #endif
+  }
   // Sources are >= 3 (LiftAboveStdio) and targets 0..2: dup3 (dup2 is missing on
   // arm64) never sees equal numbers, and clears close-on-exec on the copy.
   for (int i = 0; rc == 0 && i < 3; ++i) {
