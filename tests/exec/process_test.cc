@@ -411,21 +411,22 @@ TEST(ProcessParentDeathTest, ChildrenDieWithAKilledServerAndEscapeesAtTheNextSta
 // Not a test: what a spawn costs, for the report in docs/design.md ("Processes").
 // Run with --gtest_also_run_disabled_tests --gtest_filter='*SpawnCost*'.
 TEST(ProcessSpawnCost, DISABLED_TwoHundredTrueSpawns) {
- for (bool cgroups : {true, false}) {
-  auto sup = ProcessSupervisor::Create({.use_cgroups = cgroups});
-  testing::WarmUp(*sup);
-  constexpr int kSpawns = 200;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < kSpawns; ++i) {
-    auto c = Spawn(*sup, SpawnOptions{{"/bin/true"}, "", {}});
-    ASSERT_TRUE(c);
-    ASSERT_TRUE(c->Wait());
+  for (bool cgroups : {true, false}) {
+    auto sup = ProcessSupervisor::Create({.use_cgroups = cgroups});
+    testing::WarmUp(*sup);
+    constexpr int kSpawns = 200;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSpawns; ++i) {
+      auto c = Spawn(*sup, SpawnOptions{{"/bin/true"}, "", {}});
+      ASSERT_TRUE(c);
+      ASSERT_TRUE(c->Wait());
+    }
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    std::printf("%d spawn+exit+reap of /bin/true, %s: %.1f us each\n", kSpawns,
+                sup->cgroups() ? "one cgroup each" : "no cgroups",
+                static_cast<double>(us.count()) / kSpawns);
   }
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - t0);
-  std::printf("%d spawn+exit+reap of /bin/true, %s: %.1f us each\n", kSpawns,
-              sup->cgroups() ? "one cgroup each" : "no cgroups", static_cast<double>(us.count()) / kSpawns);
- }
 }
 
 TEST(OutputTailTest, KeepsTheLastBytes) {

@@ -44,8 +44,8 @@ class OrphansTest : public ServerTest {
     std::filesystem::remove_all(dir_);
   }
 
-  // Two workers of the test worker, and a command that writes its pid (and, with
-  // `escape`, starts a setsid grandchild writing its pid) and then sleeps.
+  // Two workers of the test worker, and a command that starts a setsid grandchild,
+  // writes both pids and then sleeps.
   std::string Config() const {
     const std::string pidfile = (dir_ / "job.pid").string();
     const std::string escapee = (dir_ / "escapee.pid").string();
