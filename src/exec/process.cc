@@ -159,8 +159,10 @@ pid_t CloneAndExec(ChildArgs& args) {
   // No signal handler may run in the child, in the server's memory: every signal is
   // blocked (glibc's internal ones too, hence the raw call) until the child has
   // reset their dispositions. The child starts with this mask and clears it itself.
-  // (This call also binds syscall()'s PLT slot, so the child, which calls nothing
-  // else, never enters the dynamic linker's lazy binding.)
+  // (This call and errno's also bind the PLT slots of syscall() and
+  // __errno_location(), so the child, which calls nothing else, never enters the
+  // dynamic linker's lazy binding.)
+  errno = 0;
   std::uint64_t all = ~std::uint64_t{0}, old = 0;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
   const pid_t pid = ::clone(ChildMain, static_cast<char*>(stack) + kStackSize,
