@@ -2,17 +2,24 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 extern char** environ;
 
@@ -23,8 +30,9 @@ namespace asio = boost::asio;
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
-// After the group was killed, a pipe still open can only be held by a descendant
-// that left the group (setsid): its output is not waited for longer than this.
+// After the group (and the cgroup) was killed, a pipe still open can only be held by
+// a descendant that left the group (setsid) where there are no cgroups: its output
+// is not waited for longer than this.
 constexpr std::chrono::milliseconds kDrainDeadline{2000};
 
 // Owns the descriptors of a pipe until they are handed over.
@@ -40,7 +48,136 @@ struct Pipe {
     fd[end] = -1;
     return f;
   }
+  // Moves both ends to descriptors >= 3, so that the child's dup2 onto 0, 1 and 2
+  // cannot overwrite one end with another (a server started with stdin closed gets
+  // pipes at 0..2). False with errno set on failure.
+  bool LiftAboveStdio() {
+    for (int& f : fd) {
+      if (f > STDERR_FILENO) continue;
+      const int moved = ::fcntl(f, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+      if (moved < 0) return false;
+      ::close(f);
+      f = moved;
+    }
+    return true;
+  }
 };
+
+// What a child needs between clone and exec, all prepared by the parent (the child
+// may not allocate: it shares the server's memory, and another thread may hold the
+// allocator's lock), and what it reports back through that shared memory.
+struct ChildArgs {
+  const char* path = nullptr;  // Resolved: no PATH search in the child.
+  char* const* argv = nullptr;
+  char* const* envp = nullptr;
+  const char* cwd = nullptr;  // null: the server's.
+  int stdio[3] = {-1, -1, -1};
+  int cgroup_procs = -1;  // Its cgroup's cgroup.procs, or -1.
+  pid_t parent = -1;      // The server's pid, to notice it died before PR_SET_PDEATHSIG.
+  int max_fd = 0;         // For closing descriptors where close_range is missing.
+  // Written by the child before it _exits: why it could not exec.
+  int error = 0;
+  // Written by the child when it could not join its cgroup (it runs anyway).
+  int cgroup_error = 0;
+};
+
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+
+constexpr int kLastSignal = 64;  // Linux numbers its signals 1..64.
+
+// The kernel's struct sigaction on x86-64 and arm64 (glibc's differs), for the raw
+// rt_sigaction below.
+struct KernelSigaction {
+  void (*handler)(int);
+  unsigned long flags;
+  void (*restorer)();
+  std::uint64_t mask;
+};
+
+// Only raw system calls from here to exec: no glibc function that keeps state
+// (sigaction and sigprocmask hide glibc's two internal signals), and none that a
+// sanitizer intercepts (its bookkeeping is the parent's memory too). errno is the
+// spawning thread's, which is suspended until the child execs or exits.
+__attribute__((no_sanitize("address", "thread", "undefined"))) int ChildMain(void* arg) {
+  auto* a = static_cast<ChildArgs*>(arg);
+  long rc = ::syscall(SYS_setpgid, 0, 0);
+  if (rc == 0) rc = ::syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  if (rc == 0 && ::syscall(SYS_getppid) != a->parent) {
+    // The server died before the request above: nobody will send it.
+    a->error = ESRCH;
+    ::syscall(SYS_exit_group, 127);
+  }
+  if (rc == 0 && a->cgroup_procs >= 0 && ::syscall(SYS_write, a->cgroup_procs, "0", 1) != 1) {
+    a->cgroup_error = errno != 0 ? errno : EIO;
+  }
+  // Every handler the server set would run here, in its memory: back to defaults
+  // (SIGPIPE, ignored by the server, too) before signals are unblocked.
+  for (int sig = 1; rc == 0 && sig <= kLastSignal; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+#if defined(__x86_64__) || defined(__aarch64__)
+    KernelSigaction dfl{};
+    dfl.handler = SIG_DFL;
+    ::syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(dfl.mask));
+#else
+    // Elsewhere the kernel's layout differs: glibc's call (which leaves its two
+    // internal signals alone; exec resets their handlers).
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    ::sigaction(sig, &dfl, nullptr);
+#endif
+  }
+  // Sources are >= 3 (LiftAboveStdio) and targets 0..2: dup3 (dup2 is missing on
+  // arm64) never sees equal numbers, and clears close-on-exec on the copy.
+  for (int i = 0; rc == 0 && i < 3; ++i) {
+    if (::syscall(SYS_dup3, a->stdio[i], i, 0) < 0) rc = -1;
+  }
+  if (rc == 0 && ::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    // Before Linux 5.9. Asio's sockets are not close-on-exec: a child must not keep
+    // a client connection or the listening socket alive.
+    for (int fd = 3; fd < a->max_fd; ++fd) ::syscall(SYS_close, fd);
+  }
+  if (rc == 0 && a->cwd != nullptr) rc = ::syscall(SYS_chdir, a->cwd);
+  if (rc == 0) {
+    std::uint64_t none = 0;
+    rc = ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
+  }
+  if (rc == 0) ::syscall(SYS_execve, a->path, a->argv, a->envp);
+  a->error = errno != 0 ? errno : EIO;
+  ::syscall(SYS_exit_group, 127);
+  return 127;
+}
+
+// Starts the child and returns once it has exec'd (CLONE_VFORK): its pid, or
+// -errno when it could not be started (and then it has been reaped).
+pid_t CloneAndExec(ChildArgs& args) {
+  constexpr std::size_t kStackSize = 256 * 1024;  // Untouched pages cost nothing.
+  void* stack = ::mmap(nullptr, kStackSize, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+  if (stack == MAP_FAILED) return -errno;
+  // No signal handler may run in the child, in the server's memory: every signal is
+  // blocked (glibc's internal ones too, hence the raw call) until the child has
+  // reset their dispositions. The child starts with this mask and clears it itself.
+  // (This call and errno's also bind the PLT slots of syscall() and
+  // __errno_location(), so the child, which calls nothing else, never enters the
+  // dynamic linker's lazy binding.)
+  errno = 0;
+  std::uint64_t all = ~std::uint64_t{0}, old = 0;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
+  const pid_t pid = ::clone(ChildMain, static_cast<char*>(stack) + kStackSize,
+                            CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const int clone_error = errno;
+  ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof(old));
+  ::munmap(stack, kStackSize);
+  if (pid < 0) return -clone_error;
+  if (args.error != 0) {
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return -args.error;
+  }
+  return pid;
+}
 
 bool IsExecutableFile(const std::string& path) {
   struct stat st {};
@@ -107,6 +244,7 @@ std::string OutputTail::str() const {
 Process::SpawnedChild::~SpawnedChild() {
   if (pid > 0) {
     ::kill(-pid, SIGKILL);
+    cgroup.KillAll();
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
@@ -115,37 +253,37 @@ Process::SpawnedChild::~SpawnedChild() {
   }
 }
 
-ErrorOr<Process::SpawnedChild> Process::SpawnChild(const SpawnOptions& options) {
+ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups,
+                                                   const SpawnOptions& options) {
   if (options.argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command");
   const std::string& program = options.argv[0];
+  const std::string where =
+      "cannot start \"" + program + "\"" + (options.cwd.empty() ? "" : " in " + options.cwd);
+  // The child must not search PATH (that allocates); a name without '/' is resolved
+  // here, a path is left to the kernel (relative to the child's cwd, as before).
+  std::string path = program;
+  if (program.find('/') == std::string::npos) {
+    auto found = FindExecutable(program, options.cwd);
+    if (!found) return MakeError(ErrorCode::kUnavailable, where + ": " + std::strerror(ENOENT));
+    std::error_code ec;
+    path = std::filesystem::absolute(*found, ec).string();
+    if (ec) path = *found;
+  }
   Pipe in, out, err;
   if (::pipe2(in.fd, O_CLOEXEC) != 0 || ::pipe2(out.fd, O_CLOEXEC) != 0 ||
-      ::pipe2(err.fd, O_CLOEXEC) != 0) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "cannot start \"" + program + "\": pipe: " + std::strerror(errno));
+      ::pipe2(err.fd, O_CLOEXEC) != 0 || !in.LiftAboveStdio() || !out.LiftAboveStdio() ||
+      !err.LiftAboveStdio()) {
+    return MakeError(ErrorCode::kUnavailable, where + ": pipe: " + std::strerror(errno));
   }
-
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawnattr_init(&attr);
-  // dup2 clears close-on-exec on the copies; closefrom drops everything else the
-  // server has open (Asio's sockets are not close-on-exec), so that a child cannot
-  // keep a client connection or the listening socket alive.
-  ::posix_spawn_file_actions_adddup2(&actions, in.fd[0], STDIN_FILENO);
-  ::posix_spawn_file_actions_adddup2(&actions, out.fd[1], STDOUT_FILENO);
-  ::posix_spawn_file_actions_adddup2(&actions, err.fd[1], STDERR_FILENO);
-  ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (!options.cwd.empty()) ::posix_spawn_file_actions_addchdir_np(&actions, options.cwd.c_str());
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  ::posix_spawnattr_setsigmask(&attr, &none);
-  // The server ignores SIGPIPE; the child must not inherit that.
-  ::posix_spawnattr_setsigdefault(&attr, &all);
-  ::posix_spawnattr_setpgroup(&attr, 0);
-  ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
+  ProcessCgroup cgroup;
+  if (cgroups && !cgroups->disabled()) {
+    auto leaf = cgroups->CreateLeaf();
+    if (leaf) {
+      cgroup = std::move(*leaf);
+    } else {
+      spdlog::warn("{}: starting \"{}\" outside a cgroup", leaf.error().detail, program);
+    }
+  }
 
   std::vector<char*> argv;
   for (const auto& a : options.argv) argv.push_back(const_cast<char*>(a.c_str()));
@@ -154,14 +292,28 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(const SpawnOptions& options) 
   for (const auto& e : options.environment) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
-  ::posix_spawn_file_actions_destroy(&actions);
-  ::posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    return MakeError(ErrorCode::kUnavailable, "cannot start \"" + program + "\"" +
-                                                  (options.cwd.empty() ? "" : " in " + options.cwd) +
-                                                  ": " + std::strerror(rc));
+  ChildArgs args;
+  args.path = path.c_str();
+  args.argv = argv.data();
+  args.envp = envp.data();
+  args.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+  args.stdio[0] = in.fd[0];
+  args.stdio[1] = out.fd[1];
+  args.stdio[2] = err.fd[1];
+  args.cgroup_procs = cgroup.procs_fd();
+  args.parent = ::getpid();
+  struct rlimit nofile {};
+  args.max_fd = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
+                    ? static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20))
+                    : 1 << 16;
+
+  const pid_t pid = CloneAndExec(args);
+  cgroup.CloseProcsFd();
+  if (pid < 0) return MakeError(ErrorCode::kUnavailable, where + ": " + std::strerror(-pid));
+  if (args.cgroup_error != 0 && cgroups) {
+    // The child runs, outside its cgroup: every later one would too.
+    cgroups->Disable(args.cgroup_error);
+    cgroup = ProcessCgroup();
   }
   for (int fd : {in.fd[1], out.fd[0], err.fd[0]}) ::fcntl(fd, F_SETFL, O_NONBLOCK);
   SpawnedChild child;
@@ -169,22 +321,20 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(const SpawnOptions& options) 
   child.in = in.Release(1);
   child.out = out.Release(0);
   child.err = err.Release(0);
+  child.cgroup = std::move(cgroup);
   return child;
 }
 
 std::shared_ptr<Process> Process::Adopt(ProcessSupervisor* supervisor, SpawnedChild child,
                                         Callbacks callbacks) {
-  std::shared_ptr<Process> p(
-      new Process(supervisor, child.pid, child.in, child.out, child.err, std::move(callbacks)));
-  child.pid = -1;
-  child.in = child.out = child.err = -1;
+  std::shared_ptr<Process> p(new Process(supervisor, child, std::move(callbacks)));
   p->Begin();
   return p;
 }
 
 ErrorOr<std::shared_ptr<Process>> Process::Spawn(ProcessSupervisor* supervisor,
                                                  const SpawnOptions& options, Callbacks callbacks) {
-  auto child = SpawnChild(options);
+  auto child = SpawnChild(supervisor->cgroups(), options);
   if (!child) return child.error();
   return Adopt(supervisor, std::move(*child), std::move(callbacks));
 }
@@ -193,7 +343,7 @@ void Process::Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbac
                     std::function<void(ErrorOr<std::shared_ptr<Process>>)> started) {
   supervisor->RunOnSpawner([supervisor, options = std::move(options), callbacks = std::move(callbacks),
                             started = std::move(started)]() mutable {
-    auto child = std::make_shared<ErrorOr<SpawnedChild>>(SpawnChild(options));
+    auto child = std::make_shared<ErrorOr<SpawnedChild>>(SpawnChild(supervisor->cgroups(), options));
     // If the loop is torn down before this runs, `child` dies with the handler and
     // takes the process with it.
     asio::post(supervisor->context(), [supervisor, child, callbacks = std::move(callbacks),
@@ -204,25 +354,26 @@ void Process::Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbac
   });
 }
 
-Process::Process(ProcessSupervisor* supervisor, pid_t pid, int in_fd, int out_fd, int err_fd,
-                 Callbacks callbacks)
+// Takes over the child's pid, pipes and cgroup (`child` is left empty).
+Process::Process(ProcessSupervisor* supervisor, SpawnedChild& child, Callbacks callbacks)
     : supervisor_(supervisor),
-      pid_(pid),
+      pid_(std::exchange(child.pid, -1)),
       callbacks_(std::move(callbacks)),
-      in_(supervisor->context(), in_fd),
-      out_(supervisor->context(), out_fd),
-      err_(supervisor->context(), err_fd),
+      in_(supervisor->context(), std::exchange(child.in, -1)),
+      out_(supervisor->context(), std::exchange(child.out, -1)),
+      err_(supervisor->context(), std::exchange(child.err, -1)),
       kill_timer_(supervisor->context()),
       drain_timer_(supervisor->context()),
       out_buf_(new char[kReadChunk]),
-      err_buf_(new char[kReadChunk]) {}
+      err_buf_(new char[kReadChunk]),
+      cgroup_(std::move(child.cgroup)) {}
 
 Process::~Process() {
   CloseDescriptor(in_);
   CloseDescriptor(out_);
   CloseDescriptor(err_);
   if (!reaped_ && supervisor_->ForgetChild(pid_)) {
-    ::kill(-pid_, SIGKILL);
+    KillAll();
     while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
   }
@@ -293,18 +444,26 @@ void Process::Terminate(std::chrono::milliseconds grace) {
   ::kill(-pid_, SIGTERM);
   kill_timer_.expires_after(grace);
   kill_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-    if (!ec && !self->reaped_) ::kill(-self->pid_, SIGKILL);
+    if (!ec && !self->reaped_) self->KillAll();
   });
 }
 
 void Process::Kill() {
-  if (!reaped_) ::kill(-pid_, SIGKILL);
+  if (!reaped_) KillAll();
+}
+
+// The group first: it is most of what there is, and its pid is known. REQUIRES: the
+// leader not reaped (else the group id may belong to a stranger by now).
+void Process::KillAll() {
+  ::kill(-pid_, SIGKILL);
+  cgroup_.KillAll();
 }
 
 // The leader is a zombie now, so its pid (the group's id) cannot have been reused:
-// killing the group here reaches only its own descendants.
+// killing the group here reaches only its own descendants. The cgroup too: a job
+// that is over leaves nothing running, not even what it daemonized.
 void Process::OnLeaderExited() {
-  ::kill(-pid_, SIGKILL);
+  KillAll();
   int status = 0;
   pid_t r;
   while ((r = ::waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {

@@ -2,15 +2,26 @@
 // piped to the ProcessSupervisor's loop.
 //
 // What it guarantees, whatever the child does:
-// - It is started with posix_spawn (vfork semantics: no copy of the server's page
-//   tables), in a new process group, with every signal at its default disposition,
-//   an empty signal mask, and no descriptor of the server's but its three pipes.
-//   No shell is involved.
+// - It is started by our own vfork-style spawn (clone with CLONE_VM|CLONE_VFORK on a
+//   stack of its own: no copy of the server's page tables), in a new process group,
+//   with every signal at its default disposition, an empty signal mask, and no
+//   descriptor of the server's but its three pipes. No shell is involved; the
+//   program is looked up in PATH by the parent.
+// - It dies with the server: it asks for SIGKILL when its parent dies
+//   (PR_SET_PDEATHSIG) before it execs, and exits at once if the server died
+//   before it asked. So a `kill -9` of the server leaves no direct child running
+//   longer than the kernel takes to deliver a signal. (The kernel drops that request
+//   when the child execs a set-user-ID or file-capability program.)
+// - Where cgroup v2 is writable (process_cgroups.h), it also joins a cgroup of its
+//   own before it execs, and every kill of its process group below is followed by a
+//   kill of that cgroup: descendants that left the group with setsid die too. Those
+//   of a crashed server die when the next server starts (it reaps the dead one's
+//   cgroups). Without cgroups they are out of reach.
 // - Its pipes are read and written asynchronously: a child that floods stdout or
 //   never reads stdin stalls nothing but itself.
-// - When it exits, or is killed, what is left of its process group is killed too
-//   (no orphaned grandchildren), it is reaped (no zombie), and all pipes are closed
-//   (no leaked descriptor) before on_exit runs.
+// - When it exits, or is killed, what is left of its process group (and of its
+//   cgroup) is killed too (no orphaned grandchildren), it is reaped (no zombie), and
+//   all pipes are closed (no leaked descriptor) before on_exit runs.
 //
 // Threads: supervisor thread only, for every method and every callback. Owners hold
 // a shared_ptr; pending operations hold one too, so a Process lives until it has
@@ -30,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "exec/process_cgroups.h"
 #include "exec/process_supervisor.h"
 #include "util/error.h"
 
@@ -84,9 +96,9 @@ class Process : public std::enable_shared_from_this<Process> {
     std::function<void(const ExitStatus&)> on_exit;
   };
 
-  // Spawns on the supervisor's spawner thread (posix_spawn holds its caller until
-  // the child has exec'd: milliseconds on a loaded machine, which the loop must not
-  // spend), then calls `started` on the supervisor thread with the running Process,
+  // Spawns on the supervisor's spawner thread (a vfork-style spawn holds its caller
+  // until the child has exec'd: milliseconds on a loaded machine, which the loop
+  // must not spend), then calls `started` on the supervisor thread with the running Process,
   // or with an error naming the program when the pipes cannot be made or the program
   // cannot be executed. May be called from any thread.
   static void Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbacks callbacks,
@@ -109,32 +121,40 @@ class Process : public std::enable_shared_from_this<Process> {
   void Write(std::string data);
   // Closes stdin once the queued data is written: the child sees end of file.
   void CloseStdin();
-  // SIGTERM to the process group now, SIGKILL after `grace` if the child has not
-  // exited by then. Idempotent: a second call changes nothing.
+  // SIGTERM to the process group now, SIGKILL to the group and its cgroup after
+  // `grace` if the child has not exited by then. Idempotent: a second call changes
+  // nothing.
   void Terminate(std::chrono::milliseconds grace);
-  // SIGKILL to the process group now.
+  // SIGKILL to the process group and its cgroup now.
   void Kill();
+  // Its cgroup's directory; empty without one (for tests and logs).
+  const std::string& cgroup_path() const { return cgroup_.path(); }
 
  private:
   // A child spawned but not yet watched; killed and reaped if dropped so.
   struct SpawnedChild {
     pid_t pid = -1;
     int in = -1, out = -1, err = -1;
+    ProcessCgroup cgroup;  // Killed with the group by the destructor, then removed.
     SpawnedChild() = default;
-    SpawnedChild(SpawnedChild&& o) noexcept : pid(o.pid), in(o.in), out(o.out), err(o.err) {
+    SpawnedChild(SpawnedChild&& o) noexcept
+        : pid(o.pid), in(o.in), out(o.out), err(o.err), cgroup(std::move(o.cgroup)) {
       o.pid = -1;
       o.in = o.out = o.err = -1;
     }
     SpawnedChild& operator=(SpawnedChild&&) = delete;
     ~SpawnedChild();
   };
-  // Any thread.
-  static ErrorOr<SpawnedChild> SpawnChild(const SpawnOptions& options);
+  // Any thread; the child's parent-death signal is tied to the calling thread,
+  // which must live as long as the child (the spawner or the supervisor thread).
+  // `cgroups` may be null.
+  static ErrorOr<SpawnedChild> SpawnChild(ProcessCgroups* cgroups, const SpawnOptions& options);
   // REQUIRES: on the supervisor thread.
   static std::shared_ptr<Process> Adopt(ProcessSupervisor* supervisor, SpawnedChild child,
                                         Callbacks callbacks);
-  Process(ProcessSupervisor* supervisor, pid_t pid, int in_fd, int out_fd, int err_fd,
-          Callbacks callbacks);
+  Process(ProcessSupervisor* supervisor, SpawnedChild& child, Callbacks callbacks);
+  // SIGKILL to the group, then to the cgroup.
+  void KillAll();
   void Begin();
   void ReadLoop(bool is_stdout);
   void WriteNext();
@@ -160,6 +180,9 @@ class Process : public std::enable_shared_from_this<Process> {
   bool reaped_ = false;
   bool finished_ = false;
   ExitStatus status_;
+  // Killed and removed when the Process goes, after its destructor has reaped the
+  // leader (empty without cgroups).
+  ProcessCgroup cgroup_;
 };
 
 }  // namespace offload

@@ -12,6 +12,8 @@
 #include <future>
 #include <vector>
 
+#include "exec/process_cgroups.h"
+
 namespace offload {
 
 namespace asio = boost::asio;
@@ -40,6 +42,7 @@ std::shared_ptr<ProcessSupervisor> ProcessSupervisor::Create(Options options) {
 
 ProcessSupervisor::ProcessSupervisor(Options options)
     : use_pidfd_(options.use_pidfd && PidfdsWork()),
+      cgroups_(options.use_cgroups ? ProcessCgroups::ForThisProcess() : nullptr),
       work_(asio::make_work_guard(io_)),
       spawn_work_(asio::make_work_guard(spawn_io_)) {
   if (!use_pidfd_) {

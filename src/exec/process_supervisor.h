@@ -4,9 +4,15 @@
 // three pipes, an exit to notice and a kill timer. All of that is asynchronous
 // operations on one io_context, run by one thread owned here, so that a child never
 // costs a thread and the HTTP I/O threads never touch a child. Nothing on this loop
-// blocks for long: posix_spawn (vfork semantics, well under a millisecond) is the
-// slowest step, and it runs on a second thread, the spawner, so that a slow exec
+// blocks for long: a spawn (vfork semantics, well under a millisecond; process.h) is
+// the slowest step, and it runs on a second thread, the spawner, so that a slow exec
 // delays no pipe.
+//
+// The spawner thread is also the parent of every child started through it, and
+// each child asks for SIGKILL when its parent dies (PR_SET_PDEATHSIG, see process.h).
+// Linux sends that when the parent *thread* exits, not the process: the spawner lives
+// as long as the supervisor, whose destructor kills every child anyway, so a child
+// dies with the supervisor or with the server, whichever goes first, even by kill -9.
 //
 // Exits are noticed through a pidfd per child (Linux >= 5.3), or, where pidfd_open is
 // refused (old kernels, some seccomp profiles), through SIGCHLD. Either way a child is
@@ -14,7 +20,7 @@
 // its pid is released (no race with pid reuse), and only then reaped.
 //
 // Threads: Create and the destructor may run on any thread but the supervisor's own;
-// context() and RunOnSpawner are thread-safe. WatchExit/ForgetChild: supervisor
+// context(), cgroups() and RunOnSpawner are thread-safe. WatchExit/ForgetChild: supervisor
 // thread only.
 #pragma once
 
@@ -32,6 +38,8 @@
 
 namespace offload {
 
+class ProcessCgroups;
+
 // Closes `d`, first taking it out of the loop's epoll set and failing its pending
 // operations with operation_aborted. Why not plain close(): a child being spawned on
 // another thread holds copies of every descriptor until it execs, and epoll keeps
@@ -46,6 +54,9 @@ class ProcessSupervisor {
     // false: notice exits through SIGCHLD even where pidfds work (to test the
     // fallback).
     bool use_pidfd = true;
+    // false: no cgroup per child even where cgroup v2 is writable (to test that
+    // everything but the reach of a kill works without).
+    bool use_cgroups = true;
   };
 
   // Starts the thread. Also makes SIGPIPE ignored process-wide: a child that closes
@@ -61,6 +72,9 @@ class ProcessSupervisor {
   boost::asio::io_context& context() { return io_; }
   bool OnSupervisorThread() const { return std::this_thread::get_id() == thread_.get_id(); }
   bool uses_pidfd() const { return use_pidfd_; }
+  // The cgroups children are put in; null where they cannot be used
+  // (process_cgroups.h).
+  ProcessCgroups* cgroups() const { return cgroups_.get(); }
 
   // Runs `fn` on the spawner thread, in order. Thread-safe.
   void RunOnSpawner(std::function<void()> fn);
@@ -89,13 +103,15 @@ class ProcessSupervisor {
   };
 
   bool use_pidfd_;
+  const std::shared_ptr<ProcessCgroups> cgroups_;  // Constant after construction.
   // Declared before io_ so that it outlives the handlers io_ destroys.
   std::unordered_map<pid_t, Watch> watches_;  // supervisor thread only
   boost::asio::io_context io_{1};
   std::optional<boost::asio::signal_set> sigchld_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
-  // posix_spawn's own thread (see Process::Start).
+  // The spawns' own thread (see Process::Start); every child started through it
+  // has it as its parent thread (see the top).
   boost::asio::io_context spawn_io_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> spawn_work_;
   std::thread spawn_thread_;

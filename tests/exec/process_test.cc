@@ -2,12 +2,17 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/wait.h>
 
 #include <boost/asio/post.hpp>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <sstream>
+#include <thread>
 
 #include "exec/exec_test_util.h"
 #include "exec/proc_util.h"
@@ -278,6 +283,150 @@ TEST_P(ProcessTest, StartSpawnsOffTheLoopAndHandsTheProcessBack) {
   auto f = failed.get_future().get();
   ASSERT_FALSE(f);
   EXPECT_NE(f.error().detail.find("/nonexistent/x"), std::string::npos);
+}
+
+TEST_P(ProcessTest, ASetsidGrandchildDiesWithTheChildWhereCgroupsWork) {
+  if (!sup_->cgroups()) GTEST_SKIP() << "cgroup v2 is not writable here";
+  // setsid takes the grandchild out of the process group: only the cgroup reaches
+  // it. One child exits by itself, one is terminated, one killed.
+  const std::string escape = "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; ";
+  auto exits = Spawn(*sup_, Sh(escape + "exit 0"));
+  auto terminated = Spawn(*sup_, Sh(escape + "wait"));
+  auto killed = Spawn(*sup_, Sh(escape + "wait"));
+  ASSERT_TRUE(exits && terminated && killed);
+  std::vector<std::string> cgroups;
+  for (auto* c : {exits.get(), terminated.get(), killed.get()}) {
+    ASSERT_TRUE(WaitUntil([&] { return !c->Out().empty(); }));
+    cgroups.push_back(OnLoop(*sup_, [&] { return c->proc->cgroup_path(); }));
+    EXPECT_FALSE(cgroups.back().empty());
+  }
+  OnLoop(*sup_, [&] {
+    terminated->proc->Terminate(5s);
+    killed->proc->Kill();
+    return 0;
+  });
+  for (auto* c : {exits.get(), terminated.get(), killed.get()}) {
+    ASSERT_TRUE(c->Wait());
+    const pid_t grandchild = std::atoi(c->Out().c_str());
+    ASSERT_GT(grandchild, 0);
+    const bool died = WaitUntil([&] { return IsDead(grandchild); }, 1s);
+    EXPECT_TRUE(died) << "grandchild " << grandchild;
+    if (!died) ::kill(grandchild, SIGKILL);  // Ours, and alive.
+  }
+  exits.reset();
+  terminated.reset();
+  killed.reset();
+  // The leaves go with their Process.
+  for (const auto& dir : cgroups) {
+    EXPECT_TRUE(WaitUntil([&] { return !std::filesystem::exists(dir); }, 5s)) << dir;
+  }
+}
+
+TEST(ProcessWithoutCgroupsTest, EverythingButTheReachOfAKillWorks) {
+  auto sup = ProcessSupervisor::Create({.use_cgroups = false});
+  EXPECT_EQ(sup->cgroups(), nullptr);
+  auto c = Spawn(*sup, Sh("echo fine"));
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(OnLoop(*sup, [&] { return c->proc->cgroup_path(); }).empty());
+  auto s = c->Wait();
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->success());
+  EXPECT_EQ(c->Out(), "fine\n");
+}
+
+// Runs in a forked copy of the test process: a "server" that starts children
+// through a supervisor (on the spawner thread and on the loop thread), writes their
+// pids to `report` and waits to be killed. Plain code only: no gtest here.
+[[noreturn]] void RunDoomedServer(int report) {
+  auto sup = ProcessSupervisor::Create();
+  std::promise<pid_t> from_spawner;
+  std::shared_ptr<Process> started;  // Written on the loop, before the promise is set.
+  Process::Start(sup.get(), SpawnOptions{{"/bin/sleep", "60"}, "", MergeEnvironment({})}, {},
+                 [&](ErrorOr<std::shared_ptr<Process>> p) {
+                   if (p) started = *p;
+                   from_spawner.set_value(p ? (*p)->pid() : -1);
+                 });
+  auto from_loop = Spawn(*sup, SpawnOptions{{"/bin/sleep", "60"}, "", {}});
+  auto escaper =
+      Spawn(*sup, Sh("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; exec sleep 60"));
+  const pid_t a = from_spawner.get_future().get();
+  if (a <= 0 || !from_loop || !escaper) ::_exit(2);
+  if (!WaitUntil([&] { return !escaper->Out().empty(); })) ::_exit(3);
+  const std::string line = std::to_string(a) + " " + std::to_string(from_loop->proc->pid()) + " " +
+                           std::to_string(escaper->proc->pid()) + " " + escaper->Out();
+  if (::write(report, line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(4);
+  ::close(report);
+  for (int i = 0; i < 600; ++i) std::this_thread::sleep_for(100ms);  // Killed long before.
+  ::_exit(5);
+}
+
+TEST(ProcessParentDeathTest, ChildrenDieWithAKilledServerAndEscapeesAtTheNextStart) {
+  // Forked while this process has one thread (no supervisor alive), so the copy
+  // may start threads of its own.
+  int report[2];
+  ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
+  const pid_t server = ::fork();
+  ASSERT_GE(server, 0);
+  if (server == 0) {
+    ::close(report[0]);
+    RunDoomedServer(report[1]);
+  }
+  ::close(report[1]);
+  std::string text;
+  char buf[256];
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (text.find('\n') == std::string::npos && std::chrono::steady_clock::now() < end) {
+    pollfd pfd{report[0], POLLIN, 0};
+    if (::poll(&pfd, 1, 100) <= 0) continue;
+    const ssize_t n = ::read(report[0], buf, sizeof buf);
+    if (n <= 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(report[0]);
+  ::kill(server, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(server, &status, 0), server);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the doomed server exited with " << WEXITSTATUS(status);
+  std::istringstream pids(text);
+  pid_t from_spawner = 0, from_loop = 0, escaper = 0, escapee = 0;
+  pids >> from_spawner >> from_loop >> escaper >> escapee;
+  ASSERT_GT(escapee, 0) << text;
+  // PR_SET_PDEATHSIG: the children die with the server's threads.
+  for (pid_t child : {from_spawner, from_loop, escaper}) {
+    const bool died = WaitUntil([&] { return IsDead(child); }, 1s);
+    EXPECT_TRUE(died) << "child " << child;
+    if (!died) ::kill(child, SIGKILL);  // Ours, and alive.
+  }
+  // The escapee left the group and is nobody's child: only a cgroup holds it, and
+  // the next server to start reaps the dead one's.
+  auto next = ProcessSupervisor::Create();
+  const bool reaped = next->cgroups() && WaitUntil([&] { return IsDead(escapee); }, 1s);
+  if (!reaped) ::kill(escapee, SIGKILL);  // Ours, and alive: leave nothing behind.
+  if (!next->cgroups()) {
+    GTEST_SKIP() << "cgroup v2 is not writable here: setsid escapees of a crashed server live on";
+  }
+  EXPECT_TRUE(reaped) << "escapee " << escapee;
+}
+
+// Not a test: what a spawn costs, for the report in docs/design.md ("Processes").
+// Run with --gtest_also_run_disabled_tests --gtest_filter='*SpawnCost*'.
+TEST(ProcessSpawnCost, DISABLED_TwoHundredTrueSpawns) {
+  for (bool cgroups : {true, false}) {
+    auto sup = ProcessSupervisor::Create({.use_cgroups = cgroups});
+    testing::WarmUp(*sup);
+    constexpr int kSpawns = 200;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSpawns; ++i) {
+      auto c = Spawn(*sup, SpawnOptions{{"/bin/true"}, "", {}});
+      ASSERT_TRUE(c);
+      ASSERT_TRUE(c->Wait());
+    }
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    std::printf("%d spawn+exit+reap of /bin/true, %s: %.1f us each\n", kSpawns,
+                sup->cgroups() ? "one cgroup each" : "no cgroups",
+                static_cast<double>(us.count()) / kSpawns);
+  }
 }
 
 TEST(OutputTailTest, KeepsTheLastBytes) {
