@@ -99,7 +99,7 @@ def request(port, method, target, body=b"", timeout=5.0):
     start = time.monotonic()
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n"
+        s.sendall(f"{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
         data = b""
         while True:
@@ -176,7 +176,7 @@ def rss(args):
         time.sleep(0.5)
         base = rss_bytes(pid)
         conns = connect_many(server.port, 500, rcvbuf=args.rcvbuf)
-        req = f"GET /v1/jobs/{job['id']}/result HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        req = f"GET /v1/jobs/{job['id']}/result HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
         for s in conns:
             s.sendall(req)
         time.sleep(2)  # Under write_timeout (10 s): every response is still held.

@@ -140,6 +140,9 @@ stop_pid() {
 # Starts `offload serve` with config file $1; sets server_pid and url.
 start_server() {
   local config=$1 log=$work/server.log i
+  # Emptied here, not by the redirection below: that one happens in the background
+  # job, after the loop may already have read the previous server's line.
+  : >"$log"
   "$offload" serve --listen 127.0.0.1:0 --config "$config" 2>"$log" &
   server_pid=$!
   url=""

@@ -83,9 +83,6 @@ int Serve(const ServeFlags& flags) {
   const std::string where = bound->address().is_v6()
                                 ? "[" + bound->address().to_string() + "]:" + std::to_string(bound->port())
                                 : bound->address().to_string() + ":" + std::to_string(bound->port());
-  spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
-               where, config.threads, config.store, http_options.max_connections, nofile);
-
   // Shutdown runs on its own thread: it blocks on the service while the I/O
   // threads keep answering (503 for new jobs, status for the rest).
   std::thread shutdown;
@@ -108,6 +105,10 @@ int Serve(const ServeFlags& flags) {
       server.Stop(std::chrono::seconds(2));
     });
   });
+  // Said once SIGTERM is handled: whoever waits for this line may stop the server
+  // the moment it appears.
+  spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
+               where, config.threads, config.store, http_options.max_connections, nofile);
   server.Run();
   if (shutdown.joinable()) shutdown.join();
   spdlog::info("offload stopped");

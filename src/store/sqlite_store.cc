@@ -79,6 +79,19 @@ const std::string& ListColumns() {
   return cols;
 }
 
+// The SELECT of Get: with `without_result`, NULL in the result's place (SQLite then
+// never reads the blob).
+const std::string& GetColumns(bool without_result) {
+  static const std::string with = std::string("SELECT ") + kColumns + " FROM jobs WHERE id = ?1";
+  static const std::string without = [] {
+    constexpr std::string_view kPlain = ", result, ";
+    std::string c = with;
+    c.replace(c.find(kPlain), kPlain.size(), ", NULL, ");
+    return c;
+  }();
+  return without_result ? without : with;
+}
+
 // Disk trouble is kUnavailable (the client gets 503 and may retry); a broken
 // constraint is a conflict; anything else is internal.
 Error SqliteError(sqlite3* db, int rc, const std::string& what) {
@@ -204,7 +217,9 @@ class SqliteStore::ReadLease {
 
 namespace {
 
-JobRecord ReadRow(sqlite3_stmt* st) {
+// `shared`: the job's result as a reader already holds it (see ResultCache); the row
+// then has NULL in its place. `cache`: where to remember a large result read here.
+JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullptr, ResultCache* cache = nullptr) {
   auto text = [&](int col) -> std::string_view {
     const unsigned char* p = sqlite3_column_text(st, col);
     return p ? std::string_view(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, col))
@@ -228,7 +243,14 @@ JobRecord ReadRow(sqlite3_stmt* st) {
   r.created_at = sqlite3_column_int64(st, 7);
   r.started_at = sqlite3_column_int64(st, 8);
   r.finished_at = sqlite3_column_int64(st, 9);
-  if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
+  if (shared && sqlite3_column_type(st, 10) != SQLITE_NULL && shared->content_type == text(10)) {
+    r.result = std::move(shared);
+  } else if (sqlite3_column_type(st, 10) != SQLITE_NULL && sqlite3_column_type(st, 11) == SQLITE_NULL) {
+    // Left out by the query (a listing without results): its content type alone.
+    auto out = std::make_shared<Output>();
+    out->content_type = text(10);
+    r.result = std::move(out);
+  } else if (sqlite3_column_type(st, 10) != SQLITE_NULL) {
     auto out = std::make_shared<Output>();
     out->content_type = text(10);
     const void* blob = sqlite3_column_blob(st, 11);
@@ -244,6 +266,7 @@ JobRecord ReadRow(sqlite3_stmt* st) {
       out->bytes = std::move(bytes);
     }
     r.result = std::move(out);
+    if (cache) cache->Remember(r.id, r.result, static_cast<std::size_t>(sqlite3_column_bytes(st, 11)));
   }
   if (sqlite3_column_type(st, 12) != SQLITE_NULL) r.error = JobError{std::string(text(12)), std::string(text(13))};
   if (sqlite3_column_type(st, 14) != SQLITE_NULL) r.progress = sqlite3_column_double(st, 14);
@@ -465,18 +488,26 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     c.Exec("ROLLBACK");
     return e;
   }
+  // The job's own copy of a large binary result is what later readers share while
+  // it lives (a response still sending it, say).
+  for (const StoreOp& op : ops) {
+    const auto& result = op.job.result;
+    if (result && !result->is_json()) results_.Remember(op.job.id, result, result->bytes.size());
+  }
   return true;
 }
 
 ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {
   ReadLease lease = AcquireReader();
   if (!lease.get()) return lease.error();
-  sqlite3_stmt* st = lease.get()->Prepare(std::string("SELECT ") + kColumns + " FROM jobs WHERE id = ?1");
+  // A result some reader holds is shared, and not read from the file (nor held) again.
+  std::shared_ptr<const Output> shared = results_.Find(id);
+  sqlite3_stmt* st = lease.get()->Prepare(GetColumns(shared != nullptr));
   if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
   sqlite3_bind_text(st, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
   int rc = sqlite3_step(st);
   std::optional<JobRecord> out;
-  if (rc == SQLITE_ROW) out = ReadRow(st);
+  if (rc == SQLITE_ROW) out = ReadRow(st, std::move(shared), &results_);
   else if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot read job " + id);
   sqlite3_reset(st);
   return out;

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "store/result_cache.h"
 #include "store/store.h"
 
 struct sqlite3;
@@ -55,6 +56,7 @@ class SqliteStore final : public Store {
   // Constant after construction.
   const SqliteOptions options_;
   int lock_fd_ = -1;
+  ResultCache results_;  // Large results readers hold now; thread-safe.
 
   std::mutex write_mu_;
   std::unique_ptr<Connection> writer_;  // guarded by write_mu_

@@ -386,6 +386,32 @@ TEST_P(StoreTest, ListCarriesResultsOnlyWhenAsked) {
 
 // A store that reads results from disk stops before a page's results pass
 // max_result_bytes; one that holds them in memory may answer (its caller measures).
+// Before the fix each GET of a finished job read (and held) its own copy of the
+// result: 500 clients of a 5 MB image held 2.5 GB.
+TEST_P(StoreTest, GetsOfALargeResultShareTheCopyAReaderHolds) {
+  JobRecord png = MakeJob(1, "mandelbrot", JobStatus::kSucceeded);
+  png.result = Result::Bytes("image/png", std::string(1 << 20, 'p')).output();
+  Insert(png);
+  auto first = store_->Get(png.id);
+  ASSERT_TRUE(first.has_value() && first->has_value());
+  std::shared_ptr<const Output> held = (*first)->result;
+  ASSERT_NE(held, nullptr);
+  EXPECT_EQ(held->bytes, png.result->bytes);
+  png.result.reset();  // Only the reader holds it now.
+  for (int i = 0; i < 3; ++i) {
+    auto again = store_->Get(png.id);
+    ASSERT_TRUE(again.has_value() && again->has_value());
+    EXPECT_EQ((*again)->result.get(), held.get()) << "a second copy of the result was made";
+  }
+  // Once nobody holds it, it is read again, whole.
+  held.reset();
+  first->reset();
+  auto fresh = store_->Get(png.id);
+  ASSERT_TRUE(fresh.has_value() && fresh->has_value());
+  ASSERT_NE((*fresh)->result, nullptr);
+  EXPECT_EQ((*fresh)->result->bytes, std::string(1 << 20, 'p'));
+}
+
 TEST_P(StoreTest, ListStopsReadingResultsPastMaxResultBytes) {
   for (std::uint64_t s = 1; s <= 4; ++s) {
     JobRecord r = MakeJob(s, "cpu", JobStatus::kSucceeded);
