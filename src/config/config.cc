@@ -99,12 +99,14 @@ Setting PositiveDurationSetting(const char* key, const char* def, const char* he
                  }};
 }
 
+// `allow_zero`: 0 is a value of its own ("none", "derived"), else refused.
 template <typename Int>
-Setting IntSetting(const char* key, const char* def, const char* help, Int ServerConfig::*field) {
+Setting IntSetting(const char* key, const char* def, const char* help, Int ServerConfig::*field,
+                   bool allow_zero = false) {
   return Setting{{key, def, help},
-                 [key, field](const std::string& f, const toml::node& n,
-                              ServerConfig* c) -> ErrorOr<bool> {
-                   auto v = ReadPositiveInt(f, n, key);
+                 [key, field, allow_zero](const std::string& f, const toml::node& n,
+                                          ServerConfig* c) -> ErrorOr<bool> {
+                   auto v = ReadPositiveInt(f, n, key, allow_zero);
                    if (!v) return v.error();
                    c->*field = static_cast<Int>(*v);
                    return true;
@@ -166,27 +168,17 @@ const std::vector<Setting>& Settings() {
                 c->sqlite_synchronous_full = *s == "full";
                 return true;
               }},
-      Setting{{"sqlite_max_bytes", "0",
-               "Caps the SQLite file in bytes (0: no cap). Past it, submits get 503 as on a full disk, "
-               "until retention frees room."},
-              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
-                auto v = ReadPositiveInt(f, n, "sqlite_max_bytes", /*allow_zero=*/true);
-                if (!v) return v.error();
-                c->sqlite_max_bytes = *v;
-                return true;
-              }},
+      IntSetting("sqlite_max_bytes", "0",
+                 "Caps the SQLite file in bytes (0: no cap). Past it, submits get 503 as on a full disk, "
+                 "until retention frees room.",
+                 &ServerConfig::sqlite_max_bytes, /*allow_zero=*/true),
       DurationSetting("idempotency_ttl", "\"24h\"",
                       "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job.",
                       &ServerConfig::idempotency_ttl),
-      Setting{{"max_connections", "0",
-               "Open connections at most; past it a new one gets a fixed 503 and is closed. 0: derived "
-               "from the open-file limit, `RLIMIT_NOFILE − max(64, RLIMIT_NOFILE / 8)`."},
-              [](const std::string& f, const toml::node& n, ServerConfig* c) -> ErrorOr<bool> {
-                auto v = ReadPositiveInt(f, n, "max_connections", /*allow_zero=*/true);
-                if (!v) return v.error();
-                c->max_connections = *v;
-                return true;
-              }},
+      IntSetting("max_connections", "0",
+                 "Open connections at most; past it a new one gets a fixed 503 and is closed. 0: derived "
+                 "from the open-file limit, `RLIMIT_NOFILE − max(64, RLIMIT_NOFILE / 8)`.",
+                 &ServerConfig::max_connections, /*allow_zero=*/true),
       PositiveDurationSetting("idle_timeout", "\"60s\"",
                               "A keep-alive connection with no request for this long is closed.",
                               &ServerConfig::idle_timeout),

@@ -32,10 +32,7 @@ std::string Python() { return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bi
 class OrphansTest : public ServerTest {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("offload-orphans-it-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
+    dir_ = MakeTestDir("offload-orphans-it-");
   }
   void TearDown() override {
     // What this test started and did not see die (a dead one's pid may be reused).

@@ -35,10 +35,7 @@ std::string Python() { return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bi
 class WorkerTest : public ServerTest {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("offload-worker-it-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
+    dir_ = MakeTestDir("offload-worker-it-");
   }
   void TearDown() override {
     if (server_.running()) {

@@ -6,7 +6,10 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +56,16 @@ class ServerTest : public ::testing::Test {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "server " << DescribeWaitStatus(status) << "; its stderr:\n"
         << server_.log();
+  }
+
+  // A fresh folder for this test's files, named after the test (so parallel runs
+  // of different tests never share one); the caller removes it.
+  static std::filesystem::path MakeTestDir(std::string_view prefix) {
+    auto dir = std::filesystem::temp_directory_path() /
+               (std::string(prefix) + std::to_string(::getpid()) + "-" +
+                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir);
+    return dir;
   }
 
   TestServer server_;
