@@ -6,8 +6,6 @@ kind="${1:-release}"
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DOFFLOAD_SANITIZE=ON -DOFFLOAD_BUILD_BENCH=OFF) ;;
-  # Not part of scripts/test.sh (it would double the suite's time): run it by hand after
-  # touching threads or locks, then `cd build-tsan && ctest -j2`.
   tsan) dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOFFLOAD_TSAN=ON -DOFFLOAD_BUILD_BENCH=OFF) ;;
   *) echo "usage: $0 [release|asan|tsan]" >&2; exit 2 ;;
 esac

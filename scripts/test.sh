@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test: the Release build first,
-# then the whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer.
+# then the whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer,
+# then under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -8,3 +9,5 @@ scripts/build.sh release
 (cd build && ctest --output-on-failure -j 2 --timeout 300)
 scripts/build.sh asan
 (cd build-asan && ctest --output-on-failure -j 2 --timeout 300)
+scripts/build.sh tsan
+(cd build-tsan && ctest --output-on-failure -j 2 --timeout 300)

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <utility>
 
 extern char** environ;
@@ -75,6 +76,7 @@ struct ChildArgs {
   int cgroup_procs = -1;  // Its cgroup's cgroup.procs, or -1.
   pid_t parent = -1;      // The server's pid, to notice it died before PR_SET_PDEATHSIG.
   int max_fd = 0;         // For closing descriptors where close_range is missing.
+  int keep_fd = -1;       // A close-on-exec descriptor the child leaves open (see ForkAndExec).
   // Written by the child before it _exits: why it could not exec.
   int error = 0;
   // Written by the child when it could not join its cgroup (it runs anyway).
@@ -133,10 +135,20 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int ChildMain(voi
   for (int i = 0; rc == 0 && i < 3; ++i) {
     if (::syscall(SYS_dup3, a->stdio[i], i, 0) < 0) rc = -1;
   }
-  if (rc == 0 && ::syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-    // Before Linux 5.9. Asio's sockets are not close-on-exec: a child must not keep
-    // a client connection or the listening socket alive.
-    for (int fd = 3; fd < a->max_fd; ++fd) ::syscall(SYS_close, fd);
+  // Asio's sockets are not close-on-exec: a child must not keep a client connection
+  // or the listening socket alive.
+  if (rc == 0) {
+    bool closed;
+    if (a->keep_fd >= 3) {
+      const unsigned keep = static_cast<unsigned>(a->keep_fd);
+      closed = (keep == 3 || ::syscall(SYS_close_range, 3U, keep - 1, 0U) == 0) &&
+               ::syscall(SYS_close_range, keep + 1, ~0U, 0U) == 0;
+    } else {
+      closed = ::syscall(SYS_close_range, 3U, ~0U, 0U) == 0;
+    }
+    for (int fd = 3; !closed && fd < a->max_fd; ++fd) {  // Before Linux 5.9.
+      if (fd != a->keep_fd) ::syscall(SYS_close, fd);
+    }
   }
   if (rc == 0 && a->cwd != nullptr) rc = ::syscall(SYS_chdir, a->cwd);
   if (rc == 0) {
@@ -149,6 +161,43 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int ChildMain(voi
   return 127;
 }
 
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer intercepts clone() as a fork and re-initialises its own state in
+// the child, which with CLONE_VM is the parent's: under TSan the child is forked
+// instead (slower, the same steps). ChildArgs then lives in a shared mapping so that
+// the child's report reaches the parent, and the parent waits for exec (or exit) as
+// CLONE_VFORK would: on a close-on-exec pipe the child keeps open until then.
+pid_t CloneAndExec(ChildArgs& args) {
+  void* mem = ::mmap(nullptr, sizeof(ChildArgs), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) return -errno;
+  auto* shared = new (mem) ChildArgs(args);
+  int done[2];
+  if (::pipe2(done, O_CLOEXEC) != 0) {
+    const int e = errno;
+    ::munmap(mem, sizeof(ChildArgs));
+    return -e;
+  }
+  shared->keep_fd = done[1];
+  const pid_t pid = ::fork();
+  if (pid == 0) ChildMain(shared);
+  const int fork_error = errno;
+  ::close(done[1]);
+  char c;
+  while (pid > 0 && ::read(done[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  ::close(done[0]);
+  const int error = shared->error;
+  args.cgroup_error = shared->cgroup_error;
+  ::munmap(mem, sizeof(ChildArgs));
+  if (pid < 0) return -fork_error;
+  if (error != 0) {
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return -error;
+  }
+  return pid;
+}
+#else
 // Starts the child and returns once it has exec'd (CLONE_VFORK): its pid, or
 // -errno when it could not be started (and then it has been reaped).
 pid_t CloneAndExec(ChildArgs& args) {
@@ -178,6 +227,7 @@ pid_t CloneAndExec(ChildArgs& args) {
   }
   return pid;
 }
+#endif
 
 bool IsExecutableFile(const std::string& path) {
   struct stat st {};
