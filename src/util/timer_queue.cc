@@ -61,8 +61,10 @@ void TimerQueue::Loop() {
       continue;
     }
     auto first = due_.begin();
-    if (first->first.first > Clock::now()) {
-      cv_.wait_until(lock, first->first.first);
+    // A copy: while the thread waits, Cancel may erase the entry it came from.
+    const Clock::time_point at = first->first.first;
+    if (at > Clock::now()) {
+      cv_.wait_until(lock, at);
       continue;
     }
     std::function<void()> fn = std::move(first->second);
