@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "config/config.h"
+#include "exec/process.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "offload/task_registry.h"
@@ -26,6 +27,8 @@ namespace {
 std::uint64_t RaiseOpenFileLimit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  // Children get the limit the server was started with.
+  offload::SetChildOpenFileLimit(lim.rlim_cur == RLIM_INFINITY ? 0 : static_cast<std::uint64_t>(lim.rlim_cur));
   if (lim.rlim_cur < lim.rlim_max) {
     rlimit raised = lim;
     raised.rlim_cur = lim.rlim_max;
@@ -54,6 +57,8 @@ int Serve(const ServeFlags& flags) {
   if (flags.threads > 0) config.threads = flags.threads;
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
 
+  // Before anything opens files or starts processes.
+  const std::uint64_t nofile = RaiseOpenFileLimit();
   auto store = OpenStore(StoreOptions{config.store, config.sqlite_synchronous_full, config.sqlite_max_bytes});
   if (!store) {
     std::cerr << "offload: store error: " << store.error().detail << "\n";
@@ -65,7 +70,6 @@ int Serve(const ServeFlags& flags) {
     return 2;
   }
   Api api(service->get(), config);
-  const std::uint64_t nofile = RaiseOpenFileLimit();
   HttpServerOptions http_options;
   http_options.threads = config.threads;
   http_options.max_body = config.max_body;
@@ -98,7 +102,9 @@ int Serve(const ServeFlags& flags) {
       }
       svc.CancelAll();
       svc.WaitForIdle(std::chrono::seconds(5));
-      if (!svc.WaitForFinalWrites(std::chrono::seconds(5))) {
+      // A finished job whose final state is not stored would count as interrupted at
+      // the next start: it is worth waiting for the store as long as for a job.
+      if (!svc.WaitForFinalWrites(std::max<Millis>(config.shutdown_grace, std::chrono::seconds(5)))) {
         spdlog::error("the store still refuses the final state of {} finished jobs",
                       svc.store_health().unstored_finals);
       }
@@ -111,6 +117,9 @@ int Serve(const ServeFlags& flags) {
                where, config.threads, config.store, http_options.max_connections, nofile);
   server.Run();
   if (shutdown.joinable()) shutdown.join();
+  // The service goes first: the waiters it still holds keep sessions alive, and a
+  // session must die while the server and its io_contexts still exist.
+  service->reset();
   spdlog::info("offload stopped");
   return 0;
 }

@@ -15,6 +15,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -77,6 +78,8 @@ struct ChildArgs {
   pid_t parent = -1;      // The server's pid, to notice it died before PR_SET_PDEATHSIG.
   int max_fd = 0;         // For closing descriptors where close_range is missing.
   int keep_fd = -1;       // A close-on-exec descriptor the child leaves open (see ForkAndExec).
+  bool set_nofile = false;  // Whether to set `nofile` (SetChildOpenFileLimit).
+  struct rlimit nofile {};
   // Written by the child before it _exits: why it could not exec.
   int error = 0;
   // Written by the child when it could not join its cgroup (it runs anyway).
@@ -88,6 +91,8 @@ struct ChildArgs {
 #endif
 
 constexpr int kLastSignal = 64;  // Linux numbers its signals 1..64.
+
+std::atomic<std::uint64_t> g_child_nofile{0};  // See SetChildOpenFileLimit.
 
 // The kernel's struct sigaction on x86-64 and arm64 (glibc's differs), for the raw
 // rt_sigaction below.
@@ -111,6 +116,7 @@ __attribute__((no_sanitize("address", "thread", "undefined"))) int ChildMain(voi
     a->error = ESRCH;
     ::syscall(SYS_exit_group, 127);
   }
+  if (rc == 0 && a->set_nofile) ::syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &a->nofile, nullptr);
   if (rc == 0 && a->cgroup_procs >= 0 && ::syscall(SYS_write, a->cgroup_procs, "0", 1) != 1) {
     a->cgroup_error = errno != 0 ? errno : EIO;
   }
@@ -245,6 +251,8 @@ std::string ExitStatus::Describe() const {
   return "exited with status " + std::to_string(code);
 }
 
+void SetChildOpenFileLimit(std::uint64_t soft) { g_child_nofile.store(soft, std::memory_order_relaxed); }
+
 std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& added) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -353,9 +361,15 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups,
   args.cgroup_procs = cgroup.procs_fd();
   args.parent = ::getpid();
   struct rlimit nofile {};
-  args.max_fd = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY
-                    ? static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20))
-                    : 1 << 16;
+  const bool known = ::getrlimit(RLIMIT_NOFILE, &nofile) == 0;
+  args.max_fd = known && nofile.rlim_cur != RLIM_INFINITY ? static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20))
+                                                          : 1 << 16;
+  const std::uint64_t child_soft = g_child_nofile.load(std::memory_order_relaxed);
+  if (known && child_soft > 0 && child_soft < nofile.rlim_cur) {
+    args.set_nofile = true;
+    args.nofile.rlim_cur = static_cast<rlim_t>(child_soft);
+    args.nofile.rlim_max = nofile.rlim_max;
+  }
 
   const pid_t pid = CloneAndExec(args);
   cgroup.CloseProcsFd();

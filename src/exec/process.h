@@ -68,6 +68,12 @@ struct ExitStatus {
 // The server's environment with `added` set on top (replacing same-named entries).
 std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& added);
 
+// The open-file soft limit every child starts with; 0 (the default): the server's own.
+// The server raises its own limit to hold many connections, and hands its children
+// the one it was started with (as Go does): programs that loop up to the limit, or
+// use select(), expect the usual 1024. Thread-safe.
+void SetChildOpenFileLimit(std::uint64_t soft);
+
 // Finds `program` the way Spawn will (PATH lookup unless it contains a '/'; a
 // relative path is taken from `cwd`), so that a typo in a config file is reported at
 // start-up rather than at the first job. Returns the path found.

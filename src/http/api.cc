@@ -356,12 +356,13 @@ void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Ex
         if (!now) return ex->Respond(ErrorResponse(now.error()));
         if (IsFinished(now->record.status)) return ex->Respond(ResultResponse(*now));
         // Nobody will ask for this result: stop the work.
-        service_->Cancel(id, CancelCause::kRunTimeout, [](ErrorOr<JobSnapshot>) {});
         if (service_->draining()) {
+          service_->Cancel(id, CancelCause::kShutdown, [](ErrorOr<JobSnapshot>) {});
           return ex->Respond(ErrorResponse(MakeError(
               ErrorCode::kUnavailable,
               "the server is shutting down; job " + id + " did not finish and was canceled")));
         }
+        service_->Cancel(id, CancelCause::kRunTimeout, [](ErrorOr<JobSnapshot>) {});
         ex->Respond(ProblemResponse(MakeProblem(
             http::status::gateway_timeout, "run-timeout", "The job did not finish in time",
             "job " + id + " did not finish within run_timeout (" +

@@ -43,8 +43,6 @@ struct ResponseBody {
     std::string_view view() const { return shared_ ? std::string_view(*shared_) : std::string_view(owned_); }
     std::size_t size() const { return view().size(); }
     bool empty() const { return size() == 0; }
-    // Whether the bytes are shared rather than owned (for tests of the no-copy path).
-    bool shared() const { return shared_ != nullptr; }
 
    private:
     std::string owned_;

@@ -114,6 +114,14 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
                            "a request must not carry both Transfer-Encoding and Content-Length");
       }
+      // "gzip, chunked": framed, but a coding the server cannot undo (RFC 9112 §6.1:
+      // 501). The body would reach the JSON parser still compressed.
+      if (!beast::iequals(beast::string_view(te->value()), "chunked")) {
+        return MakeProblem(http::status::not_implemented, "transfer-coding-not-implemented",
+                           "Transfer coding not implemented",
+                           "the only transfer coding accepted is chunked; got \"" + std::string(te->value()) +
+                               "\"");
+      }
     }
     const std::size_t hosts = req.count(http::field::host);
     if (hosts > 1 || (hosts == 0 && req.version() >= 11)) {

@@ -36,9 +36,8 @@ struct JobService::ActiveJob {
   bool final_durable = false;  // Its final state is in the store.
   // The running attempt's timeout, or the back-off before the next attempt; 0: none.
   TimerQueue::Handle attempt_timer = 0;
-  // Times the store refused its final state; a retry is then pending on write_timer.
+  // Times the store refused its final state; a retry of the write is then pending.
   int final_write_failures = 0;
-  TimerQueue::Handle write_timer = 0;
   // Its place among the jobs of its priority: its seq, or, for a map taking turns,
   // a fresh one after each chunk.
   std::uint64_t sched_seq = 0;
@@ -157,6 +156,9 @@ JobError CancelError(CancelCause cause, const std::string& task, Millis run_time
       return JobError{"run_timeout", "the job did not finish within run_timeout (" +
                                          std::to_string(run_timeout.count()) + " ms) of POST /v1/tasks/" +
                                          task + "/run; submit long jobs with POST /v1/jobs"};
+    case CancelCause::kShutdown:
+      return JobError{"shutdown", "the server shut down before the job of POST /v1/tasks/" + task +
+                                      "/run finished"};
     case CancelCause::kRequest:
       break;
   }
@@ -312,7 +314,9 @@ JobService::~JobService() {
     }
   }
   // The timer thread may have submitted to the pool (a retry): it is joined first.
-  timers_.reset();
+  // The queue itself stays: a handler the pool is still waiting for cancels its
+  // attempt's timer when it returns.
+  timers_->Stop();
   pool_.reset();  // Joins the pool threads before the jobs they point at go away.
   // What the timer thread queued last is applied while the queue is still whole: its
   // callbacks may call back into it.
@@ -778,8 +782,7 @@ void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
                   "again until the store takes them, and no new job starts meanwhile",
                   id, error.detail);
   }
-  job->write_timer = timers_->Schedule(FinalWriteDelay(job->final_write_failures),
-                                       [this, id] { OnFinalWriteRetryDue(id); });
+  timers_->Schedule(FinalWriteDelay(job->final_write_failures), [this, id] { OnFinalWriteRetryDue(id); });
 }
 
 void JobService::OnFinalWriteRetryDue(const std::string& id) {
@@ -787,7 +790,6 @@ void JobService::OnFinalWriteRetryDue(const std::string& id) {
     std::lock_guard lock(mu_);
     auto it = active_.find(id);
     if (it == active_.end()) return;
-    it->second->write_timer = 0;
     WriteFinalLocked(it->second.get());
   }
   store_queue_->Drain();

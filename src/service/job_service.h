@@ -83,6 +83,7 @@ enum class CancelCause {
   kRequest,     // DELETE /v1/jobs/{id}: error.type "canceled".
   kClientGone,  // The client of POST /v1/tasks/NAME/run disconnected: "client_disconnected".
   kRunTimeout,  // POST /v1/tasks/NAME/run waited run_timeout: "run_timeout".
+  kShutdown,    // The server shut down while POST /v1/tasks/NAME/run waited: "shutdown".
 };
 
 // Whether the store takes the service's writes (GET /healthz).

@@ -67,14 +67,19 @@ constexpr const char* kColumns =
 // and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
 // and, as column 20, the size of the result read, so that List can stop before a
 // page's results pass their budget. length() of a blob does not read it.
+// kColumns with `expr` read in the result's place.
+std::string ColumnsWithResultAs(std::string_view expr) {
+  constexpr std::string_view kPlain = ", result, ";
+  std::string c = kColumns;
+  c.replace(c.find(kPlain), kPlain.size(), ", " + std::string(expr) + ", ");
+  return c;
+}
+
 const std::string& ListColumns() {
   static const std::string cols = [] {
-    constexpr std::string_view kPlain = ", result, ";
     constexpr std::string_view kIfAsked = "(?5 AND result_type = 'application/json')";
-    std::string c = kColumns;
-    c.replace(c.find(kPlain), kPlain.size(),
-              ", CASE WHEN " + std::string(kIfAsked) + " THEN result END, ");
-    return c + ", CASE WHEN " + std::string(kIfAsked) + " THEN length(result) ELSE 0 END";
+    return ColumnsWithResultAs("CASE WHEN " + std::string(kIfAsked) + " THEN result END") + ", CASE WHEN " +
+           std::string(kIfAsked) + " THEN length(result) ELSE 0 END";
   }();
   return cols;
 }
@@ -83,12 +88,7 @@ const std::string& ListColumns() {
 // never reads the blob).
 const std::string& GetColumns(bool without_result) {
   static const std::string with = std::string("SELECT ") + kColumns + " FROM jobs WHERE id = ?1";
-  static const std::string without = [] {
-    constexpr std::string_view kPlain = ", result, ";
-    std::string c = with;
-    c.replace(c.find(kPlain), kPlain.size(), ", NULL, ");
-    return c;
-  }();
+  static const std::string without = "SELECT " + ColumnsWithResultAs("NULL") + " FROM jobs WHERE id = ?1";
   return without_result ? without : with;
 }
 

@@ -133,12 +133,19 @@ void StoreQueue::ApplyBatch(std::vector<Pending>* batch) {
     else if (!r) spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
   };
   ErrorOr<bool> result = store_->Apply(ops);
-  if (result || result.error().code == ErrorCode::kUnavailable) {
-    if (!result) spdlog::error("store: a batch of {} writes failed: {}", batch->size(), result.error().detail);
+  if (result || ops.size() == 1) {
     for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], result);
   } else {
-    // One op was wrong (a duplicate id, say): apply them one by one so that only
-    // that one fails.
+    // One op was wrong (a duplicate id, say), or did not fit (a large result on a
+    // nearly full disk): apply them one by one so that only the ops at fault fail,
+    // and a submit is not refused for another job's result.
+    // A full disk fails batch after batch: one line per 10 s says so.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_batch_warning_ >= std::chrono::seconds(10)) {
+      last_batch_warning_ = now;
+      spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(),
+                   result.error().detail);
+    }
     std::vector<ErrorOr<bool>> results;
     results.reserve(ops.size());
     for (const StoreOp& op : ops) results.push_back(store_->Apply({op}));

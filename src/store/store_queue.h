@@ -13,6 +13,7 @@
 // for Drain(), which runs it on the calling thread; reads run inline.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -86,6 +87,7 @@ class StoreQueue {
   bool stopping_ = false;               // guarded by mu_
   bool draining_ = false;               // guarded by mu_; a Drain() is running
   std::thread writer_;
+  std::chrono::steady_clock::time_point last_batch_warning_{};  // Writer thread only.
 };
 
 }  // namespace offload

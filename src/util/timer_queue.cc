@@ -6,23 +6,32 @@ namespace offload {
 
 TimerQueue::TimerQueue() : thread_([this] { Loop(); }) {}
 
-TimerQueue::~TimerQueue() {
+TimerQueue::~TimerQueue() { Stop(); }
+
+void TimerQueue::Stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
-  thread_.join();
-  // Dropped un-run: their captures are destroyed here, after the thread has gone.
-  due_.clear();
+  if (thread_.joinable()) thread_.join();
+  // Dropped un-run: their captures are destroyed outside the lock, after the thread
+  // has gone.
+  std::map<Key, std::function<void()>> dropped;
+  std::lock_guard lock(mu_);
+  dropped.swap(due_);
+  deadline_.clear();
 }
 
 TimerQueue::Handle TimerQueue::Schedule(std::chrono::milliseconds delay, std::function<void()> fn) {
-  const Clock::time_point at = Clock::now() + std::max(delay, std::chrono::milliseconds(0));
+  // Saturated: a job's timeout times a map chunk's size could overflow the clock.
+  const auto bounded = std::clamp<std::chrono::milliseconds>(delay, std::chrono::milliseconds(0), kMaxDelay);
+  const Clock::time_point at = Clock::now() + bounded;
   bool earliest;
   Handle handle;
   {
     std::lock_guard lock(mu_);
+    if (stopping_) return 0;
     handle = ++last_handle_;
     auto it = due_.emplace(Key{at, handle}, std::move(fn)).first;
     deadline_.emplace(handle, at);

@@ -33,14 +33,21 @@ class TimerQueue {
   using Handle = std::uint64_t;
 
   TimerQueue();
-  // Stops the thread. Callbacks not yet started are dropped without running; one
-  // that is running is waited for.
+  // Stop(), if it has not been called.
   ~TimerQueue();
   TimerQueue(const TimerQueue&) = delete;
   TimerQueue& operator=(const TimerQueue&) = delete;
 
+  // Stops the thread: callbacks not yet started are dropped without running; one
+  // that is running is waited for. Schedule and Cancel stay callable and do nothing,
+  // so an owner may stop its timers while other threads still call them.
+  // REQUIRES: not called from a callback.
+  void Stop();
+
   // Runs `fn` on the queue's thread once `delay` has passed (callbacks due at the
-  // same time run in the order they were scheduled).
+  // same time run in the order they were scheduled). A delay past kMaxDelay is taken
+  // as kMaxDelay. Returns 0, and drops `fn`, once stopped.
+  static constexpr std::chrono::hours kMaxDelay{24 * 365 * 100};
   Handle Schedule(std::chrono::milliseconds delay, std::function<void()> fn);
   // Drops a callback that has not started. Returns true when it will now never run,
   // false when it ran, is running, or was cancelled already. Cancel(0) is a no-op.

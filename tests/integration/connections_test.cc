@@ -255,6 +255,23 @@ TEST_F(ConnectionsTest, TransferEncodingNotEndingInChunkedIs400AndTheHiddenReque
   EXPECT_EQ(JobCount(), 1u);
 }
 
+// A framed body in a coding the server cannot undo (RFC 9112 §6.1: 501). Before the
+// fix, the still-compressed body went to the JSON parser.
+TEST_F(ConnectionsTest, ACodingBeforeChunkedIs501AndCloses) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(kMemoryConfig));
+  RawConnection conn(server_.port());
+  ASSERT_TRUE(conn.ok());
+  ASSERT_TRUE(conn.Send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                        "Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+                        HiddenJobRequest()));
+  const std::string got = conn.ReadUntilClosed(seconds(5));
+  EXPECT_TRUE(conn.closed()) << got;
+  EXPECT_EQ(got.rfind("HTTP/1.1 501 ", 0), 0u) << got;
+  EXPECT_NE(got.find("transfer-coding-not-implemented"), std::string::npos) << got;
+  EXPECT_EQ(CountOf(got, "HTTP/1.1 "), 1) << got;
+  EXPECT_EQ(JobCount(), 0u);
+}
+
 TEST_F(ConnectionsTest, Http11WithoutOneHostIs400) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMemoryConfig));
   {
@@ -494,6 +511,21 @@ TEST_F(ConnectionsTest, MaxConnectionsDefaultsToTheOpenFileLimitLessAReserve) {
   options.open_file_limit = 256;
   ASSERT_NO_FATAL_FAILURE(StartWith(std::move(options)));
   EXPECT_NE(server_.log().find("max_connections 192, open-file limit 256"), std::string::npos) << server_.log();
+}
+
+// The server raises its soft limit to the hard one for its connections; before the
+// fix its children inherited the raised limit too, which programs that loop up to
+// the limit (or use select()) do not expect.
+TEST_F(ConnectionsTest, ChildrenGetTheOpenFileLimitTheServerWasStartedWith) {
+  TestServerOptions options;
+  options.config_toml = std::string(kMemoryConfig) + "[tasks.limit]\ncommand = [\"/bin/sh\", \"-c\", \"ulimit -n\"]\n";
+  options.open_file_limit = 4096;
+  options.open_file_soft_limit = 256;
+  ASSERT_NO_FATAL_FAILURE(StartWith(std::move(options)));
+  EXPECT_NE(server_.log().find("open-file limit 4096"), std::string::npos) << server_.log();
+  Response res = client().Post("/v1/tasks/limit/run", "");
+  ASSERT_EQ(res.status, 200) << Describe(res);
+  EXPECT_EQ(res.json(), json::value(256)) << res.body;
 }
 
 }  // namespace

@@ -83,7 +83,8 @@ std::string TestServer::Start(TestServerOptions options) {
   if (::access("/usr/bin/setpriv", X_OK) == 0) args = {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--"};
   if (options.open_file_limit) {
     const std::string n = std::to_string(*options.open_file_limit);
-    for (std::string a : {std::string("/usr/bin/prlimit"), "--nofile=" + n + ":" + n, std::string("--")}) {
+    const std::string soft = options.open_file_soft_limit ? std::to_string(*options.open_file_soft_limit) : n;
+    for (std::string a : {std::string("/usr/bin/prlimit"), "--nofile=" + soft + ":" + n, std::string("--")}) {
       args.push_back(std::move(a));
     }
   }

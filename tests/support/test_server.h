@@ -35,6 +35,8 @@ struct TestServerOptions {
   // When set, the child runs with RLIMIT_NOFILE (soft and hard) at this many fds,
   // through util-linux's prlimit (posix_spawn cannot set limits).
   std::optional<unsigned> open_file_limit;
+  // With open_file_limit: a lower soft limit (the hard one is open_file_limit).
+  std::optional<unsigned> open_file_soft_limit;
   // How long Start waits for the "listening" line.
   std::chrono::milliseconds start_deadline{15'000};
 };

@@ -88,16 +88,20 @@ TEST_P(JobServiceStoreFaultTest, WaitersAreAnsweredOnceTheRefusedFinalStateIsSto
 // Whichever write of a job after its insert is refused (its start, its end), the job
 // ends recorded as it really ended.
 TEST_P(JobServiceStoreFaultTest, EachRefusedWriteOfAJobLosesNothing) {
-  for (std::uint64_t nth = 1; nth <= 2; ++nth) {
-    SCOPED_TRACE("refusing write " + std::to_string(nth) + " after the insert");
-    const std::uint64_t base = store_->writes();
-    const std::string id = SubmitOk("echo", json::object{{"v", nth}});
-    // The insert was write base + 1; its start and its end follow (batches may merge
-    // them on the blocking path, in which case the merged batch is refused).
-    store_->FailWrites(base + 1 + nth, 1);
+  for (int nth = 2; nth <= 3; ++nth) {
+    SCOPED_TRACE(nth == 2 ? "refusing its start" : "refusing its end");
+    const std::uint64_t base = store_->writes(), refused = store_->refused();
+    // Write base + 1 is its insert, base + 2 its start, base + 3 its end: the gate
+    // holds the job until its start is applied, so no batch merges them.
+    store_->FailWrites(base + static_cast<std::uint64_t>(nth), 1);
+    const std::string id = SubmitGated(nth);
+    ASSERT_TRUE(gate_.WaitStarted(static_cast<std::size_t>(nth - 1)));
+    service_->FlushStoreForTest();
+    gate_.Open(nth);
     EXPECT_EQ(WaitFinished(id).record.status, JobStatus::kSucceeded);
     ASSERT_TRUE(Eventually([&] { return Stored(id) && Stored(id)->status == JobStatus::kSucceeded; }));
-    EXPECT_EQ(Stored(id)->result->json, json::value(nth));
+    EXPECT_EQ(Stored(id)->result->json, json::value(Tag(nth)));
+    EXPECT_EQ(store_->refused(), refused + 1) << "the write meant to be refused was not";
   }
   EXPECT_EQ(service_->store_health().unstored_finals, 0u);
 }
@@ -164,7 +168,8 @@ TEST_F(JobServiceTimerTest, FinishedJobsHoldNoTimers) {
 TEST_F(JobServiceTest, EachCancelCauseHasItsOwnError) {
   const std::pair<CancelCause, const char*> causes[] = {{CancelCause::kRequest, "canceled"},
                                                         {CancelCause::kClientGone, "client_disconnected"},
-                                                        {CancelCause::kRunTimeout, "run_timeout"}};
+                                                        {CancelCause::kRunTimeout, "run_timeout"},
+                                                        {CancelCause::kShutdown, "shutdown"}};
   int tag = 0;
   for (auto [cause, type] : causes) {
     SCOPED_TRACE(type);
