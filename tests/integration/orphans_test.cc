@@ -27,8 +27,6 @@ using std::chrono::milliseconds;
 
 const std::string kSource = OFFLOAD_SOURCE_DIR;
 
-std::string Python() { return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
-
 class OrphansTest : public ServerTest {
  protected:
   void SetUp() override {

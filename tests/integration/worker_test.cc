@@ -28,10 +28,6 @@ using std::chrono::milliseconds;
 
 const std::string kSource = OFFLOAD_SOURCE_DIR;
 
-// The system's Python when there is one: a version manager's `python3` on PATH may
-// be a shell script that costs a second per worker start on a loaded machine.
-std::string Python() { return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
-
 class WorkerTest : public ServerTest {
  protected:
   void SetUp() override {

@@ -36,6 +36,10 @@ run = "builtin:sleep"
 uses = {gpu = 1}
 )";
 
+// The system's Python when there is one: a version manager's `python3` on PATH may
+// be a shell script that costs a second per worker start on a loaded machine.
+inline std::string Python() { return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
+
 class ServerTest : public ::testing::Test {
  protected:
   // Starts the server with `config_toml` and connects client(). Call it wrapped in
