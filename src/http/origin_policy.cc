@@ -1,11 +1,11 @@
 #include "http/origin_policy.h"
 
+#include <boost/algorithm/string/case_conv.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
 
 #include <algorithm>
-#include <cctype>
 
 namespace offload {
 
@@ -13,12 +13,6 @@ namespace http = boost::beast::http;
 namespace ip = boost::asio::ip;
 
 namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // The host of a listen address or Host value, without its port; an IPv6 literal keeps
 // its brackets ("[::1]"). A value whose "port" is not digits comes back whole, so that
@@ -83,7 +77,7 @@ class CorsExchange final : public Exchange {
 }  // namespace
 
 bool IsLoopbackHost(std::string_view host_header) {
-  const std::string host = Lower(WithoutPort(host_header));
+  const std::string host = boost::algorithm::to_lower_copy(std::string(WithoutPort(host_header)));
   if (host == "localhost") return true;
   // RFC 6761: *.localhost resolves to loopback and never to anything else.
   constexpr std::string_view kSuffix = ".localhost";
