@@ -36,5 +36,8 @@ std::string_view ErrorCodeName(ErrorCode code);
 
 template <typename T>
 using ErrorOr = boost::system::result<T, Error>;
+// Success, or why not, for an operation with no value to return: `return {};` on
+// success, `if (!status) ... status.error()` to check.
+using Status = ErrorOr<void>;
 
 }  // namespace offload
