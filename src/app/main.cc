@@ -12,6 +12,8 @@
 
 #include "config/config.h"
 #include "exec/process.h"
+#include "exec/task_executors.h"
+#include "exec/thread_pool.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "offload/task_registry.h"
@@ -64,7 +66,14 @@ int Serve(const ServeFlags& flags) {
     std::cerr << "offload: store error: " << store.error().detail << "\n";
     return 2;
   }
-  auto service = JobService::Create(config, TaskRegistry::WithBuiltins(), std::move(*store));
+  // The pool outlives the service, whose executors run on it.
+  ThreadPool pool(InProcessPoolSize(config), /*nice_increment=*/5);
+  auto executors = MakeTaskExecutors(config, TaskRegistry::WithBuiltins(), &pool);
+  if (!executors) {
+    std::cerr << "offload: " << executors.error().detail << "\n";
+    return 2;
+  }
+  auto service = JobService::Create(config, std::move(*executors), std::move(*store));
   if (!service) {
     std::cerr << "offload: " << service.error().detail << "\n";
     return 2;

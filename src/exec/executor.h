@@ -1,10 +1,14 @@
 // Executor: runs one execution of a job somewhere (a pool thread, a child process...)
 // and reports its outcome once. A batch runs several executions (elements of a
 // parallel map) one after another in one dispatch.
+//
+// The service knows executors only through this interface: it receives them, one
+// per task, built by MakeTaskExecutors (exec/task_executors.h), and owns them.
 #pragma once
 
 #include <boost/json/value.hpp>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +16,7 @@
 
 #include "exec/run_context.h"
 #include "offload/result.h"
+#include "offload/task_registry.h"
 
 namespace offload {
 
@@ -32,7 +37,9 @@ using ExecutionDone = std::function<void(Result)>;
 // execution the batch stopped before running. Called exactly once, from any thread.
 using BatchDone = std::function<void(std::vector<std::optional<Result>>)>;
 
-// Implementations are thread-safe.
+// Implementations are thread-safe. The destructor returns only once none of the
+// executor's callbacks can run any more (what is still running is stopped or waited
+// for): its owner may then destroy what the callbacks touch.
 class Executor {
  public:
   virtual ~Executor() = default;
@@ -44,5 +51,18 @@ class Executor {
   // tiny execution (a thread pool) runs the whole batch in one go.
   virtual void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done);
 };
+
+// How one configured task runs, as the service receives it.
+struct TaskExecutor {
+  std::unique_ptr<Executor> executor;
+  // Of its results: the task's content_type, else its handler's, else JSON.
+  std::string content_type = "application/json";
+  // Checks an input before the job is accepted; empty for every process task, and
+  // for a handler registered without one.
+  InputValidator validate;
+};
+
+// Task name -> how it runs; one entry per [tasks.NAME].
+using TaskExecutors = std::map<std::string, TaskExecutor>;
 
 }  // namespace offload

@@ -1,17 +1,42 @@
 #include "exec/inprocess_executor.h"
 
+#include <atomic>
 #include <exception>
+
+#include "util/mutex.h"
 
 namespace offload {
 
+struct InProcessExecutor::State {
+  explicit State(Handler h) : handler(std::move(h)) {}
+
+  // Marks the end of one execution handed to the pool, after its callback returned.
+  void Finished() {
+    // Both sides are sequentially consistent: either the destructor's load of
+    // in_flight sees this decrement, or this load of closing sees its store (and it
+    // waits for the signal, which is sent under mu so it cannot be missed).
+    if (in_flight.fetch_sub(1) == 1 && closing.load()) {
+      MutexLock lock(&mu);
+      idle.SignalAll();
+    }
+  }
+
+  const Handler handler;
+  // Executions handed to the pool whose callback has not returned yet.
+  std::atomic<std::size_t> in_flight{0};
+  std::atomic<bool> closing{false};  // The destructor has begun.
+  Mutex mu;                          // Only for the wait in the destructor.
+  CondVar idle;                      // Signalled, once closing, when in_flight reaches 0.
+};
+
 namespace {
 
-Result RunHandler(const TaskDefinition& def, const Execution& exec) {
+Result RunHandler(const Handler& handler, const Execution& exec) {
   Job job{exec.job_id, exec.task, *exec.input, exec.priority, exec.attempt};
   // A handler's exception must not cross into the pool thread: it becomes the
   // job's error.
   try {
-    return def.handler(job, *exec.context);
+    return handler(job, *exec.context);
   } catch (const std::exception& e) {
     return Result::Fail("handler_error", e.what());
   } catch (...) {
@@ -21,21 +46,40 @@ Result RunHandler(const TaskDefinition& def, const Execution& exec) {
 
 }  // namespace
 
+InProcessExecutor::InProcessExecutor(Handler handler, ThreadPool* pool)
+    : state_(std::make_shared<State>(std::move(handler))), pool_(pool) {}
+
+InProcessExecutor::~InProcessExecutor() {
+  state_->closing.store(true);
+  MutexLock lock(&state_->mu);
+  while (state_->in_flight.load() > 0) state_->idle.Wait(&state_->mu);
+}
+
 void InProcessExecutor::Start(Execution exec, ExecutionDone done) {
-  pool_->Submit([def = def_, exec = std::move(exec), done = std::move(done)]() mutable {
-    done(RunHandler(*def, exec));
+  state_->in_flight.fetch_add(1);
+  pool_->Submit([state = state_, exec = std::move(exec), done = std::move(done)]() mutable {
+    done(RunHandler(state->handler, exec));
+    // What the work holds goes before the count does: nothing of the execution
+    // outlives the executor.
+    done = nullptr;
+    exec = Execution{};
+    state->Finished();
   });
 }
 
 void InProcessExecutor::StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) {
-  pool_->Submit([def = def_, execs = std::move(execs), stop_on_failure, done = std::move(done)]() mutable {
+  state_->in_flight.fetch_add(1);
+  pool_->Submit([state = state_, execs = std::move(execs), stop_on_failure, done = std::move(done)]() mutable {
     std::vector<std::optional<Result>> outcomes(execs.size());
     for (std::size_t i = 0; i < execs.size(); ++i) {
       if (execs[i].context->canceled()) break;
-      outcomes[i] = RunHandler(*def, execs[i]);
+      outcomes[i] = RunHandler(state->handler, execs[i]);
       if (stop_on_failure && !outcomes[i]->ok()) break;
     }
     done(std::move(outcomes));
+    done = nullptr;
+    execs.clear();
+    state->Finished();
   });
 }
 

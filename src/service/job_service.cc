@@ -10,8 +10,6 @@
 #include <deque>
 #include <random>
 
-#include "exec/inprocess_executor.h"
-#include "exec/process_task.h"
 #include "util/base64.h"
 #include "util/id_generator.h"
 
@@ -99,13 +97,6 @@ std::vector<std::int64_t> Capacities(const ServerConfig& c) {
   return caps;
 }
 
-// Threads enough for every job that can run at once: each holds at least one unit.
-std::size_t PoolSize(const ServerConfig& c) {
-  std::int64_t total = 0;
-  for (const auto& [name, cap] : c.resources) total += cap;
-  return static_cast<std::size_t>(std::clamp<std::int64_t>(total, 1, 1024));
-}
-
 // FNV-1a: stable across runs and builds, so stored request hashes stay comparable.
 std::uint64_t HashRequest(const std::string& task, const boost::json::value& input, int priority,
                           const std::optional<MapSpec>& map) {
@@ -176,44 +167,30 @@ Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
 
 }  // namespace
 
-JobService::JobService(const ServerConfig& config, TaskRegistry registry,
-                       std::unique_ptr<Store> store)
+JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store)
     : config_(config),
-      registry_(std::move(registry)),
       store_(std::move(store)),
       store_queue_(std::make_unique<StoreQueue>(store_.get())),
-      pool_(std::make_unique<ThreadPool>(PoolSize(config), /*nice_increment=*/5)),
       scheduler_(Capacities(config)),
       timers_(std::make_unique<TimerQueue>()) {}
 
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config,
-                                                        TaskRegistry registry,
+                                                        TaskExecutors executors,
                                                         std::unique_ptr<Store> store) {
   auto valid = ValidateConfig(config);
   if (!valid) return valid.error();
-  std::unique_ptr<JobService> service(new JobService(config, std::move(registry), std::move(store)));
+  std::unique_ptr<JobService> service(new JobService(config, std::move(store)));
   const std::vector<std::string> names = ResourceNames(config);
-  std::shared_ptr<ProcessSupervisor> supervisor;  // Shared by the process tasks' executors.
   for (const auto& [name, tc] : config.tasks) {
+    auto te = executors.find(name);
+    if (te == executors.end() || !te->second.executor) {
+      return MakeError(ErrorCode::kInvalidArgument, "task \"" + name + "\": no executor");
+    }
     auto rt = std::make_unique<TaskRuntime>();
     rt->config = tc;
-    if (IsProcessTask(tc)) {
-      if (!supervisor) supervisor = ProcessSupervisor::Create();
-      auto executor = MakeProcessExecutor(config, tc, supervisor);
-      if (!executor) return executor.error();
-      rt->executor = std::move(*executor);
-      rt->content_type = tc.content_type.empty() ? "application/json" : tc.content_type;
-    } else {
-      const std::string builtin = tc.run.substr(tc.run.find(':') + 1);
-      const TaskDefinition* def = service->registry_.Find(builtin);
-      if (!def) {
-        return MakeError(ErrorCode::kInvalidArgument,
-                         "task \"" + name + "\": no in-process handler named \"" + builtin + "\"");
-      }
-      rt->content_type = tc.content_type.empty() ? def->content_type : tc.content_type;
-      rt->validate = def->validate;
-      rt->executor = std::make_unique<InProcessExecutor>(def, service->pool_.get());
-    }
+    rt->content_type = std::move(te->second.content_type);
+    rt->validate = std::move(te->second.validate);
+    rt->executor = std::move(te->second.executor);
     ResourceDemand demand;
     std::int64_t fit = INT64_MAX;
     for (const auto& [res, amount] : tc.uses) {
@@ -299,8 +276,9 @@ JobService::~JobService() {
   BeginDrain();
   CancelAll();
   WaitForIdle(Millis(10'000));
-  // Executors that own processes kill and reap them here and may still report an
-  // outcome: the state those reports touch must still be alive.
+  // An executor returns from its destructor once none of its callbacks can run: the
+  // process ones kill and reap their children, the in-process one waits for its
+  // handlers. What they report meanwhile touches state that must still be alive.
   for (auto& [name, task] : tasks_) task->executor.reset();
   // Final writes queued so far are applied (or refused) while the timers still run.
   store_queue_->Flush();
@@ -313,11 +291,7 @@ JobService::~JobService() {
                     unstored_finals_, store_error_);
     }
   }
-  // The timer thread may have submitted to the pool (a retry): it is joined first.
-  // The queue itself stays: a handler the pool is still waiting for cancels its
-  // attempt's timer when it returns.
   timers_->Stop();
-  pool_.reset();  // Joins the pool threads before the jobs they point at go away.
   // What the timer thread queued last is applied while the queue is still whole: its
   // callbacks may call back into it.
   store_queue_->Flush();

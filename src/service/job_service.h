@@ -42,8 +42,6 @@
 
 #include "config/config.h"
 #include "exec/executor.h"
-#include "exec/thread_pool.h"
-#include "offload/task_registry.h"
 #include "sched/scheduler.h"
 #include "store/store.h"
 #include "store/store_queue.h"
@@ -117,11 +115,13 @@ class JobService {
   using PageCallback = std::function<void(ErrorOr<std::vector<JobSnapshot>>, std::optional<std::uint64_t>)>;
   using WaitTicket = std::uint64_t;
 
-  // Takes the registry: handlers must outlive every execution.
+  // Takes the executors (MakeTaskExecutors builds them), one for each of
+  // config.tasks; kInvalidArgument when one is missing or the config is invalid.
   static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config,
-                                                     TaskRegistry registry,
+                                                     TaskExecutors executors,
                                                      std::unique_ptr<Store> store);
-  // Cancels whatever still runs, then joins the pool and the timer thread.
+  // Cancels whatever still runs, destroys the executors (each returns once none of
+  // its callbacks can run), then joins the timer thread.
   ~JobService();
 
   // Validates, stores and queues a job; `done` gets it once it is durable. Errors:
@@ -194,7 +194,7 @@ class JobService {
     std::vector<std::shared_ptr<MapChunk>> chunks;
   };
 
-  JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store);
+  JobService(const ServerConfig& config, std::unique_ptr<Store> store);
 
   ErrorOr<bool> Recover();
   void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done);
@@ -225,11 +225,9 @@ class JobService {
 
   // Constant after construction.
   const ServerConfig config_;
-  TaskRegistry registry_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StoreQueue> store_queue_;
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
-  std::unique_ptr<ThreadPool> pool_;
 
   mutable std::mutex mu_;
   std::condition_variable idle_cv_;  // Signalled when running_ drops to 0.

@@ -20,6 +20,10 @@
 #include <thread>
 #include <vector>
 
+#include "exec/task_executors.h"
+#include "exec/thread_pool.h"
+#include "offload/task_registry.h"
+
 namespace offload {
 
 namespace json = boost::json;
@@ -124,6 +128,16 @@ class Gate {
   int max_running_ = 0;       // guarded by mu_
 };
 
+// A service as offload::Server builds one: the executors MakeTaskExecutors makes
+// from `registry`, over `pool`. REQUIRES: `pool` outlives the service.
+inline ErrorOr<std::unique_ptr<JobService>> CreateService(const ServerConfig& config,
+                                                          const TaskRegistry& registry,
+                                                          std::unique_ptr<Store> store, ThreadPool* pool) {
+  auto executors = MakeTaskExecutors(config, registry, pool);
+  if (!executors) return executors.error();
+  return JobService::Create(config, std::move(*executors), std::move(store));
+}
+
 inline json::value Tag(int tag) { return json::object{{"tag", tag}}; }
 
 inline SubmitRequest Request(std::string task, json::value input, int priority = 0) {
@@ -198,7 +212,9 @@ class JobServiceTest : public ::testing::Test {
       ASSERT_TRUE(memory.has_value());
       store = std::move(*memory);
     }
-    auto service = JobService::Create(config, std::move(registry), std::move(store));
+    service_.reset();  // Before the pool its executors run on.
+    pool_ = std::make_unique<ThreadPool>(InProcessPoolSize(config), /*nice_increment=*/5);
+    auto service = CreateService(config, registry, std::move(store), pool_.get());
     ASSERT_TRUE(service.has_value()) << service.error().detail;
     service_ = std::move(*service);
   }
@@ -298,8 +314,10 @@ class JobServiceTest : public ::testing::Test {
     return {};
   }
 
-  // The gate outlives the service, whose destructor stops the handlers that use it.
+  // The gate and the pool outlive the service, whose destructor stops the handlers
+  // that use them.
   Gate gate_;
+  std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<JobService> service_;
 };
 

@@ -533,7 +533,8 @@ TEST(JobServiceCreateTest, RejectsATaskWithoutAHandler) {
   t.name = "render";
   t.run = "builtin:render";
   c.tasks["render"] = t;
-  auto service = JobService::Create(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")));
+  ThreadPool pool(InProcessPoolSize(c), /*nice_increment=*/5);
+  auto service = CreateService(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")), &pool);
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(service.error().detail.find("render"), std::string::npos);
@@ -542,9 +543,22 @@ TEST(JobServiceCreateTest, RejectsATaskWithoutAHandler) {
 TEST(JobServiceCreateTest, RejectsAnInvalidConfig) {
   ServerConfig c = DefaultConfig();
   c.tasks["sleep"].uses = {{"gpu", 1}};  // No gpu declared.
-  auto service = JobService::Create(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")));
+  ThreadPool pool(InProcessPoolSize(c), /*nice_increment=*/5);
+  auto service = CreateService(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")), &pool);
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST(JobServiceCreateTest, RejectsATaskWithoutAnExecutor) {
+  ServerConfig c = DefaultConfig();
+  ThreadPool pool(1, /*nice_increment=*/5);
+  auto executors = MakeTaskExecutors(c, TaskRegistry::WithBuiltins(), &pool);
+  ASSERT_TRUE(executors.has_value()) << executors.error().detail;
+  executors->erase("sleep");
+  auto service = JobService::Create(c, std::move(*executors), std::move(*OpenStore("memory")));
+  ASSERT_FALSE(service.has_value());
+  EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(service.error().detail.find("\"sleep\""), std::string::npos) << service.error().detail;
 }
 
 TEST(JobServiceCreateTest, ParsedConfigWithARenamedBuiltinRuns) {
@@ -559,7 +573,8 @@ uses = {gpu = 1}
 )",
                             "inline.toml");
   ASSERT_TRUE(config.has_value()) << config.error().detail;
-  auto service = JobService::Create(*config, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")));
+  ThreadPool pool(InProcessPoolSize(*config), /*nice_increment=*/5);
+  auto service = CreateService(*config, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")), &pool);
   ASSERT_TRUE(service.has_value()) << service.error().detail;
   auto p = std::make_shared<std::promise<SnapshotOr>>();
   auto f = p->get_future();
