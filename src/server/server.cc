@@ -1,0 +1,200 @@
+// offload::Server: the wiring `offload serve` used to hold in main — config, store,
+// executors, service, HTTP — behind the public header, so that a program that
+// embeds offload runs exactly what the binary runs.
+#include "offload/server.h"
+
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <optional>
+#include <thread>
+
+#include "config/config.h"
+#include "exec/process.h"
+#include "exec/task_executors.h"
+#include "exec/thread_pool.h"
+#include "http/api.h"
+#include "http/server.h"
+#include "service/job_service.h"
+#include "store/store.h"
+
+namespace offload {
+namespace {
+
+// Raises the soft open-file limit to the hard one, as nginx (worker_rlimit_nofile)
+// and Go's runtime do: the soft default (often 1024) exists for programs that use
+// select(), and this one does not; every connection, pipe and store file is an fd.
+// Returns the soft limit now in force.
+std::uint64_t RaiseOpenFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  // Children get the limit the server was started with.
+  SetChildOpenFileLimit(lim.rlim_cur == RLIM_INFINITY ? 0 : static_cast<std::uint64_t>(lim.rlim_cur));
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  return lim.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : static_cast<std::uint64_t>(lim.rlim_cur);
+}
+
+std::uint64_t OpenFileLimit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  return lim.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : static_cast<std::uint64_t>(lim.rlim_cur);
+}
+
+ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
+  ErrorOr<ServerConfig> loaded = !options.config_file.empty() ? LoadConfigFile(options.config_file)
+                                 : !options.config_toml.empty() ? ParseConfig(options.config_toml, "config_toml")
+                                                                : ErrorOr<ServerConfig>(DefaultConfig());
+  if (!loaded) return MakeError(loaded.error().code, "config error: " + loaded.error().detail);
+  ServerConfig config = std::move(*loaded);
+  if (!options.listen.empty()) config.listen = options.listen;
+  if (options.threads > 0) config.threads = options.threads;
+  if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
+  return config;
+}
+
+}  // namespace
+
+// The members are declared in the order they are built; ~Impl takes them down
+// in the order their threads and callbacks require.
+struct Server::Impl {
+  ~Impl() {
+    if (shutdown.joinable()) shutdown.join();
+    // The service goes first: the waiters it still holds keep sessions alive, and a
+    // session must die while the HTTP server and its io_contexts still exist. The
+    // executors it owns run on the pool, which goes last.
+    service.reset();
+    signals.reset();
+    http.reset();
+    api.reset();
+    pool.reset();
+  }
+
+  // Runs on the first I/O thread (a signal, or what Stop posted), once.
+  void BeginShutdown(const std::string& why) {
+    if (shutting_down) return;
+    shutting_down = true;
+    spdlog::info("{}: draining (shutdown_grace {} ms)", why, config.shutdown_grace.count());
+    // Shutdown runs on its own thread: it blocks on the service while the I/O
+    // threads keep answering (503 for new jobs, status for the rest).
+    shutdown = std::thread([this] { Drain(); });
+  }
+
+  void Drain() {
+    JobService& svc = *service;
+    svc.BeginDrain();
+    if (!svc.WaitForIdle(config.shutdown_grace)) {
+      spdlog::warn("shutdown_grace elapsed: canceling the jobs still running");
+    }
+    svc.CancelAll();
+    svc.WaitForIdle(std::chrono::seconds(5));
+    // A finished job whose final state is not stored would count as interrupted at
+    // the next start: it is worth waiting for the store as long as for a job.
+    if (!svc.WaitForFinalWrites(std::max<Millis>(config.shutdown_grace, std::chrono::seconds(5)))) {
+      spdlog::error("the store still refuses the final state of {} finished jobs",
+                    svc.store_health().unstored_finals);
+    }
+    http->Stop(std::chrono::seconds(2));
+  }
+
+  // Constant after Create.
+  ServerConfig config;
+  bool stop_on_signals = true;
+  std::uint64_t nofile = 0;
+  std::int64_t max_connections = 0;
+  boost::asio::ip::tcp::endpoint bound;
+  // Outlives the service: the in-process executors run on it.
+  std::unique_ptr<ThreadPool> pool;
+  std::unique_ptr<JobService> service;
+  std::unique_ptr<Api> api;
+  std::unique_ptr<HttpServer> http;
+
+  // The first I/O thread's only (Run's caller), and Run's after the I/O threads end.
+  std::optional<boost::asio::signal_set> signals;
+  bool ran = false;
+  bool shutting_down = false;
+  std::thread shutdown;
+};
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() = default;
+
+ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, const TaskRegistry& registry) {
+  auto config = LoadConfig(options);
+  if (!config) return config.error();
+  auto impl = std::make_unique<Impl>();
+  impl->config = std::move(*config);
+  impl->stop_on_signals = options.stop_on_signals;
+  const ServerConfig& c = impl->config;
+  // Before anything opens files or starts processes.
+  if (options.configure_process) {
+    ::signal(SIGPIPE, SIG_IGN);
+    impl->nofile = RaiseOpenFileLimit();
+  } else {
+    impl->nofile = OpenFileLimit();
+  }
+  auto store = OpenStore(StoreOptions{c.store, c.sqlite_synchronous_full, c.sqlite_max_bytes});
+  if (!store) return MakeError(store.error().code, "store error: " + store.error().detail);
+  impl->pool = std::make_unique<ThreadPool>(InProcessPoolSize(c), /*nice_increment=*/5);
+  auto executors = MakeTaskExecutors(c, registry, impl->pool.get());
+  if (!executors) return executors.error();
+  auto service = JobService::Create(c, std::move(*executors), std::move(*store));
+  if (!service) return service.error();
+  impl->service = std::move(*service);
+  impl->api = std::make_unique<Api>(impl->service.get(), impl->config);
+  HttpServerOptions http_options;
+  http_options.threads = c.threads;
+  http_options.max_body = c.max_body;
+  http_options.max_connections = c.max_connections > 0 ? c.max_connections : DefaultMaxConnections(impl->nofile);
+  http_options.idle_timeout = c.idle_timeout;
+  http_options.header_timeout = c.header_timeout;
+  http_options.write_timeout = c.write_timeout;
+  impl->max_connections = http_options.max_connections;
+  impl->http = std::make_unique<HttpServer>(impl->api.get(), http_options);
+  auto bound = impl->http->Listen(c.listen);
+  if (!bound) return bound.error();
+  impl->bound = *bound;
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+std::uint16_t Server::port() const { return impl_->bound.port(); }
+
+std::string Server::address() const {
+  const auto& b = impl_->bound;
+  const std::string port = std::to_string(b.port());
+  return b.address().is_v6() ? "[" + b.address().to_string() + "]:" + port : b.address().to_string() + ":" + port;
+}
+
+void Server::Run() {
+  Impl& s = *impl_;
+  if (s.ran) return;
+  s.ran = true;
+  if (s.stop_on_signals) {
+    s.signals.emplace(s.http->main_context(), SIGINT, SIGTERM);
+    s.signals->async_wait([&s](const boost::system::error_code& ec, int sig) {
+      if (!ec) s.BeginShutdown("signal " + std::to_string(sig));
+    });
+  }
+  // Said once SIGTERM is handled: whoever waits for this line may stop the server
+  // the moment it appears.
+  spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
+               address(), s.config.threads, s.config.store, s.max_connections, s.nofile);
+  s.http->Run();
+  if (s.shutdown.joinable()) s.shutdown.join();
+}
+
+void Server::Stop() {
+  Impl* s = impl_.get();
+  boost::asio::post(s->http->main_context(), [s] { s->BeginShutdown("Stop()"); });
+}
+
+}  // namespace offload
