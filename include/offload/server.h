@@ -28,7 +28,8 @@ struct ServerOptions {
   // it (cwd of process tasks) are taken from the file's folder. Empty: none.
   std::string config_file;
   // The same settings as TOML text, read when config_file is empty. Its errors name
-  // "config_toml" as their file. Empty: the defaults.
+  // "config_toml" as their file; relative paths in it are taken from the current
+  // directory. Empty: the defaults.
   std::string config_toml;
   // Override the config's `listen` and `threads`, as `offload serve --listen` and
   // `--threads` do. Empty or 0: the config's. "127.0.0.1:0" takes a free port (see
