@@ -54,9 +54,9 @@ class Server {
   // starts the executors and binds the listening socket. The registry must hold a
   // handler for every `run = "builtin:NAME"` task, the defaults' noop, sleep, cpu and
   // mandelbrot included (start from TaskRegistry::WithBuiltins()); the handlers are
-  // copied, and the registry need not outlive the server. Errors: kInvalidArgument for a mistake in the
-  // config or a missing handler (the detail names the file, line or task), and the
-  // store's or the listening socket's error otherwise.
+  // copied, and the registry need not outlive the server. Errors: kInvalidArgument
+  // for a mistake in the config or a missing handler (the detail names the file,
+  // line or task), and the store's or the listening socket's error otherwise.
   static ErrorOr<std::unique_ptr<Server>> Create(const ServerOptions& options, const TaskRegistry& registry);
   // After Run, only joins what is left. Without Run, cancels the jobs still running
   // (no grace) and waits for them. REQUIRES: Run is not running.
