@@ -476,7 +476,7 @@ TEST_F(JobServiceTest, RetentionRemovesOnlyFinishedJobsOlderThanTheRetention) {
   ASSERT_EQ(WaitFinished(done).record.status, JobStatus::kSucceeded);
 
   EXPECT_TRUE(Eventually([&] {
-    service_->RemoveExpiredForTest();
+    service_->RemoveExpired();
     auto r = Get(done);
     return !r.has_value() && r.error().code == ErrorCode::kNotFound;
   })) << "the finished job outlived its retention";
@@ -489,7 +489,7 @@ TEST_F(JobServiceTest, RetentionRemovesOnlyFinishedJobsOlderThanTheRetention) {
 TEST_F(JobServiceTest, DefaultRetentionKeepsFinishedJobs) {
   const std::string done = SubmitOk("noop", nullptr);
   ASSERT_EQ(WaitFinished(done).record.status, JobStatus::kSucceeded);
-  service_->RemoveExpiredForTest();
+  service_->RemoveExpired();
   EXPECT_EQ(StatusOf(done), JobStatus::kSucceeded);
 }
 
