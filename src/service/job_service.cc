@@ -75,7 +75,7 @@ namespace {
 constexpr std::size_t kLargeMap = 10'000;
 
 template <typename Job>
-Scheduler<Job*>::Key SchedKey(const Job& job) {
+typename Scheduler<Job*>::Key SchedKey(const Job& job) {
   return Scheduler<Job*>::MakeKey(job.record.priority, job.sched_seq);
 }
 
@@ -215,7 +215,10 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
       if (amount > 0) fit = std::min(fit, config.resources.at(res) / amount);
     }
     rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
-    rt->queue = service->scheduler_.AddQueue(std::move(demand));
+    {
+      MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
+      rt->queue = service->scheduler_.AddQueue(std::move(demand));
+    }
     service->tasks_.emplace(name, std::move(rt));
   }
   if (auto recovered = service->Recover(); !recovered) return recovered.error();
@@ -820,10 +823,11 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector
     const TaskConfig& tc = job->task->config;
     MapRun::Folded folded = m.Fold(chunk->elements, std::move(outcome), EffectiveTimeout(*job), tc.retries,
                                    /*may_retry=*/!draining_);
-    for (auto [index, failed_attempts] : folded.retries) {
+    for (const auto& retry : folded.retries) {
       // Not cancelled when the map ends: it is short (the back-off) and finds the
       // map stopped.
-      timers_->Schedule(RetryDelay(tc, failed_attempts), [this, id = rec.id, index] { OnElementRetryDue(id, index); });
+      timers_->Schedule(RetryDelay(tc, retry.second),
+                        [this, id = rec.id, index = retry.first] { OnElementRetryDue(id, index); });
     }
     if (folded.failure) {
       rec.map->failed_index = folded.failed_index;
