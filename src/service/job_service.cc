@@ -169,8 +169,10 @@ bool Retryable(const JobError& failure) { return failure.type != error_type::kIn
 
 }  // namespace
 
-JobService::JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store)
+JobService::JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store,
+                       const WallClock& clock)
     : config_(config),
+      clock_(clock),
       registry_(std::move(registry)),
       store_(std::move(store)),
       store_queue_(std::make_unique<StoreQueue>(store_.get())),
@@ -181,10 +183,11 @@ JobService::JobService(const ServerConfig& config, TaskRegistry registry, std::u
 
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config,
                                                         TaskRegistry registry,
-                                                        std::unique_ptr<Store> store) {
+                                                        std::unique_ptr<Store> store,
+                                                        const WallClock& clock) {
   auto valid = ValidateConfig(config);
   if (!valid) return valid.error();
-  std::unique_ptr<JobService> service(new JobService(config, std::move(registry), std::move(store)));
+  std::unique_ptr<JobService> service(new JobService(config, std::move(registry), std::move(store), clock));
   const std::vector<std::string> names = ResourceNames(config);
   std::shared_ptr<ProcessSupervisor> supervisor;  // Shared by the process tasks' executors.
   for (const auto& [name, tc] : config.tasks) {
@@ -232,7 +235,7 @@ Status JobService::Recover() {
   if (!max_seq) return max_seq.error();
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished) return unfinished.error();
-  const UnixMillis now = NowMillis();
+  const UnixMillis now = clock_.Now();
   auto keys = store_->LoadIdempotencyKeys(now - config_.idempotency_ttl.count());
   if (!keys) return keys.error();
 
@@ -359,7 +362,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   std::string replay_id;
   {
     MutexLock lock(&mu_);
-    const UnixMillis now = NowMillis();
+    const UnixMillis now = clock_.Now();
     const IdempotencyCache::Entry* seen =
         rec.idempotency_key.empty() ? nullptr : idempotency_.Find(rec.task, rec.idempotency_key, now);
     if (seen && seen->request_hash != rec.request_hash) {
@@ -674,7 +677,7 @@ void JobService::CancelAll() {
       // write is not waited for, so a million queued jobs drop in a moment rather
       // than a million round trips through the store's callbacks. So the status
       // changes here, not through MoveLocked, which would wait for the write.
-      EnterStatus(&job->record, JobStatus::kCanceled, NowMillis(),
+      EnterStatus(&job->record, JobStatus::kCanceled, clock_.Now(),
                   JobError{error_type::kShutdown, "the server shut down before the job started"});
       WriteLocked(job->record);
       if (!job->waiters.empty()) {
@@ -694,7 +697,7 @@ void JobService::WriteLocked(const JobRecord& rec) {
 }
 
 void JobService::MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error) {
-  EnterStatus(&job->record, to, NowMillis(), std::move(error));
+  EnterStatus(&job->record, to, clock_.Now(), std::move(error));
   if (!IsFinished(to)) return WriteLocked(job->record);
   // Once the final write is durable the waiters are answered and the job leaves
   // active_ — or, for a canceled job whose execution is still stopping, leaves it
@@ -1048,7 +1051,7 @@ void JobService::ScheduleRetention() {
 }
 
 void JobService::RemoveExpired() {
-  const UnixMillis now = NowMillis();
+  const UnixMillis now = clock_.Now();
   {
     MutexLock lock(&mu_);
     idempotency_.RemoveExpired(now);

@@ -9,7 +9,8 @@
 // (queued, running, or finished but not yet durable), the scheduler, the waiters and
 // the idempotency keys; it is held for bookkeeping only, never across a handler
 // call, a wait, disk or network I/O, a callback or a log call (it is taken before
-// the timer queue's and the store queue's locks). Store writes are queued on the
+// the timer queue's and the store queue's locks). The one callback run under it is a
+// RunContext's stop hook, which only hands the stop over (run_context.h). Store writes are queued on the
 // StoreQueue while mu_ is held — so the store sees state changes in the order they
 // happened — and their callbacks run once mu_ is released. Executions a locked
 // section starts are launched once mu_ is released (Launches). Callbacks are
@@ -113,10 +114,11 @@ class JobService {
   using PageCallback = std::function<void(ErrorOr<std::vector<JobSnapshot>>, std::optional<std::uint64_t>)>;
   using WaitTicket = std::uint64_t;
 
-  // Takes the registry: handlers must outlive every execution.
-  static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config,
-                                                     TaskRegistry registry,
-                                                     std::unique_ptr<Store> store);
+  // Takes the registry: handlers must outlive every execution. Jobs are stamped
+  // and expired by `clock`, which must outlive the service.
+  static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config, TaskRegistry registry,
+                                                     std::unique_ptr<Store> store,
+                                                     const WallClock& clock = SystemClock());
   // Cancels whatever still runs, then joins the pool and the timer thread.
   ~JobService();
 
@@ -188,7 +190,8 @@ class JobService {
     std::vector<std::shared_ptr<MapChunk>> chunks;
   };
 
-  JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store);
+  JobService(const ServerConfig& config, TaskRegistry registry, std::unique_ptr<Store> store,
+             const WallClock& clock);
 
   Status Recover() LOCKS_EXCLUDED(mu_);
   void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
@@ -223,6 +226,7 @@ class JobService {
 
   // Constant after construction.
   const ServerConfig config_;
+  const WallClock& clock_;
   TaskRegistry registry_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StoreQueue> store_queue_;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "service/job_service.h"
+#include "support/manual_clock.h"
 
 #include <gtest/gtest.h>
 
@@ -159,7 +160,8 @@ class JobServiceTest : public ::testing::Test {
   }
 
   // `store`: the memory store when null.
-  void Start(const ServerConfig& config, std::unique_ptr<Store> store = nullptr) {
+  void Start(const ServerConfig& config, std::unique_ptr<Store> store = nullptr,
+             const WallClock& clock = SystemClock()) {
     TaskRegistry registry = TaskRegistry::WithBuiltins();
     registry.Register("gated", TaskDefinition{[this](const Job& job, Context& ctx) {
                                                 return gate_.Run(job, ctx);
@@ -198,7 +200,7 @@ class JobServiceTest : public ::testing::Test {
       ASSERT_TRUE(memory.has_value());
       store = std::move(*memory);
     }
-    auto service = JobService::Create(config, std::move(registry), std::move(store));
+    auto service = JobService::Create(config, std::move(registry), std::move(store), clock);
     ASSERT_TRUE(service.has_value()) << service.error().detail;
     service_ = std::move(*service);
   }
@@ -300,6 +302,7 @@ class JobServiceTest : public ::testing::Test {
 
   // The gate outlives the service, whose destructor stops the handlers that use it.
   Gate gate_;
+  ManualClock clock_;  // A time of day that moves only by Advance, for Start to pass.
   std::unique_ptr<JobService> service_;
 };
 
