@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "config/defaults.h"
 #include "util/error.h"
 
 namespace offload {
@@ -53,19 +54,19 @@ struct TaskConfig {
   // Variables added to (or replacing in) the server's environment.
   std::map<std::string, std::string> env;
   // Between SIGTERM and SIGKILL when a process is stopped.
-  Millis kill_grace{5000};
+  Millis kill_grace{kDefaultKillGrace};
   // A worker is replaced after this many jobs; 0: never.
   std::int64_t max_jobs_per_worker = 0;
   // A worker whose RSS exceeds this many bytes after a job is replaced; 0: never.
   std::int64_t max_rss = 0;
   // Output beyond this many bytes fails the job.
-  std::int64_t max_result = 64 << 20;
+  std::int64_t max_result = kDefaultMaxResult;
 };
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   unsigned threads = 0;                   // 0: one I/O thread per core.
-  std::int64_t max_body = 16 << 20;       // Bytes; larger request bodies get 413.
+  std::int64_t max_body = kDefaultMaxBody;  // Bytes; larger request bodies get 413.
   Millis max_wait{60'000};                // Cap on `Prefer: wait=N` and `?wait=N`.
   Millis run_timeout{300'000};            // How long POST /v1/tasks/NAME/run waits.
   Millis retention{24 * 3600 * 1000};     // Finished jobs are removed after this.
@@ -80,9 +81,9 @@ struct ServerConfig {
   Millis idempotency_ttl{24 * 3600 * 1000};
   // Connections (docs/config.md). 0: derived from RLIMIT_NOFILE at start.
   std::int64_t max_connections = 0;
-  Millis idle_timeout{60'000};    // Between requests on a keep-alive connection.
-  Millis header_timeout{10'000};  // First byte to end of header; no-progress bound on a body.
-  Millis write_timeout{10'000};   // A response write that makes no progress this long is dropped.
+  Millis idle_timeout{kDefaultIdleTimeout};      // Between requests on a keep-alive connection.
+  Millis header_timeout{kDefaultHeaderTimeout};  // First byte to end of header; no-progress bound on a body.
+  Millis write_timeout{kDefaultWriteTimeout};    // A response write that makes no progress this long is dropped.
   // Web origins ("https://app.example:8443") whose pages may call the API (with
   // CORS headers). Empty: none but the server's own. "*": any page, which lets every
   // site a user visits submit and cancel jobs.
