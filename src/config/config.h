@@ -1,6 +1,9 @@
 // Server configuration: the TOML file (docs/config.md) plus command-line overrides.
-// Every top-level key is declared once, in the settings table in config.cc, which
-// also feeds `offload serve --help` and the check that docs/config.md names it.
+// A field's default is its initializer here (or a constant in defaults.h where
+// another layer states it too). How a key of the file is read, its type and its
+// help are declared once per key in the settings table (settings.h, settings.cc),
+// which also renders these defaults for `offload serve --help` and is checked
+// against docs/config.md.
 #pragma once
 
 #include <chrono>
@@ -65,12 +68,12 @@ struct TaskConfig {
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
-  unsigned threads = 0;                   // 0: one I/O thread per core.
+  unsigned threads = 0;                     // 0: one I/O thread per core.
   std::int64_t max_body = kDefaultMaxBody;  // Bytes; larger request bodies get 413.
-  Millis max_wait{60'000};                // Cap on `Prefer: wait=N` and `?wait=N`.
-  Millis run_timeout{300'000};            // How long POST /v1/tasks/NAME/run waits.
-  Millis retention{24 * 3600 * 1000};     // Finished jobs are removed after this.
-  Millis shutdown_grace{30'000};          // Running jobs may finish within this.
+  Millis max_wait{60'000};                  // Cap on `Prefer: wait=N` and `?wait=N`.
+  Millis run_timeout{300'000};              // How long POST /v1/tasks/NAME/run waits.
+  Millis retention{24 * 3600 * 1000};       // Finished jobs are removed after this.
+  Millis shutdown_grace{30'000};            // Running jobs may finish within this.
   // "sqlite:PATH" (durable, the default) or "memory" (lost at exit).
   std::string store = "sqlite:./offload-data/offload.db";
   // SQLite's synchronous setting: true for FULL, false for NORMAL.
@@ -106,20 +109,13 @@ ErrorOr<ServerConfig> LoadConfigFile(const std::string& path);
 // Same, from text (for tests); `source_name` stands in for the file name.
 ErrorOr<ServerConfig> ParseConfig(std::string_view toml_text, const std::string& source_name);
 
-// Checks cross-references: every task's resources exist, capacities positive...
-ErrorOr<bool> ValidateConfig(const ServerConfig& config);
+// Checks cross-references: every task's resources exist with room for one of its
+// jobs, and at most 64 resources are declared.
+Status ValidateConfig(const ServerConfig& config);
 
 // Parses "250ms", "30s", "5m", "24h" or a bare number of seconds.
 bool ParseDuration(std::string_view text, Millis* out);
 // Parses "512MiB", "2GiB", "100MB", "4096B" or a bare number of bytes.
 bool ParseByteSize(std::string_view text, std::int64_t* out);
-
-// The top-level keys the file accepts, for docs and --help.
-struct SettingDoc {
-  const char* key;
-  const char* default_value;
-  const char* help;
-};
-const std::vector<SettingDoc>& ServerSettingDocs();
 
 }  // namespace offload
