@@ -8,6 +8,10 @@
 
 #include <iostream>
 
+// The settings table, for --help; the server itself is reached through its public
+// header only.
+#include "config/config.h"
+#include "config/settings.h"
 #include "offload/server.h"
 #include "offload/task_registry.h"
 
@@ -47,10 +51,12 @@ int main(int argc, char** argv) {
   ServeFlags flags;
   CLI::App* serve = app.add_subcommand("serve", "Run the server");
   serve->add_option("--config", flags.config_path, "TOML config file (docs/config.md)")->check(CLI::ExistingFile);
-  serve->add_option("--listen", flags.listen, "HOST:PORT to listen on (default 127.0.0.1:8080)");
+  serve->add_option("--listen", flags.listen, "HOST:PORT to listen on (default " +
+                                                  offload::ServerConfig{}.listen + ")");
   serve->add_option("--threads", flags.threads, "I/O threads (default: number of cores)");
   serve->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  serve->footer(offload::SettingsHelp());
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "offload 0.1.0\n"; });
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) {

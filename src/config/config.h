@@ -1,6 +1,9 @@
 // Server configuration: the TOML file (docs/config.md) plus command-line overrides.
-// Every top-level key is declared once, in the settings table in config.cc, which
-// also feeds `offload serve --help` and the check that docs/config.md names it.
+// A field's default is its initializer here (or a constant in defaults.h where
+// another layer states it too). How a key of the file is read, its type and its
+// help are declared once per key in the settings table (settings.h, settings.cc),
+// which also renders these defaults for `offload serve --help` and is checked
+// against docs/config.md.
 #pragma once
 
 #include <chrono>
@@ -9,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "config/defaults.h"
 #include "util/error.h"
 
 namespace offload {
@@ -53,23 +57,23 @@ struct TaskConfig {
   // Variables added to (or replacing in) the server's environment.
   std::map<std::string, std::string> env;
   // Between SIGTERM and SIGKILL when a process is stopped.
-  Millis kill_grace{5000};
+  Millis kill_grace{kDefaultKillGrace};
   // A worker is replaced after this many jobs; 0: never.
   std::int64_t max_jobs_per_worker = 0;
   // A worker whose RSS exceeds this many bytes after a job is replaced; 0: never.
   std::int64_t max_rss = 0;
   // Output beyond this many bytes fails the job.
-  std::int64_t max_result = 64 << 20;
+  std::int64_t max_result = kDefaultMaxResult;
 };
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
-  unsigned threads = 0;                   // 0: one I/O thread per core.
-  std::int64_t max_body = 16 << 20;       // Bytes; larger request bodies get 413.
-  Millis max_wait{60'000};                // Cap on `Prefer: wait=N` and `?wait=N`.
-  Millis run_timeout{300'000};            // How long POST /v1/tasks/NAME/run waits.
-  Millis retention{24 * 3600 * 1000};     // Finished jobs are removed after this.
-  Millis shutdown_grace{30'000};          // Running jobs may finish within this.
+  unsigned threads = 0;                     // 0: one I/O thread per core.
+  std::int64_t max_body = kDefaultMaxBody;  // Bytes; larger request bodies get 413.
+  Millis max_wait{60'000};                  // Cap on `Prefer: wait=N` and `?wait=N`.
+  Millis run_timeout{300'000};              // How long POST /v1/tasks/NAME/run waits.
+  Millis retention{24 * 3600 * 1000};       // Finished jobs are removed after this.
+  Millis shutdown_grace{30'000};            // Running jobs may finish within this.
   // "sqlite:PATH" (durable, the default) or "memory" (lost at exit).
   std::string store = "sqlite:./offload-data/offload.db";
   // SQLite's synchronous setting: true for FULL, false for NORMAL.
@@ -80,9 +84,9 @@ struct ServerConfig {
   Millis idempotency_ttl{24 * 3600 * 1000};
   // Connections (docs/config.md). 0: derived from RLIMIT_NOFILE at start.
   std::int64_t max_connections = 0;
-  Millis idle_timeout{60'000};    // Between requests on a keep-alive connection.
-  Millis header_timeout{10'000};  // First byte to end of header; no-progress bound on a body.
-  Millis write_timeout{10'000};   // A response write that makes no progress this long is dropped.
+  Millis idle_timeout{kDefaultIdleTimeout};      // Between requests on a keep-alive connection.
+  Millis header_timeout{kDefaultHeaderTimeout};  // First byte to end of header; no-progress bound on a body.
+  Millis write_timeout{kDefaultWriteTimeout};    // A response write that makes no progress this long is dropped.
   // Web origins ("https://app.example:8443") whose pages may call the API (with
   // CORS headers). Empty: none but the server's own. "*": any page, which lets every
   // site a user visits submit and cancel jobs.
@@ -105,20 +109,13 @@ ErrorOr<ServerConfig> LoadConfigFile(const std::string& path);
 // Same, from text (for tests); `source_name` stands in for the file name.
 ErrorOr<ServerConfig> ParseConfig(std::string_view toml_text, const std::string& source_name);
 
-// Checks cross-references: every task's resources exist, capacities positive...
-ErrorOr<bool> ValidateConfig(const ServerConfig& config);
+// Checks cross-references: every task's resources exist with room for one of its
+// jobs, and at most 64 resources are declared.
+Status ValidateConfig(const ServerConfig& config);
 
 // Parses "250ms", "30s", "5m", "24h" or a bare number of seconds.
 bool ParseDuration(std::string_view text, Millis* out);
 // Parses "512MiB", "2GiB", "100MB", "4096B" or a bare number of bytes.
 bool ParseByteSize(std::string_view text, std::int64_t* out);
-
-// The top-level keys the file accepts, for docs and --help.
-struct SettingDoc {
-  const char* key;
-  const char* default_value;
-  const char* help;
-};
-const std::vector<SettingDoc>& ServerSettingDocs();
 
 }  // namespace offload

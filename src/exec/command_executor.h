@@ -21,6 +21,7 @@
 #include <string>
 #include <unordered_set>
 
+#include "config/defaults.h"
 #include "exec/executor.h"
 #include "exec/process.h"
 #include "exec/process_supervisor.h"
@@ -34,9 +35,9 @@ struct CommandOptions {
   // bytes are the result as they are.
   std::string content_type = "application/json";
   // Between SIGTERM and SIGKILL when a job is stopped.
-  std::chrono::milliseconds kill_grace{5000};
+  std::chrono::milliseconds kill_grace{kDefaultKillGrace};
   // Stdout beyond this many bytes fails the job (and stops the child).
-  std::int64_t max_result = 64 << 20;
+  std::int64_t max_result = kDefaultMaxResult;
 };
 
 class CommandExecutor final : public Executor {

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "config/defaults.h"
 #include "exec/executor.h"
 #include "exec/process.h"
 #include "exec/process_supervisor.h"
@@ -45,14 +46,14 @@ struct WorkerPoolOptions {
   // it is a string holding the bytes (base64 when the message says so).
   std::string content_type = "application/json";
   // Between SIGTERM and SIGKILL when a worker is stopped.
-  std::chrono::milliseconds kill_grace{5000};
+  std::chrono::milliseconds kill_grace{kDefaultKillGrace};
   // Replace a worker after this many jobs; 0: never.
   std::int64_t max_jobs_per_worker = 0;
   // Replace a worker whose RSS exceeds this many bytes after a job; 0: never.
   std::int64_t max_rss = 0;
   // A job whose output (the result line, or all stdout during the job) exceeds this
   // many bytes fails, and its worker is replaced.
-  std::int64_t max_result = 64 << 20;
+  std::int64_t max_result = kDefaultMaxResult;
   // Restart delay after consecutive unexpected exits: backoff_initial, doubling up
   // to backoff_max. A completed job resets the count.
   std::chrono::milliseconds backoff_initial{100};

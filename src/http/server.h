@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "config/defaults.h"
 #include "http/accept_backoff.h"
 #include "util/error.h"
 
@@ -32,21 +33,21 @@ class Api;
 struct HttpServerOptions {
   unsigned threads = 1;
   // Larger request bodies get 413 and the connection is closed.
-  std::int64_t max_body = 16 << 20;
+  std::int64_t max_body = kDefaultMaxBody;
   // Live sessions at most. Past it a new connection is accepted, sent a fixed 503
   // and closed at once: cheap, and the client learns why. main derives the
   // default from RLIMIT_NOFILE (DefaultMaxConnections).
   std::int64_t max_connections = 1024;
   // Between requests on a keep-alive connection (and before a new connection's
   // first byte). Short enough that idle clients do not hoard fds.
-  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds idle_timeout{kDefaultIdleTimeout};
   // From a request's first byte until its header is complete (a slowloris bound),
   // and the longest a request body may make no progress.
-  std::chrono::milliseconds header_timeout{10'000};
+  std::chrono::milliseconds header_timeout{kDefaultHeaderTimeout};
   // A response write that makes no progress this long drops the connection: a
   // client that stopped reading releases its response (maybe a large result). A
   // slow client that keeps reading is never dropped.
-  std::chrono::milliseconds write_timeout{10'000};
+  std::chrono::milliseconds write_timeout{kDefaultWriteTimeout};
 };
 
 // max_connections for an open-file limit of `nofile`: the limit less a reserve for

@@ -7,10 +7,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <random>
 
-#include "util/base64.h"
+#include "offload/error_types.h"
+#include "service/attempt_timer.h"
+#include "service/job_lifecycle.h"
 #include "util/id_generator.h"
 
 namespace offload {
@@ -22,66 +23,57 @@ struct JobService::TaskRuntime {
   std::unique_ptr<Executor> executor;
   int queue = 0;
   std::size_t parallelism = 1;      // Executions of this task that fit at once.
-  std::size_t pending_inserts = 0;  // guarded by mu_; submits whose insert is in flight
+  std::size_t pending_inserts = 0;  // Guarded by mu_: submits whose insert is in flight.
 };
 
+// A job the service holds in memory. Every field but the record's id, task, input,
+// priority and map spec (constant while it is active) is guarded by mu_.
 struct JobService::ActiveJob {
+  explicit ActiveJob(TimerQueue* timers) : attempt_timer(timers) {}
+
   JobRecord record;
   TaskRuntime* task = nullptr;
   std::shared_ptr<RunContext> run;  // Set while an execution is under way.
   std::vector<Waiter> waiters;
   bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
   bool final_durable = false;  // Its final state is in the store.
-  // The running attempt's timeout, or the back-off before the next attempt; 0: none.
-  TimerQueue::Handle attempt_timer = 0;
+  // The running attempt's timeout, or the back-off before the next attempt.
+  AttemptTimer attempt_timer;
   // Times the store refused its final state; a retry of the write is then pending.
   int final_write_failures = 0;
   // Its place among the jobs of its priority: its seq, or, for a map taking turns,
   // a fresh one after each chunk.
   std::uint64_t sched_seq = 0;
-  std::unique_ptr<MapState> map;  // Set for the parent of a map.
+  std::unique_ptr<MapRun> map;  // Set for the parent of a map.
+  std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
 };
 
-// The elements of a map in flight and done. Guarded by mu_, like the job.
-struct JobService::MapState {
-  explicit MapState(std::size_t n) : total(n), results(n) {}
-  // Elements left to dispatch: those below `next` went out at least once.
-  bool pending() const { return !stopping && (!again.empty() || next < total); }
-
-  std::size_t total;
-  std::size_t next = 0;
-  std::deque<std::size_t> again;  // Back from back-off or from a stopped chunk; go first.
-  std::size_t done = 0;
-  std::size_t failed = 0;
-  std::size_t running = 0;
-  std::vector<std::shared_ptr<RunContext>> contexts;  // One per chunk in flight.
-  std::unordered_map<std::size_t, int> failed_attempts;
-  boost::json::array results;  // Final outcome per element, in input order.
-  double ns_per_element = 0;   // Measured over the chunks; 0 until one reports.
-  bool stopping = false;       // Finished, failed fast, canceled or shut down.
-};
-
-// One dispatch of a map: its elements run one after another on one slot.
+// One dispatch of a map: its elements run one after another on one slot. The
+// copies of the job's constant fields let Launch build the executions without mu_.
 struct JobService::MapChunk {
-  ActiveJob* job = nullptr;  // Stays in active_ while a chunk is in flight.
-  std::vector<std::size_t> indices;
-  std::vector<int> attempts;  // Per index; empty when every one is a first attempt.
+  MapChunk(ActiveJob* j, TimerQueue* timers) : job(j), timer(timers) {}
+
+  ActiveJob* const job;  // Stays in active_ while a chunk is in flight.
+  MapRun::Chunk elements;
   std::shared_ptr<RunContext> context;
   std::chrono::steady_clock::time_point dispatched;
-  TimerQueue::Handle timer = 0;  // Its timeout; 0: none.
+  AttemptTimer timer;  // Its timeout.
+  // Constant copies, for Launch.
+  Executor* executor = nullptr;
+  std::string job_id;
+  std::string task;
+  std::shared_ptr<const boost::json::value> input;
+  int priority = 0;
+  bool stop_on_failure = false;
 };
 
 namespace {
 
-constexpr std::size_t kErrorHistory = 5;
-// See ChunkSizeLocked.
-constexpr std::chrono::milliseconds kChunkTarget{2};
-constexpr std::size_t kMaxChunk = 8192;
 // Maps at least this long give their memory back to the system when they end.
 constexpr std::size_t kLargeMap = 10'000;
 
 template <typename Job>
-Scheduler<Job*>::Key SchedKey(const Job& job) {
+typename Scheduler<Job*>::Key SchedKey(const Job& job) {
   return Scheduler<Job*>::MakeKey(job.record.priority, job.sched_seq);
 }
 
@@ -129,8 +121,6 @@ std::string DescribeRun(const TaskConfig& t) {
   return t.run;
 }
 
-std::string IdempotencySlot(const std::string& task, const std::string& key) { return task + '\0' + key; }
-
 // A refused final write is tried again after 50 ms, doubling up to 5 s: soon after
 // the disk has room again, without spinning on a disk that stays full.
 Millis FinalWriteDelay(int failures) {
@@ -141,19 +131,20 @@ Millis FinalWriteDelay(int failures) {
 JobError CancelError(CancelCause cause, const std::string& task, Millis run_timeout) {
   switch (cause) {
     case CancelCause::kClientGone:
-      return JobError{"client_disconnected", "the client of POST /v1/tasks/" + task +
-                                                 "/run closed its connection before the job finished"};
+      return JobError{error_type::kClientDisconnected, "the client of POST /v1/tasks/" + task +
+                                                           "/run closed its connection before the job finished"};
     case CancelCause::kRunTimeout:
-      return JobError{"run_timeout", "the job did not finish within run_timeout (" +
-                                         std::to_string(run_timeout.count()) + " ms) of POST /v1/tasks/" +
-                                         task + "/run; submit long jobs with POST /v1/jobs"};
+      return JobError{error_type::kRunTimeout, "the job did not finish within run_timeout (" +
+                                                   std::to_string(run_timeout.count()) +
+                                                   " ms) of POST /v1/tasks/" + task +
+                                                   "/run; submit long jobs with POST /v1/jobs"};
     case CancelCause::kShutdown:
-      return JobError{"shutdown", "the server shut down before the job of POST /v1/tasks/" + task +
-                                      "/run finished"};
+      return JobError{error_type::kShutdown,
+                      "the server shut down before the job of POST /v1/tasks/" + task + "/run finished"};
     case CancelCause::kRequest:
       break;
   }
-  return JobError{"canceled", "canceled by a DELETE request"};
+  return JobError{error_type::kCanceled, "canceled by a DELETE request"};
 }
 
 Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
@@ -165,21 +156,26 @@ Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
   return Millis(static_cast<std::int64_t>(capped * jitter(rng)));
 }
 
+bool Retryable(const JobError& failure) { return failure.type != error_type::kInvalidInput; }
+
 }  // namespace
 
-JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store)
+JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock)
     : config_(config),
+      clock_(clock),
       store_(std::move(store)),
       store_queue_(std::make_unique<StoreQueue>(store_.get())),
+      timers_(std::make_unique<TimerQueue>()),
       scheduler_(Capacities(config)),
-      timers_(std::make_unique<TimerQueue>()) {}
+      idempotency_(config.idempotency_ttl.count()) {}
 
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config,
                                                         TaskExecutors executors,
-                                                        std::unique_ptr<Store> store) {
+                                                        std::unique_ptr<Store> store,
+                                                        const WallClock& clock) {
   auto valid = ValidateConfig(config);
   if (!valid) return valid.error();
-  std::unique_ptr<JobService> service(new JobService(config, std::move(store)));
+  std::unique_ptr<JobService> service(new JobService(config, std::move(store), clock));
   const std::vector<std::string> names = ResourceNames(config);
   for (const auto& [name, tc] : config.tasks) {
     auto te = executors.find(name);
@@ -199,7 +195,10 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
       if (amount > 0) fit = std::min(fit, config.resources.at(res) / amount);
     }
     rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
-    rt->queue = service->scheduler_.AddQueue(std::move(demand));
+    {
+      MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
+      rt->queue = service->scheduler_.AddQueue(std::move(demand));
+    }
     service->tasks_.emplace(name, std::move(rt));
   }
   if (auto recovered = service->Recover(); !recovered) return recovered.error();
@@ -208,68 +207,63 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
 }
 
 // Runs before the service is shared: no other thread can call in yet.
-ErrorOr<bool> JobService::Recover() {
+Status JobService::Recover() {
   auto max_seq = store_->MaxSeq();
   if (!max_seq) return max_seq.error();
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished) return unfinished.error();
-  auto keys = store_->LoadIdempotencyKeys(NowMillis() - config_.idempotency_ttl.count());
+  const UnixMillis now = clock_.Now();
+  auto keys = store_->LoadIdempotencyKeys(now - config_.idempotency_ttl.count());
   if (!keys) return keys.error();
 
-  Deferred deferred;
+  Launches launches;
   std::size_t requeued = 0, interrupted = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     next_seq_ = *max_seq;
     for (const IdempotencyEntry& e : *keys) {
-      idempotency_[IdempotencySlot(e.task, e.key)] =
-          IdempotencyRecord{e.job_id, e.request_hash, e.created_at, true};
+      idempotency_.Put(e.task, e.key, IdempotencyCache::Entry{e.job_id, e.request_hash, e.created_at, true});
     }
     for (JobRecord& rec : *unfinished) {
-      auto job = std::make_unique<ActiveJob>();
+      auto job = std::make_unique<ActiveJob>(timers_.get());
       auto task = tasks_.find(rec.task);
       job->record = std::move(rec);
-      JobRecord& r = job->record;
+      const JobRecord& r = job->record;
       ActiveJob* raw = job.get();
       active_.emplace(r.id, std::move(job));
       if (task == tasks_.end()) {
-        r.status = JobStatus::kFailed;
-        r.error = JobError{"unknown_task", "task \"" + r.task + "\" is no longer configured"};
-        FinishLocked(raw);
+        MoveLocked(raw, JobStatus::kFailed,
+                   JobError{error_type::kUnknownTask, "task \"" + r.task + "\" is no longer configured"});
         continue;
       }
       raw->task = task->second.get();
       raw->sched_seq = r.seq;
-      if (r.map) raw->map = std::make_unique<MapState>(r.input->is_array() ? r.input->get_array().size() : 0);
+      if (r.map) {
+        raw->map = std::make_unique<MapRun>(r.input->is_array() ? r.input->get_array().size() : 0, *r.map,
+                                            raw->task->parallelism);
+      }
       if (r.status == JobStatus::kRunning) {
-        JobError lost{"interrupted", "the server stopped while the job was running"};
+        JobError lost{error_type::kInterrupted, "the server stopped while the job was running"};
         if (r.attempts <= raw->task->config.retries) {
-          r.error_history.push_back(lost);
-          if (r.error_history.size() > kErrorHistory) r.error_history.erase(r.error_history.begin());
-          r.status = JobStatus::kQueued;
-          r.started_at = 0;
-          r.progress.reset();
-          WriteLocked(r);
+          MoveLocked(raw, JobStatus::kQueued, std::move(lost));
           ++requeued;
         } else {
-          r.status = JobStatus::kFailed;
-          r.error = lost;
-          FinishLocked(raw);
+          MoveLocked(raw, JobStatus::kFailed, std::move(lost));
           ++interrupted;
           continue;
         }
       }
       EnqueueLocked(raw);
     }
-    DispatchLocked(&deferred);
+    DispatchLocked(&launches);
   }
   if (!unfinished->empty()) {
     spdlog::info("recovery: {} unfinished jobs found; {} re-queued after an interrupted run, {} failed as "
                  "interrupted",
                  unfinished->size(), requeued, interrupted);
   }
-  RunDeferred(std::move(deferred));
-  return true;
+  Launch(std::move(launches));
+  return {};
 }
 
 JobService::~JobService() {
@@ -282,14 +276,18 @@ JobService::~JobService() {
   for (auto& [name, task] : tasks_) task->executor.reset();
   // Final writes queued so far are applied (or refused) while the timers still run.
   store_queue_->Flush();
+  std::size_t unstored = 0;
+  std::string store_error;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;  // A refused final write is not tried again from here on.
-    if (unstored_finals_ > 0) {
-      spdlog::error("store: the final state of {} finished jobs could not be recorded ({}); at the next start "
-                    "they count as interrupted",
-                    unstored_finals_, store_error_);
-    }
+    unstored = unstored_finals_;
+    store_error = store_error_;
+  }
+  if (unstored > 0) {
+    spdlog::error("store: the final state of {} finished jobs could not be recorded ({}); at the next start "
+                  "they count as interrupted",
+                  unstored, store_error);
   }
   timers_->Stop();
   // What the timer thread queued last is applied while the queue is still whole: its
@@ -320,7 +318,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       return done(MakeError(ErrorCode::kInvalidArgument, *problem));
     }
   }
-  auto job = std::make_unique<ActiveJob>();
+  auto job = std::make_unique<ActiveJob>(timers_.get());
   job->task = task;
   JobRecord& rec = job->record;
   rec.task = request.task;
@@ -337,15 +335,10 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   std::optional<JobSnapshot> replay;
   std::string replay_id;
   {
-    std::lock_guard lock(mu_);
-    const UnixMillis now = NowMillis();
-    IdempotencyRecord* seen = nullptr;
-    if (!rec.idempotency_key.empty()) {
-      auto it = idempotency_.find(IdempotencySlot(rec.task, rec.idempotency_key));
-      if (it != idempotency_.end() && it->second.created_at + config_.idempotency_ttl.count() > now) {
-        seen = &it->second;
-      }
-    }
+    MutexLock lock(&mu_);
+    const UnixMillis now = clock_.Now();
+    const IdempotencyCache::Entry* seen =
+        rec.idempotency_key.empty() ? nullptr : idempotency_.Find(rec.task, rec.idempotency_key, now);
     if (seen && seen->request_hash != rec.request_hash) {
       refused = MakeError(ErrorCode::kInvalidArgument,
                           "Idempotency-Key \"" + rec.idempotency_key + "\" was used for job " + seen->job_id +
@@ -370,8 +363,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       rec.created_at = now;
       ++task->pending_inserts;
       if (!rec.idempotency_key.empty()) {
-        idempotency_[IdempotencySlot(rec.task, rec.idempotency_key)] =
-            IdempotencyRecord{rec.id, rec.request_hash, now, false};
+        idempotency_.Put(rec.task, rec.idempotency_key, IdempotencyCache::Entry{rec.id, rec.request_hash, now, false});
       }
       // The callback owns the job until it is durable; it is never dropped: the
       // queue calls every callback, with an error if the write failed.
@@ -402,40 +394,38 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
 }
 
 void JobService::OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) {
-  Deferred deferred;
+  Launches launches;
   ErrorOr<JobSnapshot> answer = MakeError(ErrorCode::kInternal, "unset");
+  const std::string id = job->record.id;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     JobRecord& rec = job->record;
     --job->task->pending_inserts;
-    auto slot = rec.idempotency_key.empty() ? idempotency_.end()
-                                            : idempotency_.find(IdempotencySlot(rec.task, rec.idempotency_key));
     if (!stored) {
-      spdlog::error("store: cannot insert job {}: {}", rec.id, stored.error().detail);
-      if (slot != idempotency_.end() && slot->second.job_id == rec.id) idempotency_.erase(slot);
+      if (!rec.idempotency_key.empty()) idempotency_.Forget(rec.task, rec.idempotency_key, rec.id);
       answer = MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
     } else {
-      if (slot != idempotency_.end() && slot->second.job_id == rec.id) slot->second.stored = true;
+      if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
       ActiveJob* raw = job.get();
       active_.emplace(rec.id, std::move(job));
       raw->sched_seq = rec.seq;
-      if (rec.map) raw->map = std::make_unique<MapState>(rec.input->get_array().size());
-      if (raw->map && raw->map->total == 0) {
+      if (rec.map) {
+        raw->map = std::make_unique<MapRun>(rec.input->get_array().size(), *rec.map, raw->task->parallelism);
+      }
+      if (raw->map && raw->map->complete()) {
         // Nothing to run: an empty map succeeds with an empty list.
-        rec.status = JobStatus::kSucceeded;
-        rec.started_at = NowMillis();
+        raw->map->Stop();
         rec.result = Result::Json(boost::json::array()).output();
-        rec.progress = 1.0;
-        raw->map->stopping = true;
-        FinishLocked(raw);
+        MoveLocked(raw, JobStatus::kSucceeded);
       } else {
         EnqueueLocked(raw);
-        DispatchLocked(&deferred);
+        DispatchLocked(&launches);
       }
       answer = SnapshotLocked(*raw);
     }
   }
-  RunDeferred(std::move(deferred));
+  if (!stored) spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
+  Launch(std::move(launches));
   done(std::move(answer));
 }
 
@@ -446,7 +436,7 @@ void JobService::StoreGet(const std::string& id, std::function<void(ErrorOr<std:
 void JobService::Get(const std::string& id, SnapshotCallback done) {
   std::optional<JobSnapshot> live;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = active_.find(id);
     if (it != active_.end()) live = SnapshotLocked(*it->second);
   }
@@ -459,35 +449,28 @@ void JobService::Get(const std::string& id, SnapshotCallback done) {
 }
 
 void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallback done) {
-  Deferred deferred;
+  Launches launches;
   std::optional<JobSnapshot> snap;
   std::optional<JobStatus> finished_as;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = active_.find(id);
     if (it != active_.end()) {
       ActiveJob* job = it->second.get();
-      JobRecord& rec = job->record;
+      const JobRecord& rec = job->record;
       if (rec.status == JobStatus::kQueued) {
-        if (job->in_scheduler) {
-          scheduler_.Remove(job->task->queue, SchedKey(*job));
-          job->in_scheduler = false;
-        }
-        if (job->map) job->map->stopping = true;
-        rec.status = JobStatus::kCanceled;
-        rec.error = CancelError(cause, rec.task, config_.run_timeout);
-        FinishLocked(job);
+        UnqueueLocked(job);
+        if (job->map) job->map->Stop();
+        MoveLocked(job, JobStatus::kCanceled, CancelError(cause, rec.task, config_.run_timeout));
         snap = SnapshotLocked(*job);
-        DispatchLocked(&deferred);  // It may have blocked the jobs behind it.
+        DispatchLocked(&launches);  // It may have blocked the jobs behind it.
       } else if (rec.status == JobStatus::kRunning) {
         // The execution keeps its resources until it has really stopped; the job
         // is canceled for the client from now on.
-        rec.status = JobStatus::kCanceled;
-        rec.error = CancelError(cause, rec.task, config_.run_timeout);
-        FinishLocked(job);
+        MoveLocked(job, JobStatus::kCanceled, CancelError(cause, rec.task, config_.run_timeout));
         if (job->map) {
           StopMapLocked(job, StopReason::kCanceled);
-          DispatchLocked(&deferred);  // Its turn in the scheduler is gone.
+          DispatchLocked(&launches);  // Its turn in the scheduler is gone.
         } else {
           job->run->RequestStop(StopReason::kCanceled);
         }
@@ -504,7 +487,7 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
                                                     std::string(JobStatusName(*finished_as))));
   }
   if (snap) {
-    RunDeferred(std::move(deferred));
+    Launch(std::move(launches));
     return done(std::move(*snap));
   }
   StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
@@ -525,7 +508,7 @@ void JobService::List(const JobQuery& query, PageCallback done) {
     std::vector<std::optional<JobSnapshot>> slots(page->jobs.size());
     std::vector<std::size_t> reread;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       for (std::size_t i = 0; i < page->jobs.size(); ++i) {
         JobRecord& rec = page->jobs[i];
         auto it = active_.find(rec.id);
@@ -556,9 +539,8 @@ void JobService::List(const JobQuery& query, PageCallback done) {
   });
 }
 
-JobService::WaitTicket JobService::AwaitFinish(const std::string& id,
-                                               std::function<void(JobSnapshot)> on_finish) {
-  std::lock_guard lock(mu_);
+JobService::WaitTicket JobService::AwaitFinish(const std::string& id, std::function<void(JobSnapshot)> on_finish) {
+  MutexLock lock(&mu_);
   auto it = active_.find(id);
   // A job whose final write is still in flight is waited for too: a waiter hears
   // "finished" only once the store (and so GET /v1/jobs) says so as well.
@@ -569,7 +551,7 @@ JobService::WaitTicket JobService::AwaitFinish(const std::string& id,
 }
 
 bool JobService::CancelAwait(const std::string& id, WaitTicket ticket) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = active_.find(id);
   if (it == active_.end()) return false;
   auto& ws = it->second->waiters;
@@ -581,10 +563,12 @@ bool JobService::CancelAwait(const std::string& id, WaitTicket ticket) {
 
 std::vector<TaskInfo> JobService::Tasks() const {
   std::vector<TaskInfo> out;
-  std::lock_guard lock(mu_);
-  for (const auto& [name, rt] : tasks_) {
-    out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type,
-                           rt->config.max_queued, scheduler_.queued(rt->queue), rt->config.timeout});
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [name, rt] : tasks_) {
+      out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type,
+                             rt->config.max_queued, scheduler_.queued(rt->queue), rt->config.timeout});
+    }
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
@@ -592,7 +576,7 @@ std::vector<TaskInfo> JobService::Tasks() const {
 
 std::vector<ResourceInfo> JobService::Resources() const {
   std::vector<ResourceInfo> out;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   int r = 0;
   for (const auto& [name, cap] : config_.resources) {
     out.push_back(ResourceInfo{name, cap, scheduler_.in_use(r), scheduler_.queued_demand(r)});
@@ -602,23 +586,36 @@ std::vector<ResourceInfo> JobService::Resources() const {
 }
 
 void JobService::BeginDrain() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   draining_ = true;
 }
 
 bool JobService::draining() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return draining_;
 }
 
 StoreHealth JobService::store_health() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return StoreHealth{unstored_finals_, store_error_};
 }
 
 bool JobService::WaitForIdle(Millis timeout) {
-  std::unique_lock lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [this] { return running_ == 0; });
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  while (running_ > 0) {
+    if (!idle_cv_.WaitUntil(&mu_, deadline) && running_ > 0) return false;
+  }
+  return true;
+}
+
+bool JobService::WaitForFinalWrites(Millis timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  MutexLock lock(&mu_);
+  while (unstored_finals_ > 0) {
+    if (!idle_cv_.WaitUntil(&mu_, deadline) && unstored_finals_ > 0) return false;
+  }
+  return true;
 }
 
 void JobService::CancelAll() {
@@ -626,17 +623,16 @@ void JobService::CancelAll() {
   // a durable store): the server is going away and would otherwise drop them.
   std::vector<std::pair<std::vector<Waiter>, JobSnapshot>> kept;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     std::vector<ActiveJob*> queued;
     for (auto& [id, job] : active_) {
       if (job->record.status == JobStatus::kRunning && job->run) {
         job->run->RequestStop(StopReason::kShutdown);
       } else if (job->record.status == JobStatus::kRunning && job->map) {
         // A map between chunks, or with chunks in flight, ends now as a whole.
-        job->record.status = JobStatus::kCanceled;
-        job->record.error = JobError{"shutdown", "the server shut down while the map ran"};
+        MoveLocked(job.get(), JobStatus::kCanceled,
+                   JobError{error_type::kShutdown, "the server shut down while the map ran"});
         StopMapLocked(job.get(), StopReason::kShutdown);
-        FinishLocked(job.get());
         if (!job->waiters.empty()) {
           kept.emplace_back(std::move(job->waiters), SnapshotLocked(*job));
           job->waiters.clear();
@@ -650,16 +646,13 @@ void JobService::CancelAll() {
       }
     }
     for (ActiveJob* job : queued) {
-      if (job->in_scheduler) {
-        scheduler_.Remove(job->task->queue, SchedKey(*job));
-        job->in_scheduler = false;
-      }
+      UnqueueLocked(job);
       // A memory store ends with this process: the waiters are answered now and the
       // write is not waited for, so a million queued jobs drop in a moment rather
-      // than a million round trips through the store's callbacks.
-      job->record.status = JobStatus::kCanceled;
-      job->record.finished_at = NowMillis();
-      job->record.error = JobError{"shutdown", "the server shut down before the job started"};
+      // than a million round trips through the store's callbacks. So the status
+      // changes here, not through MoveLocked, which would wait for the write.
+      EnterStatus(&job->record, JobStatus::kCanceled, clock_.Now(),
+                  JobError{error_type::kShutdown, "the server shut down before the job started"});
       WriteLocked(job->record);
       if (!job->waiters.empty()) {
         kept.emplace_back(std::move(job->waiters), JobSnapshot{job->record, std::nullopt});
@@ -673,67 +666,262 @@ void JobService::CancelAll() {
   }
 }
 
-// REQUIRES: mu_ held.
 void JobService::WriteLocked(const JobRecord& rec) {
   store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec}, nullptr);
 }
 
-// REQUIRES: mu_ held.
-void JobService::DispatchLocked(Deferred* out) {
+void JobService::MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error) {
+  EnterStatus(&job->record, to, clock_.Now(), std::move(error));
+  if (!IsFinished(to)) return WriteLocked(job->record);
+  // Once the final write is durable the waiters are answered and the job leaves
+  // active_ — or, for a canceled job whose execution is still stopping, leaves it
+  // in OnExecutionDone or OnChunkDone.
+  job->attempt_timer.Cancel();
+  WriteFinalLocked(job);
+}
+
+void JobService::DispatchLocked(Launches* out) {
   // A store that refuses final states stops new work: what runs now could be stored
   // by nobody, and would run again after a crash.
   if (draining_ || unstored_finals_ > 0) return;
   scheduler_.Dispatch([&](int, ActiveJob* job) {
+    mu_.AssertHeld();  // Dispatch calls back before it returns, under the same lock.
     job->in_scheduler = false;
     if (job->map) StartChunkLocked(job, out);
     else StartLocked(job, out);
   });
 }
 
-// REQUIRES: mu_ held; the job is not in the scheduler.
+// REQUIRES: the job is not in the scheduler.
 void JobService::EnqueueLocked(ActiveJob* job) {
   scheduler_.Enqueue(job->task->queue, SchedKey(*job), job);
   job->in_scheduler = true;
 }
 
-bool JobService::Executing(const ActiveJob& job) {
-  return job.run != nullptr || (job.map && !job.map->contexts.empty());
+void JobService::UnqueueLocked(ActiveJob* job) {
+  if (!job->in_scheduler) return;
+  scheduler_.Remove(job->task->queue, SchedKey(*job));
+  job->in_scheduler = false;
 }
 
+bool JobService::Executing(const ActiveJob& job) { return job.run != nullptr || !job.chunk_contexts.empty(); }
+
 size_t JobService::active_jobs() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return active_.size();
 }
 
-// REQUIRES: mu_ held; the scheduler has reserved the job's resources.
-void JobService::StartLocked(ActiveJob* job, Deferred* out) {
-  JobRecord& rec = job->record;
-  rec.status = JobStatus::kRunning;
-  rec.started_at = NowMillis();
-  rec.attempts += 1;
+// REQUIRES: the scheduler has reserved the job's resources.
+void JobService::StartLocked(ActiveJob* job, Launches* out) {
+  const JobRecord& rec = job->record;
+  MoveLocked(job, JobStatus::kRunning);
   job->run = std::make_shared<RunContext>();
   if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
-    job->attempt_timer = timers_->Schedule(
-        timeout, [this, id = rec.id, attempt = rec.attempts] { OnTimeout(id, attempt); });
+    job->attempt_timer.Set(timeout, [this, id = rec.id, attempt = rec.attempts] { OnTimeout(id, attempt); });
   }
-  WriteLocked(rec);
   ++running_;
-  out->started.push_back(job);
+  out->singles.push_back(Launches::Single{
+      job->task->executor.get(), Execution{rec.id, rec.task, rec.input, rec.priority, rec.attempts, job->run}, job});
 }
 
-// Sets finished_at and queues the final write; once it is durable the waiters are
-// answered and the job leaves active_ — or, for a canceled job whose execution is
-// still stopping, leaves it in OnExecutionDone. REQUIRES: mu_ held; rec.status is
-// final (and rec.error set when it is canceled).
-void JobService::FinishLocked(ActiveJob* job) {
-  JobRecord& rec = job->record;
-  if (rec.finished_at == 0) rec.finished_at = NowMillis();
-  timers_->Cancel(job->attempt_timer);
-  job->attempt_timer = 0;
-  WriteFinalLocked(job);
+// REQUIRES: the scheduler has reserved one execution's resources.
+void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
+  const JobRecord& rec = job->record;
+  MapRun& m = *job->map;
+  if (rec.status == JobStatus::kQueued) MoveLocked(job, JobStatus::kRunning);
+  auto chunk = std::make_shared<MapChunk>(job, timers_.get());
+  chunk->elements = m.TakeChunk();
+  chunk->context = std::make_shared<RunContext>();
+  if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
+    // Each element may take the whole timeout: the chunk's bound is their sum.
+    const auto bound = timeout * static_cast<std::int64_t>(chunk->elements.indices.size());
+    chunk->timer.Set(bound, [ctx = std::weak_ptr<RunContext>(chunk->context)] {
+      if (auto c = ctx.lock()) c->RequestStop(StopReason::kTimeout);
+    });
+  }
+  chunk->executor = job->task->executor.get();
+  chunk->job_id = rec.id;
+  chunk->task = rec.task;
+  chunk->input = rec.input;
+  chunk->priority = rec.priority;
+  chunk->stop_on_failure = !rec.map->collect && job->task->config.retries == 0;
+  job->chunk_contexts.push_back(chunk->context);
+  ++running_;
+  out->chunks.push_back(std::move(chunk));
+  if (m.pending()) {
+    // Its turn is over: to the end of its priority class.
+    job->sched_seq = ++next_seq_;
+    EnqueueLocked(job);
+  }
 }
 
-// REQUIRES: mu_ held; the job's status is final.
+// Reads only what the locked section copied into `launches`: no job state.
+void JobService::Launch(Launches launches) {
+  store_queue_->Drain();
+  for (auto& single : launches.singles) {
+    single.executor->Start(std::move(single.exec),
+                           [this, job = single.job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
+  }
+  for (auto& chunk : launches.chunks) {
+    const boost::json::array& elements = chunk->input->get_array();
+    const MapRun::Chunk& c = chunk->elements;
+    std::vector<Execution> execs;
+    execs.reserve(c.indices.size());
+    for (std::size_t i = 0; i < c.indices.size(); ++i) {
+      const std::size_t index = c.indices[i];
+      // Aliasing pointers: the elements stay in the parent's input, uncopied.
+      execs.push_back(Execution{chunk->job_id + "." + std::to_string(index), chunk->task,
+                                std::shared_ptr<const boost::json::value>(chunk->input, &elements[index]),
+                                chunk->priority, c.attempts.empty() ? 1 : c.attempts[i], chunk->context});
+    }
+    chunk->dispatched = std::chrono::steady_clock::now();
+    chunk->executor->StartBatch(std::move(execs), chunk->stop_on_failure,
+                                [this, chunk](std::vector<std::optional<Result>> outcomes) {
+                                  OnChunkDone(chunk, std::move(outcomes));
+                                });
+  }
+}
+
+void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes) {
+  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                                            chunk->dispatched);
+  // The element results are encoded before the lock is taken.
+  ChunkOutcome outcome = ChunkOutcome::From(std::move(outcomes), elapsed, chunk->context->stop_reason());
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    ActiveJob* job = chunk->job;
+    MapRun& m = *job->map;
+    JobRecord& rec = job->record;
+    scheduler_.Release(job->task->queue);
+    if (--running_ == 0) idle_cv_.SignalAll();
+    chunk->timer.Cancel();
+    std::erase(job->chunk_contexts, chunk->context);
+    const TaskConfig& tc = job->task->config;
+    MapRun::Folded folded = m.Fold(chunk->elements, std::move(outcome), EffectiveTimeout(*job), tc.retries,
+                                   /*may_retry=*/!draining_);
+    for (const auto& retry : folded.retries) {
+      // Not cancelled when the map ends: it is short (the back-off) and finds the
+      // map stopped.
+      timers_->Schedule(RetryDelay(tc, retry.second),
+                        [this, id = rec.id, index = retry.first] { OnElementRetryDue(id, index); });
+    }
+    if (folded.failure) {
+      rec.map->failed_index = folded.failed_index;
+      rec.progress = m.progress();
+      MoveLocked(job, JobStatus::kFailed, std::move(folded.failure));
+      StopMapLocked(job, StopReason::kCanceled);
+    }
+    if (IsFinished(rec.status)) {
+      // Ended (canceled, shut down or failed fast): it leaves once its last chunk
+      // has reported and its final state is durable.
+      if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
+    } else if (m.complete()) {
+      m.Stop();
+      rec.result = Result::Json(m.TakeResults()).output();
+      MoveLocked(job, JobStatus::kSucceeded);
+    } else if (m.pending() && !job->in_scheduler) {
+      job->sched_seq = ++next_seq_;
+      EnqueueLocked(job);
+    }
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+}
+
+// Nothing more of the map starts; its chunks in flight are asked to stop.
+void JobService::StopMapLocked(ActiveJob* job, StopReason reason) {
+  job->map->Stop();
+  UnqueueLocked(job);
+  for (auto& ctx : job->chunk_contexts) ctx->RequestStop(reason);
+}
+
+void JobService::OnElementRetryDue(const std::string& id, std::size_t index) {
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end() || !it->second->map || it->second->map->stopping()) return;
+    ActiveJob* job = it->second.get();
+    job->map->Retry(index);
+    if (!job->in_scheduler) {
+      job->sched_seq = ++next_seq_;
+      EnqueueLocked(job);
+    }
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+}
+
+void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    scheduler_.Release(job->task->queue);
+    JobRecord& rec = job->record;
+    const StopReason stop = job->run->stop_reason();
+    const double progress = job->run->progress();
+    job->run.reset();
+    job->attempt_timer.Cancel();
+    if (--running_ == 0) idle_cv_.SignalAll();
+    if (rec.status == JobStatus::kCanceled) {
+      // Canceled while running: its final state was queued by Cancel. Erase it once
+      // that write is durable (else OnFinishDurable erases it).
+      if (job->final_durable) active_.erase(rec.id);
+    } else if (stop == StopReason::kShutdown) {
+      if (progress >= 0) rec.progress = progress;
+      MoveLocked(job, JobStatus::kCanceled, JobError{error_type::kShutdown, "the server shut down while the job ran"});
+    } else if (stop != StopReason::kTimeout && outcome.ok()) {
+      rec.result = outcome.output();
+      MoveLocked(job, JobStatus::kSucceeded);
+    } else {
+      JobError failure = stop == StopReason::kTimeout
+                             ? JobError{error_type::kTimeout, "the job ran longer than its timeout of " +
+                                                                  std::to_string(EffectiveTimeout(*job).count()) +
+                                                                  " ms"}
+                             : outcome.error();
+      if (progress >= 0) rec.progress = progress;
+      if (Retryable(failure) && !draining_ && rec.attempts <= job->task->config.retries) {
+        MoveLocked(job, JobStatus::kQueued, std::move(failure));
+        job->attempt_timer.Set(RetryDelay(job->task->config, rec.attempts),
+                               [this, id = rec.id, attempt = rec.attempts] { OnRetryDue(id, attempt); });
+      } else {
+        MoveLocked(job, JobStatus::kFailed, std::move(failure));
+      }
+    }
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+}
+
+void JobService::OnRetryDue(const std::string& id, int attempt) {
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) return;
+    ActiveJob* job = it->second.get();
+    if (job->record.attempts != attempt || job->record.status != JobStatus::kQueued || job->in_scheduler) return;
+    job->attempt_timer.Fired();
+    // Its original seq keeps its place: a retry goes before jobs submitted after it.
+    job->sched_seq = job->record.seq;
+    EnqueueLocked(job);
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+}
+
+// Belt and braces: the timer is cancelled when its attempt ends, and the attempt
+// number is checked in case it fired just before.
+void JobService::OnTimeout(const std::string& id, int attempt) {
+  MutexLock lock(&mu_);
+  auto it = active_.find(id);
+  if (it == active_.end() || it->second->record.attempts != attempt || !it->second->run) return;
+  it->second->attempt_timer.Fired();
+  // Safe under mu_: RequestStop's OnStop hook only hands the stop over (run_context.h).
+  it->second->run->RequestStop(StopReason::kTimeout);
+}
+
 void JobService::WriteFinalLocked(ActiveJob* job) {
   store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](ErrorOr<bool> stored) {
     // kUnavailable is the disk (full, read-only, failing): worth another try. Any
@@ -745,23 +933,27 @@ void JobService::WriteFinalLocked(ActiveJob* job) {
 }
 
 void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
-  std::lock_guard lock(mu_);
-  auto it = active_.find(id);
-  if (it == active_.end()) return;
-  ActiveJob* job = it->second.get();
-  store_error_ = error.detail;
-  if (stopping_) return;
-  if (job->final_write_failures++ == 0 && unstored_finals_++ == 0) {
+  bool first_refusal = false;
+  {
+    MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end()) return;
+    ActiveJob* job = it->second.get();
+    store_error_ = error.detail;
+    if (stopping_) return;
+    first_refusal = job->final_write_failures++ == 0 && unstored_finals_++ == 0;
+    timers_->Schedule(FinalWriteDelay(job->final_write_failures), [this, id] { OnFinalWriteRetryDue(id); });
+  }
+  if (first_refusal) {
     spdlog::error("store: cannot record the end of job {}: {}; finished jobs stay in memory and are written "
                   "again until the store takes them, and no new job starts meanwhile",
                   id, error.detail);
   }
-  timers_->Schedule(FinalWriteDelay(job->final_write_failures), [this, id] { OnFinalWriteRetryDue(id); });
 }
 
 void JobService::OnFinalWriteRetryDue(const std::string& id) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = active_.find(id);
     if (it == active_.end()) return;
     WriteFinalLocked(it->second.get());
@@ -769,51 +961,44 @@ void JobService::OnFinalWriteRetryDue(const std::string& id) {
   store_queue_->Drain();
 }
 
-bool JobService::WaitForFinalWrites(Millis timeout) {
-  std::unique_lock lock(mu_);
-  return idle_cv_.wait_for(lock, timeout, [this] { return unstored_finals_ == 0; });
-}
-
 void JobService::OnFinishDurable(const std::string& id) {
   std::vector<Waiter> waiters;
   std::optional<JobSnapshot> snap;
   bool large_map_gone = false;
-  Deferred deferred;
+  bool store_back = false;
+  Launches launches;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto it = active_.find(id);
     if (it == active_.end()) return;
     ActiveJob* job = it->second.get();
     job->final_durable = true;
     if (job->final_write_failures > 0 && --unstored_finals_ == 0) {
-      spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
-      idle_cv_.notify_all();
-      DispatchLocked(&deferred);
+      store_back = true;
+      idle_cv_.SignalAll();
+      DispatchLocked(&launches);
     }
     waiters = std::move(job->waiters);
     job->waiters.clear();
     snap = JobSnapshot{job->record, std::nullopt};
     if (!Executing(*job)) {
-      large_map_gone = job->map && job->map->total >= kLargeMap;
+      large_map_gone = job->map && job->map->counts().total >= kLargeMap;
       active_.erase(it);
     }
   }
-  RunDeferred(std::move(deferred));
+  if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
+  Launch(std::move(launches));
   for (auto& w : waiters) w.fn(*snap);
   // A large map's many small allocations are free now; hand the pages back rather
   // than keep the peak for good.
   if (large_map_gone) malloc_trim(0);
 }
 
-// REQUIRES: mu_ held.
 JobSnapshot JobService::SnapshotLocked(const ActiveJob& job) const {
   JobSnapshot snap{job.record, std::nullopt};
   if (job.map) {
-    const MapState& m = *job.map;
-    snap.map = MapCounts{m.total, m.done, m.failed, m.running};
-    if (job.record.status == JobStatus::kRunning) {
-      snap.record.progress = static_cast<double>(m.done) / static_cast<double>(m.total);
-    }
+    snap.map = job.map->counts();
+    if (job.record.status == JobStatus::kRunning) snap.record.progress = job.map->progress();
   }
   if (job.record.status == JobStatus::kQueued) {
     snap.position = scheduler_.Position(job.task->queue, SchedKey(job));
@@ -831,305 +1016,6 @@ Millis JobService::EffectiveTimeout(const ActiveJob& job) {
   return task.count() > 0 ? std::min(own, task) : own;
 }
 
-void JobService::RunDeferred(Deferred deferred) {
-  store_queue_->Drain();
-  for (ActiveJob* job : deferred.started) {
-    Execution exec{job->record.id, job->record.task, job->record.input, job->record.priority,
-                   job->record.attempts, job->run};
-    job->task->executor->Start(std::move(exec),
-                               [this, job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
-  }
-  for (auto& chunk : deferred.chunks) {
-    // The job's id, task, input and map spec do not change while it is active:
-    // they are read here without mu_.
-    const ActiveJob& job = *chunk->job;
-    const boost::json::array& elements = job.record.input->get_array();
-    std::vector<Execution> execs;
-    execs.reserve(chunk->indices.size());
-    for (std::size_t i = 0; i < chunk->indices.size(); ++i) {
-      const std::size_t index = chunk->indices[i];
-      // Aliasing pointers: the elements stay in the parent's input, uncopied.
-      execs.push_back(Execution{job.record.id + "." + std::to_string(index), job.record.task,
-                                std::shared_ptr<const boost::json::value>(job.record.input, &elements[index]),
-                                job.record.priority, chunk->attempts.empty() ? 1 : chunk->attempts[i],
-                                chunk->context});
-    }
-    const bool stop_on_failure = !job.record.map->collect && job.task->config.retries == 0;
-    chunk->dispatched = std::chrono::steady_clock::now();
-    job.task->executor->StartBatch(std::move(execs), stop_on_failure,
-                                   [this, chunk](std::vector<std::optional<Result>> outcomes) {
-                                     OnChunkDone(chunk, std::move(outcomes));
-                                   });
-  }
-}
-
-// REQUIRES: mu_ held; the scheduler has reserved one execution's resources.
-void JobService::StartChunkLocked(ActiveJob* job, Deferred* out) {
-  JobRecord& rec = job->record;
-  MapState& m = *job->map;
-  if (rec.status == JobStatus::kQueued) {
-    rec.status = JobStatus::kRunning;
-    rec.started_at = NowMillis();
-    rec.attempts += 1;
-    WriteLocked(rec);
-  }
-  auto chunk = std::make_shared<MapChunk>();
-  chunk->job = job;
-  const std::size_t size = ChunkSizeLocked(*job);
-  while (chunk->indices.size() < size && !m.again.empty()) {
-    chunk->indices.push_back(m.again.front());
-    m.again.pop_front();
-  }
-  while (chunk->indices.size() < size && m.next < m.total) chunk->indices.push_back(m.next++);
-  if (!m.failed_attempts.empty()) {
-    for (std::size_t index : chunk->indices) {
-      auto it = m.failed_attempts.find(index);
-      chunk->attempts.push_back(it == m.failed_attempts.end() ? 1 : it->second + 1);
-    }
-  }
-  chunk->context = std::make_shared<RunContext>();
-  if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
-    // Each element may take the whole timeout: the chunk's bound is their sum.
-    const auto bound = timeout * static_cast<std::int64_t>(chunk->indices.size());
-    chunk->timer = timers_->Schedule(bound, [ctx = std::weak_ptr<RunContext>(chunk->context)] {
-      if (auto c = ctx.lock()) c->RequestStop(StopReason::kTimeout);
-    });
-  }
-  m.contexts.push_back(chunk->context);
-  m.running += chunk->indices.size();
-  ++running_;
-  out->chunks.push_back(std::move(chunk));
-  if (m.pending()) {
-    // Its turn is over: to the end of its priority class.
-    job->sched_seq = ++next_seq_;
-    EnqueueLocked(job);
-  }
-}
-
-// Elements per chunk. A chunk should take about kChunkTarget: long enough that a
-// dispatch (tens of microseconds) costs under 5% even for the tiniest elements,
-// short enough that the jobs taking turns with the map wait about that long.
-// REQUIRES: mu_ held.
-std::size_t JobService::ChunkSizeLocked(const ActiveJob& job) const {
-  const MapState& m = *job.map;
-  if (job.record.map->chunk > 0) return static_cast<std::size_t>(job.record.map->chunk);
-  if (m.ns_per_element <= 0) return 1;  // Measure first.
-  const double fit = static_cast<double>(kChunkTarget.count()) * 1e6 / m.ns_per_element;
-  // At the tail, leave some for every slot rather than one long last chunk.
-  const std::size_t remaining = m.total - m.next + m.again.size();
-  const std::size_t share = std::max<std::size_t>(1, remaining / (2 * job.task->parallelism));
-  return std::clamp<std::size_t>(std::min(static_cast<std::size_t>(fit), share), 1, kMaxChunk);
-}
-
-void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes) {
-  const auto elapsed = std::chrono::steady_clock::now() - chunk->dispatched;
-  // Copies of the element results are made before the lock is taken.
-  std::vector<boost::json::value> values(outcomes.size());
-  std::size_t ran = 0, last_ran = 0;
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (!outcomes[i]) continue;
-    ++ran;
-    last_ran = i;
-    if (!outcomes[i]->ok()) continue;
-    const Output& out = *outcomes[i]->output();
-    // A map's result is one JSON list: a binary element result goes in it as base64.
-    values[i] = out.is_json() ? out.json
-                              : boost::json::value(boost::json::object{{"content_type", out.content_type},
-                                                                       {"base64", Base64Encode(out.bytes)}});
-  }
-  Deferred deferred;
-  {
-    std::lock_guard lock(mu_);
-    ActiveJob* job = chunk->job;
-    MapState& m = *job->map;
-    JobRecord& rec = job->record;
-    scheduler_.Release(job->task->queue);
-    if (--running_ == 0) idle_cv_.notify_all();
-    timers_->Cancel(chunk->timer);
-    m.running -= chunk->indices.size();
-    std::erase(m.contexts, chunk->context);
-    const StopReason stop = chunk->context->stop_reason();
-    if (ran > 0) {
-      const double per = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) /
-                         static_cast<double>(ran);
-      m.ns_per_element = m.ns_per_element > 0 ? (m.ns_per_element + per) / 2 : per;
-    }
-    const TaskConfig& tc = job->task->config;
-    for (std::size_t i = 0; i < outcomes.size() && !m.stopping; ++i) {
-      const std::size_t index = chunk->indices[i];
-      if (!outcomes[i]) {
-        m.again.push_back(index);  // The chunk stopped before it: it goes out again.
-        continue;
-      }
-      std::optional<JobError> failure;
-      if (!outcomes[i]->ok()) {
-        failure = outcomes[i]->error();
-        if (stop == StopReason::kTimeout && i == last_ran) {
-          failure = JobError{"timeout", "the element ran longer than its timeout of " +
-                                            std::to_string(EffectiveTimeout(*job).count()) + " ms"};
-        }
-      }
-      if (!failure) {
-        m.results[index] = rec.map->collect ? boost::json::value(boost::json::object{{"ok", std::move(values[i])}})
-                                       : std::move(values[i]);
-        ++m.done;
-        continue;
-      }
-      const int failed_attempts = ++m.failed_attempts[index];
-      if (failure->type != "invalid_input" && !draining_ && failed_attempts <= tc.retries) {
-        // Not cancelled when the map ends: it is short (the back-off) and finds the
-        // map stopped.
-        timers_->Schedule(RetryDelay(tc, failed_attempts),
-                          [this, id = rec.id, index] { OnElementRetryDue(id, index); });
-        continue;
-      }
-      ++m.done;
-      ++m.failed;
-      if (rec.map->collect) {
-        m.results[index] = boost::json::object{
-            {"error", boost::json::object{{"type", failure->type}, {"message", failure->message}}}};
-        continue;
-      }
-      rec.status = JobStatus::kFailed;
-      rec.error = JobError{failure->type, "element " + std::to_string(index) + " of " + std::to_string(m.total) +
-                                              " failed: " + failure->message};
-      rec.map->failed_index = static_cast<std::int64_t>(index);
-      rec.progress = static_cast<double>(m.done) / static_cast<double>(m.total);
-      StopMapLocked(job, StopReason::kCanceled);
-      FinishLocked(job);
-    }
-    if (m.stopping) {
-      // Ended (canceled, shut down or failed fast): it leaves once its last chunk
-      // has reported and its final state is durable.
-      if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
-    } else if (m.done == m.total) {
-      rec.status = JobStatus::kSucceeded;
-      rec.result = Result::Json(std::move(m.results)).output();
-      rec.progress = 1.0;
-      m.stopping = true;
-      FinishLocked(job);
-    } else if (m.pending() && !job->in_scheduler) {
-      job->sched_seq = ++next_seq_;
-      EnqueueLocked(job);
-    }
-    DispatchLocked(&deferred);
-  }
-  RunDeferred(std::move(deferred));
-}
-
-// Nothing more of the map starts; its chunks in flight are asked to stop.
-// REQUIRES: mu_ held.
-void JobService::StopMapLocked(ActiveJob* job, StopReason reason) {
-  MapState& m = *job->map;
-  m.stopping = true;
-  m.again.clear();
-  if (job->in_scheduler) {
-    scheduler_.Remove(job->task->queue, SchedKey(*job));
-    job->in_scheduler = false;
-  }
-  for (auto& ctx : m.contexts) ctx->RequestStop(reason);
-}
-
-void JobService::OnElementRetryDue(const std::string& id, std::size_t index) {
-  Deferred deferred;
-  {
-    std::lock_guard lock(mu_);
-    auto it = active_.find(id);
-    if (it == active_.end() || !it->second->map || it->second->map->stopping) return;
-    ActiveJob* job = it->second.get();
-    job->map->again.push_back(index);
-    if (!job->in_scheduler) {
-      job->sched_seq = ++next_seq_;
-      EnqueueLocked(job);
-    }
-    DispatchLocked(&deferred);
-  }
-  RunDeferred(std::move(deferred));
-}
-
-void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
-  Deferred deferred;
-  {
-    std::lock_guard lock(mu_);
-    scheduler_.Release(job->task->queue);
-    JobRecord& rec = job->record;
-    const StopReason stop = job->run->stop_reason();
-    const double progress = job->run->progress();
-    job->run.reset();
-    timers_->Cancel(job->attempt_timer);
-    job->attempt_timer = 0;
-    if (--running_ == 0) idle_cv_.notify_all();
-    if (rec.status == JobStatus::kCanceled) {
-      // Canceled while running: its final state was queued by Cancel. Erase it once
-      // that write is durable (else OnFinishDurable erases it).
-      if (job->final_durable) active_.erase(rec.id);
-    } else {
-      std::optional<JobError> failure;
-      if (stop == StopReason::kTimeout) {
-        failure = JobError{"timeout", "the job ran longer than its timeout of " +
-                                          std::to_string(EffectiveTimeout(*job).count()) + " ms"};
-      } else if (stop == StopReason::kShutdown) {
-        rec.status = JobStatus::kCanceled;
-        rec.error = JobError{"shutdown", "the server shut down while the job ran"};
-      } else if (outcome.ok()) {
-        rec.status = JobStatus::kSucceeded;
-        rec.result = outcome.output();
-        rec.progress = 1.0;
-      } else {
-        failure = outcome.error();
-      }
-      if (progress >= 0 && rec.status != JobStatus::kSucceeded) rec.progress = progress;
-      const bool retry = failure && failure->type != "invalid_input" && !draining_ &&
-                         rec.attempts <= job->task->config.retries;
-      if (retry) {
-        rec.error_history.push_back(*failure);
-        if (rec.error_history.size() > kErrorHistory) rec.error_history.erase(rec.error_history.begin());
-        rec.status = JobStatus::kQueued;
-        rec.started_at = 0;
-        rec.progress.reset();
-        WriteLocked(rec);
-        job->attempt_timer = timers_->Schedule(RetryDelay(job->task->config, rec.attempts),
-                                               [this, id = rec.id, attempt = rec.attempts] { OnRetryDue(id, attempt); });
-      } else {
-        if (failure) {
-          rec.status = JobStatus::kFailed;
-          rec.error = std::move(failure);
-        }
-        FinishLocked(job);
-      }
-    }
-    DispatchLocked(&deferred);
-  }
-  RunDeferred(std::move(deferred));
-}
-
-void JobService::OnRetryDue(const std::string& id, int attempt) {
-  Deferred deferred;
-  {
-    std::lock_guard lock(mu_);
-    auto it = active_.find(id);
-    if (it == active_.end()) return;
-    ActiveJob* job = it->second.get();
-    if (job->record.attempts != attempt || job->record.status != JobStatus::kQueued || job->in_scheduler) return;
-    job->attempt_timer = 0;
-    // Its original seq keeps its place: a retry goes before jobs submitted after it.
-    job->sched_seq = job->record.seq;
-    EnqueueLocked(job);
-    DispatchLocked(&deferred);
-  }
-  RunDeferred(std::move(deferred));
-}
-
-// Belt and braces: the timer is cancelled when its attempt ends, and the attempt
-// number is checked in case it fired just before.
-void JobService::OnTimeout(const std::string& id, int attempt) {
-  std::lock_guard lock(mu_);
-  auto it = active_.find(id);
-  if (it == active_.end() || it->second->record.attempts != attempt || !it->second->run) return;
-  it->second->attempt_timer = 0;
-  it->second->run->RequestStop(StopReason::kTimeout);
-}
-
 void JobService::ScheduleRetention() {
   const Millis period = std::clamp(config_.retention / 10, Millis(100), Millis(60'000));
   timers_->Schedule(period, [this] {
@@ -1139,16 +1025,10 @@ void JobService::ScheduleRetention() {
 }
 
 void JobService::RemoveExpired() {
-  const UnixMillis now = NowMillis();
+  const UnixMillis now = clock_.Now();
   {
-    std::lock_guard lock(mu_);
-    for (auto it = idempotency_.begin(); it != idempotency_.end();) {
-      if (it->second.stored && it->second.created_at + config_.idempotency_ttl.count() <= now) {
-        it = idempotency_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    MutexLock lock(&mu_);
+    idempotency_.RemoveExpired(now);
   }
   auto removed = store_->RemoveFinishedBefore(now - config_.retention.count());
   if (!removed) spdlog::error("store: retention failed: {}", removed.error().detail);

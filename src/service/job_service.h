@@ -1,17 +1,22 @@
 // JobService: the life of a job, from submit to result. It ties the store, the
 // scheduler and the executors together and is the only thing the HTTP layer talks to.
+// It is the coordinator of parts that each run under its one mutex and know nothing
+// of threads: the Scheduler (who runs next), the lifecycle (job_lifecycle.h: the one
+// place a status changes), MapRun (a parallel map's elements), the
+// IdempotencyCache, and one AttemptTimer per job.
 //
 // Threads and locks: every public method is thread-safe. mu_ guards the active jobs
 // (queued, running, or finished but not yet durable), the scheduler, the waiters and
 // the idempotency keys; it is held for bookkeeping only, never across a handler
-// call, a wait, disk or network I/O (it is taken before the timer queue's lock). Store writes are queued on a StoreQueue while mu_
-// is held — so the store sees state changes in the order they happened — and applied
-// by the writer thread for SQLite, or at once for the memory store (a map update, no
-// I/O). Callbacks are always
-// invoked with mu_ released, on the calling thread, a store thread or the thread that
-// finished the job. One timer thread (timers_) handles timeouts, retry back-off,
-// final-write retries and retention; every timer of an attempt is cancelled when the
-// attempt ends.
+// call, a wait, disk or network I/O, a callback or a log call (it is taken before
+// the timer queue's and the store queue's locks). The one callback run under it is a
+// RunContext's stop hook, which only hands the stop over (run_context.h). Store writes are queued on the
+// StoreQueue while mu_ is held — so the store sees state changes in the order they
+// happened — and their callbacks run once mu_ is released. Executions a locked
+// section starts are launched once mu_ is released (Launches). Callbacks are
+// invoked on the calling thread, a store thread, the timer thread or the thread
+// that finished the job. One timer thread (timers_) handles timeouts, retry
+// back-off, final-write retries and retention.
 //
 // A job enters active_ once its insert is durable (so a 202 is never sent for a job
 // that is not stored) and leaves it once its final state is durable; waiters are
@@ -22,40 +27,32 @@
 //
 // A parallel map is one parent job whose elements run as executions of its task,
 // dispatched in chunks. Only the parent is stored; its elements' outcomes are kept
-// in memory (MapState) until the parent finishes with the ordered list. After each
+// in memory (MapRun) until the parent finishes with the ordered list. After each
 // chunk is dispatched the parent goes back to the end of its priority class in the
 // scheduler, so a map takes turns with the jobs of equal priority that wait for the
 // same resources instead of holding them until its last element.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <thread>
-#include <tuple>
 #include <unordered_map>
 #include <vector>
 
 #include "config/config.h"
 #include "exec/executor.h"
 #include "sched/scheduler.h"
+#include "service/idempotency_cache.h"
+#include "service/map_run.h"
 #include "store/store.h"
 #include "store/store_queue.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 #include "util/timer_queue.h"
 
 namespace offload {
-
-// How far a map has got; live while the map is active.
-struct MapCounts {
-  std::size_t total = 0;
-  std::size_t done = 0;     // Elements with a final outcome (succeeded or failed).
-  std::size_t failed = 0;   // Of those, the failed ones.
-  std::size_t running = 0;  // Elements dispatched and not yet reported.
-};
 
 // A job as the API shows it: the record plus live facts only the service knows.
 struct JobSnapshot {
@@ -117,9 +114,10 @@ class JobService {
 
   // Takes the executors (MakeTaskExecutors builds them), one for each of
   // config.tasks; kInvalidArgument when one is missing or the config is invalid.
-  static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config,
-                                                     TaskExecutors executors,
-                                                     std::unique_ptr<Store> store);
+  // Jobs are stamped and expired by `clock`, which must outlive the service.
+  static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config, TaskExecutors executors,
+                                                     std::unique_ptr<Store> store,
+                                                     const WallClock& clock = SystemClock());
   // Cancels whatever still runs, destroys the executors (each returns once none of
   // its callbacks can run), then joins the timer thread.
   ~JobService();
@@ -147,7 +145,6 @@ class JobService {
 
   std::vector<TaskInfo> Tasks() const;
   std::vector<ResourceInfo> Resources() const;
-  bool HasTask(const std::string& name) const { return tasks_.count(name) > 0; }
   // Jobs held in memory: queued, running, or with their final write in flight.
   std::size_t active_jobs() const;
 
@@ -164,87 +161,90 @@ class JobService {
   // most `timeout` for refused ones to be taken on a retry.
   bool WaitForFinalWrites(Millis timeout);
 
-  // Deletes finished jobs older than the retention period. Runs periodically on the
-  // timer thread; public for tests.
-  void RemoveExpiredForTest() { RemoveExpired(); }
-  // Blocks until every store write queued so far is applied.
-  void FlushStoreForTest() { store_queue_->Flush(); }
+  // Deletes finished jobs older than the retention period, and idempotency keys past
+  // their ttl. Runs periodically on the timer thread; public for tests.
+  void RemoveExpired();
   // Timers pending: retention's, plus one per attempt in flight or in back-off and
   // per refused final write waiting to be tried again.
   std::size_t PendingTimersForTest() const { return timers_->pending(); }
+  // Blocks until every store write queued so far is applied.
+  void FlushStoreForTest() { store_queue_->Flush(); }
 
  private:
   struct TaskRuntime;
   struct ActiveJob;
-  struct MapState;
   struct MapChunk;
   struct Waiter {
     WaitTicket ticket;
     std::function<void(JobSnapshot)> fn;
   };
-  struct IdempotencyRecord {
-    std::string job_id;
-    std::uint64_t request_hash = 0;
-    UnixMillis created_at = 0;
-    bool stored = false;  // False while the first request's insert is in flight.
-  };
-  // What a locked section hands back to run once mu_ is released.
-  struct Deferred {
-    std::vector<ActiveJob*> started;
+  // The executions a locked section started: they are handed to their executors
+  // once mu_ is released (Launch), since an executor may run them inline.
+  struct Launches {
+    struct Single {
+      Executor* executor;
+      Execution exec;
+      ActiveJob* job;  // Stays in active_ until its outcome is reported.
+    };
+    std::vector<Single> singles;
     std::vector<std::shared_ptr<MapChunk>> chunks;
   };
 
-  JobService(const ServerConfig& config, std::unique_ptr<Store> store);
+  JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock);
 
-  ErrorOr<bool> Recover();
-  void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done);
-  void DispatchLocked(Deferred* out);
-  void StartLocked(ActiveJob* job, Deferred* out);
-  void EnqueueLocked(ActiveJob* job);
-  void StartChunkLocked(ActiveJob* job, Deferred* out);
-  std::size_t ChunkSizeLocked(const ActiveJob& job) const;
-  void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes);
-  void StopMapLocked(ActiveJob* job, StopReason reason);
-  void OnElementRetryDue(const std::string& id, std::size_t index);
+  Status Recover() LOCKS_EXCLUDED(mu_);
+  void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
+  // Starts what the scheduler lets start now.
+  void DispatchLocked(Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartLocked(ActiveJob* job, Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartChunkLocked(ActiveJob* job, Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnqueueLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the job to `to` (job_lifecycle.h) and queues the store write; a final
+  // status also cancels its timer and answers its waiters once the write is durable.
+  void MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error = std::nullopt)
+      EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Launch(Launches launches) LOCKS_EXCLUDED(mu_);
+  void OnExecutionDone(ActiveJob* job, Result outcome) LOCKS_EXCLUDED(mu_);
+  void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes)
+      LOCKS_EXCLUDED(mu_);
+  void StopMapLocked(ActiveJob* job, StopReason reason) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnElementRetryDue(const std::string& id, std::size_t index) LOCKS_EXCLUDED(mu_);
+  void OnTimeout(const std::string& id, int attempt) LOCKS_EXCLUDED(mu_);
+  void OnRetryDue(const std::string& id, int attempt) LOCKS_EXCLUDED(mu_);
+  void WriteLocked(const JobRecord& rec) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WriteFinalLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnFinishDurable(const std::string& id) LOCKS_EXCLUDED(mu_);
+  void OnFinalWriteFailed(const std::string& id, const Error& error) LOCKS_EXCLUDED(mu_);
+  void OnFinalWriteRetryDue(const std::string& id) LOCKS_EXCLUDED(mu_);
+  JobSnapshot SnapshotLocked(const ActiveJob& job) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static bool Executing(const ActiveJob& job);
-  void FinishLocked(ActiveJob* job);
-  void WriteFinalLocked(ActiveJob* job);
-  void OnFinishDurable(const std::string& id);
-  void OnFinalWriteFailed(const std::string& id, const Error& error);
-  void OnFinalWriteRetryDue(const std::string& id);
-  void WriteLocked(const JobRecord& rec);
-  JobSnapshot SnapshotLocked(const ActiveJob& job) const;
-  void RunDeferred(Deferred deferred);
-  void OnExecutionDone(ActiveJob* job, Result outcome);
-  void OnTimeout(const std::string& id, int attempt);
   static Millis EffectiveTimeout(const ActiveJob& job);
-  void OnRetryDue(const std::string& id, int attempt);
   void StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done);
   void ScheduleRetention();
-  void RemoveExpired();
 
   // Constant after construction.
   const ServerConfig config_;
+  const WallClock& clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StoreQueue> store_queue_;
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
-
-  mutable std::mutex mu_;
-  std::condition_variable idle_cv_;  // Signalled when running_ drops to 0.
-  Scheduler<ActiveJob*> scheduler_;  // guarded by mu_
-  std::unordered_map<std::string, std::unique_ptr<ActiveJob>> active_;  // guarded by mu_
-  std::uint64_t next_seq_ = 0;      // guarded by mu_
-  std::uint64_t next_ticket_ = 0;   // guarded by mu_
-  std::size_t running_ = 0;         // guarded by mu_
-  bool draining_ = false;           // guarded by mu_
-  bool stopping_ = false;            // guarded by mu_; the destructor has begun
-  std::size_t unstored_finals_ = 0;  // guarded by mu_; see StoreHealth
-  std::string store_error_;          // guarded by mu_
-  // "task\0key" -> the job it created; pruned after idempotency_ttl.
-  std::unordered_map<std::string, IdempotencyRecord> idempotency_;  // guarded by mu_
-
-  // Timeouts, back-off, final-write retries and retention.
+  // Timeouts, back-off, final-write retries and retention. Declared before the jobs
+  // so that it outlives their timers.
   std::unique_ptr<TimerQueue> timers_;
+
+  mutable Mutex mu_;
+  CondVar idle_cv_;  // running_ dropped to 0, or unstored_finals_ did.
+  Scheduler<ActiveJob*> scheduler_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, std::unique_ptr<ActiveJob>> active_ GUARDED_BY(mu_);
+  IdempotencyCache idempotency_ GUARDED_BY(mu_);
+  std::uint64_t next_seq_ GUARDED_BY(mu_) = 0;
+  std::uint64_t next_ticket_ GUARDED_BY(mu_) = 0;
+  std::size_t running_ GUARDED_BY(mu_) = 0;  // Executions (or chunks) in flight.
+  bool draining_ GUARDED_BY(mu_) = false;
+  bool stopping_ GUARDED_BY(mu_) = false;  // The destructor has begun.
+  std::size_t unstored_finals_ GUARDED_BY(mu_) = 0;  // See StoreHealth.
+  std::string store_error_ GUARDED_BY(mu_);
 };
 
 }  // namespace offload

@@ -11,6 +11,15 @@ UnixMillis NowMillis() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+const WallClock& SystemClock() {
+  class System final : public WallClock {
+   public:
+    UnixMillis Now() const override { return NowMillis(); }
+  };
+  static const System clock;
+  return clock;
+}
+
 std::string FormatRfc3339(UnixMillis ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};

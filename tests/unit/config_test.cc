@@ -1,13 +1,20 @@
-// Config: defaults, the TOML file, and errors a person can act on (file and line).
+// Config: defaults, the TOML file, errors a person can act on (file and line), and
+// the settings table behind --help and docs/config.md.
 #include "config/config.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "config/defaults.h"
+#include "config/setting_table.h"
+#include "config/settings.h"
 
 namespace offload {
 namespace {
@@ -34,8 +41,7 @@ std::string AtLine(int line) { return std::string(kFile) + ":" + std::to_string(
 TEST(DefaultConfigTest, CpuIsTheNumberOfCores) {
   ServerConfig c = DefaultConfig();
   ASSERT_EQ(c.resources.count("cpu"), 1u);
-  EXPECT_EQ(c.resources.at("cpu"),
-            static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
+  EXPECT_EQ(c.resources.at("cpu"), static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency())));
   EXPECT_EQ(c.resources.size(), 1u);
 }
 
@@ -189,10 +195,8 @@ TEST(ParseConfigErrorTest, ZeroCapacity) {
 }
 
 TEST(ParseConfigErrorTest, NegativeUsesAndMaxQueuedAndTimeout) {
-  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\nuses = {cpu = -1}\n").rfind(AtLine(3), 0),
-            0u);
-  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\n\nmax_queued = -5\n").rfind(AtLine(4), 0),
-            0u);
+  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\nuses = {cpu = -1}\n").rfind(AtLine(3), 0), 0u);
+  EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\n\nmax_queued = -5\n").rfind(AtLine(4), 0), 0u);
   EXPECT_EQ(ParseError("[tasks.a]\nrun = \"builtin:noop\"\ntimeout = -1\n").rfind(AtLine(3), 0), 0u);
   EXPECT_EQ(ParseError("\n\nretention = -3\n").rfind(AtLine(3), 0), 0u);
 }
@@ -284,9 +288,8 @@ TEST(ParseDurationTest, Units) {
 }
 
 TEST(ParseDurationTest, RejectsBadText) {
-  for (const char* bad : {"", "ms", "-5s", "5d", "1.5s", "5 s", "s5", "5sec", "0x10", "+5s",
-                          "9223372036854775807h", "9223372036854775807s",
-                          "99999999999999999999"}) {
+  for (const char* bad : {"", "ms", "-5s", "5d", "1.5s", "5 s", "s5", "5sec", "0x10", "+5s", "9223372036854775807h",
+                          "9223372036854775807s", "99999999999999999999"}) {
     Millis d{12345};
     EXPECT_FALSE(ParseDuration(bad, &d)) << '"' << bad << '"';
     EXPECT_EQ(d, Millis(12345)) << "a failed parse leaves the output alone: " << bad;
@@ -322,9 +325,9 @@ max_list_bytes = "64MiB"
   EXPECT_EQ(c.allowed_origins, (std::vector<std::string>{"http://localhost:3000", "https://app.example"}));
   EXPECT_EQ(c.max_list_bytes, std::int64_t{64} << 20);
   EXPECT_EQ(ParseOk(R"(allowed_origins = ["*"])").allowed_origins, std::vector<std::string>{"*"});
-  for (const char* bad : {R"(allowed_origins = "http://app.example")", R"(allowed_origins = ["app.example"])",
-                          R"(allowed_origins = ["http://app.example/"])", R"(allowed_origins = ["null"])",
-                          R"(allowed_origins = [3])"}) {
+  for (const char* bad :
+       {R"(allowed_origins = "http://app.example")", R"(allowed_origins = ["app.example"])",
+        R"(allowed_origins = ["http://app.example/"])", R"(allowed_origins = ["null"])", R"(allowed_origins = [3])"}) {
     SCOPED_TRACE(bad);
     EXPECT_NE(ParseError(bad).find("allowed_origins"), std::string::npos);
   }
@@ -332,23 +335,210 @@ max_list_bytes = "64MiB"
   EXPECT_NE(ParseError(R"(max_list_bytes = "lots")").find("max_list_bytes"), std::string::npos);
 }
 
-// The settings table feeds --help; docs/config.md must not fall behind it.
-TEST(ConfigDocsTest, DocsNameEverySetting) {
-  const std::string doc = ReadDoc("docs/config.md");
-  ASSERT_FALSE(doc.empty()) << OFFLOAD_SOURCE_DIR "/docs/config.md is missing or empty";
-  ASSERT_FALSE(ServerSettingDocs().empty());
-  for (const SettingDoc& s : ServerSettingDocs()) {
-    EXPECT_TRUE(MentionsWord(doc, s.key)) << "docs/config.md does not mention `" << s.key << "`";
+// The cells of the row of `key` in a table of docs/config.md ("| `key` | a | b |"
+// gives {"`key`", "a", "b"}); empty when no row names it.
+std::vector<std::string> DocRow(const std::string& doc, const std::string& key) {
+  const std::string start = "| `" + key + "` |";
+  std::size_t at = doc.find("\n" + start);
+  if (at == std::string::npos) return {};
+  std::string line = doc.substr(at + 1, doc.find('\n', at + 1) - at - 1);
+  std::vector<std::string> cells;
+  std::size_t pos = 1;  // Past the leading '|'.
+  while (pos < line.size()) {
+    std::size_t bar = line.find(" |", pos);
+    if (bar == std::string::npos) break;
+    std::string cell = line.substr(pos, bar - pos);
+    while (!cell.empty() && cell.front() == ' ') cell.erase(0, 1);
+    cells.push_back(cell);
+    pos = bar + 2;
+  }
+  return cells;
+}
+
+// The default column as docs/config.md writes it: the value as code, or the note.
+std::string DocDefault(const SettingDoc& s) {
+  return s.default_note.empty() ? "`" + s.default_value + "`" : s.default_note;
+}
+
+std::vector<SettingDoc> AllSettingDocs() {
+  std::vector<SettingDoc> all = ServerSettingDocs();
+  all.insert(all.end(), TaskSettingDocs().begin(), TaskSettingDocs().end());
+  return all;
+}
+
+TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
+  std::vector<std::string> top, task;
+  for (const SettingDoc& s : ServerSettingDocs()) top.push_back(s.key);
+  for (const SettingDoc& s : TaskSettingDocs()) task.push_back(s.key);
+  EXPECT_EQ(top, (std::vector<std::string>{"listen", "threads", "max_body", "max_wait", "run_timeout", "retention",
+                                           "shutdown_grace", "store", "sqlite_synchronous", "sqlite_max_bytes",
+                                           "idempotency_ttl", "max_connections", "idle_timeout", "header_timeout",
+                                           "write_timeout", "allowed_origins", "max_list_bytes"}));
+  EXPECT_EQ(task, (std::vector<std::string>{"run", "uses", "max_queued", "timeout", "content_type", "retries",
+                                            "retry_backoff", "retry_backoff_max", "command", "worker", "workers", "cwd",
+                                            "env", "kill_grace", "max_jobs_per_worker", "max_rss", "max_result"}));
+  for (const SettingDoc& s : AllSettingDocs()) {
+    SCOPED_TRACE(s.key);
+    EXPECT_FALSE(s.type.empty());
+    EXPECT_FALSE(s.default_value.empty());
+    EXPECT_FALSE(s.help.empty());
   }
 }
 
-TEST(ConfigDocsTest, DocsNameEveryTaskKeyAndSection) {
+TEST(SettingsTableTest, DefaultsAreReadFromTheStructs) {
+  auto find = [](const std::vector<SettingDoc>& docs, const std::string& key) {
+    for (const SettingDoc& s : docs) {
+      if (s.key == key) return s;
+    }
+    ADD_FAILURE() << "no setting " << key;
+    return SettingDoc{};
+  };
+  EXPECT_EQ(find(ServerSettingDocs(), "listen").default_value, "\"127.0.0.1:8080\"");
+  EXPECT_EQ(find(ServerSettingDocs(), "max_body").default_value, std::to_string(kDefaultMaxBody));
+  EXPECT_EQ(find(ServerSettingDocs(), "retention").default_value, "\"24h\"");
+  EXPECT_EQ(find(ServerSettingDocs(), "header_timeout").default_value, "\"10s\"");
+  EXPECT_EQ(find(ServerSettingDocs(), "max_list_bytes").default_value, "\"16MiB\"");
+  EXPECT_EQ(find(ServerSettingDocs(), "sqlite_synchronous").default_value, "\"full\"");
+  EXPECT_EQ(find(ServerSettingDocs(), "allowed_origins").default_value, "[]");
+  EXPECT_EQ(find(TaskSettingDocs(), "uses").default_value, "{cpu = 1}");
+  EXPECT_EQ(find(TaskSettingDocs(), "max_queued").default_value, "100000");
+  EXPECT_EQ(find(TaskSettingDocs(), "retry_backoff_max").default_value, "\"5m\"");
+  EXPECT_EQ(find(TaskSettingDocs(), "kill_grace").default_value, "\"5s\"");
+  EXPECT_EQ(find(TaskSettingDocs(), "max_result").default_value, "\"64MiB\"");
+  EXPECT_EQ(find(TaskSettingDocs(), "timeout").default_value, "\"0s\"");
+  EXPECT_EQ(find(TaskSettingDocs(), "timeout").DefaultText(), "none");
+  EXPECT_EQ(find(TaskSettingDocs(), "workers").only_for, "worker tasks");
+  EXPECT_EQ(find(TaskSettingDocs(), "kill_grace").only_for, "command and worker tasks");
+  EXPECT_EQ(find(TaskSettingDocs(), "uses").only_for, "");
+}
+
+// A note stands for a default that is the type's empty value ("none" for an empty
+// command); on any other default it would hide the value from the reader.
+TEST(SettingsTableTest, NotesOnlyStandForEmptyDefaults) {
+  for (const SettingDoc& s : AllSettingDocs()) {
+    if (s.default_note.empty()) continue;
+    SCOPED_TRACE(s.key);
+    EXPECT_TRUE(s.default_value == "0" || s.default_value == "\"\"" || s.default_value == "[]" ||
+                s.default_value == "{}" || s.default_value == "\"0s\"")
+        << s.default_value;
+  }
+}
+
+// The default each entry renders, written in a file, is accepted and gives that
+// default back: the rendering and the parser agree.
+TEST(SettingsTableTest, RenderedDefaultsParseBackToThemselves) {
+  // Defaults that mean "unset" and cannot be written (threads = 0 is refused).
+  const std::set<std::string> unwritable = {"threads", "run", "command", "worker", "workers"};
+  const ServerConfig defaults = DefaultConfig();
+  for (const auto& s : ServerSettings()) {
+    if (unwritable.count(s.key)) continue;
+    SCOPED_TRACE(s.key);
+    const std::string value = s.render(defaults);
+    ServerConfig c = ParseOk(std::string(s.key) + " = " + value + "\n");
+    EXPECT_EQ(s.render(c), value);
+  }
+  for (const auto& s : TaskSettings()) {
+    if (unwritable.count(s.key)) continue;
+    SCOPED_TRACE(s.key);
+    const std::string kind = s.scope == TaskScope::kWorker    ? "worker = [\"w\"]"
+                             : s.scope == TaskScope::kProcess ? "command = [\"true\"]"
+                                                              : "run = \"builtin:noop\"";
+    const std::string value = s.render(TaskConfig{});
+    ServerConfig c = ParseOk("[tasks.x]\n" + kind + "\n" + s.key + " = " + value + "\n");
+    ASSERT_EQ(c.tasks.count("x"), 1u);
+    EXPECT_EQ(s.render(c.tasks.at("x")), value);
+  }
+}
+
+// A key that only some kinds of task take is refused on the others, from the table.
+TEST(SettingsTableTest, ScopedTaskKeysAreRefusedOnOtherKinds) {
+  int checked = 0;
+  for (const auto& s : TaskSettings()) {
+    if (s.scope == TaskScope::kAll) continue;
+    SCOPED_TRACE(s.key);
+    const std::string value = std::string(s.key) == "workers" ? "2" : s.render(TaskConfig{});
+    const std::string line = std::string(s.key) + " = " + value + "\n";
+    std::string e = ParseError("[tasks.x]\nrun = \"builtin:noop\"\n" + line);
+    EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+    EXPECT_NE(e.find(std::string(s.key) + " applies to " + TaskScopeName(s.scope) + " only"), std::string::npos) << e;
+    if (s.scope == TaskScope::kWorker) {
+      EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\n" + line).find("worker tasks only"), std::string::npos);
+    } else {
+      ParseOk("[tasks.x]\ncommand = [\"true\"]\n" + line);
+    }
+    ParseOk("[tasks.x]\nworker = [\"w\"]\n" + line);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 7);
+}
+
+TEST(ParseConfigErrorTest, UnknownTaskKeyListsTheKeysOfTheTable) {
+  std::string e = ParseError("[tasks.render]\nrun = \"builtin:sleep\"\ngpus = 1\n");
+  for (const SettingDoc& s : TaskSettingDocs()) EXPECT_TRUE(MentionsWord(e, s.key)) << s.key << ": " << e;
+}
+
+// `offload serve --help` prints SettingsHelp() after its flags (main.cc).
+TEST(SettingsHelpTest, NamesEverySettingWithItsTypeAndDefault) {
+  const std::string help = SettingsHelp();
+  for (const SettingDoc& s : AllSettingDocs()) {
+    std::string line = "\n  " + s.key + " (" + s.type + "), default " + s.DefaultText();
+    if (!s.only_for.empty()) line += "; " + s.only_for + " only";
+    EXPECT_NE(help.find(line + "\n"), std::string::npos) << "--help lacks: " << line;
+    // The first words of its help follow on the next line.
+    const std::string first_words = s.help.substr(0, s.help.find(' ', 12));
+    EXPECT_NE(help.find(line + "\n      " + first_words), std::string::npos) << first_words;
+  }
+  EXPECT_NE(help.find("Top-level keys:"), std::string::npos);
+  EXPECT_NE(help.find("[resources]"), std::string::npos);
+  EXPECT_NE(help.find("[tasks.NAME] keys:"), std::string::npos);
+}
+
+TEST(SettingsHelpTest, LinesFitATerminal) {
+  std::istringstream help(SettingsHelp());
+  std::string line;
+  while (std::getline(help, line)) EXPECT_LE(line.size(), 100u) << line;
+}
+
+// The settings table feeds --help; docs/config.md must not fall behind it: every key
+// has a row with the table's type and default.
+TEST(ConfigDocsTest, DocsListEverySettingWithItsTypeAndDefault) {
   const std::string doc = ReadDoc("docs/config.md");
   ASSERT_FALSE(doc.empty()) << OFFLOAD_SOURCE_DIR "/docs/config.md is missing or empty";
-  for (const char* key : {"resources", "tasks", "run", "uses", "max_queued", "timeout",
-                          "content_type"}) {
-    EXPECT_TRUE(MentionsWord(doc, key)) << "docs/config.md does not mention `" << key << "`";
+  for (const SettingDoc& s : AllSettingDocs()) {
+    SCOPED_TRACE(s.key);
+    const std::vector<std::string> row = DocRow(doc, s.key);
+    ASSERT_EQ(row.size(), 4u) << "docs/config.md has no row | `" << s.key << "` | type | default | meaning |";
+    EXPECT_EQ(row[1], s.type);
+    EXPECT_EQ(row[2], DocDefault(s));
+    EXPECT_FALSE(row[3].empty());
   }
+}
+
+TEST(ConfigDocsTest, DocsNameTheTables) {
+  const std::string doc = ReadDoc("docs/config.md");
+  ASSERT_FALSE(doc.empty()) << OFFLOAD_SOURCE_DIR "/docs/config.md is missing or empty";
+  for (const char* section : {"## Top-level keys", "## `[resources]`", "## `[tasks.NAME]`"}) {
+    EXPECT_NE(doc.find(section), std::string::npos) << section;
+  }
+}
+
+TEST(ValidateConfigTest, RefusesCrossReferencesTheStructsCannotHold) {
+  ServerConfig c = DefaultConfig();
+  ASSERT_TRUE(ValidateConfig(c).has_value());
+  c.tasks.at("noop").uses = {{"gpu", 1}};
+  Status s = ValidateConfig(c);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_NE(s.error().detail.find("noop"), std::string::npos) << s.error().detail;
+  c.resources["gpu"] = 1;
+  EXPECT_TRUE(ValidateConfig(c).has_value());
+  for (int i = 0; i < 62; ++i) c.resources[std::to_string(i) + "r"] = 1;
+  ASSERT_EQ(c.resources.size(), 64u);
+  EXPECT_TRUE(ValidateConfig(c).has_value());
+  c.resources["one_more"] = 1;
+  s = ValidateConfig(c);
+  ASSERT_FALSE(s.has_value());
+  EXPECT_NE(s.error().detail.find("64"), std::string::npos) << s.error().detail;
 }
 
 }  // namespace

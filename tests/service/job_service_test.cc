@@ -467,29 +467,67 @@ TEST_F(JobServiceTest, ListIsNewestFirstWithCursorAndFilters) {
 
 TEST_F(JobServiceTest, RetentionRemovesOnlyFinishedJobsOlderThanTheRetention) {
   ServerConfig c = BaseConfig();
-  c.retention = Millis(1);
+  c.retention = std::chrono::hours(1);
   service_.reset();
-  Start(c);
+  Start(c, nullptr, clock_);
   const std::string running = SubmitGated(1);
   const std::string queued = SubmitGated(2);
   const std::string done = SubmitOk("noop", nullptr);
   ASSERT_EQ(WaitFinished(done).record.status, JobStatus::kSucceeded);
 
-  EXPECT_TRUE(Eventually([&] {
-    service_->RemoveExpiredForTest();
-    auto r = Get(done);
-    return !r.has_value() && r.error().code == ErrorCode::kNotFound;
-  })) << "the finished job outlived its retention";
+  clock_.Advance(std::chrono::minutes(59));
+  service_->RemoveExpired();
+  EXPECT_EQ(StatusOf(done), JobStatus::kSucceeded) << "removed before its retention passed";
+
+  clock_.Advance(std::chrono::minutes(1) + std::chrono::milliseconds(1));
+  service_->RemoveExpired();
+  auto r = Get(done);
+  ASSERT_FALSE(r.has_value()) << "the finished job outlived its retention";
+  EXPECT_EQ(r.error().code, ErrorCode::kNotFound);
   EXPECT_EQ(StatusOf(running), JobStatus::kRunning);
   EXPECT_EQ(StatusOf(queued), JobStatus::kQueued);
   EXPECT_EQ(Ids(List(JobQuery{}).jobs), (std::vector<std::string>{queued, running}));
   gate_.OpenAll();
 }
 
+TEST_F(JobServiceTest, AnIdempotencyKeyReplaysItsJobUntilItsTtlThenMakesANewOne) {
+  ServerConfig c = BaseConfig();
+  c.idempotency_ttl = std::chrono::hours(24);
+  service_.reset();
+  Start(c, nullptr, clock_);
+  auto submit = [&](json::value input) {
+    return Sync([&](JobService::SnapshotCallback done) {
+      SubmitRequest req = Request("noop", std::move(input), 0);
+      req.idempotency_key = "order-7";
+      service_->Submit(std::move(req), std::move(done));
+    });
+  };
+  auto first = submit(nullptr);
+  ASSERT_TRUE(first.has_value()) << first.error().detail;
+  WaitFinished(first->record.id);
+
+  clock_.Advance(std::chrono::hours(23));
+  service_->RemoveExpired();
+  auto replay = submit(nullptr);
+  ASSERT_TRUE(replay.has_value()) << replay.error().detail;
+  EXPECT_TRUE(replay->replayed);
+  EXPECT_EQ(replay->record.id, first->record.id);
+  auto other = submit(json::value(1));
+  ASSERT_FALSE(other.has_value());
+  EXPECT_EQ(other.error().code, ErrorCode::kInvalidArgument) << "the key was used with another request";
+
+  clock_.Advance(std::chrono::hours(1));
+  service_->RemoveExpired();
+  auto fresh = submit(json::value(1));
+  ASSERT_TRUE(fresh.has_value()) << fresh.error().detail;
+  EXPECT_FALSE(fresh->replayed);
+  EXPECT_NE(fresh->record.id, first->record.id) << "past its ttl the key makes a new job";
+}
+
 TEST_F(JobServiceTest, DefaultRetentionKeepsFinishedJobs) {
   const std::string done = SubmitOk("noop", nullptr);
   ASSERT_EQ(WaitFinished(done).record.status, JobStatus::kSucceeded);
-  service_->RemoveExpiredForTest();
+  service_->RemoveExpired();
   EXPECT_EQ(StatusOf(done), JobStatus::kSucceeded);
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "service/job_service.h"
+#include "support/manual_clock.h"
 
 #include <gtest/gtest.h>
 
@@ -129,13 +130,14 @@ class Gate {
 };
 
 // A service as offload::Server builds one: the executors MakeTaskExecutors makes
-// from `registry`, over `pool`. REQUIRES: `pool` outlives the service.
+// from `registry`, over `pool`. REQUIRES: `pool` and `clock` outlive the service.
 inline ErrorOr<std::unique_ptr<JobService>> CreateService(const ServerConfig& config,
                                                           const TaskRegistry& registry,
-                                                          std::unique_ptr<Store> store, ThreadPool* pool) {
+                                                          std::unique_ptr<Store> store, ThreadPool* pool,
+                                                          const WallClock& clock = SystemClock()) {
   auto executors = MakeTaskExecutors(config, registry, pool);
   if (!executors) return executors.error();
-  return JobService::Create(config, std::move(*executors), std::move(store));
+  return JobService::Create(config, std::move(*executors), std::move(store), clock);
 }
 
 inline json::value Tag(int tag) { return json::object{{"tag", tag}}; }
@@ -173,7 +175,8 @@ class JobServiceTest : public ::testing::Test {
   }
 
   // `store`: the memory store when null.
-  void Start(const ServerConfig& config, std::unique_ptr<Store> store = nullptr) {
+  void Start(const ServerConfig& config, std::unique_ptr<Store> store = nullptr,
+             const WallClock& clock = SystemClock()) {
     TaskRegistry registry = TaskRegistry::WithBuiltins();
     registry.Register("gated", TaskDefinition{[this](const Job& job, Context& ctx) {
                                                 return gate_.Run(job, ctx);
@@ -214,7 +217,7 @@ class JobServiceTest : public ::testing::Test {
     }
     service_.reset();  // Before the pool its executors run on.
     pool_ = std::make_unique<ThreadPool>(InProcessPoolSize(config), /*nice_increment=*/5);
-    auto service = CreateService(config, registry, std::move(store), pool_.get());
+    auto service = CreateService(config, registry, std::move(store), pool_.get(), clock);
     ASSERT_TRUE(service.has_value()) << service.error().detail;
     service_ = std::move(*service);
   }
@@ -318,6 +321,7 @@ class JobServiceTest : public ::testing::Test {
   // that use them.
   Gate gate_;
   std::unique_ptr<ThreadPool> pool_;
+  ManualClock clock_;  // A time of day that moves only by Advance, for Start to pass.
   std::unique_ptr<JobService> service_;
 };
 

@@ -1,0 +1,495 @@
+// The settings table (setting_table.h): every key of the config file, declared once.
+#include <filesystem>
+#include <utility>
+
+#include "config/setting_table.h"
+
+namespace offload {
+namespace {
+
+// Reads a duration given as a string ("30s") or an integer number of seconds.
+ErrorOr<Millis> ReadDuration(const std::string& file, const toml::node& node, std::string_view key) {
+  Millis out{};
+  if (auto i = node.value<std::int64_t>(); i && node.is_integer()) {
+    if (*i < 0) return ConfigError(file, node, std::string(key) + " must not be negative");
+    if (*i > INT64_MAX / 1000) return ConfigError(file, node, std::string(key) + " is too large");
+    return Millis(*i * 1000);
+  }
+  if (auto s = node.value<std::string>(); s && ParseDuration(*s, &out)) return out;
+  return ConfigError(file, node,
+                     std::string(key) +
+                         " must be a duration such as \"500ms\", \"30s\", \"5m\", "
+                         "\"24h\" or a number of seconds");
+}
+
+ErrorOr<std::string> ReadString(const std::string& file, const toml::node& node, std::string_view key) {
+  if (!node.is_string()) return ConfigError(file, node, std::string(key) + " must be a string");
+  return *node.value<std::string>();
+}
+
+// Reads a size given as an integer number of bytes or a string such as "512MiB".
+ErrorOr<std::int64_t> ReadByteSize(const std::string& file, const toml::node& node, std::string_view key) {
+  std::int64_t out = 0;
+  if (node.is_integer() && *node.value<std::int64_t>() >= 0) return *node.value<std::int64_t>();
+  if (auto s = node.value<std::string>(); s && ParseByteSize(*s, &out)) return out;
+  return ConfigError(file, node,
+                     std::string(key) +
+                         " must be a number of bytes or a size such as \"512MiB\", "
+                         "\"2GiB\", \"100MB\"");
+}
+
+ErrorOr<std::vector<std::string>> ReadArgv(const std::string& file, const toml::node& node, std::string_view key) {
+  const toml::array* a = node.as_array();
+  std::vector<std::string> argv;
+  if (a) {
+    for (const auto& e : *a) {
+      if (!e.is_string()) break;
+      argv.push_back(*e.value<std::string>());
+    }
+  }
+  if (!a || a->empty() || argv.size() != a->size() || argv[0].empty()) {
+    return ConfigError(file, node,
+                       std::string(key) +
+                           " must be a non-empty array of strings: the program and its "
+                           "arguments, such as [\"python3\", \"worker.py\"] (no shell)");
+  }
+  return argv;
+}
+
+// "*" or scheme://host[:port] as a browser sends it in Origin: http or https, no
+// path, no trailing slash.
+bool IsOriginPattern(std::string_view s) {
+  if (s == "*") return true;
+  std::string_view rest;
+  if (s.rfind("http://", 0) == 0)
+    rest = s.substr(7);
+  else if (s.rfind("https://", 0) == 0)
+    rest = s.substr(8);
+  else
+    return false;
+  return !rest.empty() && rest.find_first_of("/?#@ ") == std::string_view::npos;
+}
+
+// Values as they are written in the file, for defaults in --help and the docs.
+
+std::string Quote(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    if (ch == '"' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  return out + "\"";
+}
+
+// The largest unit that writes `d` exactly: 300000ms is "5m", 1500ms "1500ms".
+std::string FormatDuration(Millis d) {
+  const std::int64_t ms = d.count();
+  if (ms == 0) return Quote("0s");
+  if (ms % 3'600'000 == 0) return Quote(std::to_string(ms / 3'600'000) + "h");
+  if (ms % 60'000 == 0) return Quote(std::to_string(ms / 60'000) + "m");
+  if (ms % 1000 == 0) return Quote(std::to_string(ms / 1000) + "s");
+  return Quote(std::to_string(ms) + "ms");
+}
+
+// A power-of-two multiple as "64MiB", anything else as a bare number of bytes.
+std::string FormatByteSize(std::int64_t n) {
+  static constexpr std::pair<const char*, std::int64_t> kUnits[] = {
+      {"GiB", std::int64_t{1} << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}};
+  if (n != 0) {
+    for (const auto& [unit, scale] : kUnits) {
+      if (n % scale == 0) return Quote(std::to_string(n / scale) + unit);
+    }
+  }
+  return std::to_string(n);
+}
+
+std::string FormatStrings(const std::vector<std::string>& v) {
+  std::string out = "[";
+  for (const auto& s : v) out += (out.size() > 1 ? ", " : "") + Quote(s);
+  return out + "]";
+}
+
+std::string FormatKey(const std::string& k) {
+  const bool bare = !k.empty() && k.find_first_not_of(
+                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                      "0123456789_-") == std::string::npos;
+  return bare ? k : Quote(k);
+}
+
+template <typename Value, typename Format>
+std::string FormatTable(const std::map<std::string, Value>& m, Format format) {
+  if (m.empty()) return "{}";
+  std::string out = "{";
+  for (const auto& [k, v] : m) out += (out.size() > 1 ? ", " : "") + FormatKey(k) + " = " + format(v);
+  return out + "}";
+}
+
+// Entry builders, one per type. `Config` is ServerConfig or TaskConfig.
+
+template <typename Config>
+Setting<Config> DurationSetting(const char* key, Millis Config::*field, const char* help, bool above_zero = false) {
+  return {key, "duration", help,
+          [key, field, above_zero](const std::string& f, const toml::node& n, Config* c) -> Status {
+            auto d = ReadDuration(f, n, key);
+            if (!d) return d.error();
+            // A zero timeout would close every connection.
+            if (above_zero && d->count() <= 0) return ConfigError(f, n, std::string(key) + " must be above zero");
+            c->*field = *d;
+            return {};
+          },
+          [field](const Config& c) { return FormatDuration(c.*field); }};
+}
+
+// `allow_zero`: 0 is a value of its own ("none", "derived"), else refused.
+template <typename Config, typename Int>
+Setting<Config> IntSetting(const char* key, Int Config::*field, const char* help, bool allow_zero = false) {
+  return {key, "integer", help,
+          [key, field, allow_zero](const std::string& f, const toml::node& n, Config* c) -> Status {
+            auto v = ReadPositiveInt(f, n, key, allow_zero);
+            if (!v) return v.error();
+            c->*field = static_cast<Int>(*v);
+            return {};
+          },
+          [field](const Config& c) { return std::to_string(c.*field); }};
+}
+
+// A number of bytes or a size such as "512MiB", at least `min`.
+template <typename Config>
+Setting<Config> SizeSetting(const char* key, std::int64_t Config::*field, std::int64_t min, const char* help) {
+  return {key, "size", help,
+          [key, field, min](const std::string& f, const toml::node& n, Config* c) -> Status {
+            auto v = ReadByteSize(f, n, key);
+            if (!v) return v.error();
+            if (*v < min) {
+              return ConfigError(f, n,
+                                 std::string(key) + (min == 1 ? " must be positive"
+                                                              : " must be at least " + std::to_string(min) + " bytes"));
+            }
+            c->*field = *v;
+            return {};
+          },
+          [field](const Config& c) { return FormatByteSize(c.*field); }};
+}
+
+// `valid` (when given) accepts the value; else the error says it must be `expected`.
+template <typename Config>
+Setting<Config> StringSetting(const char* key, std::string Config::*field, const char* help,
+                              bool (*valid)(const std::string&) = nullptr, const char* expected = nullptr) {
+  return {key, "string", help,
+          [key, field, valid, expected](const std::string& f, const toml::node& n, Config* c) -> Status {
+            auto s = ReadString(f, n, key);
+            if (!s) return s.error();
+            if (valid && !valid(*s)) return ConfigError(f, n, std::string(key) + " must be " + expected);
+            c->*field = *s;
+            return {};
+          },
+          [field](const Config& c) { return Quote(c.*field); }};
+}
+
+// A program and its arguments.
+template <typename Config>
+Setting<Config> ArgvSetting(const char* key, std::vector<std::string> Config::*field, const char* help) {
+  return {key, "array of strings", help,
+          [key, field](const std::string& f, const toml::node& n, Config* c) -> Status {
+            auto argv = ReadArgv(f, n, key);
+            if (!argv) return argv.error();
+            c->*field = std::move(*argv);
+            return {};
+          },
+          [field](const Config& c) { return FormatStrings(c.*field); }};
+}
+
+Status ApplySqliteSynchronous(const std::string& f, const toml::node& n, ServerConfig* c) {
+  auto s = ReadString(f, n, "sqlite_synchronous");
+  if (!s) return s.error();
+  if (*s != "full" && *s != "normal") return ConfigError(f, n, "sqlite_synchronous must be \"full\" or \"normal\"");
+  c->sqlite_synchronous_full = *s == "full";
+  return {};
+}
+
+Status ApplyAllowedOrigins(const std::string& f, const toml::node& n, ServerConfig* c) {
+  const toml::array* a = n.as_array();
+  if (!a) return ConfigError(f, n, "allowed_origins must be an array of strings");
+  std::vector<std::string> origins;
+  for (const auto& e : *a) {
+    auto s = e.value<std::string>();
+    if (!e.is_string() || !IsOriginPattern(*s)) {
+      return ConfigError(f, e,
+                         "allowed_origins entries must be \"*\" or an origin such as "
+                         "\"http://localhost:3000\" (scheme://host[:port], no path)");
+    }
+    origins.push_back(*s);
+  }
+  c->allowed_origins = std::move(origins);
+  return {};
+}
+
+Status ApplyUses(const std::string& f, const toml::node& n, TaskConfig* task) {
+  const toml::table* t = n.as_table();
+  if (!t) return ConfigError(f, n, "uses must be a table such as {cpu = 1}");
+  task->uses.clear();
+  for (const auto& [k, v] : *t) {
+    auto amount = ReadPositiveInt(f, v, "uses." + std::string(k.str()));
+    if (!amount) return amount.error();
+    task->uses[std::string(k.str())] = *amount;
+  }
+  if (task->uses.empty()) return ConfigError(f, n, "uses must name at least one resource");
+  return {};
+}
+
+Status ApplyEnv(const std::string& f, const toml::node& n, TaskConfig* task) {
+  const toml::table* env = n.as_table();
+  if (!env) return ConfigError(f, n, "env must be a table of strings such as {LANG = \"C\"}");
+  task->env.clear();
+  for (const auto& [k, v] : *env) {
+    auto s = ReadString(f, v, "env." + std::string(k.str()));
+    if (!s) return s.error();
+    task->env[std::string(k.str())] = *s;
+  }
+  return {};
+}
+
+// A relative path is resolved against the config file's folder, so that the file
+// means the same wherever the server is started from.
+Status ApplyCwd(const std::string& f, const toml::node& n, TaskConfig* task) {
+  auto s = ReadString(f, n, "cwd");
+  if (!s) return s.error();
+  std::filesystem::path dir(*s);
+  if (dir.is_relative()) dir = std::filesystem::path(f).parent_path() / dir;
+  task->cwd = s->empty() ? "" : std::filesystem::absolute(dir).lexically_normal().string();
+  return {};
+}
+
+bool IsHostPort(const std::string& s) { return s.find(':') != std::string::npos; }
+bool IsStore(const std::string& s) { return s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7); }
+bool IsBuiltinRun(const std::string& s) { return s.rfind("builtin:", 0) == 0; }
+
+template <typename Config>
+std::vector<SettingDoc> Docs(const std::vector<Setting<Config>>& settings, const Config& defaults) {
+  std::vector<SettingDoc> docs;
+  for (const auto& s : settings) {
+    docs.push_back(SettingDoc{s.key, s.type, s.render(defaults), s.default_note ? s.default_note : "", s.help,
+                              TaskScopeName(s.scope)});
+  }
+  return docs;
+}
+
+// Appends `text` to `out`, wrapped before `width` columns, each line indented.
+void AppendWrapped(std::string* out, std::string_view text, std::size_t indent, std::size_t width) {
+  std::size_t column = 0;
+  while (!text.empty()) {
+    const std::size_t end = text.find(' ');
+    const std::string_view word = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    if (word.empty()) continue;
+    if (column > 0 && column + 1 + word.size() > width) {
+      *out += '\n';
+      column = 0;
+    }
+    if (column == 0) {
+      out->append(indent, ' ');
+      column = indent;
+    } else {
+      *out += ' ';
+      ++column;
+    }
+    out->append(word);
+    column += word.size();
+  }
+  *out += '\n';
+}
+
+void AppendSettings(std::string* out, const std::vector<SettingDoc>& docs) {
+  for (const SettingDoc& d : docs) {
+    *out += "  " + d.key + " (" + d.type + "), default " + d.DefaultText();
+    if (!d.only_for.empty()) *out += "; " + d.only_for + " only";
+    *out += '\n';
+    AppendWrapped(out, d.help, 6, 96);
+  }
+}
+
+}  // namespace
+
+std::string Where(const std::string& file, const toml::source_region& source) {
+  return file + ":" + std::to_string(source.begin.line) + ": ";
+}
+
+Error ConfigError(const std::string& file, const toml::node& node, const std::string& what) {
+  return MakeError(ErrorCode::kInvalidArgument, Where(file, node.source()) + what);
+}
+
+ErrorOr<std::int64_t> ReadPositiveInt(const std::string& file, const toml::node& node, std::string_view key,
+                                      bool allow_zero) {
+  auto v = node.value<std::int64_t>();
+  if (!node.is_integer() || !v || *v < 0 || (*v == 0 && !allow_zero)) {
+    return ConfigError(file, node,
+                       std::string(key) + " must be a " + (allow_zero ? "non-negative" : "positive") + " integer");
+  }
+  return *v;
+}
+
+const char* TaskScopeName(TaskScope scope) {
+  switch (scope) {
+    case TaskScope::kAll:
+      return "";
+    case TaskScope::kProcess:
+      return "command and worker tasks";
+    case TaskScope::kWorker:
+      return "worker tasks";
+  }
+  return "";
+}
+
+const std::vector<Setting<ServerConfig>>& ServerSettings() {
+  using C = ServerConfig;
+  static const std::vector<Setting<C>> settings = {
+      StringSetting("listen", &C::listen,
+                    "Address and port to serve HTTP on, `HOST:PORT` or `[V6]:PORT`; port 0 picks a free one.",
+                    IsHostPort, "HOST:PORT"),
+      IntSetting("threads", &C::threads, "I/O threads. Job work never runs on them.").Note("number of cores"),
+      IntSetting("max_body", &C::max_body, "Largest request body in bytes; a larger one gets 413."),
+      DurationSetting("max_wait", &C::max_wait, "Cap on `Prefer: wait=N` and `?wait=N`."),
+      DurationSetting("run_timeout", &C::run_timeout,
+                      "How long `POST /v1/tasks/NAME/run` waits for its job before answering 504 and canceling it."),
+      DurationSetting("retention", &C::retention,
+                      "Finished jobs and their results are removed this long after they finish."),
+      DurationSetting("shutdown_grace", &C::shutdown_grace,
+                      "On SIGINT/SIGTERM, running jobs may finish within this; then they are canceled."),
+      StringSetting("store", &C::store,
+                    "Where jobs are kept: `\"sqlite:PATH\"` (durable; the folder is created) or `\"memory\"` "
+                    "(lost at exit).",
+                    IsStore, "\"memory\" or \"sqlite:PATH\""),
+      Setting<C>{"sqlite_synchronous", "string",
+                 "`\"full\"`: a job is synced to disk before its 202 and survives a power loss. `\"normal\"`: "
+                 "it survives a crash of offload (kill -9) but the last commits may be lost on an OS crash or "
+                 "power loss; faster.",
+                 ApplySqliteSynchronous,
+                 [](const C& c) { return Quote(c.sqlite_synchronous_full ? "full" : "normal"); }},
+      IntSetting("sqlite_max_bytes", &C::sqlite_max_bytes,
+                 "Caps the SQLite file in bytes (0: no cap). Past it, submits get 503 as on a full disk, until "
+                 "retention frees room.",
+                 /*allow_zero=*/true),
+      DurationSetting("idempotency_ttl", &C::idempotency_ttl,
+                      "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job."),
+      IntSetting("max_connections", &C::max_connections,
+                 "Open connections at most; past it a new one gets a fixed 503 and is closed. 0: derived from "
+                 "the open-file limit, `RLIMIT_NOFILE − max(64, RLIMIT_NOFILE / 8)`.",
+                 /*allow_zero=*/true),
+      DurationSetting("idle_timeout", &C::idle_timeout,
+                      "A connection with no request in progress (between requests, or before its first byte) is "
+                      "closed after this.",
+                      /*above_zero=*/true),
+      DurationSetting("header_timeout", &C::header_timeout,
+                      "From a request's first byte until its header is complete; also the longest a request body "
+                      "may stall. Past it the connection is closed.",
+                      /*above_zero=*/true),
+      DurationSetting("write_timeout", &C::write_timeout,
+                      "A response write that makes no progress for this long (a client that stopped reading) "
+                      "drops the connection.",
+                      /*above_zero=*/true),
+      Setting<C>{"allowed_origins", "array of strings",
+                 "Web origins (`\"https://app.example:8443\"`) whose pages may call the API; they get CORS "
+                 "headers. A request with another `Origin` (but the server's own) gets 403. `\"*\"` admits every "
+                 "page a user visits: any site could then submit and cancel jobs.",
+                 ApplyAllowedOrigins, [](const C& c) { return FormatStrings(c.allowed_origins); }},
+      SizeSetting("max_list_bytes", &C::max_list_bytes, 1024,
+                  "Largest `GET /v1/jobs` answer, at least 1024; a page over it (with `?include=result`) gets "
+                  "422."),
+  };
+  return settings;
+}
+
+const std::vector<Setting<TaskConfig>>& TaskSettings() {
+  using C = TaskConfig;
+  static const std::vector<Setting<C>> settings = {
+      StringSetting("run", &C::run,
+                    "`\"builtin:NAME\"`: an in-process handler (noop, sleep, cpu, mandelbrot). A task has exactly "
+                    "one of run, command and worker.",
+                    IsBuiltinRun, "\"builtin:NAME\" (noop, sleep, cpu, mandelbrot)")
+          .Note("none"),
+      Setting<C>{"uses", "table of integers",
+                 "Resource units one job holds while it runs, e.g. `{gpu = 1}`. Each resource must be declared "
+                 "in [resources] with at least this capacity.",
+                 ApplyUses,
+                 [](const C& c) { return FormatTable(c.uses, [](std::int64_t v) { return std::to_string(v); }); }},
+      IntSetting("max_queued", &C::max_queued, "Queued jobs beyond this are refused with 429."),
+      DurationSetting("timeout", &C::timeout,
+                      "A running job past this is canceled and fails with error.type \"timeout\"; in a parallel "
+                      "map it bounds each element.")
+          .Note("none"),
+      StringSetting("content_type", &C::content_type,
+                    "The content type of results, in place of the handler's (application/json for a command "
+                    "or worker).")
+          .Note("the handler's"),
+      IntSetting("retries", &C::retries,
+                 "A failed execution is tried again up to this many times. Rejected input (invalid_input) and "
+                 "cancellations are not retried; timeouts and crashes are.",
+                 /*allow_zero=*/true),
+      DurationSetting("retry_backoff", &C::retry_backoff,
+                      "Delay before retry n: retry_backoff × 2^(n−1), capped at retry_backoff_max, times a random "
+                      "factor in [0.5, 1] so that jobs that failed together do not retry together."),
+      DurationSetting("retry_backoff_max", &C::retry_backoff_max, "The cap of the delay before a retry."),
+      ArgvSetting("command", &C::command,
+                  "One process per job: program and arguments, no shell. The input is written to its stdin, its "
+                  "stdout is the result.")
+          .Note("none"),
+      ArgvSetting("worker", &C::worker,
+                  "Persistent worker processes that take one job at a time over newline-delimited JSON "
+                  "(docs/worker-protocol.md): program and arguments, no shell.")
+          .Note("none"),
+      IntSetting("workers", &C::workers,
+                 "Worker processes kept running; by default as many as `uses` lets run at once. Fewer makes "
+                 "extra jobs wait for a free worker.")
+          .Note("what `uses` allows")
+          .OnlyFor(TaskScope::kWorker),
+      Setting<C>{"cwd", "string",
+                 "Working directory of the processes; a relative path is taken from the config file's folder.",
+                 ApplyCwd, [](const C& c) { return Quote(c.cwd); }}
+          .Note("the server's")
+          .OnlyFor(TaskScope::kProcess),
+      Setting<C>{"env", "table of strings",
+                 "Variables added to (or replacing in) the server's environment, e.g. `{OMP_NUM_THREADS = "
+                 "\"1\"}`.",
+                 ApplyEnv, [](const C& c) { return FormatTable(c.env, [](const std::string& v) { return Quote(v); }); }}
+          .OnlyFor(TaskScope::kProcess),
+      DurationSetting("kill_grace", &C::kill_grace,
+                      "When a job is canceled, times out or the server stops, its process group gets SIGTERM, "
+                      "then SIGKILL after this.")
+          .OnlyFor(TaskScope::kProcess),
+      IntSetting("max_jobs_per_worker", &C::max_jobs_per_worker,
+                 "A worker is replaced after serving this many jobs (0: never).", /*allow_zero=*/true)
+          .OnlyFor(TaskScope::kWorker),
+      SizeSetting("max_rss", &C::max_rss, 0,
+                  "A worker whose resident memory (VmRSS) exceeds this after a job is replaced (0: never).")
+          .OnlyFor(TaskScope::kWorker),
+      SizeSetting("max_result", &C::max_result, 1,
+                  "Output beyond this fails the job with error.type \"result_too_large\" and stops the process.")
+          .OnlyFor(TaskScope::kProcess),
+  };
+  return settings;
+}
+
+const std::vector<SettingDoc>& ServerSettingDocs() {
+  static const std::vector<SettingDoc> docs = Docs(ServerSettings(), DefaultConfig());
+  return docs;
+}
+
+const std::vector<SettingDoc>& TaskSettingDocs() {
+  static const std::vector<SettingDoc> docs = Docs(TaskSettings(), TaskConfig{});
+  return docs;
+}
+
+std::string SettingsHelp() {
+  std::string out =
+      "Settings of the config file (--config FILE, TOML; docs/config.md tells more). Durations are\n"
+      "\"250ms\", \"30s\", \"5m\", \"24h\" or a number of seconds; sizes a number of bytes or \"64KiB\",\n"
+      "\"512MiB\", \"2GiB\", \"100MB\".\n\nTop-level keys:\n";
+  AppendSettings(&out, ServerSettingDocs());
+  out +=
+      "\n[resources]: NAME = capacity (a positive integer), at most 64. cpu is always declared, by\n"
+      "default with the number of cores.\n\n[tasks.NAME] keys:\n";
+  AppendSettings(&out, TaskSettingDocs());
+  return out;
+}
+
+}  // namespace offload

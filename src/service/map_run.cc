@@ -1,0 +1,119 @@
+#include "service/map_run.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "offload/error_types.h"
+#include "util/base64.h"
+
+namespace offload {
+
+ChunkOutcome ChunkOutcome::From(std::vector<std::optional<Result>> outcomes, std::chrono::nanoseconds elapsed,
+                                StopReason stop) {
+  ChunkOutcome c;
+  c.values.resize(outcomes.size());
+  for (std::size_t i = 0; i < outcomes.size(); ++i) {
+    if (!outcomes[i]) continue;
+    ++c.ran;
+    c.last_ran = i;
+    if (!outcomes[i]->ok()) continue;
+    const Output& out = *outcomes[i]->output();
+    // A map's result is one JSON list: a binary element result goes in it as base64.
+    c.values[i] = out.is_json() ? out.json
+                                : boost::json::value(boost::json::object{{"content_type", out.content_type},
+                                                                         {"base64", Base64Encode(out.bytes)}});
+  }
+  c.results = std::move(outcomes);
+  c.elapsed = elapsed;
+  c.stop = stop;
+  return c;
+}
+
+MapRun::MapRun(std::size_t total, const MapSpec& spec, std::size_t parallelism)
+    : total_(total), spec_(spec), parallelism_(std::max<std::size_t>(parallelism, 1)), results_(total) {}
+
+std::size_t MapRun::ChunkSize() const {
+  if (spec_.chunk > 0) return static_cast<std::size_t>(spec_.chunk);
+  if (ns_per_element_ <= 0) return 1;  // Measure first.
+  const double fit = static_cast<double>(kChunkTarget.count()) * 1e6 / ns_per_element_;
+  // At the tail, leave some for every slot rather than one long last chunk.
+  const std::size_t remaining = total_ - next_ + again_.size();
+  const std::size_t share = std::max<std::size_t>(1, remaining / (2 * parallelism_));
+  return std::clamp<std::size_t>(std::min(static_cast<std::size_t>(fit), share), 1, kMaxChunk);
+}
+
+MapRun::Chunk MapRun::TakeChunk() {
+  Chunk chunk;
+  const std::size_t size = ChunkSize();
+  while (chunk.indices.size() < size && !again_.empty()) {
+    chunk.indices.push_back(again_.front());
+    again_.pop_front();
+  }
+  while (chunk.indices.size() < size && next_ < total_) chunk.indices.push_back(next_++);
+  if (!failed_attempts_.empty()) {
+    for (std::size_t index : chunk.indices) {
+      auto it = failed_attempts_.find(index);
+      chunk.attempts.push_back(it == failed_attempts_.end() ? 1 : it->second + 1);
+    }
+  }
+  running_ += chunk.indices.size();
+  return chunk;
+}
+
+MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chrono::milliseconds timeout,
+                            int retries, bool may_retry) {
+  Folded folded;
+  running_ -= chunk.indices.size();
+  if (outcome.ran > 0) {
+    const double per = static_cast<double>(outcome.elapsed.count()) / static_cast<double>(outcome.ran);
+    ns_per_element_ = ns_per_element_ > 0 ? (ns_per_element_ + per) / 2 : per;
+  }
+  for (std::size_t i = 0; i < outcome.results.size() && !stopping_; ++i) {
+    const std::size_t index = chunk.indices[i];
+    const std::optional<Result>& result = outcome.results[i];
+    if (!result) {
+      again_.push_back(index);  // The chunk stopped before it: it goes out again.
+      continue;
+    }
+    if (result->ok()) {
+      results_[index] = spec_.collect ? boost::json::value(boost::json::object{{"ok", std::move(outcome.values[i])}})
+                                      : std::move(outcome.values[i]);
+      ++done_;
+      continue;
+    }
+    JobError failure = result->error();
+    if (outcome.stop == StopReason::kTimeout && i == outcome.last_ran) {
+      failure = JobError{error_type::kTimeout,
+                         "the element ran longer than its timeout of " + std::to_string(timeout.count()) + " ms"};
+    }
+    const int failed_attempts = ++failed_attempts_[index];
+    if (failure.type != error_type::kInvalidInput && may_retry && failed_attempts <= retries) {
+      folded.retries.emplace_back(index, failed_attempts);
+      continue;
+    }
+    ++done_;
+    ++failed_;
+    if (spec_.collect) {
+      results_[index] =
+          boost::json::object{{"error", boost::json::object{{"type", failure.type}, {"message", failure.message}}}};
+      continue;
+    }
+    folded.failure = JobError{failure.type, "element " + std::to_string(index) + " of " + std::to_string(total_) +
+                                                " failed: " + failure.message};
+    folded.failed_index = static_cast<std::int64_t>(index);
+    Stop();
+  }
+  return folded;
+}
+
+void MapRun::Retry(std::size_t index) {
+  if (!stopping_) again_.push_back(index);
+}
+
+void MapRun::Stop() {
+  stopping_ = true;
+  again_.clear();
+}
+
+}  // namespace offload

@@ -1,0 +1,115 @@
+// MapRun: the elements of one parallel map — which go out next and in chunks of
+// what size, and what each outcome makes of the map (a result in its place, a retry,
+// or the end of a map that fails fast).
+//
+// Not thread-safe: JobService calls it under its mutex. It starts nothing and holds
+// no timer: the service dispatches the chunks it takes and schedules the retries it
+// returns, so every decision here can be tested without threads.
+#pragma once
+
+#include <boost/json/array.hpp>
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "exec/run_context.h"
+#include "offload/result.h"
+#include "store/job_record.h"
+
+namespace offload {
+
+// How far a map has got; live while the map is active.
+struct MapCounts {
+  std::size_t total = 0;
+  std::size_t done = 0;     // Elements with a final outcome (succeeded or failed).
+  std::size_t failed = 0;   // Of those, the failed ones.
+  std::size_t running = 0;  // Elements dispatched and not yet reported.
+};
+
+// The outcome of one chunk, made ready outside the service's lock.
+struct ChunkOutcome {
+  // Builds it from an executor's report: binary results are encoded for the JSON
+  // list here, so that the copy is not made under the lock.
+  static ChunkOutcome From(std::vector<std::optional<Result>> outcomes, std::chrono::nanoseconds elapsed,
+                           StopReason stop);
+
+  std::vector<std::optional<Result>> results;  // Per element; nullopt: not run.
+  std::vector<boost::json::value> values;      // The JSON of each succeeded one.
+  std::size_t ran = 0;                         // Elements that ran.
+  std::size_t last_ran = 0;                    // The index (in the chunk) of the last that ran.
+  std::chrono::nanoseconds elapsed{0};
+  StopReason stop = StopReason::kNone;
+};
+
+class MapRun {
+ public:
+  // Elements per chunk once the first has been measured: a chunk should take about
+  // kChunkTarget, long enough that a dispatch (tens of microseconds) costs under 5%
+  // even for the tiniest elements, short enough that the jobs taking turns with the
+  // map wait about that long.
+  static constexpr std::chrono::milliseconds kChunkTarget{2};
+  static constexpr std::size_t kMaxChunk = 8192;
+
+  // `parallelism`: executions of the task that fit at once.
+  MapRun(std::size_t total, const MapSpec& spec, std::size_t parallelism);
+
+  struct Chunk {
+    std::vector<std::size_t> indices;
+    std::vector<int> attempts;  // Per index; empty when every one is a first attempt.
+  };
+  // The elements of the next chunk, those back from a retry or a stopped chunk
+  // first. They count as running until Fold. REQUIRES: pending().
+  Chunk TakeChunk();
+
+  // What Fold leaves the service to do.
+  struct Folded {
+    // Elements to run again after their back-off: index, failed attempts so far.
+    std::vector<std::pair<std::size_t, int>> retries;
+    // Set when an element failed a fail-fast map: the map's error. The map is then
+    // stopping, and `failed_index` names the element.
+    std::optional<JobError> failure;
+    std::int64_t failed_index = -1;
+  };
+  // Takes in the outcome of `chunk`. `timeout` is the elements' timeout (for the
+  // message of one that ran past it); `retries` the task's; `may_retry` false once
+  // the server drains.
+  Folded Fold(const Chunk& chunk, ChunkOutcome outcome, std::chrono::milliseconds timeout, int retries,
+              bool may_retry);
+
+  // Element `index` is back from its back-off. Ignored once stopping.
+  void Retry(std::size_t index);
+  // Nothing more is taken: the map finished, failed fast, was canceled or shut down.
+  void Stop();
+
+  bool stopping() const { return stopping_; }
+  // Elements left to take; false once stopping.
+  bool pending() const { return !stopping_ && (!again_.empty() || next_ < total_); }
+  // Every element has a final outcome.
+  bool complete() const { return done_ == total_; }
+  MapCounts counts() const { return MapCounts{total_, done_, failed_, running_}; }
+  double progress() const { return total_ == 0 ? 1.0 : static_cast<double>(done_) / static_cast<double>(total_); }
+  // The final outcomes in input order. REQUIRES: complete(); once.
+  boost::json::array TakeResults() { return std::move(results_); }
+  // Elements per chunk that TakeChunk would take now.
+  std::size_t ChunkSize() const;
+
+ private:
+  const std::size_t total_;
+  const MapSpec spec_;
+  const std::size_t parallelism_;
+  std::size_t next_ = 0;           // Elements below it went out at least once.
+  std::deque<std::size_t> again_;  // Back from back-off or from a stopped chunk; go first.
+  std::size_t done_ = 0;
+  std::size_t failed_ = 0;
+  std::size_t running_ = 0;
+  std::unordered_map<std::size_t, int> failed_attempts_;
+  boost::json::array results_;  // Final outcome per element, in input order.
+  double ns_per_element_ = 0;   // Measured over the chunks; 0 until one reports.
+  bool stopping_ = false;
+};
+
+}  // namespace offload

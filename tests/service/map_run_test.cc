@@ -1,0 +1,179 @@
+#include "service/map_run.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "offload/error_types.h"
+
+namespace offload {
+namespace {
+
+namespace json = boost::json;
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+MapSpec Spec(std::int64_t chunk, bool collect = false) {
+  MapSpec s;
+  s.chunk = chunk;
+  s.collect = collect;
+  return s;
+}
+
+// Every element of `chunk` succeeded with its index as its value.
+ChunkOutcome AllOk(const MapRun::Chunk& chunk, nanoseconds elapsed = nanoseconds(1000)) {
+  std::vector<std::optional<Result>> out;
+  for (std::size_t index : chunk.indices) out.push_back(Result::Json(static_cast<std::int64_t>(index)));
+  return ChunkOutcome::From(std::move(out), elapsed, StopReason::kNone);
+}
+
+TEST(MapRunTest, AFixedChunkIsTakenInInputOrderAndResultsKeepIt) {
+  MapRun run(5, Spec(2), 4);
+  std::vector<MapRun::Chunk> chunks;
+  while (run.pending()) chunks.push_back(run.TakeChunk());
+  ASSERT_EQ(chunks.size(), 3u);
+  EXPECT_EQ(chunks[0].indices, (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(chunks[2].indices, (std::vector<std::size_t>{4}));
+  EXPECT_TRUE(chunks[0].attempts.empty()) << "first attempts need no list";
+  EXPECT_EQ(run.counts().running, 5u);
+  for (auto it = chunks.rbegin(); it != chunks.rend(); ++it) {  // Reported out of order.
+    EXPECT_FALSE(run.Fold(*it, AllOk(*it), milliseconds(0), 0, true).failure);
+  }
+  EXPECT_TRUE(run.complete());
+  EXPECT_EQ(run.counts().running, 0u);
+  EXPECT_EQ(json::value(run.TakeResults()), json::parse("[0,1,2,3,4]"));
+}
+
+TEST(MapRunTest, AdaptiveChunksMeasureOneElementFirstThenFillTheTarget) {
+  MapRun run(1'000'000, Spec(0), 2);
+  MapRun::Chunk first = run.TakeChunk();
+  ASSERT_EQ(first.indices.size(), 1u) << "measure first";
+  // 1 µs per element: a 2 ms target fits 2000.
+  run.Fold(first, AllOk(first, nanoseconds(1000)), milliseconds(0), 0, true);
+  EXPECT_EQ(run.ChunkSize(), 2000u);
+  // Very fast elements are capped at kMaxChunk.
+  MapRun fast(1'000'000, Spec(0), 2);
+  MapRun::Chunk one = fast.TakeChunk();
+  fast.Fold(one, AllOk(one, nanoseconds(1)), milliseconds(0), 0, true);
+  EXPECT_EQ(fast.ChunkSize(), MapRun::kMaxChunk);
+}
+
+TEST(MapRunTest, AtTheTailEverySlotGetsAShare) {
+  MapRun run(41, Spec(0), 4);
+  MapRun::Chunk first = run.TakeChunk();
+  run.Fold(first, AllOk(first, nanoseconds(10)), milliseconds(0), 0, true);
+  // 40 left over 4 slots: 40 / (2 * 4) = 5 per chunk, not one chunk of 40.
+  EXPECT_EQ(run.ChunkSize(), 5u);
+}
+
+TEST(MapRunTest, AFailedElementComesBackForItsRetriesThenFailsTheMapFast) {
+  MapRun run(3, Spec(3), 1);
+  MapRun::Chunk chunk = run.TakeChunk();
+  std::vector<std::optional<Result>> out;
+  out.push_back(Result::Json(0));
+  out.push_back(Result::Fail("boom", "it broke"));
+  out.push_back(Result::Json(2));
+  MapRun::Folded folded =
+      run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 1, true);
+  ASSERT_EQ(folded.retries.size(), 1u);
+  EXPECT_EQ(folded.retries[0], (std::pair<std::size_t, int>{1, 1}));
+  EXPECT_FALSE(folded.failure);
+  EXPECT_EQ(run.counts().done, 2u);
+  EXPECT_FALSE(run.pending()) << "the element waits for its back-off";
+
+  run.Retry(1);
+  ASSERT_TRUE(run.pending());
+  MapRun::Chunk again = run.TakeChunk();
+  EXPECT_EQ(again.indices, (std::vector<std::size_t>{1}));
+  EXPECT_EQ(again.attempts, (std::vector<int>{2}));
+  std::vector<std::optional<Result>> second;
+  second.push_back(Result::Fail("boom", "still broken"));
+  folded = run.Fold(again, ChunkOutcome::From(std::move(second), nanoseconds(1), StopReason::kNone),
+                    milliseconds(0), 1, true);
+  EXPECT_TRUE(folded.retries.empty()) << "one retry only";
+  ASSERT_TRUE(folded.failure);
+  EXPECT_EQ(folded.failure->type, "boom");
+  EXPECT_EQ(folded.failure->message, "element 1 of 3 failed: still broken");
+  EXPECT_EQ(folded.failed_index, 1);
+  EXPECT_TRUE(run.stopping());
+  EXPECT_EQ(run.counts().failed, 1u);
+}
+
+TEST(MapRunTest, InvalidInputAndADrainingServerAreNotRetried) {
+  for (bool invalid : {true, false}) {
+    MapRun run(1, Spec(1, /*collect=*/true), 1);
+    MapRun::Chunk chunk = run.TakeChunk();
+    std::vector<std::optional<Result>> out;
+    out.push_back(Result::Fail(invalid ? error_type::kInvalidInput : "boom", "no"));
+    MapRun::Folded folded = run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone),
+                                     milliseconds(0), 5, /*may_retry=*/invalid);
+    EXPECT_TRUE(folded.retries.empty());
+    EXPECT_FALSE(folded.failure) << "collect keeps going";
+    EXPECT_TRUE(run.complete());
+    EXPECT_EQ(json::value(run.TakeResults()),
+              json::value(json::array{json::object{
+                  {"error", json::object{{"type", invalid ? error_type::kInvalidInput : "boom"}, {"message", "no"}}}}}));
+  }
+}
+
+TEST(MapRunTest, CollectWrapsEachOutcome) {
+  MapRun run(2, Spec(2, /*collect=*/true), 1);
+  MapRun::Chunk chunk = run.TakeChunk();
+  std::vector<std::optional<Result>> out;
+  out.push_back(Result::Bytes("image/png", "\x89PNG"));
+  out.push_back(Result::Fail("boom", "x"));
+  run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
+  ASSERT_TRUE(run.complete());
+  EXPECT_EQ(run.counts().failed, 1u);
+  const json::array results = run.TakeResults();
+  EXPECT_EQ(results[0].at("ok").at("content_type"), "image/png");
+  EXPECT_TRUE(results[0].at("ok").as_object().contains("base64"));
+  EXPECT_EQ(results[1].at("error").at("type"), "boom");
+}
+
+TEST(MapRunTest, ElementsAStoppedChunkDidNotRunGoOutFirstNextTime) {
+  MapRun run(6, Spec(3), 1);
+  MapRun::Chunk chunk = run.TakeChunk();
+  std::vector<std::optional<Result>> out;
+  out.push_back(Result::Json(0));
+  out.push_back(std::nullopt);
+  out.push_back(std::nullopt);
+  run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
+  EXPECT_EQ(run.TakeChunk().indices, (std::vector<std::size_t>{1, 2, 3}));
+}
+
+TEST(MapRunTest, TheLastElementThatRanInATimedOutChunkFailsAsTimeout) {
+  MapRun run(3, Spec(3), 1);
+  MapRun::Chunk chunk = run.TakeChunk();
+  std::vector<std::optional<Result>> out;
+  out.push_back(Result::Json(0));
+  out.push_back(Result::Fail(error_type::kCanceled, "stopped"));
+  out.push_back(std::nullopt);
+  MapRun::Folded folded = run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kTimeout),
+                                   milliseconds(250), 0, true);
+  ASSERT_TRUE(folded.failure);
+  EXPECT_EQ(folded.failure->type, error_type::kTimeout);
+  EXPECT_EQ(folded.failure->message, "element 1 of 3 failed: the element ran longer than its timeout of 250 ms");
+  EXPECT_FALSE(run.pending()) << "a failed map takes no more";
+}
+
+TEST(MapRunTest, AStoppedMapFoldsNothingButFreesItsSlots) {
+  MapRun run(4, Spec(2), 1);
+  MapRun::Chunk chunk = run.TakeChunk();
+  run.Stop();
+  run.Retry(3);
+  EXPECT_FALSE(run.pending());
+  run.Fold(chunk, AllOk(chunk), milliseconds(0), 0, true);
+  EXPECT_EQ(run.counts().running, 0u);
+  EXPECT_EQ(run.counts().done, 0u);
+}
+
+TEST(MapRunTest, AnEmptyMapIsCompleteAtOnce) {
+  MapRun run(0, Spec(0), 1);
+  EXPECT_TRUE(run.complete());
+  EXPECT_FALSE(run.pending());
+  EXPECT_EQ(run.progress(), 1.0);
+}
+
+}  // namespace
+}  // namespace offload
