@@ -2,7 +2,7 @@
 #pragma once
 
 #include "exec/executor.h"
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 #include "offload/task_registry.h"
 
 namespace offload {

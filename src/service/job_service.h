@@ -43,7 +43,7 @@
 
 #include "config/config.h"
 #include "exec/executor.h"
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 #include "offload/task_registry.h"
 #include "sched/scheduler.h"
 #include "service/idempotency_cache.h"
