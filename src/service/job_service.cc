@@ -195,7 +195,7 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     rt->config = tc;
     if (IsProcessTask(tc)) {
       if (!supervisor) supervisor = ProcessSupervisor::Create();
-      auto executor = MakeProcessExecutor(config, tc, supervisor);
+      auto executor = MakeProcessExecutor(config.resources, tc, supervisor);
       if (!executor) return executor.error();
       rt->executor = std::move(*executor);
       rt->content_type = tc.content_type.empty() ? "application/json" : tc.content_type;
