@@ -1,10 +1,10 @@
-#include "exec/builtin_tasks.h"
+#include "tasks/builtin_tasks.h"
 
 #include <time.h>
 
 #include <boost/json.hpp>
 
-#include "exec/mandelbrot.h"
+#include "tasks/mandelbrot.h"
 
 namespace offload {
 namespace {
