@@ -2,6 +2,8 @@
 
 #include <exception>
 
+#include "offload/error_types.h"
+
 namespace offload {
 
 namespace {
@@ -13,9 +15,9 @@ Result RunHandler(const TaskDefinition& def, const Execution& exec) {
   try {
     return def.handler(job, *exec.context);
   } catch (const std::exception& e) {
-    return Result::Fail("handler_error", e.what());
+    return Result::Fail(error_type::kHandlerError, e.what());
   } catch (...) {
-    return Result::Fail("handler_error", "the handler threw a non-standard exception");
+    return Result::Fail(error_type::kHandlerError, "the handler threw a non-standard exception");
   }
 }
 
