@@ -41,5 +41,8 @@ inline constexpr char kWorkerError[] = "worker_error";
 inline constexpr char kWorkerDied[] = "worker_died";
 // No worker process could be started for the job.
 inline constexpr char kWorkerUnavailable[] = "worker_unavailable";
+// A job failed or canceled without an error of its own: not expected, the fallback of
+// GET /v1/jobs/{id}/result.
+inline constexpr char kUnknown[] = "unknown";
 
 }  // namespace offload::error_type

@@ -7,7 +7,11 @@
 
 namespace offload {
 
-enum class JobStatus { kQueued, kRunning, kSucceeded, kFailed, kCanceled };
+// The numbers are on disk: the SQLite store keeps a job's status as this integer
+// (jobs.status, and "status IN (0, 1)" finds the unfinished jobs). Never renumber or
+// reuse one; a new status takes a new number. tests/store/sqlite_migration_test.cc
+// pins them.
+enum class JobStatus { kQueued = 0, kRunning = 1, kSucceeded = 2, kFailed = 3, kCanceled = 4 };
 
 std::string_view JobStatusName(JobStatus status);
 // Returns false when `name` is not one of the five statuses.

@@ -18,7 +18,8 @@ struct Output {
 };
 
 // Why a job failed. `type` is a short machine-readable word ("invalid_input",
-// "timeout", "handler_error", "interrupted"...); `message` is for a person.
+// "timeout", "handler_error", "interrupted"...: offload/error_types.h names the ones
+// offload sets); `message` is for a person.
 struct JobError {
   std::string type;
   std::string message;

@@ -36,7 +36,6 @@ class TaskRegistry {
   void Register(std::string name, TaskDefinition def);
   // nullptr when unknown.
   const TaskDefinition* Find(const std::string& name) const;
-  const std::map<std::string, TaskDefinition>& all() const { return defs_; }
 
  private:
   std::map<std::string, TaskDefinition> defs_;

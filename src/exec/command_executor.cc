@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "offload/error_types.h"
 #include "util/json_reader.h"
 #include "util/json_writer.h"
 
@@ -92,7 +93,7 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     closing = shared.closing;
   }
   if (closing || run->exec.context->canceled()) {
-    return Finish(run, Result::Fail("canceled", "the job was stopped before its command started"));
+    return Finish(run, Result::Fail(error_type::kCanceled, "the job was stopped before its command started"));
   }
   shared.running.insert(run.get());
   // The callbacks hold the run (and so the process) until on_exit, which the
@@ -114,16 +115,16 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     const CommandOptions& opt = run->shared->options;
     const std::string program = opt.spawn.argv[0];
     if (run->stop_requested) {
-      return Finish(run, Result::Fail("canceled", "the command was stopped (" + program + " " +
+      return Finish(run, Result::Fail(error_type::kCanceled, "the command was stopped (" + program + " " +
                                                       status.Describe() + ")"));
     }
     if (run->too_large) {
-      return Finish(run, Result::Fail("result_too_large",
+      return Finish(run, Result::Fail(error_type::kResultTooLarge,
                                       program + " wrote more than max_result (" +
                                           std::to_string(opt.max_result) + " bytes) to stdout"));
     }
     if (!status.success()) {
-      return Finish(run, Result::Fail("command_failed",
+      return Finish(run, Result::Fail(error_type::kCommandFailed,
                                       program + " " + status.Describe() + StderrSuffix(run->err)));
     }
     if (opt.content_type != "application/json") {
@@ -136,12 +137,12 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     if (!v && v.error().code == ErrorCode::kInvalidArgument) {
       // JSON, but with a number (1e400) no value holds: failing beats an Infinity
       // that no client could read.
-      return Finish(run, Result::Fail("invalid_result",
+      return Finish(run, Result::Fail(error_type::kInvalidResult,
                                       program + " exited with status 0 but its stdout is not usable JSON: " +
                                           v.error().detail));
     }
     if (!v) {
-      return Finish(run, Result::Fail("invalid_result",
+      return Finish(run, Result::Fail(error_type::kInvalidResult,
                                       program + " exited with status 0 but its stdout is not JSON (" +
                                           v.error().detail + "); it begins: " + run->out.substr(0, 200)));
     }
@@ -150,7 +151,7 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
 
   Process::Start(shared.supervisor, opt.spawn, std::move(cb),
                  [run](ErrorOr<std::shared_ptr<Process>> proc) {
-                   if (!proc) return Finish(run, Result::Fail("spawn_failed", proc.error().detail));
+                   if (!proc) return Finish(run, Result::Fail(error_type::kSpawnFailed, proc.error().detail));
                    run->proc = std::move(*proc);
                    // Stopped while it was being spawned: it has had no input yet.
                    if (run->stop_requested) return run->proc->Kill();

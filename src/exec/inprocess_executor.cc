@@ -3,6 +3,7 @@
 #include <atomic>
 #include <exception>
 
+#include "offload/error_types.h"
 #include "util/mutex.h"
 
 namespace offload {
@@ -38,9 +39,9 @@ Result RunHandler(const Handler& handler, const Execution& exec) {
   try {
     return handler(job, *exec.context);
   } catch (const std::exception& e) {
-    return Result::Fail("handler_error", e.what());
+    return Result::Fail(error_type::kHandlerError, e.what());
   } catch (...) {
-    return Result::Fail("handler_error", "the handler threw a non-standard exception");
+    return Result::Fail(error_type::kHandlerError, "the handler threw a non-standard exception");
   }
 }
 

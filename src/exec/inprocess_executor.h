@@ -11,7 +11,7 @@
 #include <memory>
 
 #include "exec/executor.h"
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 #include "offload/task_registry.h"
 
 namespace offload {

@@ -119,8 +119,6 @@ class Process : public std::enable_shared_from_this<Process> {
   Process& operator=(const Process&) = delete;
 
   pid_t pid() const { return pid_; }
-  // True once reaped.
-  bool exited() const { return reaped_; }
 
   // Queues `data` for the child's stdin; written as the child reads. Dropped when
   // the child has closed its stdin or exited.

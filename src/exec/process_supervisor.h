@@ -71,7 +71,6 @@ class ProcessSupervisor {
 
   boost::asio::io_context& context() { return io_; }
   bool OnSupervisorThread() const { return std::this_thread::get_id() == thread_.get_id(); }
-  bool uses_pidfd() const { return use_pidfd_; }
   // The cgroups children are put in; null where they cannot be used
   // (process_cgroups.h).
   ProcessCgroups* cgroups() const { return cgroups_.get(); }

@@ -8,17 +8,17 @@
 
 namespace offload {
 
-int WorkerCount(const ServerConfig& config, const TaskConfig& task) {
+int WorkerCount(const ResourceCapacities& capacities, const TaskConfig& task) {
   if (task.workers > 0) return static_cast<int>(std::min<std::int64_t>(task.workers, 1024));
   std::int64_t n = 1024;
   for (const auto& [res, amount] : task.uses) {
-    auto it = config.resources.find(res);
-    if (it != config.resources.end() && amount > 0) n = std::min(n, it->second / amount);
+    auto it = capacities.find(res);
+    if (it != capacities.end() && amount > 0) n = std::min(n, it->second / amount);
   }
   return static_cast<int>(std::max<std::int64_t>(n, 1));
 }
 
-ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ServerConfig& config,
+ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities,
                                                        const TaskConfig& task,
                                                        std::shared_ptr<ProcessSupervisor> supervisor) {
   const bool is_command = !task.command.empty();
@@ -44,7 +44,7 @@ ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ServerConfig& confi
   WorkerPoolOptions o;
   o.task = task.name;
   o.spawn = std::move(spawn);
-  o.workers = WorkerCount(config, task);
+  o.workers = WorkerCount(capacities, task);
   o.content_type = content_type;
   o.kill_grace = task.kill_grace;
   o.max_jobs_per_worker = task.max_jobs_per_worker;

@@ -3,7 +3,10 @@
 // WorkerPoolOptions.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "config/config.h"
 #include "exec/executor.h"
@@ -15,14 +18,18 @@ namespace offload {
 // True when `task` runs a program rather than an in-process handler.
 inline bool IsProcessTask(const TaskConfig& task) { return !task.command.empty() || !task.worker.empty(); }
 
+// The capacity of each resource, by name ([resources], ServerConfig::resources): all
+// that a process task reads of the server's config besides its own TaskConfig.
+using ResourceCapacities = std::map<std::string, std::int64_t>;
+
 // Worker processes a worker task keeps: `workers` when set, else as many jobs as
-// its `uses` lets run at once.
-int WorkerCount(const ServerConfig& config, const TaskConfig& task);
+// its `uses` lets run at once within `capacities`.
+int WorkerCount(const ResourceCapacities& capacities, const TaskConfig& task);
 
 // REQUIRES: IsProcessTask(task). Fails (kInvalidArgument, naming the task) when the
 // program cannot be found, so that a typo stops the server at start-up. A worker
 // task's processes start now, in the background.
-ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ServerConfig& config,
+ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities,
                                                        const TaskConfig& task,
                                                        std::shared_ptr<ProcessSupervisor> supervisor);
 

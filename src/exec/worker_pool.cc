@@ -13,6 +13,7 @@
 #include <mutex>
 #include <optional>
 
+#include "offload/error_types.h"
 #include "util/base64.h"
 #include "util/json_reader.h"
 #include "util/json_writer.h"
@@ -153,7 +154,7 @@ void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w,
     spdlog::error("task {}: {}", options.task, proc.error().detail);
     ++unexpected_exits;
     ++consecutive_failures;
-    FailOneWaiting("worker_unavailable", proc.error().detail);
+    FailOneWaiting(error_type::kWorkerUnavailable, proc.error().detail);
     return ScheduleRespawn(w->slot, true);
   }
   w->proc = std::move(*proc);
@@ -196,7 +197,7 @@ void WorkerPool::Impl::OnStdout(Worker* w, std::string_view data) {
   if (w->out_bytes > LineLimit(options.max_result)) {
     const std::string why = "wrote more than max_result (" + std::to_string(options.max_result) +
                             " bytes) to stdout";
-    if (w->job) w->job_outcome = Result::Fail("result_too_large", "the worker " + why);
+    if (w->job) w->job_outcome = Result::Fail(error_type::kResultTooLarge, "the worker " + why);
     w->line.clear();
     w->line.shrink_to_fit();
     return StopWorker(w, why);
@@ -242,7 +243,7 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     // A protocol message with a number no value holds (1e400): it cannot be read as
     // the worker meant it, and guessing would turn a result into Infinity.
     if (w->state == Worker::State::kBusy) {
-      return FinishJob(w, Result::Fail("invalid_result",
+      return FinishJob(w, Result::Fail(error_type::kInvalidResult,
                                        "the worker sent a message that is not usable JSON: " +
                                            parsed.error().detail));
     }
@@ -284,7 +285,7 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
   } else if (*type == "result") {
     FinishJob(w, ParseResult(*msg, line.size()));
   } else if (*type == "error") {
-    JobError err{"worker_error", "the worker reported an error without a message"};
+    JobError err{error_type::kWorkerError, "the worker reported an error without a message"};
     if (const json::value* e = msg->if_contains("error")) {
       if (e->is_string()) {
         err.message = e->get_string();
@@ -304,7 +305,7 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
 
 Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_size) const {
   const Result too_large = Result::Fail(
-      "result_too_large",
+      error_type::kResultTooLarge,
       "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
   const json::value* r = msg.if_contains("result");
   if (options.content_type == "application/json") {
@@ -313,7 +314,7 @@ Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_s
     return Result::Json(r ? *r : json::value(nullptr));
   }
   if (!r || !r->is_string()) {
-    return Result::Fail("invalid_result", "the worker's result for a task of content type " +
+    return Result::Fail(error_type::kInvalidResult, "the worker's result for a task of content type " +
                                               options.content_type +
                                               " must be a string (base64 with \"encoding\": \"base64\")");
   }
@@ -321,7 +322,7 @@ Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_s
   if (enc && enc->is_string() && enc->get_string() == "base64") {
     std::string bytes;
     if (!Base64Decode(r->get_string(), &bytes)) {
-      return Result::Fail("invalid_result", "the worker's result is not valid base64");
+      return Result::Fail(error_type::kInvalidResult, "the worker's result is not valid base64");
     }
     if (static_cast<std::int64_t>(bytes.size()) > options.max_result) return too_large;
     return Result::Bytes(options.content_type, std::move(bytes));
@@ -386,13 +387,13 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
   if (std::shared_ptr<PoolJob> job = std::move(w->job)) {
     job->worker = nullptr;
     Result outcome = w->job_outcome ? std::move(*w->job_outcome)
-                                    : Result::Fail("worker_died", "the worker process " +
+                                    : Result::Fail(error_type::kWorkerDied, "the worker process " +
                                                                       status.Describe() +
                                                                       " while running the job" + tail);
     ExecutionDone done = std::move(job->done);
     done(std::move(outcome));
   } else if (before_ready && !w->expected_exit) {
-    FailOneWaiting("worker_died", "the worker process " + status.Describe() +
+    FailOneWaiting(error_type::kWorkerDied, "the worker process " + status.Describe() +
                                       " before it was ready (it never said {\"type\":\"ready\"})" + tail);
   }
   ScheduleRespawn(w->slot, !w->expected_exit);
@@ -401,7 +402,7 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
 void WorkerPool::Impl::Enqueue(std::shared_ptr<PoolJob> job) {
   if (closing || job->exec.context->canceled()) {
     ExecutionDone done = std::move(job->done);
-    return done(Result::Fail(closing ? "shutdown" : "canceled",
+    return done(Result::Fail(closing ? error_type::kShutdown : error_type::kCanceled,
                              "the job was stopped before a worker took it"));
   }
   waiting.push_back(std::move(job));
@@ -412,14 +413,14 @@ void WorkerPool::Impl::StopJob(const std::shared_ptr<PoolJob>& job) {
   if (!job->done) return;  // Finished already.
   if (job->worker) {
     Worker* w = job->worker;
-    if (!w->job_outcome) w->job_outcome = Result::Fail("canceled", "the job was stopped");
+    if (!w->job_outcome) w->job_outcome = Result::Fail(error_type::kCanceled, "the job was stopped");
     return StopWorker(w, "its job " + job->exec.job_id + " was stopped");
   }
   auto it = std::find(waiting.begin(), waiting.end(), job);
   if (it == waiting.end()) return;
   waiting.erase(it);
   ExecutionDone done = std::move(job->done);
-  done(Result::Fail("canceled", "the job was stopped before a worker took it"));
+  done(Result::Fail(error_type::kCanceled, "the job was stopped before a worker took it"));
 }
 
 void WorkerPool::Impl::Dispatch() {
@@ -459,11 +460,13 @@ void WorkerPool::Impl::FailOneWaiting(const std::string& type, const std::string
 void WorkerPool::Impl::Shutdown() {
   closing = true;
   for (auto& t : respawn_timers) t.cancel();
-  while (!waiting.empty()) FailOneWaiting("shutdown", "the server shut down before a worker took the job");
+  while (!waiting.empty()) {
+    FailOneWaiting(error_type::kShutdown, "the server shut down before a worker took the job");
+  }
   for (auto& w : slots) {
     if (!w) continue;
     if (w->job && !w->job_outcome) {
-      w->job_outcome = Result::Fail("shutdown", "the server shut down while the job ran");
+      w->job_outcome = Result::Fail(error_type::kShutdown, "the server shut down while the job ran");
     }
     StopWorker(w.get(), "the server is shutting down");
   }

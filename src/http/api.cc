@@ -13,6 +13,7 @@
 
 #include "http/job_json.h"
 #include "http/problem.h"
+#include "offload/error_types.h"
 #include "util/json_writer.h"
 
 namespace offload {
@@ -75,7 +76,7 @@ HttpResponse ResultResponse(const JobSnapshot& job) {
       break;
   }
   return ProblemResponse(
-      ProblemFromJobError(j.error.value_or(JobError{"unknown", "the job did not succeed"})));
+      ProblemFromJobError(j.error.value_or(JobError{error_type::kUnknown, "the job did not succeed"})));
 }
 
 // Parses a wait given in seconds ("5", "0.25"). Returns false when malformed.

@@ -1,6 +1,7 @@
 #include "http/job_json.h"
 
 #include <boost/json.hpp>
+#include <cassert>
 #include <limits>
 
 #include "util/json_reader.h"
@@ -16,36 +17,31 @@ json::value Time(UnixMillis ms) {
   return json::value(FormatRfc3339(ms));
 }
 
-// The map fields of a submit ("map", "chunk", "on_error"): sets `req` and returns
-// true when `key` is one of them, an error when its value is wrong.
-ErrorOr<bool> ParseMapField(std::string_view key, json::value& value, SubmitRequest* req) {
+// The map fields of a submit: "map", "chunk", "on_error".
+bool IsMapField(std::string_view key) { return key == "map" || key == "chunk" || key == "on_error"; }
+
+// Sets `req` from one map field; an error when its value is wrong.
+// REQUIRES: IsMapField(key).
+Status ParseMapField(std::string_view key, json::value& value, SubmitRequest* req) {
+  assert(IsMapField(key));
+  if (!req->map) req->map = MapSpec{};
   if (key == "map") {
     if (!value.is_array()) return MakeError(ErrorCode::kInvalidArgument, "map must be an array of inputs");
-    if (!req->map) req->map = MapSpec{};
     req->input = std::move(value);
-    return true;
-  }
-  if (key == "chunk") {
+  } else if (key == "chunk") {
     if (!value.is_int64() || value.get_int64() < 1 || value.get_int64() > 1'000'000) {
       return MakeError(ErrorCode::kInvalidArgument, "chunk must be an integer from 1 to 1000000");
     }
-    if (!req->map) req->map = MapSpec{};
     req->map->chunk = value.get_int64();
-    return true;
-  }
-  if (key == "on_error") {
+  } else {
     const json::string* mode = value.if_string();
     if (!mode || (*mode != "fail_fast" && *mode != "collect")) {
       return MakeError(ErrorCode::kInvalidArgument, "on_error must be \"fail_fast\" or \"collect\"");
     }
-    if (!req->map) req->map = MapSpec{};
     req->map->collect = *mode == "collect";
-    return true;
   }
-  return false;
+  return {};
 }
-
-bool IsMapField(std::string_view key) { return key == "map" || key == "chunk" || key == "on_error"; }
 
 }  // namespace
 
@@ -132,11 +128,11 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
   SubmitRequest req;
   bool has_input = false, has_map = false;
   for (auto& [key, value] : *obj) {
-    auto map_field = ParseMapField(key, value, &req);
-    if (!map_field) return map_field.error();
-    has_map = has_map || key == "map";
-    if (*map_field) continue;
-    if (key == "task") {
+    if (IsMapField(key)) {
+      Status map_field = ParseMapField(key, value, &req);
+      if (!map_field) return map_field.error();
+      has_map = has_map || key == "map";
+    } else if (key == "task") {
       if (!value.is_string() || value.get_string().empty()) {
         return MakeError(ErrorCode::kInvalidArgument, "task must be a non-empty string");
       }
@@ -192,8 +188,8 @@ ErrorOr<SubmitRequest> ParseRunRequest(std::string_view task, std::string_view b
   }
   json::object fields = std::move(*obj);
   for (auto& [key, value] : fields) {
-    auto parsed = ParseMapField(key, value, &req);
-    if (!parsed) return parsed.error();
+    Status map_field = ParseMapField(key, value, &req);
+    if (!map_field) return map_field.error();
   }
   return req;
 }

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "offload/error_types.h"
 #include "util/json_writer.h"
 
 namespace offload {
@@ -74,14 +75,14 @@ Problem MisdirectedHostProblem(std::string_view host) {
 
 Problem ProblemFromJobError(const JobError& e) {
   std::string detail = e.type + ": " + e.message;
-  if (e.type == "invalid_input") {
+  if (e.type == error_type::kInvalidInput) {
     return MakeProblem(http::status::unprocessable_entity, "job-failed", "The job failed", detail);
   }
-  if (e.type == "timeout") {
+  if (e.type == error_type::kTimeout) {
     return MakeProblem(http::status::gateway_timeout, "job-timeout", "The job timed out", detail);
   }
-  if (e.type == "canceled" || e.type == "shutdown" || e.type == "client_disconnected" ||
-      e.type == "run_timeout") {
+  if (e.type == error_type::kCanceled || e.type == error_type::kShutdown ||
+      e.type == error_type::kClientDisconnected || e.type == error_type::kRunTimeout) {
     return MakeProblem(http::status::conflict, "job-canceled", "The job was canceled", detail);
   }
   return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);

@@ -69,8 +69,6 @@ class Scheduler {
   }
 
   std::size_t queued(int q) const { return queues_[q].jobs.size(); }
-  std::size_t queue_count() const { return queues_.size(); }
-  const ResourceDemand& uses(int q) const { return queues_[q].uses; }
   std::int64_t capacity(int r) const { return capacity_[r]; }
   std::int64_t in_use(int r) const { return in_use_[r]; }
 

@@ -22,7 +22,7 @@
 #include <thread>
 #include <vector>
 
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 #include "store/store.h"
 
 namespace offload {

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "exec/exec_test_util.h"
+#include "offload/error_types.h"
 
 namespace offload {
 namespace {
@@ -58,7 +59,7 @@ TEST(InProcessExecutorTest, AThrowingHandlerFailsWithHandlerError) {
   Pending run(executor, nullptr);
   auto outcome = run.Wait();
   ASSERT_TRUE(outcome && !outcome->ok());
-  EXPECT_EQ(outcome->error().type, "handler_error");
+  EXPECT_EQ(outcome->error().type, error_type::kHandlerError);
   EXPECT_EQ(outcome->error().message, "kaboom");
 }
 

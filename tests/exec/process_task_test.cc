@@ -69,9 +69,9 @@ max_rss = "512MiB"
   EXPECT_EQ(embed.max_result, 64 << 20);
   EXPECT_EQ(embed.max_jobs_per_worker, 0);
   EXPECT_EQ(embed.max_rss, 0);
-  EXPECT_EQ(WorkerCount(c, embed), 2);  // What gpu = 2 lets run at once.
+  EXPECT_EQ(WorkerCount(c.resources, embed), 2);  // What gpu = 2 lets run at once.
   const TaskConfig& score = c.tasks.at("score");
-  EXPECT_EQ(WorkerCount(c, score), 3);
+  EXPECT_EQ(WorkerCount(c.resources, score), 3);
   EXPECT_EQ(score.max_jobs_per_worker, 1000);
   EXPECT_EQ(score.max_rss, 512 << 20);
 }
@@ -129,7 +129,7 @@ TEST(ProcessTaskConfigTest, ParsesByteSizes) {
 
 TEST(ProcessTaskConfigTest, AMissingProgramIsAStartupError) {
   ServerConfig c = Parse("[tasks.x]\ncommand = [\"no-such-program-offload\"]\n");
-  auto ex = MakeProcessExecutor(c, c.tasks.at("x"), ProcessSupervisor::Create());
+  auto ex = MakeProcessExecutor(c.resources, c.tasks.at("x"), ProcessSupervisor::Create());
   ASSERT_FALSE(ex);
   EXPECT_NE(ex.error().detail.find("task \"x\""), std::string::npos) << ex.error().detail;
   EXPECT_NE(ex.error().detail.find("no-such-program-offload"), std::string::npos);

@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "exec/exec_test_util.h"
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 
 namespace offload {
 namespace {

@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "exec/task_executors.h"
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 #include "offload/task_registry.h"
 
 namespace offload {

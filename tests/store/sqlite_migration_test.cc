@@ -1,12 +1,15 @@
-// SqliteStore's schema migrations: a database left by an older offload opens, is
-// migrated in place, and keeps its jobs; one from a newer offload is refused.
+// SqliteStore's file format and its migrations: a database left by an older offload
+// opens, is migrated in place, and keeps its jobs; one from a newer offload is refused;
+// the numbers the file holds for job statuses never change.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "store/sqlite_store.h"
 
@@ -21,6 +24,21 @@ CREATE TABLE jobs (
   started_at INTEGER NOT NULL, finished_at INTEGER NOT NULL, result_type TEXT, result BLOB, error_type TEXT,
   error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
 )sql";
+
+// The numbers of include/offload/job.h's JobStatus are on disk (jobs.status). A change
+// here is a change of the file format: it needs a schema version and a migration, not
+// an edit of these lines.
+static_assert(static_cast<int>(JobStatus::kQueued) == 0);
+static_assert(static_cast<int>(JobStatus::kRunning) == 1);
+static_assert(static_cast<int>(JobStatus::kSucceeded) == 2);
+static_assert(static_cast<int>(JobStatus::kFailed) == 3);
+static_assert(static_cast<int>(JobStatus::kCanceled) == 4);
+
+// What each number on disk means, written out rather than derived from the enum.
+const std::map<int, JobStatus> kStatusOnDisk = {
+    {0, JobStatus::kQueued}, {1, JobStatus::kRunning}, {2, JobStatus::kSucceeded},
+    {3, JobStatus::kFailed}, {4, JobStatus::kCanceled},
+};
 
 class SqliteMigrationTest : public ::testing::Test {
  protected:
@@ -56,6 +74,21 @@ class SqliteMigrationTest : public ::testing::Test {
     sqlite3_free(err);
     sqlite3_close(db);
     ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+
+  // Every (id, status) row of the jobs table, read directly.
+  std::map<std::string, int> StatusColumn() {
+    std::map<std::string, int> out;
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, "SELECT id, status FROM jobs", -1, &st, nullptr), SQLITE_OK);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+      out[reinterpret_cast<const char*>(sqlite3_column_text(st, 0))] = sqlite3_column_int(st, 1);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
   }
 
   std::string dir_;
@@ -152,6 +185,60 @@ VALUES (1, 'garbled', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0, '{not json'),
     ASSERT_TRUE(job->has_value()) << id;
     EXPECT_EQ((*job)->map, MapSpec{}) << id;
   }
+}
+
+// Rows that hold the raw numbers, as an older offload wrote them, read back as the
+// statuses those numbers meant; only 0 (queued) and 1 (running) are recovered.
+TEST_F(SqliteMigrationTest, StatusNumbersOnDiskReadAsTheStatusesTheyMeant) {
+  {
+    auto fresh = SqliteStore::Open(SqliteOptions{path_});  // Creates the current schema.
+    ASSERT_TRUE(fresh.has_value()) << fresh.error().detail;
+  }
+  std::string sql;
+  for (const auto& [number, status] : kStatusOnDisk) {
+    const std::string n = std::to_string(number);
+    sql += "INSERT INTO jobs (seq, id, task, status, priority, attempts, input, created_at, started_at, "
+           "finished_at) VALUES (" + std::to_string(number + 1) + ", 'n" + n + "', 'sleep', " + n +
+           ", 0, 0, '{}', 1700000000000, 0, 0);\n";
+  }
+  Exec(sql);
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  for (const auto& [number, status] : kStatusOnDisk) {
+    auto job = (*store)->Get("n" + std::to_string(number));
+    ASSERT_TRUE(job.has_value()) << job.error().detail;
+    ASSERT_TRUE(job->has_value()) << number;
+    EXPECT_EQ((*job)->status, status) << "status " << number << " on disk";
+  }
+  auto unfinished = (*store)->LoadUnfinished();
+  ASSERT_TRUE(unfinished.has_value()) << unfinished.error().detail;
+  std::vector<std::string> ids;
+  for (const JobRecord& r : *unfinished) ids.push_back(r.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"n0", "n1"}));
+}
+
+// And the store writes each status as its number.
+TEST_F(SqliteMigrationTest, EachStatusIsWrittenAsItsNumber) {
+  {
+    auto store = SqliteStore::Open(SqliteOptions{path_});
+    ASSERT_TRUE(store.has_value()) << store.error().detail;
+    for (const auto& [number, status] : kStatusOnDisk) {
+      JobRecord r;
+      r.id = "n" + std::to_string(number);
+      r.task = "sleep";
+      r.status = status;
+      r.seq = static_cast<std::uint64_t>(number + 1);
+      r.input = std::make_shared<const boost::json::value>(boost::json::object{});
+      r.created_at = 1'700'000'000'000;
+      if (IsFinished(status)) r.finished_at = r.created_at + 1;
+      if (status == JobStatus::kFailed || status == JobStatus::kCanceled) r.error = JobError{"x", "y"};
+      auto written = (*store)->Insert(r);
+      ASSERT_TRUE(written) << written.error().detail;
+    }
+  }
+  std::map<std::string, int> expected;
+  for (const auto& [number, status] : kStatusOnDisk) expected["n" + std::to_string(number)] = number;
+  EXPECT_EQ(StatusColumn(), expected);
 }
 
 TEST_F(SqliteMigrationTest, ADatabaseFromANewerOffloadIsRefused) {

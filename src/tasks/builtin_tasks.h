@@ -1,4 +1,5 @@
-// The built-in in-process tasks: noop, sleep, cpu, mandelbrot.
+// The built-in in-process tasks: noop, sleep, cpu, mandelbrot. They use only the public
+// API (include/offload/), as the handlers of an embedding program would.
 #pragma once
 
 #include <boost/json/value.hpp>

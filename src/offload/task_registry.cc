@@ -1,6 +1,6 @@
 #include "offload/task_registry.h"
 
-#include "exec/builtin_tasks.h"
+#include "tasks/builtin_tasks.h"
 
 namespace offload {
 

@@ -1,10 +1,10 @@
-#include "exec/mandelbrot.h"
+#include "tasks/mandelbrot.h"
 
 #include <png.h>
 
 #include <vector>
 
-#include "exec/builtin_tasks.h"
+#include "tasks/builtin_tasks.h"
 
 namespace offload {
 namespace {

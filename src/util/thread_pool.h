@@ -1,9 +1,10 @@
-// ThreadPool: a fixed set of threads that run in-process task handlers.
+// ThreadPool: a fixed set of threads that run submitted work (in-process task handlers,
+// store reads).
 //
 // Owns its threads; the destructor drains nothing: it stops taking work, wakes every
-// thread and joins them (callers stop submitting first). The threads run at a lower
-// CPU priority (nice +5) than the I/O threads, so that a core full of job work still
-// leaves the event loop room to answer status requests promptly.
+// thread and joins them (callers stop submitting first). The threads can run at a lower
+// CPU priority than the I/O threads (the handler pool uses nice +5), so that a core full
+// of job work still leaves the event loop room to answer status requests promptly.
 #pragma once
 
 #include <atomic>

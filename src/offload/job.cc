@@ -1,4 +1,4 @@
-#include "store/job_record.h"
+#include "offload/job.h"
 
 namespace offload {
 

@@ -17,7 +17,7 @@
 #include "config/config.h"
 #include "exec/process.h"
 #include "exec/task_executors.h"
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "service/job_service.h"

@@ -1,10 +1,11 @@
-#include "exec/builtin_tasks.h"
+#include "tasks/builtin_tasks.h"
 
 #include <time.h>
 
 #include <boost/json.hpp>
 
-#include "exec/mandelbrot.h"
+#include "offload/error_types.h"
+#include "tasks/mandelbrot.h"
 
 namespace offload {
 namespace {
@@ -25,9 +26,9 @@ std::optional<std::string> ValidateMs(const json::value& input) {
 Result Sleep(const Job& job, Context& ctx) {
   std::int64_t ms = 0;
   if (auto err = ReadIntField(job.input, "ms", 0, kMaxBuiltinMs, std::nullopt, &ms)) {
-    return Result::Fail("invalid_input", *err);
+    return Result::Fail(error_type::kInvalidInput, *err);
   }
-  if (!ctx.SleepFor(std::chrono::milliseconds(ms))) return Result::Fail("canceled", "canceled");
+  if (!ctx.SleepFor(std::chrono::milliseconds(ms))) return Result::Fail(error_type::kCanceled, "canceled");
   return Result::Json(nullptr);
 }
 
@@ -36,7 +37,7 @@ Result Sleep(const Job& job, Context& ctx) {
 Result Cpu(const Job& job, Context& ctx) {
   std::int64_t ms = 0;
   if (auto err = ReadIntField(job.input, "ms", 0, kMaxBuiltinMs, std::nullopt, &ms)) {
-    return Result::Fail("invalid_input", *err);
+    return Result::Fail(error_type::kInvalidInput, *err);
   }
   const std::int64_t start = ThreadCpuNanos();
   const std::int64_t budget = ms * 1'000'000;
@@ -51,7 +52,7 @@ Result Cpu(const Job& job, Context& ctx) {
     ++rounds;
     std::int64_t used = ThreadCpuNanos() - start;
     if (used >= budget) break;
-    if (ctx.canceled()) return Result::Fail("canceled", "canceled");
+    if (ctx.canceled()) return Result::Fail(error_type::kCanceled, "canceled");
     if (budget > 0) ctx.ReportProgress(static_cast<double>(used) / static_cast<double>(budget));
   }
   return Result::Json(json::object{{"ms", ms}, {"rounds", rounds}, {"checksum", x & 0xffff}});
@@ -64,11 +65,11 @@ std::optional<std::string> ValidateMandelbrot(const json::value& input) {
 
 Result Mandelbrot(const Job& job, Context& ctx) {
   MandelbrotParams p;
-  if (auto err = ReadMandelbrotParams(job.input, &p)) return Result::Fail("invalid_input", *err);
+  if (auto err = ReadMandelbrotParams(job.input, &p)) return Result::Fail(error_type::kInvalidInput, *err);
   std::string png;
   if (!RenderMandelbrotPng(p, ctx, &png)) {
-    if (ctx.canceled()) return Result::Fail("canceled", "canceled");
-    return Result::Fail("encode_error", "libpng failed to encode the image");
+    if (ctx.canceled()) return Result::Fail(error_type::kCanceled, "canceled");
+    return Result::Fail(error_type::kEncodeError, "libpng failed to encode the image");
   }
   return Result::Bytes("image/png", std::move(png));
 }

@@ -1,4 +1,4 @@
-#include "exec/thread_pool.h"
+#include "util/thread_pool.h"
 
 #include <sys/resource.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // The built-in tasks: input validation, cancellation latency, and real output.
-#include "exec/builtin_tasks.h"
+#include "tasks/builtin_tasks.h"
 
 #include <gtest/gtest.h>
 
