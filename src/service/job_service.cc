@@ -395,7 +395,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       // queue calls every callback, with an error if the write failed.
       ActiveJob* raw = job.release();
       store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record},
-                          [this, raw, done](ErrorOr<bool> stored) {
+                          [this, raw, done](Status stored) {
                             OnInserted(std::unique_ptr<ActiveJob>(raw), std::move(stored), done);
                           });
     }
@@ -419,7 +419,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   store_queue_->Drain();
 }
 
-void JobService::OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) {
+void JobService::OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) {
   Launches launches;
   ErrorOr<JobSnapshot> answer = MakeError(ErrorCode::kInternal, "unset");
   const std::string id = job->record.id;
@@ -949,7 +949,7 @@ void JobService::OnTimeout(const std::string& id, int attempt) {
 }
 
 void JobService::WriteFinalLocked(ActiveJob* job) {
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](ErrorOr<bool> stored) {
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](Status stored) {
     // kUnavailable is the disk (full, read-only, failing): worth another try. Any
     // other refusal is a bug that another try would repeat.
     if (!stored && stored.error().code == ErrorCode::kUnavailable) return OnFinalWriteFailed(id, stored.error());

@@ -194,7 +194,7 @@ class JobService {
              const WallClock& clock);
 
   Status Recover() LOCKS_EXCLUDED(mu_);
-  void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
+  void OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
   // Starts what the scheduler lets start now.
   void DispatchLocked(Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartLocked(ActiveJob* job, Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);

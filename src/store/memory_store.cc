@@ -6,7 +6,7 @@
 
 namespace offload {
 
-ErrorOr<bool> MemoryStore::Apply(const std::vector<StoreOp>& ops) {
+Status MemoryStore::Apply(const std::vector<StoreOp>& ops) {
   std::lock_guard lock(mu_);
   // Check every op first so that a failing batch changes nothing. Ids inserted by
   // this batch are tracked only when the batch inserts more than one job.
@@ -36,7 +36,7 @@ ErrorOr<bool> MemoryStore::Apply(const std::vector<StoreOp>& ops) {
     if (IsFinished(job.status)) finished_.emplace(job.finished_at, job.seq);
     stored = job;
   }
-  return true;
+  return {};
 }
 
 ErrorOr<std::optional<JobRecord>> MemoryStore::Get(const std::string& id) {

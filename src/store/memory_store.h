@@ -13,7 +13,7 @@ namespace offload {
 // Thread-safe: every method takes mu_ for its whole (short, allocation-only) body.
 class MemoryStore final : public Store {
  public:
-  ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) override;
+  Status Apply(const std::vector<StoreOp>& ops) override;
   ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override;
   ErrorOr<JobPage> List(const JobQuery& query) override;
   ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override;

@@ -429,7 +429,7 @@ static Error RollBack(SqliteStore::Connection& c, const std::string& what) {
   return e;
 }
 
-ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
+Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
   std::lock_guard lock(write_mu_);
   Connection& c = *writer_;
   int rc = c.Exec("BEGIN IMMEDIATE");
@@ -494,7 +494,7 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     const auto& result = op.job.result;
     if (result && !result->is_json()) results_.Remember(op.job.id, result, result->bytes.size());
   }
-  return true;
+  return {};
 }
 
 ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {

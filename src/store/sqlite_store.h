@@ -35,7 +35,7 @@ class SqliteStore final : public Store {
   static ErrorOr<std::unique_ptr<SqliteStore>> Open(const SqliteOptions& options);
   ~SqliteStore() override;
 
-  ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) override;
+  Status Apply(const std::vector<StoreOp>& ops) override;
   ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override;
   ErrorOr<JobPage> List(const JobQuery& query) override;
   ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override;

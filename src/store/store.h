@@ -66,11 +66,11 @@ class Store {
   // store, one sync to disk) for the whole batch. An insert of an existing id fails
   // with kConflict, an update of a missing one with kNotFound; a disk that cannot
   // take the write fails with kUnavailable.
-  [[nodiscard]] virtual ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) = 0;
-  [[nodiscard]] ErrorOr<bool> Insert(const JobRecord& job) {
+  [[nodiscard]] virtual Status Apply(const std::vector<StoreOp>& ops) = 0;
+  [[nodiscard]] Status Insert(const JobRecord& job) {
     return Apply({StoreOp{StoreOp::Kind::kInsert, job}});
   }
-  [[nodiscard]] ErrorOr<bool> Update(const JobRecord& job) {
+  [[nodiscard]] Status Update(const JobRecord& job) {
     return Apply({StoreOp{StoreOp::Kind::kUpdate, job}});
   }
   [[nodiscard]] virtual ErrorOr<std::optional<JobRecord>> Get(const std::string& id) = 0;

@@ -40,7 +40,7 @@ void StoreQueue::Write(StoreOp op, WriteDone done) {
     std::lock_guard lock(mu_);
     one_op_.clear();
     one_op_.push_back(std::move(op));
-    ErrorOr<bool> result = store_->Apply(one_op_);
+    Status result = store_->Apply(one_op_);
     if (!result && !done) {
       spdlog::error("store: write of job {} failed: {}", one_op_[0].job.id, result.error().detail);
     }
@@ -128,11 +128,11 @@ void StoreQueue::ApplyBatch(std::vector<Pending>* batch) {
     }
     op_of[i] = it->second;
   }
-  auto finish = [&ops](Pending& p, std::size_t op, const ErrorOr<bool>& r) {
+  auto finish = [&ops](Pending& p, std::size_t op, const Status& r) {
     if (p.done) p.done(r);
     else if (!r) spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
   };
-  ErrorOr<bool> result = store_->Apply(ops);
+  Status result = store_->Apply(ops);
   if (result || ops.size() == 1) {
     for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], result);
   } else {
@@ -146,7 +146,7 @@ void StoreQueue::ApplyBatch(std::vector<Pending>* batch) {
       spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(),
                    result.error().detail);
     }
-    std::vector<ErrorOr<bool>> results;
+    std::vector<Status> results;
     results.reserve(ops.size());
     for (const StoreOp& op : ops) results.push_back(store_->Apply({op}));
     for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], results[op_of[i]]);

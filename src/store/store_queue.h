@@ -30,7 +30,7 @@ namespace offload {
 // Thread-safe. Owns its threads; the destructor applies what is queued, then joins.
 class StoreQueue {
  public:
-  using WriteDone = std::function<void(ErrorOr<bool>)>;
+  using WriteDone = std::function<void(Status)>;
 
   // Borrows `store`, which must outlive the queue.
   explicit StoreQueue(Store* store);
@@ -64,7 +64,7 @@ class StoreQueue {
   // A write a non-blocking store has applied, waiting for Drain to run its callback.
   struct Applied {
     WriteDone done;
-    ErrorOr<bool> result;
+    Status result;
   };
   void WriterLoop();
   // Applies `batch` as one transaction, falling back to one op at a time when a

@@ -34,7 +34,7 @@ class FaultyStore final : public Store {
   std::uint64_t refused() const { return refused_.load(); }
   Store& inner() { return *inner_; }
 
-  ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) override {
+  Status Apply(const std::vector<StoreOp>& ops) override {
     const std::uint64_t n = ++writes_;
     bool fail = n >= fail_first_.load() && n - fail_first_.load() < fail_count_.load();
     if (!fail && fail_finals_.load()) {
