@@ -5,7 +5,7 @@
 namespace offload {
 
 std::shared_ptr<const Output> ResultCache::Find(const std::string& id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = results_.find(id);
   if (it == results_.end()) return nullptr;
   auto live = it->second.lock();
@@ -16,7 +16,7 @@ std::shared_ptr<const Output> ResultCache::Find(const std::string& id) {
 void ResultCache::Remember(const std::string& id, const std::shared_ptr<const Output>& result,
                            std::size_t stored_bytes) {
   if (!result || stored_bytes < kMinBytes) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   results_[id] = result;
   if (results_.size() < prune_at_) return;
   std::erase_if(results_, [](const auto& entry) { return entry.second.expired(); });
@@ -24,7 +24,7 @@ void ResultCache::Remember(const std::string& id, const std::shared_ptr<const Ou
 }
 
 std::size_t ResultCache::size() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return results_.size();
 }
 

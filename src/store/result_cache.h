@@ -9,11 +9,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "offload/result.h"
+#include "util/mutex.h"
 
 namespace offload {
 
@@ -30,9 +30,9 @@ class ResultCache {
   std::size_t size();
 
  private:
-  std::mutex mu_;
-  std::unordered_map<std::string, std::weak_ptr<const Output>> results_;  // guarded by mu_
-  std::size_t prune_at_ = 1024;                                           // guarded by mu_
+  Mutex mu_;
+  std::unordered_map<std::string, std::weak_ptr<const Output>> results_ GUARDED_BY(mu_);
+  std::size_t prune_at_ GUARDED_BY(mu_) = 1024;
 };
 
 }  // namespace offload

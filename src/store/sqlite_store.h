@@ -9,12 +9,12 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "store/result_cache.h"
 #include "store/store.h"
+#include "util/mutex.h"
 
 struct sqlite3;
 
@@ -58,11 +58,13 @@ class SqliteStore final : public Store {
   int lock_fd_ = -1;
   ResultCache results_;  // Large results readers hold now; thread-safe.
 
-  std::mutex write_mu_;
-  std::unique_ptr<Connection> writer_;  // guarded by write_mu_
+  Mutex write_mu_;
+  // Set by Open before the store is shared, then constant; the connection itself is
+  // used only with write_mu_ held.
+  std::unique_ptr<Connection> writer_ PT_GUARDED_BY(write_mu_);
 
-  std::mutex read_mu_;
-  std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by read_mu_
+  Mutex read_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_ GUARDED_BY(read_mu_);
 };
 
 }  // namespace offload
