@@ -175,7 +175,7 @@ JobService::JobService(const ServerConfig& config, TaskRegistry registry, std::u
       clock_(clock),
       registry_(std::move(registry)),
       store_(std::move(store)),
-      store_queue_(std::make_unique<StoreQueue>(store_.get())),
+      store_queue_(StoreQueue::Create(store_.get())),
       pool_(std::make_unique<ThreadPool>(PoolSize(config), /*nice_increment=*/5)),
       timers_(std::make_unique<TimerQueue>()),
       scheduler_(Capacities(config)),
@@ -297,7 +297,7 @@ JobService::~JobService() {
   // outcome: the state those reports touch must still be alive.
   for (auto& [name, task] : tasks_) task->executor.reset();
   // Final writes queued so far are applied (or refused) while the timers still run.
-  store_queue_->Flush();
+  store_queue_->WaitForWrites();
   std::size_t unstored = 0;
   std::string store_error;
   {
@@ -318,7 +318,7 @@ JobService::~JobService() {
   pool_.reset();  // Joins the pool threads before the jobs they point at go away.
   // What the timer thread queued last is applied while the queue is still whole: its
   // callbacks may call back into it.
-  store_queue_->Flush();
+  store_queue_->WaitForWrites();
   store_queue_.reset();
 }
 

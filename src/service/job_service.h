@@ -168,7 +168,7 @@ class JobService {
   // per refused final write waiting to be tried again.
   std::size_t PendingTimersForTest() const { return timers_->pending(); }
   // Blocks until every store write queued so far is applied.
-  void FlushStoreForTest() { store_queue_->Flush(); }
+  void FlushStoreForTest() { store_queue_->WaitForWrites(); }
 
  private:
   struct TaskRuntime;
