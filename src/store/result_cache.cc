@@ -23,7 +23,7 @@ void ResultCache::Remember(const std::string& id, const std::shared_ptr<const Ou
   prune_at_ = std::max<std::size_t>(1024, 2 * results_.size());
 }
 
-std::size_t ResultCache::size() {
+std::size_t ResultCache::SizeForTest() {
   MutexLock lock(&mu_);
   return results_.size();
 }

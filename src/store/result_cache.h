@@ -26,8 +26,8 @@ class ResultCache {
   std::shared_ptr<const Output> Find(const std::string& id);
   // Remembers `result` as job `id`'s when its stored form is at least kMinBytes.
   void Remember(const std::string& id, const std::shared_ptr<const Output>& result, std::size_t stored_bytes);
-  // Entries, live or dead, for tests.
-  std::size_t size();
+  // Entries, live or dead.
+  std::size_t SizeForTest();
 
  private:
   Mutex mu_;

@@ -1,7 +1,7 @@
 // SqliteStore: jobs in an embedded SQLite database, the default store.
 //
-// WAL mode; one write connection (used by StoreQueue's writer thread, and by the
-// retention sweep) and a pool of read connections, so reads never wait for a commit.
+// WAL mode; one write connection (used by ThreadedStoreQueue's writer thread, and by
+// the retention sweep) and a pool of read connections, so reads never wait for a commit.
 // `synchronous` is FULL by default (a committed job survives a power loss) or NORMAL
 // (survives a crash of offload, may lose the last commits on an OS crash or power
 // loss); see docs/config.md. A lock file next to the database keeps a second server

@@ -85,8 +85,9 @@ class Store {
   // Idempotency keys of jobs created at or after `since`.
   [[nodiscard]] virtual ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) = 0;
 
-  // True when calls do disk I/O: JobService then keeps them off the I/O threads and
-  // batches writes on a writer thread.
+  // True when calls do disk I/O: StoreQueue::Create then gives the store a
+  // ThreadedStoreQueue, which keeps its calls off the caller's threads and batches
+  // writes on a writer thread.
   virtual bool blocking() const { return false; }
   // True when jobs survive a restart.
   virtual bool durable() const { return false; }

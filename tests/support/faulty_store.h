@@ -17,8 +17,9 @@ namespace offload::testing {
 
 class FaultyStore final : public Store {
  public:
-  // `blocking` picks the StoreQueue path the service takes: a writer thread with
-  // batches (as for SQLite), or writes applied inline (as for the memory store).
+  // `blocking` picks the StoreQueue the service makes: a ThreadedStoreQueue, with a
+  // writer thread and batches (as for SQLite), or an InlineStoreQueue, which applies
+  // writes at once (as for the memory store).
   FaultyStore(std::unique_ptr<Store> inner, bool blocking) : inner_(std::move(inner)), blocking_(blocking) {}
 
   // Every batch that writes a finished state (succeeded, failed, canceled) fails
