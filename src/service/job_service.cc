@@ -416,7 +416,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       done(std::move(snap));
     });
   }
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
 }
 
 void JobService::OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) {
@@ -686,7 +686,7 @@ void JobService::CancelAll() {
       active_.erase(job->record.id);
     }
   }
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
   for (auto& [waiters, snap] : kept) {
     for (auto& w : waiters) w.fn(snap);
   }
@@ -783,7 +783,7 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
 
 // Reads only what the locked section copied into `launches`: no job state.
 void JobService::Launch(Launches launches) {
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
   for (auto& single : launches.singles) {
     single.executor->Start(std::move(single.exec),
                            [this, job = single.job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
@@ -984,7 +984,7 @@ void JobService::OnFinalWriteRetryDue(const std::string& id) {
     if (it == active_.end()) return;
     WriteFinalLocked(it->second.get());
   }
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
 }
 
 void JobService::OnFinishDurable(const std::string& id) {

@@ -6,7 +6,7 @@
 
 namespace offload {
 
-InlineStoreQueue::~InlineStoreQueue() { Drain(); }
+InlineStoreQueue::~InlineStoreQueue() { RunCallbacks(); }
 
 void InlineStoreQueue::Write(StoreOp op, WriteDone done) {
   std::string failed_id;
@@ -24,17 +24,17 @@ void InlineStoreQueue::Write(StoreOp op, WriteDone done) {
     } else {
       if (!result) failed_id = one_op_[0].job.id;
       // Finished now, unless earlier callbacks are still waiting or running.
-      if (applied_.empty() && !draining_) finished_ = seq;
+      if (applied_.empty() && !running_callbacks_) finished_ = seq;
     }
   }
   if (!failed_id.empty()) spdlog::error("store: write of job {} failed: {}", failed_id, result.error().detail);
 }
 
-void InlineStoreQueue::Drain() {
+void InlineStoreQueue::RunCallbacks() {
   {
     MutexLock lock(&mu_);
-    if (draining_) return;  // The thread draining runs the callbacks queued meanwhile.
-    draining_ = true;
+    if (running_callbacks_) return;  // The thread running them runs the callbacks queued meanwhile.
+    running_callbacks_ = true;
   }
   std::deque<Applied> calls;
   for (;;) {
@@ -48,7 +48,7 @@ void InlineStoreQueue::Drain() {
         finished_cv_.SignalAll();
       }
       if (applied_.empty()) {
-        draining_ = false;
+        running_callbacks_ = false;
         return;
       }
       calls.swap(applied_);
@@ -65,7 +65,7 @@ void InlineStoreQueue::WaitForWrites() {
     target = queued_;
   }
   // Runs the callbacks here, or hands them to the thread already running them.
-  Drain();
+  RunCallbacks();
   MutexLock lock(&mu_);
   while (finished_ < target) finished_cv_.Wait(&mu_);
 }

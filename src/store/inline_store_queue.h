@@ -2,12 +2,12 @@
 //
 // Write applies the write at once, on the caller's thread and under the queue's lock,
 // so the store's order is the order of the Write calls and a Read right after a Write
-// sees it. The callback is kept, with the write's result, for Drain(): callers queue
+// sees it. The callback is kept, with the write's result, for RunCallbacks(): callers queue
 // writes under their own lock and run callbacks once they have released it.
 //
-// Drain hands over rather than waits: a thread that finds another one running the
+// RunCallbacks hands over rather than waits: a thread that finds another one running the
 // callbacks returns at once, and the running thread takes the callbacks queued
-// meanwhile before it stops. So a callback may Write and Drain, and no thread waits
+// meanwhile before it stops. So a callback may Write and RunCallbacks, and no thread waits
 // on another's callbacks (only WaitForWrites does, at shutdown).
 #pragma once
 
@@ -31,12 +31,12 @@ class InlineStoreQueue final : public StoreQueue {
   InlineStoreQueue& operator=(const InlineStoreQueue&) = delete;
 
   void Write(StoreOp op, WriteDone done) override;
-  void Drain() override;
+  void RunCallbacks() override;
   void Read(std::function<void()> fn) override { fn(); }
   void WaitForWrites() override;
 
  private:
-  // A write applied, waiting for Drain to run its callback.
+  // A write applied, waiting for RunCallbacks to run its callback.
   struct Applied {
     std::uint64_t seq;  // Its place among all writes, from 1.
     WriteDone done;
@@ -49,13 +49,13 @@ class InlineStoreQueue final : public StoreQueue {
   Mutex mu_;
   CondVar finished_cv_;  // finished_ advanced.
   std::vector<StoreOp> one_op_ GUARDED_BY(mu_);  // Reused for each write's Apply.
-  // Callbacks not yet taken by a Drain, in write order. Writes without a callback
+  // Callbacks not yet taken by a RunCallbacks, in write order. Writes without a callback
   // have no entry.
   std::deque<Applied> applied_ GUARDED_BY(mu_);
   std::uint64_t queued_ GUARDED_BY(mu_) = 0;  // Writes ever made.
   // Every write up to this seq has been applied and its callback has returned.
   std::uint64_t finished_ GUARDED_BY(mu_) = 0;
-  bool draining_ GUARDED_BY(mu_) = false;  // A Drain() is running callbacks.
+  bool running_callbacks_ GUARDED_BY(mu_) = false;  // A RunCallbacks() is running callbacks.
 };
 
 }  // namespace offload

@@ -12,7 +12,7 @@
 //   not per job; reads run on a small pool of reader threads.
 // - InlineStoreQueue, for a store that does not block (memory): Write applies the
 //   write at once, so the store always holds what was written, in order, and queues
-//   its callback for Drain(), which runs it on the calling thread; reads run inline.
+//   its callback for RunCallbacks(), which runs it on the calling thread; reads run inline.
 #pragma once
 
 #include <functional>
@@ -38,20 +38,20 @@ class StoreQueue {
 
   // Queues a write; never blocks on disk and never calls `done` itself. `done` (may
   // be empty) runs once the write is durable or has failed, in write order: on the
-  // writer thread, or in Drain(). A write without `done` that fails is logged.
+  // writer thread, or in RunCallbacks(). A write without `done` that fails is logged.
   virtual void Write(StoreOp op, WriteDone done) = 0;
   // Runs, on this thread, the callbacks of the writes an InlineStoreQueue has
   // applied — or, when another thread is running them, leaves this call's to it and
   // returns at once (a lock-free hand-over: no thread waits for another's callbacks).
   // A no-op for a ThreadedStoreQueue, whose writer thread runs them. REQUIRES: the
   // caller holds no lock that a callback takes. Safe to call from a callback.
-  virtual void Drain() = 0;
+  virtual void RunCallbacks() = 0;
   // Runs `fn` on a reader thread (inline for an InlineStoreQueue, where it sees every
   // write queued before it). A ThreadedStoreQueue promises no order between reads and
   // writes: a read may run before a write queued earlier is applied.
   virtual void Read(std::function<void()> fn) = 0;
   // Returns once every write queued before the call has been applied and its callback
-  // has returned, wherever it runs (it waits for a Drain on another thread). For
+  // has returned, wherever it runs (it waits for a RunCallbacks on another thread). For
   // shutdown, and tests. REQUIRES: not called from a callback, nor with a lock held
   // that a callback takes.
   virtual void WaitForWrites() = 0;

@@ -42,7 +42,7 @@ class ThreadedStoreQueue final : public StoreQueue {
   ThreadedStoreQueue& operator=(const ThreadedStoreQueue&) = delete;
 
   void Write(StoreOp op, WriteDone done) override;
-  void Drain() override {}
+  void RunCallbacks() override {}
   void Read(std::function<void()> fn) override;
   void WaitForWrites() override;
 

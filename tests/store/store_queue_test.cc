@@ -1,5 +1,5 @@
 // StoreQueue, both implementations: write order, group commit, the one-by-one retry of
-// a refused batch, Drain's hand-over and what WaitForWrites and the destructor promise.
+// a refused batch, RunCallbacks's hand-over and what WaitForWrites and the destructor promise.
 //
 // Every state is reached on purpose: RecordingStore holds Apply at a gate, as a slow
 // disk would, so that a test decides which writes queue behind a batch in flight; no
@@ -223,7 +223,7 @@ TEST_P(StoreQueueTest, WritesAreAppliedAndAnsweredInTheOrderTheyWereQueued) {
       expected.push_back("update " + std::to_string(n) + " ok");
     }
     if (n % 5 == 0) queue_->Write(Update(n, JobStatus::kSucceeded), nullptr);
-    queue_->Drain();
+    queue_->RunCallbacks();
   }
   queue_->WaitForWrites();
   EXPECT_EQ(log_.events(), expected);
@@ -259,14 +259,14 @@ TEST_P(StoreQueueTest, ARefusedWriteFailsItsCallbackOnly) {
   EXPECT_TRUE(Stored(2).has_value());
 }
 
-// A callback may queue a write and call Drain; the new write's callback runs after it
+// A callback may queue a write and call RunCallbacks; the new write's callback runs after it
 // returns, never inside it.
-TEST_P(StoreQueueTest, ACallbackMayWriteAndDrain) {
+TEST_P(StoreQueueTest, ACallbackMayWriteAndRunCallbacks) {
   StoreQueue* queue = queue_.get();
   queue_->Write(Insert(1), [this, queue](Status) {
     log_.Add("1 begins");
     queue->Write(Insert(2), Logged("2"));
-    queue->Drain();
+    queue->RunCallbacks();
     log_.Add("1 ends");
   });
   queue_->WaitForWrites();  // Write 1 and its callback, which queued write 2 ...
@@ -386,15 +386,15 @@ TEST_F(ThreadedStoreQueueTest, ABatchTheDiskRefusedIsTriedOpByOp) {
 }
 
 // Write returns while the disk is busy; the callback runs on the writer thread, and
-// Drain runs nothing.
-TEST_F(ThreadedStoreQueueTest, CallbacksRunOnTheWriterThreadNotInDrain) {
+// RunCallbacks runs nothing.
+TEST_F(ThreadedStoreQueueTest, CallbacksRunOnTheWriterThreadNotInRunCallbacks) {
   ASSERT_NO_FATAL_FAILURE(HoldTheWriter());
   std::thread::id ran_on;
   queue_->Write(Insert(1), [&](Status) {
     ran_on = std::this_thread::get_id();
     log_.Add("1");
   });
-  queue_->Drain();
+  queue_->RunCallbacks();
   EXPECT_TRUE(log_.events().empty());
   store_->Release();
   queue_->WaitForWrites();
@@ -442,8 +442,8 @@ class InlineStoreQueueTest : public StoreQueueFixture {
 };
 
 // The store holds a write as soon as Write returns, so a read right after sees it;
-// the callback waits for Drain, which runs it on the calling thread.
-TEST_F(InlineStoreQueueTest, WriteAppliesAtOnceAndLeavesTheCallbackToDrain) {
+// the callback waits for RunCallbacks, which runs it on the calling thread.
+TEST_F(InlineStoreQueueTest, WriteAppliesAtOnceAndLeavesTheCallbackToRunCallbacks) {
   std::thread::id ran_on;
   queue_->Write(Insert(1), [&](Status s) {
     ran_on = std::this_thread::get_id();
@@ -457,7 +457,7 @@ TEST_F(InlineStoreQueueTest, WriteAppliesAtOnceAndLeavesTheCallbackToDrain) {
   });
   EXPECT_TRUE(found) << "Read did not run inline, or did not see the write";
   EXPECT_TRUE(log_.events().empty()) << "Write ran its callback";
-  queue_->Drain();
+  queue_->RunCallbacks();
   EXPECT_EQ(log_.events(), (std::vector<std::string>{"1 ok"}));
   EXPECT_EQ(ran_on, std::this_thread::get_id());
 }
@@ -467,15 +467,15 @@ TEST_F(InlineStoreQueueTest, EachWriteIsAppliedAlone) {
   queue_->Write(Insert(1), Logged("1"));
   queue_->Write(Insert(1), Logged("1 again"));
   queue_->Write(Insert(2), Logged("2"));
-  queue_->Drain();
+  queue_->RunCallbacks();
   EXPECT_EQ(store_->batches(), (std::vector<std::vector<std::string>>{
                                    {"insert job-1 queued"}, {"insert job-1 queued"}, {"insert job-2 queued"}}));
   EXPECT_EQ(log_.events(), (std::vector<std::string>{"1 ok", "1 again conflict", "2 ok"}));
 }
 
-// Thread A is running callbacks (held inside the first). A Drain on this thread hands
+// Thread A is running callbacks (held inside the first). A RunCallbacks on this thread hands
 // its callback over to A and returns at once; A runs it, in order, before it stops.
-TEST_F(InlineStoreQueueTest, DrainHandsItsCallbacksToTheThreadAlreadyRunningThem) {
+TEST_F(InlineStoreQueueTest, RunCallbacksHandsItsCallbacksToTheThreadAlreadyRunningThem) {
   Notification in_first, release_first;
   std::thread::id second_ran_on;
   queue_->Write(Insert(1), [&](Status) {
@@ -483,14 +483,14 @@ TEST_F(InlineStoreQueueTest, DrainHandsItsCallbacksToTheThreadAlreadyRunningThem
     in_first.Notify();
     release_first.WaitFor(kDeadline);
   });
-  std::thread a([&] { queue_->Drain(); });
+  std::thread a([&] { queue_->RunCallbacks(); });
   const std::thread::id a_id = a.get_id();
   ASSERT_TRUE(in_first.WaitFor(kDeadline));
   queue_->Write(Insert(2), [&](Status) {
     second_ran_on = std::this_thread::get_id();
     log_.Add("2");
   });
-  queue_->Drain();  // Returns at once: A is draining.
+  queue_->RunCallbacks();  // Returns at once: A is running them.
   EXPECT_EQ(log_.events(), (std::vector<std::string>{"1"}));
   release_first.Notify();
   a.join();
@@ -498,14 +498,14 @@ TEST_F(InlineStoreQueueTest, DrainHandsItsCallbacksToTheThreadAlreadyRunningThem
   EXPECT_EQ(second_ran_on, a_id);
 }
 
-// Unlike Drain, WaitForWrites does wait for the callbacks another thread is running.
-TEST_F(InlineStoreQueueTest, WaitForWritesWaitsForADrainOnAnotherThread) {
+// Unlike RunCallbacks, WaitForWrites does wait for the callbacks another thread is running.
+TEST_F(InlineStoreQueueTest, WaitForWritesWaitsForCallbacksRunOnAnotherThread) {
   Notification in_first, release_first;
   queue_->Write(Insert(1), [&](Status) {
     in_first.Notify();
     release_first.WaitFor(kDeadline);
   });
-  std::thread a([&] { queue_->Drain(); });
+  std::thread a([&] { queue_->RunCallbacks(); });
   ASSERT_TRUE(in_first.WaitFor(kDeadline));
   queue_->Write(Insert(2), Logged("2"));
   queue_->Write(Insert(3), nullptr);
