@@ -164,7 +164,7 @@ JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store,
     : config_(config),
       clock_(clock),
       store_(std::move(store)),
-      store_queue_(std::make_unique<StoreQueue>(store_.get())),
+      store_queue_(StoreQueue::Create(store_.get())),
       timers_(std::make_unique<TimerQueue>()),
       scheduler_(Capacities(config)),
       idempotency_(config.idempotency_ttl.count()) {}
@@ -275,7 +275,7 @@ JobService::~JobService() {
   // handlers. What they report meanwhile touches state that must still be alive.
   for (auto& [name, task] : tasks_) task->executor.reset();
   // Final writes queued so far are applied (or refused) while the timers still run.
-  store_queue_->Flush();
+  store_queue_->WaitForWrites();
   std::size_t unstored = 0;
   std::string store_error;
   {
@@ -292,7 +292,7 @@ JobService::~JobService() {
   timers_->Stop();
   // What the timer thread queued last is applied while the queue is still whole: its
   // callbacks may call back into it.
-  store_queue_->Flush();
+  store_queue_->WaitForWrites();
   store_queue_.reset();
 }
 
@@ -369,7 +369,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       // queue calls every callback, with an error if the write failed.
       ActiveJob* raw = job.release();
       store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record},
-                          [this, raw, done](ErrorOr<bool> stored) {
+                          [this, raw, done](Status stored) {
                             OnInserted(std::unique_ptr<ActiveJob>(raw), std::move(stored), done);
                           });
     }
@@ -390,10 +390,10 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       done(std::move(snap));
     });
   }
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
 }
 
-void JobService::OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) {
+void JobService::OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) {
   Launches launches;
   ErrorOr<JobSnapshot> answer = MakeError(ErrorCode::kInternal, "unset");
   const std::string id = job->record.id;
@@ -660,7 +660,7 @@ void JobService::CancelAll() {
       active_.erase(job->record.id);
     }
   }
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
   for (auto& [waiters, snap] : kept) {
     for (auto& w : waiters) w.fn(snap);
   }
@@ -757,7 +757,7 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
 
 // Reads only what the locked section copied into `launches`: no job state.
 void JobService::Launch(Launches launches) {
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
   for (auto& single : launches.singles) {
     single.executor->Start(std::move(single.exec),
                            [this, job = single.job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
@@ -923,7 +923,7 @@ void JobService::OnTimeout(const std::string& id, int attempt) {
 }
 
 void JobService::WriteFinalLocked(ActiveJob* job) {
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](ErrorOr<bool> stored) {
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](Status stored) {
     // kUnavailable is the disk (full, read-only, failing): worth another try. Any
     // other refusal is a bug that another try would repeat.
     if (!stored && stored.error().code == ErrorCode::kUnavailable) return OnFinalWriteFailed(id, stored.error());
@@ -958,7 +958,7 @@ void JobService::OnFinalWriteRetryDue(const std::string& id) {
     if (it == active_.end()) return;
     WriteFinalLocked(it->second.get());
   }
-  store_queue_->Drain();
+  store_queue_->RunCallbacks();
 }
 
 void JobService::OnFinishDurable(const std::string& id) {

@@ -168,7 +168,7 @@ class JobService {
   // per refused final write waiting to be tried again.
   std::size_t PendingTimersForTest() const { return timers_->pending(); }
   // Blocks until every store write queued so far is applied.
-  void FlushStoreForTest() { store_queue_->Flush(); }
+  void FlushStoreForTest() { store_queue_->WaitForWrites(); }
 
  private:
   struct TaskRuntime;
@@ -193,7 +193,7 @@ class JobService {
   JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock);
 
   Status Recover() LOCKS_EXCLUDED(mu_);
-  void OnInserted(std::unique_ptr<ActiveJob> job, ErrorOr<bool> stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
+  void OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
   // Starts what the scheduler lets start now.
   void DispatchLocked(Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartLocked(ActiveJob* job, Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);

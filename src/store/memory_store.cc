@@ -6,8 +6,8 @@
 
 namespace offload {
 
-ErrorOr<bool> MemoryStore::Apply(const std::vector<StoreOp>& ops) {
-  std::lock_guard lock(mu_);
+Status MemoryStore::Apply(const std::vector<StoreOp>& ops) {
+  MutexLock lock(&mu_);
   // Check every op first so that a failing batch changes nothing. Ids inserted by
   // this batch are tracked only when the batch inserts more than one job.
   std::unordered_set<std::string_view> inserted;
@@ -36,18 +36,18 @@ ErrorOr<bool> MemoryStore::Apply(const std::vector<StoreOp>& ops) {
     if (IsFinished(job.status)) finished_.emplace(job.finished_at, job.seq);
     stored = job;
   }
-  return true;
+  return {};
 }
 
 ErrorOr<std::optional<JobRecord>> MemoryStore::Get(const std::string& id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = node_of_.find(id);
   if (it == node_of_.end()) return std::optional<JobRecord>();
   return std::optional<JobRecord>(it->second->second);
 }
 
 ErrorOr<JobPage> MemoryStore::List(const JobQuery& query) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   JobPage page;
   auto it = by_seq_.lower_bound(query.before_seq);
   while (it != by_seq_.begin()) {
@@ -73,7 +73,7 @@ ErrorOr<JobPage> MemoryStore::List(const JobQuery& query) {
 }
 
 ErrorOr<std::size_t> MemoryStore::RemoveFinishedBefore(UnixMillis cutoff) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   std::size_t removed = 0;
   while (!finished_.empty() && finished_.begin()->first < cutoff) {
     auto node = by_seq_.find(finished_.begin()->second);
@@ -87,7 +87,7 @@ ErrorOr<std::size_t> MemoryStore::RemoveFinishedBefore(UnixMillis cutoff) {
 }
 
 ErrorOr<std::vector<JobRecord>> MemoryStore::LoadUnfinished() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<JobRecord> out;
   for (const auto& [seq, job] : by_seq_) {
     if (!IsFinished(job.status)) out.push_back(job);
@@ -96,12 +96,12 @@ ErrorOr<std::vector<JobRecord>> MemoryStore::LoadUnfinished() {
 }
 
 ErrorOr<std::uint64_t> MemoryStore::MaxSeq() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return by_seq_.empty() ? 0 : by_seq_.rbegin()->first;
 }
 
 ErrorOr<std::vector<IdempotencyEntry>> MemoryStore::LoadIdempotencyKeys(UnixMillis since) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   std::vector<IdempotencyEntry> out;
   for (const auto& [seq, job] : by_seq_) {
     if (!job.idempotency_key.empty() && job.created_at >= since) {

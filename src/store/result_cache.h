@@ -9,11 +9,11 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "offload/result.h"
+#include "util/mutex.h"
 
 namespace offload {
 
@@ -26,13 +26,13 @@ class ResultCache {
   std::shared_ptr<const Output> Find(const std::string& id);
   // Remembers `result` as job `id`'s when its stored form is at least kMinBytes.
   void Remember(const std::string& id, const std::shared_ptr<const Output>& result, std::size_t stored_bytes);
-  // Entries, live or dead, for tests.
-  std::size_t size();
+  // Entries, live or dead.
+  std::size_t SizeForTest();
 
  private:
-  std::mutex mu_;
-  std::unordered_map<std::string, std::weak_ptr<const Output>> results_;  // guarded by mu_
-  std::size_t prune_at_ = 1024;                                           // guarded by mu_
+  Mutex mu_;
+  std::unordered_map<std::string, std::weak_ptr<const Output>> results_ GUARDED_BY(mu_);
+  std::size_t prune_at_ GUARDED_BY(mu_) = 1024;
 };
 
 }  // namespace offload

@@ -203,7 +203,7 @@ class SqliteStore::ReadLease {
   ReadLease(ReadLease&&) = default;
   ~ReadLease() {
     if (!conn_) return;
-    std::lock_guard lock(store_->read_mu_);
+    MutexLock lock(&store_->read_mu_);
     store_->idle_readers_.push_back(std::move(conn_));
   }
   Connection* get() const { return conn_.get(); }
@@ -410,7 +410,7 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
 
 SqliteStore::ReadLease SqliteStore::AcquireReader() {
   {
-    std::lock_guard lock(read_mu_);
+    MutexLock lock(&read_mu_);
     if (!idle_readers_.empty()) {
       auto conn = std::move(idle_readers_.back());
       idle_readers_.pop_back();
@@ -429,8 +429,8 @@ static Error RollBack(SqliteStore::Connection& c, const std::string& what) {
   return e;
 }
 
-ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
-  std::lock_guard lock(write_mu_);
+Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
+  MutexLock lock(&write_mu_);
   Connection& c = *writer_;
   int rc = c.Exec("BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return SqliteError(c.db(), rc, "cannot begin a transaction");
@@ -494,7 +494,7 @@ ErrorOr<bool> SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     const auto& result = op.job.result;
     if (result && !result->is_json()) results_.Remember(op.job.id, result, result->bytes.size());
   }
-  return true;
+  return {};
 }
 
 ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {
@@ -556,7 +556,7 @@ ErrorOr<std::size_t> SqliteStore::RemoveFinishedBefore(UnixMillis cutoff) {
   // In chunks, so that submits queued behind the write lock wait milliseconds, not
   // the whole sweep.
   for (;;) {
-    std::lock_guard lock(write_mu_);
+    MutexLock lock(&write_mu_);
     Connection& c = *writer_;
     sqlite3_stmt* st = c.Prepare(
         "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE finished_at > 0 AND finished_at < ?1 "

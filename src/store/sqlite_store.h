@@ -1,7 +1,7 @@
 // SqliteStore: jobs in an embedded SQLite database, the default store.
 //
-// WAL mode; one write connection (used by StoreQueue's writer thread, and by the
-// retention sweep) and a pool of read connections, so reads never wait for a commit.
+// WAL mode; one write connection (used by ThreadedStoreQueue's writer thread, and by
+// the retention sweep) and a pool of read connections, so reads never wait for a commit.
 // `synchronous` is FULL by default (a committed job survives a power loss) or NORMAL
 // (survives a crash of offload, may lose the last commits on an OS crash or power
 // loss); see docs/config.md. A lock file next to the database keeps a second server
@@ -9,12 +9,12 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "store/result_cache.h"
 #include "store/store.h"
+#include "util/mutex.h"
 
 struct sqlite3;
 
@@ -35,7 +35,7 @@ class SqliteStore final : public Store {
   static ErrorOr<std::unique_ptr<SqliteStore>> Open(const SqliteOptions& options);
   ~SqliteStore() override;
 
-  ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) override;
+  Status Apply(const std::vector<StoreOp>& ops) override;
   ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override;
   ErrorOr<JobPage> List(const JobQuery& query) override;
   ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override;
@@ -58,11 +58,13 @@ class SqliteStore final : public Store {
   int lock_fd_ = -1;
   ResultCache results_;  // Large results readers hold now; thread-safe.
 
-  std::mutex write_mu_;
-  std::unique_ptr<Connection> writer_;  // guarded by write_mu_
+  Mutex write_mu_;
+  // Set by Open before the store is shared, then constant; the connection itself is
+  // used only with write_mu_ held.
+  std::unique_ptr<Connection> writer_ PT_GUARDED_BY(write_mu_);
 
-  std::mutex read_mu_;
-  std::vector<std::unique_ptr<Connection>> idle_readers_;  // guarded by read_mu_
+  Mutex read_mu_;
+  std::vector<std::unique_ptr<Connection>> idle_readers_ GUARDED_BY(read_mu_);
 };
 
 }  // namespace offload

@@ -66,11 +66,11 @@ class Store {
   // store, one sync to disk) for the whole batch. An insert of an existing id fails
   // with kConflict, an update of a missing one with kNotFound; a disk that cannot
   // take the write fails with kUnavailable.
-  [[nodiscard]] virtual ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) = 0;
-  [[nodiscard]] ErrorOr<bool> Insert(const JobRecord& job) {
+  [[nodiscard]] virtual Status Apply(const std::vector<StoreOp>& ops) = 0;
+  [[nodiscard]] Status Insert(const JobRecord& job) {
     return Apply({StoreOp{StoreOp::Kind::kInsert, job}});
   }
-  [[nodiscard]] ErrorOr<bool> Update(const JobRecord& job) {
+  [[nodiscard]] Status Update(const JobRecord& job) {
     return Apply({StoreOp{StoreOp::Kind::kUpdate, job}});
   }
   [[nodiscard]] virtual ErrorOr<std::optional<JobRecord>> Get(const std::string& id) = 0;
@@ -85,8 +85,9 @@ class Store {
   // Idempotency keys of jobs created at or after `since`.
   [[nodiscard]] virtual ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) = 0;
 
-  // True when calls do disk I/O: JobService then keeps them off the I/O threads and
-  // batches writes on a writer thread.
+  // True when calls do disk I/O: StoreQueue::Create then gives the store a
+  // ThreadedStoreQueue, which keeps its calls off the caller's threads and batches
+  // writes on a writer thread.
   virtual bool blocking() const { return false; }
   // True when jobs survive a restart.
   virtual bool durable() const { return false; }

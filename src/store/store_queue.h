@@ -5,89 +5,56 @@
 // itself, so a caller may queue writes while holding its own lock: that is how
 // JobService keeps the store's order of state changes equal to its own.
 //
-// For a blocking store (SQLite) the queue owns one writer thread and a small pool of
-// reader threads. Each batch the writer takes is one Store::Apply — one transaction,
-// one sync — so durability costs one fsync per batch, not per job. For a
-// non-blocking store (memory) no thread is started: Write applies the write at once
-// (the store then always holds what was written, in order) and queues its callback
-// for Drain(), which runs it on the calling thread; reads run inline.
+// Two implementations, picked by Create from Store::blocking():
+// - ThreadedStoreQueue, for a store that does disk I/O (SQLite): one writer thread
+//   takes every write queued since its last batch and applies them as one
+//   Store::Apply (one transaction, one sync), so durability costs one fsync per batch,
+//   not per job; reads run on a small pool of reader threads.
+// - InlineStoreQueue, for a store that does not block (memory): Write applies the
+//   write at once, so the store always holds what was written, in order, and queues
+//   its callback for RunCallbacks(), which runs it on the calling thread; reads run inline.
 #pragma once
 
-#include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
-#include <vector>
 
-#include "util/thread_pool.h"
 #include "store/store.h"
 
 namespace offload {
 
-// Thread-safe. Owns its threads; the destructor applies what is queued, then joins.
+// Thread-safe.
 class StoreQueue {
  public:
-  using WriteDone = std::function<void(ErrorOr<bool>)>;
+  using WriteDone = std::function<void(Status)>;
 
+  // A ThreadedStoreQueue when `store` is blocking(), an InlineStoreQueue otherwise.
   // Borrows `store`, which must outlive the queue.
-  explicit StoreQueue(Store* store);
-  ~StoreQueue();
-  StoreQueue(const StoreQueue&) = delete;
-  StoreQueue& operator=(const StoreQueue&) = delete;
+  static std::unique_ptr<StoreQueue> Create(Store* store);
 
-  // Queues a write (applies it, for a non-blocking store); never blocks on disk and
-  // never calls `done` itself. `done` (may be empty) runs once the write is durable
-  // or has failed, in write order: on the writer thread, or in Drain() for a
-  // non-blocking store.
-  void Write(StoreOp op, WriteDone done);
-  // For a non-blocking store, runs the callbacks of the writes made so far on this
-  // thread — or, when another thread is running them, leaves this call's to it and
+  // Applies every write queued, including those its callbacks queue meanwhile, and
+  // runs their callbacks; then runs the reads queued; then returns. REQUIRES: no read
+  // queues a write once the destructor has begun (it would not be applied).
+  virtual ~StoreQueue() = default;
+
+  // Queues a write; never blocks on disk and never calls `done` itself. `done` (may
+  // be empty) runs once the write is durable or has failed, in write order: on the
+  // writer thread, or in RunCallbacks(). A write without `done` that fails is logged.
+  virtual void Write(StoreOp op, WriteDone done) = 0;
+  // Runs, on this thread, the callbacks of the writes an InlineStoreQueue has
+  // applied — or, when another thread is running them, leaves this call's to it and
   // returns at once (a lock-free hand-over: no thread waits for another's callbacks).
-  // A no-op for a blocking store. REQUIRES: the caller holds no lock that a callback
-  // takes. Safe to call from a callback.
-  void Drain();
-  // Runs `fn` on a reader thread (inline for a non-blocking store).
-  void Read(std::function<void()> fn);
-  // Blocks until every write queued before the call has been applied.
-  void Flush();
-
-  Store& store() { return *store_; }
-
- private:
-  struct Pending {
-    StoreOp op;
-    WriteDone done;
-  };
-  // A write a non-blocking store has applied, waiting for Drain to run its callback.
-  struct Applied {
-    WriteDone done;
-    ErrorOr<bool> result;
-  };
-  void WriterLoop();
-  // Applies `batch` as one transaction, falling back to one op at a time when a
-  // single op is at fault, and runs the callbacks.
-  void ApplyBatch(std::vector<Pending>* batch);
-
-  // Constant after construction.
-  Store* store_;
-  const bool threaded_;
-  std::unique_ptr<ThreadPool> readers_;
-
-  std::mutex mu_;
-  std::condition_variable work_cv_;     // Writes queued, or stopping.
-  std::condition_variable flushed_cv_;  // applied_ advanced.
-  std::deque<Pending> queue_;           // guarded by mu_
-  std::deque<Applied> applied_calls_;   // guarded by mu_; non-blocking store only
-  std::vector<StoreOp> one_op_;         // guarded by mu_; reused for one write
-  std::uint64_t queued_ = 0;            // guarded by mu_; writes ever queued
-  std::uint64_t applied_ = 0;           // guarded by mu_; writes ever applied
-  bool stopping_ = false;               // guarded by mu_
-  bool draining_ = false;               // guarded by mu_; a Drain() is running
-  std::thread writer_;
-  std::chrono::steady_clock::time_point last_batch_warning_{};  // Writer thread only.
+  // A no-op for a ThreadedStoreQueue, whose writer thread runs them. REQUIRES: the
+  // caller holds no lock that a callback takes. Safe to call from a callback.
+  virtual void RunCallbacks() = 0;
+  // Runs `fn` on a reader thread (inline for an InlineStoreQueue, where it sees every
+  // write queued before it). A ThreadedStoreQueue promises no order between reads and
+  // writes: a read may run before a write queued earlier is applied.
+  virtual void Read(std::function<void()> fn) = 0;
+  // Returns once every write queued before the call has been applied and its callback
+  // has returned, wherever it runs (it waits for a RunCallbacks on another thread). For
+  // shutdown, and tests. REQUIRES: not called from a callback, nor with a lock held
+  // that a callback takes.
+  virtual void WaitForWrites() = 0;
 };
 
 }  // namespace offload

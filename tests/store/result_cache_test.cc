@@ -18,7 +18,7 @@ TEST(ResultCacheTest, ALargeResultIsSharedWhileSomeoneHoldsIt) {
   EXPECT_EQ(cache.Find("b"), nullptr);
   held.reset();
   EXPECT_EQ(cache.Find("a"), nullptr) << "the cache kept a result alive by itself";
-  EXPECT_EQ(cache.size(), 0u) << "a dead entry found is dropped";
+  EXPECT_EQ(cache.SizeForTest(), 0u) << "a dead entry found is dropped";
 }
 
 TEST(ResultCacheTest, SmallResultsAreNotTracked) {
@@ -26,7 +26,7 @@ TEST(ResultCacheTest, SmallResultsAreNotTracked) {
   auto small = Png(ResultCache::kMinBytes - 1);
   cache.Remember("a", small, small->bytes.size());
   EXPECT_EQ(cache.Find("a"), nullptr);
-  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.SizeForTest(), 0u);
 }
 
 TEST(ResultCacheTest, DeadEntriesArePrunedAsTheMapGrows) {
@@ -39,7 +39,7 @@ TEST(ResultCacheTest, DeadEntriesArePrunedAsTheMapGrows) {
   }
   // Every result but one is gone: the map holds about as many entries as at its last
   // prune, never all 10,001.
-  EXPECT_LT(cache.size(), 2'100u);
+  EXPECT_LT(cache.SizeForTest(), 2'100u);
   EXPECT_EQ(cache.Find("kept"), kept);
 }
 

@@ -17,8 +17,9 @@ namespace offload::testing {
 
 class FaultyStore final : public Store {
  public:
-  // `blocking` picks the StoreQueue path the service takes: a writer thread with
-  // batches (as for SQLite), or writes applied inline (as for the memory store).
+  // `blocking` picks the StoreQueue the service makes: a ThreadedStoreQueue, with a
+  // writer thread and batches (as for SQLite), or an InlineStoreQueue, which applies
+  // writes at once (as for the memory store).
   FaultyStore(std::unique_ptr<Store> inner, bool blocking) : inner_(std::move(inner)), blocking_(blocking) {}
 
   // Every batch that writes a finished state (succeeded, failed, canceled) fails
@@ -34,7 +35,7 @@ class FaultyStore final : public Store {
   std::uint64_t refused() const { return refused_.load(); }
   Store& inner() { return *inner_; }
 
-  ErrorOr<bool> Apply(const std::vector<StoreOp>& ops) override {
+  Status Apply(const std::vector<StoreOp>& ops) override {
     const std::uint64_t n = ++writes_;
     bool fail = n >= fail_first_.load() && n - fail_first_.load() < fail_count_.load();
     if (!fail && fail_finals_.load()) {

@@ -1,0 +1,113 @@
+#include "store/threaded_store_queue.h"
+
+#include <spdlog/spdlog.h>
+
+#include <string>
+#include <unordered_map>
+
+#include "util/thread_pool.h"
+
+namespace offload {
+
+ThreadedStoreQueue::ThreadedStoreQueue(Store* store)
+    : store_(store), readers_(std::make_unique<ThreadPool>(2, /*nice_increment=*/0)) {
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+ThreadedStoreQueue::~ThreadedStoreQueue() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  work_cv_.SignalAll();
+  writer_.join();  // It stops once the queue is empty.
+  readers_.reset();  // Runs the reads queued, then joins.
+}
+
+void ThreadedStoreQueue::Write(StoreOp op, WriteDone done) {
+  {
+    MutexLock lock(&mu_);
+    queue_.push_back(Pending{std::move(op), std::move(done)});
+    ++queued_;
+  }
+  work_cv_.Signal();
+}
+
+void ThreadedStoreQueue::Read(std::function<void()> fn) { readers_->Submit(std::move(fn)); }
+
+void ThreadedStoreQueue::WaitForWrites() {
+  MutexLock lock(&mu_);
+  const std::uint64_t target = queued_;
+  while (finished_ < target) finished_cv_.Wait(&mu_);
+}
+
+void ThreadedStoreQueue::WriterLoop() {
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      MutexLock lock(&mu_);
+      while (!stopping_ && queue_.empty()) work_cv_.Wait(&mu_);
+      if (queue_.empty()) return;  // stopping_, and everything is applied.
+      while (!queue_.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    ApplyBatch(&batch);
+  }
+}
+
+void ThreadedStoreQueue::ApplyBatch(std::vector<Pending>* batch) {
+  // Every write carries the job's whole record, and a batch is applied in one
+  // transaction: of several writes of one job in a batch only the last state needs
+  // writing, at the place of the first (an insert stays an insert). A job that starts
+  // and ends while the previous batch syncs is written once, not twice.
+  std::vector<StoreOp> ops;
+  ops.reserve(batch->size());
+  std::vector<std::size_t> op_of(batch->size());
+  std::unordered_map<std::string, std::size_t> op_of_id;
+  op_of_id.reserve(batch->size());
+  for (std::size_t i = 0; i < batch->size(); ++i) {
+    StoreOp& op = (*batch)[i].op;
+    auto [it, fresh] = op_of_id.try_emplace(op.job.id, ops.size());
+    if (!fresh && op.kind == StoreOp::Kind::kUpdate) {
+      ops[it->second].job = std::move(op.job);
+    } else {
+      it->second = ops.size();  // A second insert of an id stays apart: it must fail.
+      ops.push_back(std::move(op));
+    }
+    op_of[i] = it->second;
+  }
+  auto finish = [&ops](Pending& p, std::size_t op, const Status& r) {
+    if (p.done) p.done(r);
+    else if (!r) spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
+  };
+  Status result = store_->Apply(ops);
+  if (result || ops.size() == 1) {
+    for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], result);
+  } else {
+    // One op was wrong (a duplicate id, say), or did not fit (a large result on a
+    // nearly full disk): apply them one by one so that only the ops at fault fail,
+    // and a submit is not refused for another job's result.
+    // A full disk fails batch after batch: one line per 10 s says so.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_batch_warning_ >= std::chrono::seconds(10)) {
+      last_batch_warning_ = now;
+      spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(),
+                   result.error().detail);
+    }
+    std::vector<Status> results;
+    results.reserve(ops.size());
+    for (const StoreOp& op : ops) results.push_back(store_->Apply({op}));
+    for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], results[op_of[i]]);
+  }
+  const std::size_t n = batch->size();
+  batch->clear();
+  {
+    MutexLock lock(&mu_);
+    finished_ += n;
+  }
+  finished_cv_.SignalAll();
+}
+
+}  // namespace offload
