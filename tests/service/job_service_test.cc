@@ -571,7 +571,7 @@ TEST(JobServiceCreateTest, RejectsATaskWithoutAHandler) {
   t.name = "render";
   t.run = "builtin:render";
   c.tasks["render"] = t;
-  auto service = JobService::Create(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")));
+  auto service = JobService::Create(c, TaskRegistry::WithBuiltins(), *OpenStore("memory"));
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(service.error().detail.find("render"), std::string::npos);
@@ -580,7 +580,7 @@ TEST(JobServiceCreateTest, RejectsATaskWithoutAHandler) {
 TEST(JobServiceCreateTest, RejectsAnInvalidConfig) {
   ServerConfig c = DefaultConfig();
   c.tasks["sleep"].uses = {{"gpu", 1}};  // No gpu declared.
-  auto service = JobService::Create(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")));
+  auto service = JobService::Create(c, TaskRegistry::WithBuiltins(), *OpenStore("memory"));
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
 }
@@ -597,7 +597,7 @@ uses = {gpu = 1}
 )",
                             "inline.toml");
   ASSERT_TRUE(config.has_value()) << config.error().detail;
-  auto service = JobService::Create(*config, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")));
+  auto service = JobService::Create(*config, TaskRegistry::WithBuiltins(), *OpenStore("memory"));
   ASSERT_TRUE(service.has_value()) << service.error().detail;
   auto p = std::make_shared<std::promise<SnapshotOr>>();
   auto f = p->get_future();
