@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Configures and builds one configuration. Usage: scripts/build.sh [release|asan|tsan]
+# Configures and builds one configuration. Usage: scripts/build.sh [release|asan|tsan|tsa]
+#
+# tsa: clang 14 with -Wthread-safety as errors (OFFLOAD_THREAD_SAFETY_ANALYSIS), so that
+# a guarded field touched without its lock fails the build. It compiles the server
+# (src/) and runs nothing: no tests, no benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-release}"
+target=()
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
   asan) dir=build-asan; flags=(-DCMAKE_BUILD_TYPE=Debug -DOFFLOAD_SANITIZE=ON -DOFFLOAD_BUILD_BENCH=OFF) ;;
   tsan) dir=build-tsan; flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOFFLOAD_TSAN=ON -DOFFLOAD_BUILD_BENCH=OFF) ;;
-  *) echo "usage: $0 [release|asan|tsan]" >&2; exit 2 ;;
+  tsa)
+    dir=build-tsa
+    flags=(-DCMAKE_BUILD_TYPE=Debug -DOFFLOAD_THREAD_SAFETY_ANALYSIS=ON -DOFFLOAD_BUILD_TESTS=OFF -DOFFLOAD_BUILD_BENCH=OFF)
+    target=(--target offload)
+    # CMake reads CC and CXX only when it first configures a build folder.
+    export CC=clang-14 CXX=clang++-14
+    ;;
+  *) echo "usage: $0 [release|asan|tsan|tsa]" >&2; exit 2 ;;
 esac
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
-cmake --build "$dir" -j "$(nproc)"
+cmake --build "$dir" -j "$(nproc)" "${target[@]}"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: the Release build first,
-# then the whole suite again under AddressSanitizer and UndefinedBehaviorSanitizer,
-# then under ThreadSanitizer.
+# Installs what is missing, builds, and runs every test: first the clang build that
+# checks the lock annotations (it runs nothing and fails fast), then the Release
+# build, then the whole suite again under AddressSanitizer and
+# UndefinedBehaviorSanitizer, then under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/build.sh tsa
 scripts/build.sh release
 (cd build && ctest --output-on-failure -j 2 --timeout 300)
 scripts/build.sh asan

@@ -43,7 +43,7 @@ CommandExecutor::CommandExecutor(std::shared_ptr<ProcessSupervisor> supervisor,
 
 CommandExecutor::~CommandExecutor() {
   {
-    std::lock_guard lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     shared_->closing = true;
   }
   asio::post(shared_->supervisor->context(), [shared = shared_] {
@@ -52,10 +52,20 @@ CommandExecutor::~CommandExecutor() {
       if (run->proc) run->proc->Kill();
     }
   });
-  std::unique_lock lock(shared_->mu);
-  while (!shared_->cv.wait_for(lock, std::chrono::seconds(5), [&] { return shared_->live == 0; })) {
-    spdlog::warn("task {}: still waiting for {} command(s) to exit", shared_->options.task,
-                 shared_->live);
+  // Every 5 s until they are done, a warning, logged without the lock (a Finish on
+  // the supervisor thread needs it).
+  for (;;) {
+    std::int64_t live;
+    {
+      MutexLock lock(&shared_->mu);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (shared_->live != 0) {
+        if (!shared_->cv.WaitUntil(&shared_->mu, deadline)) break;
+      }
+      live = shared_->live;
+    }
+    if (live == 0) return;
+    spdlog::warn("task {}: still waiting for {} command(s) to exit", shared_->options.task, live);
   }
 }
 
@@ -65,7 +75,7 @@ void CommandExecutor::Start(Execution exec, ExecutionDone done) {
   run->exec = std::move(exec);
   run->done = std::move(done);
   {
-    std::lock_guard lock(shared_->mu);
+    MutexLock lock(&shared_->mu);
     ++shared_->live;
   }
   asio::post(shared_->supervisor->context(), [run] { Begin(run); });
@@ -89,7 +99,7 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
   const CommandOptions& opt = shared.options;
   bool closing;
   {
-    std::lock_guard lock(shared.mu);
+    MutexLock lock(&shared.mu);
     closing = shared.closing;
   }
   if (closing || run->exec.context->canceled()) {
@@ -169,8 +179,8 @@ void CommandExecutor::Finish(const std::shared_ptr<Run>& run, Result outcome) {
   run->proc.reset();
   ExecutionDone done = std::move(run->done);
   done(std::move(outcome));
-  std::lock_guard lock(shared.mu);
-  if (--shared.live == 0) shared.cv.notify_all();
+  MutexLock lock(&shared.mu);
+  if (--shared.live == 0) shared.cv.SignalAll();
 }
 
 }  // namespace offload

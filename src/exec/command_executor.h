@@ -14,10 +14,8 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_set>
 
@@ -25,6 +23,8 @@
 #include "exec/executor.h"
 #include "exec/process.h"
 #include "exec/process_supervisor.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload {
 
@@ -55,11 +55,13 @@ class CommandExecutor final : public Executor {
     // must never be where the supervisor is destroyed.
     ProcessSupervisor* supervisor = nullptr;
     CommandOptions options;
-    std::mutex mu;
-    std::condition_variable cv;
-    std::int64_t live = 0;  // guarded by mu; executions not yet done
-    bool closing = false;   // guarded by mu
-    std::unordered_set<Run*> running;  // supervisor thread only
+    // Counts executions for the destructor, which waits on cv for live == 0. Held
+    // only to read or change the two fields below, never while calling out.
+    Mutex mu;
+    CondVar cv;
+    std::int64_t live GUARDED_BY(mu) = 0;  // Executions not yet done.
+    bool closing GUARDED_BY(mu) = false;
+    std::unordered_set<Run*> running;  // Supervisor thread only.
   };
   static void Begin(const std::shared_ptr<Run>& run);
   static void Finish(const std::shared_ptr<Run>& run, Result outcome);

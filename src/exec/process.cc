@@ -35,7 +35,7 @@ constexpr std::size_t kReadChunk = 64 * 1024;
 // After the group (and the cgroup) was killed, a pipe still open can only be held by
 // a descendant that left the group (setsid) where there are no cgroups: its output
 // is not waited for longer than this.
-constexpr std::chrono::milliseconds kDrainDeadline{2000};
+constexpr std::chrono::milliseconds kOutputReadDeadline{2000};
 
 // Owns the descriptors of a pipe until they are handed over.
 struct Pipe {
@@ -427,7 +427,7 @@ Process::Process(ProcessSupervisor* supervisor, SpawnedChild& child, Callbacks c
       out_(supervisor->context(), std::exchange(child.out, -1)),
       err_(supervisor->context(), std::exchange(child.err, -1)),
       kill_timer_(supervisor->context()),
-      drain_timer_(supervisor->context()),
+      output_timer_(supervisor->context()),
       out_buf_(new char[kReadChunk]),
       err_buf_(new char[kReadChunk]),
       cgroup_(std::move(child.cgroup)) {}
@@ -459,7 +459,7 @@ void Process::ReadLoop(bool is_stdout) {
           auto& cb = is_stdout ? self->callbacks_.on_stdout : self->callbacks_.on_stderr;
           if (cb) cb(std::string_view(buf, n));
         }
-        if (ec) {  // End of file, or closed by the drain deadline.
+        if (ec) {  // End of file, or closed by the output-read deadline.
           CloseDescriptor(is_stdout ? self->out_ : self->err_);
           (is_stdout ? self->out_open_ : self->err_open_) = false;
           self->MaybeFinish();
@@ -544,8 +544,8 @@ void Process::OnLeaderExited() {
   if (!writing_) write_queue_.clear();
   CloseDescriptor(in_);  // Cancels a pending write.
   if (out_open_ || err_open_) {
-    drain_timer_.expires_after(kDrainDeadline);
-    drain_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    output_timer_.expires_after(kOutputReadDeadline);
+    output_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (ec) return;
       CloseDescriptor(self->out_);
       CloseDescriptor(self->err_);
@@ -557,7 +557,7 @@ void Process::OnLeaderExited() {
 void Process::MaybeFinish() {
   if (finished_ || !reaped_ || out_open_ || err_open_) return;
   finished_ = true;
-  drain_timer_.cancel();
+  output_timer_.cancel();
   // Moved out first: the callback may drop the last reference its owner holds,
   // and the callbacks may hold the owner (a cycle this breaks).
   auto on_exit = std::move(callbacks_.on_exit);

@@ -25,7 +25,7 @@
 //
 // Threads: supervisor thread only, for every method and every callback. Owners hold
 // a shared_ptr; pending operations hold one too, so a Process lives until it has
-// been reaped and its pipes have drained, even if its owner lets go first.
+// been reaped and its pipes have been read to their end, even if its owner lets go first.
 #pragma once
 
 #include <sys/types.h>
@@ -172,7 +172,7 @@ class Process : public std::enable_shared_from_this<Process> {
   boost::asio::posix::stream_descriptor out_;
   boost::asio::posix::stream_descriptor err_;
   boost::asio::steady_timer kill_timer_;
-  boost::asio::steady_timer drain_timer_;
+  boost::asio::steady_timer output_timer_;
   std::unique_ptr<char[]> out_buf_;
   std::unique_ptr<char[]> err_buf_;
   std::deque<std::string> write_queue_;

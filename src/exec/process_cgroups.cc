@@ -158,10 +158,20 @@ bool RemoveTree(const std::string& dir, int depth = 0) {
   return ::rmdir(dir.c_str()) == 0 || errno == ENOENT;
 }
 
-std::mutex instance_mu;
-std::weak_ptr<ProcessCgroups> instance;  // guarded by instance_mu
-bool logged_unusable = false;            // guarded by instance_mu
-bool logged_used = false;                // guarded by instance_mu
+// Makes the one instance of the process (ForThisProcess).
+Mutex instance_mu;
+std::weak_ptr<ProcessCgroups> instance GUARDED_BY(instance_mu);
+bool logged_unusable GUARDED_BY(instance_mu) = false;
+bool logged_used GUARDED_BY(instance_mu) = false;
+
+// ForThisProcess's answer where cgroups cannot be used; logged the first time.
+std::shared_ptr<ProcessCgroups> Unusable(const std::string& why) EXCLUSIVE_LOCKS_REQUIRED(instance_mu) {
+  if (!logged_unusable) {
+    spdlog::info("cgroups not used ({}): a job's process that calls setsid escapes its kill", why);
+    logged_unusable = true;
+  }
+  return nullptr;
+}
 
 }  // namespace
 
@@ -207,22 +217,19 @@ void ProcessCgroup::Release() {
 }
 
 std::shared_ptr<ProcessCgroups> ProcessCgroups::ForThisProcess() {
-  std::lock_guard lock(instance_mu);
+  // Held throughout, file system work and logs included, on purpose: a second caller
+  // waits for the instance the first one is making rather than making (and reaping
+  // for) its own. That costs nothing that matters: it is taken once per supervisor
+  // made, and no lock is taken under it but the logger's own.
+  MutexLock lock(&instance_mu);
   if (auto p = instance.lock(); p && p->pid_ == ::getpid()) return p;
   const std::string parent = OwnCgroupDir();
-  auto unusable = [](const std::string& why) -> std::shared_ptr<ProcessCgroups> {
-    if (!logged_unusable) {
-      spdlog::info("cgroups not used ({}): a job's process that calls setsid escapes its kill", why);
-      logged_unusable = true;
-    }
-    return nullptr;
-  };
-  if (parent.empty()) return unusable("no cgroup v2 hierarchy is mounted for this process");
+  if (parent.empty()) return Unusable("no cgroup v2 hierarchy is mounted for this process");
   const pid_t pid = ::getpid();
   const std::string path =
       parent + "/" + std::string(kPrefix) + std::to_string(pid) + "-" + std::to_string(StartTimeOf(pid));
   if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
-    return unusable("cannot create " + path + ": " + std::strerror(errno));
+    return Unusable("cannot create " + path + ": " + std::strerror(errno));
   }
   std::shared_ptr<ProcessCgroups> p(new ProcessCgroups(parent, path));
   if (const int reaped = p->ReapStale(); reaped > 0) {
@@ -249,7 +256,7 @@ ProcessCgroups::~ProcessCgroups() {
 ErrorOr<ProcessCgroup> ProcessCgroups::CreateLeaf() {
   std::string leaf;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (disabled_) return MakeError(ErrorCode::kUnavailable, "cgroups are disabled");
     leaf = path_ + "/c" + std::to_string(next_leaf_++);
   }
@@ -271,16 +278,18 @@ ErrorOr<ProcessCgroup> ProcessCgroups::CreateLeaf() {
 }
 
 void ProcessCgroups::Disable(int error) {
-  std::lock_guard lock(mu_);
-  if (disabled_) return;
-  disabled_ = true;
+  {
+    MutexLock lock(&mu_);
+    if (disabled_) return;
+    disabled_ = true;
+  }
   spdlog::info("cgroups not used (a child cannot join its cgroup under {}: {}): a job's process "
                "that calls setsid escapes its kill",
                path_, std::strerror(error));
 }
 
 bool ProcessCgroups::disabled() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return disabled_;
 }
 
@@ -291,19 +300,19 @@ void ProcessCgroups::KillAllIn(const std::string& dir) {
 
 void ProcessCgroups::RemoveLeaf(const std::string& path) {
   if (RemoveTree(path)) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (pending_.size() < kMaxPending) pending_.push_back(path);
 }
 
 void ProcessCgroups::RetryPendingRemovals() {
   std::vector<std::string> busy;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     busy.swap(pending_);
   }
   std::erase_if(busy, [](const std::string& p) { return RemoveTree(p); });
   if (busy.empty()) return;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   pending_.insert(pending_.end(), busy.begin(), busy.end());
 }
 

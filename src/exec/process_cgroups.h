@@ -24,17 +24,20 @@
 //
 // Threads: thread-safe. ForThisProcess returns one instance per process, shared by
 // every ProcessSupervisor alive in it (tests make many); the last owner's release
-// kills what is left and removes the directories.
+// kills what is left and removes the directories. An instance's lock guards its
+// leaf counter and retry list and is held for no system call; ForThisProcess makes
+// the instance under a lock of its own.
 #pragma once
 
 #include <sys/types.h>
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "util/error.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload {
 
@@ -79,11 +82,11 @@ class ProcessCgroups : public std::enable_shared_from_this<ProcessCgroups> {
   ProcessCgroups& operator=(const ProcessCgroups&) = delete;
 
   // A new, empty leaf. Also retries the removal of leaves that were still busy.
-  ErrorOr<ProcessCgroup> CreateLeaf();
+  ErrorOr<ProcessCgroup> CreateLeaf() LOCKS_EXCLUDED(mu_);
   // After a child could not move itself into its leaf: no more leaves are made (a
   // leaf nobody can join is useless); logged once.
-  void Disable(int error);
-  bool disabled() const;
+  void Disable(int error) LOCKS_EXCLUDED(mu_);
+  bool disabled() const LOCKS_EXCLUDED(mu_);
   // The server's directory (offload-<pid>-<start>).
   const std::string& path() const { return path_; }
 
@@ -98,17 +101,17 @@ class ProcessCgroups : public std::enable_shared_from_this<ProcessCgroups> {
   friend class ProcessCgroup;
   ProcessCgroups(std::string parent, std::string path);
   // rmdir, or queue it for later while processes are still leaving it.
-  void RemoveLeaf(const std::string& path);
-  void RetryPendingRemovals();
+  void RemoveLeaf(const std::string& path) LOCKS_EXCLUDED(mu_);
+  void RetryPendingRemovals() LOCKS_EXCLUDED(mu_);
 
   const std::string parent_;  // The server's own cgroup directory.
   const std::string path_;    // parent_/offload-<pid>-<start>
   const pid_t pid_;           // The process it was made in (a forked child makes its own).
 
-  mutable std::mutex mu_;
-  unsigned next_leaf_ = 0;            // guarded by mu_
-  bool disabled_ = false;             // guarded by mu_
-  std::vector<std::string> pending_;  // guarded by mu_: leaves still populated at release
+  mutable Mutex mu_;
+  unsigned next_leaf_ GUARDED_BY(mu_) = 0;
+  bool disabled_ GUARDED_BY(mu_) = false;
+  std::vector<std::string> pending_ GUARDED_BY(mu_);  // Leaves still populated at release.
 };
 
 }  // namespace offload

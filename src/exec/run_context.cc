@@ -5,8 +5,12 @@
 namespace offload {
 
 bool RunContext::SleepFor(std::chrono::milliseconds d) {
-  std::unique_lock lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return canceled(); });
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  MutexLock lock(&mu_);
+  while (!canceled()) {
+    if (!cv_.WaitUntil(&mu_, deadline)) return !canceled();
+  }
+  return false;
 }
 
 void RunContext::ReportProgress(double fraction) {
@@ -17,20 +21,20 @@ void RunContext::ReportProgress(double fraction) {
 void RunContext::RequestStop(StopReason reason) {
   std::function<void()> on_stop;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     StopReason none = StopReason::kNone;
     if (stop_.compare_exchange_strong(none, reason, std::memory_order_acq_rel)) {
       on_stop = std::move(on_stop_);
       on_stop_ = nullptr;
     }
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (on_stop) on_stop();
 }
 
 void RunContext::OnStop(std::function<void()> fn) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (!canceled()) {
       on_stop_ = std::move(fn);
       return;

@@ -6,17 +6,17 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
-#include <condition_variable>
 #include <deque>
 #include <fstream>
 #include <future>
-#include <mutex>
 #include <optional>
 
 #include "offload/error_types.h"
 #include "util/base64.h"
 #include "util/json_reader.h"
 #include "util/json_writer.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload {
 
@@ -114,11 +114,12 @@ struct WorkerPool::Impl {
   std::int64_t unexpected_exits = 0;
   bool closing = false;
 
-  // The destructor waits on these for every worker to be gone.
-  std::mutex mu;
-  std::condition_variable cv;
-  int alive = 0;           // guarded by mu; slots holding a process
-  bool shut_down = false;  // guarded by mu; Shutdown has run, so no worker starts again
+  // The destructor waits on these for every worker to be gone. Held only to read or
+  // change the two fields below, never while calling out.
+  Mutex mu;
+  CondVar cv;
+  int alive GUARDED_BY(mu) = 0;           // Slots holding a process.
+  bool shut_down GUARDED_BY(mu) = false;  // Shutdown has run, so no worker starts again.
 };
 
 void WorkerPool::Impl::SpawnWorker(int slot) {
@@ -128,7 +129,7 @@ void WorkerPool::Impl::SpawnWorker(int slot) {
   w->slot = slot;
   slots[slot] = w;
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     ++alive;
   }
   ++started;
@@ -146,10 +147,10 @@ void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w,
   if (!proc) {
     slots[w->slot].reset();
     {
-      std::lock_guard lock(mu);
+      MutexLock lock(&mu);
       --alive;
     }
-    cv.notify_all();
+    cv.SignalAll();
     if (closing) return;
     spdlog::error("task {}: {}", options.task, proc.error().detail);
     ++unexpected_exits;
@@ -369,10 +370,10 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
   std::shared_ptr<Worker> keep = std::move(slots[w->slot]);
   slots[w->slot].reset();
   {
-    std::lock_guard lock(mu);
+    MutexLock lock(&mu);
     --alive;
   }
-  cv.notify_all();
+  cv.SignalAll();
   const bool before_ready = w->state == Worker::State::kStarting;
   const std::string name = Name(w);
   const std::string tail = StderrSuffix(w->err_tail);
@@ -470,9 +471,9 @@ void WorkerPool::Impl::Shutdown() {
     }
     StopWorker(w.get(), "the server is shutting down");
   }
-  std::lock_guard lock(mu);
+  MutexLock lock(&mu);
   shut_down = true;
-  cv.notify_all();
+  cv.SignalAll();
 }
 
 WorkerPool::WorkerPool(std::shared_ptr<ProcessSupervisor> supervisor, WorkerPoolOptions options)
@@ -487,12 +488,22 @@ WorkerPool::WorkerPool(std::shared_ptr<ProcessSupervisor> supervisor, WorkerPool
 WorkerPool::~WorkerPool() {
   Impl* impl = impl_.get();
   asio::post(supervisor_->context(), [impl] { impl->Shutdown(); });
-  {
-    std::unique_lock lock(impl->mu);
-    while (!impl->cv.wait_for(lock, std::chrono::seconds(5),
-                              [&] { return impl->shut_down && impl->alive == 0; })) {
-      spdlog::warn("task {}: still waiting for {} worker(s) to exit", impl->options.task, impl->alive);
+  // Every 5 s until they are gone, a warning, logged without the lock (OnExit on the
+  // supervisor thread needs it).
+  for (;;) {
+    bool gone;
+    int alive;
+    {
+      MutexLock lock(&impl->mu);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!(impl->shut_down && impl->alive == 0)) {
+        if (!impl->cv.WaitUntil(&impl->mu, deadline)) break;
+      }
+      gone = impl->shut_down && impl->alive == 0;
+      alive = impl->alive;
     }
+    if (gone) break;
+    spdlog::warn("task {}: still waiting for {} worker(s) to exit", impl->options.task, alive);
   }
   // A barrier: handlers queued before it (a timer that fired as it was cancelled)
   // still see a live Impl, and check `closing`.

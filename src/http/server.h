@@ -56,6 +56,9 @@ struct HttpServerOptions {
 std::int64_t DefaultMaxConnections(std::uint64_t nofile);
 
 // Construct, Listen, Run (blocks until Stop). Stop is thread-safe.
+// Owns the I/O threads: Run starts all but one, runs the first io_context on the
+// caller's thread, and joins them before it returns. No locks: the counters other
+// threads read are atomics; the rest is constant after Listen or used on one thread.
 class HttpServer {
  public:
   HttpServer(Api* api, HttpServerOptions options);

@@ -32,24 +32,24 @@ ThreadPool::ThreadPool(std::size_t threads, int nice_increment) {
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& t : threads_) t.join();
 }
 
 void ThreadPool::Submit(std::function<void()> fn) {
   bool wake;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     work_.push_back(std::move(fn));
     has_work_.store(true, std::memory_order_release);
     // A thread that just finished a job picks the next one up without a wake-up;
     // only sleeping threads need the (syscall-costing) notify.
     wake = idle_ > 0;
   }
-  if (wake) cv_.notify_one();
+  if (wake) cv_.Signal();
 }
 
 void ThreadPool::Loop(int nice_increment) {
@@ -60,27 +60,30 @@ void ThreadPool::Loop(int nice_increment) {
   }
   for (;;) {
     std::function<void()> fn;
-    {
-      std::unique_lock lock(mu_);
-      if (work_.empty() && !stopping_) {
-        // Look again for a few microseconds before sleeping: at a high job rate the
-        // next job comes that soon, and taking it awake saves a futex wake-up and a
-        // context switch on both sides of the hand-off.
-        lock.unlock();
-        const auto until = std::chrono::steady_clock::now() + kSpinFor;
-        while (!has_work_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
-          for (int i = 0; i < 16; ++i) CpuRelax();
-        }
-        lock.lock();
+    // Not a MutexLock: the lock is released while the thread spins.
+    mu_.Lock();
+    if (work_.empty() && !stopping_) {
+      // Look again for a few microseconds before sleeping: at a high job rate the
+      // next job comes that soon, and taking it awake saves a futex wake-up and a
+      // context switch on both sides of the hand-off.
+      mu_.Unlock();
+      const auto until = std::chrono::steady_clock::now() + kSpinFor;
+      while (!has_work_.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < until) {
+        for (int i = 0; i < 16; ++i) CpuRelax();
       }
-      ++idle_;
-      cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
-      --idle_;
-      if (work_.empty()) return;  // stopping_
-      fn = std::move(work_.front());
-      work_.pop_front();
-      if (work_.empty()) has_work_.store(false, std::memory_order_relaxed);
+      mu_.Lock();
     }
+    ++idle_;
+    while (!stopping_ && work_.empty()) cv_.Wait(&mu_);
+    --idle_;
+    if (work_.empty()) {  // stopping_
+      mu_.Unlock();
+      return;
+    }
+    fn = std::move(work_.front());
+    work_.pop_front();
+    if (work_.empty()) has_work_.store(false, std::memory_order_relaxed);
+    mu_.Unlock();
     fn();
   }
 }

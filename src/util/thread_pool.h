@@ -8,12 +8,13 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload {
 
@@ -28,20 +29,21 @@ class ThreadPool {
   // Runs `fn` on a pool thread, after the work submitted before it. REQUIRES: every
 // thread that calls Submit has returned from it (joined, or synchronized with the
 // owner) before the pool is destroyed: the notify comes after mu_ is released.
-  void Submit(std::function<void()> fn);
+  void Submit(std::function<void()> fn) LOCKS_EXCLUDED(mu_);
   std::size_t size() const { return threads_.size(); }
 
  private:
-  void Loop(int nice_increment);
+  void Loop(int nice_increment) LOCKS_EXCLUDED(mu_);
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> work_;  // guarded by mu_
-  std::size_t idle_ = 0;                    // guarded by mu_; threads waiting on cv_
-  // Mirrors !work_.empty() for threads that spin before they sleep (read without mu_).
+  Mutex mu_;
+  CondVar cv_;  // Work was submitted, or stopping.
+  std::deque<std::function<void()>> work_ GUARDED_BY(mu_);
+  std::size_t idle_ GUARDED_BY(mu_) = 0;  // Threads waiting on cv_.
+  // Mirrors !work_.empty() for threads that spin before they sleep: written under
+  // mu_, read without it.
   std::atomic<bool> has_work_{false};
-  bool stopping_ = false;                   // guarded by mu_
-  std::vector<std::thread> threads_;        // constant after construction
+  bool stopping_ GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;  // Constant after construction.
 };
 
 }  // namespace offload

@@ -10,15 +10,15 @@ TimerQueue::~TimerQueue() { Stop(); }
 
 void TimerQueue::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
   // Dropped un-run: their captures are destroyed outside the lock, after the thread
   // has gone.
   std::map<Key, std::function<void()>> dropped;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   dropped.swap(due_);
   deadline_.clear();
 }
@@ -30,7 +30,7 @@ TimerQueue::Handle TimerQueue::Schedule(std::chrono::milliseconds delay, std::fu
   bool earliest;
   Handle handle;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (stopping_) return 0;
     handle = ++last_handle_;
     auto it = due_.emplace(Key{at, handle}, std::move(fn)).first;
@@ -38,7 +38,7 @@ TimerQueue::Handle TimerQueue::Schedule(std::chrono::milliseconds delay, std::fu
     earliest = it == due_.begin();
   }
   // Only a new first deadline changes how long the thread sleeps.
-  if (earliest) cv_.notify_one();
+  if (earliest) cv_.Signal();
   return handle;
 }
 
@@ -46,7 +46,7 @@ bool TimerQueue::Cancel(Handle handle) {
   if (handle == 0) return false;
   std::function<void()> dropped;  // Destroyed after the lock is released.
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     auto d = deadline_.find(handle);
     if (d == deadline_.end()) return false;
     auto it = due_.find(Key{d->second, handle});
@@ -58,32 +58,34 @@ bool TimerQueue::Cancel(Handle handle) {
 }
 
 std::size_t TimerQueue::pending() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return due_.size();
 }
 
 void TimerQueue::Loop() {
-  std::unique_lock lock(mu_);
+  // Not a MutexLock: the lock is released around each callback.
+  mu_.Lock();
   while (!stopping_) {
     if (due_.empty()) {
-      cv_.wait(lock);
+      cv_.Wait(&mu_);
       continue;
     }
     auto first = due_.begin();
     // A copy: while the thread waits, Cancel may erase the entry it came from.
     const Clock::time_point at = first->first.first;
     if (at > Clock::now()) {
-      cv_.wait_until(lock, at);
+      cv_.WaitUntil(&mu_, at);
       continue;
     }
     std::function<void()> fn = std::move(first->second);
     deadline_.erase(first->first.second);
     due_.erase(first);
-    lock.unlock();
+    mu_.Unlock();
     fn();
     fn = nullptr;  // Its captures go before the lock is taken again.
-    lock.lock();
+    mu_.Lock();
   }
+  mu_.Unlock();
 }
 
 }  // namespace offload

@@ -15,14 +15,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <thread>
 #include <unordered_map>
 #include <utility>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload {
 
@@ -42,29 +43,31 @@ class TimerQueue {
   // that is running is waited for. Schedule and Cancel stay callable and do nothing,
   // so an owner may stop its timers while other threads still call them.
   // REQUIRES: not called from a callback.
-  void Stop();
+  void Stop() LOCKS_EXCLUDED(mu_);
 
   // Runs `fn` on the queue's thread once `delay` has passed (callbacks due at the
   // same time run in the order they were scheduled). A delay past kMaxDelay is taken
   // as kMaxDelay. Returns 0, and drops `fn`, once stopped.
   static constexpr std::chrono::hours kMaxDelay{24 * 365 * 100};
-  Handle Schedule(std::chrono::milliseconds delay, std::function<void()> fn);
+  Handle Schedule(std::chrono::milliseconds delay, std::function<void()> fn) LOCKS_EXCLUDED(mu_);
   // Drops a callback that has not started. Returns true when it will now never run,
   // false when it ran, is running, or was cancelled already. Cancel(0) is a no-op.
-  bool Cancel(Handle handle);
+  bool Cancel(Handle handle) LOCKS_EXCLUDED(mu_);
   // Callbacks scheduled and not yet started.
-  std::size_t pending() const;
+  std::size_t pending() const LOCKS_EXCLUDED(mu_);
 
  private:
   using Key = std::pair<Clock::time_point, Handle>;
-  void Loop();
+  void Loop() LOCKS_EXCLUDED(mu_);
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;  // An earlier deadline was scheduled, or stopping.
-  std::map<Key, std::function<void()>> due_;               // guarded by mu_
-  std::unordered_map<Handle, Clock::time_point> deadline_;  // guarded by mu_; same entries
-  Handle last_handle_ = 0;                                  // guarded by mu_
-  bool stopping_ = false;                                   // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;  // An earlier deadline was scheduled, or stopping.
+  std::map<Key, std::function<void()>> due_ GUARDED_BY(mu_);
+  std::unordered_map<Handle, Clock::time_point> deadline_ GUARDED_BY(mu_);  // The same entries.
+  Handle last_handle_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  // Started by the constructor, joined by Stop; declared last, so that it starts
+  // after the fields above are built.
   std::thread thread_;
 };
 

@@ -175,7 +175,9 @@ TEST_F(JobServiceTest, EachCancelCauseHasItsOwnError) {
     SCOPED_TRACE(type);
     const std::string id = SubmitGated(++tag);
     ASSERT_TRUE(gate_.WaitStarted(static_cast<std::size_t>(tag)));
-    auto canceled = Sync([&](JobService::SnapshotCallback done) { service_->Cancel(id, cause, std::move(done)); });
+    // cause is copied in: clang 14 cannot capture a structured binding by reference.
+    auto canceled =
+        Sync([&, cause = cause](JobService::SnapshotCallback done) { service_->Cancel(id, cause, std::move(done)); });
     ASSERT_TRUE(canceled.has_value());
     JobSnapshot done = WaitFinished(id);
     EXPECT_EQ(done.record.status, JobStatus::kCanceled);

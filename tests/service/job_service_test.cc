@@ -572,7 +572,7 @@ TEST(JobServiceCreateTest, RejectsATaskWithoutAHandler) {
   t.run = "builtin:render";
   c.tasks["render"] = t;
   ThreadPool pool(InProcessPoolSize(c), /*nice_increment=*/5);
-  auto service = CreateService(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")), &pool);
+  auto service = CreateService(c, TaskRegistry::WithBuiltins(), *OpenStore("memory"), &pool);
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(service.error().detail.find("render"), std::string::npos);
@@ -582,7 +582,7 @@ TEST(JobServiceCreateTest, RejectsAnInvalidConfig) {
   ServerConfig c = DefaultConfig();
   c.tasks["sleep"].uses = {{"gpu", 1}};  // No gpu declared.
   ThreadPool pool(InProcessPoolSize(c), /*nice_increment=*/5);
-  auto service = CreateService(c, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")), &pool);
+  auto service = CreateService(c, TaskRegistry::WithBuiltins(), *OpenStore("memory"), &pool);
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
 }
@@ -593,7 +593,7 @@ TEST(JobServiceCreateTest, RejectsATaskWithoutAnExecutor) {
   auto executors = MakeTaskExecutors(c, TaskRegistry::WithBuiltins(), &pool);
   ASSERT_TRUE(executors.has_value()) << executors.error().detail;
   executors->erase("sleep");
-  auto service = JobService::Create(c, std::move(*executors), std::move(*OpenStore("memory")));
+  auto service = JobService::Create(c, std::move(*executors), *OpenStore("memory"));
   ASSERT_FALSE(service.has_value());
   EXPECT_EQ(service.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(service.error().detail.find("\"sleep\""), std::string::npos) << service.error().detail;
@@ -612,7 +612,7 @@ uses = {gpu = 1}
                             "inline.toml");
   ASSERT_TRUE(config.has_value()) << config.error().detail;
   ThreadPool pool(InProcessPoolSize(*config), /*nice_increment=*/5);
-  auto service = CreateService(*config, TaskRegistry::WithBuiltins(), std::move(*OpenStore("memory")), &pool);
+  auto service = CreateService(*config, TaskRegistry::WithBuiltins(), *OpenStore("memory"), &pool);
   ASSERT_TRUE(service.has_value()) << service.error().detail;
   auto p = std::make_shared<std::promise<SnapshotOr>>();
   auto f = p->get_future();
