@@ -55,8 +55,8 @@ offload::Result WordCount(const offload::Job& job, offload::Context& ctx) {
   for (std::size_t i = 0; i < sorted.size() && i < 3; ++i) {
     top.push_back(json::object{{"word", sorted[i].first}, {"count", sorted[i].second}});
   }
-  return offload::Result::Json(json::object{
-      {"words", words}, {"distinct", static_cast<std::int64_t>(counts.size())}, {"top", std::move(top)}});
+  return offload::Result::Json(
+      json::object{{"words", words}, {"distinct", static_cast<std::int64_t>(counts.size())}, {"top", std::move(top)}});
 }
 
 }  // namespace

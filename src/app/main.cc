@@ -1,11 +1,10 @@
 // offload: the job server's command line. `offload serve` runs the server: an
 // offload::Server (include/offload/server.h) with the built-in tasks, as a program
 // that embeds offload would run it with its own.
-#include <CLI/CLI.hpp>
-
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 // The settings table, for --help; the server itself is reached through its public
@@ -51,8 +50,8 @@ int main(int argc, char** argv) {
   ServeFlags flags;
   CLI::App* serve = app.add_subcommand("serve", "Run the server");
   serve->add_option("--config", flags.config_path, "TOML config file (docs/config.md)")->check(CLI::ExistingFile);
-  serve->add_option("--listen", flags.listen, "HOST:PORT to listen on (default " +
-                                                  offload::ServerConfig{}.listen + ")");
+  serve->add_option("--listen", flags.listen,
+                    "HOST:PORT to listen on (default " + offload::ServerConfig{}.listen + ")");
   serve->add_option("--threads", flags.threads, "I/O threads (default: number of cores)");
   serve->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

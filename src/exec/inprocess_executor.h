@@ -11,8 +11,8 @@
 #include <memory>
 
 #include "exec/executor.h"
-#include "util/thread_pool.h"
 #include "offload/task_registry.h"
+#include "util/thread_pool.h"
 
 namespace offload {
 

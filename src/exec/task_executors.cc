@@ -14,8 +14,7 @@ std::size_t InProcessPoolSize(const ServerConfig& config) {
   return static_cast<std::size_t>(std::clamp<std::int64_t>(total, 1, 1024));
 }
 
-ErrorOr<TaskExecutors> MakeTaskExecutors(const ServerConfig& config, const TaskRegistry& registry,
-                                         ThreadPool* pool) {
+ErrorOr<TaskExecutors> MakeTaskExecutors(const ServerConfig& config, const TaskRegistry& registry, ThreadPool* pool) {
   // Worker counts and resource checks below assume a consistent config.
   if (auto valid = ValidateConfig(config); !valid) return valid.error();
   TaskExecutors out;

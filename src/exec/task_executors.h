@@ -26,7 +26,6 @@ std::size_t InProcessPoolSize(const ServerConfig& config);
 // (kInvalidArgument, naming the task): a config ValidateConfig refuses, a handler
 // the registry lacks, a program that cannot be found.
 // REQUIRES: `pool` outlives the executors.
-ErrorOr<TaskExecutors> MakeTaskExecutors(const ServerConfig& config, const TaskRegistry& registry,
-                                         ThreadPool* pool);
+ErrorOr<TaskExecutors> MakeTaskExecutors(const ServerConfig& config, const TaskRegistry& registry, ThreadPool* pool);
 
 }  // namespace offload

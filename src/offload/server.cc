@@ -4,24 +4,23 @@
 #include "offload/server.h"
 
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
-
-#include <algorithm>
 #include <optional>
 #include <thread>
 
 #include "config/config.h"
 #include "exec/process.h"
 #include "exec/task_executors.h"
-#include "util/thread_pool.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "service/job_service.h"
 #include "store/store.h"
+#include "util/thread_pool.h"
 
 namespace offload {
 namespace {
@@ -50,7 +49,7 @@ std::uint64_t OpenFileLimit() {
 }
 
 ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
-  ErrorOr<ServerConfig> loaded = !options.config_file.empty() ? LoadConfigFile(options.config_file)
+  ErrorOr<ServerConfig> loaded = !options.config_file.empty()   ? LoadConfigFile(options.config_file)
                                  : !options.config_toml.empty() ? ParseConfig(options.config_toml, "config_toml")
                                                                 : ErrorOr<ServerConfig>(DefaultConfig());
   if (!loaded) return MakeError(loaded.error().code, "config error: " + loaded.error().detail);
@@ -99,8 +98,7 @@ struct Server::Impl {
     // A finished job whose final state is not stored would count as interrupted at
     // the next start: it is worth waiting for the store as long as for a job.
     if (!svc.WaitForFinalWrites(std::max<Millis>(config.shutdown_grace, std::chrono::seconds(5)))) {
-      spdlog::error("the store still refuses the final state of {} finished jobs",
-                    svc.store_health().unstored_finals);
+      spdlog::error("the store still refuses the final state of {} finished jobs", svc.store_health().unstored_finals);
     }
     http->Stop(std::chrono::seconds(2));
   }

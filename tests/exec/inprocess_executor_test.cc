@@ -46,7 +46,10 @@ Execution MakeExecution(std::string id) {
 TEST(InProcessExecutorTest, RunsTheHandlerOnThePool) {
   ThreadPool pool(1, 0);
   InProcessExecutor executor(
-      [](const Job& job, Context&) { return Result::Json(boost::json::string(std::string(job.id) + " " + std::string(job.task))); }, &pool);
+      [](const Job& job, Context&) {
+        return Result::Json(boost::json::string(std::string(job.id) + " " + std::string(job.task)));
+      },
+      &pool);
   Pending run(executor, nullptr, "job-7");
   auto outcome = run.Wait();
   ASSERT_TRUE(outcome && outcome->ok());
@@ -100,11 +103,10 @@ TEST(InProcessExecutorTest, TheDestructorWaitsForABatchInFlight) {
   execs.push_back(MakeExecution("job-1.0"));
   execs.push_back(MakeExecution("job-1.1"));
   execs[1].context = execs[0].context;
-  executor->StartBatch(std::move(execs), /*stop_on_failure=*/false,
-                       [&](std::vector<std::optional<Result>> outcomes) {
-                         EXPECT_EQ(outcomes.size(), 2u);
-                         reported = true;
-                       });
+  executor->StartBatch(std::move(execs), /*stop_on_failure=*/false, [&](std::vector<std::optional<Result>> outcomes) {
+    EXPECT_EQ(outcomes.size(), 2u);
+    reported = true;
+  });
   blocker.started.get_future().wait();
   std::atomic<bool> reported_when_destroyed{false};
   std::promise<void> destroyed;

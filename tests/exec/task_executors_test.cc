@@ -55,11 +55,12 @@ TEST(TaskExecutorsTest, RunsTheRegisteredHandlerAfterTheRegistryIsGone) {
   ErrorOr<TaskExecutors> executors = MakeError(ErrorCode::kInternal, "not built");
   {
     TaskRegistry registry = TaskRegistry::WithBuiltins();
-    registry.Register("shout", TaskDefinition{[](const Job& job, Context&) {
-                                                return Result::Json(boost::json::string(std::string(job.input.as_string()) + "!"));
-                                              },
-                                              {},
-                                              "application/json"});
+    registry.Register(
+        "shout", TaskDefinition{[](const Job& job, Context&) {
+                                  return Result::Json(boost::json::string(std::string(job.input.as_string()) + "!"));
+                                },
+                                {},
+                                "application/json"});
     executors = MakeTaskExecutors(c, registry, &pool);
   }
   ASSERT_TRUE(executors) << executors.error().detail;

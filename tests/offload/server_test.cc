@@ -28,14 +28,15 @@ struct Handlers {
 
   TaskRegistry Registry() {
     TaskRegistry r = TaskRegistry::WithBuiltins();
-    r.Register("shout", TaskDefinition{[](const Job& job, Context&) {
-                                         return Result::Json(boost::json::string(std::string(job.input.as_string()) + "!"));
-                                       },
-                                       [](const boost::json::value& in) -> std::optional<std::string> {
-                                         if (!in.is_string()) return "the input must be a string";
-                                         return std::nullopt;
-                                       },
-                                       "application/json"});
+    r.Register("shout",
+               TaskDefinition{[](const Job& job, Context&) {
+                                return Result::Json(boost::json::string(std::string(job.input.as_string()) + "!"));
+                              },
+                              [](const boost::json::value& in) -> std::optional<std::string> {
+                                if (!in.is_string()) return "the input must be a string";
+                                return std::nullopt;
+                              },
+                              "application/json"});
     r.Register("gated", TaskDefinition{[this](const Job&, Context& ctx) {
                                          gated_started.set_value();
                                          gate_open.wait_for(kDeadline);
@@ -50,9 +51,10 @@ struct Handlers {
 
 ServerOptions Options() {
   ServerOptions o;
-  o.config_toml = "store = \"memory\"\n"
-                  "[tasks.shout]\nrun = \"builtin:shout\"\n"
-                  "[tasks.gated]\nrun = \"builtin:gated\"\n";
+  o.config_toml =
+      "store = \"memory\"\n"
+      "[tasks.shout]\nrun = \"builtin:shout\"\n"
+      "[tasks.gated]\nrun = \"builtin:gated\"\n";
   o.listen = "127.0.0.1:0";
   o.threads = 2;
   // A test process keeps its own signal handling and limits.
@@ -64,10 +66,11 @@ ServerOptions Options() {
 // Runs the server on its own thread; `returned` is ready once Run has returned. The
 // destructor stops it (again) before joining, so a failed assertion cannot hang.
 struct Running {
-  explicit Running(Server* s) : server(s), thread([this] {
-    server->Run();
-    done.set_value();
-  }) {}
+  explicit Running(Server* s)
+      : server(s), thread([this] {
+          server->Run();
+          done.set_value();
+        }) {}
   ~Running() {
     server->Stop();
     thread.join();
