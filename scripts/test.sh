@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test: first the clang build that
-# checks the lock annotations (it runs nothing and fails fast), then the Release
+# Installs what is missing, builds, and runs every test: first the format of every
+# C++ file (.clang-format; scripts/check-format.sh names each place that differs) and
+# the clang build that checks the lock annotations (both run nothing and fail fast),
+# then the Release
 # build, then the whole suite again under AddressSanitizer and
 # UndefinedBehaviorSanitizer, then under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+scripts/check-format.sh
 scripts/build.sh tsa
 scripts/build.sh release
 (cd build && ctest --output-on-failure -j 2 --timeout 300)

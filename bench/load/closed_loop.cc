@@ -131,8 +131,7 @@ class OneShot final : public Workload {
 
 }  // namespace
 
-LoopTimes RunClosedLoop(const Target& target, int connections, Clock::time_point deadline,
-                        Workload& workload) {
+LoopTimes RunClosedLoop(const Target& target, int connections, Clock::time_point deadline, Workload& workload) {
   Loop loop(target, connections, deadline, workload);
   return loop.Run();
 }
@@ -144,8 +143,8 @@ void RunOnThreads(unsigned threads, const std::function<void(unsigned)>& body) {
   for (auto& t : pool) t.join();
 }
 
-Reply FetchOnce(const Target& target, boost::beast::http::verb method, const std::string& path,
-                std::string_view body, std::chrono::milliseconds timeout) {
+Reply FetchOnce(const Target& target, boost::beast::http::verb method, const std::string& path, std::string_view body,
+                std::chrono::milliseconds timeout) {
   Request r;
   r.method = method;
   r.target = path;

@@ -27,7 +27,7 @@ struct Request {
   std::string_view body;    // Must outlive the loop.
   std::string_view prefer;  // Must outlive the loop. Empty: no Prefer header.
   std::chrono::milliseconds timeout{30'000};
-  std::int64_t tag = 0;     // The workload's own reference (an index, say).
+  std::int64_t tag = 0;  // The workload's own reference (an index, say).
 };
 
 class Workload {
@@ -48,14 +48,13 @@ struct LoopTimes {
 
 // Stops sending at `deadline`; answers still outstanding then are waited for up to
 // their own timeout. REQUIRES: connections >= 1.
-LoopTimes RunClosedLoop(const Target& target, int connections, Clock::time_point deadline,
-                        Workload& workload);
+LoopTimes RunClosedLoop(const Target& target, int connections, Clock::time_point deadline, Workload& workload);
 
 // Runs `body(thread_index)` on `threads` threads and joins them.
 void RunOnThreads(unsigned threads, const std::function<void(unsigned)>& body);
 
 // One request, answered or failed, on a fresh connection.
-Reply FetchOnce(const Target& target, boost::beast::http::verb method, const std::string& path,
-                std::string_view body, std::chrono::milliseconds timeout);
+Reply FetchOnce(const Target& target, boost::beast::http::verb method, const std::string& path, std::string_view body,
+                std::chrono::milliseconds timeout);
 
 }  // namespace offload::bench

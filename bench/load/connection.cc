@@ -10,12 +10,10 @@ using tcp = asio::ip::tcp;
 Connection::Connection(asio::io_context& io, tcp::endpoint endpoint, std::string host_header)
     : stream_(io), endpoint_(endpoint), host_header_(std::move(host_header)) {}
 
-void Connection::Connect(std::chrono::milliseconds timeout,
-                         std::function<void(boost::system::error_code)> done) {
+void Connection::Connect(std::chrono::milliseconds timeout, std::function<void(boost::system::error_code)> done) {
   if (connected_) return done({});
   stream_.expires_after(timeout);
-  stream_.async_connect(endpoint_, [self = shared_from_this(), done = std::move(done)](
-                                       beast::error_code ec) {
+  stream_.async_connect(endpoint_, [self = shared_from_this(), done = std::move(done)](beast::error_code ec) {
     if (ec) {
       self->Close();  // The next Send starts from a fresh socket.
       return done(ec);
@@ -60,18 +58,16 @@ void Connection::Send(http::verb method, std::string_view target, std::string_vi
 
 void Connection::Write() {
   stream_.expires_after(timeout_);
-  asio::async_write(stream_, asio::buffer(request_),
-                    [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                      if (ec) return self->Fail(ec);
-                      self->Read();
-                    });
+  asio::async_write(stream_, asio::buffer(request_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    if (ec) return self->Fail(ec);
+    self->Read();
+  });
 }
 
 void Connection::Read() {
   parser_.emplace();
   parser_->body_limit(64 << 20);
-  http::async_read(stream_, buffer_, *parser_,
-                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+  http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
     if (ec) return self->Fail(ec);
     self->stream_.expires_never();
     auto& res = self->parser_->get();

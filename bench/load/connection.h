@@ -29,8 +29,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Done = std::function<void(Reply&&)>;
 
-  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint,
-             std::string host_header);
+  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint, std::string host_header);
 
   // Sends one request and calls `done` once with the answer or the error. `prefer`
   // (empty: none) becomes a Prefer header. REQUIRES: no request in flight.

@@ -25,8 +25,7 @@ namespace json = boost::json;
 namespace {
 
 double WallMillisNow() {
-  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double, std::milli>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 struct SubmitPhase {
@@ -115,8 +114,10 @@ int RunE2e(const LoadOptions& o) {
   std::int64_t succeeded = 0, failed = 0, last_finished_ms = 0;
   for (const auto& job : waited.jobs) {
     if (!job) continue;
-    if (job->status == "succeeded") ++succeeded;
-    else ++failed;
+    if (job->status == "succeeded")
+      ++succeeded;
+    else
+      ++failed;
     last_finished_ms = std::max(last_finished_ms, job->finished_at_ms);
   }
 
@@ -124,10 +125,9 @@ int RunE2e(const LoadOptions& o) {
   // clocks of this machine; finished_at has millisecond resolution).
   const double first_send_wall_ms =
       start_wall_ms + std::chrono::duration<double, std::milli>(first - start_steady).count();
-  const double span_s =
-      first < last && last_finished_ms > 0
-          ? (static_cast<double>(last_finished_ms) - first_send_wall_ms) / 1000.0
-          : 0.0;
+  const double span_s = first < last && last_finished_ms > 0
+                            ? (static_cast<double>(last_finished_ms) - first_send_wall_ms) / 1000.0
+                            : 0.0;
   json::object r;
   r["task"] = o.task;
   r["jobs"] = n;

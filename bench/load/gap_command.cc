@@ -43,8 +43,7 @@ class SubmitInOrder final : public Workload {
     if (!id) {
       ++*failures_;
       std::cerr << "offload-load: submit failed: "
-                << (reply.error ? reply.error.message() : std::to_string(reply.status) + " " + reply.body)
-                << "\n";
+                << (reply.error ? reply.error.message() : std::to_string(reply.status) + " " + reply.body) << "\n";
       return;
     }
     ids_->emplace_back(*id);
@@ -153,8 +152,7 @@ int RunGap(const LoadOptions& o) {
   r["gap_max_ms"] = gap_max_ms;
   if (auto ms = NominalMs(o.input); ms && succeeded == n && n > 1) {
     // Span minus the nominal run times, shared among the n - 1 hand-overs.
-    r["overhead_per_job_ms"] =
-        static_cast<double>(last_finish - first_start - n * *ms) / static_cast<double>(n - 1);
+    r["overhead_per_job_ms"] = static_cast<double>(last_finish - first_start - n * *ms) / static_cast<double>(n - 1);
   }
   r["overlaps"] = overlaps;
   r["out_of_order"] = out_of_order;

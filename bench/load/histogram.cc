@@ -9,7 +9,7 @@ namespace offload::bench {
 int LatencyHistogram::IndexOf(std::uint64_t v) {
   if (v < kSub) return static_cast<int>(v);
   const int shift = (63 - std::countl_zero(v)) - kSubBits;  // >= 0
-  const std::uint64_t sub = v >> shift;                       // in [kSub, 2 * kSub)
+  const std::uint64_t sub = v >> shift;                     // in [kSub, 2 * kSub)
   return (shift + 1) * kSub + static_cast<int>(sub - kSub);
 }
 
@@ -35,14 +35,12 @@ void LatencyHistogram::Merge(const LatencyHistogram& other) {
   sum_ns_ += other.sum_ns_;
 }
 
-double LatencyHistogram::MeanMs() const {
-  return count_ == 0 ? 0.0 : static_cast<double>(sum_ns_ / count_) / 1e6;
-}
+double LatencyHistogram::MeanMs() const { return count_ == 0 ? 0.0 : static_cast<double>(sum_ns_ / count_) / 1e6; }
 
 double LatencyHistogram::PercentileMs(double q) const {
   if (count_ == 0) return 0.0;
-  const auto rank = static_cast<std::uint64_t>(
-      std::max(1.0, std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_))));
+  const auto rank =
+      static_cast<std::uint64_t>(std::max(1.0, std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(count_))));
   std::uint64_t seen = 0;
   for (int i = 0; i < kBuckets; ++i) {
     seen += counts_[i];

@@ -59,9 +59,7 @@ std::optional<JobView> ReadJob(std::string_view json) {
   return v;
 }
 
-bool IsFinalStatus(std::string_view s) {
-  return s == "succeeded" || s == "failed" || s == "canceled";
-}
+bool IsFinalStatus(std::string_view s) { return s == "succeeded" || s == "failed" || s == "canceled"; }
 
 std::string CompactJson(const std::string& input, std::string* error) {
   boost::system::error_code ec;
@@ -79,8 +77,8 @@ std::string SubmitBody(const std::string& task, const std::string& input, std::s
   return "{\"task\":" + boost::json::serialize(boost::json::value(task)) + ",\"input\":" + in + "}";
 }
 
-std::string MapBody(const std::string& task, const std::string& input, std::int64_t count,
-                    std::int64_t chunk, std::string* error) {
+std::string MapBody(const std::string& task, const std::string& input, std::int64_t count, std::int64_t chunk,
+                    std::string* error) {
   const std::string in = CompactJson(input, error);
   if (in.empty()) return {};
   std::string body = "{\"task\":" + boost::json::serialize(boost::json::value(task));

@@ -34,8 +34,8 @@ std::string SubmitBody(const std::string& task, const std::string& input, std::s
 // {"task": TASK, "map": [INPUT x count], "chunk": CHUNK} ("chunk" only when > 0), built
 // by appending: 100,000 elements cost one allocation, not a JSON tree. Empty, with
 // `error` set, when INPUT is not JSON.
-std::string MapBody(const std::string& task, const std::string& input, std::int64_t count,
-                    std::int64_t chunk, std::string* error);
+std::string MapBody(const std::string& task, const std::string& input, std::int64_t count, std::int64_t chunk,
+                    std::string* error);
 // INPUT re-serialized compactly. Empty, with `error` set, when it is not JSON.
 std::string CompactJson(const std::string& input, std::string* error);
 

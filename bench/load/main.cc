@@ -44,8 +44,9 @@ int main(int argc, char** argv) {
   e2e.count = 1000;
   CLI::App* e = app.add_subcommand("e2e", "Submit N jobs at concurrency C, then wait for every one");
   AddCommon(e, &e2e);
-  e->add_option("-n,--count", e2e.count, "Jobs")->capture_default_str()->check(
-      CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
+  e->add_option("-n,--count", e2e.count, "Jobs")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{100'000'000}));
   e->add_option("--timeout", e2e.timeout_s, "Bound on the whole run, seconds")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0));
@@ -53,11 +54,10 @@ int main(int argc, char** argv) {
   LoadOptions probe;
   probe.task = "";
   probe.concurrency = 16;
-  CLI::App* p = app.add_subcommand(
-      "probe", "Open-loop GET at a fixed rate; latency from each request's scheduled send time");
+  CLI::App* p =
+      app.add_subcommand("probe", "Open-loop GET at a fixed rate; latency from each request's scheduled send time");
   AddCommon(p, &probe);
-  p->add_option("-r,--rate", probe.rate, "Requests per second")->capture_default_str()->check(
-      CLI::Range(0.001, 1e6));
+  p->add_option("-r,--rate", probe.rate, "Requests per second")->capture_default_str()->check(CLI::Range(0.001, 1e6));
   p->add_option("-d,--duration", probe.duration_s, "Seconds to send for")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 3600.0));
@@ -68,11 +68,12 @@ int main(int argc, char** argv) {
   LoadOptions gap;
   gap.count = 200;
   gap.concurrency = 8;
-  CLI::App* g = app.add_subcommand(
-      "gap", "N jobs on one exclusive resource: idle gap between consecutive jobs, overlap check");
+  CLI::App* g =
+      app.add_subcommand("gap", "N jobs on one exclusive resource: idle gap between consecutive jobs, overlap check");
   AddCommon(g, &gap);
-  g->add_option("-n,--count", gap.count, "Jobs")->capture_default_str()->check(
-      CLI::Range(std::int64_t{2}, std::int64_t{1'000'000}));
+  g->add_option("-n,--count", gap.count, "Jobs")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{2}, std::int64_t{1'000'000}));
   g->add_option("--hold-input", gap.hold_input,
                 "Input of a first job of the same task that holds the resource until all N are "
                 "queued, then is canceled (e.g. {\"ms\": 60000} for sleep)");
@@ -83,13 +84,14 @@ int main(int argc, char** argv) {
   LoadOptions map;
   map.count = 1000;
   map.timeout_s = 120;
-  CLI::App* m = app.add_subcommand(
-      "map", "One map job of N copies of --input: wall time from POST to finished job, elements/s");
+  CLI::App* m =
+      app.add_subcommand("map", "One map job of N copies of --input: wall time from POST to finished job, elements/s");
   m->add_option("--url", map.url, "Server base URL, http://HOST:PORT")->capture_default_str();
   m->add_option("--task", map.task, "Task of the map's elements")->capture_default_str();
   m->add_option("--input", map.input, "Every element's input, as JSON")->capture_default_str();
-  m->add_option("-n,--count", map.count, "Elements")->capture_default_str()->check(
-      CLI::Range(std::int64_t{1}, std::int64_t{10'000'000}));
+  m->add_option("-n,--count", map.count, "Elements")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{10'000'000}));
   m->add_option("--chunk", map.chunk, "Elements per chunk (0: the server adapts)")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1'000'000}));

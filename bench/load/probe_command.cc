@@ -31,8 +31,12 @@ namespace {
 class OpenLoop {
  public:
   OpenLoop(const Target& target, int connections, double rate, std::int64_t total, std::string path)
-      : io_(1), timer_(io_), guard_(io_), period_ns_(static_cast<std::int64_t>(1e9 / rate)),
-        total_(total), path_(std::move(path)) {
+      : io_(1),
+        timer_(io_),
+        guard_(io_),
+        period_ns_(static_cast<std::int64_t>(1e9 / rate)),
+        total_(total),
+        path_(std::move(path)) {
     for (int i = 0; i < connections; ++i) {
       conns_.push_back(std::make_shared<Connection>(io_, target.endpoint, target.host_header));
     }
@@ -91,20 +95,21 @@ class OpenLoop {
       due_.pop_front();
       max_send_lag_ns = std::max(max_send_lag_ns, (Clock::now() - scheduled).count());
       ++sent;
-      conn->Send(http::verb::get, path_, {}, std::chrono::seconds(30), {},
-                 [this, conn, scheduled](Reply&& reply) {
-                   const auto now = Clock::now();
-                   if (reply.error) {
-                     ++errors;
-                   } else {
-                     latency.Record((now - scheduled).count());
-                     if (reply.status == 200) ++status_200;
-                     else ++other_status;
-                   }
-                   idle_.push_back(conn);
-                   Drain();
-                   if (next_ == total_ && due_.empty() && idle_.size() == conns_.size()) Finish(now);
-                 });
+      conn->Send(http::verb::get, path_, {}, std::chrono::seconds(30), {}, [this, conn, scheduled](Reply&& reply) {
+        const auto now = Clock::now();
+        if (reply.error) {
+          ++errors;
+        } else {
+          latency.Record((now - scheduled).count());
+          if (reply.status == 200)
+            ++status_200;
+          else
+            ++other_status;
+        }
+        idle_.push_back(conn);
+        Drain();
+        if (next_ == total_ && due_.empty() && idle_.size() == conns_.size()) Finish(now);
+      });
     }
   }
 

@@ -21,8 +21,7 @@ double Round(double v) {
 
 }  // namespace
 
-void AddLatencies(json::object* report, const std::string& prefix, const LatencyHistogram& h,
-                  bool with_p90) {
+void AddLatencies(json::object* report, const std::string& prefix, const LatencyHistogram& h, bool with_p90) {
   (*report)[prefix + "_mean_ms"] = Round(h.MeanMs());
   (*report)[prefix + "_p50_ms"] = Round(h.PercentileMs(0.50));
   if (with_p90) (*report)[prefix + "_p90_ms"] = Round(h.PercentileMs(0.90));

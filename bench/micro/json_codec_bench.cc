@@ -34,8 +34,7 @@ offload::JobSnapshot SucceededJob() {
   r.started_at = r.created_at + 1;
   r.finished_at = r.created_at + 12;
   r.progress = 1.0;
-  r.result = offload::Result::Json(boost::json::object{{"ms", 10}, {"rounds", 512}, {"checksum", 4711}})
-                 .output();
+  r.result = offload::Result::Json(boost::json::object{{"ms", 10}, {"rounds", 512}, {"checksum", 4711}}).output();
   return snap;
 }
 
@@ -114,9 +113,10 @@ void BM_ParseMixed(benchmark::State& state) {
 BENCHMARK(BM_ParseMixed)->ArgName("offload")->Arg(0)->Arg(1);
 
 void BM_ParseSubmitRequest(benchmark::State& state) {
-  const std::string body = state.range(0) == 0
-                               ? R"({"task":"noop","input":null})"
-                               : R"({"task":"render","input":{"scene":"teapot","width":1920,"height":1080,"samples":64,"tags":["a","b","c"]},"priority":5})";
+  const std::string body =
+      state.range(0) == 0
+          ? R"({"task":"noop","input":null})"
+          : R"({"task":"render","input":{"scene":"teapot","width":1920,"height":1080,"samples":64,"tags":["a","b","c"]},"priority":5})";
   for (auto _ : state) {
     auto req = offload::ParseSubmitRequest(body);
     benchmark::DoNotOptimize(req);

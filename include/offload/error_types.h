@@ -4,7 +4,6 @@
 // A handler may return a type of its own; these are the ones offload itself sets.
 #pragma once
 
-
 namespace offload::error_type {
 
 // The input was refused by the handler (or its validator); never retried.

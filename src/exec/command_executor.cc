@@ -34,8 +34,7 @@ struct CommandExecutor::Run {
   OutputTail err{kStderrTail};
 };
 
-CommandExecutor::CommandExecutor(std::shared_ptr<ProcessSupervisor> supervisor,
-                                 CommandOptions options)
+CommandExecutor::CommandExecutor(std::shared_ptr<ProcessSupervisor> supervisor, CommandOptions options)
     : supervisor_(std::move(supervisor)), shared_(std::make_shared<Shared>()) {
   shared_->supervisor = supervisor_.get();
   shared_->options = std::move(options);
@@ -81,8 +80,7 @@ void CommandExecutor::Start(Execution exec, ExecutionDone done) {
   asio::post(shared_->supervisor->context(), [run] { Begin(run); });
   // Posted after Begin, so the stop finds the process if there is one; a stop that
   // came earlier is seen by Begin through canceled().
-  run->exec.context->OnStop([weak = std::weak_ptr<Run>(run),
-                             sup = std::weak_ptr<ProcessSupervisor>(supervisor_)] {
+  run->exec.context->OnStop([weak = std::weak_ptr<Run>(run), sup = std::weak_ptr<ProcessSupervisor>(supervisor_)] {
     auto supervisor = sup.lock();
     if (!supervisor) return;
     asio::post(supervisor->context(), [weak] {
@@ -125,17 +123,17 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     const CommandOptions& opt = run->shared->options;
     const std::string program = opt.spawn.argv[0];
     if (run->stop_requested) {
-      return Finish(run, Result::Fail(error_type::kCanceled, "the command was stopped (" + program + " " +
-                                                      status.Describe() + ")"));
+      return Finish(run, Result::Fail(error_type::kCanceled,
+                                      "the command was stopped (" + program + " " + status.Describe() + ")"));
     }
     if (run->too_large) {
-      return Finish(run, Result::Fail(error_type::kResultTooLarge,
-                                      program + " wrote more than max_result (" +
-                                          std::to_string(opt.max_result) + " bytes) to stdout"));
+      return Finish(
+          run, Result::Fail(error_type::kResultTooLarge, program + " wrote more than max_result (" +
+                                                             std::to_string(opt.max_result) + " bytes) to stdout"));
     }
     if (!status.success()) {
-      return Finish(run, Result::Fail(error_type::kCommandFailed,
-                                      program + " " + status.Describe() + StderrSuffix(run->err)));
+      return Finish(
+          run, Result::Fail(error_type::kCommandFailed, program + " " + status.Describe() + StderrSuffix(run->err)));
     }
     if (opt.content_type != "application/json") {
       return Finish(run, Result::Bytes(opt.content_type, std::move(run->out)));
@@ -147,9 +145,9 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     if (!v && v.error().code == ErrorCode::kInvalidArgument) {
       // JSON, but with a number (1e400) no value holds: failing beats an Infinity
       // that no client could read.
-      return Finish(run, Result::Fail(error_type::kInvalidResult,
-                                      program + " exited with status 0 but its stdout is not usable JSON: " +
-                                          v.error().detail));
+      return Finish(
+          run, Result::Fail(error_type::kInvalidResult,
+                            program + " exited with status 0 but its stdout is not usable JSON: " + v.error().detail));
     }
     if (!v) {
       return Finish(run, Result::Fail(error_type::kInvalidResult,
@@ -159,18 +157,17 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
     Finish(run, Result::Json(std::move(*v)));
   };
 
-  Process::Start(shared.supervisor, opt.spawn, std::move(cb),
-                 [run](ErrorOr<std::shared_ptr<Process>> proc) {
-                   if (!proc) return Finish(run, Result::Fail(error_type::kSpawnFailed, proc.error().detail));
-                   run->proc = std::move(*proc);
-                   // Stopped while it was being spawned: it has had no input yet.
-                   if (run->stop_requested) return run->proc->Kill();
-                   // kKeepKind: the command reads 2.0 as the float its client sent.
-                   std::string line = WriteJson(*run->exec.input, JsonNumbers::kKeepKind);
-                   line += '\n';
-                   run->proc->Write(std::move(line));
-                   run->proc->CloseStdin();
-                 });
+  Process::Start(shared.supervisor, opt.spawn, std::move(cb), [run](ErrorOr<std::shared_ptr<Process>> proc) {
+    if (!proc) return Finish(run, Result::Fail(error_type::kSpawnFailed, proc.error().detail));
+    run->proc = std::move(*proc);
+    // Stopped while it was being spawned: it has had no input yet.
+    if (run->stop_requested) return run->proc->Kill();
+    // kKeepKind: the command reads 2.0 as the float its client sent.
+    std::string line = WriteJson(*run->exec.input, JsonNumbers::kKeepKind);
+    line += '\n';
+    run->proc->Write(std::move(line));
+    run->proc->CloseStdin();
+  });
 }
 
 void CommandExecutor::Finish(const std::shared_ptr<Run>& run, Result outcome) {

@@ -1,8 +1,8 @@
 #include "exec/process.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -12,10 +12,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -74,10 +74,10 @@ struct ChildArgs {
   char* const* envp = nullptr;
   const char* cwd = nullptr;  // null: the server's.
   int stdio[3] = {-1, -1, -1};
-  int cgroup_procs = -1;  // Its cgroup's cgroup.procs, or -1.
-  pid_t parent = -1;      // The server's pid, to notice it died before PR_SET_PDEATHSIG.
-  int max_fd = 0;         // For closing descriptors where close_range is missing.
-  int keep_fd = -1;       // A close-on-exec descriptor the child leaves open (see ForkAndExec).
+  int cgroup_procs = -1;    // Its cgroup's cgroup.procs, or -1.
+  pid_t parent = -1;        // The server's pid, to notice it died before PR_SET_PDEATHSIG.
+  int max_fd = 0;           // For closing descriptors where close_range is missing.
+  int keep_fd = -1;         // A close-on-exec descriptor the child leaves open (see ForkAndExec).
   bool set_nofile = false;  // Whether to set `nofile` (SetChildOpenFileLimit).
   struct rlimit nofile {};
   // Written by the child before it _exits: why it could not exec.
@@ -220,8 +220,7 @@ pid_t CloneAndExec(ChildArgs& args) {
   errno = 0;
   std::uint64_t all = ~std::uint64_t{0}, old = 0;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, sizeof(all));
-  const pid_t pid = ::clone(ChildMain, static_cast<char*>(stack) + kStackSize,
-                            CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  const pid_t pid = ::clone(ChildMain, static_cast<char*>(stack) + kStackSize, CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
   const int clone_error = errno;
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, sizeof(old));
   ::munmap(stack, kStackSize);
@@ -270,8 +269,7 @@ ErrorOr<std::string> FindExecutable(const std::string& program, const std::strin
     std::filesystem::path p(program);
     if (p.is_relative() && !cwd.empty()) p = std::filesystem::path(cwd) / p;
     if (IsExecutableFile(p.string())) return p.string();
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "\"" + p.string() + "\" is not an executable file");
+    return MakeError(ErrorCode::kInvalidArgument, "\"" + p.string() + "\" is not an executable file");
   }
   const char* path_env = ::getenv("PATH");
   std::string_view path = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
@@ -295,9 +293,7 @@ void OutputTail::Append(std::string_view data) {
   if (buf_.size() > 2 * capacity_) buf_.erase(0, buf_.size() - capacity_);
 }
 
-std::string OutputTail::str() const {
-  return buf_.size() <= capacity_ ? buf_ : buf_.substr(buf_.size() - capacity_);
-}
+std::string OutputTail::str() const { return buf_.size() <= capacity_ ? buf_ : buf_.substr(buf_.size() - capacity_); }
 
 Process::SpawnedChild::~SpawnedChild() {
   if (pid > 0) {
@@ -311,12 +307,10 @@ Process::SpawnedChild::~SpawnedChild() {
   }
 }
 
-ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups,
-                                                   const SpawnOptions& options) {
+ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups, const SpawnOptions& options) {
   if (options.argv.empty()) return MakeError(ErrorCode::kInvalidArgument, "empty command");
   const std::string& program = options.argv[0];
-  const std::string where =
-      "cannot start \"" + program + "\"" + (options.cwd.empty() ? "" : " in " + options.cwd);
+  const std::string where = "cannot start \"" + program + "\"" + (options.cwd.empty() ? "" : " in " + options.cwd);
   // The child must not search PATH (that allocates); a name without '/' is resolved
   // here, a path is left to the kernel (relative to the child's cwd, as before).
   std::string path = program;
@@ -328,9 +322,8 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups,
     if (ec) path = *found;
   }
   Pipe in, out, err;
-  if (::pipe2(in.fd, O_CLOEXEC) != 0 || ::pipe2(out.fd, O_CLOEXEC) != 0 ||
-      ::pipe2(err.fd, O_CLOEXEC) != 0 || !in.LiftAboveStdio() || !out.LiftAboveStdio() ||
-      !err.LiftAboveStdio()) {
+  if (::pipe2(in.fd, O_CLOEXEC) != 0 || ::pipe2(out.fd, O_CLOEXEC) != 0 || ::pipe2(err.fd, O_CLOEXEC) != 0 ||
+      !in.LiftAboveStdio() || !out.LiftAboveStdio() || !err.LiftAboveStdio()) {
     return MakeError(ErrorCode::kUnavailable, where + ": pipe: " + std::strerror(errno));
   }
   ProcessCgroup cgroup;
@@ -389,15 +382,14 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups,
   return child;
 }
 
-std::shared_ptr<Process> Process::Adopt(ProcessSupervisor* supervisor, SpawnedChild child,
-                                        Callbacks callbacks) {
+std::shared_ptr<Process> Process::Adopt(ProcessSupervisor* supervisor, SpawnedChild child, Callbacks callbacks) {
   std::shared_ptr<Process> p(new Process(supervisor, child, std::move(callbacks)));
   p->Begin();
   return p;
 }
 
-ErrorOr<std::shared_ptr<Process>> Process::Spawn(ProcessSupervisor* supervisor,
-                                                 const SpawnOptions& options, Callbacks callbacks) {
+ErrorOr<std::shared_ptr<Process>> Process::Spawn(ProcessSupervisor* supervisor, const SpawnOptions& options,
+                                                 Callbacks callbacks) {
   auto child = SpawnChild(supervisor->cgroups(), options);
   if (!child) return child.error();
   return Adopt(supervisor, std::move(*child), std::move(callbacks));
@@ -410,11 +402,11 @@ void Process::Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbac
     auto child = std::make_shared<ErrorOr<SpawnedChild>>(SpawnChild(supervisor->cgroups(), options));
     // If the loop is torn down before this runs, `child` dies with the handler and
     // takes the process with it.
-    asio::post(supervisor->context(), [supervisor, child, callbacks = std::move(callbacks),
-                                       started = std::move(started)]() mutable {
-      if (!*child) return started(child->error());
-      started(Adopt(supervisor, std::move(**child), std::move(callbacks)));
-    });
+    asio::post(supervisor->context(),
+               [supervisor, child, callbacks = std::move(callbacks), started = std::move(started)]() mutable {
+                 if (!*child) return started(child->error());
+                 started(Adopt(supervisor, std::move(**child), std::move(callbacks)));
+               });
   });
 }
 
@@ -452,21 +444,20 @@ void Process::Begin() {
 void Process::ReadLoop(bool is_stdout) {
   auto& pipe = is_stdout ? out_ : err_;
   char* buf = is_stdout ? out_buf_.get() : err_buf_.get();
-  pipe.async_read_some(
-      asio::buffer(buf, kReadChunk),
-      [self = shared_from_this(), is_stdout, buf](const boost::system::error_code& ec, std::size_t n) {
-        if (n > 0 && !self->finished_) {
-          auto& cb = is_stdout ? self->callbacks_.on_stdout : self->callbacks_.on_stderr;
-          if (cb) cb(std::string_view(buf, n));
-        }
-        if (ec) {  // End of file, or closed by the output-read deadline.
-          CloseDescriptor(is_stdout ? self->out_ : self->err_);
-          (is_stdout ? self->out_open_ : self->err_open_) = false;
-          self->MaybeFinish();
-          return;
-        }
-        self->ReadLoop(is_stdout);
-      });
+  pipe.async_read_some(asio::buffer(buf, kReadChunk),
+                       [self = shared_from_this(), is_stdout, buf](const boost::system::error_code& ec, std::size_t n) {
+                         if (n > 0 && !self->finished_) {
+                           auto& cb = is_stdout ? self->callbacks_.on_stdout : self->callbacks_.on_stderr;
+                           if (cb) cb(std::string_view(buf, n));
+                         }
+                         if (ec) {  // End of file, or closed by the output-read deadline.
+                           CloseDescriptor(is_stdout ? self->out_ : self->err_);
+                           (is_stdout ? self->out_open_ : self->err_open_) = false;
+                           self->MaybeFinish();
+                           return;
+                         }
+                         self->ReadLoop(is_stdout);
+                       });
 }
 
 void Process::Write(std::string data) {

@@ -110,8 +110,8 @@ class Process : public std::enable_shared_from_this<Process> {
   static void Start(ProcessSupervisor* supervisor, SpawnOptions options, Callbacks callbacks,
                     std::function<void(ErrorOr<std::shared_ptr<Process>>)> started);
   // The same, synchronously. REQUIRES: on the supervisor thread.
-  static ErrorOr<std::shared_ptr<Process>> Spawn(ProcessSupervisor* supervisor,
-                                                 const SpawnOptions& options, Callbacks callbacks);
+  static ErrorOr<std::shared_ptr<Process>> Spawn(ProcessSupervisor* supervisor, const SpawnOptions& options,
+                                                 Callbacks callbacks);
   // Kills and reaps a child still running (only when the supervisor itself is being
   // torn down with children left).
   ~Process();
@@ -154,8 +154,7 @@ class Process : public std::enable_shared_from_this<Process> {
   // `cgroups` may be null.
   static ErrorOr<SpawnedChild> SpawnChild(ProcessCgroups* cgroups, const SpawnOptions& options);
   // REQUIRES: on the supervisor thread.
-  static std::shared_ptr<Process> Adopt(ProcessSupervisor* supervisor, SpawnedChild child,
-                                        Callbacks callbacks);
+  static std::shared_ptr<Process> Adopt(ProcessSupervisor* supervisor, SpawnedChild child, Callbacks callbacks);
   Process(ProcessSupervisor* supervisor, SpawnedChild& child, Callbacks callbacks);
   // SIGKILL to the group, then to the cgroup.
   void KillAll();

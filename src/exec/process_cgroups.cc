@@ -283,9 +283,10 @@ void ProcessCgroups::Disable(int error) {
     if (disabled_) return;
     disabled_ = true;
   }
-  spdlog::info("cgroups not used (a child cannot join its cgroup under {}: {}): a job's process "
-               "that calls setsid escapes its kill",
-               path_, std::strerror(error));
+  spdlog::info(
+      "cgroups not used (a child cannot join its cgroup under {}: {}): a job's process "
+      "that calls setsid escapes its kill",
+      path_, std::strerror(error));
 }
 
 bool ProcessCgroups::disabled() const {

@@ -119,8 +119,7 @@ void ProcessSupervisor::WaitPidfd(pid_t pid) {
         if (it == watches_.end()) return;
         // Trust the kernel, not the wake-up: only an exited child is reported.
         siginfo_t info{};
-        if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-            info.si_pid == 0) {
+        if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0) {
           return WaitPidfd(pid);
         }
         auto fn = std::move(it->second.on_exit);
@@ -155,8 +154,7 @@ void ProcessSupervisor::OnSigchld() {
   std::vector<pid_t> exited;
   for (const auto& [pid, watch] : watches_) {
     siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-        info.si_pid == pid) {
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid) {
       exited.push_back(pid);
     }
   }

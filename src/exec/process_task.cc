@@ -18,8 +18,7 @@ int WorkerCount(const ResourceCapacities& capacities, const TaskConfig& task) {
   return static_cast<int>(std::max<std::int64_t>(n, 1));
 }
 
-ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities,
-                                                       const TaskConfig& task,
+ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities, const TaskConfig& task,
                                                        std::shared_ptr<ProcessSupervisor> supervisor) {
   const bool is_command = !task.command.empty();
   SpawnOptions spawn;
@@ -27,9 +26,8 @@ ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities&
   spawn.cwd = task.cwd;
   spawn.environment = MergeEnvironment(task.env);
   if (auto found = FindExecutable(spawn.argv[0], spawn.cwd); !found) {
-    return MakeError(ErrorCode::kInvalidArgument, "task \"" + task.name + "\": " +
-                                                      (is_command ? "command" : "worker") + ": " +
-                                                      found.error().detail);
+    return MakeError(ErrorCode::kInvalidArgument, "task \"" + task.name + "\": " + (is_command ? "command" : "worker") +
+                                                      ": " + found.error().detail);
   }
   const std::string content_type = task.content_type.empty() ? "application/json" : task.content_type;
   if (is_command) {

@@ -29,8 +29,7 @@ int WorkerCount(const ResourceCapacities& capacities, const TaskConfig& task);
 // REQUIRES: IsProcessTask(task). Fails (kInvalidArgument, naming the task) when the
 // program cannot be found, so that a typo stops the server at start-up. A worker
 // task's processes start now, in the background.
-ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities,
-                                                       const TaskConfig& task,
+ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities, const TaskConfig& task,
                                                        std::shared_ptr<ProcessSupervisor> supervisor);
 
 }  // namespace offload

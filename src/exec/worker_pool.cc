@@ -142,8 +142,7 @@ void WorkerPool::Impl::SpawnWorker(int slot) {
                  [this, w](ErrorOr<std::shared_ptr<Process>> proc) { OnSpawned(w, std::move(proc)); });
 }
 
-void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w,
-                                 ErrorOr<std::shared_ptr<Process>> proc) {
+void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w, ErrorOr<std::shared_ptr<Process>> proc) {
   if (!proc) {
     slots[w->slot].reset();
     {
@@ -168,9 +167,10 @@ void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w,
   w->ready_timer->async_wait([this, weak = std::weak_ptr<Worker>(w)](const boost::system::error_code& ec) {
     auto w = weak.lock();
     if (ec || !w || w->state != Worker::State::kStarting) return;
-    spdlog::warn("{}: no {{\"type\":\"ready\"}} line on stdout after {} s; jobs wait until it "
-                 "comes (docs/worker-protocol.md)",
-                 Name(w.get()), kReadyWarning.count());
+    spdlog::warn(
+        "{}: no {{\"type\":\"ready\"}} line on stdout after {} s; jobs wait until it "
+        "comes (docs/worker-protocol.md)",
+        Name(w.get()), kReadyWarning.count());
   });
 }
 
@@ -183,8 +183,8 @@ void WorkerPool::Impl::ScheduleRespawn(int slot, bool after_failure) {
     delay = std::min(delay, options.backoff_max);
   }
   if (delay.count() == 0) return SpawnWorker(slot);
-  spdlog::info("task {}: restarting a worker in {} ms ({} unexpected exit(s) in a row)", options.task,
-               delay.count(), consecutive_failures);
+  spdlog::info("task {}: restarting a worker in {} ms ({} unexpected exit(s) in a row)", options.task, delay.count(),
+               consecutive_failures);
   auto& timer = respawn_timers[slot];
   timer.expires_after(delay);
   timer.async_wait([this, slot](const boost::system::error_code& ec) {
@@ -196,8 +196,7 @@ void WorkerPool::Impl::OnStdout(Worker* w, std::string_view data) {
   if (w->state == Worker::State::kStopping) return;
   w->out_bytes += static_cast<std::int64_t>(data.size());
   if (w->out_bytes > LineLimit(options.max_result)) {
-    const std::string why = "wrote more than max_result (" + std::to_string(options.max_result) +
-                            " bytes) to stdout";
+    const std::string why = "wrote more than max_result (" + std::to_string(options.max_result) + " bytes) to stdout";
     if (w->job) w->job_outcome = Result::Fail(error_type::kResultTooLarge, "the worker " + why);
     w->line.clear();
     w->line.shrink_to_fit();
@@ -245,8 +244,7 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     // the worker meant it, and guessing would turn a result into Infinity.
     if (w->state == Worker::State::kBusy) {
       return FinishJob(w, Result::Fail(error_type::kInvalidResult,
-                                       "the worker sent a message that is not usable JSON: " +
-                                           parsed.error().detail));
+                                       "the worker sent a message that is not usable JSON: " + parsed.error().detail));
     }
     spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), parsed.error().detail);
     return;
@@ -257,9 +255,10 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
   const json::string* type = type_v ? type_v->if_string() : nullptr;
   if (!type) {
     if (++w->noise_lines <= kMaxNoiseLogs) {
-      spdlog::warn("{}: ignored a stdout line that is not a protocol message (print to stderr "
-                   "instead; docs/worker-protocol.md): {:.200}",
-                   Name(w), line);
+      spdlog::warn(
+          "{}: ignored a stdout line that is not a protocol message (print to stderr "
+          "instead; docs/worker-protocol.md): {:.200}",
+          Name(w), line);
     }
     return;
   }
@@ -274,8 +273,7 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
   }
   // The rest are about the current job.
   const json::value* id = msg->if_contains("id");
-  if (w->state != Worker::State::kBusy || !id || !id->is_string() ||
-      id->get_string() != w->job->exec.job_id) {
+  if (w->state != Worker::State::kBusy || !id || !id->is_string() || id->get_string() != w->job->exec.job_id) {
     spdlog::warn("{}: ignored a \"{}\" message that is not about its current job: {:.200}", Name(w),
                  std::string_view(*type), line);
     return;
@@ -305,9 +303,9 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
 }
 
 Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_size) const {
-  const Result too_large = Result::Fail(
-      error_type::kResultTooLarge,
-      "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
+  const Result too_large =
+      Result::Fail(error_type::kResultTooLarge,
+                   "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
   const json::value* r = msg.if_contains("result");
   if (options.content_type == "application/json") {
     // The line less its envelope is the result's size, give or take the id.
@@ -316,8 +314,8 @@ Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_s
   }
   if (!r || !r->is_string()) {
     return Result::Fail(error_type::kInvalidResult, "the worker's result for a task of content type " +
-                                              options.content_type +
-                                              " must be a string (base64 with \"encoding\": \"base64\")");
+                                                        options.content_type +
+                                                        " must be a string (base64 with \"encoding\": \"base64\")");
   }
   const json::value* enc = msg.if_contains("encoding");
   if (enc && enc->is_string() && enc->get_string() == "base64") {
@@ -348,8 +346,8 @@ void WorkerPool::Impl::FinishJob(Worker* w, Result outcome) {
   if (options.max_rss > 0) {
     const std::int64_t rss = ReadRss(w->proc->pid());
     if (rss > options.max_rss) {
-      return StopWorker(w, "RSS of " + std::to_string(rss) + " bytes is over max_rss (" +
-                               std::to_string(options.max_rss) + ")");
+      return StopWorker(
+          w, "RSS of " + std::to_string(rss) + " bytes is over max_rss (" + std::to_string(options.max_rss) + ")");
     }
   }
   Dispatch();
@@ -388,14 +386,13 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
   if (std::shared_ptr<PoolJob> job = std::move(w->job)) {
     job->worker = nullptr;
     Result outcome = w->job_outcome ? std::move(*w->job_outcome)
-                                    : Result::Fail(error_type::kWorkerDied, "the worker process " +
-                                                                      status.Describe() +
-                                                                      " while running the job" + tail);
+                                    : Result::Fail(error_type::kWorkerDied, "the worker process " + status.Describe() +
+                                                                                " while running the job" + tail);
     ExecutionDone done = std::move(job->done);
     done(std::move(outcome));
   } else if (before_ready && !w->expected_exit) {
     FailOneWaiting(error_type::kWorkerDied, "the worker process " + status.Describe() +
-                                      " before it was ready (it never said {\"type\":\"ready\"})" + tail);
+                                                " before it was ready (it never said {\"type\":\"ready\"})" + tail);
   }
   ScheduleRespawn(w->slot, !w->expected_exit);
 }

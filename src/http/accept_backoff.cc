@@ -20,8 +20,8 @@ std::optional<std::string> AcceptBackoff::TakeLogLine(Clock::time_point now) {
   }
   if (failed_ > 0) {
     if (!line.empty()) line += "; ";
-    line += std::to_string(failed_) + " accept(s) failed (last: " + last_error_ +
-            "), retrying with back-off up to " + std::to_string(kMaxDelay.count()) + " ms";
+    line += std::to_string(failed_) + " accept(s) failed (last: " + last_error_ + "), retrying with back-off up to " +
+            std::to_string(kMaxDelay.count()) + " ms";
   }
   if (last_log_) {
     line += " in the last " +

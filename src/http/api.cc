@@ -5,7 +5,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
-
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -127,8 +126,7 @@ std::optional<HttpResponse> CheckBodyType(const HttpRequest& req) {
 
 HttpResponse MethodNotAllowed(std::string_view allow) {
   HttpResponse res = ProblemResponse(MakeProblem(http::status::method_not_allowed, "method-not-allowed",
-                                                 "Method not allowed",
-                                                 "this resource answers " + std::string(allow)));
+                                                 "Method not allowed", "this resource answers " + std::string(allow)));
   res.set(http::field::allow, allow);
   return res;
 }
@@ -188,8 +186,8 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (auto s = param("status"); s && !s->empty()) {
       JobStatus st;
       if (!ParseJobStatus(*s, &st)) {
-        return ex->Respond(ErrorResponse(MakeError(
-            ErrorCode::kInvalidArgument, "status must be queued, running, succeeded, failed or canceled")));
+        return ex->Respond(ErrorResponse(
+            MakeError(ErrorCode::kInvalidArgument, "status must be queued, running, succeeded, failed or canceled")));
       }
       q.status = st;
     }
@@ -206,14 +204,14 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (auto c = param("cursor"); c && !c->empty()) {
       auto [p, ec] = std::from_chars(c->data(), c->data() + c->size(), q.before_seq);
       if (ec != std::errc() || p != c->data() + c->size()) {
-        return ex->Respond(ErrorResponse(
-            MakeError(ErrorCode::kMalformed, "cursor must be the next_cursor of a previous page")));
+        return ex->Respond(
+            ErrorResponse(MakeError(ErrorCode::kMalformed, "cursor must be the next_cursor of a previous page")));
       }
     }
     if (auto inc = param("include"); inc && !inc->empty()) {
       if (*inc != "result") {
-        return ex->Respond(ErrorResponse(MakeError(
-            ErrorCode::kInvalidArgument, "include must be \"result\" (the jobs' JSON results)")));
+        return ex->Respond(ErrorResponse(
+            MakeError(ErrorCode::kInvalidArgument, "include must be \"result\" (the jobs' JSON results)")));
       }
       q.include_result = true;
       q.max_result_bytes = static_cast<std::size_t>(config_.max_list_bytes);
@@ -224,8 +222,7 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (method == http::verb::get) {
       Millis wait{0};
       if (auto w = param("wait"); w && !ParseSeconds(*w, &wait)) {
-        return ex->Respond(
-            ErrorResponse(MakeError(ErrorCode::kMalformed, "wait must be a number of seconds")));
+        return ex->Respond(ErrorResponse(MakeError(ErrorCode::kMalformed, "wait must be a number of seconds")));
       }
       return GetJob(seg[2], std::min(wait, config_.max_wait), std::move(ex));
     }
@@ -261,8 +258,8 @@ void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
   if (!parsed) return ex->Respond(ErrorResponse(parsed.error()));
   if (auto key = req["Idempotency-Key"]; !key.empty()) {
     if (key.size() > 255) {
-      return ex->Respond(ErrorResponse(
-          MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key must be at most 255 characters")));
+      return ex->Respond(
+          ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key must be at most 255 characters")));
     }
     parsed->idempotency_key = std::string(key);
   }
@@ -271,15 +268,13 @@ void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
     if (job->replayed) return ex->Respond(JobResponse(http::status::ok, *job));
     if (wait.count() == 0 || IsFinished(job->record.status)) {
-      return ex->Respond(JobResponse(
-          IsFinished(job->record.status) ? http::status::ok : http::status::accepted, *job));
+      return ex->Respond(JobResponse(IsFinished(job->record.status) ? http::status::ok : http::status::accepted, *job));
     }
     // The job is stored: whatever happens next, the client can find it by id.
     asio::post(ex->executor(), [this, ex, wait, id = job->record.id] {
       AwaitJob(ex, id, wait, false, [ex](ErrorOr<JobSnapshot> now) {
         if (!now) return ex->Respond(ErrorResponse(now.error()));
-        ex->Respond(JobResponse(
-            IsFinished(now->record.status) ? http::status::ok : http::status::accepted, *now));
+        ex->Respond(JobResponse(IsFinished(now->record.status) ? http::status::ok : http::status::accepted, *now));
       });
     });
   });
@@ -315,11 +310,13 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
   const std::size_t budget =
       include ? static_cast<std::size_t>(config_.max_list_bytes) : std::numeric_limits<std::size_t>::max();
   auto too_large = [budget, limit = query.limit] {
-    return ErrorResponse(MakeError(
-        ErrorCode::kResponseTooLarge,
-        "the jobs of this page (limit=" + std::to_string(limit) + ") with their results are over "
-            "max_list_bytes (" + std::to_string(budget) + " bytes): ask for fewer with a lower limit, "
-            "or list without include=result and fetch each job's result_url"));
+    return ErrorResponse(
+        MakeError(ErrorCode::kResponseTooLarge, "the jobs of this page (limit=" + std::to_string(limit) +
+                                                    ") with their results are over "
+                                                    "max_list_bytes (" +
+                                                    std::to_string(budget) +
+                                                    " bytes): ask for fewer with a lower limit, "
+                                                    "or list without include=result and fetch each job's result_url"));
   };
   service_->List(query, [ex, budget, include, too_large](ErrorOr<std::vector<JobSnapshot>> jobs,
                                                          std::optional<std::uint64_t> next) {
@@ -336,8 +333,10 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
       if (body.size() > budget) return ex->Respond(too_large());
     }
     body += "],\"next_cursor\":";
-    if (next) AppendJsonString(&body, std::to_string(*next));
-    else body += "null";
+    if (next)
+      AppendJsonString(&body, std::to_string(*next));
+    else
+      body += "null";
     body += '}';
     HttpResponse res{http::status::ok, 11};
     res.set(http::field::content_type, "application/json");
@@ -360,14 +359,13 @@ void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Ex
         if (service_->draining()) {
           service_->Cancel(id, CancelCause::kShutdown, [](ErrorOr<JobSnapshot>) {});
           return ex->Respond(ErrorResponse(MakeError(
-              ErrorCode::kUnavailable,
-              "the server is shutting down; job " + id + " did not finish and was canceled")));
+              ErrorCode::kUnavailable, "the server is shutting down; job " + id + " did not finish and was canceled")));
         }
         service_->Cancel(id, CancelCause::kRunTimeout, [](ErrorOr<JobSnapshot>) {});
         ex->Respond(ProblemResponse(MakeProblem(
             http::status::gateway_timeout, "run-timeout", "The job did not finish in time",
-            "job " + id + " did not finish within run_timeout (" +
-                std::to_string(config_.run_timeout.count()) + " ms) and was canceled; submit "
+            "job " + id + " did not finish within run_timeout (" + std::to_string(config_.run_timeout.count()) +
+                " ms) and was canceled; submit "
                 "long jobs with POST /v1/jobs instead")));
       });
     });

@@ -35,8 +35,8 @@ class Api {
   // Calls `then` on ex's executor when job `id` finishes or `timeout` passes,
   // whichever is first, with the job as it is then. With cancel_if_client_gone, a
   // client that disconnects first cancels the job and `then` is not called.
-  void AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, Millis timeout,
-                bool cancel_if_client_gone, Finished then);
+  void AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, Millis timeout, bool cancel_if_client_gone,
+                Finished then);
 
   JobService* service_;
   const ServerConfig& config_;

@@ -103,15 +103,12 @@ json::object TaskToJson(const TaskInfo& t) {
                       {"content_type", t.content_type},
                       {"max_queued", t.max_queued},
                       {"queued", t.queued},
-                      {"timeout_ms", t.timeout.count() > 0 ? json::value(t.timeout.count())
-                                                           : json::value(nullptr)}};
+                      {"timeout_ms", t.timeout.count() > 0 ? json::value(t.timeout.count()) : json::value(nullptr)}};
 }
 
 json::object ResourceToJson(const ResourceInfo& r) {
-  return json::object{{"name", r.name},
-                      {"capacity", r.capacity},
-                      {"in_use", r.in_use},
-                      {"queued_demand", r.queued_demand}};
+  return json::object{
+      {"name", r.name}, {"capacity", r.capacity}, {"in_use", r.in_use}, {"queued_demand", r.queued_demand}};
 }
 
 ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
@@ -154,9 +151,9 @@ ErrorOr<SubmitRequest> ParseSubmitRequest(std::string_view body) {
       }
       req.timeout = Millis(std::max<std::int64_t>(1, static_cast<std::int64_t>(s * 1000)));
     } else {
-      return MakeError(ErrorCode::kInvalidArgument,
-                       "unknown field \"" + std::string(key) +
-                           "\" (expected task, input, map, chunk, on_error, priority, timeout)");
+      return MakeError(
+          ErrorCode::kInvalidArgument,
+          "unknown field \"" + std::string(key) + "\" (expected task, input, map, chunk, on_error, priority, timeout)");
     }
   }
   if (req.task.empty()) return MakeError(ErrorCode::kInvalidArgument, "task is required");
@@ -175,8 +172,7 @@ ErrorOr<SubmitRequest> ParseRunRequest(std::string_view task, std::string_view b
   ErrorOr<json::value> parsed = ParseJson(body, "input");
   if (!parsed) {
     if (parsed.error().code == ErrorCode::kInvalidArgument) return parsed.error();
-    return MakeError(ErrorCode::kMalformed,
-                     "the body (the task's input) is not valid JSON: " + parsed.error().detail);
+    return MakeError(ErrorCode::kMalformed, "the body (the task's input) is not valid JSON: " + parsed.error().detail);
   }
   req.input = std::move(*parsed);
   // {"map": [...]} with at most chunk and on_error beside it is a map; any other

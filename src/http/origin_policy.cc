@@ -1,11 +1,10 @@
 #include "http/origin_policy.h"
 
+#include <algorithm>
 #include <boost/algorithm/string/case_conv.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
-
-#include <algorithm>
 
 namespace offload {
 

@@ -23,22 +23,19 @@ Problem ProblemFromError(const Error& e) {
     case ErrorCode::kNotFound:
       return MakeProblem(http::status::not_found, "not-found", "Not found", e.detail);
     case ErrorCode::kConflict:
-      return MakeProblem(http::status::conflict, "conflict", "The job is not in a state that allows this",
-                         e.detail);
+      return MakeProblem(http::status::conflict, "conflict", "The job is not in a state that allows this", e.detail);
     case ErrorCode::kQueueFull: {
-      Problem p = MakeProblem(http::status::too_many_requests, "queue-full", "The task's queue is full",
-                              e.detail);
+      Problem p = MakeProblem(http::status::too_many_requests, "queue-full", "The task's queue is full", e.detail);
       p.retry_after_s = 1;
       return p;
     }
     case ErrorCode::kTooLarge:
-      return MakeProblem(http::status::payload_too_large, "body-too-large", "Request body too large",
-                         e.detail);
+      return MakeProblem(http::status::payload_too_large, "body-too-large", "Request body too large", e.detail);
     case ErrorCode::kResponseTooLarge:
       // Not 413: that one speaks of the request's body. The request is well formed
       // but asks for more than one answer may carry, as a limit over 1000 would.
-      return MakeProblem(http::status::unprocessable_entity, "response-too-large",
-                         "The answer would be too large", e.detail);
+      return MakeProblem(http::status::unprocessable_entity, "response-too-large", "The answer would be too large",
+                         e.detail);
     case ErrorCode::kUnavailable: {
       Problem p = MakeProblem(http::status::service_unavailable, "unavailable",
                               "The server cannot take this request now", e.detail);
@@ -52,11 +49,9 @@ Problem ProblemFromError(const Error& e) {
 }
 
 Problem UnsupportedMediaTypeProblem(std::string_view sent, std::string_view expected) {
-  return MakeProblem(http::status::unsupported_media_type, "unsupported-media-type",
-                     "Unsupported media type",
+  return MakeProblem(http::status::unsupported_media_type, "unsupported-media-type", "Unsupported media type",
                      "the body must be sent with Content-Type: " + std::string(expected) + ", not " +
-                         (sent.empty() ? std::string("without a Content-Type")
-                                       : "\"" + std::string(sent) + "\""));
+                         (sent.empty() ? std::string("without a Content-Type") : "\"" + std::string(sent) + "\""));
 }
 
 Problem OriginNotAllowedProblem(std::string_view origin) {
@@ -69,8 +64,8 @@ Problem OriginNotAllowedProblem(std::string_view origin) {
 Problem MisdirectedHostProblem(std::string_view host) {
   return MakeProblem(http::status::misdirected_request, "misdirected-request", "Misdirected request",
                      "this server listens on a loopback address and answers only requests for "
-                     "localhost, 127.0.0.1 or [::1], not for Host \"" + std::string(host) +
-                         "\" (a name that points here may be a DNS rebinding attack)");
+                     "localhost, 127.0.0.1 or [::1], not for Host \"" +
+                         std::string(host) + "\" (a name that points here may be a DNS rebinding attack)");
 }
 
 Problem ProblemFromJobError(const JobError& e) {
@@ -81,8 +76,8 @@ Problem ProblemFromJobError(const JobError& e) {
   if (e.type == error_type::kTimeout) {
     return MakeProblem(http::status::gateway_timeout, "job-timeout", "The job timed out", detail);
   }
-  if (e.type == error_type::kCanceled || e.type == error_type::kShutdown ||
-      e.type == error_type::kClientDisconnected || e.type == error_type::kRunTimeout) {
+  if (e.type == error_type::kCanceled || e.type == error_type::kShutdown || e.type == error_type::kClientDisconnected ||
+      e.type == error_type::kRunTimeout) {
     return MakeProblem(http::status::conflict, "job-canceled", "The job was canceled", detail);
   }
   return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);
@@ -91,10 +86,8 @@ Problem ProblemFromJobError(const JobError& e) {
 // The detail may quote what the client sent (a job id from the path, a field name):
 // the writer keeps the body valid UTF-8 whatever those bytes were.
 std::string ProblemBody(const Problem& p) {
-  return WriteJson(boost::json::object{{"type", p.type},
-                                       {"title", p.title},
-                                       {"status", static_cast<int>(p.status)},
-                                       {"detail", p.detail}});
+  return WriteJson(boost::json::object{
+      {"type", p.type}, {"title", p.title}, {"status", static_cast<int>(p.status)}, {"detail", p.detail}});
 }
 
 }  // namespace offload

@@ -12,9 +12,9 @@ namespace offload {
 
 struct Problem {
   boost::beast::http::status status;
-  std::string type;   // "urn:offload:problem:NAME"; docs/api.md lists them.
-  std::string title;  // Short, the same for every problem of this type.
-  std::string detail; // What happened here and what to do.
+  std::string type;       // "urn:offload:problem:NAME"; docs/api.md lists them.
+  std::string title;      // Short, the same for every problem of this type.
+  std::string detail;     // What happened here and what to do.
   int retry_after_s = 0;  // Sent as Retry-After when > 0.
 };
 
@@ -22,8 +22,7 @@ Problem ProblemFromError(const Error& error);
 // The problem a failed job's /result answers with: 422 for input the task rejected,
 // 504 for a timeout, 500 for every other failure.
 Problem ProblemFromJobError(const JobError& error);
-Problem MakeProblem(boost::beast::http::status status, std::string name, std::string title,
-                    std::string detail);
+Problem MakeProblem(boost::beast::http::status status, std::string name, std::string title, std::string detail);
 
 // 415 for a request body whose Content-Type (`sent`, "" when there was none) is not
 // `expected`.

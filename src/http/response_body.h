@@ -14,7 +14,6 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/optional.hpp>
 #include <boost/system/error_code.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <string>

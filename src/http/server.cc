@@ -1,17 +1,16 @@
 #include "http/server.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
-
 #include <cerrno>
 #include <charconv>
-#include <algorithm>
 #include <optional>
 
 #include "http/api.h"
@@ -52,9 +51,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   void Respond(HttpResponse response) override {
     asio::dispatch(stream_.get_executor(),
-                   [self = shared_from_this(), res = std::move(response)]() mutable {
-                     self->Write(std::move(res));
-                   });
+                   [self = shared_from_this(), res = std::move(response)]() mutable { self->Write(std::move(res)); });
   }
 
   void OnClientGone(std::function<void()> fn) override {
@@ -62,9 +59,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     gone_fn_ = std::move(fn);
     watching_ = true;
     stream_.socket().async_wait(tcp::socket::wait_read,
-                                [self = shared_from_this()](const beast::error_code& ec) {
-                                  self->OnReadable(ec);
-                                });
+                                [self = shared_from_this()](const beast::error_code& ec) { self->OnReadable(ec); });
   }
 
  private:
@@ -90,9 +85,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     parser_->header_limit(kHeaderLimit);
     stream_.expires_after(options_.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              self->OnHeader(ec);
-                            });
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
   }
 
   // Refuses, before any body is read, what RFC 9112 says a server must not
@@ -108,7 +101,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       if (req.count(http::field::transfer_encoding) > 1 || !parser_->chunked()) {
         return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
                            "Transfer-Encoding must end with chunked (the only coding accepted), given "
-                           "once; got \"" + std::string(te->value()) + "\"");
+                           "once; got \"" +
+                               std::string(te->value()) + "\"");
       }
       if (req.find(http::field::content_length) != req.end()) {
         return MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
@@ -119,8 +113,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       if (!beast::iequals(beast::string_view(te->value()), "chunked")) {
         return MakeProblem(http::status::not_implemented, "transfer-coding-not-implemented",
                            "Transfer coding not implemented",
-                           "the only transfer coding accepted is chunked; got \"" + std::string(te->value()) +
-                               "\"");
+                           "the only transfer coding accepted is chunked; got \"" + std::string(te->value()) + "\"");
       }
     }
     const std::size_t hosts = req.count(http::field::host);
@@ -159,36 +152,31 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // large body sent steadily is read whole and a stalled one is dropped.
   void ReadBody() {
     stream_.expires_after(options_.header_timeout);
-    http::async_read_some(stream_, buffer_, *parser_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                            if (ec) return self->OnReadError(ec);
-                            if (self->parser_->is_done()) return self->Dispatch();
-                            self->ReadBody();
-                          });
+    http::async_read_some(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->OnReadError(ec);
+      if (self->parser_->is_done()) return self->Dispatch();
+      self->ReadBody();
+    });
   }
 
   void OnReadError(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       return SendProblemAndClose(ProblemFromError(MakeError(
-          ErrorCode::kTooLarge, "the body is larger than max_body (" + std::to_string(options_.max_body) +
-                                    " bytes)")));
+          ErrorCode::kTooLarge, "the body is larger than max_body (" + std::to_string(options_.max_body) + " bytes)")));
     }
     if (ec == http::error::header_limit) {
       return SendProblemAndClose(MakeProblem(
-          http::status::request_header_fields_too_large, "header-too-large",
-          "Request Header Fields Too Large",
+          http::status::request_header_fields_too_large, "header-too-large", "Request Header Fields Too Large",
           "the request line and header fields are larger than " + std::to_string(kHeaderLimit / 1024) +
               " KiB; send large values in the body"));
     }
-    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-        ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
-        ec == asio::error::eof) {
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted || ec == asio::error::eof) {
       return Close();
     }
     if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
-      return SendProblemAndClose(
-          MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
-                      "the request is not valid HTTP/1.1: " + ec.message()));
+      return SendProblemAndClose(MakeProblem(http::status::bad_request, "malformed-request", "Malformed request",
+                                             "the request is not valid HTTP/1.1: " + ec.message()));
     }
     Close();
   }
@@ -239,12 +227,11 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // write_timeout, so only a client that stopped reading is dropped.
   void WriteSome() {
     stream_.expires_after(options_.write_timeout);
-    http::async_write_some(stream_, *serializer_,
-                           [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                             if (ec) return self->OnWrite(ec);
-                             if (!self->serializer_->is_done()) return self->WriteSome();
-                             self->OnWrite({});
-                           });
+    http::async_write_some(stream_, *serializer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->OnWrite(ec);
+      if (!self->serializer_->is_done()) return self->WriteSome();
+      self->OnWrite({});
+    });
   }
 
   void OnWrite(beast::error_code ec) {
@@ -352,16 +339,16 @@ HttpServer::HttpServer(Api* api, HttpServerOptions options) : api_(api), options
   for (unsigned i = 0; i < options_.threads; ++i) {
     contexts_.push_back(std::make_unique<asio::io_context>(1));
   }
-  Problem p = MakeProblem(http::status::service_unavailable, "too-many-connections",
-                          "Too many connections",
+  Problem p = MakeProblem(http::status::service_unavailable, "too-many-connections", "Too many connections",
                           "the server has max_connections (" + std::to_string(options_.max_connections) +
                               ") connections open; retry later or reuse a keep-alive connection");
   p.retry_after_s = 1;
   const std::string body = ProblemBody(p);
-  refusal_ = "HTTP/1.1 503 Service Unavailable\r\nServer: offload\r\n"
-             "Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\n"
-             "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
-             std::to_string(body.size()) + "\r\n\r\n" + body;
+  refusal_ =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: offload\r\n"
+      "Content-Type: application/problem+json\r\nX-Content-Type-Options: nosniff\r\n"
+      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 HttpServer::~HttpServer() = default;

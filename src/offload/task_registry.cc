@@ -10,9 +10,7 @@ TaskRegistry TaskRegistry::WithBuiltins() {
   return r;
 }
 
-void TaskRegistry::Register(std::string name, TaskDefinition def) {
-  defs_[std::move(name)] = std::move(def);
-}
+void TaskRegistry::Register(std::string name, TaskDefinition def) { defs_[std::move(name)] = std::move(def); }
 
 const TaskDefinition* TaskRegistry::Find(const std::string& name) const {
   auto it = defs_.find(name);

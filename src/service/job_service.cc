@@ -1,11 +1,10 @@
 #include "service/job_service.h"
 
-#include <boost/json/serialize.hpp>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
-#include <malloc.h>
-
 #include <algorithm>
+#include <boost/json/serialize.hpp>
 #include <chrono>
 #include <random>
 
@@ -44,7 +43,7 @@ struct JobService::ActiveJob {
   // Its place among the jobs of its priority: its seq, or, for a map taking turns,
   // a fresh one after each chunk.
   std::uint64_t sched_seq = 0;
-  std::unique_ptr<MapRun> map;  // Set for the parent of a map.
+  std::unique_ptr<MapRun> map;                              // Set for the parent of a map.
   std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
 };
 
@@ -131,13 +130,12 @@ Millis FinalWriteDelay(int failures) {
 JobError CancelError(CancelCause cause, const std::string& task, Millis run_timeout) {
   switch (cause) {
     case CancelCause::kClientGone:
-      return JobError{error_type::kClientDisconnected, "the client of POST /v1/tasks/" + task +
-                                                           "/run closed its connection before the job finished"};
+      return JobError{error_type::kClientDisconnected,
+                      "the client of POST /v1/tasks/" + task + "/run closed its connection before the job finished"};
     case CancelCause::kRunTimeout:
       return JobError{error_type::kRunTimeout, "the job did not finish within run_timeout (" +
-                                                   std::to_string(run_timeout.count()) +
-                                                   " ms) of POST /v1/tasks/" + task +
-                                                   "/run; submit long jobs with POST /v1/jobs"};
+                                                   std::to_string(run_timeout.count()) + " ms) of POST /v1/tasks/" +
+                                                   task + "/run; submit long jobs with POST /v1/jobs"};
     case CancelCause::kShutdown:
       return JobError{error_type::kShutdown,
                       "the server shut down before the job of POST /v1/tasks/" + task + "/run finished"};
@@ -169,10 +167,8 @@ JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store,
       scheduler_(Capacities(config)),
       idempotency_(config.idempotency_ttl.count()) {}
 
-ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config,
-                                                        TaskExecutors executors,
-                                                        std::unique_ptr<Store> store,
-                                                        const WallClock& clock) {
+ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config, TaskExecutors executors,
+                                                        std::unique_ptr<Store> store, const WallClock& clock) {
   auto valid = ValidateConfig(config);
   if (!valid) return valid.error();
   std::unique_ptr<JobService> service(new JobService(config, std::move(store), clock));
@@ -258,9 +254,10 @@ Status JobService::Recover() {
     DispatchLocked(&launches);
   }
   if (!unfinished->empty()) {
-    spdlog::info("recovery: {} unfinished jobs found; {} re-queued after an interrupted run, {} failed as "
-                 "interrupted",
-                 unfinished->size(), requeued, interrupted);
+    spdlog::info(
+        "recovery: {} unfinished jobs found; {} re-queued after an interrupted run, {} failed as "
+        "interrupted",
+        unfinished->size(), requeued, interrupted);
   }
   Launch(std::move(launches));
   return {};
@@ -285,9 +282,10 @@ JobService::~JobService() {
     store_error = store_error_;
   }
   if (unstored > 0) {
-    spdlog::error("store: the final state of {} finished jobs could not be recorded ({}); at the next start "
-                  "they count as interrupted",
-                  unstored, store_error);
+    spdlog::error(
+        "store: the final state of {} finished jobs could not be recorded ({}); at the next start "
+        "they count as interrupted",
+        unstored, store_error);
   }
   timers_->Stop();
   // What the timer thread queued last is applied while the queue is still whole: its
@@ -340,23 +338,25 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
     const IdempotencyCache::Entry* seen =
         rec.idempotency_key.empty() ? nullptr : idempotency_.Find(rec.task, rec.idempotency_key, now);
     if (seen && seen->request_hash != rec.request_hash) {
-      refused = MakeError(ErrorCode::kInvalidArgument,
-                          "Idempotency-Key \"" + rec.idempotency_key + "\" was used for job " + seen->job_id +
-                              " with a different request; use a new key for a new job");
+      refused = MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key \"" + rec.idempotency_key +
+                                                           "\" was used for job " + seen->job_id +
+                                                           " with a different request; use a new key for a new job");
     } else if (seen && !seen->stored) {
-      refused = MakeError(ErrorCode::kConflict, "the first request with Idempotency-Key \"" +
-                                                    rec.idempotency_key + "\" is still being stored; retry");
+      refused = MakeError(ErrorCode::kConflict, "the first request with Idempotency-Key \"" + rec.idempotency_key +
+                                                    "\" is still being stored; retry");
     } else if (seen) {
       auto active = active_.find(seen->job_id);
-      if (active != active_.end()) replay = SnapshotLocked(*active->second);
-      else replay_id = seen->job_id;
+      if (active != active_.end())
+        replay = SnapshotLocked(*active->second);
+      else
+        replay_id = seen->job_id;
     } else if (draining_) {
       refused = MakeError(ErrorCode::kUnavailable, "the server is shutting down; retry elsewhere");
     } else if (scheduler_.queued(task->queue) + task->pending_inserts >=
                static_cast<std::size_t>(task->config.max_queued)) {
-      refused = MakeError(ErrorCode::kQueueFull, "task \"" + rec.task + "\" already has " +
-                                                     std::to_string(task->config.max_queued) +
-                                                     " queued jobs (max_queued)");
+      refused =
+          MakeError(ErrorCode::kQueueFull, "task \"" + rec.task + "\" already has " +
+                                               std::to_string(task->config.max_queued) + " queued jobs (max_queued)");
     } else {
       rec.id = NewJobId();
       rec.seq = ++next_seq_;
@@ -368,10 +368,9 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       // The callback owns the job until it is durable; it is never dropped: the
       // queue calls every callback, with an error if the write failed.
       ActiveJob* raw = job.release();
-      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record},
-                          [this, raw, done](Status stored) {
-                            OnInserted(std::unique_ptr<ActiveJob>(raw), std::move(stored), done);
-                          });
+      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record}, [this, raw, done](Status stored) {
+        OnInserted(std::unique_ptr<ActiveJob>(raw), std::move(stored), done);
+      });
     }
   }
   if (refused) return done(std::move(*refused));
@@ -483,8 +482,8 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
     }
   }
   if (finished_as) {
-    return done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
-                                                    std::string(JobStatusName(*finished_as))));
+    return done(MakeError(ErrorCode::kConflict,
+                          "job " + id + " already finished as " + std::string(JobStatusName(*finished_as))));
   }
   if (snap) {
     Launch(std::move(launches));
@@ -493,8 +492,8 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
   StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
-    done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
-                                             std::string(JobStatusName((*stored)->status))));
+    done(MakeError(ErrorCode::kConflict,
+                   "job " + id + " already finished as " + std::string(JobStatusName((*stored)->status))));
   });
 }
 
@@ -566,8 +565,8 @@ std::vector<TaskInfo> JobService::Tasks() const {
   {
     MutexLock lock(&mu_);
     for (const auto& [name, rt] : tasks_) {
-      out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type,
-                             rt->config.max_queued, scheduler_.queued(rt->queue), rt->config.timeout});
+      out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type, rt->config.max_queued,
+                             scheduler_.queued(rt->queue), rt->config.timeout});
     }
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -687,8 +686,10 @@ void JobService::DispatchLocked(Launches* out) {
   scheduler_.Dispatch([&](int, ActiveJob* job) {
     mu_.AssertHeld();  // Dispatch calls back before it returns, under the same lock.
     job->in_scheduler = false;
-    if (job->map) StartChunkLocked(job, out);
-    else StartLocked(job, out);
+    if (job->map)
+      StartChunkLocked(job, out);
+    else
+      StartLocked(job, out);
   });
 }
 
@@ -775,16 +776,15 @@ void JobService::Launch(Launches launches) {
                                 chunk->priority, c.attempts.empty() ? 1 : c.attempts[i], chunk->context});
     }
     chunk->dispatched = std::chrono::steady_clock::now();
-    chunk->executor->StartBatch(std::move(execs), chunk->stop_on_failure,
-                                [this, chunk](std::vector<std::optional<Result>> outcomes) {
-                                  OnChunkDone(chunk, std::move(outcomes));
-                                });
+    chunk->executor->StartBatch(
+        std::move(execs), chunk->stop_on_failure,
+        [this, chunk](std::vector<std::optional<Result>> outcomes) { OnChunkDone(chunk, std::move(outcomes)); });
   }
 }
 
 void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes) {
-  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                                            chunk->dispatched);
+  const auto elapsed =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - chunk->dispatched);
   // The element results are encoded before the lock is taken.
   ChunkOutcome outcome = ChunkOutcome::From(std::move(outcomes), elapsed, chunk->context->stop_reason());
   Launches launches;
@@ -875,11 +875,11 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
       rec.result = outcome.output();
       MoveLocked(job, JobStatus::kSucceeded);
     } else {
-      JobError failure = stop == StopReason::kTimeout
-                             ? JobError{error_type::kTimeout, "the job ran longer than its timeout of " +
-                                                                  std::to_string(EffectiveTimeout(*job).count()) +
-                                                                  " ms"}
-                             : outcome.error();
+      JobError failure =
+          stop == StopReason::kTimeout
+              ? JobError{error_type::kTimeout, "the job ran longer than its timeout of " +
+                                                   std::to_string(EffectiveTimeout(*job).count()) + " ms"}
+              : outcome.error();
       if (progress >= 0) rec.progress = progress;
       if (Retryable(failure) && !draining_ && rec.attempts <= job->task->config.retries) {
         MoveLocked(job, JobStatus::kQueued, std::move(failure));
@@ -945,9 +945,10 @@ void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
     timers_->Schedule(FinalWriteDelay(job->final_write_failures), [this, id] { OnFinalWriteRetryDue(id); });
   }
   if (first_refusal) {
-    spdlog::error("store: cannot record the end of job {}: {}; finished jobs stay in memory and are written "
-                  "again until the store takes them, and no new job starts meanwhile",
-                  id, error.detail);
+    spdlog::error(
+        "store: cannot record the end of job {}: {}; finished jobs stay in memory and are written "
+        "again until the store takes them, and no new job starts meanwhile",
+        id, error.detail);
   }
 }
 
@@ -1031,8 +1032,10 @@ void JobService::RemoveExpired() {
     idempotency_.RemoveExpired(now);
   }
   auto removed = store_->RemoveFinishedBefore(now - config_.retention.count());
-  if (!removed) spdlog::error("store: retention failed: {}", removed.error().detail);
-  else if (*removed > 0) spdlog::debug("retention: removed {} finished jobs", *removed);
+  if (!removed)
+    spdlog::error("store: retention failed: {}", removed.error().detail);
+  else if (*removed > 0)
+    spdlog::debug("retention: removed {} finished jobs", *removed);
 }
 
 }  // namespace offload

@@ -242,7 +242,7 @@ class JobService {
   std::uint64_t next_ticket_ GUARDED_BY(mu_) = 0;
   std::size_t running_ GUARDED_BY(mu_) = 0;  // Executions (or chunks) in flight.
   bool draining_ GUARDED_BY(mu_) = false;
-  bool stopping_ GUARDED_BY(mu_) = false;  // The destructor has begun.
+  bool stopping_ GUARDED_BY(mu_) = false;            // The destructor has begun.
   std::size_t unstored_finals_ GUARDED_BY(mu_) = 0;  // See StoreHealth.
   std::string store_error_ GUARDED_BY(mu_);
 };

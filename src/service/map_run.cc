@@ -61,8 +61,8 @@ MapRun::Chunk MapRun::TakeChunk() {
   return chunk;
 }
 
-MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chrono::milliseconds timeout,
-                            int retries, bool may_retry) {
+MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chrono::milliseconds timeout, int retries,
+                            bool may_retry) {
   Folded folded;
   running_ -= chunk.indices.size();
   if (outcome.ran > 0) {

@@ -77,8 +77,7 @@ class MapRun {
   // Takes in the outcome of `chunk`. `timeout` is the elements' timeout (for the
   // message of one that ran past it); `retries` the task's; `may_retry` false once
   // the server drains.
-  Folded Fold(const Chunk& chunk, ChunkOutcome outcome, std::chrono::milliseconds timeout, int retries,
-              bool may_retry);
+  Folded Fold(const Chunk& chunk, ChunkOutcome outcome, std::chrono::milliseconds timeout, int retries, bool may_retry);
 
   // Element `index` is back from its back-off. Ignored once stopping.
   void Retry(std::size_t index);

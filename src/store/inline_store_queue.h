@@ -47,7 +47,7 @@ class InlineStoreQueue final : public StoreQueue {
   Store* const store_;
 
   Mutex mu_;
-  CondVar finished_cv_;  // finished_ advanced.
+  CondVar finished_cv_;                          // finished_ advanced.
   std::vector<StoreOp> one_op_ GUARDED_BY(mu_);  // Reused for each write's Apply.
   // Callbacks not yet taken by a RunCallbacks, in write order. Writes without a callback
   // have no entry.

@@ -28,12 +28,12 @@ struct JobRecord {
   std::string task;
   JobStatus status = JobStatus::kQueued;
   int priority = 0;
-  std::uint64_t seq = 0;  // Submission order; unique, increasing. Listing and FIFO use it.
-  int attempts = 0;       // Executions started so far.
+  std::uint64_t seq = 0;                            // Submission order; unique, increasing. Listing and FIFO use it.
+  int attempts = 0;                                 // Executions started so far.
   std::shared_ptr<const boost::json::value> input;  // Shared: never copied per read.
   UnixMillis created_at = 0;
-  UnixMillis started_at = 0;   // 0: not started.
-  UnixMillis finished_at = 0;  // 0: not finished.
+  UnixMillis started_at = 0;             // 0: not started.
+  UnixMillis finished_at = 0;            // 0: not finished.
   std::shared_ptr<const Output> result;  // Set when succeeded.
   std::optional<JobError> error;         // Set when failed or canceled.
   std::optional<double> progress;        // Last progress the handler reported.

@@ -105,8 +105,7 @@ ErrorOr<std::vector<IdempotencyEntry>> MemoryStore::LoadIdempotencyKeys(UnixMill
   std::vector<IdempotencyEntry> out;
   for (const auto& [seq, job] : by_seq_) {
     if (!job.idempotency_key.empty() && job.created_at >= since) {
-      out.push_back(IdempotencyEntry{job.task, job.idempotency_key, job.id, job.request_hash,
-                                     job.created_at});
+      out.push_back(IdempotencyEntry{job.task, job.idempotency_key, job.id, job.request_hash, job.created_at});
     }
   }
   return out;

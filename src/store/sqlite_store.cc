@@ -1,6 +1,7 @@
 #include "store/sqlite_store.h"
 
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -11,7 +12,6 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
-#include <spdlog/spdlog.h>
 
 #include "util/json_reader.h"
 #include "util/json_writer.h"
@@ -222,8 +222,7 @@ namespace {
 JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullptr, ResultCache* cache = nullptr) {
   auto text = [&](int col) -> std::string_view {
     const unsigned char* p = sqlite3_column_text(st, col);
-    return p ? std::string_view(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, col))
-             : std::string_view();
+    return p ? std::string_view(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, col)) : std::string_view();
   };
   JobRecord r;
   r.seq = static_cast<std::uint64_t>(sqlite3_column_int64(st, 0));
@@ -236,8 +235,7 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
   // row an older offload wrote with a non-finite number ("Infinity") cannot be read.
   ErrorOr<json::value> input = ParseJson(text(6));
   if (!input) {
-    spdlog::warn("job {}: its stored input is not readable ({}); it reads as null", r.id,
-                 input.error().detail);
+    spdlog::warn("job {}: its stored input is not readable ({}); it reads as null", r.id, input.error().detail);
   }
   r.input = std::make_shared<const json::value>(input ? std::move(*input) : json::value(nullptr));
   r.created_at = sqlite3_column_int64(st, 7);
@@ -258,8 +256,7 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
     if (out->is_json()) {
       ErrorOr<json::value> result = ParseJson(bytes);
       if (!result) {
-        spdlog::warn("job {}: its stored result is not readable ({}); it reads as null", r.id,
-                     result.error().detail);
+        spdlog::warn("job {}: its stored result is not readable ({}); it reads as null", r.id, result.error().detail);
       }
       out->json = result ? std::move(*result) : json::value(nullptr);
     } else {
@@ -279,8 +276,7 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
 }
 
 // Binds the mutable columns shared by INSERT and UPDATE, starting at index `i`.
-void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_text,
-               std::string* history_text) {
+void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_text, std::string* history_text) {
   sqlite3_bind_int(st, i, static_cast<int>(r.status));
   sqlite3_bind_int(st, i + 1, r.attempts);
   sqlite3_bind_int64(st, i + 2, r.started_at);
@@ -300,17 +296,20 @@ void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_
   }
   if (r.error) {
     sqlite3_bind_text(st, i + 6, r.error->type.data(), static_cast<int>(r.error->type.size()), SQLITE_STATIC);
-    sqlite3_bind_text(st, i + 7, r.error->message.data(), static_cast<int>(r.error->message.size()),
-                      SQLITE_STATIC);
+    sqlite3_bind_text(st, i + 7, r.error->message.data(), static_cast<int>(r.error->message.size()), SQLITE_STATIC);
   } else {
     sqlite3_bind_null(st, i + 6);
     sqlite3_bind_null(st, i + 7);
   }
-  if (r.progress) sqlite3_bind_double(st, i + 8, *r.progress);
-  else sqlite3_bind_null(st, i + 8);
+  if (r.progress)
+    sqlite3_bind_double(st, i + 8, *r.progress);
+  else
+    sqlite3_bind_null(st, i + 8);
   *history_text = HistoryToText(r.error_history);
-  if (history_text->empty()) sqlite3_bind_null(st, i + 9);
-  else sqlite3_bind_text(st, i + 9, history_text->data(), static_cast<int>(history_text->size()), SQLITE_STATIC);
+  if (history_text->empty())
+    sqlite3_bind_null(st, i + 9);
+  else
+    sqlite3_bind_text(st, i + 9, history_text->data(), static_cast<int>(history_text->size()), SQLITE_STATIC);
 }
 
 }  // namespace
@@ -346,8 +345,9 @@ ErrorOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& opt
   struct stat st {};
   if (::stat(options.path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
     return MakeError(ErrorCode::kUnavailable,
-                     options.path + " is an empty file (0 bytes), not an offload database (a truncated copy?); "
-                                    "restore the database, or remove the file to start an empty store");
+                     options.path +
+                         " is an empty file (0 bytes), not an offload database (a truncated copy?); "
+                         "restore the database, or remove the file to start an empty store");
   }
   auto writer = store->Connect(/*migrate=*/true);
   if (!writer) return writer.error();
@@ -364,7 +364,8 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
   sqlite3_busy_timeout(raw, 5000);
   sqlite3_extended_result_codes(raw, 1);
   std::string pragmas = std::string("PRAGMA journal_mode=WAL; PRAGMA synchronous=") +
-                        (options_.synchronous_full ? "FULL" : "NORMAL") + "; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=16777216;";
+                        (options_.synchronous_full ? "FULL" : "NORMAL") +
+                        "; PRAGMA temp_store=MEMORY; PRAGMA journal_size_limit=16777216;";
   if (!migrate) pragmas = "PRAGMA query_only=1;";
   if ((rc = conn->Exec(pragmas.c_str())) != SQLITE_OK) {
     return SqliteError(raw, rc, options_.path + " is not a usable SQLite database");
@@ -372,7 +373,8 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
   if (!migrate) return conn;
   if (options_.max_bytes > 0) {
     // Page size is 4096 unless the file says otherwise; the cap is approximate.
-    const std::string cap = "PRAGMA max_page_count=" + std::to_string(std::max<std::int64_t>(options_.max_bytes / 4096, 16));
+    const std::string cap =
+        "PRAGMA max_page_count=" + std::to_string(std::max<std::int64_t>(options_.max_bytes / 4096, 16));
     if ((rc = conn->Exec(cap.c_str())) != SQLITE_OK) return SqliteError(raw, rc, "cannot set max_page_count");
   }
 
@@ -384,8 +386,7 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
   sqlite3_reset(st);
   if (version > kSchemaVersion) {
     return MakeError(ErrorCode::kUnavailable, options_.path + " has schema version " + std::to_string(version) +
-                                                  ", newer than this offload (" +
-                                                  std::to_string(kSchemaVersion) + ")");
+                                                  ", newer than this offload (" + std::to_string(kSchemaVersion) + ")");
   }
   // Migrations run in order, each in the transaction that bumps user_version, so a
   // crash mid-way leaves the file at the last version it fully reached.
@@ -439,8 +440,9 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     const JobRecord& r = op.job;
     sqlite3_stmt* st;
     if (op.kind == StoreOp::Kind::kInsert) {
-      st = c.Prepare(std::string("INSERT INTO jobs (") + kColumns +
-                     ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20)");
+      st = c.Prepare(
+          std::string("INSERT INTO jobs (") + kColumns +
+          ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -450,8 +452,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       sqlite3_bind_text(st, 5, input.data(), static_cast<int>(input.size()), SQLITE_TRANSIENT);
       BindState(st, 6, r, &result_text, &history_text);
       if (!r.idempotency_key.empty()) {
-        sqlite3_bind_text(st, 16, r.idempotency_key.data(), static_cast<int>(r.idempotency_key.size()),
-                          SQLITE_STATIC);
+        sqlite3_bind_text(st, 16, r.idempotency_key.data(), static_cast<int>(r.idempotency_key.size()), SQLITE_STATIC);
       }
       sqlite3_bind_int64(st, 17, r.created_at);
       sqlite3_bind_int64(st, 18, static_cast<sqlite3_int64>(r.request_hash));
@@ -507,8 +508,10 @@ ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {
   sqlite3_bind_text(st, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
   int rc = sqlite3_step(st);
   std::optional<JobRecord> out;
-  if (rc == SQLITE_ROW) out = ReadRow(st, std::move(shared), &results_);
-  else if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot read job " + id);
+  if (rc == SQLITE_ROW)
+    out = ReadRow(st, std::move(shared), &results_);
+  else if (rc != SQLITE_DONE)
+    return SqliteError(lease.get()->db(), rc, "cannot read job " + id);
   sqlite3_reset(st);
   return out;
 }
@@ -522,9 +525,9 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
   sql += " ORDER BY seq DESC LIMIT ?4";
   sqlite3_stmt* st = lease.get()->Prepare(sql);
   if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot list");
-  sqlite3_bind_int64(st, 1, q.before_seq > static_cast<std::uint64_t>(INT64_MAX)
-                                ? INT64_MAX
-                                : static_cast<sqlite3_int64>(q.before_seq));
+  sqlite3_bind_int64(
+      st, 1,
+      q.before_seq > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<sqlite3_int64>(q.before_seq));
   if (q.status) sqlite3_bind_int(st, 2, static_cast<int>(*q.status));
   if (q.task) sqlite3_bind_text(st, 3, q.task->data(), static_cast<int>(q.task->size()), SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(q.limit + 1));
@@ -579,8 +582,8 @@ ErrorOr<std::size_t> SqliteStore::RemoveFinishedBefore(UnixMillis cutoff) {
 ErrorOr<std::vector<JobRecord>> SqliteStore::LoadUnfinished() {
   ReadLease lease = AcquireReader();
   if (!lease.get()) return lease.error();
-  sqlite3_stmt* st = lease.get()->Prepare(std::string("SELECT ") + kColumns +
-                                          " FROM jobs WHERE status IN (0, 1) ORDER BY seq");
+  sqlite3_stmt* st =
+      lease.get()->Prepare(std::string("SELECT ") + kColumns + " FROM jobs WHERE status IN (0, 1) ORDER BY seq");
   if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
   std::vector<JobRecord> out;
   int rc;

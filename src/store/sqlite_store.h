@@ -21,7 +21,7 @@ struct sqlite3;
 namespace offload {
 
 struct SqliteOptions {
-  std::string path;          // The database file; its folder is created if missing.
+  std::string path;  // The database file; its folder is created if missing.
   bool synchronous_full = true;
   // Caps the database file (SQLite's max_page_count); 0: no cap. A write past it
   // fails like a full disk: the submit gets 503 and nothing is lost.

@@ -9,8 +9,8 @@ ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   const std::string& spec = options.spec;
   if (spec == "memory") return std::unique_ptr<Store>(std::make_unique<MemoryStore>());
   if (spec.rfind("sqlite:", 0) == 0 && spec.size() > 7) {
-    auto store = SqliteStore::Open(
-        SqliteOptions{spec.substr(7), options.sqlite_synchronous_full, options.sqlite_max_bytes});
+    auto store =
+        SqliteStore::Open(SqliteOptions{spec.substr(7), options.sqlite_synchronous_full, options.sqlite_max_bytes});
     if (!store) return store.error();
     return std::unique_ptr<Store>(std::move(*store));
   }

@@ -67,12 +67,8 @@ class Store {
   // with kConflict, an update of a missing one with kNotFound; a disk that cannot
   // take the write fails with kUnavailable.
   [[nodiscard]] virtual Status Apply(const std::vector<StoreOp>& ops) = 0;
-  [[nodiscard]] Status Insert(const JobRecord& job) {
-    return Apply({StoreOp{StoreOp::Kind::kInsert, job}});
-  }
-  [[nodiscard]] Status Update(const JobRecord& job) {
-    return Apply({StoreOp{StoreOp::Kind::kUpdate, job}});
-  }
+  [[nodiscard]] Status Insert(const JobRecord& job) { return Apply({StoreOp{StoreOp::Kind::kInsert, job}}); }
+  [[nodiscard]] Status Update(const JobRecord& job) { return Apply({StoreOp{StoreOp::Kind::kUpdate, job}}); }
   [[nodiscard]] virtual ErrorOr<std::optional<JobRecord>> Get(const std::string& id) = 0;
   [[nodiscard]] virtual ErrorOr<JobPage> List(const JobQuery& query) = 0;
   // Deletes finished jobs whose finished_at is before `cutoff`; returns how many.
@@ -101,8 +97,6 @@ struct StoreOptions {
   std::int64_t sqlite_max_bytes = 0;
 };
 ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
-inline ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec) {
-  return OpenStore(StoreOptions{spec});
-}
+inline ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec) { return OpenStore(StoreOptions{spec}); }
 
 }  // namespace offload

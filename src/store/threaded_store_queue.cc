@@ -20,7 +20,7 @@ ThreadedStoreQueue::~ThreadedStoreQueue() {
     stopping_ = true;
   }
   work_cv_.SignalAll();
-  writer_.join();  // It stops once the queue is empty.
+  writer_.join();    // It stops once the queue is empty.
   readers_.reset();  // Runs the reads queued, then joins.
 }
 
@@ -79,8 +79,10 @@ void ThreadedStoreQueue::ApplyBatch(std::vector<Pending>* batch) {
     op_of[i] = it->second;
   }
   auto finish = [&ops](Pending& p, std::size_t op, const Status& r) {
-    if (p.done) p.done(r);
-    else if (!r) spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
+    if (p.done)
+      p.done(r);
+    else if (!r)
+      spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
   };
   Status result = store_->Apply(ops);
   if (result || ops.size() == 1) {

@@ -76,8 +76,7 @@ Result Mandelbrot(const Job& job, Context& ctx) {
 
 }  // namespace
 
-std::optional<std::string> ReadIntField(const json::value& input, const char* field,
-                                        std::int64_t min, std::int64_t max,
+std::optional<std::string> ReadIntField(const json::value& input, const char* field, std::int64_t min, std::int64_t max,
                                         std::optional<std::int64_t> fallback, std::int64_t* out) {
   const json::object* obj = input.if_object();
   if (!obj) return std::string("input must be a JSON object");
@@ -90,22 +89,23 @@ std::optional<std::string> ReadIntField(const json::value& input, const char* fi
     return std::string("input.") + field + " is required";
   }
   std::int64_t n;
-  if (v->is_int64()) n = v->get_int64();
+  if (v->is_int64())
+    n = v->get_int64();
   else if (v->is_uint64() && v->get_uint64() <= static_cast<std::uint64_t>(INT64_MAX))
     n = static_cast<std::int64_t>(v->get_uint64());
-  else if (v->is_uint64()) n = INT64_MAX;
-  else return std::string("input.") + field + " must be an integer";
+  else if (v->is_uint64())
+    n = INT64_MAX;
+  else
+    return std::string("input.") + field + " must be an integer";
   if (n < min || n > max) {
-    return std::string("input.") + field + " must be between " + std::to_string(min) + " and " +
-           std::to_string(max);
+    return std::string("input.") + field + " must be between " + std::to_string(min) + " and " + std::to_string(max);
   }
   *out = n;
   return std::nullopt;
 }
 
 void RegisterBuiltinTasks(TaskRegistry* registry) {
-  registry->Register("noop", {[](const Job&, Context&) { return Result::Json(nullptr); }, {},
-                              "application/json"});
+  registry->Register("noop", {[](const Job&, Context&) { return Result::Json(nullptr); }, {}, "application/json"});
   registry->Register("sleep", {Sleep, ValidateMs, "application/json"});
   registry->Register("cpu", {Cpu, ValidateMs, "application/json"});
   registry->Register("mandelbrot", {Mandelbrot, ValidateMandelbrot, "image/png"});

@@ -17,8 +17,7 @@ void RegisterBuiltinTasks(TaskRegistry* registry);
 
 // Reads input[field] as an integer in [min, max], or `fallback` when absent and a
 // fallback is given. Returns a detail naming the field when it is wrong.
-std::optional<std::string> ReadIntField(const boost::json::value& input, const char* field,
-                                        std::int64_t min, std::int64_t max,
-                                        std::optional<std::int64_t> fallback, std::int64_t* out);
+std::optional<std::string> ReadIntField(const boost::json::value& input, const char* field, std::int64_t min,
+                                        std::int64_t max, std::optional<std::int64_t> fallback, std::int64_t* out);
 
 }  // namespace offload

@@ -30,8 +30,7 @@ void Colour(int iter, int max_iter, png_bytep px) {
 
 }  // namespace
 
-std::optional<std::string> ReadMandelbrotParams(const boost::json::value& input,
-                                                MandelbrotParams* out) {
+std::optional<std::string> ReadMandelbrotParams(const boost::json::value& input, MandelbrotParams* out) {
   if (input.is_null()) return std::nullopt;  // All defaults.
   if (auto e = ReadIntField(input, "width", 1, kMaxImageSide, out->width, &out->width)) return e;
   if (auto e = ReadIntField(input, "height", 1, kMaxImageSide, out->height, &out->height)) return e;
@@ -57,8 +56,8 @@ bool RenderMandelbrotPng(const MandelbrotParams& p, Context& ctx, std::string* p
     return false;
   }
   png_set_write_fn(png, png_out, AppendToString, NoFlush);
-  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+               PNG_FILTER_TYPE_DEFAULT);
   png_set_compression_level(png, 3);
   png_write_info(png, info);
 

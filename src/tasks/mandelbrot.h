@@ -17,8 +17,7 @@ struct MandelbrotParams {
 
 // Fills `out` from input {"width", "height", "max_iter"} (each optional). Returns a
 // detail naming the field when one is out of range.
-std::optional<std::string> ReadMandelbrotParams(const boost::json::value& input,
-                                                MandelbrotParams* out);
+std::optional<std::string> ReadMandelbrotParams(const boost::json::value& input, MandelbrotParams* out);
 
 // Renders and PNG-encodes. Checks ctx.canceled() every row and reports progress.
 // Returns false when canceled or when libpng fails.

@@ -2,7 +2,6 @@
 
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
-
 #include <cctype>
 #include <charconv>
 #include <cmath>
@@ -104,8 +103,10 @@ class Handler {
     }
     const bool integer_literal = text.find_first_of(".eE") == std::string_view::npos;
     if (integer_literal) {
-      return Refuse(text, "is outside the 64-bit integer range (-9223372036854775808 to "
-                          "18446744073709551615); send a larger integer as a string", ec);
+      return Refuse(text,
+                    "is outside the 64-bit integer range (-9223372036854775808 to "
+                    "18446744073709551615); send a larger integer as a string",
+                    ec);
     }
     double value = 0;
     const auto [end, err] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -168,10 +169,10 @@ class Handler {
   bool Refuse(std::string_view text, std::string_view why, json::error_code& ec) {
     std::string place = Place();
     if (!place.empty()) place += ": ";
-    range_error_ = place + "the number " +
-                   (text.size() > kMaxQuotedNumber ? std::string(text.substr(0, kMaxQuotedNumber)) + "…"
-                                                   : std::string(text)) +
-                   " " + std::string(why);
+    range_error_ =
+        place + "the number " +
+        (text.size() > kMaxQuotedNumber ? std::string(text.substr(0, kMaxQuotedNumber)) + "…" : std::string(text)) +
+        " " + std::string(why);
     ec = json::error::exception;  // Any error stops the parser; range_error_ says which.
     return false;
   }

@@ -72,13 +72,27 @@ class Sink {
 
 void PutEscape(Sink& out, unsigned char c) {
   switch (c) {
-    case '"': out.Put("\\\""); return;
-    case '\\': out.Put("\\\\"); return;
-    case '\b': out.Put("\\b"); return;
-    case '\f': out.Put("\\f"); return;
-    case '\n': out.Put("\\n"); return;
-    case '\r': out.Put("\\r"); return;
-    case '\t': out.Put("\\t"); return;
+    case '"':
+      out.Put("\\\"");
+      return;
+    case '\\':
+      out.Put("\\\\");
+      return;
+    case '\b':
+      out.Put("\\b");
+      return;
+    case '\f':
+      out.Put("\\f");
+      return;
+    case '\n':
+      out.Put("\\n");
+      return;
+    case '\r':
+      out.Put("\\r");
+      return;
+    case '\t':
+      out.Put("\\t");
+      return;
     default: {
       static constexpr char kHex[] = "0123456789abcdef";
       const char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};

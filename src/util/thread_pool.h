@@ -27,8 +27,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   // Runs `fn` on a pool thread, after the work submitted before it. REQUIRES: every
-// thread that calls Submit has returned from it (joined, or synchronized with the
-// owner) before the pool is destroyed: the notify comes after mu_ is released.
+  // thread that calls Submit has returned from it (joined, or synchronized with the
+  // owner) before the pool is destroyed: the notify comes after mu_ is released.
   void Submit(std::function<void()> fn) LOCKS_EXCLUDED(mu_);
   std::size_t size() const { return threads_.size(); }
 

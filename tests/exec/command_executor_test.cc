@@ -25,9 +25,8 @@ class CommandExecutorTest : public ::testing::Test {
  protected:
   void SetUp() override {
     sup_ = ProcessSupervisor::Create();
-    dir_ = std::filesystem::temp_directory_path() /
-           ("offload-cmd-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() / ("offload-cmd-test-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override {
@@ -106,8 +105,9 @@ TEST_F(CommandExecutorTest, StdoutThatIsNotJsonFails) {
 
 TEST_F(CommandExecutorTest, FailureCarriesExitStatusAndTheLastStderr) {
   // 10 KB of stderr, then a last line: only the last 4 KiB are kept.
-  auto& ex = MakeSh("echo first-line >&2; head -c 10000 /dev/zero | tr '\\0' e >&2; "
-                    "echo; echo last-line >&2; exit 3");
+  auto& ex = MakeSh(
+      "echo first-line >&2; head -c 10000 /dev/zero | tr '\\0' e >&2; "
+      "echo; echo last-line >&2; exit 3");
   Pending p(ex, nullptr);
   auto r = p.Wait();
   ASSERT_TRUE(r && !r->ok());
@@ -164,8 +164,8 @@ TEST_F(CommandExecutorTest, TimeoutOfACommandIgnoringSigtermEndsWithSigkill) {
   // It reads its input first: the executor writes it once the spawn has completed, so
   // the stop below reaches a started process (one stopped while being spawned is
   // killed at once, without the grace this test is about).
-  auto& ex = MakeSh("trap '' TERM; read input; echo $$ > $TEST_DIR/pid; sleep 1000", "application/json",
-                    64 << 20, 300ms);
+  auto& ex =
+      MakeSh("trap '' TERM; read input; echo $$ > $TEST_DIR/pid; sleep 1000", "application/json", 64 << 20, 300ms);
   Pending p(ex, nullptr);
   ASSERT_TRUE(WaitUntil([&] { return !ReadFileForTest(PidFile()).empty(); }));
   const pid_t pid = std::atoi(ReadFileForTest(PidFile()).c_str());

@@ -4,14 +4,13 @@
 
 #include <unistd.h>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 #include <chrono>
 #include <future>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/steady_timer.hpp>
 
 #include "exec/executor.h"
 #include "exec/process_supervisor.h"
@@ -63,9 +62,7 @@ inline void WarmUp(ProcessSupervisor& sup) {
 // The Python that runs test workers: the system's when there is one, since a
 // version manager's `python3` on PATH may be a shell script that costs a second per
 // start on a loaded machine.
-inline std::string TestPython() {
-  return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
+inline std::string TestPython() { return ::access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3"; }
 
 inline std::string Describe(const Result& r) {
   if (r.ok()) {

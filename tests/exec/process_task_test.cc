@@ -88,21 +88,16 @@ command = ["sleep", "1"]
 TEST(ProcessTaskConfigTest, RefusesWhatMakesNoSense) {
   EXPECT_NE(ParseError("[tasks.x]\nrun = \"builtin:noop\"\ncommand = [\"true\"]\n").find("more than one"),
             std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworker = [\"w\"]\n").find("more than one"),
-            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworker = [\"w\"]\n").find("more than one"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\ncommand = []\n").find("non-empty array"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\ncommand = \"true\"\n").find("array of strings"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\", 1]\n").find("array of strings"),
-            std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworkers = 2\n").find("worker tasks only"),
-            std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nmax_rss = 5\n").find("worker tasks only"),
-            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\", 1]\n").find("array of strings"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworkers = 2\n").find("worker tasks only"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nmax_rss = 5\n").find("worker tasks only"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nrun = \"builtin:noop\"\nenv = {A = \"b\"}\n").find("command and worker"),
             std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nworkers = 0\n").find("positive"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nmax_rss = \"lots\"\n").find("512MiB"),
-            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nmax_rss = \"lots\"\n").find("512MiB"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nenv = {A = 1}\n").find("env.A"), std::string::npos);
   // Errors name the file and line.
   EXPECT_NE(ParseError("\n\n[tasks.x]\nworker = [\"w\"]\nkill_grace = \"soon\"\n").find("offload.toml:5"),

@@ -189,8 +189,9 @@ TEST_P(ProcessTest, ChildGetsCwdEnvAndNoServerDescriptorsOrIgnoredSignals) {
   // A descriptor without close-on-exec, like the ones Asio opens for sockets.
   const int leaky = ::open("/dev/null", O_RDONLY);
   ASSERT_GE(leaky, 3);
-  SpawnOptions opt = Sh("pwd; echo $OFFLOAD_TEST_VAR; ls /proc/$$/fd | tr '\\n' ' '; echo; "
-                        "grep SigIgn /proc/$$/status");
+  SpawnOptions opt =
+      Sh("pwd; echo $OFFLOAD_TEST_VAR; ls /proc/$$/fd | tr '\\n' ' '; echo; "
+         "grep SigIgn /proc/$$/status");
   opt.cwd = "/tmp";
   opt.environment = MergeEnvironment({{"OFFLOAD_TEST_VAR", "hello"}});
   auto c = Spawn(*sup_, opt);
@@ -347,8 +348,7 @@ TEST(ProcessWithoutCgroupsTest, EverythingButTheReachOfAKillWorks) {
                    from_spawner.set_value(p ? (*p)->pid() : -1);
                  });
   auto from_loop = Spawn(*sup, SpawnOptions{{"/bin/sleep", "60"}, "", {}});
-  auto escaper =
-      Spawn(*sup, Sh("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; exec sleep 60"));
+  auto escaper = Spawn(*sup, Sh("setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $!; exec sleep 60"));
   const pid_t a = from_spawner.get_future().get();
   if (a <= 0 || !from_loop || !escaper) ::_exit(2);
   if (!WaitUntil([&] { return !escaper->Out().empty(); })) ::_exit(3);
@@ -421,11 +421,9 @@ TEST(ProcessSpawnCost, DISABLED_TwoHundredTrueSpawns) {
       ASSERT_TRUE(c);
       ASSERT_TRUE(c->Wait());
     }
-    const auto us =
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
     std::printf("%d spawn+exit+reap of /bin/true, %s: %.1f us each\n", kSpawns,
-                sup->cgroups() ? "one cgroup each" : "no cgroups",
-                static_cast<double>(us.count()) / kSpawns);
+                sup->cgroups() ? "one cgroup each" : "no cgroups", static_cast<double>(us.count()) / kSpawns);
   }
 }
 

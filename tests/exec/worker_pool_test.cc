@@ -25,9 +25,8 @@ class WorkerPoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
     sup_ = ProcessSupervisor::Create();
-    dir_ = std::filesystem::temp_directory_path() /
-           ("offload-pool-test-" + std::to_string(::getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = std::filesystem::temp_directory_path() / ("offload-pool-test-" + std::to_string(::getpid()) + "-" +
+                                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_);
     testing::WarmUp(*sup_);
     fds_before_ = CountOpenFds(::getpid());
@@ -121,7 +120,7 @@ TEST_F(WorkerPoolTest, ReplacesAWorkerOverMaxRss) {
   o.max_rss = 80 << 20;
   Make(o);
   const auto a = Pid(Ok(json::parse(R"({"op": "echo"})")));
-  EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "echo"})"))), a);  // Small: kept.
+  EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "echo"})"))), a);             // Small: kept.
   EXPECT_EQ(Pid(Ok(json::parse(R"({"op": "grow", "mb": 120})"))), a);  // Crosses the line...
   const auto b = Pid(Ok(json::parse(R"({"op": "echo"})")));
   EXPECT_NE(b, a);  // ...and is replaced after that job.
@@ -228,8 +227,8 @@ TEST_F(WorkerPoolTest, ErrorsFromTheWorkerFailTheJobButKeepTheWorker) {
 
 TEST_F(WorkerPoolTest, AResultWithANumberOutOfRangeFailsTheJobNamingIt) {
   Make(Options());
-  Result r = Run(json::object{{"op", "raw"}, {"line", R"({"type":"result","id":"$ID","result":{"x":[1,1e400]}})"}},
-                 "raw-job");
+  Result r =
+      Run(json::object{{"op", "raw"}, {"line", R"({"type":"result","id":"$ID","result":{"x":[1,1e400]}})"}}, "raw-job");
   ASSERT_FALSE(r.ok()) << "1e400 became " << Describe(r);
   EXPECT_EQ(r.error().type, "invalid_result");
   EXPECT_NE(r.error().message.find("result.x[1]: the number 1e400 is out of range"), std::string::npos)
@@ -312,23 +311,23 @@ TEST_F(WorkerPoolTest, ThroughputOfNoopJobs) {
   int submitted = 0;
   while (submitted < kJobs || !inflight.empty()) {
     while (submitted < kJobs && inflight.size() < 8) {
-      inflight.push_back(std::make_unique<Pending>(*pool_, json::parse(R"({"op": "noop"})"),
-                                                   "job-" + std::to_string(submitted++)));
+      inflight.push_back(
+          std::make_unique<Pending>(*pool_, json::parse(R"({"op": "noop"})"), "job-" + std::to_string(submitted++)));
     }
     auto r = inflight.front()->Wait();
     ASSERT_TRUE(r && r->ok());
     inflight.pop_front();
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[ info ] %d noop jobs on 2 Python workers in %.3f s: %.0f jobs/s\n", kJobs, secs,
-              kJobs / secs);
+  std::printf("[ info ] %d noop jobs on 2 Python workers in %.3f s: %.0f jobs/s\n", kJobs, secs, kJobs / secs);
 }
 
 TEST(WorkerPoolLifetimeTest, ThePoolMayHoldTheOnlyReferenceToTheSupervisor) {
   WorkerPoolOptions o;
   o.task = "test";
-  o.spawn.argv = {"/bin/sh", "-c", "echo '{\"type\":\"ready\"}'; while read line; do "
-                                   "echo '{\"type\":\"error\",\"id\":\"job-1\",\"error\":\"no\"}'; done"};
+  o.spawn.argv = {"/bin/sh", "-c",
+                  "echo '{\"type\":\"ready\"}'; while read line; do "
+                  "echo '{\"type\":\"error\",\"id\":\"job-1\",\"error\":\"no\"}'; done"};
   o.spawn.environment = MergeEnvironment({});
   for (int i = 0; i < 5; ++i) {
     auto pool = std::make_unique<WorkerPool>(ProcessSupervisor::Create(), o);

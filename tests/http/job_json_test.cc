@@ -43,9 +43,8 @@ TEST(FormatRfc3339Test, UtcWithMilliseconds) {
 
 TEST(JobToJsonTest, QueuedJobHasEveryFieldWithNullsForWhatIsNotKnownYet) {
   json::object o = JobToJson(QueuedJob());
-  for (const char* key : {"id", "task", "status", "priority", "position", "attempts",
-                          "created_at", "started_at", "finished_at", "result", "error",
-                          "progress"}) {
+  for (const char* key : {"id", "task", "status", "priority", "position", "attempts", "created_at", "started_at",
+                          "finished_at", "result", "error", "progress"}) {
     EXPECT_TRUE(o.contains(key)) << "missing " << key;
   }
   EXPECT_EQ(o.at("id"), "AbCdEfGhIjKlMnOp");
@@ -200,9 +199,7 @@ JobSnapshot MapJob() {
   return s;
 }
 
-TEST(JobToJsonTest, PlainJobHasNoMapObject) {
-  EXPECT_FALSE(JobToJson(QueuedJob()).contains("map"));
-}
+TEST(JobToJsonTest, PlainJobHasNoMapObject) { EXPECT_FALSE(JobToJson(QueuedJob()).contains("map")); }
 
 TEST(JobToJsonTest, MapObjectOfAFinishedMapHasNoLiveCounts) {
   JobSnapshot s = MapJob();
@@ -212,8 +209,7 @@ TEST(JobToJsonTest, MapObjectOfAFinishedMapHasNoLiveCounts) {
   s.record.result = Result::Json(json::array{nullptr, nullptr, nullptr}).output();
   json::object o = JobToJson(s);
   ASSERT_TRUE(o.contains("map")) << json::serialize(o);
-  EXPECT_EQ(o.at("map"),
-            json::parse(R"({"total": 3, "chunk": null, "on_error": "fail_fast", "failed_index": null})"));
+  EXPECT_EQ(o.at("map"), json::parse(R"({"total": 3, "chunk": null, "on_error": "fail_fast", "failed_index": null})"));
   EXPECT_FALSE(o.contains("input")) << "the elements are not echoed back";
   EXPECT_EQ(o.at("result"), (json::array{nullptr, nullptr, nullptr}));
 }
@@ -254,8 +250,8 @@ TEST(JobToJsonTest, MapWithoutAnArrayInputCountsNoElements) {
 }
 
 TEST(JobStatusTest, NamesRoundTrip) {
-  for (JobStatus st : {JobStatus::kQueued, JobStatus::kRunning, JobStatus::kSucceeded,
-                       JobStatus::kFailed, JobStatus::kCanceled}) {
+  for (JobStatus st :
+       {JobStatus::kQueued, JobStatus::kRunning, JobStatus::kSucceeded, JobStatus::kFailed, JobStatus::kCanceled}) {
     JobStatus back = JobStatus::kQueued;
     ASSERT_TRUE(ParseJobStatus(JobStatusName(st), &back)) << JobStatusName(st);
     EXPECT_EQ(back, st);
@@ -303,8 +299,8 @@ TEST(ParseSubmitRequestTest, Int32PriorityLimitsAreAccepted) {
 }
 
 TEST(ParseSubmitRequestTest, MalformedJson) {
-  for (const char* body : {"", "{", "{\"task\": \"noop\"", "task=noop", "{\"task\": noop}",
-                           "{\"task\": \"noop\"} trailing"}) {
+  for (const char* body :
+       {"", "{", "{\"task\": \"noop\"", "task=noop", "{\"task\": noop}", "{\"task\": \"noop\"} trailing"}) {
     auto r = ParseSubmitRequest(body);
     ASSERT_FALSE(r.has_value()) << body;
     EXPECT_EQ(r.error().code, ErrorCode::kMalformed) << body;
@@ -325,14 +321,15 @@ TEST(ParseSubmitRequestTest, NumberOutOfRangeIsRefusedNamingTheField) {
   EXPECT_EQ(Invalid(R"({"task":"noop","input":{"x":1e400}})").rfind("input.x: the number 1e400 ", 0), 0u);
   EXPECT_EQ(Invalid(R"({"task":"noop","input":[1,-1e400]})").rfind("input[1]: ", 0), 0u);
   EXPECT_EQ(Invalid(R"({"task":"noop","map":[{},{"y":{"z":2e308}}]})").rfind("map[1].y.z: ", 0), 0u);
-  EXPECT_EQ(Invalid(R"({"task":"noop","input":18446744073709551616})").rfind("input: the number 18446744073709551616 ", 0),
-            0u);
+  EXPECT_EQ(
+      Invalid(R"({"task":"noop","input":18446744073709551616})").rfind("input: the number 18446744073709551616 ", 0),
+      0u);
   EXPECT_EQ(Invalid(R"({"task":"noop","priority":1e999})").rfind("priority: ", 0), 0u);
 }
 
 TEST(ParseSubmitRequestTest, NumbersAreKeptExactly) {
-  auto r = ParseSubmitRequest(
-      R"({"task":"noop","input":[0.1, 2.5, 18446744073709551615, -9223372036854775808, 1e-400]})");
+  auto r =
+      ParseSubmitRequest(R"({"task":"noop","input":[0.1, 2.5, 18446744073709551615, -9223372036854775808, 1e-400]})");
   ASSERT_TRUE(r.has_value()) << r.error().detail;
   const json::array& a = r->input.as_array();
   EXPECT_EQ(a[0].as_double(), 0.1);
@@ -354,19 +351,17 @@ TEST(ParseSubmitRequestTest, TaskIsRequired) {
 }
 
 TEST(ParseSubmitRequestTest, TaskMustBeANonEmptyString) {
-  for (const char* body : {R"({"task": 5})", R"({"task": null})", R"({"task": ["sleep"]})",
-                           R"({"task": ""})", R"({"task": {"name": "sleep"}})"}) {
+  for (const char* body : {R"({"task": 5})", R"({"task": null})", R"({"task": ["sleep"]})", R"({"task": ""})",
+                           R"({"task": {"name": "sleep"}})"}) {
     EXPECT_NE(Invalid(body).find("task"), std::string::npos) << body;
   }
 }
 
 TEST(ParseSubmitRequestTest, PriorityMustBeAnInt32) {
-  for (const char* body : {
-           R"({"task":"noop","priority":"1"})", R"({"task":"noop","priority":1.5})",
-           R"({"task":"noop","priority":null})", R"({"task":"noop","priority":true})",
-           R"({"task":"noop","priority":2147483648})", R"({"task":"noop","priority":-2147483649})",
-           R"({"task":"noop","priority":18446744073709551615})",
-           R"({"task":"noop","priority":1e3})"}) {
+  for (const char* body : {R"({"task":"noop","priority":"1"})", R"({"task":"noop","priority":1.5})",
+                           R"({"task":"noop","priority":null})", R"({"task":"noop","priority":true})",
+                           R"({"task":"noop","priority":2147483648})", R"({"task":"noop","priority":-2147483649})",
+                           R"({"task":"noop","priority":18446744073709551615})", R"({"task":"noop","priority":1e3})"}) {
     EXPECT_NE(Invalid(body).find("priority"), std::string::npos) << body;
   }
 }
@@ -437,9 +432,9 @@ TEST(ParseSubmitRequestTest, MapMustBeAnArray) {
 }
 
 TEST(ParseSubmitRequestTest, MapAndInputAreExclusive) {
-  for (const char* body : {R"({"task": "noop", "input": 1, "map": [1]})",
-                           R"({"task": "noop", "map": [1], "input": [1]})",
-                           R"({"task": "noop", "map": [], "input": null})"}) {
+  for (const char* body :
+       {R"({"task": "noop", "input": 1, "map": [1]})", R"({"task": "noop", "map": [1], "input": [1]})",
+        R"({"task": "noop", "map": [], "input": null})"}) {
     std::string detail = Invalid(body);
     EXPECT_NE(detail.find("input"), std::string::npos) << body << ": " << detail;
     EXPECT_NE(detail.find("map"), std::string::npos) << body << ": " << detail;
@@ -461,8 +456,8 @@ TEST(ParseSubmitRequestTest, ChunkBesideAnInputIsRefusedNamingChunk) {
 }
 
 TEST(ParseSubmitRequestTest, ChunkMustBeAnIntegerFrom1To1000000) {
-  for (const char* chunk : {"0", "-1", "1000001", "1.5", "2e0", "\"4\"", "null", "true", "[4]",
-                            "18446744073709551615"}) {
+  for (const char* chunk :
+       {"0", "-1", "1000001", "1.5", "2e0", "\"4\"", "null", "true", "[4]", "18446744073709551615"}) {
     std::string detail = Invalid(std::string(R"({"task": "noop", "map": [1], "chunk": )") + chunk + "}");
     EXPECT_NE(detail.find("chunk"), std::string::npos) << chunk << ": " << detail;
   }

@@ -25,9 +25,9 @@ TEST(OriginPolicyTest, LoopbackHosts) {
                            "127.0.0.1:8080", "127.255.0.9:1", "[::1]", "[::1]:8080", "[0:0:0:0:0:0:0:1]"}) {
     EXPECT_TRUE(IsLoopbackHost(host)) << host;
   }
-  for (const char* host : {"", "evil.example", "localhost.evil.example", "127.0.0.1.nip.io", "127.1", "10.0.0.1",
-                           "0.0.0.0", "[::2]", "[::ffff:127.0.0.1]", "::1", "localhost:8080.evil.example",
-                           ".localhost"}) {
+  for (const char* host :
+       {"", "evil.example", "localhost.evil.example", "127.0.0.1.nip.io", "127.1", "10.0.0.1", "0.0.0.0", "[::2]",
+        "[::ffff:127.0.0.1]", "::1", "localhost:8080.evil.example", ".localhost"}) {
     EXPECT_FALSE(IsLoopbackHost(host)) << host;
   }
 }

@@ -1,9 +1,8 @@
 // Every endpoint of HTTP API v1 and every error status, against the real binary.
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cctype>
 #include <map>
 #include <set>
@@ -21,9 +20,8 @@ namespace http = boost::beast::http;
 using ApiTest = ServerTest;
 
 bool IsUrlSafe(std::string_view id) {
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
-  });
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
 }
 
 TEST_F(ApiTest, SubmitAnswers202WithLocationAndJobObject) {
@@ -42,8 +40,7 @@ TEST_F(ApiTest, SubmitAnswers202WithLocationAndJobObject) {
               Field(job, "status") == "succeeded")
       << json::serialize(job);
   EXPECT_EQ(job.at("priority"), 3);
-  for (const char* key : {"position", "created_at", "started_at", "finished_at", "result", "error",
-                          "progress"}) {
+  for (const char* key : {"position", "created_at", "started_at", "finished_at", "result", "error", "progress"}) {
     EXPECT_TRUE(job.contains(key)) << "job object lacks " << key << ": " << json::serialize(job);
   }
   EXPECT_GT(TimeOf(job, "created_at"), 0);
@@ -86,9 +83,8 @@ TEST_F(ApiTest, GetJobReturnsTheJobAndItsJsonResult) {
 
 TEST_F(ApiTest, MandelbrotResultIsAPng) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
-  const std::string id = Field(
-      SubmitJob(client(), "mandelbrot", json::object{{"width", 64}, {"height", 48}, {"max_iter", 50}}),
-      "id");
+  const std::string id =
+      Field(SubmitJob(client(), "mandelbrot", json::object{{"width", 64}, {"height", 48}, {"max_iter", 50}}), "id");
   json::object job = WaitFinished(client(), id);
   ASSERT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
   EXPECT_TRUE(job.at("result").is_null()) << "binary results are not inlined";
@@ -144,8 +140,8 @@ TEST_F(ApiTest, ListJobsNewestFirstWithFiltersAndCursor) {
   std::vector<std::string> sleeps;
   for (int i = 0; i < 7; ++i) {
     const bool is_sleep = i % 3 == 1;
-    json::object job = is_sleep ? SubmitJob(client(), "sleep", json::object{{"ms", 1}})
-                                : SubmitJob(client(), "noop", nullptr);
+    json::object job =
+        is_sleep ? SubmitJob(client(), "sleep", json::object{{"ms", 1}}) : SubmitJob(client(), "noop", nullptr);
     all.push_back(Field(job, "id"));
     if (is_sleep) sleeps.push_back(Field(job, "id"));
   }
@@ -340,16 +336,13 @@ shutdown_grace = "200ms"
 [tasks.echo]
 command = ["cat"]
 )"));
-  const std::string input =
-      R"({"a":0.1,"b":2.5,"c":1.0,"d":1e300,"u":18446744073709551615,"i":-9223372036854775808})";
-  const std::string written =
-      R"({"a":0.1,"b":2.5,"c":1,"d":1e+300,"u":18446744073709551615,"i":-9223372036854775808})";
+  const std::string input = R"({"a":0.1,"b":2.5,"c":1.0,"d":1e300,"u":18446744073709551615,"i":-9223372036854775808})";
+  const std::string written = R"({"a":0.1,"b":2.5,"c":1,"d":1e+300,"u":18446744073709551615,"i":-9223372036854775808})";
   Response run = client().Post("/v1/tasks/echo/run", input);
   ASSERT_EQ(run.status, 200) << Describe(run);
   EXPECT_EQ(run.body, written);
 
-  Response job = client().Post("/v1/jobs", R"({"task": "echo", "input": )" + input + "}",
-                               {{"Prefer", "wait=20"}});
+  Response job = client().Post("/v1/jobs", R"({"task": "echo", "input": )" + input + "}", {{"Prefer", "wait=20"}});
   ASSERT_EQ(job.status, 200) << Describe(job);
   EXPECT_NE(job.body.find(R"("result":)" + written), std::string::npos) << job.body;
   EXPECT_TRUE(job.body.find(R"("progress":1,)") != std::string::npos ||
@@ -545,7 +538,8 @@ TEST_F(ApiTest, ListLeavesResultsOutUnlessAsked) {
 std::string BigResultsConfig(std::string_view store) {
   return std::string(R"(
 max_list_bytes = 500000
-store = ")") + std::string(store) + R"("
+store = ")") +
+         std::string(store) + R"("
 
 [tasks.big]
 command = ["sh", "-c", 'printf "\""; head -c 200000 /dev/zero | tr "\0" x; printf "\""']

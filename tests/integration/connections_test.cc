@@ -9,9 +9,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -237,8 +236,7 @@ TEST_F(ConnectionsTest, TransferEncodingNotEndingInChunkedIs400AndTheHiddenReque
     EXPECT_EQ(got.rfind("HTTP/1.1 400 ", 0), 0u) << got;
     EXPECT_EQ(CountOf(got, "HTTP/1.1 "), 1) << "more than one response: " << got;
     EXPECT_NE(got.find("application/problem+json"), std::string::npos) << got;
-    EXPECT_TRUE(got.find("Transfer-Encoding") != std::string::npos ||
-                got.find("Content-Length") != std::string::npos)
+    EXPECT_TRUE(got.find("Transfer-Encoding") != std::string::npos || got.find("Content-Length") != std::string::npos)
         << "detail should name the header: " << got;
   }
   EXPECT_EQ(JobCount(), 0u) << "a hidden request was processed";
@@ -247,9 +245,10 @@ TEST_F(ConnectionsTest, TransferEncodingNotEndingInChunkedIs400AndTheHiddenReque
   const std::string body = R"({"task": "noop"})";
   char size[16];
   std::snprintf(size, sizeof size, "%zx", body.size());
-  ASSERT_TRUE(chunked.Send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                           "Transfer-Encoding: chunked\r\n\r\n" + std::string(size) + "\r\n" + body +
-                           "\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      chunked.Send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                   "Transfer-Encoding: chunked\r\n\r\n" +
+                   std::string(size) + "\r\n" + body + "\r\n0\r\n\r\n"));
   const std::string got = chunked.ReadResponse(seconds(5));
   EXPECT_EQ(got.rfind("HTTP/1.1 202 ", 0), 0u) << got;
   EXPECT_EQ(JobCount(), 1u);
@@ -261,9 +260,10 @@ TEST_F(ConnectionsTest, ACodingBeforeChunkedIs501AndCloses) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMemoryConfig));
   RawConnection conn(server_.port());
   ASSERT_TRUE(conn.ok());
-  ASSERT_TRUE(conn.Send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                        "Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
-                        HiddenJobRequest()));
+  ASSERT_TRUE(
+      conn.Send("POST /v1/jobs HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n" +
+                HiddenJobRequest()));
   const std::string got = conn.ReadUntilClosed(seconds(5));
   EXPECT_TRUE(conn.closed()) << got;
   EXPECT_EQ(got.rfind("HTTP/1.1 501 ", 0), 0u) << got;

@@ -160,8 +160,8 @@ TEST(DurabilityTest, AMapRunningAtAKillRunsAgainIfItsTaskRetriesElseFailsAsInter
     ASSERT_EQ(server.Start(config), "");
     HttpClient client(server.port());
     for (auto [task, id] : {std::pair{"again", &again}, std::pair{"once", &once}}) {
-      Response res = client.Post("/v1/jobs", json::serialize(json::object{
-                                                 {"task", task}, {"map", elements}, {"chunk", 1}}));
+      Response res =
+          client.Post("/v1/jobs", json::serialize(json::object{{"task", task}, {"map", elements}, {"chunk", 1}}));
       ASSERT_EQ(res.status, 202) << res.body;
       *id = Field(res.json().as_object(), "id");
     }
@@ -284,9 +284,10 @@ uses = {gpu = 1}
   ASSERT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
   Response stdin_text = client.Get("/v1/jobs/" + id + "/result");
   ASSERT_EQ(stdin_text.status, 200) << Describe(stdin_text);
-  EXPECT_EQ(stdin_text.body,
-            R"({"a":0.1,"b":2.5,"c":1.0,"d":-0.0,"e":1e+300,"u":18446744073709551615,"i":-9223372036854775808,"x":5e-324})"
-            "\n");
+  EXPECT_EQ(
+      stdin_text.body,
+      R"({"a":0.1,"b":2.5,"c":1.0,"d":-0.0,"e":1e+300,"u":18446744073709551615,"i":-9223372036854775808,"x":5e-324})"
+      "\n");
 }
 
 TEST(DurabilityTest, AFullStoreAnswers503AndKeepsEveryAcceptedJob) {
@@ -372,12 +373,13 @@ TEST(DurabilityTest, AFullDiskLosesNoFinalStateAndNothingRunsTwice) {
   const std::string go = work.db() + ".go", count = work.db() + ".count";
   // Each execution appends a line to `count` once `go` exists, then answers a
   // 300 KB JSON string: its final write needs room the full disk does not have.
-  const std::string config =
-      "store = \"sqlite:" + disk.path() + "/offload.db\"\n"
-      "[resources]\nslot = 1\n"
-      "[tasks.step]\nuses = {slot = 1}\ncommand = [\"sh\", \"-c\", "
-      "\"while [ ! -e " + go + " ]; do sleep 0.01; done; echo run >> " + count +
-      "; printf '\\\"'; head -c 300000 /dev/zero | tr '\\\\0' a; printf '\\\"'\"]\n";
+  const std::string config = "store = \"sqlite:" + disk.path() +
+                             "/offload.db\"\n"
+                             "[resources]\nslot = 1\n"
+                             "[tasks.step]\nuses = {slot = 1}\ncommand = [\"sh\", \"-c\", "
+                             "\"while [ ! -e " +
+                             go + " ]; do sleep 0.01; done; echo run >> " + count +
+                             "; printf '\\\"'; head -c 300000 /dev/zero | tr '\\\\0' a; printf '\\\"'\"]\n";
   constexpr int kJobs = 6;
   std::vector<std::string> ids;
   {

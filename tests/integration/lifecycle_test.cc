@@ -5,7 +5,6 @@
 #include <sys/wait.h>
 
 #include <boost/json.hpp>
-
 #include <chrono>
 #include <optional>
 #include <string>
@@ -26,8 +25,7 @@ using LifecycleTest = ServerTest;
 // Expects the server to exit with code 0 within `deadline`.
 void ExpectCleanExit(TestServer& server, milliseconds deadline) {
   std::optional<int> status = server.WaitForExit(deadline);
-  ASSERT_TRUE(status.has_value()) << "the server did not exit within " << deadline.count()
-                                  << " ms; its stderr:\n"
+  ASSERT_TRUE(status.has_value()) << "the server did not exit within " << deadline.count() << " ms; its stderr:\n"
                                   << server.log();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
       << "server " << DescribeWaitStatus(*status) << "; its stderr:\n"

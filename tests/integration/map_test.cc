@@ -2,12 +2,10 @@
 // server — ordered results, live counts, cancel, the run endpoint, every refusal,
 // `command` and `worker` tasks, and a large map whose memory goes back afterwards.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <cstdint>
 #include <fstream>
@@ -164,8 +162,7 @@ TEST_F(MapTest, MapWithoutWaitShowsLiveCountsAndDeleteCancelsEveryElement) {
   json::object job;
   ASSERT_TRUE(WaitUntil([&] {
     job = GetJob(client(), id);
-    return job.contains("map") && job.at("map").as_object().contains("running") &&
-           job.at("map").at("running") == 2;
+    return job.contains("map") && job.at("map").as_object().contains("running") && job.at("map").at("running") == 2;
   })) << json::serialize(job);
   EXPECT_EQ(Field(job, "status"), "running");
   WaitForInUse(client(), "cpu", 2);
@@ -205,8 +202,8 @@ TEST_F(MapTest, RunWithAMapAnswersTheOrderedListAlone) {
   EXPECT_EQ(noop.header("content-type"), "application/json");
   EXPECT_EQ(noop.body, "[null,null,null]");
 
-  Response cpu = client().Post("/v1/tasks/cpu/run",
-                               R"({"map": [{"ms": 7}, {"ms": 0}, {"ms": 3}, {"ms": 1}], "chunk": 2})");
+  Response cpu =
+      client().Post("/v1/tasks/cpu/run", R"({"map": [{"ms": 7}, {"ms": 0}, {"ms": 3}, {"ms": 1}], "chunk": 2})");
   ASSERT_EQ(cpu.status, 200) << Describe(cpu);
   ASSERT_TRUE(cpu.json().is_array()) << Describe(cpu);
   const json::array& list = cpu.json().as_array();
@@ -267,8 +264,7 @@ TEST_F(MapTest, ChunkMustBeAnIntegerFrom1To1000000) {
 TEST_F(MapTest, OnErrorMustBeFailFastOrCollect) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMapConfig));
   for (const char* mode : {"\"ignore\"", "\"Collect\"", "\"\"", "1", "null", "[\"collect\"]"}) {
-    ExpectRefused("/v1/jobs", std::string(R"({"task": "noop", "map": [1], "on_error": )") + mode + "}",
-                  {"on_error"});
+    ExpectRefused("/v1/jobs", std::string(R"({"task": "noop", "map": [1], "on_error": )") + mode + "}", {"on_error"});
   }
   ExpectRefused("/v1/tasks/noop/run", R"({"map": [1], "on_error": "skip"})", {"on_error"});
 }
@@ -291,8 +287,8 @@ TEST_F(MapTest, ARejectedElementRefusesTheWholeMapBeforeAnythingIsStored) {
 
 TEST_F(MapTest, AMapOfABinaryTaskAnswersBase64Results) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMapConfig));
-  Response res = client().Post("/v1/tasks/mandelbrot/run",
-                               R"({"map": [{"width": 8, "height": 8}, {"width": 16, "height": 4}]})");
+  Response res =
+      client().Post("/v1/tasks/mandelbrot/run", R"({"map": [{"width": 8, "height": 8}, {"width": 16, "height": 4}]})");
   ASSERT_EQ(res.status, 200) << Describe(res);
   EXPECT_EQ(res.header("content-type"), "application/json");
   const json::array& out = res.json().as_array();
@@ -346,8 +342,7 @@ TEST_F(MapTest, CommandMapFailsFastAtTheFailingElement) {
 
 TEST_F(MapTest, CommandMapWithCollectGivesEachElementsOutcome) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kMapConfig));
-  json::object job =
-      RunMap(json::object{{"task", "picky"}, {"map", PickyInputs({2, 7})}, {"on_error", "collect"}});
+  json::object job = RunMap(json::object{{"task", "picky"}, {"map", PickyInputs({2, 7})}, {"on_error", "collect"}});
   ASSERT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
   ASSERT_TRUE(job.at("result").is_array()) << json::serialize(job);
   const json::array& result = job.at("result").as_array();

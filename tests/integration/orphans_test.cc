@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
-
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -29,9 +28,7 @@ const std::string kSource = OFFLOAD_SOURCE_DIR;
 
 class OrphansTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTestDir("offload-orphans-it-");
-  }
+  void SetUp() override { dir_ = MakeTestDir("offload-orphans-it-"); }
   void TearDown() override {
     // What this test started and did not see die (a dead one's pid may be reused).
     for (pid_t pid : strays_) ::kill(pid, SIGKILL);
@@ -51,8 +48,10 @@ store = "memory"
 cpu = 4
 
 [tasks.tw]
-worker = [")" + Python() + R"(", ")" + kSource + R"(/tests/exec/testdata/test_worker.py"]
-env = { PYTHONPATH = ")" + kSource + R"(/clients/python", PYTHONDONTWRITEBYTECODE = "1" }
+worker = [")" +
+           Python() + R"(", ")" + kSource + R"(/tests/exec/testdata/test_worker.py"]
+env = { PYTHONPATH = ")" +
+           kSource + R"(/clients/python", PYTHONDONTWRITEBYTECODE = "1" }
 workers = 2
 
 [tasks.hold]
@@ -102,11 +101,12 @@ TEST_F(OrphansTest, JobAndWorkerProcessesDieWithAKilledServer) {
       if (c.state != 'Z') children.push_back(c.pid);
     }
     return children.size() == 3;
-  })) << children.size() << " children";
+  })) << children.size()
+      << " children";
   strays_.insert(strays_.end(), children.begin(), children.end());
   // Whether this machine lets the server use cgroups: the job is in one of its own.
-  const bool cgroups = ReadFileForTest("/proc/" + std::to_string(job) + "/cgroup").find("/offload-") !=
-                       std::string::npos;
+  const bool cgroups =
+      ReadFileForTest("/proc/" + std::to_string(job) + "/cgroup").find("/offload-") != std::string::npos;
 
   server_.Signal(SIGKILL);
   ASSERT_TRUE(server_.WaitForExit(milliseconds(5000)));
@@ -125,7 +125,8 @@ TEST_F(OrphansTest, JobAndWorkerProcessesDieWithAKilledServer) {
       << "the setsid grandchild " << escapee << " outlived the next start";
   const int status = next.Stop(std::chrono::seconds(20));
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "server " << DescribeWaitStatus(status) << "; its stderr:\n" << next.log();
+      << "server " << DescribeWaitStatus(status) << "; its stderr:\n"
+      << next.log();
 }
 
 }  // namespace

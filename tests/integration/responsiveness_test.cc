@@ -2,9 +2,8 @@
 // still answer quickly. A correctness bound, not a benchmark (bench/ measures).
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -55,8 +54,8 @@ cpu = 2
   const microseconds p99 = latencies[latencies.size() * 99 / 100];
   RecordProperty("p50_us", static_cast<int>(p50.count()));
   RecordProperty("p99_us", static_cast<int>(p99.count()));
-  EXPECT_LT(p99, milliseconds(100)) << "p50 " << p50.count() << " us, p99 " << p99.count()
-                                    << " us, max " << latencies.back().count() << " us";
+  EXPECT_LT(p99, milliseconds(100)) << "p50 " << p50.count() << " us, p99 " << p99.count() << " us, max "
+                                    << latencies.back().count() << " us";
 
   for (const auto& id : burners) EXPECT_EQ(client().Delete("/v1/jobs/" + id).status, 200);
 }

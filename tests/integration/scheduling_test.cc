@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -39,9 +38,8 @@ void ExpectSerialInOrder(const std::vector<Interval>& runs) {
     EXPECT_GE(runs[i].started, 0) << "job " << i << " never started";
     EXPECT_LE(runs[i].started, runs[i].finished) << "job " << i;
     if (i > 0) {
-      EXPECT_GE(runs[i].started, runs[i - 1].finished)
-          << "job " << i << " (" << runs[i].id << ") started before job " << i - 1 << " ("
-          << runs[i - 1].id << ") finished";
+      EXPECT_GE(runs[i].started, runs[i - 1].finished) << "job " << i << " (" << runs[i].id << ") started before job "
+                                                       << i - 1 << " (" << runs[i - 1].id << ") finished";
     }
   }
 }

@@ -2,16 +2,14 @@
 // could send to a server on 127.0.0.1 (a text/plain or form POST, any Origin, a
 // rebound Host name) is refused before it changes anything, while the API's own
 // clients and the pages of allowed_origins keep working (CORS).
-#include <gtest/gtest.h>
-
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
-
 #include <string>
 #include <vector>
 
@@ -113,8 +111,7 @@ TEST_F(CrossSiteTest, ForeignOriginIs403AndChangesNothing) {
   EXPECT_TRUE(IsProblem(client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, evil), 403));
   EXPECT_TRUE(IsProblem(client().Request(http::verb::get, "/v1/jobs", {}, evil), 403));
   Response preflight = client().Request(http::verb::options, "/v1/jobs", {},
-                                        {{"Origin", "http://evil.example"},
-                                         {"Access-Control-Request-Method", "POST"}});
+                                        {{"Origin", "http://evil.example"}, {"Access-Control-Request-Method", "POST"}});
   EXPECT_TRUE(IsProblem(preflight, 403)) << Describe(preflight);
   EXPECT_TRUE(preflight.header("access-control-allow-origin").empty());
   // "null" (sandboxed frames, file:// pages) is foreign too.
@@ -170,9 +167,9 @@ allowed_origins = ["http://app.example", "https://ui.example:8443"]
     EXPECT_TRUE(IsProblem(client().Post("/v1/jobs", std::string(kNoopJob), {{"Origin", other}}), 403));
   }
   // An allowed page still has to send JSON as JSON.
-  EXPECT_TRUE(IsProblem(
-      client().Post("/v1/jobs", std::string(kNoopJob), {{"Origin", "http://app.example"}, {"Content-Type", "text/plain"}}),
-      415));
+  EXPECT_TRUE(IsProblem(client().Post("/v1/jobs", std::string(kNoopJob),
+                                      {{"Origin", "http://app.example"}, {"Content-Type", "text/plain"}}),
+                        415));
   EXPECT_EQ(JobCount(client()), 1u);
 }
 
@@ -181,17 +178,18 @@ TEST_F(CrossSiteTest, ForeignHostIs421OnLoopback) {
   const std::string port = std::to_string(server_.port());
   // DNS rebinding: evil.example now resolves to 127.0.0.1, and the page's requests are
   // same-origin as far as the browser knows.
-  for (const std::string& host : std::vector<std::string>{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example", "localhost.evil.example",
-                           "10.0.0.1:" + port, "[::2]:" + port}) {
+  for (const std::string& host :
+       std::vector<std::string>{"evil.example", "evil.example:" + port, "127.0.0.1.evil.example",
+                                "localhost.evil.example", "10.0.0.1:" + port, "[::2]:" + port}) {
     SCOPED_TRACE(host);
-    Response post = client().Post("/v1/jobs", std::string(kNoopJob),
-                                  {{"Host", host}, {"Origin", "http://" + host}});
+    Response post = client().Post("/v1/jobs", std::string(kNoopJob), {{"Host", host}, {"Origin", "http://" + host}});
     EXPECT_TRUE(IsProblem(post, 421)) << Describe(post);
     EXPECT_TRUE(IsProblem(client().Request(http::verb::get, "/v1/jobs", {}, {{"Host", host}}), 421));
   }
   EXPECT_EQ(JobCount(client()), 0u);
-  for (const std::string& host : std::vector<std::string>{"localhost:" + port, "LocalHost:" + port, "localhost", "127.0.0.1:" + port,
-                           "127.0.0.2:" + port, "app.localhost:" + port, "[::1]:" + port}) {
+  for (const std::string& host :
+       std::vector<std::string>{"localhost:" + port, "LocalHost:" + port, "localhost", "127.0.0.1:" + port,
+                                "127.0.0.2:" + port, "app.localhost:" + port, "[::1]:" + port}) {
     SCOPED_TRACE(host);
     Response res = client().Request(http::verb::get, "/healthz", {}, {{"Host", host}});
     EXPECT_EQ(res.status, 200) << Describe(res);

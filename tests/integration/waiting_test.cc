@@ -3,7 +3,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
 #include <chrono>
 #include <string>
 #include <thread>
@@ -20,15 +19,12 @@ using std::chrono::milliseconds;
 
 using WaitingTest = ServerTest;
 
-milliseconds Since(Clock::time_point start) {
-  return std::chrono::duration_cast<milliseconds>(Clock::now() - start);
-}
+milliseconds Since(Clock::time_point start) { return std::chrono::duration_cast<milliseconds>(Clock::now() - start); }
 
 TEST_F(WaitingTest, PreferWaitAnswers200WithTheFinishedJobWhenQuick) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const auto start = Clock::now();
-  Response res = client().Post("/v1/jobs", R"({"task": "sleep", "input": {"ms": 20}})",
-                               {{"Prefer", "wait=20"}});
+  Response res = client().Post("/v1/jobs", R"({"task": "sleep", "input": {"ms": 20}})", {{"Prefer", "wait=20"}});
   ASSERT_EQ(res.status, 200) << Describe(res);
   EXPECT_LT(Since(start), milliseconds(10'000));
   json::object job = res.json().as_object();
@@ -36,8 +32,7 @@ TEST_F(WaitingTest, PreferWaitAnswers200WithTheFinishedJobWhenQuick) {
   EXPECT_GT(TimeOf(job, "finished_at"), 0);
 
   // Other preferences may sit beside wait (RFC 7240).
-  Response both =
-      client().Post("/v1/jobs", R"({"task": "noop"})", {{"Prefer", "respond-async, wait=20"}});
+  Response both = client().Post("/v1/jobs", R"({"task": "noop"})", {{"Prefer", "respond-async, wait=20"}});
   ASSERT_EQ(both.status, 200) << Describe(both);
   EXPECT_EQ(Field(both.json().as_object(), "status"), "succeeded");
 }
@@ -45,8 +40,7 @@ TEST_F(WaitingTest, PreferWaitAnswers200WithTheFinishedJobWhenQuick) {
 TEST_F(WaitingTest, PreferWaitAnswers202WhenTheJobIsSlow) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const auto start = Clock::now();
-  Response res = client().Post("/v1/jobs", R"({"task": "sleep", "input": {"ms": 60000}})",
-                               {{"Prefer", "wait=1"}});
+  Response res = client().Post("/v1/jobs", R"({"task": "sleep", "input": {"ms": 60000}})", {{"Prefer", "wait=1"}});
   const milliseconds took = Since(start);
   ASSERT_EQ(res.status, 202) << Describe(res);
   json::object job = res.json().as_object();
@@ -63,8 +57,7 @@ max_wait = "300ms"
 shutdown_grace = "200ms"
 )"));
   auto start = Clock::now();
-  Response res = client().Post("/v1/jobs", R"({"task": "sleep", "input": {"ms": 60000}})",
-                               {{"Prefer", "wait=60"}});
+  Response res = client().Post("/v1/jobs", R"({"task": "sleep", "input": {"ms": 60000}})", {{"Prefer", "wait=60"}});
   ASSERT_EQ(res.status, 202) << Describe(res);
   EXPECT_LT(Since(start), milliseconds(10'000));
   const std::string id = Field(res.json().as_object(), "id");
@@ -137,8 +130,10 @@ TEST_F(WaitingTest, RunClientThatDisconnectsCancelsTheJob) {
     Response list = client().Get("/v1/jobs?task=sleep&status=running");
     ASSERT_EQ(list.status, 200) << Describe(list);
     const json::array& jobs = list.json().at("jobs").as_array();
-    if (!jobs.empty()) id = Field(jobs[0].as_object(), "id");
-    else std::this_thread::sleep_for(milliseconds(5));  // Poll, gently.
+    if (!jobs.empty())
+      id = Field(jobs[0].as_object(), "id");
+    else
+      std::this_thread::sleep_for(milliseconds(5));  // Poll, gently.
   }
   ASSERT_FALSE(id.empty()) << "the run's job never showed up as running";
 
@@ -177,8 +172,7 @@ shutdown_grace = "200ms"
   EXPECT_EQ(Field(job, "status"), "canceled") << list.body;
   ASSERT_TRUE(job.at("error").is_object()) << list.body;
   EXPECT_EQ(Field(job.at("error").as_object(), "type"), "run_timeout") << list.body;
-  EXPECT_NE(Field(job.at("error").as_object(), "message").find("run_timeout (300 ms)"), std::string::npos)
-      << list.body;
+  EXPECT_NE(Field(job.at("error").as_object(), "message").find("run_timeout (300 ms)"), std::string::npos) << list.body;
 }
 
 }  // namespace

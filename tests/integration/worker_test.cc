@@ -3,12 +3,10 @@
 // timeouts and cancels that kill process groups, crashes, floods, and the checks
 // that nothing is left behind (zombies, descriptors, grandchildren).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
-#include <boost/json.hpp>
-
 #include <algorithm>
+#include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -30,9 +28,7 @@ const std::string kSource = OFFLOAD_SOURCE_DIR;
 
 class WorkerTest : public ServerTest {
  protected:
-  void SetUp() override {
-    dir_ = MakeTestDir("offload-worker-it-");
-  }
+  void SetUp() override { dir_ = MakeTestDir("offload-worker-it-"); }
   void TearDown() override {
     if (server_.running()) {
       // Whatever the test did, the server reaps every child it started (a child
@@ -53,12 +49,12 @@ store = "memory"
 cpu = 4
 
 [tasks.tw]
-worker = [")" + Python() + R"(", ")" +
-           kSource + R"(/tests/exec/testdata/test_worker.py"]
+worker = [")" +
+           Python() + R"(", ")" + kSource + R"(/tests/exec/testdata/test_worker.py"]
 env = { PYTHONPATH = ")" +
            kSource + R"(/clients/python", PYTHONDONTWRITEBYTECODE = "1" }
-)" + tw_keys + "\n" +
-           extra;
+)" + tw_keys +
+           "\n" + extra;
   }
 
   // Runs `input` on `task` to its end and returns the job object.
@@ -123,7 +119,8 @@ TEST_F(WorkerTest, CancelOfARunningCommandKillsItsProcessGroup) {
 command = ["/bin/true"]
 
 [tasks.spawner]
-command = ["/bin/sh", "-c", "sleep 1000 & echo $! > )" + pidfile + R"(; wait"]
+command = ["/bin/sh", "-c", "sleep 1000 & echo $! > )" + pidfile +
+                                                                R"(; wait"]
 )")));
   // Warm up: the server's process loop and its one worker exist from now on.
   ASSERT_EQ(Field(RunJob("true", nullptr), "status"), "succeeded");

@@ -145,8 +145,7 @@ TEST(SchedulerTest, JobsOnDisjointResourcesStartWhileAnotherResourceIsBlocked) {
   s.Enqueue(cpu, Sched::MakeKey(0, 4), 4);
   s.Enqueue(cpu, Sched::MakeKey(0, 5), 5);
   // 2 is blocked behind 1 on the GPU; that must not hold up the CPU jobs.
-  EXPECT_EQ(DispatchWithQueues(s),
-            (std::vector<std::pair<int, int>>{{gpu, 1}, {cpu, 3}, {cpu, 4}}));
+  EXPECT_EQ(DispatchWithQueues(s), (std::vector<std::pair<int, int>>{{gpu, 1}, {cpu, 3}, {cpu, 4}}));
   EXPECT_EQ(s.in_use(0), 1);
   EXPECT_EQ(s.in_use(1), 2);
 
@@ -264,11 +263,11 @@ TEST(SchedulerTest, PositionCountsJobsAheadOnAnySharedResource) {
   s.Enqueue(gpu, Sched::MakeKey(9, 6), 6);  // Jumps ahead by priority.
 
   EXPECT_EQ(s.Position(gpu, Sched::MakeKey(9, 6)), 0u);
-  EXPECT_EQ(s.Position(gpu, Sched::MakeKey(0, 1)), 1u);   // 6
-  EXPECT_EQ(s.Position(cpu, Sched::MakeKey(0, 2)), 0u);   // gpu jobs do not count
-  EXPECT_EQ(s.Position(mixed, Sched::MakeKey(0, 3)), 3u); // 6, 1 (gpu) and 2 (cpu)
-  EXPECT_EQ(s.Position(gpu, Sched::MakeKey(0, 4)), 3u);   // 6, 1, 3
-  EXPECT_EQ(s.Position(cpu, Sched::MakeKey(0, 5)), 2u);   // 2, 3
+  EXPECT_EQ(s.Position(gpu, Sched::MakeKey(0, 1)), 1u);    // 6
+  EXPECT_EQ(s.Position(cpu, Sched::MakeKey(0, 2)), 0u);    // gpu jobs do not count
+  EXPECT_EQ(s.Position(mixed, Sched::MakeKey(0, 3)), 3u);  // 6, 1 (gpu) and 2 (cpu)
+  EXPECT_EQ(s.Position(gpu, Sched::MakeKey(0, 4)), 3u);    // 6, 1, 3
+  EXPECT_EQ(s.Position(cpu, Sched::MakeKey(0, 5)), 2u);    // 2, 3
 
   // Started jobs are no longer ahead of anyone.
   EXPECT_EQ(Dispatch(s), (std::vector<int>{6, 2}));

@@ -107,9 +107,7 @@ TEST_P(JobServiceStoreFaultTest, EachRefusedWriteOfAJobLosesNothing) {
 }
 
 INSTANTIATE_TEST_SUITE_P(InlineAndBatched, JobServiceStoreFaultTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Batched" : "Inline";
-                         });
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Batched" : "Inline"; });
 
 class JobServiceTimerTest : public JobServiceTest {};
 

@@ -4,9 +4,6 @@
 // never by timing.
 #pragma once
 
-#include "service/job_service.h"
-#include "support/manual_clock.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,8 +19,10 @@
 #include <vector>
 
 #include "exec/task_executors.h"
-#include "util/thread_pool.h"
 #include "offload/task_registry.h"
+#include "service/job_service.h"
+#include "support/manual_clock.h"
+#include "util/thread_pool.h"
 
 namespace offload {
 
@@ -131,8 +130,7 @@ class Gate {
 
 // A service as offload::Server builds one: the executors MakeTaskExecutors makes
 // from `registry`, over `pool`. REQUIRES: `pool` and `clock` outlive the service.
-inline ErrorOr<std::unique_ptr<JobService>> CreateService(const ServerConfig& config,
-                                                          const TaskRegistry& registry,
+inline ErrorOr<std::unique_ptr<JobService>> CreateService(const ServerConfig& config, const TaskRegistry& registry,
                                                           std::unique_ptr<Store> store, ThreadPool* pool,
                                                           const WallClock& clock = SystemClock()) {
   auto executors = MakeTaskExecutors(config, registry, pool);
@@ -178,38 +176,32 @@ class JobServiceTest : public ::testing::Test {
   void Start(const ServerConfig& config, std::unique_ptr<Store> store = nullptr,
              const WallClock& clock = SystemClock()) {
     TaskRegistry registry = TaskRegistry::WithBuiltins();
-    registry.Register("gated", TaskDefinition{[this](const Job& job, Context& ctx) {
-                                                return gate_.Run(job, ctx);
-                                              },
-                                              {},
-                                              "application/json"});
-    registry.Register("boom", TaskDefinition{[](const Job&, Context&) -> Result {
-                                               throw std::runtime_error("kaboom");
-                                             },
+    registry.Register(
+        "gated",
+        TaskDefinition{[this](const Job& job, Context& ctx) { return gate_.Run(job, ctx); }, {}, "application/json"});
+    registry.Register("boom", TaskDefinition{[](const Job&, Context&) -> Result { throw std::runtime_error("kaboom"); },
                                              {},
                                              "application/json"});
-    registry.Register("fails", TaskDefinition{[](const Job&, Context&) {
-                                                return Result::Fail("bad_luck", "it failed");
-                                              },
-                                              {},
-                                              "application/json"});
+    registry.Register(
+        "fails",
+        TaskDefinition{
+            [](const Job&, Context&) { return Result::Fail("bad_luck", "it failed"); }, {}, "application/json"});
     // Returns its input {"v": ANY, "us": N, "fail_until": A}: after N microseconds,
     // failing with "bad_element" while the attempt is below A.
-    registry.Register("echo", TaskDefinition{[](const Job& job, Context&) {
-                                               const json::object& in = job.input.as_object();
-                                               if (auto* us = in.if_contains("us")) {
-                                                 std::this_thread::sleep_for(
-                                                     std::chrono::microseconds(us->to_number<int>()));
-                                               }
-                                               auto* until = in.if_contains("fail_until");
-                                               if (until && job.attempt < until->to_number<int>()) {
-                                                 return Result::Fail("bad_element", "attempt " +
-                                                                                        std::to_string(job.attempt));
-                                               }
-                                               return Result::Json(in.contains("v") ? in.at("v") : nullptr);
-                                             },
-                                             {},
-                                             "application/json"});
+    registry.Register("echo",
+                      TaskDefinition{[](const Job& job, Context&) {
+                                       const json::object& in = job.input.as_object();
+                                       if (auto* us = in.if_contains("us")) {
+                                         std::this_thread::sleep_for(std::chrono::microseconds(us->to_number<int>()));
+                                       }
+                                       auto* until = in.if_contains("fail_until");
+                                       if (until && job.attempt < until->to_number<int>()) {
+                                         return Result::Fail("bad_element", "attempt " + std::to_string(job.attempt));
+                                       }
+                                       return Result::Json(in.contains("v") ? in.at("v") : nullptr);
+                                     },
+                                     {},
+                                     "application/json"});
     if (!store) {
       auto memory = OpenStore("memory");
       ASSERT_TRUE(memory.has_value());
@@ -266,8 +258,7 @@ class JobServiceTest : public ::testing::Test {
   Page List(const JobQuery& q) {
     auto p = std::make_shared<std::promise<Page>>();
     auto f = p->get_future();
-    service_->List(q, [p](ErrorOr<std::vector<JobSnapshot>> jobs,
-                          std::optional<std::uint64_t> next) {
+    service_->List(q, [p](ErrorOr<std::vector<JobSnapshot>> jobs, std::optional<std::uint64_t> next) {
       EXPECT_TRUE(jobs.has_value()) << jobs.error().detail;
       Page page;
       if (jobs) page.jobs = std::move(*jobs);

@@ -6,7 +6,6 @@
 namespace offload {
 namespace {
 
-
 TEST_F(JobServiceTest, SubmitAnswersRunningWhenFreeAndQueuedWithPositionOtherwise) {
   auto a = Submit("gated", json::object{{"tag", 1}, {"progress", 0.25}});
   ASSERT_TRUE(a.has_value()) << a.error().detail;
@@ -82,7 +81,7 @@ TEST_F(JobServiceTest, ExclusiveResourceRunsJobsStrictlyInSubmissionOrder) {
 TEST_F(JobServiceTest, JobsOnOtherResourcesStartWhileTheGpuQueueWaits) {
   SubmitGated(1);
   ASSERT_TRUE(gate_.WaitStarted(1));  // Handlers record their start on pool threads.
-  SubmitGated(2);  // Waits for the GPU.
+  SubmitGated(2);                     // Waits for the GPU.
   auto cpu_job = Submit("gated_cpu", Tag(3));
   ASSERT_TRUE(cpu_job.has_value());
   EXPECT_EQ(cpu_job->record.status, JobStatus::kRunning);
@@ -228,8 +227,7 @@ TEST_F(JobServiceTest, CanceledRunningJobSeesTheTokenAndReleasesItsResourcesWhen
   auto final_state = Get(running);
   ASSERT_TRUE(final_state.has_value());
   EXPECT_EQ(final_state->record.status, JobStatus::kCanceled);
-  EXPECT_EQ(final_state->record.error->type, "canceled")
-      << "the handler's own error must not replace the cancel";
+  EXPECT_EQ(final_state->record.error->type, "canceled") << "the handler's own error must not replace the cancel";
   EXPECT_EQ(final_state->record.result, nullptr);
   auto late = Cancel(running);
   ASSERT_FALSE(late.has_value());
@@ -268,8 +266,7 @@ TEST_F(JobServiceTest, AwaitFinishAndCancelAwait) {
   EXPECT_TRUE(service_->CancelAwait(id, t1));
   EXPECT_FALSE(service_->CancelAwait(id, t1)) << "already removed";
   EXPECT_FALSE(service_->CancelAwait("AAAAAAAAAAAAAAAA", t2));
-  EXPECT_EQ(f.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)
-      << "fired before the job finished";
+  EXPECT_EQ(f.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout) << "fired before the job finished";
 
   gate_.Open(1);
   ASSERT_EQ(f.wait_for(kDeadline), std::future_status::ready);
@@ -311,8 +308,7 @@ TEST_F(JobServiceTest, DrainingRefusesSubmitsAndStartsNothingNew) {
   EXPECT_EQ(r.error().code, ErrorCode::kUnavailable);
 
   gate_.Open(1);
-  EXPECT_EQ(WaitFinished(running).record.status, JobStatus::kSucceeded)
-      << "running jobs may finish while draining";
+  EXPECT_EQ(WaitFinished(running).record.status, JobStatus::kSucceeded) << "running jobs may finish while draining";
   EXPECT_TRUE(service_->WaitForIdle(Millis(5000)));
   EXPECT_EQ(StatusOf(queued), JobStatus::kQueued) << "nothing new starts while draining";
 
@@ -343,7 +339,7 @@ TEST_F(JobServiceTest, TaskTimeoutFailsTheJobWithTypeTimeout) {
   service_.reset();
   Start(c);
   EXPECT_EQ(Task("gated").timeout, Millis(50));
-  gate_.Open(2);  // Job 2 finishes as soon as it starts, well within its own timeout.
+  gate_.Open(2);                          // Job 2 finishes as soon as it starts, well within its own timeout.
   const std::string id = SubmitGated(1);  // Never opened.
   const std::string next = SubmitGated(2);
   JobSnapshot s = WaitFinished(id);
@@ -382,8 +378,7 @@ TEST_F(JobServiceTest, BadSubmitsCreateNoJob) {
   auto bad_input = Submit("sleep", json::object{{"ms", -1}});
   ASSERT_FALSE(bad_input.has_value());
   EXPECT_EQ(bad_input.error().code, ErrorCode::kInvalidArgument);
-  EXPECT_NE(bad_input.error().detail.find("input.ms"), std::string::npos)
-      << bad_input.error().detail;
+  EXPECT_NE(bad_input.error().detail.find("input.ms"), std::string::npos) << bad_input.error().detail;
 
   EXPECT_TRUE(List(JobQuery{}).jobs.empty());
 }
@@ -441,8 +436,7 @@ TEST_F(JobServiceTest, ListIsNewestFirstWithCursorAndFilters) {
 
   JobQuery by_status;
   by_status.status = JobStatus::kSucceeded;
-  EXPECT_EQ(Ids(List(by_status).jobs),
-            (std::vector<std::string>(noops.rbegin(), noops.rend())));
+  EXPECT_EQ(Ids(List(by_status).jobs), (std::vector<std::string>(noops.rbegin(), noops.rend())));
   by_status.status = JobStatus::kQueued;
   EXPECT_EQ(Ids(List(by_status).jobs), (std::vector<std::string>{g3, g2}));
   by_status.status = JobStatus::kRunning;
@@ -616,8 +610,7 @@ uses = {gpu = 1}
   ASSERT_TRUE(service.has_value()) << service.error().detail;
   auto p = std::make_shared<std::promise<SnapshotOr>>();
   auto f = p->get_future();
-  (*service)->Submit(Request("render", json::object{{"ms", 1}}),
-                     [p](SnapshotOr r) { p->set_value(std::move(r)); });
+  (*service)->Submit(Request("render", json::object{{"ms", 1}}), [p](SnapshotOr r) { p->set_value(std::move(r)); });
   ASSERT_EQ(f.wait_for(kDeadline), std::future_status::ready);
   SnapshotOr submitted = f.get();
   ASSERT_TRUE(submitted.has_value());

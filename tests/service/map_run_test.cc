@@ -88,8 +88,8 @@ TEST(MapRunTest, AFailedElementComesBackForItsRetriesThenFailsTheMapFast) {
   EXPECT_EQ(again.attempts, (std::vector<int>{2}));
   std::vector<std::optional<Result>> second;
   second.push_back(Result::Fail("boom", "still broken"));
-  folded = run.Fold(again, ChunkOutcome::From(std::move(second), nanoseconds(1), StopReason::kNone),
-                    milliseconds(0), 1, true);
+  folded = run.Fold(again, ChunkOutcome::From(std::move(second), nanoseconds(1), StopReason::kNone), milliseconds(0), 1,
+                    true);
   EXPECT_TRUE(folded.retries.empty()) << "one retry only";
   ASSERT_TRUE(folded.failure);
   EXPECT_EQ(folded.failure->type, "boom");
@@ -110,9 +110,10 @@ TEST(MapRunTest, InvalidInputAndADrainingServerAreNotRetried) {
     EXPECT_TRUE(folded.retries.empty());
     EXPECT_FALSE(folded.failure) << "collect keeps going";
     EXPECT_TRUE(run.complete());
-    EXPECT_EQ(json::value(run.TakeResults()),
-              json::value(json::array{json::object{
-                  {"error", json::object{{"type", invalid ? error_type::kInvalidInput : "boom"}, {"message", "no"}}}}}));
+    EXPECT_EQ(
+        json::value(run.TakeResults()),
+        json::value(json::array{json::object{
+            {"error", json::object{{"type", invalid ? error_type::kInvalidInput : "boom"}, {"message", "no"}}}}}));
   }
 }
 

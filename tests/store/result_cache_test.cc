@@ -8,7 +8,9 @@
 namespace offload {
 namespace {
 
-std::shared_ptr<const Output> Png(std::size_t bytes) { return Result::Bytes("image/png", std::string(bytes, 'p')).output(); }
+std::shared_ptr<const Output> Png(std::size_t bytes) {
+  return Result::Bytes("image/png", std::string(bytes, 'p')).output();
+}
 
 TEST(ResultCacheTest, ALargeResultIsSharedWhileSomeoneHoldsIt) {
   ResultCache cache;

@@ -36,7 +36,7 @@ static_assert(static_cast<int>(JobStatus::kCanceled) == 4);
 
 // What each number on disk means, written out rather than derived from the enum.
 const std::map<int, JobStatus> kStatusOnDisk = {
-    {0, JobStatus::kQueued}, {1, JobStatus::kRunning}, {2, JobStatus::kSucceeded},
+    {0, JobStatus::kQueued}, {1, JobStatus::kRunning},  {2, JobStatus::kSucceeded},
     {3, JobStatus::kFailed}, {4, JobStatus::kCanceled},
 };
 
@@ -197,9 +197,10 @@ TEST_F(SqliteMigrationTest, StatusNumbersOnDiskReadAsTheStatusesTheyMeant) {
   std::string sql;
   for (const auto& [number, status] : kStatusOnDisk) {
     const std::string n = std::to_string(number);
-    sql += "INSERT INTO jobs (seq, id, task, status, priority, attempts, input, created_at, started_at, "
-           "finished_at) VALUES (" + std::to_string(number + 1) + ", 'n" + n + "', 'sleep', " + n +
-           ", 0, 0, '{}', 1700000000000, 0, 0);\n";
+    sql +=
+        "INSERT INTO jobs (seq, id, task, status, priority, attempts, input, created_at, started_at, "
+        "finished_at) VALUES (" +
+        std::to_string(number + 1) + ", 'n" + n + "', 'sleep', " + n + ", 0, 0, '{}', 1700000000000, 0, 0);\n";
   }
   Exec(sql);
   auto store = SqliteStore::Open(SqliteOptions{path_});
@@ -249,7 +250,7 @@ TEST_F(SqliteMigrationTest, ADatabaseFromANewerOffloadIsRefused) {
 }
 
 TEST_F(SqliteMigrationTest, AFileThatIsNotADatabaseIsRefusedWithTheReason) {
-  Exec("");  // Creates the file...
+  Exec("");                                        // Creates the file...
   std::FILE* f = std::fopen(path_.c_str(), "wb");  // ...then overwrites it with garbage.
   ASSERT_NE(f, nullptr);
   std::fputs("this is not an SQLite database, just text long enough to fill a header....", f);

@@ -127,9 +127,7 @@ class RecordingStore final : public Store {
   }
   ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override { return inner_->Get(id); }
   ErrorOr<JobPage> List(const JobQuery& query) override { return inner_->List(query); }
-  ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override {
-    return inner_->RemoveFinishedBefore(cutoff);
-  }
+  ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override { return inner_->RemoveFinishedBefore(cutoff); }
   ErrorOr<std::vector<JobRecord>> LoadUnfinished() override { return inner_->LoadUnfinished(); }
   ErrorOr<std::uint64_t> MaxSeq() override { return inner_->MaxSeq(); }
   ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override {
@@ -298,9 +296,7 @@ TEST_P(StoreQueueTest, TheDestructorAppliesEveryWriteAndRunsEveryCallback) {
 }
 
 INSTANTIATE_TEST_SUITE_P(BothQueues, StoreQueueTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Threaded" : "Inline";
-                         });
+                         [](const ::testing::TestParamInfo<bool>& info) { return info.param ? "Threaded" : "Inline"; });
 
 class ThreadedStoreQueueTest : public StoreQueueFixture {
  protected:
@@ -323,9 +319,9 @@ TEST_F(ThreadedStoreQueueTest, WritesQueuedWhileTheWriterIsBusyGoInOneBatch) {
   queue_->Write(Insert(3), Logged("3"));
   store_->Release();
   queue_->WaitForWrites();
-  EXPECT_EQ(store_->batches(), (std::vector<std::vector<std::string>>{
-                                   {"insert job-100 queued"},
-                                   {"insert job-1 queued", "insert job-2 queued", "insert job-3 queued"}}));
+  EXPECT_EQ(store_->batches(),
+            (std::vector<std::vector<std::string>>{
+                {"insert job-100 queued"}, {"insert job-1 queued", "insert job-2 queued", "insert job-3 queued"}}));
   EXPECT_EQ(log_.events(), (std::vector<std::string>{"1 ok", "2 ok", "3 ok"}));
 }
 

@@ -3,7 +3,6 @@
 #include "store/store.h"
 
 #include <gtest/gtest.h>
-
 #include <stdlib.h>
 
 #include <boost/json.hpp>
@@ -48,7 +47,10 @@ const std::vector<StoreFactory>& StoreFactories() {
   static const std::vector<StoreFactory> factories = {
       {"memory", [] { return OpenStore("memory"); }},
       // synchronous=NORMAL: the suite checks behaviour, not sync to disk.
-      {"sqlite", [] { return OpenStore(StoreOptions{"sqlite:" + scratch.Make() + "/jobs.db", false}); }},
+      {"sqlite",
+       [] {
+         return OpenStore(StoreOptions{"sqlite:" + scratch.Make() + "/jobs.db", false});
+       }},
   };
   return factories;
 }
@@ -57,8 +59,7 @@ void PrintTo(const StoreFactory& f, std::ostream* os) { *os << f.name; }
 
 constexpr UnixMillis kT0 = 1'700'000'000'000;
 
-JobRecord MakeJob(std::uint64_t seq, const std::string& task = "sleep",
-                  JobStatus status = JobStatus::kQueued) {
+JobRecord MakeJob(std::uint64_t seq, const std::string& task = "sleep", JobStatus status = JobStatus::kQueued) {
   JobRecord r;
   r.id = "job-" + std::to_string(seq);
   r.task = task;
@@ -199,10 +200,9 @@ TEST_P(StoreTest, NumbersRoundTripExactly) {
 // result is kept.
 TEST_P(StoreTest, ANonFiniteNumberInAResultIsNullAndTheRestIsKept) {
   JobRecord r = MakeJob(1, "cpu", JobStatus::kSucceeded);
-  r.result = Result::Json(json::object{{"inf", std::numeric_limits<double>::infinity()},
-                                       {"nan", std::nan("")},
-                                       {"ok", 2.5}})
-                 .output();
+  r.result =
+      Result::Json(json::object{{"inf", std::numeric_limits<double>::infinity()}, {"nan", std::nan("")}, {"ok", 2.5}})
+          .output();
   Insert(r);
   auto got = Get(r.id);
   ASSERT_TRUE(got.has_value());
@@ -637,9 +637,7 @@ TEST_P(StoreTest, ManyJobs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreTest, ::testing::ValuesIn(StoreFactories()),
-                         [](const ::testing::TestParamInfo<StoreFactory>& info) {
-                           return info.param.name;
-                         });
+                         [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
 
 TEST(OpenStoreTest, UnknownSpecIsAnError) {
   auto s = OpenStore("cassandra");

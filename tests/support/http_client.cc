@@ -4,7 +4,6 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
-
 #include <cctype>
 #include <charconv>
 #include <ctime>
@@ -57,8 +56,7 @@ std::string HttpClient::Connect(std::chrono::milliseconds timeout) {
   return "";
 }
 
-std::string HttpClient::Send(http::verb method, std::string_view target, std::string body,
-                             const Headers& headers) {
+std::string HttpClient::Send(http::verb method, std::string_view target, std::string body, const Headers& headers) {
   if (!stream_) {
     if (std::string err = Connect(kDefaultTimeout); !err.empty()) return err;
   }
@@ -112,8 +110,8 @@ Response HttpClient::Receive(std::chrono::milliseconds timeout) {
   return out;
 }
 
-Response HttpClient::Request(http::verb method, std::string_view target, std::string body,
-                             const Headers& headers, std::chrono::milliseconds timeout) {
+Response HttpClient::Request(http::verb method, std::string_view target, std::string body, const Headers& headers,
+                             std::chrono::milliseconds timeout) {
   if (std::string err = Send(method, target, std::move(body), headers); !err.empty()) {
     Response out;
     out.error = err;
@@ -140,8 +138,8 @@ std::optional<boost::json::value> ParseJson(std::string_view text) {
 
 std::optional<std::int64_t> ParseRfc3339Millis(std::string_view text) {
   // Exactly YYYY-MM-DDTHH:MM:SS.mmmZ: the API promises UTC with milliseconds.
-  if (text.size() != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' ||
-      text[16] != ':' || text[19] != '.' || text[23] != 'Z') {
+  if (text.size() != 24 || text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':' ||
+      text[19] != '.' || text[23] != 'Z') {
     return std::nullopt;
   }
   auto num = [&](std::size_t at, std::size_t len, int* out) {
@@ -149,8 +147,8 @@ std::optional<std::int64_t> ParseRfc3339Millis(std::string_view text) {
     return ec == std::errc() && p == text.data() + at + len;
   };
   int year, month, day, hour, minute, second, millis;
-  if (!num(0, 4, &year) || !num(5, 2, &month) || !num(8, 2, &day) || !num(11, 2, &hour) ||
-      !num(14, 2, &minute) || !num(17, 2, &second) || !num(20, 3, &millis)) {
+  if (!num(0, 4, &year) || !num(5, 2, &month) || !num(8, 2, &day) || !num(11, 2, &hour) || !num(14, 2, &minute) ||
+      !num(17, 2, &second) || !num(20, 3, &millis)) {
     return std::nullopt;
   }
   std::tm tm{};

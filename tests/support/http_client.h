@@ -10,7 +10,6 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/verb.hpp>
 #include <boost/json/value.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -48,8 +47,7 @@ class HttpClient {
   ~HttpClient();
 
   Response Request(boost::beast::http::verb method, std::string_view target, std::string body = {},
-                   const Headers& headers = {},
-                   std::chrono::milliseconds timeout = kDefaultTimeout);
+                   const Headers& headers = {}, std::chrono::milliseconds timeout = kDefaultTimeout);
   Response Get(std::string_view target, std::chrono::milliseconds timeout = kDefaultTimeout) {
     return Request(boost::beast::http::verb::get, target, {}, {}, timeout);
   }
@@ -57,9 +55,7 @@ class HttpClient {
                 std::chrono::milliseconds timeout = kDefaultTimeout) {
     return Request(boost::beast::http::verb::post, target, std::move(body), headers, timeout);
   }
-  Response Delete(std::string_view target) {
-    return Request(boost::beast::http::verb::delete_, target);
-  }
+  Response Delete(std::string_view target) { return Request(boost::beast::http::verb::delete_, target); }
 
   // Request in two halves, for tests that act while a request is in flight
   // (disconnect, shutdown). Send returns an error message, "" on success.

@@ -8,9 +8,7 @@ namespace json = boost::json;
 
 namespace {
 
-bool IsFinishedStatus(std::string_view s) {
-  return s == "succeeded" || s == "failed" || s == "canceled";
-}
+bool IsFinishedStatus(std::string_view s) { return s == "succeeded" || s == "failed" || s == "canceled"; }
 
 }  // namespace
 
@@ -40,8 +38,7 @@ json::object GetJob(HttpClient& client, const std::string& id) {
   return res.json().as_object();
 }
 
-json::object WaitFinished(HttpClient& client, const std::string& id,
-                          std::chrono::milliseconds deadline) {
+json::object WaitFinished(HttpClient& client, const std::string& id, std::chrono::milliseconds deadline) {
   using Clock = std::chrono::steady_clock;
   const auto until = Clock::now() + deadline;
   json::object job;
@@ -60,8 +57,7 @@ json::object WaitFinished(HttpClient& client, const std::string& id,
     job = res.json().as_object();
     if (IsFinishedStatus(Field(job, "status"))) return job;
     if (Clock::now() >= until) {
-      ADD_FAILURE() << "job " << id << " did not finish within " << deadline.count()
-                    << " ms: " << json::serialize(job);
+      ADD_FAILURE() << "job " << id << " did not finish within " << deadline.count() << " ms: " << json::serialize(job);
       return job;
     }
   }
@@ -76,8 +72,8 @@ json::object WaitForStatus(HttpClient& client, const std::string& id, std::strin
     job = GetJob(client, id);
     if (Field(job, "status") == status) return job;
     if (job.empty() || Clock::now() >= until) {
-      ADD_FAILURE() << "job " << id << " did not reach status " << status << " within "
-                    << deadline.count() << " ms: " << json::serialize(job);
+      ADD_FAILURE() << "job " << id << " did not reach status " << status << " within " << deadline.count()
+                    << " ms: " << json::serialize(job);
       return job;
     }
     // The API has no "wait until running": poll, briefly.
@@ -137,8 +133,7 @@ std::int64_t TimeOf(const json::object& job, std::string_view name) {
     return ::testing::AssertionFailure() << "expected HTTP " << status << ", got " << Describe(res);
   }
   if (res.header("content-type") != "application/problem+json") {
-    return ::testing::AssertionFailure() << "content-type is not application/problem+json: "
-                                         << Describe(res);
+    return ::testing::AssertionFailure() << "content-type is not application/problem+json: " << Describe(res);
   }
   json::value body = res.json();
   const json::object* o = body.if_object();

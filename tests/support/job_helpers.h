@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -17,8 +16,7 @@ namespace offload::testing {
 
 // POST /v1/jobs; expects 202 and returns the job object (an empty object, with a
 // test failure, otherwise).
-boost::json::object SubmitJob(HttpClient& client, std::string_view task, boost::json::value input,
-                              int priority = 0);
+boost::json::object SubmitJob(HttpClient& client, std::string_view task, boost::json::value input, int priority = 0);
 
 // GET /v1/jobs/{id}; expects 200.
 boost::json::object GetJob(HttpClient& client, const std::string& id);

@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-
 #include <unistd.h>
 
 #include <chrono>
@@ -65,9 +64,9 @@ class ServerTest : public ::testing::Test {
   // A fresh folder for this test's files, named after the test (so parallel runs
   // of different tests never share one); the caller removes it.
   static std::filesystem::path MakeTestDir(std::string_view prefix) {
-    auto dir = std::filesystem::temp_directory_path() /
-               (std::string(prefix) + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto dir =
+        std::filesystem::temp_directory_path() / (std::string(prefix) + std::to_string(::getpid()) + "-" +
+                                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir);
     return dir;
   }

@@ -125,9 +125,8 @@ std::string TestServer::Start(TestServerOptions options) {
   reader_ = std::thread([this, fd = fds[0]] { ReadStderr(fd); });
 
   std::unique_lock lock(mu_);
-  const bool ready = cv_.wait_for(lock, options.start_deadline, [this] {
-    return stderr_eof_ || FindListeningPort(log_) != 0;
-  });
+  const bool ready =
+      cv_.wait_for(lock, options.start_deadline, [this] { return stderr_eof_ || FindListeningPort(log_) != 0; });
   port_ = FindListeningPort(log_);
   if (port_ != 0) return "";
   std::string why = ready ? "the server exited before it listened" : "the server did not listen in time";

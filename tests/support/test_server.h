@@ -82,7 +82,7 @@ class TestServer {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::string log_;         // guarded by mu_
+  std::string log_;          // guarded by mu_
   bool stderr_eof_ = false;  // guarded by mu_
 };
 

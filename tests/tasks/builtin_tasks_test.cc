@@ -3,8 +3,8 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/json.hpp>
 #include <atomic>
+#include <boost/json.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -103,9 +103,9 @@ TEST_F(BuiltinTasksTest, MsIsValidatedForSleepAndCpu) {
     SCOPED_TRACE(task);
     EXPECT_EQ(Validate(task, R"({"ms": 0})"), std::nullopt);
     EXPECT_EQ(Validate(task, R"({"ms": 3600000})"), std::nullopt);
-    for (const char* bad : {R"({})", R"({"ms": null})", R"({"ms": -1})", R"({"ms": 3600001})",
-                            R"({"ms": 18446744073709551615})", R"({"ms": 9223372036854775807})",
-                            R"({"ms": 1.5})", R"({"ms": "10"})", R"({"ms": true})"}) {
+    for (const char* bad :
+         {R"({})", R"({"ms": null})", R"({"ms": -1})", R"({"ms": 3600001})", R"({"ms": 18446744073709551615})",
+          R"({"ms": 9223372036854775807})", R"({"ms": 1.5})", R"({"ms": "10"})", R"({"ms": true})"}) {
       auto e = Validate(task, bad);
       ASSERT_TRUE(e.has_value()) << bad;
       EXPECT_NE(e->find("input.ms"), std::string::npos) << bad << " -> " << *e;
@@ -121,21 +121,17 @@ TEST_F(BuiltinTasksTest, MsIsValidatedForSleepAndCpu) {
 TEST_F(BuiltinTasksTest, MandelbrotSizesAreValidated) {
   EXPECT_EQ(Validate("mandelbrot", "null"), std::nullopt) << "all defaults";
   EXPECT_EQ(Validate("mandelbrot", "{}"), std::nullopt);
-  EXPECT_EQ(Validate("mandelbrot", R"({"width": 8192, "height": 1, "max_iter": 1})"),
-            std::nullopt);
+  EXPECT_EQ(Validate("mandelbrot", R"({"width": 8192, "height": 1, "max_iter": 1})"), std::nullopt);
   struct Case {
     const char* input;
     const char* field;
   };
-  for (const Case& c : {Case{R"({"width": 8193})", "input.width"},
-                        Case{R"({"width": 0})", "input.width"},
-                        Case{R"({"width": -5})", "input.width"},
-                        Case{R"({"width": "wide"})", "input.width"},
-                        Case{R"({"height": 8193})", "input.height"},
-                        Case{R"({"height": 100000000000})", "input.height"},
-                        Case{R"({"max_iter": 0})", "input.max_iter"},
-                        Case{R"({"max_iter": 100001})", "input.max_iter"},
-                        Case{R"({"width": 64, "height": 9000})", "input.height"}}) {
+  for (const Case& c :
+       {Case{R"({"width": 8193})", "input.width"}, Case{R"({"width": 0})", "input.width"},
+        Case{R"({"width": -5})", "input.width"}, Case{R"({"width": "wide"})", "input.width"},
+        Case{R"({"height": 8193})", "input.height"}, Case{R"({"height": 100000000000})", "input.height"},
+        Case{R"({"max_iter": 0})", "input.max_iter"}, Case{R"({"max_iter": 100001})", "input.max_iter"},
+        Case{R"({"width": 64, "height": 9000})", "input.height"}}) {
     auto e = Validate("mandelbrot", c.input);
     ASSERT_TRUE(e.has_value()) << c.input;
     EXPECT_NE(e->find(c.field), std::string::npos) << c.input << " -> " << *e;
@@ -185,8 +181,7 @@ TEST_F(BuiltinTasksTest, SleepHonoursCancellationPromptly) {
   ctx.Cancel();
   runner.join();
   const auto latency = returned - canceled_at;
-  EXPECT_LT(latency, kCancelBound)
-      << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count() << " ms";
+  EXPECT_LT(latency, kCancelBound) << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count() << " ms";
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().type, "canceled");
 }
@@ -204,8 +199,7 @@ TEST_F(BuiltinTasksTest, CpuHonoursCancellationPromptly) {
   ctx.Cancel();
   runner.join();
   const auto latency = returned - canceled_at;
-  EXPECT_LT(latency, kCancelBound)
-      << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count() << " ms";
+  EXPECT_LT(latency, kCancelBound) << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count() << " ms";
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().type, "canceled");
 }
@@ -247,8 +241,7 @@ TEST_F(BuiltinTasksTest, MandelbrotStopsWhenCanceled) {
   RunContext ctx;
   ctx.RequestStop(StopReason::kCanceled);
   const auto t0 = Clock::now();
-  Result r = Run("mandelbrot", json::parse(R"({"width": 8192, "height": 8192, "max_iter": 100000})"),
-                 ctx);
+  Result r = Run("mandelbrot", json::parse(R"({"width": 8192, "height": 8192, "max_iter": 100000})"), ctx);
   EXPECT_LT(Clock::now() - t0, kCancelBound) << "rendered anyway";
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().type, "canceled");
@@ -262,8 +255,7 @@ TEST_F(BuiltinTasksTest, MandelbrotHonoursCancellationPromptly) {
     // The widest image and the most iterations: the second row crosses the set, so
     // it alone takes hundreds of milliseconds. Cancellation arrives during it (the
     // first progress report comes after row 0) and must not wait for the row's end.
-    result = Run("mandelbrot",
-                 json::parse(R"({"width": 8192, "height": 3, "max_iter": 100000})"), ctx);
+    result = Run("mandelbrot", json::parse(R"({"width": 8192, "height": 3, "max_iter": 100000})"), ctx);
     returned = Clock::now();
   });
   ASSERT_TRUE(ctx.WaitBusy()) << "the handler never got to row 1";
@@ -271,8 +263,7 @@ TEST_F(BuiltinTasksTest, MandelbrotHonoursCancellationPromptly) {
   ctx.Cancel();
   runner.join();
   const auto latency = returned - canceled_at;
-  EXPECT_LT(latency, kCancelBound)
-      << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count() << " ms";
+  EXPECT_LT(latency, kCancelBound) << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count() << " ms";
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.error().type, "canceled");
 }

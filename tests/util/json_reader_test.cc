@@ -29,16 +29,16 @@ Error Err(std::string_view text, std::string_view root = {}) {
 
 TEST(ParseJsonTest, ReadsWhatBoostReads) {
   const char* docs[] = {
-      "null", "true", "false", "0", "-1", "\"é✓\"", "[]", "{}",
-      R"({"a": [1, 2.5, "three", null, true, {"b": {"c": []}}], "d": "\u00e9\n"})",
+      "null",      "true", "false",
+      "0",         "-1",   "\"é✓\"",
+      "[]",        "{}",   R"({"a": [1, 2.5, "three", null, true, {"b": {"c": []}}], "d": "\u00e9\n"})",
       " [1,2,3] ",
   };
   for (const char* d : docs) EXPECT_EQ(Ok(d), json::parse(d)) << d;
 }
 
 TEST(ParseJsonTest, MalformedIsMalformed) {
-  for (const char* d : {"", "{", "[1,]", "{\"a\" 1}", "nul", "1 2", "\"\xff\"", "NaN", "Infinity",
-                        "{\"a\":1}x"}) {
+  for (const char* d : {"", "{", "[1,]", "{\"a\" 1}", "nul", "1 2", "\"\xff\"", "NaN", "Infinity", "{\"a\":1}x"}) {
     Error e = Err(d);
     EXPECT_EQ(e.code, ErrorCode::kMalformed) << d << ": " << e.detail;
   }

@@ -7,8 +7,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -84,8 +84,8 @@ TEST(WriteJsonTest, LargeIntegralDoublesStayDoublesWhenReadBack) {
 // 2^63 is written exactly as std::to_chars writes it (and "X.0" for an integral one in
 // kKeepKind).
 TEST(WriteJsonTest, DoublesAreWrittenAsToCharsWritesThem) {
-  std::vector<double> values = {-0.0, 0.0, 0.001, 0.0015, 0.00099, 1e-4, 999999999.5, 1e9, 100000, 10, 120, 1e5 + 1,
-                                123456789, 0.0001, 99.25, 3.14159, 1.0 / 3};
+  std::vector<double> values = {-0.0, 0.0, 0.001,   0.0015,    0.00099, 1e-4,  999999999.5, 1e9,    100000,
+                                10,   120, 1e5 + 1, 123456789, 0.0001,  99.25, 3.14159,     1.0 / 3};
   for (int k = 0; k <= 5; ++k) {
     const double p = std::pow(10.0, k);
     for (int i = -2000; i <= 2000; i += 7) values.push_back(i / p);
@@ -150,14 +150,14 @@ TEST(WriteJsonTest, ValidUtf8IsKept) {
 TEST(WriteJsonTest, InvalidUtf8IsReplacedByOneReplacementCharacterPerMaximalSubpart) {
   const std::string r = "\xEF\xBF\xBD";
   EXPECT_EQ(Str("\xFF\xFE"), "\"" + r + r + "\"");
-  EXPECT_EQ(Str("a\x80z"), "\"a" + r + "z\"");          // A stray continuation byte.
-  EXPECT_EQ(Str("\xC0\xAF"), "\"" + r + r + "\"");      // Overlong '/': C0 is never valid.
-  EXPECT_EQ(Str("\xE0\x80\x80"), "\"" + r + r + r + "\"");  // Overlong: E0 needs A0..BF.
-  EXPECT_EQ(Str("\xED\xA0\x80"), "\"" + r + r + r + "\"");  // A surrogate.
+  EXPECT_EQ(Str("a\x80z"), "\"a" + r + "z\"");                      // A stray continuation byte.
+  EXPECT_EQ(Str("\xC0\xAF"), "\"" + r + r + "\"");                  // Overlong '/': C0 is never valid.
+  EXPECT_EQ(Str("\xE0\x80\x80"), "\"" + r + r + r + "\"");          // Overlong: E0 needs A0..BF.
+  EXPECT_EQ(Str("\xED\xA0\x80"), "\"" + r + r + r + "\"");          // A surrogate.
   EXPECT_EQ(Str("\xF4\x90\x80\x80"), "\"" + r + r + r + r + "\"");  // Past U+10FFFF.
-  EXPECT_EQ(Str("\xE2\x9C"), "\"" + r + "\"");          // Truncated ✓: one subpart.
+  EXPECT_EQ(Str("\xE2\x9C"), "\"" + r + "\"");                      // Truncated ✓: one subpart.
   EXPECT_EQ(Str("\xE2\x9Cx"), "\"" + r + "x\"");
-  EXPECT_EQ(Str("\xF0\x9D\x84"), "\"" + r + "\"");      // Truncated 𝄞.
+  EXPECT_EQ(Str("\xF0\x9D\x84"), "\"" + r + "\"");  // Truncated 𝄞.
   EXPECT_EQ(Str("\xE2\x9C\"\xE2\x9C\x93"), "\"" + r + "\\\"✓\"");
   // In keys as in values.
   EXPECT_EQ(WriteJson(json::object{{"\xFF", "\xFE"}}), "{\"" + r + "\":\"" + r + "\"}");

@@ -65,8 +65,8 @@ TEST(TimerQueueTest, CancelledCallbackNeverRunsAndIsFreedAtOnce) {
   held.reset();
   EXPECT_FALSE(watch.expired());  // The pending callback holds it.
   EXPECT_TRUE(q.Cancel(h));
-  EXPECT_TRUE(watch.expired());   // Freed by Cancel, not an hour later.
-  EXPECT_FALSE(q.Cancel(h));      // Already gone.
+  EXPECT_TRUE(watch.expired());  // Freed by Cancel, not an hour later.
+  EXPECT_FALSE(q.Cancel(h));     // Already gone.
   EXPECT_FALSE(q.Cancel(0));
   // One cancelled among others: the others still run.
   TimerQueue::Handle gone = q.Schedule(10ms, r.Mark(99));
