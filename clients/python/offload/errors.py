@@ -1,0 +1,281 @@
+"""The exceptions of offload's clients, and the one place where answers become them.
+
+Every error the server sends is an RFC 9457 problem body (``application/problem+json``)
+with ``type``, ``title``, ``status`` and ``detail``. :func:`from_problem` turns it into
+the exception of this table (types after ``urn:offload:problem:``; docs/api.md lists
+them, src/http/problem.cc, api.cc and server.cc send them)::
+
+    status  type                             exception
+    ------  -------------------------------  ----------------------------------------
+    400     malformed-request                BadRequest
+    403     origin-not-allowed               Refused
+    404     not-found                        NotFound
+    405     method-not-allowed               Refused
+    409     conflict                         Conflict
+    409     not-finished                     NotFinished (a Conflict; retry_after)
+    409     job-canceled                     JobCanceled (a JobFailed)
+    413     body-too-large                   PayloadTooLarge
+    415     unsupported-media-type           Refused
+    421     misdirected-request              Refused
+    422     invalid-request                  InvalidInput (a BadRequest; field)
+    422     response-too-large               ResponseTooLarge
+    422     job-failed                       JobFailed (error.type "invalid_input")
+    429     queue-full                       QueueFull (retry_after)
+    431     header-too-large                 Refused
+    500     job-failed                       JobFailed
+    500     internal                         ServerError
+    501     transfer-coding-not-implemented  Refused
+    503     too-many-connections             Unavailable (retry_after)
+    503     unavailable                      Unavailable (retry_after)
+    504     job-timeout                      JobFailed (error.type "timeout")
+    504     run-timeout                      Timeout (the server canceled the job)
+
+A type the table does not know falls back on its status: 404 NotFound, 409 Conflict,
+413 PayloadTooLarge, 429 QueueFull, 503 Unavailable, another 5xx ServerError, else
+OffloadError. Two more come from the client itself, with ``status`` None:
+``NetworkError`` (no answer: refused, reset or closed, after the retries the client
+allows) and ``Timeout`` (``wait`` or ``map`` ran out of time, or the server did not
+answer within the client's ``timeout``).
+
+An unknown task is an ``InvalidInput`` whose ``field`` is ``"task"``: the server reads
+it as a request naming something that does not exist, like an unknown field.
+"""
+
+import re
+
+_PREFIX = "urn:offload:problem:"
+
+
+class OffloadError(Exception):
+    """Base of every error of offload's clients.
+
+    ``status`` is the HTTP status (None when no answer came), ``type`` the problem's
+    type URI, ``title`` and ``detail`` its words (``detail`` says what to change), and
+    ``body`` the decoded problem (a dict), or None.
+    """
+
+    def __init__(self, detail, *, status=None, type=None, title=None, body=None):
+        super().__init__(detail)
+        self.status = status
+        self.type = type
+        self.title = title
+        self.detail = detail
+        self.body = body
+
+    @property
+    def name(self):
+        """The problem's short name, ``queue-full`` for ``urn:offload:problem:queue-full``."""
+        if self.type and self.type.startswith(_PREFIX):
+            return self.type[len(_PREFIX):]
+        return self.type
+
+    def __str__(self):
+        if self.status is None:
+            return self.detail or ""
+        return "%s %s: %s" % (self.status, self.name or self.title or "error", self.detail)
+
+
+class BadRequest(OffloadError):
+    """400: the request could not be read (a query value that does not parse)."""
+
+
+class InvalidInput(BadRequest):
+    """422 invalid-request: an unknown task or field, a field of the wrong type, input
+    the task refuses, a number no value can hold.
+
+    ``field`` is what the detail names, when it names one: ``"input.ms"``, ``"task"``,
+    ``"map[3].x"``, ``"priority"``; else None.
+    """
+
+    def __init__(self, detail, **kw):
+        super().__init__(detail, **kw)
+        self.field = field_of(detail)
+
+
+class Refused(OffloadError):
+    """The server refused the request as sent: a web origin it does not allow (403), a
+    method (405), a media type (415), a host name (421), a header too large (431) or
+    a transfer coding (501). The client does not send these; a proxy between may."""
+
+
+class NotFound(OffloadError):
+    """404: no job with that id (or retention removed it), or no such path."""
+
+
+class Conflict(OffloadError):
+    """409: the job's state does not allow this (cancel of a finished job), or a
+    repeated Idempotency-Key whose first request is still being stored."""
+
+
+class NotFinished(Conflict):
+    """409 not-finished: the result of a job that is still queued or running."""
+
+    def __init__(self, detail, *, retry_after=None, **kw):
+        super().__init__(detail, **kw)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(OffloadError):
+    """413: the request body is over the server's ``max_body``."""
+
+
+class ResponseTooLarge(OffloadError):
+    """422 response-too-large: a listing with results would pass ``max_list_bytes``;
+    list with a lower limit, or without results."""
+
+
+class QueueFull(OffloadError):
+    """429: the task already has ``max_queued`` queued jobs. Nothing was stored.
+    ``retry_after`` is the server's Retry-After in seconds (a float), or None."""
+
+    def __init__(self, detail, *, retry_after=None, **kw):
+        super().__init__(detail, **kw)
+        self.retry_after = retry_after
+
+
+class Unavailable(OffloadError):
+    """503: the server is draining, its store refuses writes, or it has all the
+    connections it takes. Nothing was stored. ``retry_after`` as for QueueFull."""
+
+    def __init__(self, detail, *, retry_after=None, **kw):
+        super().__init__(detail, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(OffloadError):
+    """500 internal, or another 5xx the table does not name."""
+
+
+class JobFailed(OffloadError):
+    """The job did not succeed. ``error`` is the job's error, a dict with ``type`` and
+    ``message`` (and ``detail`` when the server gives one); ``job`` is the Job when the
+    client knows it (``result``, ``wait``-based calls), None after ``run``."""
+
+    def __init__(self, detail, *, error=None, job=None, **kw):
+        super().__init__(detail, **kw)
+        self.error = error if error is not None else {"type": "unknown", "message": detail}
+        self.job = job
+
+
+class JobCanceled(JobFailed):
+    """The job was canceled (DELETE, shutdown, a /run client that left or timed out)."""
+
+
+class NetworkError(OffloadError, ConnectionError):
+    """No answer came: the connection was refused, reset or closed before the
+    response was whole, after the retries the client allows. ``status`` is None."""
+
+
+class Timeout(OffloadError, TimeoutError):
+    """Waited long enough: ``wait``/``map`` passed their timeout (``job`` is the job as
+    last seen), the server did not answer within the client's ``timeout``, or ``run``
+    passed the server's ``run_timeout`` (504 run-timeout; the job was canceled)."""
+
+    def __init__(self, detail, *, job=None, **kw):
+        super().__init__(detail, **kw)
+        self.job = job
+
+
+# The problem types the server sends (docs/api.md, "Errors") and their exceptions.
+_BY_TYPE = {
+    "malformed-request": BadRequest,
+    "origin-not-allowed": Refused,
+    "not-found": NotFound,
+    "method-not-allowed": Refused,
+    "conflict": Conflict,
+    "not-finished": NotFinished,
+    "job-canceled": JobCanceled,
+    "body-too-large": PayloadTooLarge,
+    "unsupported-media-type": Refused,
+    "misdirected-request": Refused,
+    "invalid-request": InvalidInput,
+    "response-too-large": ResponseTooLarge,
+    "job-failed": JobFailed,
+    "job-timeout": JobFailed,
+    "queue-full": QueueFull,
+    "header-too-large": Refused,
+    "internal": ServerError,
+    "transfer-coding-not-implemented": Refused,
+    "too-many-connections": Unavailable,
+    "unavailable": Unavailable,
+    "run-timeout": Timeout,
+}
+
+_BY_STATUS = {
+    400: BadRequest,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    422: InvalidInput,
+    429: QueueFull,
+    503: Unavailable,
+}
+
+_RETRY_AFTER = (QueueFull, Unavailable, NotFinished)
+
+
+def from_problem(status, problem, retry_after=None):
+    """The exception for an error answer.
+
+    ``problem`` is the decoded problem body (a dict), or None when the body was not
+    one (a proxy's page): then only the status decides. ``retry_after`` is the
+    Retry-After header in seconds, or None.
+    """
+    if not isinstance(problem, dict):
+        problem = None
+    body = problem or {}
+    type_uri = body.get("type") if isinstance(body.get("type"), str) else None
+    short = type_uri[len(_PREFIX):] if type_uri and type_uri.startswith(_PREFIX) else None
+    cls = _BY_TYPE.get(short) or _BY_STATUS.get(status)
+    if cls is None:
+        cls = ServerError if status >= 500 else OffloadError
+    detail = body.get("detail")
+    if not isinstance(detail, str):
+        detail = body.get("title") if isinstance(body.get("title"), str) else "HTTP %d" % status
+    kw = {"status": status, "type": type_uri, "title": body.get("title"), "body": problem}
+    if issubclass(cls, _RETRY_AFTER):
+        kw["retry_after"] = retry_after
+    if issubclass(cls, JobFailed):
+        kw["error"] = job_error_of(detail, short)
+    return cls(detail, **kw)
+
+
+def job_error_of(detail, short=None):
+    """The job error a job-failed problem states: its detail is "TYPE: MESSAGE"."""
+    error_type, sep, message = detail.partition(": ")
+    if sep and re.fullmatch(r"[A-Za-z0-9_.-]+", error_type):
+        return {"type": error_type, "message": message}
+    return {"type": "timeout" if short == "job-timeout" else "unknown", "message": detail}
+
+
+# "input.ms must be ...", "map[3].x: the number ...", "task: no task named ...",
+# "priority must be ...", "Idempotency-Key must be ...".
+_FIELD = re.compile(r"([A-Za-z_][\w-]*(?:\.[\w-]+|\[\d+\])*)(?::| must | is | needs? )")
+_UNKNOWN_FIELD = re.compile(r'unknown field "([^"]*)"')
+_MAP_ELEMENT = re.compile(r"map\[(\d+)\]: ")
+
+
+def field_of(detail):
+    """The field an invalid-request detail names first, or None.
+
+    An element of a map refused by the task's validator reads "map[3]: input.ms must
+    be ...": its field is "map[3].ms", the place in the body that was sent.
+    """
+    if not isinstance(detail, str):
+        return None
+    m = _UNKNOWN_FIELD.match(detail)
+    if m:
+        return m.group(1)
+    m = _MAP_ELEMENT.match(detail)
+    if m:
+        inner = field_of(detail[m.end():])
+        element = "map[%s]" % m.group(1)
+        if inner == "input":
+            return element
+        if inner and inner.startswith("input.") or inner and inner.startswith("input["):
+            return element + inner[len("input"):]
+        return element
+    m = _FIELD.match(detail)
+    if m and m.group(1) not in ("the", "a", "an"):
+        return m.group(1)
+    return None
