@@ -18,7 +18,9 @@ connection to come free. What each call sends, retries and raises is in
 offload._core, shared with the blocking client; this module moves the bytes.
 
 One event loop at a time: a client used from a new loop (a second ``asyncio.run``)
-drops the connections of the old one and opens new ones. Not thread-safe.
+drops the connections of the old one and opens new ones. Close the client before
+its loop ends (``async with`` does): a connection left open in a closed loop can
+only be closed by the garbage collector, with a ResourceWarning. Not thread-safe.
 """
 
 import asyncio

@@ -173,6 +173,8 @@ class Client:
                 elif isinstance(action, _core.Sleep):
                     time.sleep(action.seconds)
                 else:
+                    if hasattr(action.awaitable, "close"):
+                        action.awaitable.close()  # Never to be awaited: no warning that it was not.
                     raise TypeError("offload.Client cannot await %r: give it a plain function "
                                     "(on_progress), or use offload.AsyncClient" % (action.awaitable,))
             except BaseException as e:  # The call decides: retry, clean up, or raise.

@@ -7,6 +7,7 @@ import types
 import pytest
 
 import offload
+from offload import _core
 from support import until
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -338,3 +339,24 @@ def test_network_error_when_nothing_listens(connect):
     assert e.value.status is None and isinstance(e.value, ConnectionError)
     with pytest.raises(offload.NetworkError):
         client.submit("noop")
+
+
+def answer_to(client, method, path, headers=None, body=None):
+    """The exception the server's answer to a request the client's calls never send
+    becomes."""
+    request = _core.Request(method, path, headers=headers or {}, body=body, timeout=10)
+    return _core.error_of(client._run(_core.exchange(client._settings, request)))
+
+
+def test_problems_of_requests_the_calls_do_not_send(client):
+    e = answer_to(client, "GET", "/v1/jobs/x?wait=soon")
+    assert type(e) is offload.BadRequest and e.status == 400 and e.name == "malformed-request"
+    e = answer_to(client, "PUT", "/v1/jobs")
+    assert type(e) is offload.Refused and e.status == 405 and e.name == "method-not-allowed"
+    e = answer_to(client, "POST", "/v1/jobs", {"Content-Type": "text/plain"}, b'{"task": "noop"}')
+    assert type(e) is offload.Refused and e.status == 415 and e.name == "unsupported-media-type"
+    e = answer_to(client, "GET", "/v1/tasks", {"Origin": "http://evil.example"})
+    assert type(e) is offload.Refused and e.status == 403 and e.name == "origin-not-allowed"
+    e = answer_to(client, "GET", "/nowhere")
+    assert type(e) is offload.NotFound
+    assert client.health() == {"status": "ok"}  # The connection still serves.
