@@ -42,7 +42,7 @@ run = "builtin:noop"
 
 
 def offload_binary():
-    path = os.environ.get("OFFLOAD_BIN") or os.path.join(REPO, "build", "src", "offload")
+    path = os.path.abspath(os.environ.get("OFFLOAD_BIN") or os.path.join(REPO, "build", "src", "offload"))
     if not os.access(path, os.X_OK):
         pytest.fail("no offload binary at %s: build it (scripts/build.sh) or set OFFLOAD_BIN" % path)
     return path
