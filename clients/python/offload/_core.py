@@ -17,7 +17,9 @@ Retries, in :func:`exchange`:
   ``retries`` more times, after 0.1 s, 0.3 s, 0.9 s (a failure on a reused
   keep-alive connection is retried at once the first time: the server had closed it
   while idle). A submit repeated with its key returns the job the first one made, so
-  a lost answer never makes two jobs. ``POST /v1/tasks/NAME/run`` is not repeated.
+  a lost answer never makes two jobs; one that meets 409 (its first try is still
+  being stored) is sent again after the next pause. ``POST /v1/tasks/NAME/run`` is
+  not repeated: the server cancels its job when the connection is lost.
 - With ``busy_timeout > 0`` (opt-in; default 0), an answer 429 (queue-full) or 503
   (unavailable, too-many-connections), after which nothing was stored, is retried
   after its Retry-After while the total stays within ``busy_timeout`` seconds; then

@@ -268,11 +268,9 @@ def field_of(detail):
         return m.group(1)
     m = _MAP_ELEMENT.match(detail)
     if m:
-        inner = field_of(detail[m.end():])
+        inner = field_of(detail[m.end():]) or ""
         element = "map[%s]" % m.group(1)
-        if inner == "input":
-            return element
-        if inner and inner.startswith("input.") or inner and inner.startswith("input["):
+        if inner.startswith(("input.", "input[")):
             return element + inner[len("input"):]
         return element
     m = _FIELD.match(detail)
