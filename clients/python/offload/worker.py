@@ -45,9 +45,8 @@ How it works, per docs/worker-protocol.md:
   status 3, so offload can show the reason instead of a bare crash loop.
 """
 
-import base64
+import binascii
 import importlib
-import inspect
 import json
 import math
 import operator
@@ -260,7 +259,7 @@ _BINARY = (bytes, bytearray, memoryview)
 def _b64(value):
     if isinstance(value, str):
         value = value.encode("utf-8", "surrogatepass")
-    return base64.b64encode(value).decode("ascii")
+    return binascii.b2a_base64(value, newline=False).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------
@@ -345,8 +344,9 @@ _FAST_EXTEND = _extend_keeps_done()
 class _Server:
     """Serves jobs and batches from a _Reader with `invoke(input, ctx)`. Main thread only.
 
-    `make_ctx(job_id, task, attempt, cancel, send)` builds what invoke gets as ctx (a
-    Context, a legacy Job, or None when the function needs neither). `plain`, when set,
+    `make_ctx(job_id, task, attempt, cancel, send, msg)` builds what invoke gets as ctx
+    (a Context, a legacy Job, or None when the function needs neither); send is None
+    for an element of a batch, and msg holds at least the element's "input". `plain`, when set,
     is a function to call as plain(input): the batch fast path, with no ctx at all.
     """
 
@@ -545,9 +545,9 @@ def _parse_args(argv):
     return target, call, paths
 
 
-def _fatal(kind, exc, detail, status):
+def _fatal(kind, message, detail, status):
     """Says why the worker cannot start, then exits with `status`."""
-    error = {"type": kind, "message": _describe(exc)}
+    error = {"type": kind, "message": message}
     if detail:
         error["detail"] = _tail(detail)
     _send({"type": "fatal", "error": error})
@@ -566,19 +566,19 @@ def _load(target):
         sys.stderr.write(text)
         if isinstance(e, ModuleNotFoundError) and e.name == module_name.split(".")[0]:
             text = "looked in sys.path = %r (the current folder is %s)\n%s" % (sys.path, os.getcwd(), text)
-        _fatal("import_error", e, text, EXIT_START_FAILED)
+        _fatal("import_error", _describe(e), text, EXIT_START_FAILED)
     owner = module_name
     for part in attribute.split("."):
         try:
             obj = getattr(obj, part)
         except AttributeError as e:
             _warn(_describe(e))
-            _fatal("attribute_error", e, _callables_in(owner, obj), EXIT_START_FAILED)
+            _fatal("attribute_error", _describe(e), _callables_in(owner, obj), EXIT_START_FAILED)
         owner = owner + (":" if owner == module_name else ".") + part
     if not callable(obj):
         e = TypeError("%s is not callable: it is a %s" % (target, type(obj).__name__))
         _warn(str(e))
-        _fatal("attribute_error", e, None, EXIT_START_FAILED)
+        _fatal("attribute_error", _describe(e), None, EXIT_START_FAILED)
     return obj
 
 
@@ -594,6 +594,8 @@ def _callables_in(name, obj):
 
 
 def _signature(func):
+    import inspect  # Here, not at the top: `import offload` (the client) need not pay for it.
+
     try:
         return inspect.signature(func)
     except (TypeError, ValueError):  # Some built-ins have none.
@@ -666,7 +668,7 @@ def main(argv=None):
         if not str(e):
             return 0
         _warn(str(e))
-        _fatal("usage_error", e, None, EXIT_USAGE)
+        _fatal("usage_error", str(e), None, EXIT_USAGE)
 
     # --path folders go first, in order; the current folder stays importable, as with
     # `python -c` (a later os.chdir by the user's code does not move the --path ones).

@@ -715,15 +715,16 @@ def test_the_exec_tests_worker_file_speaks_the_protocol(start):
 BENCH_MODULE = "def f(x):\n    return x * x + 1\n"
 
 
+def _bench_f(x):  # The same function, for the process pool (it pickles it by name).
+    return x * x + 1
+
+
 def bench(elements=37500, rounds=15):
     """Prints µs per element of a batch through the runner's pipes, against a plain loop."""
     import tempfile
 
-    def f(x):
-        return x * x + 1
-
     xs = list(range(elements))
-    expected = [f(x) for x in xs]
+    expected = [_bench_f(x) for x in xs]
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "benchmod.py").write_text(BENCH_MODULE)
         w = Worker([sys.executable, "-m", "offload.worker", "benchmod:f"], tmp)
@@ -749,9 +750,9 @@ def bench(elements=37500, rounds=15):
             times.append(time.perf_counter() - begin)
         return min(times)
 
-    plain_loop = best(lambda: [f(x) for x in xs])
+    plain_loop = best(lambda: [_bench_f(x) for x in xs])
     decode = best(lambda: json.loads(line))
-    encode = best(lambda: json.dumps(expected, separators=(",", ":")))
+    encode = best(lambda: json.dumps({"results": expected}, separators=(",", ":")))
     us = 1e6 / elements
     print("batch of %d ints through the runner (best of %d):" % (elements, rounds))
     print("  round trip over the pipes:       %.3f us/element (median %.3f)"
@@ -761,8 +762,72 @@ def bench(elements=37500, rounds=15):
     print("  json.dumps of the results:       %.3f us/element" % (encode * us))
 
 
+def bench_map_vs_pool(elements=300000, workers=2, rounds=5):
+    """A W11-like map without the server: `workers` runners, chunks of len/(4*workers).
+
+    Lines are encoded before the clock starts and decoded after it stops (offload does
+    that part in C++), so this is the Python side's share: pipes, runner, function.
+    """
+    import concurrent.futures
+    import tempfile
+
+    xs = list(range(elements))
+    chunk = elements // (4 * workers)
+    chunks = [xs[i : i + chunk] for i in range(0, elements, chunk)]
+    lines = [
+        (json.dumps({"type": "batch", "id": str(i), "task": "t", "inputs": c}) + "\n").encode()
+        for i, c in enumerate(chunks)
+    ]
+    runner_times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "benchmod.py").write_text(BENCH_MODULE)
+        ws = [Worker([sys.executable, "-m", "offload.worker", "benchmod:f"], tmp) for _ in range(workers)]
+        try:
+            for w in ws:
+                w.ready()
+            for _ in range(rounds):
+                answers = [None] * len(lines)
+                next_chunk = iter(range(len(lines)))
+                lock = threading.Lock()
+
+                def feed(w):
+                    while True:
+                        with lock:
+                            i = next(next_chunk, None)
+                        if i is None:
+                            return
+                        w.proc.stdin.write(lines[i])
+                        w.proc.stdin.flush()
+                        answers[i] = w.recv_line(timeout=60)
+
+                begin = time.perf_counter()
+                threads = [threading.Thread(target=feed, args=(w,)) for w in ws]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=120)
+                runner_times.append(time.perf_counter() - begin)
+                results = [r for a in answers for r in json.loads(a)["results"]]
+                assert results == [_bench_f(x) for x in xs]
+        finally:
+            for w in ws:
+                w.kill()
+    pool_times = []
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        list(pool.map(_bench_f, range(workers * 4)))  # started before the clock, as the runners were
+        for _ in range(rounds):
+            begin = time.perf_counter()
+            results = list(pool.map(_bench_f, xs, chunksize=chunk))
+            pool_times.append(time.perf_counter() - begin)
+            assert results == [_bench_f(x) for x in xs]
+    print("map of %d ints over %d processes, chunks of %d (best / median of %d):" % (elements, workers, chunk, rounds))
+    print("  offload.worker runners: %.3f s / %.3f s" % (min(runner_times), sorted(runner_times)[rounds // 2]))
+    print("  ProcessPoolExecutor:    %.3f s / %.3f s" % (min(pool_times), sorted(pool_times)[rounds // 2]))
+
+
 if __name__ == "__main__":
     if "--bench" in sys.argv:
         bench()
+        bench_map_vs_pool()
     else:
         sys.exit(pytest.main([__file__, "-q"]))
