@@ -214,7 +214,12 @@ def _describe(exc):
 
 
 def _is_runner_frame(filename):
-    return filename == __file__ or filename == importlib.__file__ or filename.startswith("<frozen importlib")
+    return filename in _RUNNER_FILES or filename.startswith("<frozen importlib")
+
+
+# This file as its code objects name it (also when offload embeds it without a __file__),
+# and importlib's, whose frames sit between the runner's and an import error's.
+_RUNNER_FILES = (_is_runner_frame.__code__.co_filename, getattr(importlib, "__file__", None))
 
 
 def _user_traceback(tb):
@@ -627,7 +632,7 @@ def _kwargs_invoker(func, sig, takes_ctx, target):
             kwargs = dict(value, ctx=ctx)
         try:
             return func(**kwargs)
-        except TypeError as e:
+        except TypeError:
             if sig is not None:
                 try:
                     sig.bind(**kwargs)

@@ -13,12 +13,10 @@ micro-benchmark instead (not a test: it prints figures and asserts nothing).
 """
 
 import json
-import math
 import os
 import queue
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -358,6 +356,16 @@ def test_main_reads_sys_argv_like_the_server_bootstrap(start):
     w = start(None, argv=[sys.executable, "-c", bootstrap, "calc:add", "--call", "kwargs"], env={"PYTHONPATH": ""})
     w.ready()
     assert w.call("a", {"a": 2, "b": 3})["result"] == 5
+    assert w.close() == 0
+
+
+def test_worker_py_runs_as_a_file_on_its_own(start, tmp_path):
+    # Standard library only, no import of the rest of the package: offload may embed it.
+    (tmp_path / "plain.py").write_text("def f(x):\n    return x + 1\n")
+    w = start(None, argv=[sys.executable, str(PACKAGE_DIR / "offload" / "worker.py"), "plain:f"], cwd=tmp_path,
+              env={"PYTHONPATH": ""})
+    w.ready()
+    assert w.batch("m", [1, 2])["results"] == [2, 3]
     assert w.close() == 0
 
 
