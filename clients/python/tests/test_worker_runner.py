@@ -160,8 +160,12 @@ class Worker:
         self._lines = queue.Queue()
         self._stderr = []
         self._stderr_lock = threading.Lock()
-        threading.Thread(target=self._read_stdout, daemon=True).start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self._readers = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=self._read_stderr, daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
 
     def _read_stdout(self):
         for line in self.proc.stdout:
@@ -232,13 +236,16 @@ class Worker:
         return self.proc.wait(timeout=timeout)
 
     def kill(self):
+        """Kills the process if it still runs; closes the pipes once the readers are done."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=TIMEOUT)
+        for t in self._readers:  # They see EOF now that the process is gone.
+            t.join(timeout=TIMEOUT)
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             try:
                 f.close()
-            except OSError:
+            except OSError:  # stdin's buffer may not flush into a dead pipe
                 pass
 
 
