@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Configures and builds one configuration. Usage: scripts/build.sh [release|asan|tsan|tsa]
+# Configures and builds one configuration.
+# Usage: scripts/build.sh [release|asan|tsan|tsa] [TARGET...]
+# With targets (e.g. `offload`), only those are built: what serving needs, without
+# the tests and benchmarks.
 #
 # tsa: clang 14 with -Wthread-safety as errors (OFFLOAD_THREAD_SAFETY_ANALYSIS), so that
 # a guarded field touched without its lock fails the build. It compiles the server
@@ -7,6 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-release}"
+shift || true
 target=()
 case "$kind" in
   release) dir=build; flags=(-DCMAKE_BUILD_TYPE=Release) ;;
@@ -21,5 +25,6 @@ case "$kind" in
     ;;
   *) echo "usage: $0 [release|asan|tsan|tsa]" >&2; exit 2 ;;
 esac
+if (($#)); then target=(--target "$@"); fi
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null
 cmake --build "$dir" -j "$(nproc)" "${target[@]}"

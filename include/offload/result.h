@@ -19,10 +19,12 @@ struct Output {
 
 // Why a job failed. `type` is a short machine-readable word ("invalid_input",
 // "timeout", "handler_error", "interrupted"...: offload/error_types.h names the ones
-// offload sets); `message` is for a person.
+// offload sets); `message` is for a person; `detail`, often empty, is what helps
+// them find the cause (the last lines of a worker's traceback).
 struct JobError {
   std::string type;
   std::string message;
+  std::string detail = {};  // A default, so that JobError{type, message} leaves it empty.
 };
 
 class Result {
@@ -40,8 +42,11 @@ class Result {
     return Result(std::move(out));
   }
   static Result Fail(std::string type, std::string message) {
+    return Fail(JobError{std::move(type), std::move(message), {}});
+  }
+  static Result Fail(JobError error) {
     Result r(nullptr);
-    r.error_ = JobError{std::move(type), std::move(message)};
+    r.error_ = std::move(error);
     return r;
   }
 

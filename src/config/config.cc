@@ -5,6 +5,7 @@
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -43,7 +44,20 @@ Status ValidateTaskUses(const ServerConfig& config, const std::string& name, con
 
 // Refuses a key of table `t` that the task's kind does not take (TaskScope).
 Status CheckScope(const std::string& file, const toml::table& t, const TaskConfig& task, TaskScope scope) {
-  const bool takes = scope == TaskScope::kWorker ? !task.worker.empty() : task.run.empty();
+  bool takes = true;
+  switch (scope) {
+    case TaskScope::kAll:
+      break;
+    case TaskScope::kProcess:
+      takes = task.run.empty();
+      break;
+    case TaskScope::kWorker:
+      takes = !task.worker.empty() || !task.python.empty();
+      break;
+    case TaskScope::kPython:
+      takes = !task.python.empty();
+      break;
+  }
   if (takes) return {};
   for (const auto& s : TaskSettings()) {
     if (s.scope == scope && t.contains(s.key)) {
@@ -53,24 +67,35 @@ Status CheckScope(const std::string& file, const toml::table& t, const TaskConfi
   return {};
 }
 
-// A task has exactly one of run, command and worker; the one this table sets
-// replaces an inherited one (a file may turn a built-in into a command). Keys that
-// only make sense for another kind are refused rather than silently ignored.
+// A task has exactly one of run, command, worker and python; the one this table
+// sets replaces an inherited one (a file may turn a built-in into a command). Keys
+// that only make sense for another kind are refused rather than silently ignored.
 Status ApplyTaskKind(const std::string& file, const std::string& name, const toml::table& t, TaskConfig* task) {
-  const bool has_run = t.contains("run");
-  const bool has_command = t.contains("command");
-  const bool has_worker = t.contains("worker");
-  if (has_run + has_command + has_worker > 1) {
-    return ConfigError(file, t, "[tasks." + name + "] sets more than one of run, command and worker; a task has one");
+  const int kinds = t.contains("run") + t.contains("command") + t.contains("worker") + t.contains("python");
+  if (kinds > 1) {
+    return ConfigError(file, t,
+                       "[tasks." + name + "] sets more than one of run, command, worker and python; a task has one");
   }
-  if (has_run) task->command.clear(), task->worker.clear();
-  if (has_command) task->run.clear(), task->worker.clear();
-  if (has_worker) task->run.clear(), task->command.clear();
-  if (task->run.empty() && task->command.empty() && task->worker.empty()) {
-    return ConfigError(file, t, "[tasks." + name + "] needs run = \"builtin:NAME\", command = [...] or worker = [...]");
+  if (kinds == 1) {
+    if (!t.contains("run")) task->run.clear();
+    if (!t.contains("command")) task->command.clear();
+    if (!t.contains("worker")) task->worker.clear();
+    if (!t.contains("python")) task->python.clear();
   }
-  if (auto r = CheckScope(file, t, *task, TaskScope::kWorker); !r) return r;
-  return CheckScope(file, t, *task, TaskScope::kProcess);
+  if (task->run.empty() && task->command.empty() && task->worker.empty() && task->python.empty()) {
+    return ConfigError(file, t,
+                       "[tasks." + name +
+                           "] needs run = \"builtin:NAME\", command = [...], worker = [...] or python = "
+                           "\"module:function\"");
+  }
+  for (TaskScope scope : {TaskScope::kWorker, TaskScope::kPython, TaskScope::kProcess}) {
+    if (auto r = CheckScope(file, t, *task, scope); !r) return r;
+  }
+  // The processes of a task from a file run in its folder unless it says otherwise.
+  if (task->run.empty() && task->cwd.empty() && !t.contains("cwd")) {
+    task->cwd = std::filesystem::absolute(std::filesystem::path(file).parent_path()).lexically_normal().string();
+  }
+  return {};
 }
 
 Status ApplyTask(const std::string& file, const std::string& name, const toml::table& t, ServerConfig* config) {

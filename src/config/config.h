@@ -43,16 +43,29 @@ struct TaskConfig {
   Millis retry_backoff_max{300'000};
 
   // Process tasks (docs/config.md; docs/worker-protocol.md). A task has exactly one
-  // of run, command and worker.
+  // of run, command, worker and python.
   // One process per job: program and arguments, no shell. Input on stdin, result
   // on stdout.
   std::vector<std::string> command;
   // Persistent worker processes speaking newline-delimited JSON.
   std::vector<std::string> worker;
+  // Persistent Python workers running offload's bundled runner, which imports
+  // "module:attribute" once per process and calls it with each job's input.
+  std::string python;
+  // Folders put first on the workers' sys.path; relative ones are resolved against
+  // the config file's folder when it is loaded.
+  std::vector<std::string> python_path;
+  // The Python to run. Empty: python3 on PATH. A relative path with a slash is taken
+  // from the config file's folder (".venv/bin/python").
+  std::string interpreter;
+  // "arg": the function gets the input as one argument; "kwargs": an object input
+  // is spread as keyword arguments.
+  std::string call = "arg";
   // Worker processes to keep running; 0: as many as `uses` lets run at once.
   std::int64_t workers = 0;
-  // Working directory of the processes. Empty: the server's. A relative path in
-  // the file is resolved against the config file's folder when it is loaded.
+  // Working directory of the processes. Empty: the server's. A task read from a file
+  // defaults to the file's folder, and a relative path in it is resolved against
+  // that folder, so that the file means the same wherever the server starts.
   std::string cwd;
   // Variables added to (or replacing in) the server's environment.
   std::map<std::string, std::string> env;

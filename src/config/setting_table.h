@@ -24,7 +24,9 @@ namespace offload {
 
 // Which tasks take a [tasks.NAME] key. A key set on another kind of task is refused
 // rather than silently ignored.
-enum class TaskScope { kAll, kProcess, kWorker };
+// Which kinds of task take a key: every one; those that run processes (command,
+// worker, python); those with persistent workers (worker, python); python alone.
+enum class TaskScope { kAll, kProcess, kWorker, kPython };
 
 // One key of a table whose values land in a `Config` (ServerConfig for the top
 // level, TaskConfig for [tasks.NAME]).

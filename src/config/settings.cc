@@ -251,14 +251,51 @@ Status ApplyEnv(const std::string& f, const toml::node& n, TaskConfig* task) {
 
 // A relative path is resolved against the config file's folder, so that the file
 // means the same wherever the server is started from.
+std::string FromConfigFolder(const std::string& file, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
+  return std::filesystem::absolute(p).lexically_normal().string();
+}
+
 Status ApplyCwd(const std::string& f, const toml::node& n, TaskConfig* task) {
   auto s = ReadString(f, n, "cwd");
   if (!s) return s.error();
-  std::filesystem::path dir(*s);
-  if (dir.is_relative()) dir = std::filesystem::path(f).parent_path() / dir;
-  task->cwd = s->empty() ? "" : std::filesystem::absolute(dir).lexically_normal().string();
+  task->cwd = s->empty() ? "" : FromConfigFolder(f, *s);
   return {};
 }
+
+Status ApplyPythonPath(const std::string& f, const toml::node& n, TaskConfig* task) {
+  const toml::array* a = n.as_array();
+  if (!a) return ConfigError(f, n, "python_path must be an array of folders such as [\".\", \"src\"]");
+  task->python_path.clear();
+  for (const auto& e : *a) {
+    if (!e.is_string() || e.value<std::string>()->empty()) {
+      return ConfigError(f, e, "python_path entries must be non-empty strings (folders)");
+    }
+    task->python_path.push_back(FromConfigFolder(f, *e.value<std::string>()));
+  }
+  return {};
+}
+
+// A bare name ("python3.11") is looked up on PATH when the task starts; a path with
+// a slash is taken from the config file's folder.
+Status ApplyInterpreter(const std::string& f, const toml::node& n, TaskConfig* task) {
+  auto s = ReadString(f, n, "interpreter");
+  if (!s) return s.error();
+  if (s->empty()) return ConfigError(f, n, "interpreter must name a program, such as \"/opt/venv/bin/python\"");
+  task->interpreter = s->find('/') == std::string::npos ? *s : FromConfigFolder(f, *s);
+  return {};
+}
+
+// "module:attribute", each part dotted names.
+bool IsPythonTarget(const std::string& s) {
+  const std::size_t colon = s.find(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size() || s.find(':', colon + 1) != s.npos) {
+    return false;
+  }
+  return s.find_first_of(" \t/\\") == std::string::npos;
+}
+bool IsCallStyle(const std::string& s) { return s == "arg" || s == "kwargs"; }
 
 bool IsHostPort(const std::string& s) { return s.find(':') != std::string::npos; }
 bool IsStore(const std::string& s) { return s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7); }
@@ -333,9 +370,11 @@ const char* TaskScopeName(TaskScope scope) {
     case TaskScope::kAll:
       return "";
     case TaskScope::kProcess:
-      return "command and worker tasks";
+      return "command, worker and python tasks";
     case TaskScope::kWorker:
-      return "worker tasks";
+      return "worker and python tasks";
+    case TaskScope::kPython:
+      return "python tasks";
   }
   return "";
 }
@@ -404,7 +443,7 @@ const std::vector<Setting<TaskConfig>>& TaskSettings() {
   static const std::vector<Setting<C>> settings = {
       StringSetting("run", &C::run,
                     "`\"builtin:NAME\"`: an in-process handler (noop, sleep, cpu, mandelbrot). A task has exactly "
-                    "one of run, command and worker.",
+                    "one of run, command, worker and python.",
                     IsBuiltinRun, "\"builtin:NAME\" (noop, sleep, cpu, mandelbrot)")
           .Note("none"),
       Setting<C>{"uses", "table of integers",
@@ -437,6 +476,29 @@ const std::vector<Setting<TaskConfig>>& TaskSettings() {
                   "Persistent worker processes that take one job at a time over newline-delimited JSON "
                   "(docs/worker-protocol.md): program and arguments, no shell.")
           .Note("none"),
+      StringSetting("python", &C::python,
+                    "A Python function, `\"module:function\"` (docs/python.md): persistent workers run offload's "
+                    "bundled runner, which imports the module once per process and calls the function with each "
+                    "job's input. No worker file, no PYTHONPATH to set.",
+                    IsPythonTarget, "\"module:attribute\", such as \"calc:cpu_bound_func\"")
+          .Note("none"),
+      Setting<C>{"python_path", "array of strings",
+                 "Folders put first on the workers' `sys.path`; relative ones are taken from the config file's "
+                 "folder. The working directory (`cwd`) is importable without it.",
+                 ApplyPythonPath, [](const C& c) { return FormatStrings(c.python_path); }}
+          .OnlyFor(TaskScope::kPython),
+      Setting<C>{"interpreter", "string",
+                 "The Python that runs the workers: a name looked up on PATH, or a path (a relative one is "
+                 "taken from the config file's folder), such as `\".venv/bin/python\"`. The log says which "
+                 "one runs.",
+                 ApplyInterpreter, [](const C& c) { return Quote(c.interpreter); }}
+          .Note("python3 on PATH")
+          .OnlyFor(TaskScope::kPython),
+      StringSetting("call", &C::call,
+                    "`\"arg\"`: the function gets the input as its one argument. `\"kwargs\"`: an object input "
+                    "is spread as keyword arguments (any other input fails with invalid_input).",
+                    IsCallStyle, "\"arg\" or \"kwargs\"")
+          .OnlyFor(TaskScope::kPython),
       IntSetting("workers", &C::workers,
                  "Worker processes kept running; by default as many as `uses` lets run at once. Fewer makes "
                  "extra jobs wait for a free worker.")
@@ -445,7 +507,7 @@ const std::vector<Setting<TaskConfig>>& TaskSettings() {
       Setting<C>{"cwd", "string",
                  "Working directory of the processes; a relative path is taken from the config file's folder.",
                  ApplyCwd, [](const C& c) { return Quote(c.cwd); }}
-          .Note("the server's")
+          .Note("the config file's folder")
           .OnlyFor(TaskScope::kProcess),
       Setting<C>{"env", "table of strings",
                  "Variables added to (or replacing in) the server's environment, e.g. `{OMP_NUM_THREADS = "

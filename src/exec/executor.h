@@ -7,11 +7,13 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "exec/run_context.h"
@@ -28,6 +30,33 @@ struct Execution {
   int attempt = 1;
   // Cancellation and progress; the service keeps a reference to request a stop.
   std::shared_ptr<RunContext> context;
+};
+
+// The elements of a parallel map are named MAPID.INDEX (JobService::StartChunkLocked):
+// the map's id, for an element's execution.
+inline std::string_view MapIdOf(const Execution& exec) {
+  const std::string_view id = exec.job_id;
+  return id.substr(0, id.find('.'));
+}
+
+// The persistent workers of a process task, as GET /v1/tasks and /healthz show them.
+struct WorkerStatus {
+  int configured = 0;  // Processes the task keeps.
+  int starting = 0;    // Started, not yet ready (or waiting to be restarted).
+  int idle = 0;        // Ready, without a job.
+  int busy = 0;        // Running a job or a batch.
+  std::int64_t started = 0;   // Processes spawned since the server started.
+  std::int64_t restarts = 0;  // Of those, replacements after an unexpected exit.
+  std::vector<std::string> features;  // What the last ready worker announced.
+  // Of the last unexpected exit: how it ended ("exited with status 3") and the last
+  // of its stderr. Empty until one.
+  std::string last_exit;
+  std::string stderr_tail;
+  // What the last worker that could not start said (a "fatal" message).
+  std::optional<JobError> last_error;
+  // Non-empty while the workers crash-loop (they fail to start, or die during job
+  // after job): why, for /healthz.
+  std::string trouble;
 };
 
 // Called exactly once per Start, from any thread.
@@ -50,6 +79,8 @@ class Executor {
   // default runs each through Start; an executor whose hand-off costs more than a
   // tiny execution (a thread pool) runs the whole batch in one go.
   virtual void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done);
+  // For an executor with persistent workers, their state; std::nullopt otherwise.
+  virtual std::optional<WorkerStatus> Workers() const { return std::nullopt; }
 };
 
 // How one configured task runs, as the service receives it.

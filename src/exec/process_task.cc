@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <climits>
 
+#include <spdlog/spdlog.h>
+
 #include "exec/command_executor.h"
+#include "exec/python_package.h"
 #include "exec/worker_pool.h"
+#include "util/json_writer.h"
 
 namespace offload {
 
@@ -18,16 +22,48 @@ int WorkerCount(const ResourceCapacities& capacities, const TaskConfig& task) {
   return static_cast<int>(std::max<std::int64_t>(n, 1));
 }
 
+ErrorOr<std::vector<std::string>> PythonWorkerArgv(const TaskConfig& task) {
+  const std::string interpreter = task.interpreter.empty() ? "python3" : task.interpreter;
+  ErrorOr<std::string> found = FindExecutable(interpreter, task.cwd);
+  if (!found) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "task \"" + task.name + "\": interpreter: " + found.error().detail +
+                         (task.interpreter.empty() ? " (set interpreter = \"/path/to/python\" in the task)" : ""));
+  }
+  ErrorOr<std::string> package = InstalledPythonPackageDir();
+  if (!package) return package.error();
+  // The runner, found first on sys.path, whatever else is installed: its protocol
+  // is the one this server speaks. A JSON string is a valid Python literal.
+  std::string bootstrap = "import sys; sys.path.insert(0, ";
+  AppendJsonString(&bootstrap, *package);
+  bootstrap += "); import offload.worker; offload.worker.main()";
+  std::vector<std::string> argv{*found, "-c", std::move(bootstrap), task.python, "--call", task.call};
+  for (const std::string& dir : task.python_path) {
+    argv.push_back("--path");
+    argv.push_back(dir);
+  }
+  spdlog::info("task {}: python workers run {} on {} (cwd {})", task.name, *found, task.python,
+               task.cwd.empty() ? "the server's" : task.cwd);
+  return argv;
+}
+
 ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities, const TaskConfig& task,
                                                        std::shared_ptr<ProcessSupervisor> supervisor) {
   const bool is_command = !task.command.empty();
   SpawnOptions spawn;
-  spawn.argv = is_command ? task.command : task.worker;
   spawn.cwd = task.cwd;
   spawn.environment = MergeEnvironment(task.env);
-  if (auto found = FindExecutable(spawn.argv[0], spawn.cwd); !found) {
-    return MakeError(ErrorCode::kInvalidArgument, "task \"" + task.name + "\": " + (is_command ? "command" : "worker") +
-                                                      ": " + found.error().detail);
+  if (!task.python.empty()) {
+    ErrorOr<std::vector<std::string>> argv = PythonWorkerArgv(task);
+    if (!argv) return argv.error();
+    spawn.argv = std::move(*argv);
+  } else {
+    spawn.argv = is_command ? task.command : task.worker;
+    if (auto found = FindExecutable(spawn.argv[0], spawn.cwd); !found) {
+      return MakeError(ErrorCode::kInvalidArgument, "task \"" + task.name + "\": " +
+                                                        (is_command ? "command" : "worker") + ": " +
+                                                        found.error().detail);
+    }
   }
   const std::string content_type = task.content_type.empty() ? "application/json" : task.content_type;
   if (is_command) {

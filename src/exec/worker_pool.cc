@@ -50,15 +50,47 @@ std::string StderrSuffix(const OutputTail& tail) {
   return "; its last stderr:\n" + tail.str();
 }
 
+// {"type", "message", "detail"} of a protocol message's "error" (or a bare string).
+JobError ErrorFromMessage(const json::object& msg, std::string_view default_type) {
+  JobError err{std::string(default_type), "the worker reported an error without a message"};
+  const json::value* e = msg.if_contains("error");
+  if (!e) return err;
+  if (e->is_string()) {
+    err.message = e->get_string();
+    return err;
+  }
+  if (!e->is_object()) return err;
+  const json::object& o = e->get_object();
+  if (auto* t = o.if_contains("type"); t && t->is_string() && !t->get_string().empty()) err.type = t->get_string();
+  if (auto* m = o.if_contains("message"); m && m->is_string()) err.message = m->get_string();
+  if (auto* d = o.if_contains("detail"); d && d->is_string()) err.detail = d->get_string();
+  return err;
+}
+
 }  // namespace
 
 struct WorkerPool::Impl {
   struct Worker;
+  // One Start (a job), or one StartBatch (a map's chunk: its elements, run in order).
   struct PoolJob {
     Impl* pool = nullptr;
-    Execution exec;
+    std::vector<Execution> execs;  // Never empty; a batch's share one RunContext.
+    bool batch = false;            // From StartBatch: answered through batch_done.
+    bool stop_on_failure = false;
     ExecutionDone done;
+    BatchDone batch_done;
+    // A batch fed element by element (to a worker without "batch"): the outcomes so
+    // far, and the element the worker has now.
+    std::vector<std::optional<Result>> outcomes;
+    std::size_t next = 0;
+    // Set once a worker died during the batch sent as one message: which element
+    // killed it is unknown, so the batch runs again one element per message, where
+    // a death is that element's.
+    bool one_at_a_time = false;
     Worker* worker = nullptr;  // Set while a worker has it.
+
+    bool answered() const { return batch ? !batch_done : !done; }
+    const std::shared_ptr<RunContext>& context() const { return execs.front().context; }
   };
   struct Worker {
     enum class State { kStarting, kIdle, kBusy, kStopping };
@@ -66,9 +98,16 @@ struct WorkerPool::Impl {
     std::shared_ptr<Process> proc;
     State state = State::kStarting;
     std::shared_ptr<PoolJob> job;
-    // Set when the pool stops the worker during a job: what that job reports.
+    // The id its current message is about: the job's, or for a batch message the map's.
+    std::string message_id;
+    bool sent_batch = false;  // The current message is a "batch".
+    // Set when the pool stops the worker's job: what a single job reports.
     std::optional<Result> job_outcome;
     bool expected_exit = false;
+    bool batch_feature = false;
+    bool cancel_feature = false;
+    std::vector<std::string> features;
+    std::optional<JobError> fatal;  // What it said before it exited at start.
     std::string line;            // Stdout not yet ended by a newline.
     std::int64_t out_bytes = 0;  // Stdout since the current job began (or the last ended).
     std::string log_line;        // Stderr not yet ended by a newline.
@@ -76,12 +115,17 @@ struct WorkerPool::Impl {
     std::int64_t jobs_done = 0;
     int noise_lines = 0;
     std::optional<asio::steady_timer> ready_timer;
+    // Runs while a cancel message waits for its answer: past kill_grace, signals.
+    std::optional<asio::steady_timer> cancel_timer;
   };
 
   Impl(ProcessSupervisor* sup, WorkerPoolOptions opt)
       : supervisor(sup), options(std::move(opt)), slots(options.workers) {
     for (int i = 0; i < options.workers; ++i) respawn_timers.emplace_back(supervisor->context());
   }
+
+  // Any thread: posts `job` to the loop; a stop of its context reaches StopJob there.
+  void Submit(std::shared_ptr<PoolJob> job, const std::shared_ptr<ProcessSupervisor>& sup);
 
   // Everything below: supervisor thread only.
   void SpawnWorker(int slot);
@@ -90,15 +134,29 @@ struct WorkerPool::Impl {
   void OnStdout(Worker* w, std::string_view data);
   void OnStderr(Worker* w, std::string_view data);
   void HandleLine(Worker* w, std::string_view line);
+  void OnReady(Worker* w, const json::object& msg);
+  void OnFatal(Worker* w, const json::object& msg);
   void OnExit(Worker* w, const ExitStatus& status);
-  void FinishJob(Worker* w, Result outcome);
+  // The worker answered its current message: `outcome` for a job message (an element
+  // of a batch fed one at a time, or a single job).
+  void OnJobAnswer(Worker* w, Result outcome);
+  void OnBatchAnswer(Worker* w, const json::object& msg, std::size_t line_size);
+  // Reports the worker's job and frees the worker (or recycles it). A single job
+  // reports `single_outcome` (REQUIRES: set for it); a batch its outcomes.
+  void FinishJob(Worker* w, std::optional<Result> single_outcome = std::nullopt);
+  // Reports what ran of a job that is not finishing normally (its worker died or was
+  // stopped): a single job gets `outcome`, a batch it for the element that was running.
+  void ReportInterrupted(PoolJob* job, Result outcome);
   void StopWorker(Worker* w, const std::string& why);
   void Enqueue(std::shared_ptr<PoolJob> job);
   void StopJob(const std::shared_ptr<PoolJob>& job);
   void Dispatch();
-  void FailOneWaiting(const std::string& type, const std::string& message);
+  // Sends the worker its job's next message: the whole batch, or one job.
+  void SendNext(Worker* w);
+  void FailOneWaiting(const JobError& error);
   void Shutdown();
-  Result ParseResult(const json::object& msg, std::size_t line_size) const;
+  void Publish();
+  Result ParseResult(const json::value* result, bool base64, std::size_t size_limit_check) const;
   std::string Name(const Worker* w) const {
     return "task " + options.task + ": worker " + std::to_string(w->proc ? w->proc->pid() : 0);
   }
@@ -109,9 +167,18 @@ struct WorkerPool::Impl {
   std::vector<std::shared_ptr<Worker>> slots;  // Null while the slot waits to respawn.
   std::vector<asio::steady_timer> respawn_timers;
   std::deque<std::shared_ptr<PoolJob>> waiting;
-  int consecutive_failures = 0;
+  int consecutive_failures = 0;  // Unexpected exits since a job last completed.
+  int failed_starts = 0;         // Workers in a row that ended before ready.
+  int deaths_in_jobs = 0;        // Workers in a row that died during a job.
   std::int64_t started = 0;
   std::int64_t unexpected_exits = 0;
+  std::vector<std::string> last_features;
+  std::string last_exit;
+  std::string last_stderr;
+  std::optional<JobError> last_error;
+  // The fields above changed since Publish last copied them (the counts it copies
+  // every time).
+  bool details_changed = true;
   bool closing = false;
 
   // The destructor waits on these for every worker to be gone. Held only to read or
@@ -120,6 +187,10 @@ struct WorkerPool::Impl {
   CondVar cv;
   int alive GUARDED_BY(mu) = 0;           // Slots holding a process.
   bool shut_down GUARDED_BY(mu) = false;  // Shutdown has run, so no worker starts again.
+
+  // What Workers() reads from any thread; written by Publish on the loop.
+  mutable Mutex status_mu;
+  WorkerStatus status GUARDED_BY(status_mu);
 };
 
 void WorkerPool::Impl::SpawnWorker(int slot) {
@@ -154,8 +225,13 @@ void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w, ErrorOr<std::
     spdlog::error("task {}: {}", options.task, proc.error().detail);
     ++unexpected_exits;
     ++consecutive_failures;
-    FailOneWaiting(error_type::kWorkerUnavailable, proc.error().detail);
-    return ScheduleRespawn(w->slot, true);
+    ++failed_starts;
+    last_exit = proc.error().detail;
+    last_stderr.clear();
+    details_changed = true;
+    FailOneWaiting(JobError{error_type::kWorkerUnavailable, proc.error().detail});
+    ScheduleRespawn(w->slot, true);
+    return Publish();
   }
   w->proc = std::move(*proc);
   if (w->state == Worker::State::kStopping) {  // Shutdown came first.
@@ -243,8 +319,13 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     // A protocol message with a number no value holds (1e400): it cannot be read as
     // the worker meant it, and guessing would turn a result into Infinity.
     if (w->state == Worker::State::kBusy) {
-      return FinishJob(w, Result::Fail(error_type::kInvalidResult,
-                                       "the worker sent a message that is not usable JSON: " + parsed.error().detail));
+      Result bad = Result::Fail(error_type::kInvalidResult,
+                                "the worker sent a message that is not usable JSON: " + parsed.error().detail);
+      if (w->sent_batch) {
+        w->job->outcomes.assign(w->job->execs.size(), bad);
+        return FinishJob(w);
+      }
+      return OnJobAnswer(w, std::move(bad));
     }
     spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), parsed.error().detail);
     return;
@@ -262,54 +343,66 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     }
     return;
   }
-  if (*type == "ready") {
-    if (w->state == Worker::State::kStarting) {
-      w->state = Worker::State::kIdle;
-      w->ready_timer.reset();
-      spdlog::debug("{}: ready", Name(w));
-      Dispatch();
-    }
-    return;
-  }
-  // The rest are about the current job.
+  if (*type == "ready") return OnReady(w, *msg);
+  if (*type == "fatal") return OnFatal(w, *msg);
+  // The rest are about the current job (or batch).
   const json::value* id = msg->if_contains("id");
-  if (w->state != Worker::State::kBusy || !id || !id->is_string() || id->get_string() != w->job->exec.job_id) {
+  if (w->state != Worker::State::kBusy || !id || !id->is_string() || id->get_string() != w->message_id) {
     spdlog::warn("{}: ignored a \"{}\" message that is not about its current job: {:.200}", Name(w),
                  std::string_view(*type), line);
     return;
   }
   if (*type == "progress") {
     const json::value* p = msg->if_contains("progress");
-    if (p && p->is_number()) w->job->exec.context->ReportProgress(p->to_number<double>());
-  } else if (*type == "result") {
-    FinishJob(w, ParseResult(*msg, line.size()));
-  } else if (*type == "error") {
-    JobError err{error_type::kWorkerError, "the worker reported an error without a message"};
-    if (const json::value* e = msg->if_contains("error")) {
-      if (e->is_string()) {
-        err.message = e->get_string();
-      } else if (e->is_object()) {
-        const json::object& o = e->get_object();
-        if (auto* t = o.if_contains("type"); t && t->is_string() && !t->get_string().empty()) {
-          err.type = t->get_string();
-        }
-        if (auto* m = o.if_contains("message"); m && m->is_string()) err.message = m->get_string();
-      }
-    }
-    FinishJob(w, Result::Fail(std::move(err.type), std::move(err.message)));
+    // A batch's elements share the map's context: the map counts its own progress.
+    if (p && p->is_number() && !w->job->batch) w->job->context()->ReportProgress(p->to_number<double>());
+  } else if (*type == "result" && !w->sent_batch) {
+    const json::value* enc = msg->if_contains("encoding");
+    const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
+    OnJobAnswer(w, ParseResult(msg->if_contains("result"), base64, line.size()));
+  } else if (*type == "error" && !w->sent_batch) {
+    OnJobAnswer(w, Result::Fail(ErrorFromMessage(*msg, error_type::kWorkerError)));
+  } else if (*type == "batch_result" && w->sent_batch) {
+    OnBatchAnswer(w, *msg, line.size());
   } else {
-    spdlog::warn("{}: ignored a message of unknown type \"{}\"", Name(w), std::string_view(*type));
+    spdlog::warn("{}: ignored a message of unexpected type \"{}\"", Name(w), std::string_view(*type));
   }
 }
 
-Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_size) const {
+void WorkerPool::Impl::OnReady(Worker* w, const json::object& msg) {
+  if (w->state != Worker::State::kStarting) return;
+  w->state = Worker::State::kIdle;
+  w->ready_timer.reset();
+  if (const json::value* f = msg.if_contains("features"); f && f->is_array()) {
+    for (const json::value& name : f->get_array()) {
+      if (!name.is_string()) continue;
+      w->features.emplace_back(name.get_string());
+      if (name.get_string() == "batch") w->batch_feature = true;
+      if (name.get_string() == "cancel") w->cancel_feature = true;
+    }
+  }
+  failed_starts = 0;
+  last_features = w->features;
+  details_changed = true;
+  spdlog::debug("{}: ready", Name(w));
+  Dispatch();
+}
+
+void WorkerPool::Impl::OnFatal(Worker* w, const json::object& msg) {
+  if (w->state != Worker::State::kStarting) return;
+  JobError err = ErrorFromMessage(msg, error_type::kWorkerUnavailable);
+  spdlog::error("{}: cannot start: {}: {}{}", Name(w), err.type, err.message,
+                err.detail.empty() ? "" : "\n" + err.detail);
+  w->fatal = std::move(err);
+}
+
+Result WorkerPool::Impl::ParseResult(const json::value* r, bool base64, std::size_t size) const {
   const Result too_large =
       Result::Fail(error_type::kResultTooLarge,
                    "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
-  const json::value* r = msg.if_contains("result");
   if (options.content_type == "application/json") {
     // The line less its envelope is the result's size, give or take the id.
-    if (static_cast<std::int64_t>(line_size) > options.max_result + 256) return too_large;
+    if (static_cast<std::int64_t>(size) > options.max_result + 256) return too_large;
     return Result::Json(r ? *r : json::value(nullptr));
   }
   if (!r || !r->is_string()) {
@@ -317,8 +410,7 @@ Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_s
                                                         options.content_type +
                                                         " must be a string (base64 with \"encoding\": \"base64\")");
   }
-  const json::value* enc = msg.if_contains("encoding");
-  if (enc && enc->is_string() && enc->get_string() == "base64") {
+  if (base64) {
     std::string bytes;
     if (!Base64Decode(r->get_string(), &bytes)) {
       return Result::Fail(error_type::kInvalidResult, "the worker's result is not valid base64");
@@ -330,16 +422,92 @@ Result WorkerPool::Impl::ParseResult(const json::object& msg, std::size_t line_s
   return Result::Bytes(options.content_type, std::string(r->get_string()));
 }
 
-void WorkerPool::Impl::FinishJob(Worker* w, Result outcome) {
+void WorkerPool::Impl::OnJobAnswer(Worker* w, Result outcome) {
+  PoolJob* job = w->job.get();
+  if (!job->batch) return FinishJob(w, std::move(outcome));
+  // An element of a batch fed one at a time: the next goes to the same worker.
+  const bool failed = !outcome.ok();
+  job->outcomes[job->next++] = std::move(outcome);
+  ++w->jobs_done;
+  const bool stop = job->context()->canceled() || w->cancel_timer || (failed && job->stop_on_failure);
+  if (job->next == job->execs.size() || stop) return FinishJob(w);
+  w->out_bytes = 0;
+  SendNext(w);
+}
+
+void WorkerPool::Impl::OnBatchAnswer(Worker* w, const json::object& msg, std::size_t line_size) {
+  PoolJob* job = w->job.get();
+  const std::size_t n = job->execs.size();
+  const json::value* results_v = msg.if_contains("results");
+  const json::array* results = results_v ? results_v->if_array() : nullptr;
+  if (!results || results->size() > n) {
+    Result bad = Result::Fail(error_type::kInvalidResult,
+                              "the worker's batch_result has no \"results\" list of at most " + std::to_string(n) +
+                                  " outcomes (docs/worker-protocol.md)");
+    job->outcomes.assign(n, bad);
+    return FinishJob(w);
+  }
+  if (static_cast<std::int64_t>(line_size) > options.max_result + 256) {
+    job->outcomes.assign(results->size(), Result::Fail(error_type::kResultTooLarge,
+                                                       "the worker's batch answer is larger than max_result (" +
+                                                           std::to_string(options.max_result) + " bytes)"));
+    return FinishJob(w);
+  }
+  std::vector<std::optional<JobError>> errors(results->size());
+  if (const json::value* e = msg.if_contains("errors"); e && e->is_array()) {
+    for (const json::value& item : e->get_array()) {
+      const json::object* o = item.if_object();
+      const json::value* index = o ? o->if_contains("index") : nullptr;
+      if (!index || !index->is_int64() || index->get_int64() < 0 ||
+          static_cast<std::size_t>(index->get_int64()) >= errors.size()) {
+        continue;
+      }
+      json::object wrapped{{"error", *o}};
+      errors[static_cast<std::size_t>(index->get_int64())] = ErrorFromMessage(wrapped, error_type::kWorkerError);
+    }
+  }
+  const json::value* enc = msg.if_contains("encoding");
+  const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
+  job->outcomes.clear();
+  job->outcomes.reserve(n);
+  for (std::size_t i = 0; i < results->size(); ++i) {
+    if (errors[i]) {
+      job->outcomes.emplace_back(Result::Fail(std::move(*errors[i])));
+    } else {
+      // The whole answer was within max_result: so is each result.
+      job->outcomes.emplace_back(ParseResult(&(*results)[i], base64, 0));
+    }
+  }
+  w->jobs_done += static_cast<std::int64_t>(results->size());
+  FinishJob(w);
+}
+
+void WorkerPool::Impl::FinishJob(Worker* w, std::optional<Result> single_outcome) {
   std::shared_ptr<PoolJob> job = std::move(w->job);
   w->job.reset();
   job->worker = nullptr;
-  ++w->jobs_done;
+  w->cancel_timer.reset();
+  if (!job->batch) ++w->jobs_done;
   w->out_bytes = 0;
-  consecutive_failures = 0;
+  w->message_id.clear();
+  w->sent_batch = false;
+  if (consecutive_failures != 0 || deaths_in_jobs != 0) {
+    consecutive_failures = 0;
+    deaths_in_jobs = 0;
+    details_changed = true;
+  }
   w->state = Worker::State::kIdle;
-  ExecutionDone done = std::move(job->done);
-  done(std::move(outcome));
+  if (job->batch) {
+    job->outcomes.resize(job->execs.size());
+    BatchDone done = std::move(job->batch_done);
+    done(std::move(job->outcomes));
+  } else {
+    // A stopped job reports the stop, whatever the worker answered.
+    Result outcome = w->job_outcome ? std::move(*w->job_outcome) : std::move(*single_outcome);
+    ExecutionDone done = std::move(job->done);
+    done(std::move(outcome));
+  }
+  w->job_outcome.reset();
   if (options.max_jobs_per_worker > 0 && w->jobs_done >= options.max_jobs_per_worker) {
     return StopWorker(w, "served " + std::to_string(w->jobs_done) + " jobs (max_jobs_per_worker)");
   }
@@ -353,12 +521,29 @@ void WorkerPool::Impl::FinishJob(Worker* w, Result outcome) {
   Dispatch();
 }
 
+void WorkerPool::Impl::ReportInterrupted(PoolJob* job, Result outcome) {
+  job->worker = nullptr;
+  if (job->batch) {
+    // What had run stays; the element that was running gets the outcome; the rest
+    // did not run.
+    job->outcomes.resize(job->execs.size());
+    if (job->next < job->outcomes.size()) job->outcomes[job->next] = std::move(outcome);
+    BatchDone done = std::move(job->batch_done);
+    done(std::move(job->outcomes));
+  } else {
+    ExecutionDone done = std::move(job->done);
+    done(std::move(outcome));
+  }
+}
+
 void WorkerPool::Impl::StopWorker(Worker* w, const std::string& why) {
   if (w->state == Worker::State::kStopping) return;
   spdlog::info("{}: stopping it: {}", Name(w), why);
   w->state = Worker::State::kStopping;
   w->expected_exit = true;
   w->ready_timer.reset();
+  w->cancel_timer.reset();
+  Publish();
   if (!w->proc) return;  // Still being spawned: OnSpawned stops it.
   w->proc->CloseStdin();
   w->proc->Terminate(options.kill_grace);
@@ -381,85 +566,176 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
   } else {
     ++unexpected_exits;
     ++consecutive_failures;
+    last_exit = status.Describe();
+    last_stderr = w->err_tail.str();
+    if (before_ready) ++failed_starts;
+    if (w->job) ++deaths_in_jobs;
+    if (w->fatal) last_error = w->fatal;
+    details_changed = true;
     spdlog::warn("{}: {} unexpectedly{}", name, status.Describe(), tail);
   }
-  if (std::shared_ptr<PoolJob> job = std::move(w->job)) {
+  std::shared_ptr<PoolJob> job = std::move(w->job);
+  if (job && job->batch && w->sent_batch && !w->job_outcome && !closing) {
+    spdlog::warn("{}: it died during a batch of {} elements of {}; they run again one at a time", name,
+                 job->execs.size(), w->message_id);
     job->worker = nullptr;
+    job->one_at_a_time = true;
+    waiting.push_front(std::move(job));
+  } else if (job) {
     Result outcome = w->job_outcome ? std::move(*w->job_outcome)
                                     : Result::Fail(error_type::kWorkerDied, "the worker process " + status.Describe() +
                                                                                 " while running the job" + tail);
-    ExecutionDone done = std::move(job->done);
-    done(std::move(outcome));
+    ReportInterrupted(job.get(), std::move(outcome));
   } else if (before_ready && !w->expected_exit) {
-    FailOneWaiting(error_type::kWorkerDied, "the worker process " + status.Describe() +
-                                                " before it was ready (it never said {\"type\":\"ready\"})" + tail);
+    if (w->fatal) {
+      JobError err = *w->fatal;
+      err.message = "the worker could not start: " + err.message;
+      FailOneWaiting(err);
+    } else {
+      FailOneWaiting(JobError{error_type::kWorkerDied, "the worker process " + status.Describe() +
+                                                           " before it was ready (it never said "
+                                                           "{\"type\":\"ready\"})" +
+                                                           tail});
+    }
   }
   ScheduleRespawn(w->slot, !w->expected_exit);
+  Publish();
 }
 
 void WorkerPool::Impl::Enqueue(std::shared_ptr<PoolJob> job) {
-  if (closing || job->exec.context->canceled()) {
+  if (closing || job->context()->canceled()) {
+    const JobError why{closing ? error_type::kShutdown : error_type::kCanceled,
+                       "the job was stopped before a worker took it"};
+    if (job->batch) {
+      BatchDone done = std::move(job->batch_done);
+      return done(std::vector<std::optional<Result>>(job->execs.size()));
+    }
     ExecutionDone done = std::move(job->done);
-    return done(Result::Fail(closing ? error_type::kShutdown : error_type::kCanceled,
-                             "the job was stopped before a worker took it"));
+    return done(Result::Fail(why));
   }
   waiting.push_back(std::move(job));
   Dispatch();
 }
 
 void WorkerPool::Impl::StopJob(const std::shared_ptr<PoolJob>& job) {
-  if (!job->done) return;  // Finished already.
-  if (job->worker) {
-    Worker* w = job->worker;
+  if (job->answered()) return;  // Finished already.
+  if (Worker* w = job->worker) {
     if (!w->job_outcome) w->job_outcome = Result::Fail(error_type::kCanceled, "the job was stopped");
-    return StopWorker(w, "its job " + job->exec.job_id + " was stopped");
+    const StopReason reason = job->context()->stop_reason();
+    const bool cooperative = reason == StopReason::kCanceled || reason == StopReason::kTimeout;
+    if (!w->cancel_feature || !cooperative || w->state != Worker::State::kBusy) {
+      return StopWorker(w, "its job " + job->execs.front().job_id + " was stopped");
+    }
+    if (w->cancel_timer) return;  // Asked already.
+    std::string line = R"({"type":"cancel","id":)";
+    AppendJsonString(&line, w->message_id);
+    line += "}\n";
+    w->proc->Write(std::move(line));
+    w->cancel_timer.emplace(supervisor->context(), options.kill_grace);
+    w->cancel_timer->async_wait([this, w, weak = std::weak_ptr<PoolJob>(job)](const boost::system::error_code& ec) {
+      auto job = weak.lock();
+      if (ec || !job || job->worker != w) return;
+      StopWorker(w, "it did not answer the cancel of " + job->execs.front().job_id + " within kill_grace");
+    });
+    return;
   }
   auto it = std::find(waiting.begin(), waiting.end(), job);
   if (it == waiting.end()) return;
+  std::shared_ptr<PoolJob> held = *it;
   waiting.erase(it);
-  ExecutionDone done = std::move(job->done);
+  if (held->batch) {
+    BatchDone done = std::move(held->batch_done);
+    return done(std::vector<std::optional<Result>>(held->execs.size()));
+  }
+  ExecutionDone done = std::move(held->done);
   done(Result::Fail(error_type::kCanceled, "the job was stopped before a worker took it"));
 }
 
 void WorkerPool::Impl::Dispatch() {
   for (auto& w : slots) {
-    if (waiting.empty()) return;
+    if (waiting.empty()) break;
     if (!w || w->state != Worker::State::kIdle) continue;
     std::shared_ptr<PoolJob> job = std::move(waiting.front());
     waiting.pop_front();
     w->state = Worker::State::kBusy;
     w->out_bytes = 0;
     job->worker = w.get();
-    // {"type":"job","id":…,"task":…,"input":…,"attempt":N}, written in place rather
-    // than built as an object, which would copy the input. kKeepKind: the worker
-    // reads 2.0 as the float its client sent.
-    std::string line = R"({"type":"job","id":)";
-    AppendJsonString(&line, job->exec.job_id);
+    if (job->batch) job->outcomes.assign(job->execs.size(), std::nullopt);
+    w->job = std::move(job);
+    SendNext(w.get());
+  }
+  Publish();
+}
+
+void WorkerPool::Impl::SendNext(Worker* w) {
+  PoolJob& job = *w->job;
+  // Messages are written in place rather than built as objects, which would copy
+  // the inputs. kKeepKind: the worker reads 2.0 as the float its client sent.
+  std::string line;
+  if (job.batch && w->batch_feature && !job.one_at_a_time) {
+    // {"type":"batch","id":…,"task":…,"inputs":[…],"attempts":[…],"stop_on_failure":B}
+    w->sent_batch = true;
+    w->message_id = std::string(MapIdOf(job.execs.front()));
+    line = R"({"type":"batch","id":)";
+    AppendJsonString(&line, w->message_id);
+    line += R"(,"task":)";
+    AppendJsonString(&line, options.task);
+    line += R"(,"inputs":[)";
+    bool retried = false;
+    for (std::size_t i = 0; i < job.execs.size(); ++i) {
+      if (i > 0) line += ',';
+      AppendJson(&line, *job.execs[i].input, JsonNumbers::kKeepKind);
+      retried = retried || job.execs[i].attempt != 1;
+    }
+    line += ']';
+    if (retried) {
+      line += R"(,"attempts":[)";
+      for (std::size_t i = 0; i < job.execs.size(); ++i) {
+        if (i > 0) line += ',';
+        line += std::to_string(job.execs[i].attempt);
+      }
+      line += ']';
+    }
+    line += job.stop_on_failure ? R"(,"stop_on_failure":true})" : R"(,"stop_on_failure":false})";
+  } else {
+    // {"type":"job","id":…,"task":…,"input":…,"attempt":N}
+    const Execution& exec = job.execs[job.batch ? job.next : 0];
+    w->sent_batch = false;
+    w->message_id = exec.job_id;
+    line = R"({"type":"job","id":)";
+    AppendJsonString(&line, exec.job_id);
     line += R"(,"task":)";
     AppendJsonString(&line, options.task);
     line += R"(,"input":)";
-    AppendJson(&line, *job->exec.input, JsonNumbers::kKeepKind);
+    AppendJson(&line, *exec.input, JsonNumbers::kKeepKind);
     line += R"(,"attempt":)";
-    line += std::to_string(job->exec.attempt);
-    line += "}\n";
-    w->job = std::move(job);
-    w->proc->Write(std::move(line));
+    line += std::to_string(exec.attempt);
+    line += '}';
   }
+  line += '\n';
+  w->proc->Write(std::move(line));
 }
 
-void WorkerPool::Impl::FailOneWaiting(const std::string& type, const std::string& message) {
+void WorkerPool::Impl::FailOneWaiting(const JobError& error) {
   if (waiting.empty()) return;
   std::shared_ptr<PoolJob> job = std::move(waiting.front());
   waiting.pop_front();
+  if (job->batch) {
+    // The first element fails with it, so that the map learns why.
+    std::vector<std::optional<Result>> outcomes(job->execs.size());
+    outcomes[0] = Result::Fail(error);
+    BatchDone done = std::move(job->batch_done);
+    return done(std::move(outcomes));
+  }
   ExecutionDone done = std::move(job->done);
-  done(Result::Fail(type, message));
+  done(Result::Fail(error));
 }
 
 void WorkerPool::Impl::Shutdown() {
   closing = true;
   for (auto& t : respawn_timers) t.cancel();
   while (!waiting.empty()) {
-    FailOneWaiting(error_type::kShutdown, "the server shut down before a worker took the job");
+    FailOneWaiting(JobError{error_type::kShutdown, "the server shut down before a worker took the job"});
   }
   for (auto& w : slots) {
     if (!w) continue;
@@ -473,62 +749,78 @@ void WorkerPool::Impl::Shutdown() {
   cv.SignalAll();
 }
 
-WorkerPool::WorkerPool(std::shared_ptr<ProcessSupervisor> supervisor, WorkerPoolOptions options)
-    : supervisor_(std::move(supervisor)) {
-  options.workers = std::max(1, options.workers);
-  impl_ = std::make_unique<Impl>(supervisor_.get(), std::move(options));
-  asio::post(supervisor_->context(), [impl = impl_.get()] {
-    for (int i = 0; i < impl->options.workers; ++i) impl->SpawnWorker(i);
-  });
-}
-
-WorkerPool::~WorkerPool() {
-  Impl* impl = impl_.get();
-  asio::post(supervisor_->context(), [impl] { impl->Shutdown(); });
-  // Every 5 s until they are gone, a warning, logged without the lock (OnExit on the
-  // supervisor thread needs it).
-  for (;;) {
-    bool gone;
-    int alive;
-    {
-      MutexLock lock(&impl->mu);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      while (!(impl->shut_down && impl->alive == 0)) {
-        if (!impl->cv.WaitUntil(&impl->mu, deadline)) break;
-      }
-      gone = impl->shut_down && impl->alive == 0;
-      alive = impl->alive;
+void WorkerPool::Impl::Publish() {
+  int starting = 0, idle = 0, busy = 0;
+  for (const auto& w : slots) {
+    if (!w || w->state == Worker::State::kStarting || w->state == Worker::State::kStopping) {
+      ++starting;
+    } else if (w->state == Worker::State::kIdle) {
+      ++idle;
+    } else {
+      ++busy;
     }
-    if (gone) break;
-    spdlog::warn("task {}: still waiting for {} worker(s) to exit", impl->options.task, alive);
   }
-  // A barrier: handlers queued before it (a timer that fired as it was cancelled)
-  // still see a live Impl, and check `closing`.
-  std::promise<void> barrier;
-  asio::post(supervisor_->context(), [&barrier] { barrier.set_value(); });
-  barrier.get_future().wait();
+  MutexLock lock(&status_mu);
+  status.configured = options.workers;
+  status.starting = starting;
+  status.idle = idle;
+  status.busy = busy;
+  status.started = started;
+  status.restarts = unexpected_exits;
+  if (!details_changed) return;
+  details_changed = false;
+  status.features = last_features;
+  status.last_exit = last_exit;
+  status.stderr_tail = last_stderr;
+  status.last_error = last_error;
+  status.trouble.clear();
+  if (failed_starts > 0) {
+    status.trouble = std::to_string(failed_starts) + " worker start(s) in a row failed; the last " +
+                     (last_error ? "said " + last_error->type + ": " + last_error->message : last_exit);
+  } else if (deaths_in_jobs >= 3) {
+    status.trouble = std::to_string(deaths_in_jobs) + " workers in a row died during a job; the last " + last_exit;
+  }
 }
 
 void WorkerPool::Start(Execution exec, ExecutionDone done) {
   auto job = std::make_shared<Impl::PoolJob>();
-  job->pool = impl_.get();
-  job->exec = std::move(exec);
+  job->execs.push_back(std::move(exec));
   job->done = std::move(done);
-  std::shared_ptr<RunContext> context = job->exec.context;
+  impl_->Submit(std::move(job), supervisor_);
+}
+
+void WorkerPool::StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) {
+  if (execs.empty()) return done({});
+  auto job = std::make_shared<Impl::PoolJob>();
+  job->execs = std::move(execs);
+  job->batch = true;
+  job->stop_on_failure = stop_on_failure;
+  job->batch_done = std::move(done);
+  impl_->Submit(std::move(job), supervisor_);
+}
+
+void WorkerPool::Impl::Submit(std::shared_ptr<PoolJob> job, const std::shared_ptr<ProcessSupervisor>& sup) {
+  job->pool = this;
+  std::shared_ptr<RunContext> context = job->context();
   std::weak_ptr<Impl::PoolJob> weak = job;
-  asio::post(supervisor_->context(), [job = std::move(job)]() mutable {
+  asio::post(supervisor->context(), [job = std::move(job)]() mutable {
     Impl* impl = job->pool;
     impl->Enqueue(std::move(job));
   });
   // Registered after the post so that the stop, if it comes, is handled after the
   // enqueue; a stop that came before is seen there through canceled().
-  context->OnStop([weak, sup = std::weak_ptr<ProcessSupervisor>(supervisor_)] {
+  context->OnStop([weak, sup = std::weak_ptr<ProcessSupervisor>(sup)] {
     auto supervisor = sup.lock();
     if (!supervisor) return;
     asio::post(supervisor->context(), [weak] {
       if (auto job = weak.lock()) job->pool->StopJob(job);
     });
   });
+}
+
+std::optional<WorkerStatus> WorkerPool::Workers() const {
+  MutexLock lock(&impl_->status_mu);
+  return impl_->status;
 }
 
 WorkerPool::Stats WorkerPool::StatsForTest() {

@@ -13,6 +13,14 @@
 // spin the CPU; each such start failure fails one waiting job, so that clients learn
 // why instead of waiting forever.
 //
+// Optional features a worker announces in its ready message (docs/worker-protocol.md):
+// "batch" — a map's chunk goes to it as one message and comes back as one; without
+// it, the pool feeds the chunk's elements to one worker one job message at a time.
+// "cancel" — a stop (DELETE, timeout) is first a {"type":"cancel"} message: a worker
+// that answers within kill_grace lives on; one that does not is stopped by signals.
+// A worker that cannot start may say why in a "fatal" message first: its error is
+// what the waiting job fails with, and what Workers() shows.
+//
 // Jobs wait in the pool's FIFO only when the scheduler lets more jobs run than there
 // are ready workers (`workers` set below what the resources allow, or a worker being
 // replaced).
@@ -67,6 +75,9 @@ class WorkerPool final : public Executor {
   ~WorkerPool() override;
 
   void Start(Execution exec, ExecutionDone done) override;
+  void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) override;
+  // A snapshot, published by the loop at each change; does not wait for the loop.
+  std::optional<WorkerStatus> Workers() const override;
 
   struct Stats {
     std::vector<pid_t> ready_pids;  // Workers that said ready and are not stopping.

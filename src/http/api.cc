@@ -171,6 +171,13 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
                                       std::to_string(store.unstored_finals) +
                                       " finished jobs wait in memory to be recorded and no new job starts"}}));
     }
+    for (const TaskInfo& t : service_->Tasks()) {
+      if (t.workers && !t.workers->trouble.empty()) {
+        return ex->Respond(JsonResponse(
+            http::status::ok,
+            json::object{{"status", "degraded"}, {"detail", "task " + t.name + ": " + t.workers->trouble}}));
+      }
+    }
     return ex->Respond(JsonResponse(http::status::ok, json::object{{"status", "ok"}}));
   }
   if (seg.size() < 2 || seg[0] != "v1") {

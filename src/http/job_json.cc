@@ -4,6 +4,7 @@
 #include <cassert>
 #include <limits>
 
+#include "http/problem.h"
 #include "util/json_reader.h"
 
 namespace offload {
@@ -68,7 +69,7 @@ json::object JobToJson(const JobSnapshot& snap, bool include_result) {
     o["result_url"] = "/v1/jobs/" + j.id + "/result";
   }
   if (j.error) {
-    o["error"] = json::object{{"type", j.error->type}, {"message", j.error->message}};
+    o["error"] = JobErrorToJson(*j.error);
   } else {
     o["error"] = nullptr;
   }
@@ -94,16 +95,35 @@ json::object JobToJson(const JobSnapshot& snap, bool include_result) {
   return o;
 }
 
+json::object WorkersToJson(const WorkerStatus& w) {
+  json::array features;
+  for (const auto& f : w.features) features.emplace_back(f);
+  json::object o{{"configured", w.configured},
+                 {"ready", w.idle},
+                 {"busy", w.busy},
+                 {"starting", w.starting},
+                 {"started", w.started},
+                 {"restarts", w.restarts},
+                 {"features", std::move(features)},
+                 {"last_exit", w.last_exit.empty() ? json::value(nullptr) : json::value(w.last_exit)},
+                 {"stderr_tail", w.stderr_tail.empty() ? json::value(nullptr) : json::value(w.stderr_tail)},
+                 {"last_error", w.last_error ? json::value(JobErrorToJson(*w.last_error)) : json::value(nullptr)},
+                 {"trouble", w.trouble.empty() ? json::value(nullptr) : json::value(w.trouble)}};
+  return o;
+}
+
 json::object TaskToJson(const TaskInfo& t) {
   json::object uses;
   for (const auto& [res, amount] : t.uses) uses[res] = amount;
-  return json::object{{"name", t.name},
-                      {"run", t.run},
-                      {"uses", std::move(uses)},
-                      {"content_type", t.content_type},
-                      {"max_queued", t.max_queued},
-                      {"queued", t.queued},
-                      {"timeout_ms", t.timeout.count() > 0 ? json::value(t.timeout.count()) : json::value(nullptr)}};
+  json::object o{{"name", t.name},
+                 {"run", t.run},
+                 {"uses", std::move(uses)},
+                 {"content_type", t.content_type},
+                 {"max_queued", t.max_queued},
+                 {"queued", t.queued},
+                 {"timeout_ms", t.timeout.count() > 0 ? json::value(t.timeout.count()) : json::value(nullptr)}};
+  if (t.workers) o["workers"] = WorkersToJson(*t.workers);
+  return o;
 }
 
 json::object ResourceToJson(const ResourceInfo& r) {

@@ -69,25 +69,37 @@ Problem MisdirectedHostProblem(std::string_view host) {
 }
 
 Problem ProblemFromJobError(const JobError& e) {
-  std::string detail = e.type + ": " + e.message;
-  if (e.type == error_type::kInvalidInput) {
-    return MakeProblem(http::status::unprocessable_entity, "job-failed", "The job failed", detail);
-  }
-  if (e.type == error_type::kTimeout) {
-    return MakeProblem(http::status::gateway_timeout, "job-timeout", "The job timed out", detail);
-  }
-  if (e.type == error_type::kCanceled || e.type == error_type::kShutdown || e.type == error_type::kClientDisconnected ||
-      e.type == error_type::kRunTimeout) {
-    return MakeProblem(http::status::conflict, "job-canceled", "The job was canceled", detail);
-  }
-  return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);
+  Problem p = [&] {
+    const std::string detail = e.type + ": " + e.message;
+    if (e.type == error_type::kInvalidInput) {
+      return MakeProblem(http::status::unprocessable_entity, "job-failed", "The job failed", detail);
+    }
+    if (e.type == error_type::kTimeout) {
+      return MakeProblem(http::status::gateway_timeout, "job-timeout", "The job timed out", detail);
+    }
+    if (e.type == error_type::kCanceled || e.type == error_type::kShutdown ||
+        e.type == error_type::kClientDisconnected || e.type == error_type::kRunTimeout) {
+      return MakeProblem(http::status::conflict, "job-canceled", "The job was canceled", detail);
+    }
+    return MakeProblem(http::status::internal_server_error, "job-failed", "The job failed", detail);
+  }();
+  p.job_error = e;
+  return p;
+}
+
+boost::json::object JobErrorToJson(const JobError& e) {
+  boost::json::object error{{"type", e.type}, {"message", e.message}};
+  if (!e.detail.empty()) error["detail"] = e.detail;
+  return error;
 }
 
 // The detail may quote what the client sent (a job id from the path, a field name):
 // the writer keeps the body valid UTF-8 whatever those bytes were.
 std::string ProblemBody(const Problem& p) {
-  return WriteJson(boost::json::object{
-      {"type", p.type}, {"title", p.title}, {"status", static_cast<int>(p.status)}, {"detail", p.detail}});
+  boost::json::object body{
+      {"type", p.type}, {"title", p.title}, {"status", static_cast<int>(p.status)}, {"detail", p.detail}};
+  if (p.job_error) body["error"] = JobErrorToJson(*p.job_error);
+  return WriteJson(body);
 }
 
 }  // namespace offload

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <boost/beast/http/status.hpp>
+#include <boost/json/object.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,8 @@ struct Problem {
   std::string title;      // Short, the same for every problem of this type.
   std::string detail;     // What happened here and what to do.
   int retry_after_s = 0;  // Sent as Retry-After when > 0.
+  // A failed job's error, sent whole as the extension member "error".
+  std::optional<JobError> job_error;
 };
 
 Problem ProblemFromError(const Error& error);
@@ -33,7 +37,10 @@ Problem OriginNotAllowedProblem(std::string_view origin);
 // 421 for a Host that does not name this server while it listens on loopback.
 Problem MisdirectedHostProblem(std::string_view host);
 
-// {"type", "title", "status", "detail"} serialized.
+// {"type", "message"} and "detail" when it has one: a job's "error" member.
+boost::json::object JobErrorToJson(const JobError& error);
+
+// {"type", "title", "status", "detail"} serialized, and "error" when set.
 std::string ProblemBody(const Problem& p);
 
 }  // namespace offload

@@ -107,8 +107,8 @@ std::uint64_t HashRequest(const std::string& task, const boost::json::value& inp
   return h;
 }
 
-// What GET /v1/tasks shows as a task's "run": "builtin:NAME", "command: ARGV" or
-// "worker: ARGV".
+// What GET /v1/tasks shows as a task's "run": "builtin:NAME", "command: ARGV",
+// "worker: ARGV" or "python: module:function".
 std::string DescribeRun(const TaskConfig& t) {
   auto join = [](const char* kind, const std::vector<std::string>& argv) {
     std::string out = kind;
@@ -117,6 +117,7 @@ std::string DescribeRun(const TaskConfig& t) {
   };
   if (!t.command.empty()) return join("command:", t.command);
   if (!t.worker.empty()) return join("worker:", t.worker);
+  if (!t.python.empty()) return "python: " + t.python;
   return t.run;
 }
 
@@ -190,6 +191,8 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
       demand.Add(static_cast<int>(idx), amount);
       if (amount > 0) fit = std::min(fit, config.resources.at(res) / amount);
     }
+    // A task with fewer workers than its resources allow runs only that many at once.
+    if (tc.workers > 0) fit = std::min(fit, tc.workers);
     rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
     {
       MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
@@ -566,9 +569,11 @@ std::vector<TaskInfo> JobService::Tasks() const {
     MutexLock lock(&mu_);
     for (const auto& [name, rt] : tasks_) {
       out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type, rt->config.max_queued,
-                             scheduler_.queued(rt->queue), rt->config.timeout});
+                             scheduler_.queued(rt->queue), rt->config.timeout, std::nullopt});
     }
   }
+  // Outside the lock: each executor has its own.
+  for (TaskInfo& info : out) info.workers = tasks_.at(info.name)->executor->Workers();
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
   return out;
 }

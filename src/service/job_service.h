@@ -97,6 +97,7 @@ struct TaskInfo {
   std::int64_t max_queued = 0;
   std::size_t queued = 0;
   Millis timeout{0};
+  std::optional<WorkerStatus> workers;  // For a task with persistent workers.
 };
 
 struct ResourceInfo {

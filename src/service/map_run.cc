@@ -33,14 +33,40 @@ ChunkOutcome ChunkOutcome::From(std::vector<std::optional<Result>> outcomes, std
 MapRun::MapRun(std::size_t total, const MapSpec& spec, std::size_t parallelism)
     : total_(total), spec_(spec), parallelism_(std::max<std::size_t>(parallelism, 1)), results_(total) {}
 
+void MapRun::CostFit::Add(std::size_t size, double ns) {
+  const double x = static_cast<double>(size);
+  n = n * kDecay + 1;
+  k = k * kDecay + x;
+  t = t * kDecay + ns;
+  kk = kk * kDecay + x * x;
+  kt = kt * kDecay + x * ns;
+  largest = std::max(largest, size);
+  // Sizes too alike leave the two costs indistinguishable: keep the last fixed cost.
+  const double det = n * kk - k * k;
+  if (det > 1e-6 * n * kk) {
+    const double per = (n * kt - k * t) / det;
+    if (per > 0) fixed_ns = std::clamp((t - per * k) / n, 0.0, t / n);
+  }
+}
+
+std::pair<double, double> MapRun::CostFit::Estimate() const {
+  // Per element: what is left of the average chunk once the fixed cost is taken out.
+  const double per = std::max((t - fixed_ns * n) / k, 1e-3);
+  return {per, fixed_ns};
+}
+
 std::size_t MapRun::ChunkSize() const {
   if (spec_.chunk > 0) return static_cast<std::size_t>(spec_.chunk);
-  if (ns_per_element_ <= 0) return 1;  // Measure first.
-  const double fit = static_cast<double>(kChunkTarget.count()) * 1e6 / ns_per_element_;
+  if (cost_.largest == 0) return 1;  // Measure first.
+  const auto [per, fixed] = cost_.Estimate();
+  const double target = std::max(std::chrono::duration<double, std::nano>(kChunkTarget).count(), kFixedCostShare * fixed);
+  const double fit = std::max(target - fixed, per) / per;
+  std::size_t size = fit >= static_cast<double>(kMaxChunk) ? kMaxChunk : static_cast<std::size_t>(fit);
+  size = std::min(size, kMaxGrowth * cost_.largest);
   // At the tail, leave some for every slot rather than one long last chunk.
   const std::size_t remaining = total_ - next_ + again_.size();
   const std::size_t share = std::max<std::size_t>(1, remaining / (2 * parallelism_));
-  return std::clamp<std::size_t>(std::min(static_cast<std::size_t>(fit), share), 1, kMaxChunk);
+  return std::clamp<std::size_t>(std::min(size, share), 1, kMaxChunk);
 }
 
 MapRun::Chunk MapRun::TakeChunk() {
@@ -65,10 +91,7 @@ MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chron
                             bool may_retry) {
   Folded folded;
   running_ -= chunk.indices.size();
-  if (outcome.ran > 0) {
-    const double per = static_cast<double>(outcome.elapsed.count()) / static_cast<double>(outcome.ran);
-    ns_per_element_ = ns_per_element_ > 0 ? (ns_per_element_ + per) / 2 : per;
-  }
+  if (outcome.ran > 0) cost_.Add(outcome.ran, static_cast<double>(outcome.elapsed.count()));
   for (std::size_t i = 0; i < outcome.results.size() && !stopping_; ++i) {
     const std::size_t index = chunk.indices[i];
     const std::optional<Result>& result = outcome.results[i];

@@ -47,12 +47,19 @@ struct ChunkOutcome {
 
 class MapRun {
  public:
-  // Elements per chunk once the first has been measured: a chunk should take about
-  // kChunkTarget, long enough that a dispatch (tens of microseconds) costs under 5%
-  // even for the tiniest elements, short enough that the jobs taking turns with the
-  // map wait about that long.
+  // Elements per chunk once the first has been measured. A chunk's time is fitted as
+  // a fixed cost per dispatch (tens of microseconds on the thread pool; a pipe round
+  // trip and a message to decode for a worker process) plus a cost per element. A
+  // chunk should take about kChunkTarget — long enough that an in-process dispatch
+  // costs under 5% even for the tiniest elements, short enough that the jobs taking
+  // turns with the map wait about that long — and longer where the fixed cost is
+  // larger, so that it stays under 1/kFixedCostShare of the chunk.
   static constexpr std::chrono::milliseconds kChunkTarget{2};
+  static constexpr double kFixedCostShare = 20;
   static constexpr std::size_t kMaxChunk = 8192;
+  // A chunk is at most this many times the largest measured yet, so that a noisy
+  // first estimate cannot send one huge chunk of slow elements.
+  static constexpr std::size_t kMaxGrowth = 8;
 
   // `parallelism`: executions of the task that fit at once.
   MapRun(std::size_t total, const MapSpec& spec, std::size_t parallelism);
@@ -107,7 +114,18 @@ class MapRun {
   std::size_t running_ = 0;
   std::unordered_map<std::size_t, int> failed_attempts_;
   boost::json::array results_;  // Final outcome per element, in input order.
-  double ns_per_element_ = 0;   // Measured over the chunks; 0 until one reports.
+  // Chunk time = fixed + per_element * size, fitted by least squares over the chunks
+  // that ran, older ones weighing less (sums decay by kDecay per chunk).
+  struct CostFit {
+    static constexpr double kDecay = 0.8;
+    double n = 0, k = 0, t = 0, kk = 0, kt = 0;
+    double fixed_ns = 0;  // The last fit that could tell fixed from per-element cost.
+    std::size_t largest = 0;
+    void Add(std::size_t size, double ns);
+    // ns per element (> 0) and the fixed ns per chunk. REQUIRES: a chunk was added.
+    std::pair<double, double> Estimate() const;
+  };
+  CostFit cost_;
   bool stopping_ = false;
 };
 

@@ -22,7 +22,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -58,14 +58,17 @@ constexpr const char* kSchemaV2 = "ALTER TABLE jobs ADD COLUMN timeout_ms INTEGE
 // {"chunk":K,"on_error":"collect"|"fail_fast","failed_index":I}; NULL for a plain job.
 constexpr const char* kSchemaV3 = "ALTER TABLE jobs ADD COLUMN map_spec TEXT;";
 
+// Version 4: an error may carry a detail (a worker's traceback); NULL when it has none.
+constexpr const char* kSchemaV4 = "ALTER TABLE jobs ADD COLUMN error_detail TEXT;";
+
 constexpr const char* kColumns =
     "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, "
     "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
-    "timeout_ms, map_spec";
+    "timeout_ms, map_spec, error_detail";
 
 // kColumns as List reads them: the result (column 11) only when ?5 asks for results
 // and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
-// and, as column 20, the size of the result read, so that List can stop before a
+// and, as column 21, the size of the result read, so that List can stop before a
 // page's results pass their budget. length() of a blob does not read it.
 // kColumns with `expr` read in the result's place.
 std::string ColumnsWithResultAs(std::string_view expr) {
@@ -265,7 +268,9 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
     r.result = std::move(out);
     if (cache) cache->Remember(r.id, r.result, static_cast<std::size_t>(sqlite3_column_bytes(st, 11)));
   }
-  if (sqlite3_column_type(st, 12) != SQLITE_NULL) r.error = JobError{std::string(text(12)), std::string(text(13))};
+  if (sqlite3_column_type(st, 12) != SQLITE_NULL) {
+    r.error = JobError{std::string(text(12)), std::string(text(13)), std::string(text(20))};
+  }
   if (sqlite3_column_type(st, 14) != SQLITE_NULL) r.progress = sqlite3_column_double(st, 14);
   r.error_history = HistoryFromText(text(15));
   r.idempotency_key = text(16);
@@ -310,6 +315,13 @@ void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_
     sqlite3_bind_null(st, i + 9);
   else
     sqlite3_bind_text(st, i + 9, history_text->data(), static_cast<int>(history_text->size()), SQLITE_STATIC);
+}
+
+// The error's detail at index `i`; NULL without one (most errors).
+void BindErrorDetail(sqlite3_stmt* st, int i, const JobRecord& r) {
+  if (r.error && !r.error->detail.empty()) {
+    sqlite3_bind_text(st, i, r.error->detail.data(), static_cast<int>(r.error->detail.size()), SQLITE_STATIC);
+  }
 }
 
 }  // namespace
@@ -394,7 +406,7 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     int to;
     const char* sql;
   };
-  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
+  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
@@ -442,7 +454,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     if (op.kind == StoreOp::Kind::kInsert) {
       st = c.Prepare(
           std::string("INSERT INTO jobs (") + kColumns +
-          ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20)");
+          ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -459,17 +471,19 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       sqlite3_bind_int64(st, 19, r.timeout_ms);
       map_text = MapSpecToText(r.map);
       if (r.map) sqlite3_bind_text(st, 20, map_text.data(), static_cast<int>(map_text.size()), SQLITE_STATIC);
+      BindErrorDetail(st, 21, r);
     } else {
       st = c.Prepare(
           "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "
-          "result = ?6, error_type = ?7, error_message = ?8, progress = ?9, error_history = ?10, map_spec = ?13 "
-          "WHERE seq = ?11 AND id = ?12");
+          "result = ?6, error_type = ?7, error_message = ?8, progress = ?9, error_history = ?10, map_spec = ?13, "
+          "error_detail = ?14 WHERE seq = ?11 AND id = ?12");
       if (!st) return RollBack(c, "cannot prepare an update");
       BindState(st, 1, r, &result_text, &history_text);
       sqlite3_bind_int64(st, 11, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 12, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
       map_text = MapSpecToText(r.map);
       if (r.map) sqlite3_bind_text(st, 13, map_text.data(), static_cast<int>(map_text.size()), SQLITE_STATIC);
+      BindErrorDetail(st, 14, r);
     }
     rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -540,7 +554,7 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
       page.next_before_seq = page.jobs.back().seq;
       break;
     }
-    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 20));
+    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 21));
     if (q.max_result_bytes > 0 && result_bytes > q.max_result_bytes) {
       sqlite3_reset(st);
       return MakeError(ErrorCode::kResponseTooLarge,

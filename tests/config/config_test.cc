@@ -375,8 +375,9 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "idempotency_ttl", "max_connections", "idle_timeout", "header_timeout",
                                            "write_timeout", "allowed_origins", "max_list_bytes"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run", "uses", "max_queued", "timeout", "content_type", "retries",
-                                            "retry_backoff", "retry_backoff_max", "command", "worker", "workers", "cwd",
-                                            "env", "kill_grace", "max_jobs_per_worker", "max_rss", "max_result"}));
+                                            "retry_backoff", "retry_backoff_max", "command", "worker", "python",
+                                            "python_path", "interpreter", "call", "workers", "cwd", "env", "kill_grace",
+                                            "max_jobs_per_worker", "max_rss", "max_result"}));
   for (const SettingDoc& s : AllSettingDocs()) {
     SCOPED_TRACE(s.key);
     EXPECT_FALSE(s.type.empty());
@@ -407,8 +408,10 @@ TEST(SettingsTableTest, DefaultsAreReadFromTheStructs) {
   EXPECT_EQ(find(TaskSettingDocs(), "max_result").default_value, "\"64MiB\"");
   EXPECT_EQ(find(TaskSettingDocs(), "timeout").default_value, "\"0s\"");
   EXPECT_EQ(find(TaskSettingDocs(), "timeout").DefaultText(), "none");
-  EXPECT_EQ(find(TaskSettingDocs(), "workers").only_for, "worker tasks");
-  EXPECT_EQ(find(TaskSettingDocs(), "kill_grace").only_for, "command and worker tasks");
+  EXPECT_EQ(find(TaskSettingDocs(), "workers").only_for, "worker and python tasks");
+  EXPECT_EQ(find(TaskSettingDocs(), "kill_grace").only_for, "command, worker and python tasks");
+  EXPECT_EQ(find(TaskSettingDocs(), "call").only_for, "python tasks");
+  EXPECT_EQ(find(TaskSettingDocs(), "call").default_value, "\"arg\"");
   EXPECT_EQ(find(TaskSettingDocs(), "uses").only_for, "");
 }
 
@@ -428,7 +431,8 @@ TEST(SettingsTableTest, NotesOnlyStandForEmptyDefaults) {
 // default back: the rendering and the parser agree.
 TEST(SettingsTableTest, RenderedDefaultsParseBackToThemselves) {
   // Defaults that mean "unset" and cannot be written (threads = 0 is refused).
-  const std::set<std::string> unwritable = {"threads", "run", "command", "worker", "workers"};
+  const std::set<std::string> unwritable = {"threads", "run",     "command",    "worker",
+                                            "python",  "workers", "interpreter"};
   const ServerConfig defaults = DefaultConfig();
   for (const auto& s : ServerSettings()) {
     if (unwritable.count(s.key)) continue;
@@ -441,6 +445,7 @@ TEST(SettingsTableTest, RenderedDefaultsParseBackToThemselves) {
     if (unwritable.count(s.key)) continue;
     SCOPED_TRACE(s.key);
     const std::string kind = s.scope == TaskScope::kWorker    ? "worker = [\"w\"]"
+                             : s.scope == TaskScope::kPython  ? "python = \"m:f\""
                              : s.scope == TaskScope::kProcess ? "command = [\"true\"]"
                                                               : "run = \"builtin:noop\"";
     const std::string value = s.render(TaskConfig{});
@@ -461,15 +466,21 @@ TEST(SettingsTableTest, ScopedTaskKeysAreRefusedOnOtherKinds) {
     std::string e = ParseError("[tasks.x]\nrun = \"builtin:noop\"\n" + line);
     EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
     EXPECT_NE(e.find(std::string(s.key) + " applies to " + TaskScopeName(s.scope) + " only"), std::string::npos) << e;
-    if (s.scope == TaskScope::kWorker) {
-      EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\n" + line).find("worker tasks only"), std::string::npos);
-    } else {
+    const std::string only = std::string(TaskScopeName(s.scope)) + " only";
+    if (s.scope == TaskScope::kProcess) {
       ParseOk("[tasks.x]\ncommand = [\"true\"]\n" + line);
+    } else {
+      EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\n" + line).find(only), std::string::npos);
     }
-    ParseOk("[tasks.x]\nworker = [\"w\"]\n" + line);
+    if (s.scope == TaskScope::kPython) {
+      EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\n" + line).find(only), std::string::npos);
+    } else {
+      ParseOk("[tasks.x]\nworker = [\"w\"]\n" + line);
+    }
+    ParseOk("[tasks.x]\npython = \"m:f\"\n" + line);
     ++checked;
   }
-  EXPECT_EQ(checked, 7);
+  EXPECT_EQ(checked, 10);
 }
 
 TEST(ParseConfigErrorTest, UnknownTaskKeyListsTheKeysOfTheTable) {

@@ -1,4 +1,4 @@
-// The config keys of command and worker tasks, and the executor they build.
+// The config keys of command, worker and python tasks, and the executor they build.
 #include "exec/process_task.h"
 
 #include <gtest/gtest.h>
@@ -92,9 +92,9 @@ TEST(ProcessTaskConfigTest, RefusesWhatMakesNoSense) {
   EXPECT_NE(ParseError("[tasks.x]\ncommand = []\n").find("non-empty array"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\ncommand = \"true\"\n").find("array of strings"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\", 1]\n").find("array of strings"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworkers = 2\n").find("worker tasks only"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nmax_rss = 5\n").find("worker tasks only"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\nrun = \"builtin:noop\"\nenv = {A = \"b\"}\n").find("command and worker"),
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworkers = 2\n").find("worker and python tasks only"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nmax_rss = 5\n").find("worker and python tasks only"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\nrun = \"builtin:noop\"\nenv = {A = \"b\"}\n").find("command, worker and python"),
             std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nworkers = 0\n").find("positive"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nmax_rss = \"lots\"\n").find("512MiB"), std::string::npos);
@@ -102,6 +102,72 @@ TEST(ProcessTaskConfigTest, RefusesWhatMakesNoSense) {
   // Errors name the file and line.
   EXPECT_NE(ParseError("\n\n[tasks.x]\nworker = [\"w\"]\nkill_grace = \"soon\"\n").find("offload.toml:5"),
             std::string::npos);
+}
+
+TEST(ProcessTaskConfigTest, ReadsPythonTasksWithPathsFromTheFilesFolder) {
+  ServerConfig c = Parse(R"(
+[tasks.score]
+python = "calc:cpu_bound_func"
+python_path = [".", "/opt/lib", "src"]
+interpreter = ".venv/bin/python"
+call = "kwargs"
+workers = 4
+
+[tasks.plain]
+python = "pkg.models:Scorer.score"
+interpreter = "python3.11"
+)");
+  const std::string dir = (std::filesystem::current_path() / "dir").string();
+  const TaskConfig& t = c.tasks.at("score");
+  EXPECT_TRUE(IsProcessTask(t));
+  EXPECT_EQ(t.python, "calc:cpu_bound_func");
+  EXPECT_EQ(t.python_path, (std::vector<std::string>{dir, "/opt/lib", dir + "/src"}));
+  EXPECT_EQ(t.interpreter, dir + "/.venv/bin/python");
+  EXPECT_EQ(t.call, "kwargs");
+  EXPECT_EQ(WorkerCount(c.resources, t), 4);
+  const TaskConfig& plain = c.tasks.at("plain");
+  EXPECT_EQ(plain.interpreter, "python3.11") << "a bare name is looked up on PATH";
+  EXPECT_EQ(plain.call, "arg");
+  EXPECT_TRUE(plain.python_path.empty());
+}
+
+TEST(ProcessTaskConfigTest, ProcessesRunInTheConfigFilesFolderByDefault) {
+  ServerConfig c = Parse("[tasks.a]\ncommand = [\"true\"]\n[tasks.b]\npython = \"m:f\"\n[tasks.c]\nworker = [\"w\"]\n");
+  const std::string dir = (std::filesystem::current_path() / "dir").string();
+  EXPECT_EQ(c.tasks.at("a").cwd, dir);
+  EXPECT_EQ(c.tasks.at("b").cwd, dir);
+  EXPECT_EQ(c.tasks.at("c").cwd, dir);
+  EXPECT_TRUE(c.tasks.at("noop").cwd.empty()) << "an in-process task has no folder";
+}
+
+TEST(ProcessTaskConfigTest, RefusesPythonSettingsThatMakeNoSense) {
+  EXPECT_NE(ParseError("[tasks.x]\npython = \"m:f\"\nworker = [\"w\"]\n").find("more than one"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\npython = \"calc\"\n").find("module:attribute"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\npython = \"calc:\"\n").find("module:attribute"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\npython = \"m:f\"\ncall = \"star\"\n").find("\"arg\" or \"kwargs\""),
+            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\npython = \"m:f\"\npython_path = \".\"\n").find("array"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\npython_path = [\".\"]\n").find("python tasks only"),
+            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\ninterpreter = \"python3\"\n").find("python tasks only"),
+            std::string::npos);
+}
+
+TEST(ProcessTaskConfigTest, PythonWorkersRunTheBundledRunnerOnTheFunction) {
+  ServerConfig c = Parse("[tasks.x]\npython = \"calc:f\"\npython_path = [\"lib\"]\ncall = \"kwargs\"\n");
+  auto argv = PythonWorkerArgv(c.tasks.at("x"));
+  ASSERT_TRUE(argv) << argv.error().detail;
+  ASSERT_EQ(argv->size(), 8u);
+  EXPECT_EQ((*argv)[0].front(), '/') << "the interpreter found on PATH: " << (*argv)[0];
+  EXPECT_EQ((*argv)[1], "-c");
+  EXPECT_NE((*argv)[2].find("offload.worker"), std::string::npos) << (*argv)[2];
+  EXPECT_EQ(std::vector<std::string>(argv->begin() + 3, argv->end()),
+            (std::vector<std::string>{"calc:f", "--call", "kwargs", "--path",
+                                      (std::filesystem::current_path() / "dir/lib").string()}));
+  ServerConfig missing = Parse("[tasks.x]\npython = \"calc:f\"\ninterpreter = \"no-such-python-offload\"\n");
+  auto none = PythonWorkerArgv(missing.tasks.at("x"));
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().detail.find("no-such-python-offload"), std::string::npos) << none.error().detail;
 }
 
 TEST(ProcessTaskConfigTest, ParsesByteSizes) {

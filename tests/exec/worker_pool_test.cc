@@ -322,6 +322,216 @@ TEST_F(WorkerPoolTest, ThroughputOfNoopJobs) {
   std::printf("[ info ] %d noop jobs on 2 Python workers in %.3f s: %.0f jobs/s\n", kJobs, secs, kJobs / secs);
 }
 
+// tests/exec/testdata/feature_worker.py: the optional features, by hand.
+WorkerPoolOptions FeatureOptions(std::map<std::string, std::string> env) {
+  WorkerPoolOptions o;
+  o.task = "test";
+  o.spawn.argv = {testing::TestPython(), OFFLOAD_SOURCE_DIR "/tests/exec/testdata/feature_worker.py"};
+  env["PYTHONDONTWRITEBYTECODE"] = "1";
+  o.spawn.environment = MergeEnvironment(env);
+  o.workers = 1;
+  return o;
+}
+
+using Outcomes = std::vector<std::optional<Result>>;
+
+// Runs `inputs` as one batch, elements "map-1.0", "map-1.1"...; nullopt when no
+// answer came within the deadline.
+class PendingBatch {
+ public:
+  PendingBatch(Executor& executor, const std::vector<json::value>& inputs, bool stop_on_failure,
+               std::vector<int> attempts = {})
+      : context_(std::make_shared<RunContext>()) {
+    auto promise = std::make_shared<std::promise<Outcomes>>();
+    future_ = promise->get_future();
+    std::vector<Execution> execs;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+      execs.push_back(Execution{"map-1." + std::to_string(i), "test", std::make_shared<const json::value>(inputs[i]),
+                                0, attempts.empty() ? 1 : attempts[i], context_});
+    }
+    executor.StartBatch(std::move(execs), stop_on_failure, [promise](Outcomes o) { promise->set_value(std::move(o)); });
+  }
+  RunContext& context() { return *context_; }
+  std::optional<Outcomes> Wait(std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
+    if (future_.wait_for(deadline) != std::future_status::ready) return std::nullopt;
+    return future_.get();
+  }
+
+ private:
+  std::shared_ptr<RunContext> context_;
+  std::future<Outcomes> future_;
+};
+
+std::vector<json::value> Inputs(std::string_view json_array) {
+  std::vector<json::value> out;
+  for (const auto& v : json::parse(json_array).as_array()) out.push_back(v);
+  return out;
+}
+
+TEST_F(WorkerPoolTest, ABatchGoesToAWorkerThatSaysBatchAsOneMessage) {
+  Make(FeatureOptions({}));
+  PendingBatch b(*pool_, Inputs("[1, 2, 3]"), /*stop_on_failure=*/false);
+  auto outcomes = b.Wait();
+  ASSERT_TRUE(outcomes);
+  ASSERT_EQ(outcomes->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*outcomes)[i] && (*outcomes)[i]->ok()) << i;
+    EXPECT_EQ((*outcomes)[i]->output()->json, json::parse(R"({"v":)" + std::to_string(2 * (i + 1)) + R"(,"msgs":1})"));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->idle == 1; }));
+  EXPECT_EQ(pool_->Workers()->features, (std::vector<std::string>{"batch", "cancel"}));
+}
+
+TEST_F(WorkerPoolTest, AWorkerWithoutBatchGetsTheElementsOneMessageEach) {
+  Make(FeatureOptions({{"FEATURES", ""}}));
+  PendingBatch b(*pool_, Inputs("[1, 2, 3]"), /*stop_on_failure=*/false);
+  auto outcomes = b.Wait();
+  ASSERT_TRUE(outcomes);
+  ASSERT_EQ(outcomes->size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE((*outcomes)[i] && (*outcomes)[i]->ok()) << i;
+    EXPECT_EQ((*outcomes)[i]->output()->json.at("msgs").as_int64(), i + 1);
+  }
+}
+
+TEST_F(WorkerPoolTest, ABatchStopsAtItsFirstFailureOnlyWhenAsked) {
+  for (const char* features : {"batch", ""}) {
+    SCOPED_TRACE(std::string("features: ") + features);
+    Make(FeatureOptions({{"FEATURES", features}}));
+    for (bool stop : {true, false}) {
+      PendingBatch b(*pool_, Inputs(R"([1, {"fail": "no good"}, 3])"), stop);
+      auto outcomes = b.Wait();
+      ASSERT_TRUE(outcomes);
+      ASSERT_EQ(outcomes->size(), 3u);
+      ASSERT_TRUE((*outcomes)[0] && (*outcomes)[0]->ok());
+      ASSERT_TRUE((*outcomes)[1] && !(*outcomes)[1]->ok());
+      EXPECT_EQ((*outcomes)[1]->error().type, "bad");
+      EXPECT_EQ((*outcomes)[1]->error().message, "no good");
+      EXPECT_EQ((*outcomes)[1]->error().detail, "line 1\nline 2");
+      if (stop) {
+        EXPECT_FALSE((*outcomes)[2]) << "ran after the failure of a batch that stops on one";
+      } else {
+        ASSERT_TRUE((*outcomes)[2] && (*outcomes)[2]->ok());
+      }
+    }
+    pool_.reset();
+  }
+}
+
+// A death during a batch message cannot be laid on one element: the batch runs
+// again one element per message, where it can, so that one poisonous element fails
+// alone rather than whichever came first.
+TEST_F(WorkerPoolTest, AWorkerDeathDuringABatchIsLaidOnTheElementThatCausedIt) {
+  auto o = FeatureOptions({});
+  o.backoff_initial = 10ms;
+  Make(o);
+  PendingBatch b(*pool_, Inputs(R"([1, {"crash": 1}, 3])"), /*stop_on_failure=*/false);
+  auto outcomes = b.Wait();
+  ASSERT_TRUE(outcomes);
+  ASSERT_EQ(outcomes->size(), 3u);
+  ASSERT_TRUE((*outcomes)[0] && (*outcomes)[0]->ok());
+  EXPECT_EQ((*outcomes)[0]->output()->json.at("msgs"), 1) << "run again alone, by a fresh worker";
+  ASSERT_TRUE((*outcomes)[1]);
+  EXPECT_EQ((*outcomes)[1]->error().type, "worker_died");
+  EXPECT_NE((*outcomes)[1]->error().message.find("status 9"), std::string::npos) << (*outcomes)[1]->error().message;
+  EXPECT_FALSE((*outcomes)[2]) << "after the death, the rest goes back to the map";
+}
+
+TEST_F(WorkerPoolTest, AnErrorsDetailReachesTheJob) {
+  Make(FeatureOptions({}));
+  Result r = Run(json::parse(R"({"fail": "boom"})"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "bad");
+  EXPECT_EQ(r.error().detail, "line 1\nline 2");
+}
+
+TEST_F(WorkerPoolTest, ACancelAnsweredInTimeKeepsTheWorker) {
+  auto o = FeatureOptions({});
+  o.kill_grace = 30s;  // A kill would show as a slow test, and as a second start.
+  Make(o);
+  Pending p(*pool_, json::parse(R"({"wait_ms": 60000})"));
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->busy == 1; }));
+  p.context().RequestStop(StopReason::kCanceled);
+  auto r = p.Wait(10s);
+  ASSERT_TRUE(r) << "the cancel was not answered";
+  ASSERT_FALSE(r->ok());
+  EXPECT_EQ(r->error().type, "canceled");
+  Result next = Run(json::parse("5"));
+  ASSERT_TRUE(next.ok()) << Describe(next);
+  EXPECT_EQ(pool_->StatsForTest().started, 1) << "the worker was replaced";
+}
+
+TEST_F(WorkerPoolTest, ACancelNotAnsweredWithinKillGraceStopsTheWorker) {
+  auto o = FeatureOptions({{"IGNORE_CANCEL", "1"}});
+  o.kill_grace = 300ms;
+  Make(o);
+  Pending p(*pool_, json::parse(R"({"wait_ms": 60000})"));
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->busy == 1; }));
+  const auto t0 = std::chrono::steady_clock::now();
+  p.context().RequestStop(StopReason::kCanceled);
+  auto r = p.Wait(10s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->error().type, "canceled");
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 290ms) << "stopped before its grace";
+  ASSERT_TRUE(WaitUntil([&] { return pool_->StatsForTest().started == 2; }));
+}
+
+TEST_F(WorkerPoolTest, ACanceledBatchReportsWhatRanAndKeepsTheWorker) {
+  auto o = FeatureOptions({});
+  o.kill_grace = 30s;
+  Make(o);
+  PendingBatch b(*pool_, Inputs(R"([1, {"wait_ms": 60000}, 3])"), /*stop_on_failure=*/false);
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->busy == 1; }));
+  b.context().RequestStop(StopReason::kCanceled);
+  auto outcomes = b.Wait(10s);
+  ASSERT_TRUE(outcomes);
+  ASSERT_EQ(outcomes->size(), 3u);
+  EXPECT_TRUE((*outcomes)[0] && (*outcomes)[0]->ok());
+  ASSERT_TRUE((*outcomes)[1]);
+  EXPECT_EQ((*outcomes)[1]->error().type, "canceled");
+  EXPECT_FALSE((*outcomes)[2]);
+  EXPECT_EQ(pool_->StatsForTest().started, 1);
+}
+
+TEST_F(WorkerPoolTest, AFatalMessageAtStartIsWhatWaitingJobsFailWithAndWhatWorkersShow) {
+  auto o = FeatureOptions({{"FATAL", "ModuleNotFoundError: No module named 'calc'"}});
+  o.backoff_initial = 50ms;
+  Make(o);
+  Result r = Run(json::parse("1"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().type, "import_error");
+  EXPECT_EQ(r.error().message, "the worker could not start: ModuleNotFoundError: No module named 'calc'");
+  EXPECT_NE(r.error().detail.find("Traceback"), std::string::npos) << r.error().detail;
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->restarts >= 2; }));
+  std::optional<WorkerStatus> w = pool_->Workers();
+  ASSERT_TRUE(w);
+  EXPECT_EQ(w->idle + w->busy, 0);
+  ASSERT_TRUE(w->last_error);
+  EXPECT_EQ(w->last_error->type, "import_error");
+  EXPECT_EQ(w->last_exit, "exited with status 3");
+  EXPECT_NE(w->trouble.find("No module named 'calc'"), std::string::npos) << w->trouble;
+}
+
+TEST_F(WorkerPoolTest, WorkersShowReadyAndBusyCountsAndNoTroubleWhenHealthy) {
+  auto o = FeatureOptions({});
+  o.workers = 2;
+  o.kill_grace = 30s;
+  Make(o);
+  ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->idle == 2; }));
+  Pending p(*pool_, json::parse(R"({"wait_ms": 60000})"));
+  ASSERT_TRUE(WaitUntil([&] {
+    auto w = pool_->Workers();
+    return w->idle == 1 && w->busy == 1;
+  }));
+  std::optional<WorkerStatus> w = pool_->Workers();
+  EXPECT_EQ(w->configured, 2);
+  EXPECT_EQ(w->starting, 0);
+  EXPECT_EQ(w->restarts, 0);
+  EXPECT_TRUE(w->trouble.empty()) << w->trouble;
+  p.context().RequestStop(StopReason::kCanceled);
+  ASSERT_TRUE(p.Wait(10s));
+}
+
 TEST(WorkerPoolLifetimeTest, ThePoolMayHoldTheOnlyReferenceToTheSupervisor) {
   WorkerPoolOptions o;
   o.task = "test";

@@ -9,6 +9,7 @@
 #include <boost/json.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <set>
 #include <string>
 #include <vector>
@@ -161,6 +162,57 @@ TEST_F(WorkerTest, TheExampleWorkerLoadsItsModelOncePerProcess) {
   EXPECT_LE(pids.size(), 2u);  // workers = 2: the same processes serve every job.
   Response bad = client().Post("/v1/tasks/sentiment/run", R"({"txt": "typo"})");
   EXPECT_TRUE(IsProblem(bad, 422)) << Describe(bad);
+}
+
+// A worker that cannot start is not a silent crash loop: the job that waited says
+// why, GET /v1/tasks shows it, /healthz is degraded (still 200), and the task's
+// workers recover once they start again.
+TEST_F(WorkerTest, WorkersThatCannotStartShowOnTasksAndHealth) {
+  const std::string flag = (dir_ / "broken").string();
+  std::ofstream(flag) << "present\n";
+  ASSERT_TRUE(std::filesystem::exists(flag)) << flag;
+  // Fails at start while the flag file exists (feature_worker.py says "fatal").
+  ASSERT_NO_FATAL_FAILURE(StartServer(Config("workers = 1\n", R"(
+[tasks.fw]
+worker = ["/bin/sh", "-c", "if [ -e )" + flag + R"( ]; then export FATAL='NameError: name x is not defined'; fi; exec )" +
+                                             Python() + " " + kSource + R"(/tests/exec/testdata/feature_worker.py"]
+workers = 1
+)")));
+  json::object job = RunJob("fw", json::value(1));
+  EXPECT_EQ(Field(job, "status"), "failed") << json::serialize(job);
+  EXPECT_EQ(ErrorType(job), "import_error");
+  EXPECT_NE(ErrorMessage(job).find("name x is not defined"), std::string::npos) << ErrorMessage(job);
+  EXPECT_NE(std::string(job.at("error").at("detail").as_string()).find("Traceback"), std::string::npos);
+
+  Response health = client().Get("/healthz");
+  ASSERT_EQ(health.status, 200) << Describe(health);
+  EXPECT_EQ(health.json().at("status"), "degraded");
+  EXPECT_NE(std::string(health.json().at("detail").as_string()).find("task fw"), std::string::npos)
+      << Describe(health);
+
+  json::object fw;
+  for (const auto& t : client().Get("/v1/tasks").json().at("tasks").as_array()) {
+    if (t.at("name") == "fw") fw = t.as_object();
+  }
+  ASSERT_TRUE(fw.contains("workers")) << json::serialize(fw);
+  const json::value& w = fw.at("workers");
+  EXPECT_EQ(w.at("configured"), 1);
+  EXPECT_EQ(w.at("ready"), 0);
+  EXPECT_GE(w.at("restarts").as_int64(), 1);
+  EXPECT_EQ(w.at("last_exit"), "exited with status 3");
+  EXPECT_EQ(w.at("last_error").at("type"), "import_error");
+  EXPECT_TRUE(w.at("trouble").is_string());
+
+  // Fixed: the next start succeeds, and health is ok again.
+  std::filesystem::remove(flag);
+  ASSERT_TRUE(WaitUntil([&] { return client().Get("/healthz").json().at("status") == "ok"; }, milliseconds(30'000)));
+  json::object ok = RunJob("fw", json::value(4));
+  EXPECT_EQ(Field(ok, "status"), "succeeded") << json::serialize(ok);
+  EXPECT_EQ(ok.at("result").at("v"), 8);
+  for (const auto& t : client().Get("/v1/tasks").json().at("tasks").as_array()) {
+    if (t.at("name") == "tw") EXPECT_TRUE(t.at("workers").at("trouble").is_null()) << json::serialize(t);
+    if (t.at("name") == "noop") EXPECT_FALSE(t.as_object().contains("workers")) << "an in-process task has none";
+  }
 }
 
 TEST_F(WorkerTest, WorkersAreReusedAndRecycledAfterMaxJobs) {

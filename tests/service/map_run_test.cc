@@ -44,18 +44,42 @@ TEST(MapRunTest, AFixedChunkIsTakenInInputOrderAndResultsKeepIt) {
   EXPECT_EQ(json::value(run.TakeResults()), json::parse("[0,1,2,3,4]"));
 }
 
-TEST(MapRunTest, AdaptiveChunksMeasureOneElementFirstThenFillTheTarget) {
+// Takes and folds chunks whose time is `fixed` + `per` * size, `rounds` times.
+void RunChunks(MapRun* run, nanoseconds fixed, nanoseconds per, int rounds) {
+  for (int i = 0; i < rounds && run->pending(); ++i) {
+    MapRun::Chunk c = run->TakeChunk();
+    run->Fold(c, AllOk(c, fixed + per * static_cast<std::int64_t>(c.indices.size())), milliseconds(0), 0, true);
+  }
+}
+
+TEST(MapRunTest, AdaptiveChunksMeasureOneElementFirstThenGrowToTheTarget) {
   MapRun run(1'000'000, Spec(0), 2);
   MapRun::Chunk first = run.TakeChunk();
   ASSERT_EQ(first.indices.size(), 1u) << "measure first";
-  // 1 µs per element: a 2 ms target fits 2000.
   run.Fold(first, AllOk(first, nanoseconds(1000)), milliseconds(0), 0, true);
+  EXPECT_EQ(run.ChunkSize(), MapRun::kMaxGrowth) << "one measure is not trusted with a large chunk";
+  // 1 µs per element, nothing fixed: a 2 ms target fits 2000.
+  RunChunks(&run, nanoseconds(0), nanoseconds(1000), 10);
   EXPECT_EQ(run.ChunkSize(), 2000u);
   // Very fast elements are capped at kMaxChunk.
   MapRun fast(1'000'000, Spec(0), 2);
-  MapRun::Chunk one = fast.TakeChunk();
-  fast.Fold(one, AllOk(one, nanoseconds(1)), milliseconds(0), 0, true);
+  RunChunks(&fast, nanoseconds(0), nanoseconds(1), 10);
   EXPECT_EQ(fast.ChunkSize(), MapRun::kMaxChunk);
+}
+
+TEST(MapRunTest, AFixedCostPerDispatchMakesChunksLongEnoughToAmortizeIt) {
+  // A worker process: 400 µs per message (pipe, decode), 1 µs per element. The
+  // fixed cost should stay under 1/20 of a chunk: 8 ms, about 7600 elements, where
+  // timing the elements alone would stop at 2 ms.
+  MapRun run(10'000'000, Spec(0), 2);
+  RunChunks(&run, std::chrono::microseconds(400), nanoseconds(1000), 20);
+  EXPECT_GE(run.ChunkSize(), 7000u);
+  EXPECT_LE(run.ChunkSize(), 8192u);
+  // On the thread pool the same elements make 2 ms chunks.
+  MapRun inprocess(10'000'000, Spec(0), 2);
+  RunChunks(&inprocess, std::chrono::microseconds(5), nanoseconds(1000), 20);
+  EXPECT_GE(inprocess.ChunkSize(), 1900u);
+  EXPECT_LE(inprocess.ChunkSize(), 2000u);
 }
 
 TEST(MapRunTest, AtTheTailEverySlotGetsAShare) {

@@ -134,7 +134,7 @@ PRAGMA user_version = 1;
   ASSERT_TRUE(unfinished.has_value());
   EXPECT_EQ(unfinished->size(), 1u);
   store->reset();
-  EXPECT_EQ(UserVersion(), 3);
+  EXPECT_EQ(UserVersion(), 4);
 }
 
 TEST_F(SqliteMigrationTest, AVersionTwoDatabaseIsMigratedAndItsJobsAreNotMaps) {
@@ -162,12 +162,33 @@ PRAGMA user_version = 2;
   ASSERT_EQ(unfinished->size(), 1u);
   EXPECT_EQ((*unfinished)[0].map, std::nullopt);
   store->reset();
-  EXPECT_EQ(UserVersion(), 3);
+  EXPECT_EQ(UserVersion(), 4);
+}
+
+TEST_F(SqliteMigrationTest, AVersionThreeDatabaseIsMigratedAndItsErrorsHaveNoDetail) {
+  // Version 3 added map_spec.
+  Exec(std::string(kVersionOneTable) + R"sql(
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN map_spec TEXT;
+INSERT INTO jobs VALUES (5, 'failed-job', 'sleep', 3, 0, 1, '{"ms":1}', 1700000000001, 1700000000002,
+                         1700000000003, NULL, NULL, 'boom', 'it broke', NULL, NULL, NULL, 0, 0, NULL);
+PRAGMA user_version = 3;
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  auto job = (*store)->Get("failed-job");
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  ASSERT_TRUE((*job)->error);
+  EXPECT_EQ((*job)->error->type, "boom");
+  EXPECT_EQ((*job)->error->message, "it broke");
+  EXPECT_EQ((*job)->error->detail, "");
+  store->reset();
+  EXPECT_EQ(UserVersion(), 4);
 }
 
 TEST_F(SqliteMigrationTest, AnUnreadableMapSpecReadsAsAMapWithDefaults) {
   {
-    auto fresh = SqliteStore::Open(SqliteOptions{path_});  // Creates the version 3 schema.
+    auto fresh = SqliteStore::Open(SqliteOptions{path_});  // Creates the current schema.
     ASSERT_TRUE(fresh.has_value()) << fresh.error().detail;
   }
   Exec(R"sql(

@@ -146,6 +146,7 @@ void ExpectSameRecord(const JobRecord& a, const JobRecord& b) {
   if (a.error) {
     EXPECT_EQ(a.error->type, b.error->type);
     EXPECT_EQ(a.error->message, b.error->message);
+    EXPECT_EQ(a.error->detail, b.error->detail);
   }
   EXPECT_EQ(a.progress, b.progress);
 }
@@ -224,7 +225,7 @@ TEST_P(StoreTest, FinishedRecordsKeepResultsErrorsAndProgress) {
   JobRecord png = MakeJob(2, "mandelbrot", JobStatus::kSucceeded);
   png.result = Result::Bytes("image/png", std::string("\x89PNG\r\n\x1a\n\0binary", 15)).output();
   JobRecord failed = MakeJob(3, "sleep", JobStatus::kFailed);
-  failed.error = JobError{"timeout", "ran longer than 50 ms"};
+  failed.error = JobError{"handler_error", "ValueError: no", "Traceback (most recent call last):\n  ...\nValueError: no"};
   failed.progress = 0.5;
   JobRecord canceled = MakeJob(4, "sleep", JobStatus::kCanceled);
   canceled.error = JobError{"canceled", "canceled by a DELETE request"};
