@@ -148,8 +148,9 @@ class ServerError(OffloadError):
 
 class JobFailed(OffloadError):
     """The job did not succeed. ``error`` is the job's error, a dict with ``type`` and
-    ``message`` (and ``detail`` when the server gives one); ``job`` is the Job when the
-    client knows it (``result``, ``wait``-based calls), None after ``run``."""
+    ``message``, and ``detail`` when there is more to tell (a Python task's traceback:
+    its last lines); ``job`` is the Job when the client knows it (``result``, ``map``),
+    None after ``run``."""
 
     def __init__(self, detail, *, error=None, job=None, **kw):
         super().__init__(detail, **kw)
@@ -236,12 +237,14 @@ def from_problem(status, problem, retry_after=None):
     if issubclass(cls, _RETRY_AFTER):
         kw["retry_after"] = retry_after
     if issubclass(cls, JobFailed):
-        kw["error"] = job_error_of(detail, short)
+        error = body.get("error")
+        kw["error"] = error if isinstance(error, dict) else job_error_of(detail, short)
     return cls(detail, **kw)
 
 
 def job_error_of(detail, short=None):
-    """The job error a job-failed problem states: its detail is "TYPE: MESSAGE"."""
+    """The job error a job-failed problem states in its detail, "TYPE: MESSAGE": for a
+    server that does not send the error whole (its "error" member)."""
     error_type, sep, message = detail.partition(": ")
     if sep and re.fullmatch(r"[A-Za-z0-9_.-]+", error_type):
         return {"type": error_type, "message": message}

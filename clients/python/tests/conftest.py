@@ -94,13 +94,18 @@ class Server:
 
 @pytest.fixture
 def start_server(tmp_path):
-    """start_server(settings="", tables="", base=True) -> Server: top-level
+    """start_server(settings="", tables="", base=True, files=None) -> Server: top-level
     ``settings`` after BASE_SETTINGS (left out with base=False), then BASE_TASKS, then
-    ``tables``. Every server is stopped when the test ends."""
+    ``tables``; ``files`` ({name: text}) are written beside its config first. Every
+    server is stopped when the test ends."""
     servers = []
 
-    def start(settings="", tables="", base=True):
+    def start(settings="", tables="", base=True, files=None):
         folder = os.path.join(str(tmp_path), "server%d" % len(servers))
+        os.makedirs(folder)
+        for name, content in (files or {}).items():
+            with open(os.path.join(folder, name), "w") as f:
+                f.write(content)
         text = (BASE_SETTINGS if base else "") + settings + BASE_TASKS + tables
         servers.append(Server(folder, text))
         return servers[-1]

@@ -2,6 +2,7 @@
 every exception the server's problems become. Each test runs once per client (the
 ``client``/``connect`` fixtures of conftest.py)."""
 
+import sys
 import types
 
 import pytest
@@ -157,6 +158,33 @@ def test_run_timeout(connect, start_server):
     with pytest.raises(offload.Timeout) as e:
         client.run("sleep", {"ms": 30000})
     assert e.value.status == 504 and e.value.name == "run-timeout"
+
+
+CALC = """
+def score(x):
+    if x < 0:
+        raise ValueError("negative: %r" % x)
+    return x * x + 1
+"""
+
+
+def test_python_task(connect, start_server):
+    server = start_server(tables='[tasks.score]\npython = "calc:score"\ninterpreter = "%s"\n' % sys.executable,
+                          files={"calc.py": CALC})
+    client = connect(server.url)
+    assert client.run("score", 3) == 10
+    assert client.map("score", list(range(100))) == [x * x + 1 for x in range(100)]
+    with pytest.raises(offload.JobFailed) as e:
+        client.run("score", -1)
+    assert "ValueError" in str(e.value.error) and "negative: -1" in e.value.error["message"]
+    assert "raise ValueError" in e.value.error["detail"]  # The traceback's last lines.
+    job = client.wait(client.submit("score", -2).id, timeout=30)
+    with pytest.raises(offload.JobFailed) as e:
+        client.result(job.id)
+    assert e.value.error == job.error and "detail" in job.error and e.value.job.id == job.id
+    with pytest.raises(offload.JobFailed) as e:
+        client.map("score", [1, -1, 2])
+    assert e.value.job.map["failed_index"] == 1
 
 
 def test_map_in_input_order(client):

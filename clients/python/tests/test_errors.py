@@ -74,6 +74,13 @@ def test_unknown_types_fall_back_on_the_status():
     assert errors.from_problem(418, {"detail": "teapot"}).detail == "teapot"
 
 
+def test_job_failed_carries_the_error_member():
+    error = {"type": "ValueError", "message": "bad x", "detail": "Traceback ..."}
+    e = errors.from_problem(500, {"type": "urn:offload:problem:job-failed", "detail": "ValueError: bad x",
+                                  "error": error})
+    assert e.error == error
+
+
 def test_job_failed_reads_the_error_from_the_detail():
     e = errors.from_problem(500, {"type": "urn:offload:problem:job-failed", "detail": "worker_died: exit 9"})
     assert e.error == {"type": "worker_died", "message": "exit 9"} and e.job is None
