@@ -5,7 +5,6 @@
 #include <toml++/toml.h>
 
 #include <charconv>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -93,7 +92,7 @@ Status ApplyTaskKind(const std::string& file, const std::string& name, const tom
   }
   // The processes of a task from a file run in its folder unless it says otherwise.
   if (task->run.empty() && task->cwd.empty() && !t.contains("cwd")) {
-    task->cwd = std::filesystem::absolute(std::filesystem::path(file).parent_path()).lexically_normal().string();
+    task->cwd = FromConfigFolder(file, ".");
   }
   return {};
 }

@@ -58,11 +58,15 @@ struct Setting {
 const std::vector<Setting<ServerConfig>>& ServerSettings();
 const std::vector<Setting<TaskConfig>>& TaskSettings();
 
-// "command and worker tasks", "worker tasks", or "" for kAll.
+// "command, worker and python tasks", "worker and python tasks", "python tasks",
+// or "" for kAll.
 const char* TaskScopeName(TaskScope scope);
 
 // "FILE:LINE: " of a node.
 std::string Where(const std::string& file, const toml::source_region& source);
+// `path` as an absolute path, a relative one taken from the folder of the config
+// file `file`, so that the file means the same wherever the server is started from.
+std::string FromConfigFolder(const std::string& file, const std::string& path);
 // kInvalidArgument naming the file and line of `node`.
 Error ConfigError(const std::string& file, const toml::node& node, const std::string& what);
 // An integer above zero (or zero too, with `allow_zero`).

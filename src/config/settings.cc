@@ -251,11 +251,6 @@ Status ApplyEnv(const std::string& f, const toml::node& n, TaskConfig* task) {
 
 // A relative path is resolved against the config file's folder, so that the file
 // means the same wherever the server is started from.
-std::string FromConfigFolder(const std::string& file, const std::string& path) {
-  std::filesystem::path p(path);
-  if (p.is_relative()) p = std::filesystem::path(file).parent_path() / p;
-  return std::filesystem::absolute(p).lexically_normal().string();
-}
 
 Status ApplyCwd(const std::string& f, const toml::node& n, TaskConfig* task) {
   auto s = ReadString(f, n, "cwd");
@@ -353,6 +348,17 @@ std::string Where(const std::string& file, const toml::source_region& source) {
 
 Error ConfigError(const std::string& file, const toml::node& node, const std::string& what) {
   return MakeError(ErrorCode::kInvalidArgument, Where(file, node.source()) + what);
+}
+
+std::string FromConfigFolder(const std::string& file, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative()) {
+    const std::filesystem::path folder = std::filesystem::path(file).parent_path();
+    p = (folder.empty() ? std::filesystem::current_path() : folder) / p;
+  }
+  p = std::filesystem::absolute(p).lexically_normal();
+  if (p.filename().empty() && p.has_relative_path()) p = p.parent_path();  // "dir/." is "dir", not "dir/".
+  return p.string();
 }
 
 ErrorOr<std::int64_t> ReadPositiveInt(const std::string& file, const toml::node& node, std::string_view key,

@@ -782,6 +782,42 @@ void WorkerPool::Impl::Publish() {
   }
 }
 
+WorkerPool::WorkerPool(std::shared_ptr<ProcessSupervisor> supervisor, WorkerPoolOptions options)
+    : supervisor_(std::move(supervisor)) {
+  options.workers = std::max(1, options.workers);
+  impl_ = std::make_unique<Impl>(supervisor_.get(), std::move(options));
+  asio::post(supervisor_->context(), [impl = impl_.get()] {
+    for (int i = 0; i < impl->options.workers; ++i) impl->SpawnWorker(i);
+  });
+}
+
+WorkerPool::~WorkerPool() {
+  Impl* impl = impl_.get();
+  asio::post(supervisor_->context(), [impl] { impl->Shutdown(); });
+  // Every 5 s until they are gone, a warning, logged without the lock (OnExit on the
+  // supervisor thread needs it).
+  for (;;) {
+    bool gone;
+    int alive;
+    {
+      MutexLock lock(&impl->mu);
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!(impl->shut_down && impl->alive == 0)) {
+        if (!impl->cv.WaitUntil(&impl->mu, deadline)) break;
+      }
+      gone = impl->shut_down && impl->alive == 0;
+      alive = impl->alive;
+    }
+    if (gone) break;
+    spdlog::warn("task {}: still waiting for {} worker(s) to exit", impl->options.task, alive);
+  }
+  // A barrier: handlers queued before it (a timer that fired as it was cancelled)
+  // still see a live Impl, and check `closing`.
+  std::promise<void> barrier;
+  asio::post(supervisor_->context(), [&barrier] { barrier.set_value(); });
+  barrier.get_future().wait();
+}
+
 void WorkerPool::Start(Execution exec, ExecutionDone done) {
   auto job = std::make_shared<Impl::PoolJob>();
   job->execs.push_back(std::move(exec));

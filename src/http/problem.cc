@@ -10,7 +10,7 @@ namespace offload {
 namespace http = boost::beast::http;
 
 Problem MakeProblem(http::status status, std::string name, std::string title, std::string detail) {
-  return Problem{status, "urn:offload:problem:" + name, std::move(title), std::move(detail), 0};
+  return Problem{status, "urn:offload:problem:" + name, std::move(title), std::move(detail), 0, std::nullopt};
 }
 
 Problem ProblemFromError(const Error& e) {

@@ -363,9 +363,9 @@ class PendingBatch {
 };
 
 std::vector<json::value> Inputs(std::string_view json_array) {
-  std::vector<json::value> out;
-  for (const auto& v : json::parse(json_array).as_array()) out.push_back(v);
-  return out;
+  const json::value parsed = json::parse(json_array);
+  const json::array& a = parsed.as_array();
+  return std::vector<json::value>(a.begin(), a.end());
 }
 
 TEST_F(WorkerPoolTest, ABatchGoesToAWorkerThatSaysBatchAsOneMessage) {

@@ -210,8 +210,12 @@ workers = 1
   EXPECT_EQ(Field(ok, "status"), "succeeded") << json::serialize(ok);
   EXPECT_EQ(ok.at("result").at("v"), 8);
   for (const auto& t : client().Get("/v1/tasks").json().at("tasks").as_array()) {
-    if (t.at("name") == "tw") EXPECT_TRUE(t.at("workers").at("trouble").is_null()) << json::serialize(t);
-    if (t.at("name") == "noop") EXPECT_FALSE(t.as_object().contains("workers")) << "an in-process task has none";
+    if (t.at("name") == "tw") {
+      EXPECT_TRUE(t.at("workers").at("trouble").is_null()) << json::serialize(t);
+    }
+    if (t.at("name") == "noop") {
+      EXPECT_FALSE(t.as_object().contains("workers")) << "an in-process task has none";
+    }
   }
 }
 
