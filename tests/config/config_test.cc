@@ -461,7 +461,9 @@ TEST(SettingsTableTest, ScopedTaskKeysAreRefusedOnOtherKinds) {
   for (const auto& s : TaskSettings()) {
     if (s.scope == TaskScope::kAll) continue;
     SCOPED_TRACE(s.key);
-    const std::string value = std::string(s.key) == "workers" ? "2" : s.render(TaskConfig{});
+    const std::string value = std::string(s.key) == "workers"       ? "2"
+                              : std::string(s.key) == "interpreter" ? "\"python3\""
+                                                                    : s.render(TaskConfig{});
     const std::string line = std::string(s.key) + " = " + value + "\n";
     std::string e = ParseError("[tasks.x]\nrun = \"builtin:noop\"\n" + line);
     EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;

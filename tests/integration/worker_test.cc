@@ -191,7 +191,8 @@ workers = 1
       << Describe(health);
 
   json::object fw;
-  for (const auto& t : client().Get("/v1/tasks").json().at("tasks").as_array()) {
+  const json::value tasks = client().Get("/v1/tasks").json();
+  for (const auto& t : tasks.at("tasks").as_array()) {
     if (t.at("name") == "fw") fw = t.as_object();
   }
   ASSERT_TRUE(fw.contains("workers")) << json::serialize(fw);
@@ -209,7 +210,8 @@ workers = 1
   json::object ok = RunJob("fw", json::value(4));
   EXPECT_EQ(Field(ok, "status"), "succeeded") << json::serialize(ok);
   EXPECT_EQ(ok.at("result").at("v"), 8);
-  for (const auto& t : client().Get("/v1/tasks").json().at("tasks").as_array()) {
+  const json::value after = client().Get("/v1/tasks").json();
+  for (const auto& t : after.at("tasks").as_array()) {
     if (t.at("name") == "tw") {
       EXPECT_TRUE(t.at("workers").at("trouble").is_null()) << json::serialize(t);
     }
