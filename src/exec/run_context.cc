@@ -3,6 +3,24 @@
 #include <algorithm>
 
 namespace offload {
+namespace {
+
+std::int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+RunContext::RunContext() : running_since_ns_(SteadyNowNs()) {}
+
+void RunContext::MarkRunning() { running_since_ns_.store(SteadyNowNs(), std::memory_order_release); }
+
+std::chrono::nanoseconds RunContext::RunningFor() const {
+  const std::int64_t since = running_since_ns_.load(std::memory_order_acquire);
+  if (since == kWaiting) return std::chrono::nanoseconds(0);
+  return std::chrono::nanoseconds(std::max<std::int64_t>(0, SteadyNowNs() - since));
+}
 
 bool RunContext::SleepFor(std::chrono::milliseconds d) {
   const auto deadline = std::chrono::steady_clock::now() + d;

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <functional>
 
 #include "offload/context.h"
@@ -16,6 +18,8 @@ enum class StopReason { kNone, kCanceled, kTimeout, kShutdown };
 // Thread-safe. Owns a lock, which it never holds while it calls out.
 class RunContext final : public Context {
  public:
+  RunContext();
+
   bool canceled() const override { return stop_.load(std::memory_order_acquire) != StopReason::kNone; }
   bool SleepFor(std::chrono::milliseconds d) override LOCKS_EXCLUDED(mu_);
   void ReportProgress(double fraction) override;
@@ -32,11 +36,22 @@ class RunContext final : public Context {
   // -1 until the handler reports progress.
   double progress() const { return progress_.load(std::memory_order_relaxed); }
 
+  // An executor that queues an execution before it really runs (a worker pool whose
+  // workers are still starting) marks it waiting, then running once it is handed
+  // over, so that its timeout counts from then rather than from its Start.
+  void MarkWaiting() { running_since_ns_.store(kWaiting, std::memory_order_release); }
+  void MarkRunning();
+  // How long it has run: since it was created, unless it was marked waiting; zero
+  // while it waits.
+  std::chrono::nanoseconds RunningFor() const;
+
  private:
   // Set once, under mu_ (so that SleepFor, which checks it under mu_, cannot miss
   // the wake-up); read anywhere.
   std::atomic<StopReason> stop_{StopReason::kNone};
   std::atomic<double> progress_{-1};
+  static constexpr std::int64_t kWaiting = -1;
+  std::atomic<std::int64_t> running_since_ns_;  // steady_clock; kWaiting while it waits.
   Mutex mu_;
   CondVar cv_;  // A stop was requested.
   std::function<void()> on_stop_ GUARDED_BY(mu_);

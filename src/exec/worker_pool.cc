@@ -211,6 +211,7 @@ void WorkerPool::Impl::SpawnWorker(int slot) {
   cb.on_exit = [this, raw](const ExitStatus& s) { OnExit(raw, s); };
   Process::Start(supervisor, options.spawn, std::move(cb),
                  [this, w](ErrorOr<std::shared_ptr<Process>> proc) { OnSpawned(w, std::move(proc)); });
+  Publish();
 }
 
 void WorkerPool::Impl::OnSpawned(const std::shared_ptr<Worker>& w, ErrorOr<std::shared_ptr<Process>> proc) {
@@ -613,6 +614,8 @@ void WorkerPool::Impl::Enqueue(std::shared_ptr<PoolJob> job) {
     ExecutionDone done = std::move(job->done);
     return done(Result::Fail(why));
   }
+  // Its timeout counts from when a worker takes it (a worker may still be starting).
+  job->context()->MarkWaiting();
   waiting.push_back(std::move(job));
   Dispatch();
 }
@@ -660,6 +663,7 @@ void WorkerPool::Impl::Dispatch() {
     w->state = Worker::State::kBusy;
     w->out_bytes = 0;
     job->worker = w.get();
+    job->context()->MarkRunning();
     if (job->batch) job->outcomes.assign(job->execs.size(), std::nullopt);
     w->job = std::move(job);
     SendNext(w.get());

@@ -741,9 +741,7 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
   if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
     // Each element may take the whole timeout: the chunk's bound is their sum.
     const auto bound = timeout * static_cast<std::int64_t>(chunk->elements.indices.size());
-    chunk->timer.Set(bound, [ctx = std::weak_ptr<RunContext>(chunk->context)] {
-      if (auto c = ctx.lock()) c->RequestStop(StopReason::kTimeout);
-    });
+    chunk->timer.Set(bound, [this, weak = std::weak_ptr<MapChunk>(chunk), bound] { OnChunkTimeout(weak, bound); });
   }
   chunk->executor = job->task->executor.get();
   chunk->job_id = rec.id;
@@ -899,6 +897,19 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
   Launch(std::move(launches));
 }
 
+void JobService::OnChunkTimeout(const std::weak_ptr<MapChunk>& weak, Millis bound) {
+  MutexLock lock(&mu_);
+  std::shared_ptr<MapChunk> chunk = weak.lock();
+  if (!chunk) return;
+  chunk->timer.Fired();
+  if (const Millis left = TimeLeft(bound, chunk->context->RunningFor()); left.count() > 0) {
+    chunk->timer.Set(left, [this, weak, bound] { OnChunkTimeout(weak, bound); });
+    return;
+  }
+  // Safe under mu_, as in OnTimeout.
+  chunk->context->RequestStop(StopReason::kTimeout);
+}
+
 void JobService::OnRetryDue(const std::string& id, int attempt) {
   Launches launches;
   {
@@ -916,13 +927,29 @@ void JobService::OnRetryDue(const std::string& id, int attempt) {
   Launch(std::move(launches));
 }
 
+namespace {
+
+// What is left of `bound` for an execution that has run `ran` (it may have waited
+// for a worker to start first: that does not count); zero when it is spent.
+Millis TimeLeft(Millis bound, std::chrono::nanoseconds ran) {
+  const auto left = std::chrono::ceil<Millis>(bound - ran);
+  return left.count() > 0 ? left : Millis(0);
+}
+
+}  // namespace
+
 // Belt and braces: the timer is cancelled when its attempt ends, and the attempt
 // number is checked in case it fired just before.
 void JobService::OnTimeout(const std::string& id, int attempt) {
   MutexLock lock(&mu_);
   auto it = active_.find(id);
   if (it == active_.end() || it->second->record.attempts != attempt || !it->second->run) return;
-  it->second->attempt_timer.Fired();
+  ActiveJob* job = it->second.get();
+  job->attempt_timer.Fired();
+  if (const Millis left = TimeLeft(EffectiveTimeout(*job), job->run->RunningFor()); left.count() > 0) {
+    job->attempt_timer.Set(left, [this, id, attempt] { OnTimeout(id, attempt); });
+    return;
+  }
   // Safe under mu_: RequestStop's OnStop hook only hands the stop over (run_context.h).
   it->second->run->RequestStop(StopReason::kTimeout);
 }

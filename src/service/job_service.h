@@ -212,6 +212,8 @@ class JobService {
   void StopMapLocked(ActiveJob* job, StopReason reason) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnElementRetryDue(const std::string& id, std::size_t index) LOCKS_EXCLUDED(mu_);
   void OnTimeout(const std::string& id, int attempt) LOCKS_EXCLUDED(mu_);
+  // The timer of a chunk fired; `bound` is its timeout.
+  void OnChunkTimeout(const std::weak_ptr<MapChunk>& chunk, Millis bound) LOCKS_EXCLUDED(mu_);
   void OnRetryDue(const std::string& id, int attempt) LOCKS_EXCLUDED(mu_);
   void WriteLocked(const JobRecord& rec) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteFinalLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);

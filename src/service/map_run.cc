@@ -118,12 +118,15 @@ MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chron
     ++done_;
     ++failed_;
     if (spec_.collect) {
-      results_[index] =
-          boost::json::object{{"error", boost::json::object{{"type", failure.type}, {"message", failure.message}}}};
+      boost::json::object error{{"type", failure.type}, {"message", failure.message}};
+      if (!failure.detail.empty()) error["detail"] = failure.detail;
+      results_[index] = boost::json::object{{"error", std::move(error)}};
       continue;
     }
-    folded.failure = JobError{failure.type, "element " + std::to_string(index) + " of " + std::to_string(total_) +
-                                                " failed: " + failure.message};
+    folded.failure = JobError{failure.type,
+                              "element " + std::to_string(index) + " of " + std::to_string(total_) +
+                                  " failed: " + failure.message,
+                              failure.detail};
     folded.failed_index = static_cast<std::int64_t>(index);
     Stop();
   }
