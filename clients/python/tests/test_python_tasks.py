@@ -7,20 +7,26 @@ GET /v1/tasks and /healthz, cancel and timeout (which keep or replace the worker
 apart by the worker's pid), recycling, and maps sent to workers in batches.
 
 Each test starts its own server (store "memory", small worker counts, kill_grace 2s)
-whose folder holds the config and the module(s) of USER_MODULE; the worker's cwd is
-that folder because no task sets one. The workers run on this test's own Python
-(sys.executable), so that they start as fast here as on CI's Debian.
+whose config file's folder holds the user's module(s), calc.py and others; the server
+runs from another folder, and the workers' cwd is the config's because no task sets
+one. The workers run on this test's own Python (sys.executable), so that they start as
+fast here as on CI's Debian.
+
+Three tests are marked xfail(strict=True): each states a server behaviour that looks
+wrong, in its reason; once the server changes, the marker goes.
 """
 
 import http.client
 import json
 import os
+import subprocess
 import sys
+import time
 
 import pytest
 
 import offload
-from conftest import BASE_SETTINGS, BASE_TASKS, Server
+from conftest import BASE_SETTINGS, BASE_TASKS, Server, offload_binary
 from support import until
 
 # The user's code: calc.py, written beside each server's config.
@@ -36,7 +42,11 @@ def square_plus_one(x):
 
 
 def add(a, b=0):
-    return {"sum": a + b, "pid": os.getpid()}
+    return {"sum": a + b}
+
+
+def cwd(x):
+    return os.getcwd()
 
 
 def pid(x):
@@ -87,9 +97,6 @@ def png(x):
     return PNG_BYTES
 
 
-PNG_BYTES = b"\\x89PNG\\r\\n\\x1a\\n" + bytes(range(256)) + b"\\x00\\n\\r"
-
-
 def exit_on_three(x):
     if x == 3:
         os._exit(7)
@@ -101,7 +108,9 @@ def chatty(x):
     return x
 '''
 
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) + b"\x00\n\r"
+# What calc.png returns: a PNG signature, then every byte value.
+PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+USER_MODULE += "\n\nPNG_BYTES = %r\n" % PNG_BYTES
 
 
 def python_task(name, target, **settings):
@@ -116,13 +125,36 @@ def python_task(name, target, **settings):
     return "\n".join(lines) + "\n"
 
 
+class ServerStartedElsewhere(Server):
+    """conftest's Server, but run from ``cwd`` rather than from its config's folder:
+    what the python task resolves (the module, python_path, the workers' cwd) must then
+    come from the config file's folder, not from where the server was started."""
+
+    def __init__(self, folder, config_text, cwd):
+        self.folder = folder
+        self.config_path = os.path.join(folder, "offload.toml")
+        with open(self.config_path, "w") as f:
+            f.write(config_text)
+        self.log_path = os.path.join(folder, "offload.log")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [offload_binary(), "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
+            cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.pid = self.proc.pid
+        self.port = self._await_port(time.monotonic() + 30)
+        self.url = "http://127.0.0.1:%d" % self.port
+
+
 @pytest.fixture
 def serve(tmp_path):
     """serve(tables, files=None) -> (Server, offload.Client): a server with the base
-    settings and tasks plus ``tables``, in a folder that holds calc.py (USER_MODULE)
-    and ``files`` ({relative path: text}, sub-folders made as needed) before it
-    starts. Stopped, and its client closed, when the test ends."""
+    settings and tasks plus ``tables``, whose config is in a folder that holds calc.py
+    (USER_MODULE) and ``files`` ({relative path: text}, sub-folders made as needed)
+    before it starts, and which runs from another, empty folder. Stopped, and its
+    client closed, when the test ends."""
     started = []
+    elsewhere = tmp_path / "server-cwd"
+    elsewhere.mkdir()
 
     def start(tables, files=None):
         folder = tmp_path / ("server%d" % len(started))
@@ -130,7 +162,7 @@ def serve(tmp_path):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        server = Server(str(folder), BASE_SETTINGS + BASE_TASKS + tables)
+        server = ServerStartedElsewhere(str(folder), BASE_SETTINGS + BASE_TASKS + tables, str(elsewhere))
         client = offload.Client(server.url, timeout=30)
         started.append((server, client))
         return server, client
@@ -143,6 +175,18 @@ def serve(tmp_path):
 
 def workers_of(client, task):
     return {t["name"]: t for t in client.tasks()}[task]["workers"]
+
+
+def await_ready(client, task, count):
+    """Waits until ``count`` workers of ``task`` said ready; returns its workers object.
+
+    Needed before a job whose timeout is short: a job dispatched to a worker that is
+    still starting counts its start-up against that timeout (see
+    test_worker_start_up_does_not_count_against_the_job_timeout). The count is given,
+    not read from "configured", which says 0 until a worker's first event (see
+    test_workers_are_shown_while_they_start)."""
+    return until(lambda: (lambda w: w if w["ready"] == count else None)(workers_of(client, task)),
+                 what="%d worker(s) of %s to be ready" % (count, task))
 
 
 def http_get(server, path):
@@ -175,7 +219,9 @@ def read_pid_file(path):
 
 def test_function_named_in_config_runs_with_one_argument_or_kwargs(serve):
     server, client = serve(python_task("square", "calc:square_plus_one")
-                           + python_task("add", "calc:add", call="kwargs"))
+                           + python_task("add", "calc:add", call="kwargs")
+                           + python_task("cwd", "calc:cwd"))
+    assert client.run("cwd", None) == server.folder, "the workers run in the config file's folder"
     assert client.run("square", 12) == 145
     assert client.run("add", {"a": 2, "b": 3})["sum"] == 5
     assert client.run("add", {"a": 2})["sum"] == 2
@@ -272,6 +318,39 @@ def test_start_failure_is_reported_and_recovers_once_fixed(serve, target, files,
     assert workers_of(client, "broken")["trouble"] is None
 
 
+# A module whose import waits (10 s at most) for a file "go" in the worker's cwd: its
+# workers stay starting until the test creates that file.
+GATED_IMPORT = """
+import os
+import time
+
+_deadline = time.monotonic() + 10
+while not os.path.exists("go") and time.monotonic() < _deadline:
+    time.sleep(0.01)
+
+
+def double(x):
+    return 2 * x
+"""
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "server: GET /v1/tasks answers workers {configured: 0, starting: 0, started: 0, ...} "
+    "from start-up until a worker's first event (its ready message or its exit), although "
+    "the workers were spawned at once: a task whose module takes a while to import looks "
+    "like one with no workers at all"))
+def test_workers_are_shown_while_they_start(serve):
+    server, client = serve(python_task("gated", "gated:double", workers=1), files={"gated.py": GATED_IMPORT})
+    try:
+        assert workers_of(client, "gated")["configured"] == 1
+        workers = until(lambda: (lambda w: w if w["started"] else None)(workers_of(client, "gated")),
+                        what="workers.started to count the worker being started")
+        assert (workers["configured"], workers["starting"], workers["ready"]) == (1, 1, 0)
+    finally:
+        open(os.path.join(server.folder, "go"), "w").close()
+    await_ready(client, "gated", 1)
+
+
 # ---- ctx, cancel and timeout ------------------------------------------------------------
 
 def test_ctx_progress_then_cancel_keeps_the_worker(serve, tmp_path):
@@ -303,11 +382,25 @@ def test_cancel_without_ctx_replaces_the_worker(serve, tmp_path):
 
 def test_timeout_with_ctx_fails_the_job_and_keeps_the_worker(serve, tmp_path):
     server, client = serve(python_task("waiter", "calc:wait_with_ctx", workers=1, timeout="300ms"))
+    await_ready(client, "waiter", 1)
     pid_file = str(tmp_path / "timeout.pid")
     job = wait_finished(client, client.submit("waiter", {"pid_file": pid_file, "seconds": 30}).id)
     assert job.status == "failed"
     assert job.error["type"] == "timeout"
     assert client.run("waiter", None) == read_pid_file(pid_file)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    "server: a job dispatched to a worker that is still starting is 'running' (started_at "
+    "set) and its timeout runs from then, so a module that takes longer to import than the "
+    "timeout fails its first jobs with type timeout before the function ever sees them"))
+def test_worker_start_up_does_not_count_against_the_job_timeout(serve):
+    slow_import = "import time\ntime.sleep(1.0)\n\n\ndef double(x):\n    return 2 * x\n"
+    server, client = serve(python_task("slow", "slowimport:double", workers=1, timeout="500ms"),
+                           files={"slowimport.py": slow_import})
+    job = wait_finished(client, client.submit("slow", 21).id)
+    assert (job.status, job.error) == ("succeeded", None)
+    assert job.result == 42
 
 
 # ---- results and recycling --------------------------------------------------------------
@@ -362,17 +455,17 @@ def test_map_failures_fail_fast_or_are_collected_in_order(serve):
             assert outcome == {"ok": x * 10}
 
 
-@pytest.mark.xfail(strict=True, reason=(
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "server: src/service/map_run.cc builds a map element's error from type and message only, "
     "so the traceback the runner sends in a batch_result's errors[].detail is dropped, both "
     "from a collected element's error and from the error of a map that fails fast"))
 def test_map_element_errors_keep_the_traceback_detail(serve):
     server, client = serve(python_task("seven", "calc:fail_on_seven"))
     outcomes = client.map("seven", [6, 7, 8], on_error="collect")
-    assert outcomes[1]["error"]["detail"].splitlines()[-1] == "ValueError: seven is not allowed"
+    assert outcomes[1]["error"].get("detail", "").endswith("\nValueError: seven is not allowed")
     with pytest.raises(offload.JobFailed) as failed:
         client.map("seven", [6, 7, 8])
-    assert failed.value.error["detail"].splitlines()[-1] == "ValueError: seven is not allowed"
+    assert failed.value.error.get("detail", "").endswith("\nValueError: seven is not allowed")
 
 
 def test_worker_death_in_a_batch_fails_only_that_element(serve):
