@@ -1,4 +1,4 @@
-"""Blocking calls in a FastAPI app (seed 002), two ways.
+"""Blocking calls in a FastAPI app, two ways.
 
 GET /naive/ping is the question's endpoint: an `async def` that calls the blocking
 function directly. It blocks the event loop, the one thread that serves every

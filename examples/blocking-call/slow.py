@@ -1,4 +1,4 @@
-"""A blocking call (seed 002): time.sleep stands in for any call that holds its thread
+"""A blocking call: time.sleep stands in for any call that holds its thread
 until it is done, such as a library without async support, a synchronous driver, a
 CPU-bound loop. Nothing here knows about offload."""
 

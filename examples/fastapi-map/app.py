@@ -1,4 +1,4 @@
-"""A FastAPI endpoint that runs cpu_bound_func over a list on every core (seed 000).
+"""A FastAPI endpoint that runs cpu_bound_func over a list on every core.
 
 The ProcessPoolExecutor answer needs a pool created at start-up, shut down at exit,
 and run_in_executor per element; here the pool is offload's workers (offload.toml),

@@ -1,7 +1,7 @@
-"""A render API on one GPU (seed 001): POST /render answers 202 at once, the renders
+"""A render API on one GPU: POST /render answers 202 at once, the renders
 run one at a time in submission order, the client polls and fetches the PNG later.
 
-The seed's queue (an asyncio.Queue and a consumer task calling the blocking render
+The question's queue (an asyncio.Queue and a consumer task calling the blocking render
 in the event loop) is offload's: a job per render, on the `gpu` resource of
 offload.toml, stored before the 202. This app only translates; nothing in it blocks,
 so it keeps answering while renders wait.

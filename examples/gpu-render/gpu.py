@@ -1,4 +1,4 @@
-"""A render that pretends to use the one GPU (seed 001): it blocks for a while, in
+"""A render that pretends to use the one GPU: it blocks for a while, in
 steps, reporting progress, and returns a PNG. Standard library only.
 
 offload calls render(scene, ctx) in its worker process, one job at a time (the task
