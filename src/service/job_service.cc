@@ -68,6 +68,13 @@ struct JobService::MapChunk {
 
 namespace {
 
+// What is left of `bound` for an execution that has run `ran` (it may have waited
+// for a worker to start first: that does not count); zero when it is spent.
+Millis TimeLeft(Millis bound, std::chrono::nanoseconds ran) {
+  const auto left = std::chrono::ceil<Millis>(bound - ran);
+  return left.count() > 0 ? left : Millis(0);
+}
+
 // Maps at least this long give their memory back to the system when they end.
 constexpr std::size_t kLargeMap = 10'000;
 
@@ -926,17 +933,6 @@ void JobService::OnRetryDue(const std::string& id, int attempt) {
   }
   Launch(std::move(launches));
 }
-
-namespace {
-
-// What is left of `bound` for an execution that has run `ran` (it may have waited
-// for a worker to start first: that does not count); zero when it is spent.
-Millis TimeLeft(Millis bound, std::chrono::nanoseconds ran) {
-  const auto left = std::chrono::ceil<Millis>(bound - ran);
-  return left.count() > 0 ? left : Millis(0);
-}
-
-}  // namespace
 
 // Belt and braces: the timer is cancelled when its attempt ends, and the attempt
 // number is checked in case it fired just before.

@@ -11,9 +11,6 @@ whose config file's folder holds the user's module(s), calc.py and others; the s
 runs from another folder, and the workers' cwd is the config's because no task sets
 one. The workers run on this test's own Python (sys.executable), so that they start as
 fast here as on CI's Debian.
-
-Three tests are marked xfail(strict=True): each states a server behaviour that looks
-wrong, in its reason; once the server changes, the marker goes.
 """
 
 import http.client
@@ -334,11 +331,6 @@ def double(x):
 """
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server: GET /v1/tasks answers workers {configured: 0, starting: 0, started: 0, ...} "
-    "from start-up until a worker's first event (its ready message or its exit), although "
-    "the workers were spawned at once: a task whose module takes a while to import looks "
-    "like one with no workers at all"))
 def test_workers_are_shown_while_they_start(serve):
     server, client = serve(python_task("gated", "gated:double", workers=1), files={"gated.py": GATED_IMPORT})
     try:
@@ -390,10 +382,6 @@ def test_timeout_with_ctx_fails_the_job_and_keeps_the_worker(serve, tmp_path):
     assert client.run("waiter", None) == read_pid_file(pid_file)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server: a job dispatched to a worker that is still starting is 'running' (started_at "
-    "set) and its timeout runs from then, so a module that takes longer to import than the "
-    "timeout fails its first jobs with type timeout before the function ever sees them"))
 def test_worker_start_up_does_not_count_against_the_job_timeout(serve):
     slow_import = "import time\ntime.sleep(1.0)\n\n\ndef double(x):\n    return 2 * x\n"
     server, client = serve(python_task("slow", "slowimport:double", workers=1, timeout="500ms"),
@@ -455,10 +443,6 @@ def test_map_failures_fail_fast_or_are_collected_in_order(serve):
             assert outcome == {"ok": x * 10}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "server: src/service/map_run.cc builds a map element's error from type and message only, "
-    "so the traceback the runner sends in a batch_result's errors[].detail is dropped, both "
-    "from a collected element's error and from the error of a map that fails fast"))
 def test_map_element_errors_keep_the_traceback_detail(serve):
     server, client = serve(python_task("seven", "calc:fail_on_seven"))
     outcomes = client.map("seven", [6, 7, 8], on_error="collect")
