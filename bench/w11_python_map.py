@@ -40,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timezone
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -375,7 +375,7 @@ def main():
     ]
     load = " ".join(open("/proc/loadavg").read().split()[:3])
     log("%s UTC, %d cores (%s), Python %s (%s), load average %s"
-        % (datetime.utcnow().strftime("%Y-%m-%dT%H:%M:%S"), cores, cpu_model(), platform.python_version(),
+        % (datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"), cores, cpu_model(), platform.python_version(),
            sys.executable, load))
     log("offload %s%s" % (args.offload, ", quick: tiny sizes, figures mean nothing" if args.quick else ""))
 
