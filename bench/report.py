@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reads the JSON objects bench/run.sh collected (one per workload, store and run) and
 prints one table: the median of every figure over the runs, each run's value, and the
-target from issue 5 where there is one."""
+target from issue 5 (issue 11 for W11) where there is one."""
 
 import argparse
 import json
@@ -55,6 +55,14 @@ ROWS = [
     ("W10", "submit_per_s", "/s", None),
     ("W10", "failed", "", None),
     ("W10", "lost", "", None),
+    # Issue 11: offload's Client.map over ProcessPoolExecutor's map, same run, same inputs.
+    ("W11", lambda o: o["cases"]["square"]["offload_median_s"], "square_300k offload_s", None),
+    ("W11", lambda o: o["cases"]["square"]["ppe_median_s"], "square_300k ppe_s", None),
+    ("W11", lambda o: o["cases"]["square"]["ratio"], "square_300k ratio (x)", ("<=", 1.5)),
+    ("W11", lambda o: o["cases"]["busy"]["offload_median_s"], "busy_20k offload_s", None),
+    ("W11", lambda o: o["cases"]["busy"]["ppe_median_s"], "busy_20k ppe_s", None),
+    ("W11", lambda o: o["cases"]["busy"]["ratio"], "busy_20k ratio (x)", ("<=", 1.2)),
+    ("W11", "busy_call_us", "us", None),
 ]
 
 DESCRIPTIONS = {
@@ -69,6 +77,7 @@ DESCRIPTIONS = {
     "W8b": "map of noop elements",
     "W9": "e2e Python worker, null result",
     "W10": "e2e command /bin/true",
+    "W11": "Python map, offload vs ProcessPoolExecutor",
     "W1/W7": "",
 }
 
@@ -117,7 +126,7 @@ def verdict(v, target, quick):
     text = f"{op} {fmt(bound)}"
     if quick or v is None:
         return text, ""
-    met = v >= bound if op == ">=" else v < bound
+    met = v >= bound if op == ">=" else v <= bound if op == "<=" else v < bound
     if met:
         return text, "met"
     if op == ">=":

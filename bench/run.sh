@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh: the standard workloads W1..W10 of docs/benchmarks.md, each
+# bench/run.sh: the standard workloads W1..W11 of docs/benchmarks.md, each
 # against a freshly started server, repeated --runs times; prints one table of medians.
 #
 #   bench/run.sh                 # 3 runs of everything (several minutes)
@@ -14,7 +14,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(dirname "$here")
 
 # The stores the server-side workloads run against (W7 has none, W8a runs on the first
-# only: it measures the cores, not the store); a new store is one
+# only: it measures the cores, not the store; W11 runs on the default store, SQLite,
+# as a user's server would); a new store is one
 # more name here and its line in store_spec, which maps a name to the config's
 # `store` value.
 STORES=(memory sqlite)
@@ -42,7 +43,7 @@ EOF
 
 runs=3
 quick=0
-only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10"
+only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11"
 build="$repo/build"
 offload=""
 load=""
@@ -306,6 +307,19 @@ run_w10() {  # STORE RUN
   run_e2e_process W10 "$1" "$2" "$w10_n" "$w10_c" "$(printf "[tasks.w10]\ncommand = ['/bin/true']\n")"
 }
 
+# W11: a Python map through offload against ProcessPoolExecutor in the same run
+# (bench/w11_python_map.py starts its own server, on its default store); one
+# alternation per run here, so the medians are over the runs like every other figure.
+run_w11() {  # RUN
+  local args=(--offload "$offload" --runs 1 --json "$results/W11-sqlite-$1.json")
+  ((quick)) && args+=(--quick)
+  if "$python" "$here/w11_python_map.py" "${args[@]}" >"$work/w11.out" 2>&1; then
+    note "W11: $(sed -n 's/^w11: calibration: //p' "$work/w11.out")"
+  else
+    fail "W11: w11_python_map.py exited non-zero: $(tail -5 "$work/w11.out")"
+  fi
+}
+
 # nginx's config for W7: every request answered with a fixed 202 job body.
 nginx_conf() {  # DIR PORT
   local dir=$1 user_line=""
@@ -394,6 +408,11 @@ for ((r = 1; r <= runs; r++)); do
     t0=$(date +%s.%N)
     run_w7 "$r"
     note "run $r/$runs W7: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+  fi
+  if wants W11; then
+    t0=$(date +%s.%N)
+    run_w11 "$r"
+    note "run $r/$runs W11: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
   fi
 done
 
