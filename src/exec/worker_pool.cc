@@ -140,7 +140,7 @@ struct WorkerPool::Impl {
   // The worker answered its current message: `outcome` for a job message (an element
   // of a batch fed one at a time, or a single job).
   void OnJobAnswer(Worker* w, Result outcome);
-  void OnBatchAnswer(Worker* w, const json::object& msg, std::size_t line_size);
+  void OnBatchAnswer(Worker* w, json::object& msg, std::size_t line_size);
   // Reports the worker's job and frees the worker (or recycles it). A single job
   // reports `single_outcome` (REQUIRES: set for it); a batch its outcomes.
   void FinishJob(Worker* w, std::optional<Result> single_outcome = std::nullopt);
@@ -156,7 +156,10 @@ struct WorkerPool::Impl {
   void FailOneWaiting(const JobError& error);
   void Shutdown();
   void Publish();
-  Result ParseResult(const json::value* result, bool base64, std::size_t size_limit_check) const;
+  // The result in a message, moved out of it. `size`: of the line it came in, which
+  // bounds the result's; 0 when the caller checked it.
+  Result ParseResult(json::value* result, bool base64, std::size_t size) const;
+  Result TooLarge() const;
   std::string Name(const Worker* w) const {
     return "task " + options.task + ": worker " + std::to_string(w->proc ? w->proc->pid() : 0);
   }
@@ -331,8 +334,8 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), parsed.error().detail);
     return;
   }
-  const json::value v = parsed ? std::move(*parsed) : json::value();
-  const json::object* msg = v.is_object() ? &v.get_object() : nullptr;
+  json::value v = parsed ? std::move(*parsed) : json::value();
+  json::object* msg = v.is_object() ? &v.get_object() : nullptr;
   const json::value* type_v = msg ? msg->if_contains("type") : nullptr;
   const json::string* type = type_v ? type_v->if_string() : nullptr;
   if (!type) {
@@ -397,14 +400,16 @@ void WorkerPool::Impl::OnFatal(Worker* w, const json::object& msg) {
   w->fatal = std::move(err);
 }
 
-Result WorkerPool::Impl::ParseResult(const json::value* r, bool base64, std::size_t size) const {
-  const Result too_large =
-      Result::Fail(error_type::kResultTooLarge,
-                   "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
+Result WorkerPool::Impl::TooLarge() const {
+  return Result::Fail(error_type::kResultTooLarge,
+                      "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
+}
+
+Result WorkerPool::Impl::ParseResult(json::value* r, bool base64, std::size_t size) const {
   if (options.content_type == "application/json") {
     // The line less its envelope is the result's size, give or take the id.
-    if (static_cast<std::int64_t>(size) > options.max_result + 256) return too_large;
-    return Result::Json(r ? *r : json::value(nullptr));
+    if (static_cast<std::int64_t>(size) > options.max_result + 256) return TooLarge();
+    return Result::Json(r ? std::move(*r) : json::value(nullptr));
   }
   if (!r || !r->is_string()) {
     return Result::Fail(error_type::kInvalidResult, "the worker's result for a task of content type " +
@@ -416,10 +421,10 @@ Result WorkerPool::Impl::ParseResult(const json::value* r, bool base64, std::siz
     if (!Base64Decode(r->get_string(), &bytes)) {
       return Result::Fail(error_type::kInvalidResult, "the worker's result is not valid base64");
     }
-    if (static_cast<std::int64_t>(bytes.size()) > options.max_result) return too_large;
+    if (static_cast<std::int64_t>(bytes.size()) > options.max_result) return TooLarge();
     return Result::Bytes(options.content_type, std::move(bytes));
   }
-  if (static_cast<std::int64_t>(r->get_string().size()) > options.max_result) return too_large;
+  if (static_cast<std::int64_t>(r->get_string().size()) > options.max_result) return TooLarge();
   return Result::Bytes(options.content_type, std::string(r->get_string()));
 }
 
@@ -436,11 +441,11 @@ void WorkerPool::Impl::OnJobAnswer(Worker* w, Result outcome) {
   SendNext(w);
 }
 
-void WorkerPool::Impl::OnBatchAnswer(Worker* w, const json::object& msg, std::size_t line_size) {
+void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t line_size) {
   PoolJob* job = w->job.get();
   const std::size_t n = job->execs.size();
-  const json::value* results_v = msg.if_contains("results");
-  const json::array* results = results_v ? results_v->if_array() : nullptr;
+  json::value* results_v = msg.if_contains("results");
+  json::array* results = results_v ? results_v->if_array() : nullptr;
   if (!results || results->size() > n) {
     Result bad = Result::Fail(error_type::kInvalidResult,
                               "the worker's batch_result has no \"results\" list of at most " + std::to_string(n) +

@@ -18,11 +18,18 @@ ChunkOutcome ChunkOutcome::From(std::vector<std::optional<Result>> outcomes, std
     ++c.ran;
     c.last_ran = i;
     if (!outcomes[i]->ok()) continue;
-    const Output& out = *outcomes[i]->output();
-    // A map's result is one JSON list: a binary element result goes in it as base64.
-    c.values[i] = out.is_json() ? out.json
-                                : boost::json::value(boost::json::object{{"content_type", out.content_type},
-                                                                         {"base64", Base64Encode(out.bytes)}});
+    const std::shared_ptr<const Output>& shared = outcomes[i]->output();
+    const Output& out = *shared;
+    if (!out.is_json()) {
+      // A map's result is one JSON list: a binary element result goes in it as base64.
+      c.values[i] = boost::json::object{{"content_type", out.content_type}, {"base64", Base64Encode(out.bytes)}};
+    } else if (shared.use_count() == 1) {
+      // Ours alone (as a worker's batch answer leaves it): moved, not copied. Every
+      // Output is made mutable (make_shared<Output>), so the cast is sound.
+      c.values[i] = std::move(const_cast<Output&>(out).json);
+    } else {
+      c.values[i] = out.json;
+    }
   }
   c.results = std::move(outcomes);
   c.elapsed = elapsed;

@@ -32,8 +32,11 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8.
 class Sink {
  public:
   explicit Sink(std::string* s) : s_(s) {
+    // Not to the capacity: resize zero-fills what it adds, and a caller appending
+    // many small values to one long string (a batch line) would pay for the whole
+    // spare capacity at each.
     const std::size_t used = s->size();
-    s_->resize(std::max(s_->capacity(), used + 64));
+    s_->resize(used + 64);
     p_ = s_->data() + used;
     end_ = s_->data() + s_->size();
   }
