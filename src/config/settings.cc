@@ -299,6 +299,7 @@ bool IsBuiltinRun(const std::string& s) { return s.rfind("builtin:", 0) == 0; }
 template <typename Config>
 std::vector<SettingDoc> Docs(const std::vector<Setting<Config>>& settings, const Config& defaults) {
   std::vector<SettingDoc> docs;
+  docs.reserve(settings.size());
   for (const auto& s : settings) {
     docs.push_back(SettingDoc{s.key, s.type, s.render(defaults), s.default_note ? s.default_note : "", s.help,
                               TaskScopeName(s.scope)});

@@ -1,9 +1,9 @@
 #include "exec/process_task.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <climits>
-
-#include <spdlog/spdlog.h>
 
 #include "exec/command_executor.h"
 #include "exec/python_package.h"
@@ -39,7 +39,7 @@ ErrorOr<std::vector<std::string>> PythonWorkerArgv(const TaskConfig& task) {
   bootstrap += "); import offload.worker; offload.worker.main()";
   std::vector<std::string> argv{*found, "-c", std::move(bootstrap), task.python, "--call", task.call};
   for (const std::string& dir : task.python_path) {
-    argv.push_back("--path");
+    argv.emplace_back("--path");
     argv.push_back(dir);
   }
   spdlog::info("task {}: python workers run {} on {} (cwd {})", task.name, *found, task.python,
@@ -60,9 +60,9 @@ ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities&
   } else {
     spawn.argv = is_command ? task.command : task.worker;
     if (auto found = FindExecutable(spawn.argv[0], spawn.cwd); !found) {
-      return MakeError(ErrorCode::kInvalidArgument, "task \"" + task.name + "\": " +
-                                                        (is_command ? "command" : "worker") + ": " +
-                                                        found.error().detail);
+      return MakeError(
+          ErrorCode::kInvalidArgument,
+          "task \"" + task.name + "\": " + (is_command ? "command" : "worker") + ": " + found.error().detail);
     }
   }
   const std::string content_type = task.content_type.empty() ? "application/json" : task.content_type;

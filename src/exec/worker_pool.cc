@@ -108,9 +108,9 @@ struct WorkerPool::Impl {
     bool cancel_feature = false;
     std::vector<std::string> features;
     std::optional<JobError> fatal;  // What it said before it exited at start.
-    std::string line;            // Stdout not yet ended by a newline.
-    std::int64_t out_bytes = 0;  // Stdout since the current job began (or the last ended).
-    std::string log_line;        // Stderr not yet ended by a newline.
+    std::string line;               // Stdout not yet ended by a newline.
+    std::int64_t out_bytes = 0;     // Stdout since the current job began (or the last ended).
+    std::string log_line;           // Stderr not yet ended by a newline.
     OutputTail err_tail{kStderrTail};
     std::int64_t jobs_done = 0;
     int noise_lines = 0;
@@ -401,8 +401,8 @@ void WorkerPool::Impl::OnFatal(Worker* w, const json::object& msg) {
 }
 
 Result WorkerPool::Impl::TooLarge() const {
-  return Result::Fail(error_type::kResultTooLarge,
-                      "the worker's result is larger than max_result (" + std::to_string(options.max_result) + " bytes)");
+  return Result::Fail(error_type::kResultTooLarge, "the worker's result is larger than max_result (" +
+                                                       std::to_string(options.max_result) + " bytes)");
 }
 
 Result WorkerPool::Impl::ParseResult(json::value* r, bool base64, std::size_t size) const {
@@ -447,9 +447,9 @@ void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t l
   json::value* results_v = msg.if_contains("results");
   json::array* results = results_v ? results_v->if_array() : nullptr;
   if (!results || results->size() > n) {
-    Result bad = Result::Fail(error_type::kInvalidResult,
-                              "the worker's batch_result has no \"results\" list of at most " + std::to_string(n) +
-                                  " outcomes (docs/worker-protocol.md)");
+    Result bad =
+        Result::Fail(error_type::kInvalidResult, "the worker's batch_result has no \"results\" list of at most " +
+                                                     std::to_string(n) + " outcomes (docs/worker-protocol.md)");
     job->outcomes.assign(n, bad);
     return FinishJob(w);
   }

@@ -364,11 +364,11 @@ void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Ex
         if (IsFinished(now->record.status)) return ex->Respond(ResultResponse(*now));
         // Nobody will ask for this result: stop the work.
         if (service_->draining()) {
-          service_->Cancel(id, CancelCause::kShutdown, [](ErrorOr<JobSnapshot>) {});
+          service_->Cancel(id, CancelCause::kShutdown, [](const ErrorOr<JobSnapshot>&) {});
           return ex->Respond(ErrorResponse(MakeError(
               ErrorCode::kUnavailable, "the server is shutting down; job " + id + " did not finish and was canceled")));
         }
-        service_->Cancel(id, CancelCause::kRunTimeout, [](ErrorOr<JobSnapshot>) {});
+        service_->Cancel(id, CancelCause::kRunTimeout, [](const ErrorOr<JobSnapshot>&) {});
         ex->Respond(ProblemResponse(MakeProblem(
             http::status::gateway_timeout, "run-timeout", "The job did not finish in time",
             "job " + id + " did not finish within run_timeout (" + std::to_string(config_.run_timeout.count()) +
@@ -380,10 +380,10 @@ void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Ex
 }
 
 void Api::AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, Millis timeout,
-                   bool cancel_if_client_gone, Finished then) {
+                   bool cancel_if_client_gone, const Finished& then) {
   // All of this state is touched on ex's executor only.
   struct WaitState {
-    explicit WaitState(asio::any_io_executor exec) : timer(exec) {}
+    explicit WaitState(const asio::any_io_executor& exec) : timer(exec) {}
     asio::steady_timer timer;
     bool done = false;
     JobService::WaitTicket ticket = 0;
@@ -414,7 +414,7 @@ void Api::AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, M
       state->done = true;
       state->timer.cancel();
       service_->CancelAwait(id, state->ticket);
-      service_->Cancel(id, CancelCause::kClientGone, [](ErrorOr<JobSnapshot>) {});
+      service_->Cancel(id, CancelCause::kClientGone, [](const ErrorOr<JobSnapshot>&) {});
     });
   }
 }

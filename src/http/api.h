@@ -36,7 +36,7 @@ class Api {
   // whichever is first, with the job as it is then. With cancel_if_client_gone, a
   // client that disconnects first cancels the job and `then` is not called.
   void AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, Millis timeout, bool cancel_if_client_gone,
-                Finished then);
+                const Finished& then);
 
   JobService* service_;
   const ServerConfig& config_;

@@ -9,7 +9,7 @@ namespace offload {
 
 namespace http = boost::beast::http;
 
-Problem MakeProblem(http::status status, std::string name, std::string title, std::string detail) {
+Problem MakeProblem(http::status status, const std::string& name, std::string title, std::string detail) {
   return Problem{status, "urn:offload:problem:" + name, std::move(title), std::move(detail), 0, std::nullopt};
 }
 

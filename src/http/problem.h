@@ -26,7 +26,7 @@ Problem ProblemFromError(const Error& error);
 // The problem a failed job's /result answers with: 422 for input the task rejected,
 // 504 for a timeout, 500 for every other failure.
 Problem ProblemFromJobError(const JobError& error);
-Problem MakeProblem(boost::beast::http::status status, std::string name, std::string title, std::string detail);
+Problem MakeProblem(boost::beast::http::status status, const std::string& name, std::string title, std::string detail);
 
 // 415 for a request body whose Content-Type (`sent`, "" when there was none) is not
 // `expected`.

@@ -304,7 +304,7 @@ JobService::~JobService() {
   store_queue_.reset();
 }
 
-void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
+void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
   auto task_it = tasks_.find(request.task);
   if (task_it == tasks_.end()) {
     return done(MakeError(ErrorCode::kInvalidArgument,
@@ -378,8 +378,8 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
       // The callback owns the job until it is durable; it is never dropped: the
       // queue calls every callback, with an error if the write failed.
       ActiveJob* raw = job.release();
-      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record}, [this, raw, done](Status stored) {
-        OnInserted(std::unique_ptr<ActiveJob>(raw), std::move(stored), done);
+      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record}, [this, raw, done](const Status& stored) {
+        OnInserted(std::unique_ptr<ActiveJob>(raw), stored, done);
       });
     }
   }
@@ -402,7 +402,7 @@ void JobService::Submit(SubmitRequest request, SnapshotCallback done) {
   store_queue_->RunCallbacks();
 }
 
-void JobService::OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) {
+void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored, const SnapshotCallback& done) {
   Launches launches;
   ErrorOr<JobSnapshot> answer = MakeError(ErrorCode::kInternal, "unset");
   const std::string id = job->record.id;
@@ -450,7 +450,7 @@ void JobService::Get(const std::string& id, SnapshotCallback done) {
     if (it != active_.end()) live = SnapshotLocked(*it->second);
   }
   if (live) return done(std::move(*live));
-  StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
+  StoreGet(id, [id, done = std::move(done)](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
     done(JobSnapshot{std::move(**stored), std::nullopt});
@@ -499,7 +499,7 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
     Launch(std::move(launches));
     return done(std::move(*snap));
   }
-  StoreGet(id, [id, done](ErrorOr<std::optional<JobRecord>> stored) {
+  StoreGet(id, [id, done = std::move(done)](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
     done(MakeError(ErrorCode::kConflict,
@@ -771,7 +771,7 @@ void JobService::Launch(Launches launches) {
   store_queue_->RunCallbacks();
   for (auto& single : launches.singles) {
     single.executor->Start(std::move(single.exec),
-                           [this, job = single.job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
+                           [this, job = single.job](const Result& outcome) { OnExecutionDone(job, outcome); });
   }
   for (auto& chunk : launches.chunks) {
     const boost::json::array& elements = chunk->input->get_array();
@@ -863,7 +863,7 @@ void JobService::OnElementRetryDue(const std::string& id, std::size_t index) {
   Launch(std::move(launches));
 }
 
-void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
+void JobService::OnExecutionDone(ActiveJob* job, const Result& outcome) {
   Launches launches;
   {
     MutexLock lock(&mu_);
@@ -951,7 +951,7 @@ void JobService::OnTimeout(const std::string& id, int attempt) {
 }
 
 void JobService::WriteFinalLocked(ActiveJob* job) {
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](Status stored) {
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](const Status& stored) {
     // kUnavailable is the disk (full, read-only, failing): worth another try. Any
     // other refusal is a bug that another try would repeat.
     if (!stored && stored.error().code == ErrorCode::kUnavailable) return OnFinalWriteFailed(id, stored.error());

@@ -127,7 +127,7 @@ class JobService {
   // kInvalidArgument (unknown task, input the task rejects, an Idempotency-Key reused
   // with another request), kQueueFull, kUnavailable (draining, or the store failed),
   // kConflict (the first request with this Idempotency-Key is still being stored).
-  void Submit(SubmitRequest request, SnapshotCallback done);
+  void Submit(SubmitRequest request, const SnapshotCallback& done);
   // kNotFound for an unknown id.
   void Get(const std::string& id, SnapshotCallback done);
   // Cancels a queued or running job. kConflict when it had finished already.
@@ -194,7 +194,8 @@ class JobService {
   JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock);
 
   Status Recover() LOCKS_EXCLUDED(mu_);
-  void OnInserted(std::unique_ptr<ActiveJob> job, Status stored, SnapshotCallback done) LOCKS_EXCLUDED(mu_);
+  void OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored, const SnapshotCallback& done)
+      LOCKS_EXCLUDED(mu_);
   // Starts what the scheduler lets start now.
   void DispatchLocked(Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void StartLocked(ActiveJob* job, Launches* out) EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -206,7 +207,7 @@ class JobService {
   void MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error = std::nullopt)
       EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Launch(Launches launches) LOCKS_EXCLUDED(mu_);
-  void OnExecutionDone(ActiveJob* job, Result outcome) LOCKS_EXCLUDED(mu_);
+  void OnExecutionDone(ActiveJob* job, const Result& outcome) LOCKS_EXCLUDED(mu_);
   void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes)
       LOCKS_EXCLUDED(mu_);
   void StopMapLocked(ActiveJob* job, StopReason reason) EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -66,7 +66,8 @@ std::size_t MapRun::ChunkSize() const {
   if (spec_.chunk > 0) return static_cast<std::size_t>(spec_.chunk);
   if (cost_.largest == 0) return 1;  // Measure first.
   const auto [per, fixed] = cost_.Estimate();
-  const double target = std::max(std::chrono::duration<double, std::nano>(kChunkTarget).count(), kFixedCostShare * fixed);
+  const double target =
+      std::max(std::chrono::duration<double, std::nano>(kChunkTarget).count(), kFixedCostShare * fixed);
   const double fit = std::max(target - fixed, per) / per;
   std::size_t size = fit >= static_cast<double>(kMaxChunk) ? kMaxChunk : static_cast<std::size_t>(fit);
   size = std::min(size, kMaxGrowth * cost_.largest);
@@ -130,10 +131,10 @@ MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chron
       results_[index] = boost::json::object{{"error", std::move(error)}};
       continue;
     }
-    folded.failure = JobError{failure.type,
-                              "element " + std::to_string(index) + " of " + std::to_string(total_) +
-                                  " failed: " + failure.message,
-                              failure.detail};
+    folded.failure =
+        JobError{failure.type,
+                 "element " + std::to_string(index) + " of " + std::to_string(total_) + " failed: " + failure.message,
+                 failure.detail};
     folded.failed_index = static_cast<std::int64_t>(index);
     Stop();
   }

@@ -9,25 +9,24 @@ namespace offload {
 InlineStoreQueue::~InlineStoreQueue() { RunCallbacks(); }
 
 void InlineStoreQueue::Write(StoreOp op, WriteDone done) {
-  std::string failed_id;
-  Status result;
+  std::string failure;  // "job ID: why", when a write nobody waits for failed.
   {
     MutexLock lock(&mu_);
     // The store is called under mu_ so that its order is the order of the writes:
     // it is a short, non-blocking call that runs no callback of ours.
     one_op_.clear();
     one_op_.push_back(std::move(op));
-    result = store_->Apply(one_op_);
+    Status result = store_->Apply(one_op_);
     const std::uint64_t seq = ++queued_;
     if (done) {
       applied_.push_back(Applied{seq, std::move(done), std::move(result)});
     } else {
-      if (!result) failed_id = one_op_[0].job.id;
+      if (!result) failure = "job " + one_op_[0].job.id + " failed: " + result.error().detail;
       // Finished now, unless earlier callbacks are still waiting or running.
       if (applied_.empty() && !running_callbacks_) finished_ = seq;
     }
   }
-  if (!failed_id.empty()) spdlog::error("store: write of job {} failed: {}", failed_id, result.error().detail);
+  if (!failure.empty()) spdlog::error("store: write of {}", failure);
 }
 
 void InlineStoreQueue::RunCallbacks() {

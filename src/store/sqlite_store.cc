@@ -544,7 +544,7 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
       q.before_seq > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<sqlite3_int64>(q.before_seq));
   if (q.status) sqlite3_bind_int(st, 2, static_cast<int>(*q.status));
   if (q.task) sqlite3_bind_text(st, 3, q.task->data(), static_cast<int>(q.task->size()), SQLITE_STATIC);
-  sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(q.limit + 1));
+  sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(q.limit) + 1);
   sqlite3_bind_int(st, 5, q.include_result ? 1 : 0);
   JobPage page;
   std::size_t result_bytes = 0;

@@ -374,10 +374,27 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "shutdown_grace", "store", "sqlite_synchronous", "sqlite_max_bytes",
                                            "idempotency_ttl", "max_connections", "idle_timeout", "header_timeout",
                                            "write_timeout", "allowed_origins", "max_list_bytes"}));
-  EXPECT_EQ(task, (std::vector<std::string>{"run", "uses", "max_queued", "timeout", "content_type", "retries",
-                                            "retry_backoff", "retry_backoff_max", "command", "worker", "python",
-                                            "python_path", "interpreter", "call", "workers", "cwd", "env", "kill_grace",
-                                            "max_jobs_per_worker", "max_rss", "max_result"}));
+  EXPECT_EQ(task, (std::vector<std::string>{"run",
+                                            "uses",
+                                            "max_queued",
+                                            "timeout",
+                                            "content_type",
+                                            "retries",
+                                            "retry_backoff",
+                                            "retry_backoff_max",
+                                            "command",
+                                            "worker",
+                                            "python",
+                                            "python_path",
+                                            "interpreter",
+                                            "call",
+                                            "workers",
+                                            "cwd",
+                                            "env",
+                                            "kill_grace",
+                                            "max_jobs_per_worker",
+                                            "max_rss",
+                                            "max_result"}));
   for (const SettingDoc& s : AllSettingDocs()) {
     SCOPED_TRACE(s.key);
     EXPECT_FALSE(s.type.empty());
@@ -431,8 +448,7 @@ TEST(SettingsTableTest, NotesOnlyStandForEmptyDefaults) {
 // default back: the rendering and the parser agree.
 TEST(SettingsTableTest, RenderedDefaultsParseBackToThemselves) {
   // Defaults that mean "unset" and cannot be written (threads = 0 is refused).
-  const std::set<std::string> unwritable = {"threads", "run",     "command",    "worker",
-                                            "python",  "workers", "interpreter"};
+  const std::set<std::string> unwritable = {"threads", "run", "command", "worker", "python", "workers", "interpreter"};
   const ServerConfig defaults = DefaultConfig();
   for (const auto& s : ServerSettings()) {
     if (unwritable.count(s.key)) continue;

@@ -92,8 +92,10 @@ TEST(ProcessTaskConfigTest, RefusesWhatMakesNoSense) {
   EXPECT_NE(ParseError("[tasks.x]\ncommand = []\n").find("non-empty array"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\ncommand = \"true\"\n").find("array of strings"), std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\", 1]\n").find("array of strings"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworkers = 2\n").find("worker and python tasks only"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nmax_rss = 5\n").find("worker and python tasks only"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nworkers = 2\n").find("worker and python tasks only"),
+            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.x]\ncommand = [\"true\"]\nmax_rss = 5\n").find("worker and python tasks only"),
+            std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nrun = \"builtin:noop\"\nenv = {A = \"b\"}\n").find("command, worker and python"),
             std::string::npos);
   EXPECT_NE(ParseError("[tasks.x]\nworker = [\"w\"]\nworkers = 0\n").find("positive"), std::string::npos);

@@ -346,8 +346,8 @@ class PendingBatch {
     future_ = promise->get_future();
     std::vector<Execution> execs;
     for (std::size_t i = 0; i < inputs.size(); ++i) {
-      execs.push_back(Execution{"map-1." + std::to_string(i), "test", std::make_shared<const json::value>(inputs[i]),
-                                0, attempts.empty() ? 1 : attempts[i], context_});
+      execs.push_back(Execution{"map-1." + std::to_string(i), "test", std::make_shared<const json::value>(inputs[i]), 0,
+                                attempts.empty() ? 1 : attempts[i], context_});
     }
     executor.StartBatch(std::move(execs), stop_on_failure, [promise](Outcomes o) { promise->set_value(std::move(o)); });
   }

@@ -172,10 +172,12 @@ TEST_F(WorkerTest, WorkersThatCannotStartShowOnTasksAndHealth) {
   std::ofstream(flag) << "present\n";
   ASSERT_TRUE(std::filesystem::exists(flag)) << flag;
   // Fails at start while the flag file exists (feature_worker.py says "fatal").
-  ASSERT_NO_FATAL_FAILURE(StartServer(Config("workers = 1\n", R"(
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer(Config("workers = 1\n", R"(
 [tasks.fw]
-worker = ["/bin/sh", "-c", "if [ -e )" + flag + R"( ]; then export FATAL='NameError: name x is not defined'; fi; exec )" +
-                                             Python() + " " + kSource + R"(/tests/exec/testdata/feature_worker.py"]
+worker = ["/bin/sh", "-c", "if [ -e )" + flag +
+                                              R"( ]; then export FATAL='NameError: name x is not defined'; fi; exec )" +
+                                              Python() + " " + kSource + R"(/tests/exec/testdata/feature_worker.py"]
 workers = 1
 )")));
   json::object job = RunJob("fw", json::value(1));
@@ -187,8 +189,7 @@ workers = 1
   Response health = client().Get("/healthz");
   ASSERT_EQ(health.status, 200) << Describe(health);
   EXPECT_EQ(health.json().at("status"), "degraded");
-  EXPECT_NE(std::string(health.json().at("detail").as_string()).find("task fw"), std::string::npos)
-      << Describe(health);
+  EXPECT_NE(std::string(health.json().at("detail").as_string()).find("task fw"), std::string::npos) << Describe(health);
 
   json::object fw;
   const json::value tasks = client().Get("/v1/tasks").json();

@@ -33,6 +33,9 @@ class JobServiceStoreFaultTest : public JobServiceTest, public ::testing::WithPa
 TEST_P(JobServiceStoreFaultTest, RefusedFinalStateStaysInMemoryAndIsWrittenOnceTheStoreTakesIt) {
   const std::string first = SubmitGated(1);
   ASSERT_TRUE(gate_.WaitStarted(1));
+  // Its running state is stored first: a batched queue that still held it would
+  // write it together with the final state, and refuse both.
+  ASSERT_TRUE(Eventually([&] { return Stored(first) && Stored(first)->status == JobStatus::kRunning; }));
   store_->FailFinalWrites(true);
   gate_.Open(1);
   ASSERT_TRUE(Eventually([&] { return service_->store_health().unstored_finals == 1; }));

@@ -225,7 +225,8 @@ TEST_P(StoreTest, FinishedRecordsKeepResultsErrorsAndProgress) {
   JobRecord png = MakeJob(2, "mandelbrot", JobStatus::kSucceeded);
   png.result = Result::Bytes("image/png", std::string("\x89PNG\r\n\x1a\n\0binary", 15)).output();
   JobRecord failed = MakeJob(3, "sleep", JobStatus::kFailed);
-  failed.error = JobError{"handler_error", "ValueError: no", "Traceback (most recent call last):\n  ...\nValueError: no"};
+  failed.error =
+      JobError{"handler_error", "ValueError: no", "Traceback (most recent call last):\n  ...\nValueError: no"};
   failed.progress = 0.5;
   JobRecord canceled = MakeJob(4, "sleep", JobStatus::kCanceled);
   canceled.error = JobError{"canceled", "canceled by a DELETE request"};
