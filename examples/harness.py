@@ -20,31 +20,18 @@ run against the code beside them, installed or not.
 import importlib.util
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
 
 EXAMPLES = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(EXAMPLES)
 sys.path.insert(0, os.path.join(REPO, "clients", "python"))
+sys.path.insert(0, os.path.join(REPO, "clients", "python", "tests"))
+from support import stop_process, until  # noqa: E402  (the client's test helpers)
 
 LISTENING = re.compile(r"offload listening on http://([0-9.]+):([0-9]+) ")
-
-
-def until(predicate, timeout=10.0, what="the condition", interval=0.01):
-    """Polls ``predicate`` until it returns a true value, which is returned; raises
-    AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        time.sleep(interval)
 
 
 class Offload:
@@ -85,13 +72,7 @@ class Offload:
             return f.read().decode("utf-8", "replace")
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self._log.close()
 
 

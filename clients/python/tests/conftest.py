@@ -12,7 +12,6 @@ installed copy, so that the tests see the code next to them.
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE_ROOT = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(PACKAGE_ROOT))
 sys.path.insert(0, PACKAGE_ROOT)
+
+from support import stop_process  # noqa: E402  (beside this file, which pytest puts on sys.path)
 
 LISTENING = re.compile(r"offload listening on http://([0-9.]+):([0-9]+) ")
 
@@ -49,9 +50,10 @@ def offload_binary():
 
 
 class Server:
-    """One running offload: ``url``, ``port``, ``pid``; ``log()`` reads its log so far."""
+    """One running offload: ``url``, ``port``, ``pid``; ``log()`` reads its log so far.
+    It runs in ``cwd``, by default its config's folder."""
 
-    def __init__(self, folder, config_text):
+    def __init__(self, folder, config_text, cwd=None):
         os.makedirs(folder, exist_ok=True)
         self.folder = folder
         self.config_path = os.path.join(folder, "offload.toml")
@@ -61,7 +63,7 @@ class Server:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [offload_binary(), "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
-            cwd=folder, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=cwd or folder, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self.proc.pid
         self.port = self._await_port(time.monotonic() + 30)
         self.url = "http://127.0.0.1:%d" % self.port
@@ -82,13 +84,7 @@ class Server:
         pytest.fail("offload did not start (exit status %s); its log:\n%s" % (self.proc.returncode, self.log()))
 
     def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self._log.close()
 
 

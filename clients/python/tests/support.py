@@ -2,12 +2,15 @@
 network (a proxy that drops answers, a server that answers from a script)."""
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 
 
-def until(predicate, timeout=10.0, what="the condition"):
+def until(predicate, timeout=10.0, what="the condition", interval=0.01):
     """Polls ``predicate`` until it returns a true value, which is returned; fails the
     test after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -17,7 +20,19 @@ def until(predicate, timeout=10.0, what="the condition"):
             return value
         if time.monotonic() > deadline:
             raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        time.sleep(0.01)
+        time.sleep(interval)
+
+
+def stop_process(proc):
+    """Stops a server started by a test, by its pid: SIGTERM, then SIGKILL if it has not
+    exited within 10 s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def read_request(sock):

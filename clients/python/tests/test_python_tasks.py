@@ -16,14 +16,12 @@ fast here as on CI's Debian.
 import http.client
 import json
 import os
-import subprocess
 import sys
-import time
 
 import pytest
 
 import offload
-from conftest import BASE_SETTINGS, BASE_TASKS, Server, offload_binary
+from conftest import BASE_SETTINGS, BASE_TASKS, Server
 from support import until
 
 # The user's code: calc.py, written beside each server's config.
@@ -122,26 +120,6 @@ def python_task(name, target, **settings):
     return "\n".join(lines) + "\n"
 
 
-class ServerStartedElsewhere(Server):
-    """conftest's Server, but run from ``cwd`` rather than from its config's folder:
-    what the python task resolves (the module, python_path, the workers' cwd) must then
-    come from the config file's folder, not from where the server was started."""
-
-    def __init__(self, folder, config_text, cwd):
-        self.folder = folder
-        self.config_path = os.path.join(folder, "offload.toml")
-        with open(self.config_path, "w") as f:
-            f.write(config_text)
-        self.log_path = os.path.join(folder, "offload.log")
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [offload_binary(), "serve", "--config", self.config_path, "--listen", "127.0.0.1:0"],
-            cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
-        self.pid = self.proc.pid
-        self.port = self._await_port(time.monotonic() + 30)
-        self.url = "http://127.0.0.1:%d" % self.port
-
-
 @pytest.fixture
 def serve(tmp_path):
     """serve(tables, files=None) -> (Server, offload.Client): a server with the base
@@ -159,7 +137,7 @@ def serve(tmp_path):
             path = folder / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
-        server = ServerStartedElsewhere(str(folder), BASE_SETTINGS + BASE_TASKS + tables, str(elsewhere))
+        server = Server(str(folder), BASE_SETTINGS + BASE_TASKS + tables, str(elsewhere))
         client = offload.Client(server.url, timeout=30)
         started.append((server, client))
         return server, client
