@@ -224,33 +224,37 @@ Status ApplyAllowedOrigins(const std::string& f, const toml::node& n, ServerConf
   return {};
 }
 
-Status ApplyUses(const std::string& f, const toml::node& n, TaskConfig* task) {
+// Reads the TOML table `n` into `out`, each value by `read(file, node, "KEY.NAME")`;
+// `shape` is what the error says it must be when `n` is not a table.
+template <typename Value, typename Read>
+Status ReadTable(const std::string& f, const toml::node& n, const std::string& key, const char* shape, Read read,
+                 std::map<std::string, Value>* out) {
   const toml::table* t = n.as_table();
-  if (!t) return ConfigError(f, n, "uses must be a table such as {cpu = 1}");
-  task->uses.clear();
+  if (!t) return ConfigError(f, n, key + " must be " + shape);
+  out->clear();
   for (const auto& [k, v] : *t) {
-    auto amount = ReadPositiveInt(f, v, "uses." + std::string(k.str()));
-    if (!amount) return amount.error();
-    task->uses[std::string(k.str())] = *amount;
+    auto value = read(f, v, key + "." + std::string(k.str()));
+    if (!value) return value.error();
+    (*out)[std::string(k.str())] = *value;
   }
+  return {};
+}
+
+Status ApplyUses(const std::string& f, const toml::node& n, TaskConfig* task) {
+  auto read = [](const std::string& file, const toml::node& v, const std::string& key) {
+    return ReadPositiveInt(file, v, key);
+  };
+  if (auto r = ReadTable(f, n, "uses", "a table such as {cpu = 1}", read, &task->uses); !r) return r;
   if (task->uses.empty()) return ConfigError(f, n, "uses must name at least one resource");
   return {};
 }
 
 Status ApplyEnv(const std::string& f, const toml::node& n, TaskConfig* task) {
-  const toml::table* env = n.as_table();
-  if (!env) return ConfigError(f, n, "env must be a table of strings such as {LANG = \"C\"}");
-  task->env.clear();
-  for (const auto& [k, v] : *env) {
-    auto s = ReadString(f, v, "env." + std::string(k.str()));
-    if (!s) return s.error();
-    task->env[std::string(k.str())] = *s;
-  }
-  return {};
+  auto read = [](const std::string& file, const toml::node& v, const std::string& key) {
+    return ReadString(file, v, key);
+  };
+  return ReadTable(f, n, "env", "a table of strings such as {LANG = \"C\"}", read, &task->env);
 }
-
-// A relative path is resolved against the config file's folder, so that the file
-// means the same wherever the server is started from.
 
 Status ApplyCwd(const std::string& f, const toml::node& n, TaskConfig* task) {
   auto s = ReadString(f, n, "cwd");
