@@ -6,6 +6,7 @@
 // per task, built by MakeTaskExecutors (exec/task_executors.h), and owns them.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <functional>
@@ -32,12 +33,46 @@ struct Execution {
   std::shared_ptr<RunContext> context;
 };
 
-// The elements of a parallel map are named MAPID.INDEX (JobService::StartChunkLocked):
-// the map's id, for an element's execution.
-inline std::string_view MapIdOf(const Execution& exec) {
-  const std::string_view id = exec.job_id;
-  return id.substr(0, id.find('.'));
-}
+// A chunk of a parallel map: some of its elements, run one after another in one
+// dispatch. The elements stay in the map's input, uncopied; one that runs on its own
+// (a worker without batches, a command) is the execution named MAPID.INDEX.
+struct Batch {
+  std::string map_id;
+  std::string task;
+  std::shared_ptr<const boost::json::value> input;  // The map's whole input: an array.
+  std::vector<std::size_t> indices;                 // Its elements, in running order.
+  std::vector<int> attempts;                        // Per element; empty when all are first ones.
+  int priority = 0;
+  // Once an element fails, the rest are not run.
+  bool stop_on_failure = false;
+  // Shared by the elements: once it is stopped, the rest are not run.
+  std::shared_ptr<RunContext> context;
+
+  std::size_t size() const { return indices.size(); }
+  const boost::json::value& InputOf(std::size_t i) const { return input->get_array()[indices[i]]; }
+  int AttemptOf(std::size_t i) const { return attempts.empty() ? 1 : attempts[i]; }
+  std::string IdOf(std::size_t i) const { return map_id + "." + std::to_string(indices[i]); }
+  // Element `i` as an execution of its own.
+  Execution ExecutionOf(std::size_t i) const;
+};
+
+// What a batch reports: its first ran() elements ran, in order, and the rest did not.
+// A map's result is one JSON list, so each outcome is kept as the value it takes
+// there (a binary one as {"content_type", "base64"}), which an executor makes on its
+// own thread rather than the map's.
+struct BatchOutcome {
+  boost::json::array values;  // Per element that ran: its result, null where it failed.
+  // The failed ones: position in the batch (ascending) and error.
+  std::vector<std::pair<std::size_t, JobError>> errors;
+
+  std::size_t ran() const { return values.size(); }
+  // Appends the next element's outcome.
+  void Add(Result outcome);
+  void Fail(JobError error) {
+    errors.emplace_back(values.size(), std::move(error));
+    values.emplace_back(nullptr);
+  }
+};
 
 // The persistent workers of a process task, as GET /v1/tasks and /healthz show them.
 struct WorkerStatus {
@@ -62,9 +97,8 @@ struct WorkerStatus {
 // Called exactly once per Start, from any thread.
 using ExecutionDone = std::function<void(Result)>;
 
-// The outcomes of a batch, in the order of its executions; std::nullopt for an
-// execution the batch stopped before running. Called exactly once, from any thread.
-using BatchDone = std::function<void(std::vector<std::optional<Result>>)>;
+// Called exactly once per StartBatch, from any thread.
+using BatchDone = std::function<void(BatchOutcome)>;
 
 // Implementations are thread-safe. The destructor returns only once none of the
 // executor's callbacks can run any more (what is still running is stopped or waited
@@ -74,11 +108,10 @@ class Executor {
   virtual ~Executor() = default;
   // Must not block: long work happens elsewhere.
   virtual void Start(Execution exec, ExecutionDone done) = 0;
-  // Runs `execs` one after another. They share one RunContext: once it is stopped,
-  // or after the first failure when `stop_on_failure`, the rest are not run. The
-  // default runs each through Start; an executor whose hand-off costs more than a
-  // tiny execution (a thread pool) runs the whole batch in one go.
-  virtual void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done);
+  // Runs the batch's elements one after another. The default runs each through
+  // Start; an executor whose hand-off costs more than a tiny execution (a thread
+  // pool, a pipe) runs the whole batch in one go. REQUIRES: batch.size() > 0.
+  virtual void StartBatch(Batch batch, BatchDone done);
   // For an executor with persistent workers, their state; std::nullopt otherwise.
   virtual std::optional<WorkerStatus> Workers() const { return std::nullopt; }
 };

@@ -32,12 +32,11 @@ struct InProcessExecutor::State {
 
 namespace {
 
-Result RunHandler(const Handler& handler, const Execution& exec) {
-  Job job{exec.job_id, exec.task, *exec.input, exec.priority, exec.attempt};
+Result RunHandler(const Handler& handler, const Job& job, RunContext& context) {
   // A handler's exception must not cross into the pool thread: it becomes the
   // job's error.
   try {
-    return handler(job, *exec.context);
+    return handler(job, context);
   } catch (const std::exception& e) {
     return Result::Fail(error_type::kHandlerError, e.what());
   } catch (...) {
@@ -59,7 +58,8 @@ InProcessExecutor::~InProcessExecutor() {
 void InProcessExecutor::Start(Execution exec, ExecutionDone done) {
   state_->in_flight.fetch_add(1);
   pool_->Submit([state = state_, exec = std::move(exec), done = std::move(done)]() mutable {
-    done(RunHandler(state->handler, exec));
+    done(RunHandler(state->handler, Job{exec.job_id, exec.task, *exec.input, exec.priority, exec.attempt},
+                    *exec.context));
     // What the work holds goes before the count does: nothing of the execution
     // outlives the executor.
     done = nullptr;
@@ -68,18 +68,27 @@ void InProcessExecutor::Start(Execution exec, ExecutionDone done) {
   });
 }
 
-void InProcessExecutor::StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) {
+void InProcessExecutor::StartBatch(Batch batch, BatchDone done) {
   state_->in_flight.fetch_add(1);
-  pool_->Submit([state = state_, execs = std::move(execs), stop_on_failure, done = std::move(done)]() mutable {
-    std::vector<std::optional<Result>> outcomes(execs.size());
-    for (std::size_t i = 0; i < execs.size(); ++i) {
-      if (execs[i].context->canceled()) break;
-      outcomes[i] = RunHandler(state->handler, execs[i]);
-      if (stop_on_failure && !outcomes[i]->ok()) break;
+  pool_->Submit([state = state_, batch = std::move(batch), done = std::move(done)]() mutable {
+    BatchOutcome outcome;
+    outcome.values.reserve(batch.size());
+    // One id string for every element, rewritten in place: MAPID.INDEX.
+    std::string id = batch.map_id + ".";
+    const std::size_t prefix = id.size();
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (batch.context->canceled()) break;
+      id.resize(prefix);
+      id += std::to_string(batch.indices[i]);
+      Result r = RunHandler(state->handler, Job{id, batch.task, batch.InputOf(i), batch.priority, batch.AttemptOf(i)},
+                            *batch.context);
+      const bool failed = !r.ok();
+      outcome.Add(std::move(r));
+      if (failed && batch.stop_on_failure) break;
     }
-    done(std::move(outcomes));
+    done(std::move(outcome));
     done = nullptr;
-    execs.clear();
+    batch = Batch{};
     state->Finished();
   });
 }

@@ -30,7 +30,7 @@ class InProcessExecutor final : public Executor {
 
   void Start(Execution exec, ExecutionDone done) override;
   // The whole batch runs on one pool thread: no hand-off between its executions.
-  void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) override;
+  void StartBatch(Batch batch, BatchDone done) override;
 
  private:
   // Shared with the work in the pool, so that the last piece of work can still

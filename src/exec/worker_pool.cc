@@ -74,15 +74,14 @@ struct WorkerPool::Impl {
   // One Start (a job), or one StartBatch (a map's chunk: its elements, run in order).
   struct PoolJob {
     Impl* pool = nullptr;
-    std::vector<Execution> execs;  // Never empty; a batch's share one RunContext.
-    bool batch = false;            // From StartBatch: answered through batch_done.
-    bool stop_on_failure = false;
+    bool batch = false;  // From StartBatch: `elements`, answered through batch_done.
+    Execution exec;      // From Start: answered through done.
+    Batch elements;
     ExecutionDone done;
     BatchDone batch_done;
-    // A batch fed element by element (to a worker without "batch"): the outcomes so
-    // far, and the element the worker has now.
-    std::vector<std::optional<Result>> outcomes;
-    std::size_t next = 0;
+    // A batch's outcomes so far. Fed element by element (to a worker without
+    // "batch"), the worker has element outcome.ran() now.
+    BatchOutcome outcome;
     // Set once a worker died during the batch sent as one message: which element
     // killed it is unknown, so the batch runs again one element per message, where
     // a death is that element's.
@@ -90,7 +89,17 @@ struct WorkerPool::Impl {
     Worker* worker = nullptr;  // Set while a worker has it.
 
     bool answered() const { return batch ? !batch_done : !done; }
-    const std::shared_ptr<RunContext>& context() const { return execs.front().context; }
+    const std::shared_ptr<RunContext>& context() const { return batch ? elements.context : exec.context; }
+    const std::string& id() const { return batch ? elements.map_id : exec.job_id; }
+    // The elements not yet reported fail with `error`.
+    void FailRest(const JobError& error) {
+      while (outcome.ran() < elements.size()) outcome.Fail(error);
+    }
+    // Hands the batch's outcome over. REQUIRES: batch, not yet answered.
+    void AnswerBatch() {
+      BatchDone answer = std::move(batch_done);
+      answer(std::move(outcome));
+    }
   };
   struct Worker {
     enum class State { kStarting, kIdle, kBusy, kStopping };
@@ -326,7 +335,7 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
       Result bad = Result::Fail(error_type::kInvalidResult,
                                 "the worker sent a message that is not usable JSON: " + parsed.error().detail);
       if (w->sent_batch) {
-        w->job->outcomes.assign(w->job->execs.size(), bad);
+        w->job->FailRest(bad.error());
         return FinishJob(w);
       }
       return OnJobAnswer(w, std::move(bad));
@@ -433,58 +442,70 @@ void WorkerPool::Impl::OnJobAnswer(Worker* w, Result outcome) {
   if (!job->batch) return FinishJob(w, std::move(outcome));
   // An element of a batch fed one at a time: the next goes to the same worker.
   const bool failed = !outcome.ok();
-  job->outcomes[job->next++] = std::move(outcome);
+  job->outcome.Add(std::move(outcome));
   ++w->jobs_done;
-  const bool stop = job->context()->canceled() || w->cancel_timer || (failed && job->stop_on_failure);
-  if (job->next == job->execs.size() || stop) return FinishJob(w);
+  const bool stop = job->context()->canceled() || w->cancel_timer || (failed && job->elements.stop_on_failure);
+  if (job->outcome.ran() == job->elements.size() || stop) return FinishJob(w);
   w->out_bytes = 0;
   SendNext(w);
 }
 
 void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t line_size) {
   PoolJob* job = w->job.get();
-  const std::size_t n = job->execs.size();
+  const std::size_t n = job->elements.size();
   json::value* results_v = msg.if_contains("results");
   json::array* results = results_v ? results_v->if_array() : nullptr;
   if (!results || results->size() > n) {
-    Result bad =
-        Result::Fail(error_type::kInvalidResult, "the worker's batch_result has no \"results\" list of at most " +
-                                                     std::to_string(n) + " outcomes (docs/worker-protocol.md)");
-    job->outcomes.assign(n, bad);
+    job->FailRest(JobError{error_type::kInvalidResult, "the worker's batch_result has no \"results\" list of at most " +
+                                                           std::to_string(n) + " outcomes (docs/worker-protocol.md)"});
     return FinishJob(w);
   }
+  const std::size_t ran = results->size();
   if (static_cast<std::int64_t>(line_size) > options.max_result + 256) {
-    job->outcomes.assign(results->size(), Result::Fail(error_type::kResultTooLarge,
-                                                       "the worker's batch answer is larger than max_result (" +
-                                                           std::to_string(options.max_result) + " bytes)"));
+    const JobError too_large{error_type::kResultTooLarge, "the worker's batch answer is larger than max_result (" +
+                                                              std::to_string(options.max_result) + " bytes)"};
+    for (std::size_t i = 0; i < ran; ++i) job->outcome.Fail(too_large);
     return FinishJob(w);
   }
-  std::vector<std::optional<JobError>> errors(results->size());
+  // Failed elements, by position; most batches have none.
+  std::vector<std::pair<std::size_t, JobError>> errors;
   if (const json::value* e = msg.if_contains("errors"); e && e->is_array()) {
     for (const json::value& item : e->get_array()) {
       const json::object* o = item.if_object();
       const json::value* index = o ? o->if_contains("index") : nullptr;
-      if (!index || !index->is_int64() || index->get_int64() < 0 ||
-          static_cast<std::size_t>(index->get_int64()) >= errors.size()) {
+      if (!index || !index->is_int64() || index->get_int64() < 0 || static_cast<std::size_t>(index->get_int64()) >= ran) {
         continue;
       }
       json::object wrapped{{"error", *o}};
-      errors[static_cast<std::size_t>(index->get_int64())] = ErrorFromMessage(wrapped, error_type::kWorkerError);
+      errors.emplace_back(static_cast<std::size_t>(index->get_int64()),
+                          ErrorFromMessage(wrapped, error_type::kWorkerError));
+    }
+    std::stable_sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    // An element named twice keeps its first error.
+    errors.erase(std::unique(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+                 errors.end());
+  }
+  BatchOutcome& outcome = job->outcome;
+  if (options.content_type == "application/json") {
+    // The values as parsed, moved whole: the whole answer was within max_result, so
+    // is each result.
+    outcome.values = std::move(*results);
+    for (auto& [index, error] : errors) outcome.values[index] = nullptr;
+    outcome.errors = std::move(errors);
+  } else {
+    const json::value* enc = msg.if_contains("encoding");
+    const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
+    auto error = errors.begin();
+    for (std::size_t i = 0; i < ran; ++i) {
+      if (error != errors.end() && error->first == i) {
+        outcome.Fail(std::move(error->second));
+        ++error;
+      } else {
+        outcome.Add(ParseResult(&(*results)[i], base64, 0));
+      }
     }
   }
-  const json::value* enc = msg.if_contains("encoding");
-  const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
-  job->outcomes.clear();
-  job->outcomes.reserve(n);
-  for (std::size_t i = 0; i < results->size(); ++i) {
-    if (errors[i]) {
-      job->outcomes.emplace_back(Result::Fail(std::move(*errors[i])));
-    } else {
-      // The whole answer was within max_result: so is each result.
-      job->outcomes.emplace_back(ParseResult(&(*results)[i], base64, 0));
-    }
-  }
-  w->jobs_done += static_cast<std::int64_t>(results->size());
+  w->jobs_done += static_cast<std::int64_t>(ran);
   FinishJob(w);
 }
 
@@ -504,9 +525,7 @@ void WorkerPool::Impl::FinishJob(Worker* w, std::optional<Result> single_outcome
   }
   w->state = Worker::State::kIdle;
   if (job->batch) {
-    job->outcomes.resize(job->execs.size());
-    BatchDone done = std::move(job->batch_done);
-    done(std::move(job->outcomes));
+    job->AnswerBatch();
   } else {
     // A stopped job reports the stop, whatever the worker answered.
     Result outcome = w->job_outcome ? std::move(*w->job_outcome) : std::move(*single_outcome);
@@ -532,10 +551,8 @@ void WorkerPool::Impl::ReportInterrupted(PoolJob* job, Result outcome) {
   if (job->batch) {
     // What had run stays; the element that was running gets the outcome; the rest
     // did not run.
-    job->outcomes.resize(job->execs.size());
-    if (job->next < job->outcomes.size()) job->outcomes[job->next] = std::move(outcome);
-    BatchDone done = std::move(job->batch_done);
-    done(std::move(job->outcomes));
+    if (job->outcome.ran() < job->elements.size()) job->outcome.Add(std::move(outcome));
+    job->AnswerBatch();
   } else {
     ExecutionDone done = std::move(job->done);
     done(std::move(outcome));
@@ -583,7 +600,7 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
   std::shared_ptr<PoolJob> job = std::move(w->job);
   if (job && job->batch && w->sent_batch && !w->job_outcome && !closing) {
     spdlog::warn("{}: it died during a batch of {} elements of {}; they run again one at a time", name,
-                 job->execs.size(), w->message_id);
+                 job->elements.size(), w->message_id);
     job->worker = nullptr;
     job->one_at_a_time = true;
     waiting.push_front(std::move(job));
@@ -612,10 +629,7 @@ void WorkerPool::Impl::Enqueue(std::shared_ptr<PoolJob> job) {
   if (closing || job->context()->canceled()) {
     const JobError why{closing ? error_type::kShutdown : error_type::kCanceled,
                        "the job was stopped before a worker took it"};
-    if (job->batch) {
-      BatchDone done = std::move(job->batch_done);
-      return done(std::vector<std::optional<Result>>(job->execs.size()));
-    }
+    if (job->batch) return job->AnswerBatch();
     ExecutionDone done = std::move(job->done);
     return done(Result::Fail(why));
   }
@@ -632,7 +646,7 @@ void WorkerPool::Impl::StopJob(const std::shared_ptr<PoolJob>& job) {
     const StopReason reason = job->context()->stop_reason();
     const bool cooperative = reason == StopReason::kCanceled || reason == StopReason::kTimeout;
     if (!w->cancel_feature || !cooperative || w->state != Worker::State::kBusy) {
-      return StopWorker(w, "its job " + job->execs.front().job_id + " was stopped");
+      return StopWorker(w, "its job " + job->id() + " was stopped");
     }
     if (w->cancel_timer) return;  // Asked already.
     std::string line = R"({"type":"cancel","id":)";
@@ -643,7 +657,7 @@ void WorkerPool::Impl::StopJob(const std::shared_ptr<PoolJob>& job) {
     w->cancel_timer->async_wait([this, w, weak = std::weak_ptr<PoolJob>(job)](const boost::system::error_code& ec) {
       auto job = weak.lock();
       if (ec || !job || job->worker != w) return;
-      StopWorker(w, "it did not answer the cancel of " + job->execs.front().job_id + " within kill_grace");
+      StopWorker(w, "it did not answer the cancel of " + job->id() + " within kill_grace");
     });
     return;
   }
@@ -651,10 +665,7 @@ void WorkerPool::Impl::StopJob(const std::shared_ptr<PoolJob>& job) {
   if (it == waiting.end()) return;
   std::shared_ptr<PoolJob> held = *it;
   waiting.erase(it);
-  if (held->batch) {
-    BatchDone done = std::move(held->batch_done);
-    return done(std::vector<std::optional<Result>>(held->execs.size()));
-  }
+  if (held->batch) return held->AnswerBatch();
   ExecutionDone done = std::move(held->done);
   done(Result::Fail(error_type::kCanceled, "the job was stopped before a worker took it"));
 }
@@ -669,7 +680,8 @@ void WorkerPool::Impl::Dispatch() {
     w->out_bytes = 0;
     job->worker = w.get();
     job->context()->MarkRunning();
-    if (job->batch) job->outcomes.assign(job->execs.size(), std::nullopt);
+    // A batch that runs again one at a time (its worker died) starts over.
+    if (job->batch) job->outcome = BatchOutcome{};
     w->job = std::move(job);
     SendNext(w.get());
   }
@@ -684,41 +696,40 @@ void WorkerPool::Impl::SendNext(Worker* w) {
   if (job.batch && w->batch_feature && !job.one_at_a_time) {
     // {"type":"batch","id":…,"task":…,"inputs":[…],"attempts":[…],"stop_on_failure":B}
     w->sent_batch = true;
-    w->message_id = std::string(MapIdOf(job.execs.front()));
+    w->message_id = job.elements.map_id;
     line = R"({"type":"batch","id":)";
     AppendJsonString(&line, w->message_id);
     line += R"(,"task":)";
     AppendJsonString(&line, options.task);
     line += R"(,"inputs":[)";
-    bool retried = false;
-    for (std::size_t i = 0; i < job.execs.size(); ++i) {
+    const Batch& b = job.elements;
+    for (std::size_t i = 0; i < b.size(); ++i) {
       if (i > 0) line += ',';
-      AppendJson(&line, *job.execs[i].input, JsonNumbers::kKeepKind);
-      retried = retried || job.execs[i].attempt != 1;
+      AppendJson(&line, b.InputOf(i), JsonNumbers::kKeepKind);
     }
     line += ']';
-    if (retried) {
+    if (!b.attempts.empty()) {
       line += R"(,"attempts":[)";
-      for (std::size_t i = 0; i < job.execs.size(); ++i) {
+      for (std::size_t i = 0; i < b.size(); ++i) {
         if (i > 0) line += ',';
-        line += std::to_string(job.execs[i].attempt);
+        line += std::to_string(b.attempts[i]);
       }
       line += ']';
     }
-    line += job.stop_on_failure ? R"(,"stop_on_failure":true})" : R"(,"stop_on_failure":false})";
+    line += b.stop_on_failure ? R"(,"stop_on_failure":true})" : R"(,"stop_on_failure":false})";
   } else {
     // {"type":"job","id":…,"task":…,"input":…,"attempt":N}
-    const Execution& exec = job.execs[job.batch ? job.next : 0];
+    const std::size_t next = job.outcome.ran();
     w->sent_batch = false;
-    w->message_id = exec.job_id;
+    w->message_id = job.batch ? job.elements.IdOf(next) : job.exec.job_id;
     line = R"({"type":"job","id":)";
-    AppendJsonString(&line, exec.job_id);
+    AppendJsonString(&line, w->message_id);
     line += R"(,"task":)";
     AppendJsonString(&line, options.task);
     line += R"(,"input":)";
-    AppendJson(&line, *exec.input, JsonNumbers::kKeepKind);
+    AppendJson(&line, job.batch ? job.elements.InputOf(next) : *job.exec.input, JsonNumbers::kKeepKind);
     line += R"(,"attempt":)";
-    line += std::to_string(exec.attempt);
+    line += std::to_string(job.batch ? job.elements.AttemptOf(next) : job.exec.attempt);
     line += '}';
   }
   line += '\n';
@@ -731,10 +742,8 @@ void WorkerPool::Impl::FailOneWaiting(const JobError& error) {
   waiting.pop_front();
   if (job->batch) {
     // The first element fails with it, so that the map learns why.
-    std::vector<std::optional<Result>> outcomes(job->execs.size());
-    outcomes[0] = Result::Fail(error);
-    BatchDone done = std::move(job->batch_done);
-    return done(std::move(outcomes));
+    job->outcome.Fail(error);
+    return job->AnswerBatch();
   }
   ExecutionDone done = std::move(job->done);
   done(Result::Fail(error));
@@ -829,17 +838,16 @@ WorkerPool::~WorkerPool() {
 
 void WorkerPool::Start(Execution exec, ExecutionDone done) {
   auto job = std::make_shared<Impl::PoolJob>();
-  job->execs.push_back(std::move(exec));
+  job->exec = std::move(exec);
   job->done = std::move(done);
   impl_->Submit(std::move(job), supervisor_);
 }
 
-void WorkerPool::StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) {
-  if (execs.empty()) return done({});
+void WorkerPool::StartBatch(Batch batch, BatchDone done) {
+  if (batch.size() == 0) return done({});
   auto job = std::make_shared<Impl::PoolJob>();
-  job->execs = std::move(execs);
+  job->elements = std::move(batch);
   job->batch = true;
-  job->stop_on_failure = stop_on_failure;
   job->batch_done = std::move(done);
   impl_->Submit(std::move(job), supervisor_);
 }

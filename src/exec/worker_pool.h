@@ -75,7 +75,7 @@ class WorkerPool final : public Executor {
   ~WorkerPool() override;
 
   void Start(Execution exec, ExecutionDone done) override;
-  void StartBatch(std::vector<Execution> execs, bool stop_on_failure, BatchDone done) override;
+  void StartBatch(Batch batch, BatchDone done) override;
   // A snapshot, published by the loop at each change; does not wait for the loop.
   std::optional<WorkerStatus> Workers() const override;
 

@@ -47,8 +47,7 @@ struct JobService::ActiveJob {
   std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
 };
 
-// One dispatch of a map: its elements run one after another on one slot. The
-// copies of the job's constant fields let Launch build the executions without mu_.
+// One dispatch of a map: its elements run one after another on one slot.
 struct JobService::MapChunk {
   MapChunk(ActiveJob* j, TimerQueue* timers) : job(j), timer(timers) {}
 
@@ -57,13 +56,9 @@ struct JobService::MapChunk {
   std::shared_ptr<RunContext> context;
   std::chrono::steady_clock::time_point dispatched;
   AttemptTimer timer;  // Its timeout.
-  // Constant copies, for Launch.
+  // What Launch hands over, made under mu_ (the job's fields are copied).
   Executor* executor = nullptr;
-  std::string job_id;
-  std::string task;
-  std::shared_ptr<const boost::json::value> input;
-  int priority = 0;
-  bool stop_on_failure = false;
+  Batch batch;
 };
 
 namespace {
@@ -751,11 +746,14 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
     chunk->timer.Set(bound, [this, weak = std::weak_ptr<MapChunk>(chunk), bound] { OnChunkTimeout(weak, bound); });
   }
   chunk->executor = job->task->executor.get();
-  chunk->job_id = rec.id;
-  chunk->task = rec.task;
-  chunk->input = rec.input;
-  chunk->priority = rec.priority;
-  chunk->stop_on_failure = !rec.map->collect && job->task->config.retries == 0;
+  chunk->batch = Batch{rec.id,
+                       rec.task,
+                       rec.input,
+                       chunk->elements.indices,
+                       chunk->elements.attempts,
+                       rec.priority,
+                       /*stop_on_failure=*/!rec.map->collect && job->task->config.retries == 0,
+                       chunk->context};
   job->chunk_contexts.push_back(chunk->context);
   ++running_;
   out->chunks.push_back(std::move(chunk));
@@ -774,29 +772,16 @@ void JobService::Launch(Launches launches) {
                            [this, job = single.job](const Result& outcome) { OnExecutionDone(job, outcome); });
   }
   for (auto& chunk : launches.chunks) {
-    const boost::json::array& elements = chunk->input->get_array();
-    const MapRun::Chunk& c = chunk->elements;
-    std::vector<Execution> execs;
-    execs.reserve(c.indices.size());
-    for (std::size_t i = 0; i < c.indices.size(); ++i) {
-      const std::size_t index = c.indices[i];
-      // Aliasing pointers: the elements stay in the parent's input, uncopied.
-      execs.push_back(Execution{chunk->job_id + "." + std::to_string(index), chunk->task,
-                                std::shared_ptr<const boost::json::value>(chunk->input, &elements[index]),
-                                chunk->priority, c.attempts.empty() ? 1 : c.attempts[i], chunk->context});
-    }
     chunk->dispatched = std::chrono::steady_clock::now();
-    chunk->executor->StartBatch(
-        std::move(execs), chunk->stop_on_failure,
-        [this, chunk](std::vector<std::optional<Result>> outcomes) { OnChunkDone(chunk, std::move(outcomes)); });
+    chunk->executor->StartBatch(std::move(chunk->batch),
+                                [this, chunk](BatchOutcome outcome) { OnChunkDone(chunk, std::move(outcome)); });
   }
 }
 
-void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes) {
+void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, BatchOutcome batch) {
   const auto elapsed =
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - chunk->dispatched);
-  // The element results are encoded before the lock is taken.
-  ChunkOutcome outcome = ChunkOutcome::From(std::move(outcomes), elapsed, chunk->context->stop_reason());
+  ChunkOutcome outcome{std::move(batch), elapsed, chunk->context->stop_reason()};
   Launches launches;
   {
     MutexLock lock(&mu_);

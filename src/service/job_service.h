@@ -208,8 +208,7 @@ class JobService {
       EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Launch(Launches launches) LOCKS_EXCLUDED(mu_);
   void OnExecutionDone(ActiveJob* job, const Result& outcome) LOCKS_EXCLUDED(mu_);
-  void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, std::vector<std::optional<Result>> outcomes)
-      LOCKS_EXCLUDED(mu_);
+  void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, BatchOutcome outcome) LOCKS_EXCLUDED(mu_);
   void StopMapLocked(ActiveJob* job, StopReason reason) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnElementRetryDue(const std::string& id, std::size_t index) LOCKS_EXCLUDED(mu_);
   void OnTimeout(const std::string& id, int attempt) LOCKS_EXCLUDED(mu_);

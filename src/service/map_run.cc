@@ -5,37 +5,8 @@
 #include <utility>
 
 #include "offload/error_types.h"
-#include "util/base64.h"
 
 namespace offload {
-
-ChunkOutcome ChunkOutcome::From(std::vector<std::optional<Result>> outcomes, std::chrono::nanoseconds elapsed,
-                                StopReason stop) {
-  ChunkOutcome c;
-  c.values.resize(outcomes.size());
-  for (std::size_t i = 0; i < outcomes.size(); ++i) {
-    if (!outcomes[i]) continue;
-    ++c.ran;
-    c.last_ran = i;
-    if (!outcomes[i]->ok()) continue;
-    const std::shared_ptr<const Output>& shared = outcomes[i]->output();
-    const Output& out = *shared;
-    if (!out.is_json()) {
-      // A map's result is one JSON list: a binary element result goes in it as base64.
-      c.values[i] = boost::json::object{{"content_type", out.content_type}, {"base64", Base64Encode(out.bytes)}};
-    } else if (shared.use_count() == 1) {
-      // Ours alone (as a worker's batch answer leaves it): moved, not copied. Every
-      // Output is made mutable (make_shared<Output>), so the cast is sound.
-      c.values[i] = std::move(const_cast<Output&>(out).json);
-    } else {
-      c.values[i] = out.json;
-    }
-  }
-  c.results = std::move(outcomes);
-  c.elapsed = elapsed;
-  c.stop = stop;
-  return c;
-}
 
 MapRun::MapRun(std::size_t total, const MapSpec& spec, std::size_t parallelism)
     : total_(total), spec_(spec), parallelism_(std::max<std::size_t>(parallelism, 1)), results_(total) {}
@@ -99,22 +70,25 @@ MapRun::Folded MapRun::Fold(const Chunk& chunk, ChunkOutcome outcome, std::chron
                             bool may_retry) {
   Folded folded;
   running_ -= chunk.indices.size();
-  if (outcome.ran > 0) cost_.Add(outcome.ran, static_cast<double>(outcome.elapsed.count()));
-  for (std::size_t i = 0; i < outcome.results.size() && !stopping_; ++i) {
+  BatchOutcome& batch = outcome.batch;
+  const std::size_t ran = std::min(batch.ran(), chunk.indices.size());
+  if (ran > 0) cost_.Add(ran, static_cast<double>(outcome.elapsed.count()));
+  auto next_error = batch.errors.begin();
+  for (std::size_t i = 0; i < chunk.indices.size() && !stopping_; ++i) {
     const std::size_t index = chunk.indices[i];
-    const std::optional<Result>& result = outcome.results[i];
-    if (!result) {
+    if (i >= ran) {
       again_.push_back(index);  // The chunk stopped before it: it goes out again.
       continue;
     }
-    if (result->ok()) {
-      results_[index] = spec_.collect ? boost::json::value(boost::json::object{{"ok", std::move(outcome.values[i])}})
-                                      : std::move(outcome.values[i]);
+    while (next_error != batch.errors.end() && next_error->first < i) ++next_error;
+    if (next_error == batch.errors.end() || next_error->first != i) {
+      results_[index] = spec_.collect ? boost::json::value(boost::json::object{{"ok", std::move(batch.values[i])}})
+                                      : std::move(batch.values[i]);
       ++done_;
       continue;
     }
-    JobError failure = result->error();
-    if (outcome.stop == StopReason::kTimeout && i == outcome.last_ran) {
+    JobError failure = std::move(next_error->second);
+    if (outcome.stop == StopReason::kTimeout && i + 1 == ran) {
       failure = JobError{error_type::kTimeout,
                          "the element ran longer than its timeout of " + std::to_string(timeout.count()) + " ms"};
     }

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "exec/executor.h"
 #include "exec/run_context.h"
 #include "offload/result.h"
 #include "store/job_record.h"
@@ -30,17 +31,9 @@ struct MapCounts {
   std::size_t running = 0;  // Elements dispatched and not yet reported.
 };
 
-// The outcome of one chunk, made ready outside the service's lock.
+// The outcome of one chunk, as its executor reported it.
 struct ChunkOutcome {
-  // Builds it from an executor's report: binary results are encoded for the JSON
-  // list here, so that the copy is not made under the lock.
-  static ChunkOutcome From(std::vector<std::optional<Result>> outcomes, std::chrono::nanoseconds elapsed,
-                           StopReason stop);
-
-  std::vector<std::optional<Result>> results;  // Per element; nullopt: not run.
-  std::vector<boost::json::value> values;      // The JSON of each succeeded one.
-  std::size_t ran = 0;                         // Elements that ran.
-  std::size_t last_ran = 0;                    // The index (in the chunk) of the last that ran.
+  BatchOutcome batch;
   std::chrono::nanoseconds elapsed{0};
   StopReason stop = StopReason::kNone;
 };

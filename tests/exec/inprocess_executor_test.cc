@@ -99,12 +99,13 @@ TEST(InProcessExecutorTest, TheDestructorWaitsForABatchInFlight) {
   Blocker blocker;
   auto executor = std::make_unique<InProcessExecutor>(blocker.handler(), &pool);
   std::atomic<bool> reported{false};
-  std::vector<Execution> execs;
-  execs.push_back(MakeExecution("job-1.0"));
-  execs.push_back(MakeExecution("job-1.1"));
-  execs[1].context = execs[0].context;
-  executor->StartBatch(std::move(execs), /*stop_on_failure=*/false, [&](std::vector<std::optional<Result>> outcomes) {
-    EXPECT_EQ(outcomes.size(), 2u);
+  Batch batch;
+  batch.map_id = "job-1";
+  batch.input = std::make_shared<const boost::json::value>(boost::json::array{1, 2});
+  batch.indices = {0, 1};
+  batch.context = std::make_shared<RunContext>();
+  executor->StartBatch(std::move(batch), [&](BatchOutcome outcome) {
+    EXPECT_EQ(outcome.ran(), 2u);
     reported = true;
   });
   blocker.started.get_future().wait();

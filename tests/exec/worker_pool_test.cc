@@ -333,7 +333,22 @@ WorkerPoolOptions FeatureOptions(std::map<std::string, std::string> env) {
   return o;
 }
 
+// Per element of a batch: its outcome as a Result, std::nullopt where it did not run.
 using Outcomes = std::vector<std::optional<Result>>;
+
+Outcomes ToOutcomes(BatchOutcome batch, std::size_t size) {
+  Outcomes out(size);
+  auto error = batch.errors.begin();
+  for (std::size_t i = 0; i < batch.ran() && i < size; ++i) {
+    if (error != batch.errors.end() && error->first == i) {
+      out[i] = Result::Fail(std::move(error->second));
+      ++error;
+    } else {
+      out[i] = Result::Json(std::move(batch.values[i]));
+    }
+  }
+  return out;
+}
 
 // Runs `inputs` as one batch, elements "map-1.0", "map-1.1"...; nullopt when no
 // answer came within the deadline.
@@ -344,12 +359,17 @@ class PendingBatch {
       : context_(std::make_shared<RunContext>()) {
     auto promise = std::make_shared<std::promise<Outcomes>>();
     future_ = promise->get_future();
-    std::vector<Execution> execs;
-    for (std::size_t i = 0; i < inputs.size(); ++i) {
-      execs.push_back(Execution{"map-1." + std::to_string(i), "test", std::make_shared<const json::value>(inputs[i]), 0,
-                                attempts.empty() ? 1 : attempts[i], context_});
-    }
-    executor.StartBatch(std::move(execs), stop_on_failure, [promise](Outcomes o) { promise->set_value(std::move(o)); });
+    Batch batch;
+    batch.map_id = "map-1";
+    batch.task = "test";
+    batch.input = std::make_shared<const json::value>(json::array(inputs.begin(), inputs.end()));
+    for (std::size_t i = 0; i < inputs.size(); ++i) batch.indices.push_back(i);
+    batch.attempts = std::move(attempts);
+    batch.stop_on_failure = stop_on_failure;
+    batch.context = context_;
+    executor.StartBatch(std::move(batch), [promise, n = inputs.size()](BatchOutcome o) {
+      promise->set_value(ToOutcomes(std::move(o), n));
+    });
   }
   RunContext& context() { return *context_; }
   std::optional<Outcomes> Wait(std::chrono::milliseconds deadline = std::chrono::seconds(20)) {

@@ -20,11 +20,24 @@ MapSpec Spec(std::int64_t chunk, bool collect = false) {
   return s;
 }
 
+// A chunk's outcome from its elements' results; the first nullopt and those after it
+// did not run.
+ChunkOutcome Outcome(std::vector<std::optional<Result>> results, nanoseconds elapsed, StopReason stop) {
+  ChunkOutcome outcome;
+  for (std::optional<Result>& r : results) {
+    if (!r) break;
+    outcome.batch.Add(std::move(*r));
+  }
+  outcome.elapsed = elapsed;
+  outcome.stop = stop;
+  return outcome;
+}
+
 // Every element of `chunk` succeeded with its index as its value.
 ChunkOutcome AllOk(const MapRun::Chunk& chunk, nanoseconds elapsed = nanoseconds(1000)) {
   std::vector<std::optional<Result>> out;
   for (std::size_t index : chunk.indices) out.push_back(Result::Json(static_cast<std::int64_t>(index)));
-  return ChunkOutcome::From(std::move(out), elapsed, StopReason::kNone);
+  return Outcome(std::move(out), elapsed, StopReason::kNone);
 }
 
 TEST(MapRunTest, AFixedChunkIsTakenInInputOrderAndResultsKeepIt) {
@@ -98,7 +111,7 @@ TEST(MapRunTest, AFailedElementComesBackForItsRetriesThenFailsTheMapFast) {
   out.push_back(Result::Fail("boom", "it broke"));
   out.push_back(Result::Json(2));
   MapRun::Folded folded =
-      run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 1, true);
+      run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 1, true);
   ASSERT_EQ(folded.retries.size(), 1u);
   EXPECT_EQ(folded.retries[0], (std::pair<std::size_t, int>{1, 1}));
   EXPECT_FALSE(folded.failure);
@@ -112,7 +125,7 @@ TEST(MapRunTest, AFailedElementComesBackForItsRetriesThenFailsTheMapFast) {
   EXPECT_EQ(again.attempts, (std::vector<int>{2}));
   std::vector<std::optional<Result>> second;
   second.push_back(Result::Fail("boom", "still broken"));
-  folded = run.Fold(again, ChunkOutcome::From(std::move(second), nanoseconds(1), StopReason::kNone), milliseconds(0), 1,
+  folded = run.Fold(again, Outcome(std::move(second), nanoseconds(1), StopReason::kNone), milliseconds(0), 1,
                     true);
   EXPECT_TRUE(folded.retries.empty()) << "one retry only";
   ASSERT_TRUE(folded.failure);
@@ -129,7 +142,7 @@ TEST(MapRunTest, InvalidInputAndADrainingServerAreNotRetried) {
     MapRun::Chunk chunk = run.TakeChunk();
     std::vector<std::optional<Result>> out;
     out.push_back(Result::Fail(invalid ? error_type::kInvalidInput : "boom", "no"));
-    MapRun::Folded folded = run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone),
+    MapRun::Folded folded = run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kNone),
                                      milliseconds(0), 5, /*may_retry=*/invalid);
     EXPECT_TRUE(folded.retries.empty());
     EXPECT_FALSE(folded.failure) << "collect keeps going";
@@ -147,7 +160,7 @@ TEST(MapRunTest, CollectWrapsEachOutcome) {
   std::vector<std::optional<Result>> out;
   out.push_back(Result::Bytes("image/png", "\x89PNG"));
   out.push_back(Result::Fail("boom", "x"));
-  run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
+  run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
   ASSERT_TRUE(run.complete());
   EXPECT_EQ(run.counts().failed, 1u);
   const json::array results = run.TakeResults();
@@ -163,7 +176,7 @@ TEST(MapRunTest, ElementsAStoppedChunkDidNotRunGoOutFirstNextTime) {
   out.push_back(Result::Json(0));
   out.push_back(std::nullopt);
   out.push_back(std::nullopt);
-  run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
+  run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
   EXPECT_EQ(run.TakeChunk().indices, (std::vector<std::size_t>{1, 2, 3}));
 }
 
@@ -174,7 +187,7 @@ TEST(MapRunTest, TheLastElementThatRanInATimedOutChunkFailsAsTimeout) {
   out.push_back(Result::Json(0));
   out.push_back(Result::Fail(error_type::kCanceled, "stopped"));
   out.push_back(std::nullopt);
-  MapRun::Folded folded = run.Fold(chunk, ChunkOutcome::From(std::move(out), nanoseconds(1), StopReason::kTimeout),
+  MapRun::Folded folded = run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kTimeout),
                                    milliseconds(250), 0, true);
   ASSERT_TRUE(folded.failure);
   EXPECT_EQ(folded.failure->type, error_type::kTimeout);
