@@ -41,7 +41,11 @@ HttpResponse ProblemResponse(const Problem& p) {
 HttpResponse ErrorResponse(const Error& e) { return ProblemResponse(ProblemFromError(e)); }
 
 HttpResponse JobResponse(http::status status, const JobSnapshot& job) {
-  HttpResponse res = JsonResponse(status, JobToJson(job));
+  HttpResponse res{status, 11};
+  res.set(http::field::content_type, "application/json");
+  std::string body;
+  AppendJobJson(&body, job);
+  res.body() = std::move(body);
   if (status == http::status::accepted) res.set(http::field::location, "/v1/jobs/" + job.record.id);
   return res;
 }
@@ -336,7 +340,7 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
     std::string body = "{\"jobs\":[";
     for (std::size_t i = 0; i < jobs->size(); ++i) {
       if (i > 0) body += ',';
-      AppendJson(&body, JobToJson((*jobs)[i], include));
+      AppendJobJson(&body, (*jobs)[i], include);
       if (body.size() > budget) return ex->Respond(too_large());
     }
     body += "],\"next_cursor\":";

@@ -6,6 +6,7 @@
 
 #include "http/problem.h"
 #include "util/json_reader.h"
+#include "util/json_writer.h"
 
 namespace offload {
 
@@ -110,6 +111,20 @@ json::object WorkersToJson(const WorkerStatus& w) {
                  {"last_error", w.last_error ? json::value(JobErrorToJson(*w.last_error)) : json::value(nullptr)},
                  {"trouble", w.trouble.empty() ? json::value(nullptr) : json::value(w.trouble)}};
   return o;
+}
+
+void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result) {
+  AppendJson(out, JobToJson(job, /*include_result=*/false));
+  if (!include_result) return;
+  const Output* result = job.record.result.get();
+  out->pop_back();  // The object's closing brace.
+  *out += R"(,"result":)";
+  if (result && result->is_json()) {
+    AppendJson(out, result->json);
+  } else {
+    *out += "null";
+  }
+  *out += '}';
 }
 
 json::object TaskToJson(const TaskInfo& t) {

@@ -363,7 +363,16 @@ ErrorOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const SqliteOptions& opt
   }
   auto writer = store->Connect(/*migrate=*/true);
   if (!writer) return writer.error();
+  MutexLock lock(&store->write_mu_);
   store->writer_ = std::move(*writer);
+  // Replaces SQLite's auto-checkpoint, which is a WAL hook too (OnIdle).
+  sqlite3_wal_hook(
+      store->writer_->db(),
+      [](void* frames, sqlite3*, const char*, int n) {
+        *static_cast<int*>(frames) = n;
+        return SQLITE_OK;
+      },
+      &store->wal_frames_);
   return store;
 }
 
@@ -503,6 +512,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     c.Exec("ROLLBACK");
     return e;
   }
+  if (wal_frames_ >= kCommitCheckpointFrames) CheckpointLocked();
   // The job's own copy of a large binary result is what later readers share while
   // it lives (a response still sending it, say).
   for (const StoreOp& op : ops) {
@@ -510,6 +520,22 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     if (result && !result->is_json()) results_.Remember(op.job.id, result, result->bytes.size());
   }
   return {};
+}
+
+void SqliteStore::OnIdle() {
+  MutexLock lock(&write_mu_);
+  if (wal_frames_ >= kIdleCheckpointFrames) CheckpointLocked();
+}
+
+void SqliteStore::CheckpointLocked() {
+  int log = 0, done = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(writer_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+  if (rc != SQLITE_OK) {
+    spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(writer_->db()));
+    return;
+  }
+  // Pages a reader still needs stay: the WAL starts over only once they are copied.
+  wal_frames_ = log - done;
 }
 
 ErrorOr<std::optional<JobRecord>> SqliteStore::Get(const std::string& id) {

@@ -44,6 +44,15 @@ class SqliteStore final : public Store {
   ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override;
   bool blocking() const override { return true; }
   bool durable() const override { return true; }
+  // Checkpoints the WAL once it holds kIdleCheckpointFrames.
+  void OnIdle() override;
+
+  // SQLite's own checkpoint runs inside the commit that passes 1,000 WAL pages, so
+  // the write that happens to cross it (a submit, a large result) waits for it. The
+  // store checkpoints when the writer is idle instead, and inside a commit only when
+  // the writer never was for kCommitCheckpointFrames.
+  static constexpr int kIdleCheckpointFrames = 1000;
+  static constexpr int kCommitCheckpointFrames = 8000;
 
   class Connection;
 
@@ -62,6 +71,10 @@ class SqliteStore final : public Store {
   // Set by Open before the store is shared, then constant; the connection itself is
   // used only with write_mu_ held.
   std::unique_ptr<Connection> writer_ PT_GUARDED_BY(write_mu_);
+  // Pages in the WAL after the last commit, as SQLite's WAL hook reports them.
+  int wal_frames_ GUARDED_BY(write_mu_) = 0;
+  // A passive checkpoint: what readers still need stays in the WAL.
+  void CheckpointLocked() EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   Mutex read_mu_;
   std::vector<std::unique_ptr<Connection>> idle_readers_ GUARDED_BY(read_mu_);

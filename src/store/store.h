@@ -87,6 +87,9 @@ class Store {
   virtual bool blocking() const { return false; }
   // True when jobs survive a restart.
   virtual bool durable() const { return false; }
+  // Called by the writer when no write is waiting: upkeep that would otherwise delay
+  // a write (SQLite's WAL checkpoint) runs here.
+  virtual void OnIdle() {}
 };
 
 // How a store is opened: the config's `store` key ("memory" or "sqlite:PATH") and the

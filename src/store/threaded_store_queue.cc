@@ -54,6 +54,12 @@ void ThreadedStoreQueue::WriterLoop() {
       }
     }
     ApplyBatch(&batch);
+    bool idle;
+    {
+      MutexLock lock(&mu_);
+      idle = queue_.empty();
+    }
+    if (idle) store_->OnIdle();
   }
 }
 
