@@ -52,7 +52,7 @@ class SqliteStore final : public Store {
   // store checkpoints when the writer is idle instead, and inside a commit only when
   // the writer never was for kCommitCheckpointFrames.
   static constexpr int kIdleCheckpointFrames = 1000;
-  static constexpr int kCommitCheckpointFrames = 8000;
+  static constexpr int kCommitCheckpointFrames = 2000;
 
   class Connection;
 

@@ -111,6 +111,19 @@ class RecordingStore final : public Store {
     MutexLock lock(&mu_);
     return batches_;
   }
+  // Waits until OnIdle has been called `n` times; false after kDeadline.
+  bool WaitForIdles(std::size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+    MutexLock lock(&mu_);
+    while (idles_.size() < n && cv_.WaitUntil(&mu_, deadline)) {
+    }
+    return idles_.size() >= n;
+  }
+  // Per OnIdle call: how many batches had come by then.
+  std::vector<std::size_t> idles() {
+    MutexLock lock(&mu_);
+    return idles_;
+  }
 
   Status Apply(const std::vector<StoreOp>& ops) override {
     {
@@ -134,13 +147,19 @@ class RecordingStore final : public Store {
     return inner_->LoadIdempotencyKeys(since);
   }
   bool blocking() const override { return blocking_; }
+  void OnIdle() override {
+    MutexLock lock(&mu_);
+    idles_.push_back(batches_.size());
+    cv_.SignalAll();
+  }
 
  private:
   const std::unique_ptr<Store> inner_;
   const bool blocking_;
   Mutex mu_;
-  CondVar cv_;  // A batch came, or the gate opened.
+  CondVar cv_;  // A batch came, the gate opened, or OnIdle was called.
   std::vector<std::vector<std::string>> batches_ GUARDED_BY(mu_);
+  std::vector<std::size_t> idles_ GUARDED_BY(mu_);
   bool held_ GUARDED_BY(mu_) = false;
 };
 
@@ -323,6 +342,17 @@ TEST_F(ThreadedStoreQueueTest, WritesQueuedWhileTheWriterIsBusyGoInOneBatch) {
             (std::vector<std::vector<std::string>>{
                 {"insert job-100 queued"}, {"insert job-1 queued", "insert job-2 queued", "insert job-3 queued"}}));
   EXPECT_EQ(log_.events(), (std::vector<std::string>{"1 ok", "2 ok", "3 ok"}));
+}
+
+// Upkeep (the store's OnIdle) waits for a moment with no write queued: not between
+// two batches of a backlog.
+TEST_F(ThreadedStoreQueueTest, TheStoreHearsOfIdleMomentsOnlyOnceTheQueueIsEmpty) {
+  ASSERT_NO_FATAL_FAILURE(HoldTheWriter());
+  queue_->Write(Insert(1), nullptr);
+  queue_->Write(Insert(2), nullptr);
+  store_->Release();
+  ASSERT_TRUE(store_->WaitForIdles(1));
+  EXPECT_EQ(store_->idles(), (std::vector<std::size_t>{2})) << "idle between the held batch and the next";
 }
 
 // Of several writes of one job in a batch only its last state is written, in the

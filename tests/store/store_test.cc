@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "store/sqlite_store.h"
 #include "util/json_writer.h"
 
 namespace offload {
@@ -646,6 +647,35 @@ TEST(OpenStoreTest, UnknownSpecIsAnError) {
   ASSERT_FALSE(s.has_value());
   EXPECT_EQ(s.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(s.error().detail.find("cassandra"), std::string::npos);
+}
+
+// SQLite's own checkpoint would run inside the commit that crosses 1,000 WAL pages,
+// making that write (a submit's, say) wait for it. The database file grows only when
+// the WAL is checkpointed into it, which shows when that happened.
+TEST(SqliteStoreTest, TheWalIsCheckpointedWhenTheWriterIsIdleAndInsideACommitOnlyPastItsLimit) {
+  static ScratchDirs scratch;
+  const std::string path = scratch.Make() + "/jobs.db";
+  auto opened = SqliteStore::Open(SqliteOptions{path, /*synchronous_full=*/false});
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  SqliteStore& store = **opened;
+  constexpr std::size_t kMiB = 1 << 20;
+  // Jobs of 1 MiB each (about 256 pages).
+  auto write = [&](std::uint64_t seq) {
+    JobRecord r = MakeJob(seq);
+    r.input = std::make_shared<const json::value>(json::string(kMiB, 'x'));
+    return store.Insert(r);
+  };
+  const auto db_size = [&] { return std::filesystem::file_size(path); };
+  std::uint64_t seq = 1;
+  for (; seq <= 6; ++seq) ASSERT_TRUE(write(seq)) << seq;  // About 1,550 pages.
+  EXPECT_LT(db_size(), 2 * kMiB) << "a commit checkpointed below kCommitCheckpointFrames";
+  store.OnIdle();
+  EXPECT_GE(db_size(), 6 * kMiB) << "idle, the WAL was not checkpointed";
+
+  // A writer that is never idle still checkpoints, inside the commit past the limit.
+  const std::uintmax_t before = db_size();
+  for (; seq <= 6 + 9; ++seq) ASSERT_TRUE(write(seq)) << seq;  // About 2,300 pages more.
+  EXPECT_GE(db_size(), before + 7 * kMiB) << "the WAL grew past kCommitCheckpointFrames";
 }
 
 }  // namespace
