@@ -453,6 +453,7 @@ static Error RollBack(SqliteStore::Connection& c, const std::string& what) {
 
 Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
   MutexLock lock(&write_mu_);
+  if (wal_frames_ >= kCheckpointFrames) CheckpointLocked();
   Connection& c = *writer_;
   int rc = c.Exec("BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return SqliteError(c.db(), rc, "cannot begin a transaction");
@@ -512,7 +513,6 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     c.Exec("ROLLBACK");
     return e;
   }
-  if (wal_frames_ >= kCommitCheckpointFrames) CheckpointLocked();
   // The job's own copy of a large binary result is what later readers share while
   // it lives (a response still sending it, say).
   for (const StoreOp& op : ops) {
@@ -524,7 +524,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
 
 void SqliteStore::OnIdle() {
   MutexLock lock(&write_mu_);
-  if (wal_frames_ >= kIdleCheckpointFrames) CheckpointLocked();
+  if (wal_frames_ >= kCheckpointFrames) CheckpointLocked();
 }
 
 void SqliteStore::CheckpointLocked() {

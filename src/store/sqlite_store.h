@@ -44,15 +44,15 @@ class SqliteStore final : public Store {
   ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override;
   bool blocking() const override { return true; }
   bool durable() const override { return true; }
-  // Checkpoints the WAL once it holds kIdleCheckpointFrames.
+  // Checkpoints the WAL once it holds kCheckpointFrames.
   void OnIdle() override;
 
-  // SQLite's own checkpoint runs inside the commit that passes 1,000 WAL pages, so
-  // the write that happens to cross it (a submit, a large result) waits for it. The
-  // store checkpoints when the writer is idle instead, and inside a commit only when
-  // the writer never was for kCommitCheckpointFrames.
-  static constexpr int kIdleCheckpointFrames = 1000;
-  static constexpr int kCommitCheckpointFrames = 2000;
+  // SQLite's own checkpoint runs inside the commit that takes the WAL past 1,000
+  // pages, so that write (a submit's, a large result's) waits for it. Here no write
+  // waits for the checkpoint of its own pages: once the WAL holds kCheckpointFrames,
+  // the next idle moment checkpoints it, or the next write, before it begins, when the
+  // writer is never idle.
+  static constexpr int kCheckpointFrames = 1000;
 
   class Connection;
 
