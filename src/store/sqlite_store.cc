@@ -22,7 +22,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -61,10 +61,23 @@ constexpr const char* kSchemaV3 = "ALTER TABLE jobs ADD COLUMN map_spec TEXT;";
 // Version 4: an error may carry a detail (a worker's traceback); NULL when it has none.
 constexpr const char* kSchemaV4 = "ALTER TABLE jobs ADD COLUMN error_detail TEXT;";
 
+// Version 5: inputs in a table of their own. SQLite rewrites a whole row on UPDATE, so
+// with the input in it every change of status wrote the input again: three times per
+// job, 6 MB for a map over 2 MB of input, and as much again at each checkpoint.
+constexpr const char* kSchemaV5 = R"sql(
+CREATE TABLE job_inputs (seq INTEGER PRIMARY KEY, input TEXT NOT NULL);
+INSERT INTO job_inputs (seq, input) SELECT seq, input FROM jobs;
+ALTER TABLE jobs DROP COLUMN input;
+CREATE TRIGGER job_input_goes_with_its_job AFTER DELETE ON jobs BEGIN
+  DELETE FROM job_inputs WHERE seq = OLD.seq;
+END;
+)sql";
+
+// What a row reads as (ReadRow), FROM jobs; column 6 is the input.
 constexpr const char* kColumns =
-    "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, "
-    "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
-    "timeout_ms, map_spec, error_detail";
+    "seq, id, task, status, priority, attempts, (SELECT input FROM job_inputs WHERE job_inputs.seq = jobs.seq), "
+    "created_at, started_at, finished_at, result_type, result, error_type, error_message, progress, error_history, "
+    "idem_key, request_hash, timeout_ms, map_spec, error_detail";
 
 // kColumns as List reads them: the result (column 11) only when ?5 asks for results
 // and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
@@ -415,7 +428,8 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     int to;
     const char* sql;
   };
-  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
+  static const Migration kMigrations[] = {
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
@@ -463,15 +477,15 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     sqlite3_stmt* st;
     if (op.kind == StoreOp::Kind::kInsert) {
       st = c.Prepare(
-          std::string("INSERT INTO jobs (") + kColumns +
-          ") VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?5, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21)");
+          "INSERT INTO jobs (seq, id, task, status, priority, attempts, created_at, started_at, finished_at, "
+          "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
+          "timeout_ms, map_spec, error_detail) "
+          "VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
       sqlite3_bind_text(st, 3, r.task.data(), static_cast<int>(r.task.size()), SQLITE_STATIC);
       sqlite3_bind_int(st, 4, r.priority);
-      std::string input = r.input ? WriteJson(*r.input, JsonNumbers::kKeepKind) : "null";
-      sqlite3_bind_text(st, 5, input.data(), static_cast<int>(input.size()), SQLITE_TRANSIENT);
       BindState(st, 6, r, &result_text, &history_text);
       if (!r.idempotency_key.empty()) {
         sqlite3_bind_text(st, 16, r.idempotency_key.data(), static_cast<int>(r.idempotency_key.size()), SQLITE_STATIC);
@@ -506,6 +520,21 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
     if (op.kind == StoreOp::Kind::kUpdate && sqlite3_changes(c.db()) == 0) {
       c.Exec("ROLLBACK");
       return MakeError(ErrorCode::kNotFound, "no job " + r.id);
+    }
+    if (op.kind == StoreOp::Kind::kInsert) {
+      // After the job's row, so that a duplicate id fails there, as a conflict.
+      sqlite3_stmt* in = c.Prepare("INSERT INTO job_inputs (seq, input) VALUES (?1, ?2)");
+      if (!in) return RollBack(c, "cannot prepare an insert");
+      const std::string input = r.input ? WriteJson(*r.input, JsonNumbers::kKeepKind) : "null";
+      sqlite3_bind_int64(in, 1, static_cast<sqlite3_int64>(r.seq));
+      sqlite3_bind_text(in, 2, input.data(), static_cast<int>(input.size()), SQLITE_STATIC);
+      rc = sqlite3_step(in);
+      sqlite3_reset(in);
+      if (rc != SQLITE_DONE) {
+        Error e = SqliteError(c.db(), rc, "cannot write the input of job " + r.id);
+        c.Exec("ROLLBACK");
+        return e;
+      }
     }
   }
   if ((rc = c.Exec("COMMIT")) != SQLITE_OK) {

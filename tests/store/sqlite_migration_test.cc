@@ -25,6 +25,9 @@ CREATE TABLE jobs (
   error_message TEXT, progress REAL, error_history TEXT, idem_key TEXT, request_hash INTEGER);
 )sql";
 
+// The schema version this offload writes (sqlite_store.cc's kSchemaVersion).
+constexpr int kCurrentVersion = 5;
+
 // The numbers of include/offload/job.h's JobStatus are on disk (jobs.status). A change
 // here is a change of the file format: it needs a schema version and a migration, not
 // an edit of these lines.
@@ -74,6 +77,20 @@ class SqliteMigrationTest : public ::testing::Test {
     sqlite3_free(err);
     sqlite3_close(db);
     ASSERT_EQ(rc, SQLITE_OK) << msg;
+  }
+
+  // The first column of the first row `sql` gives, as an int, read directly.
+  int QueryInt(const std::string& sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    int out = -1;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      out = sqlite3_column_int(st, 0);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
   }
 
   // Every (id, status) row of the jobs table, read directly.
@@ -134,7 +151,7 @@ PRAGMA user_version = 1;
   ASSERT_TRUE(unfinished.has_value());
   EXPECT_EQ(unfinished->size(), 1u);
   store->reset();
-  EXPECT_EQ(UserVersion(), 4);
+  EXPECT_EQ(UserVersion(), kCurrentVersion);
 }
 
 TEST_F(SqliteMigrationTest, AVersionTwoDatabaseIsMigratedAndItsJobsAreNotMaps) {
@@ -162,7 +179,7 @@ PRAGMA user_version = 2;
   ASSERT_EQ(unfinished->size(), 1u);
   EXPECT_EQ((*unfinished)[0].map, std::nullopt);
   store->reset();
-  EXPECT_EQ(UserVersion(), 4);
+  EXPECT_EQ(UserVersion(), kCurrentVersion);
 }
 
 TEST_F(SqliteMigrationTest, AVersionThreeDatabaseIsMigratedAndItsErrorsHaveNoDetail) {
@@ -183,7 +200,40 @@ PRAGMA user_version = 3;
   EXPECT_EQ((*job)->error->message, "it broke");
   EXPECT_EQ((*job)->error->detail, "");
   store->reset();
-  EXPECT_EQ(UserVersion(), 4);
+  EXPECT_EQ(UserVersion(), kCurrentVersion);
+}
+
+// Version 5 moved inputs out of the jobs rows (an update rewrites a whole row); a
+// job's input goes when the job does.
+TEST_F(SqliteMigrationTest, AVersionFourDatabaseKeepsItsInputsInATableOfTheirOwn) {
+  Exec(std::string(kVersionOneTable) + R"sql(
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN map_spec TEXT;
+ALTER TABLE jobs ADD COLUMN error_detail TEXT;
+INSERT INTO jobs VALUES (7, 'queued-job', 'sleep', 0, 0, 0, '{"ms":5}', 1700000000000, 0, 0,
+                         NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL);
+INSERT INTO jobs VALUES (8, 'done-job', 'sleep', 2, 0, 1, '[1,2.0]', 1700000000001, 1700000000002,
+                         1700000000003, 'application/json', '3', NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL);
+PRAGMA user_version = 4;
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  auto queued = (*store)->Get("queued-job");
+  ASSERT_TRUE(queued.has_value() && queued->has_value());
+  EXPECT_EQ(*(*queued)->input, (boost::json::object{{"ms", 5}}));
+  auto done = (*store)->Get("done-job");
+  ASSERT_TRUE(done.has_value() && done->has_value());
+  EXPECT_EQ(*(*done)->input, (boost::json::array{1, 2.0}));
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM pragma_table_info('jobs') WHERE name = 'input'"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM job_inputs"), 2);
+
+  auto removed = (*store)->RemoveFinishedBefore(1800000000000);
+  ASSERT_TRUE(removed.has_value()) << removed.error().detail;
+  EXPECT_EQ(*removed, 1u);
+  store->reset();
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM job_inputs"), 1) << "the removed job's input stayed";
+  EXPECT_EQ(QueryInt("SELECT seq FROM job_inputs"), 7);
+  EXPECT_EQ(UserVersion(), kCurrentVersion);
 }
 
 TEST_F(SqliteMigrationTest, AnUnreadableMapSpecReadsAsAMapWithDefaults) {
@@ -192,11 +242,12 @@ TEST_F(SqliteMigrationTest, AnUnreadableMapSpecReadsAsAMapWithDefaults) {
     ASSERT_TRUE(fresh.has_value()) << fresh.error().detail;
   }
   Exec(R"sql(
-INSERT INTO jobs (seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, map_spec)
-VALUES (1, 'garbled', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0, '{not json'),
-       (2, 'array', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0, '[1,2]'),
-       (3, 'wrong-types', 'sleep', 0, 0, 0, '[]', 1700000000000, 0, 0,
+INSERT INTO jobs (seq, id, task, status, priority, attempts, created_at, started_at, finished_at, map_spec)
+VALUES (1, 'garbled', 'sleep', 0, 0, 0, 1700000000000, 0, 0, '{not json'),
+       (2, 'array', 'sleep', 0, 0, 0, 1700000000000, 0, 0, '[1,2]'),
+       (3, 'wrong-types', 'sleep', 0, 0, 0, 1700000000000, 0, 0,
         '{"chunk":"7","on_error":1,"failed_index":null}');
+INSERT INTO job_inputs (seq, input) VALUES (1, '[]'), (2, '[]'), (3, '[]');
 )sql");
   auto store = SqliteStore::Open(SqliteOptions{path_});
   ASSERT_TRUE(store.has_value()) << store.error().detail;
@@ -219,9 +270,10 @@ TEST_F(SqliteMigrationTest, StatusNumbersOnDiskReadAsTheStatusesTheyMeant) {
   for (const auto& [number, status] : kStatusOnDisk) {
     const std::string n = std::to_string(number);
     sql +=
-        "INSERT INTO jobs (seq, id, task, status, priority, attempts, input, created_at, started_at, "
+        "INSERT INTO jobs (seq, id, task, status, priority, attempts, created_at, started_at, "
         "finished_at) VALUES (" +
-        std::to_string(number + 1) + ", 'n" + n + "', 'sleep', " + n + ", 0, 0, '{}', 1700000000000, 0, 0);\n";
+        std::to_string(number + 1) + ", 'n" + n + "', 'sleep', " + n + ", 0, 0, 1700000000000, 0, 0);\n";
+    sql += "INSERT INTO job_inputs (seq, input) VALUES (" + std::to_string(number + 1) + ", '{}');\n";
   }
   Exec(sql);
   auto store = SqliteStore::Open(SqliteOptions{path_});
