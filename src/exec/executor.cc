@@ -9,8 +9,8 @@ namespace offload {
 
 Execution Batch::ExecutionOf(std::size_t i) const {
   // An aliasing pointer: the element stays in the map's input.
-  return Execution{IdOf(i), task, std::shared_ptr<const boost::json::value>(input, &InputOf(i)), priority,
-                   AttemptOf(i), context};
+  return Execution{IdOf(i),  task,         std::shared_ptr<const boost::json::value>(input, &InputOf(i)),
+                   priority, AttemptOf(i), context};
 }
 
 void BatchOutcome::Add(Result outcome) {

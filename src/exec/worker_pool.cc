@@ -473,7 +473,8 @@ void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t l
     for (const json::value& item : e->get_array()) {
       const json::object* o = item.if_object();
       const json::value* index = o ? o->if_contains("index") : nullptr;
-      if (!index || !index->is_int64() || index->get_int64() < 0 || static_cast<std::size_t>(index->get_int64()) >= ran) {
+      if (!index || !index->is_int64() || index->get_int64() < 0 ||
+          static_cast<std::size_t>(index->get_int64()) >= ran) {
         continue;
       }
       json::object wrapped{{"error", *o}};
@@ -482,8 +483,9 @@ void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t l
     }
     std::stable_sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     // An element named twice keeps its first error.
-    errors.erase(std::unique(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
-                 errors.end());
+    errors.erase(
+        std::unique(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
+        errors.end());
   }
   BatchOutcome& outcome = job->outcome;
   if (options.content_type == "application/json") {

@@ -125,8 +125,7 @@ TEST(MapRunTest, AFailedElementComesBackForItsRetriesThenFailsTheMapFast) {
   EXPECT_EQ(again.attempts, (std::vector<int>{2}));
   std::vector<std::optional<Result>> second;
   second.push_back(Result::Fail("boom", "still broken"));
-  folded = run.Fold(again, Outcome(std::move(second), nanoseconds(1), StopReason::kNone), milliseconds(0), 1,
-                    true);
+  folded = run.Fold(again, Outcome(std::move(second), nanoseconds(1), StopReason::kNone), milliseconds(0), 1, true);
   EXPECT_TRUE(folded.retries.empty()) << "one retry only";
   ASSERT_TRUE(folded.failure);
   EXPECT_EQ(folded.failure->type, "boom");
@@ -142,8 +141,8 @@ TEST(MapRunTest, InvalidInputAndADrainingServerAreNotRetried) {
     MapRun::Chunk chunk = run.TakeChunk();
     std::vector<std::optional<Result>> out;
     out.push_back(Result::Fail(invalid ? error_type::kInvalidInput : "boom", "no"));
-    MapRun::Folded folded = run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kNone),
-                                     milliseconds(0), 5, /*may_retry=*/invalid);
+    MapRun::Folded folded = run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0),
+                                     5, /*may_retry=*/invalid);
     EXPECT_TRUE(folded.retries.empty());
     EXPECT_FALSE(folded.failure) << "collect keeps going";
     EXPECT_TRUE(run.complete());
@@ -187,8 +186,8 @@ TEST(MapRunTest, TheLastElementThatRanInATimedOutChunkFailsAsTimeout) {
   out.push_back(Result::Json(0));
   out.push_back(Result::Fail(error_type::kCanceled, "stopped"));
   out.push_back(std::nullopt);
-  MapRun::Folded folded = run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kTimeout),
-                                   milliseconds(250), 0, true);
+  MapRun::Folded folded =
+      run.Fold(chunk, Outcome(std::move(out), nanoseconds(1), StopReason::kTimeout), milliseconds(250), 0, true);
   ASSERT_TRUE(folded.failure);
   EXPECT_EQ(folded.failure->type, error_type::kTimeout);
   EXPECT_EQ(folded.failure->message, "element 1 of 3 failed: the element ran longer than its timeout of 250 ms");
