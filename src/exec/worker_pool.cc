@@ -659,7 +659,7 @@ void WorkerPool::Impl::StopJob(const std::shared_ptr<PoolJob>& job) {
     w->cancel_timer->async_wait([this, w, weak = std::weak_ptr<PoolJob>(job)](const boost::system::error_code& ec) {
       auto job = weak.lock();
       if (ec || !job || job->worker != w) return;
-      StopWorker(w, "it did not answer the cancel of " + job->id() + " within kill_grace");
+      StopWorker(w, "it did not answer the cancel of " + w->message_id + " within kill_grace");
     });
     return;
   }

@@ -23,11 +23,16 @@ namespace json = boost::json;
 
 namespace {
 
-HttpResponse JsonResponse(http::status status, const json::value& body) {
+// `body` is JSON text already.
+HttpResponse JsonResponse(http::status status, std::string body) {
   HttpResponse res{status, 11};
   res.set(http::field::content_type, "application/json");
-  res.body() = WriteJson(body);
+  res.body() = std::move(body);
   return res;
+}
+
+HttpResponse JsonResponse(http::status status, const json::value& body) {
+  return JsonResponse(status, WriteJson(body));
 }
 
 HttpResponse ProblemResponse(const Problem& p) {
@@ -41,11 +46,9 @@ HttpResponse ProblemResponse(const Problem& p) {
 HttpResponse ErrorResponse(const Error& e) { return ProblemResponse(ProblemFromError(e)); }
 
 HttpResponse JobResponse(http::status status, const JobSnapshot& job) {
-  HttpResponse res{status, 11};
-  res.set(http::field::content_type, "application/json");
   std::string body;
   AppendJobJson(&body, job);
-  res.body() = std::move(body);
+  HttpResponse res = JsonResponse(status, std::move(body));
   if (status == http::status::accepted) res.set(http::field::location, "/v1/jobs/" + job.record.id);
   return res;
 }
@@ -349,10 +352,7 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
     else
       body += "null";
     body += '}';
-    HttpResponse res{http::status::ok, 11};
-    res.set(http::field::content_type, "application/json");
-    res.body() = std::move(body);
-    ex->Respond(std::move(res));
+    ex->Respond(JsonResponse(http::status::ok, std::move(body)));
   });
 }
 

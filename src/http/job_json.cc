@@ -47,7 +47,10 @@ Status ParseMapField(std::string_view key, json::value& value, SubmitRequest* re
 
 }  // namespace
 
-json::object JobToJson(const JobSnapshot& snap, bool include_result) {
+namespace {
+
+// The job object without its "result" member.
+json::object JobToJson(const JobSnapshot& snap) {
   const JobRecord& j = snap.record;
   json::object o;
   o.reserve(14);
@@ -60,11 +63,6 @@ json::object JobToJson(const JobSnapshot& snap, bool include_result) {
   o["created_at"] = Time(j.created_at);
   o["started_at"] = Time(j.started_at);
   o["finished_at"] = Time(j.finished_at);
-  // Left out, not null, when not asked for: null says "no result", while result_url
-  // (below) says where it is.
-  if (include_result) {
-    o["result"] = j.result && j.result->is_json() ? json::value(j.result->json) : json::value(nullptr);
-  }
   if (j.result) {
     o["result_type"] = j.result->content_type;
     o["result_url"] = "/v1/jobs/" + j.id + "/result";
@@ -113,10 +111,15 @@ json::object WorkersToJson(const WorkerStatus& w) {
   return o;
 }
 
+}  // namespace
+
 void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result) {
-  AppendJson(out, JobToJson(job, /*include_result=*/false));
+  AppendJson(out, JobToJson(job));
+  // Left out, not null, when not asked for: null says "no result", while result_url
+  // says where it is.
   if (!include_result) return;
   const Output* result = job.record.result.get();
+  assert(out->back() == '}');
   out->pop_back();  // The object's closing brace.
   *out += R"(,"result":)";
   if (result && result->is_json()) {

@@ -9,12 +9,10 @@
 
 namespace offload {
 
-// With include_result false the "result" member is left out (result_type and
-// result_url stay): what a listing sends unless asked for ?include=result.
-boost::json::object JobToJson(const JobSnapshot& job, bool include_result = true);
-// Appends the job object as JobToJson makes it, the result (last, when included)
-// written from the job's own value: a map's result can hold millions of values, and
-// the object would copy them all before they are written.
+// Appends the job object the API sends. With include_result false the "result" member
+// is left out (result_type and result_url stay): what a listing sends unless asked for
+// ?include=result. The result comes last, written from the job's own value rather
+// than copied into an object first (a map's result can hold millions of values).
 void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result = true);
 boost::json::object TaskToJson(const TaskInfo& task);
 boost::json::object ResourceToJson(const ResourceInfo& resource);

@@ -56,7 +56,8 @@ struct JobService::MapChunk {
   std::shared_ptr<RunContext> context;
   std::chrono::steady_clock::time_point dispatched;
   AttemptTimer timer;  // Its timeout.
-  // What Launch hands over, made under mu_ (the job's fields are copied).
+  // What Launch hands over, made under mu_: copies of the job's id and task and of the
+  // chunk's indices (at most MapRun::kMaxChunk).
   Executor* executor = nullptr;
   Batch batch;
 };

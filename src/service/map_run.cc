@@ -57,10 +57,13 @@ MapRun::Chunk MapRun::TakeChunk() {
   }
   while (chunk.indices.size() < size && next_ < total_) chunk.indices.push_back(next_++);
   if (!failed_attempts_.empty()) {
+    bool retried = false;
     for (std::size_t index : chunk.indices) {
       auto it = failed_attempts_.find(index);
       chunk.attempts.push_back(it == failed_attempts_.end() ? 1 : it->second + 1);
+      retried = retried || chunk.attempts.back() != 1;
     }
+    if (!retried) chunk.attempts.clear();  // Empty when every one is a first attempt.
   }
   running_ += chunk.indices.size();
   return chunk;

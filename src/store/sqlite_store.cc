@@ -530,6 +530,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       sqlite3_bind_text(in, 2, input.data(), static_cast<int>(input.size()), SQLITE_STATIC);
       rc = sqlite3_step(in);
       sqlite3_reset(in);
+      sqlite3_clear_bindings(in);  // `input` goes at the end of this block.
       if (rc != SQLITE_DONE) {
         Error e = SqliteError(c.db(), rc, "cannot write the input of job " + r.id);
         c.Exec("ROLLBACK");
@@ -560,7 +561,12 @@ void SqliteStore::CheckpointLocked() {
   int log = 0, done = 0;
   const int rc = sqlite3_wal_checkpoint_v2(writer_->db(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
   if (rc != SQLITE_OK) {
-    spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(writer_->db()));
+    // Tried again at the next write or idle moment: said once a minute.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_checkpoint_warning_ >= std::chrono::minutes(1)) {
+      last_checkpoint_warning_ = now;
+      spdlog::warn("store: WAL checkpoint failed: {}", sqlite3_errmsg(writer_->db()));
+    }
     return;
   }
   // Pages a reader still needs stay: the WAL starts over only once they are copied.
@@ -640,10 +646,10 @@ ErrorOr<std::size_t> SqliteStore::RemoveFinishedBefore(UnixMillis cutoff) {
     if (rc != SQLITE_DONE) return SqliteError(c.db(), rc, "cannot delete expired jobs");
     const int n = sqlite3_changes(c.db());
     removed += static_cast<std::size_t>(n);
-    if (n < 5000) {
-      if (removed > 0) c.Exec("PRAGMA incremental_vacuum(2000)");
-      break;
-    }
+    if (n < 5000 && removed > 0) c.Exec("PRAGMA incremental_vacuum(2000)");
+    // Not a write of the queue's, so no OnIdle follows it.
+    if (wal_frames_ >= kCheckpointFrames) CheckpointLocked();
+    if (n < 5000) break;
   }
   return removed;
 }

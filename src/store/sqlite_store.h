@@ -8,6 +8,7 @@
 // from opening it.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -71,8 +72,12 @@ class SqliteStore final : public Store {
   // Set by Open before the store is shared, then constant; the connection itself is
   // used only with write_mu_ held.
   std::unique_ptr<Connection> writer_ PT_GUARDED_BY(write_mu_);
-  // Pages in the WAL after the last commit, as SQLite's WAL hook reports them.
+  // Pages in the WAL after the last commit, as SQLite's WAL hook reports them. The
+  // hook runs inside a commit of the writer connection, so always under write_mu_
+  // (the analysis cannot see through the hook's void*).
   int wal_frames_ GUARDED_BY(write_mu_) = 0;
+  // When a failed checkpoint was last logged.
+  std::chrono::steady_clock::time_point last_checkpoint_warning_ GUARDED_BY(write_mu_);
   // A passive checkpoint: what readers still need stays in the WAL.
   void CheckpointLocked() EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 

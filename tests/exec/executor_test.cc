@@ -33,7 +33,7 @@ TEST(BatchTest, AnElementAloneIsTheExecutionMapIdDotIndexOverTheMapsOwnInput) {
   const Execution e = b.ExecutionOf(0);
   EXPECT_EQ(e.job_id, "map-7.2");
   EXPECT_EQ(*e.input, 12);
-  EXPECT_EQ(e.input.get(), &b.input->get_array()[2]) << "copied, not shared";
+  EXPECT_EQ(e.input.get(), &b.input->get_array()[2]) << "the element is shared, not copied";
   EXPECT_EQ(e.attempt, 3);
   EXPECT_EQ(e.context, b.context);
   EXPECT_EQ(b.ExecutionOf(1).attempt, 1);

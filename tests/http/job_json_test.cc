@@ -41,8 +41,15 @@ TEST(FormatRfc3339Test, UtcWithMilliseconds) {
   EXPECT_EQ(FormatRfc3339(951782400000 + 1), "2000-02-29T00:00:00.001Z");
 }
 
-TEST(JobToJsonTest, QueuedJobHasEveryFieldWithNullsForWhatIsNotKnownYet) {
-  json::object o = JobToJson(QueuedJob());
+// The job object as the API sends it.
+json::object Sent(const JobSnapshot& job) {
+  std::string out;
+  AppendJobJson(&out, job);
+  return json::parse(out).as_object();
+}
+
+TEST(JobJsonTest, QueuedJobHasEveryFieldWithNullsForWhatIsNotKnownYet) {
+  json::object o = Sent(QueuedJob());
   for (const char* key : {"id", "task", "status", "priority", "position", "attempts", "created_at", "started_at",
                           "finished_at", "result", "error", "progress"}) {
     EXPECT_TRUE(o.contains(key)) << "missing " << key;
@@ -65,12 +72,12 @@ TEST(JobToJsonTest, QueuedJobHasEveryFieldWithNullsForWhatIsNotKnownYet) {
   EXPECT_FALSE(o.contains("input"));
 }
 
-TEST(JobToJsonTest, TimesAreRfc3339UtcWithMilliseconds) {
+TEST(JobJsonTest, TimesAreRfc3339UtcWithMilliseconds) {
   JobSnapshot s = QueuedJob();
   s.record.status = JobStatus::kRunning;
   s.record.started_at = kT0 + 5'000;
   s.position.reset();
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   const std::regex rfc3339(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
   ASSERT_TRUE(o.at("created_at").is_string());
   ASSERT_TRUE(o.at("started_at").is_string());
@@ -78,14 +85,14 @@ TEST(JobToJsonTest, TimesAreRfc3339UtcWithMilliseconds) {
   EXPECT_EQ(o.at("started_at"), "2023-11-14T22:13:25.000Z");
 }
 
-TEST(JobToJsonTest, RunningJobHasNoPositionButProgress) {
+TEST(JobJsonTest, RunningJobHasNoPositionButProgress) {
   JobSnapshot s = QueuedJob();
   s.record.status = JobStatus::kRunning;
   s.record.started_at = kT0 + 1000;
   s.record.attempts = 1;
   s.record.progress = 0.25;
   s.position.reset();
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("status"), "running");
   EXPECT_TRUE(o.at("position").is_null());
   EXPECT_EQ(o.at("attempts"), 1);
@@ -94,14 +101,14 @@ TEST(JobToJsonTest, RunningJobHasNoPositionButProgress) {
   EXPECT_TRUE(o.at("finished_at").is_null());
 }
 
-TEST(JobToJsonTest, PositionZeroIsNotNull) {
+TEST(JobJsonTest, PositionZeroIsNotNull) {
   JobSnapshot s = QueuedJob();
   s.position = 0;
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("position"), 0);
 }
 
-TEST(JobToJsonTest, SucceededWithJsonResultEmbedsIt) {
+TEST(JobJsonTest, SucceededWithJsonResultEmbedsIt) {
   JobSnapshot s = QueuedJob();
   s.position.reset();
   s.record.status = JobStatus::kSucceeded;
@@ -109,7 +116,7 @@ TEST(JobToJsonTest, SucceededWithJsonResultEmbedsIt) {
   s.record.finished_at = kT0 + 2000;
   s.record.progress = 1.0;
   s.record.result = Result::Json(json::object{{"answer", 42}}).output();
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("status"), "succeeded");
   EXPECT_EQ(o.at("result"), (json::object{{"answer", 42}}));
   EXPECT_EQ(o.at("result_type"), "application/json");
@@ -118,32 +125,32 @@ TEST(JobToJsonTest, SucceededWithJsonResultEmbedsIt) {
   EXPECT_TRUE(o.at("error").is_null());
 }
 
-TEST(JobToJsonTest, JsonNullResultIsStillAResult) {
+TEST(JobJsonTest, JsonNullResultIsStillAResult) {
   JobSnapshot s = QueuedJob();
   s.position.reset();
   s.record.status = JobStatus::kSucceeded;
   s.record.finished_at = kT0 + 2000;
   s.record.result = Result::Json(nullptr).output();
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_TRUE(o.at("result").is_null());
   EXPECT_EQ(o.at("result_type"), "application/json");
   EXPECT_TRUE(o.contains("result_url"));
 }
 
-TEST(JobToJsonTest, BinaryResultIsOnlyLinked) {
+TEST(JobJsonTest, BinaryResultIsOnlyLinked) {
   JobSnapshot s = QueuedJob();
   s.position.reset();
   s.record.task = "mandelbrot";
   s.record.status = JobStatus::kSucceeded;
   s.record.finished_at = kT0 + 2000;
   s.record.result = Result::Bytes("image/png", std::string("\x89PNG\r\n\x1a\n", 8)).output();
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_TRUE(o.at("result").is_null()) << "bytes never go into the job object";
   EXPECT_EQ(o.at("result_type"), "image/png");
   EXPECT_EQ(o.at("result_url"), "/v1/jobs/AbCdEfGhIjKlMnOp/result");
 }
 
-TEST(JobToJsonTest, FailedJobHasAnErrorObject) {
+TEST(JobJsonTest, FailedJobHasAnErrorObject) {
   JobSnapshot s = QueuedJob();
   s.position.reset();
   s.record.status = JobStatus::kFailed;
@@ -151,7 +158,7 @@ TEST(JobToJsonTest, FailedJobHasAnErrorObject) {
   s.record.finished_at = kT0 + 2000;
   s.record.progress = 0.5;
   s.record.error = JobError{"timeout", "ran too long"};
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("status"), "failed");
   EXPECT_EQ(o.at("error"), (json::object{{"type", "timeout"}, {"message", "ran too long"}}));
   EXPECT_TRUE(o.at("result").is_null());
@@ -159,32 +166,53 @@ TEST(JobToJsonTest, FailedJobHasAnErrorObject) {
   EXPECT_DOUBLE_EQ(o.at("progress").as_double(), 0.5);
 }
 
-TEST(JobToJsonTest, CanceledJob) {
+TEST(JobJsonTest, CanceledJob) {
   JobSnapshot s = QueuedJob();
   s.position.reset();
   s.record.status = JobStatus::kCanceled;
   s.record.finished_at = kT0 + 2000;
   s.record.error = JobError{"canceled", "canceled by a DELETE request"};
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("status"), "canceled");
   EXPECT_TRUE(o.at("started_at").is_null()) << "it never started";
   EXPECT_EQ(o.at("error").at("type"), "canceled");
 }
 
-TEST(JobToJsonTest, SerializesToParsableJson) {
+TEST(JobJsonTest, SerializesToParsableJson) {
   JobSnapshot s = QueuedJob();
   s.record.id = "a\"b\\c";  // Hostile text survives the round trip.
-  json::value back = json::parse(WriteJson(JobToJson(s)));
+  std::string text;
+  AppendJobJson(&text, s);
+  json::value back = json::parse(text);
   EXPECT_EQ(back.at("id"), "a\"b\\c");
 }
 
-TEST(JobToJsonTest, WrittenWithShortestDoublesAndValidUtf8) {
+// A listing leaves the result out unless asked; where it is, it is written last.
+TEST(JobJsonTest, TheResultIsLastAndLeftOutWhenNotAskedFor) {
+  JobSnapshot s = QueuedJob();
+  s.record.status = JobStatus::kSucceeded;
+  s.record.result = Result::Json(json::array{1, 2}).output();
+  std::string with, without;
+  AppendJobJson(&with, s);
+  AppendJobJson(&without, s, /*include_result=*/false);
+  EXPECT_EQ(with.substr(with.size() - std::string_view(R"(,"result":[1,2]})").size()), R"(,"result":[1,2]})");
+  const json::object listed = json::parse(without).as_object();
+  EXPECT_FALSE(listed.contains("result"));
+  EXPECT_EQ(listed.at("result_type"), "application/json");
+  EXPECT_EQ(listed.at("result_url").as_string(), "/v1/jobs/" + s.record.id + "/result");
+  json::object sent = json::parse(with).as_object();
+  sent.erase("result");
+  EXPECT_EQ(sent, listed) << "the rest is the same";
+}
+
+TEST(JobJsonTest, WrittenWithShortestDoublesAndValidUtf8) {
   JobSnapshot s = QueuedJob();
   s.record.status = JobStatus::kSucceeded;
   s.record.progress = 0.1;
   s.record.result = Result::Json(json::object{{"v", 2.5}, {"w", 1.0}}).output();
   s.record.error_history.push_back(JobError{"handler_error", "bad byte \xFF here"});
-  const std::string text = WriteJson(JobToJson(s));
+  std::string text;
+  AppendJobJson(&text, s);
   EXPECT_NE(text.find(R"("progress":0.1)"), std::string::npos) << text;
   EXPECT_NE(text.find(R"("result":{"v":2.5,"w":1})"), std::string::npos) << text;
   EXPECT_NE(text.find("bad byte \xEF\xBF\xBD here"), std::string::npos) << text;
@@ -199,22 +227,22 @@ JobSnapshot MapJob() {
   return s;
 }
 
-TEST(JobToJsonTest, PlainJobHasNoMapObject) { EXPECT_FALSE(JobToJson(QueuedJob()).contains("map")); }
+TEST(JobJsonTest, PlainJobHasNoMapObject) { EXPECT_FALSE(Sent(QueuedJob()).contains("map")); }
 
-TEST(JobToJsonTest, MapObjectOfAFinishedMapHasNoLiveCounts) {
+TEST(JobJsonTest, MapObjectOfAFinishedMapHasNoLiveCounts) {
   JobSnapshot s = MapJob();
   s.position.reset();
   s.record.status = JobStatus::kSucceeded;
   s.record.finished_at = kT0 + 2000;
   s.record.result = Result::Json(json::array{nullptr, nullptr, nullptr}).output();
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   ASSERT_TRUE(o.contains("map")) << json::serialize(o);
   EXPECT_EQ(o.at("map"), json::parse(R"({"total": 3, "chunk": null, "on_error": "fail_fast", "failed_index": null})"));
   EXPECT_FALSE(o.contains("input")) << "the elements are not echoed back";
   EXPECT_EQ(o.at("result"), (json::array{nullptr, nullptr, nullptr}));
 }
 
-TEST(JobToJsonTest, MapObjectOfAnActiveMapHasLiveCounts) {
+TEST(JobJsonTest, MapObjectOfAnActiveMapHasLiveCounts) {
   JobSnapshot s = MapJob();
   s.position.reset();
   s.record.status = JobStatus::kRunning;
@@ -222,31 +250,31 @@ TEST(JobToJsonTest, MapObjectOfAnActiveMapHasLiveCounts) {
   s.record.map->chunk = 16;
   s.record.map->collect = true;
   s.map = MapCounts{.total = 3, .done = 1, .failed = 1, .running = 2};
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("map"), json::parse(R"({"total": 3, "done": 1, "failed": 1, "running": 2, "chunk": 16,
                                          "on_error": "collect", "failed_index": null})"));
 }
 
-TEST(JobToJsonTest, MapThatFailedFastNamesTheFailedElement) {
+TEST(JobJsonTest, MapThatFailedFastNamesTheFailedElement) {
   JobSnapshot s = MapJob();
   s.position.reset();
   s.record.status = JobStatus::kFailed;
   s.record.finished_at = kT0 + 2000;
   s.record.error = JobError{"invalid_input", "element 2 of 3 failed: ms must be at least 0"};
   s.record.map->failed_index = 2;
-  json::object o = JobToJson(s);
+  json::object o = Sent(s);
   EXPECT_EQ(o.at("map").at("failed_index"), 2);
   EXPECT_EQ(o.at("map").at("on_error"), "fail_fast");
   EXPECT_EQ(o.at("error").at("type"), "invalid_input");
   EXPECT_FALSE(o.at("map").as_object().contains("done"));
 }
 
-TEST(JobToJsonTest, MapWithoutAnArrayInputCountsNoElements) {
+TEST(JobJsonTest, MapWithoutAnArrayInputCountsNoElements) {
   // A record can only carry a map spec with an array input; if it did not, the total
   // is 0 rather than a crash.
   JobSnapshot s = MapJob();
   s.record.input.reset();
-  EXPECT_EQ(JobToJson(s).at("map").at("total"), 0);
+  EXPECT_EQ(Sent(s).at("map").at("total"), 0);
 }
 
 TEST(JobStatusTest, NamesRoundTrip) {

@@ -153,6 +153,19 @@ TEST(MapRunTest, InvalidInputAndADrainingServerAreNotRetried) {
   }
 }
 
+// A failure that is not retried leaves later chunks first attempts, with no list.
+TEST(MapRunTest, ChunksAfterAFailureNotRetriedCarryNoAttempts) {
+  MapRun run(4, Spec(2, /*collect=*/true), 1);
+  MapRun::Chunk first = run.TakeChunk();
+  std::vector<std::optional<Result>> out;
+  out.push_back(Result::Json(0));
+  out.push_back(Result::Fail("boom", "no"));
+  run.Fold(first, Outcome(std::move(out), nanoseconds(1), StopReason::kNone), milliseconds(0), 0, true);
+  MapRun::Chunk second = run.TakeChunk();
+  EXPECT_EQ(second.indices, (std::vector<std::size_t>{2, 3}));
+  EXPECT_TRUE(second.attempts.empty());
+}
+
 TEST(MapRunTest, CollectWrapsEachOutcome) {
   MapRun run(2, Spec(2, /*collect=*/true), 1);
   MapRun::Chunk chunk = run.TakeChunk();
