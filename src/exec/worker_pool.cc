@@ -703,13 +703,9 @@ void WorkerPool::Impl::SendNext(Worker* w) {
     AppendJsonString(&line, w->message_id);
     line += R"(,"task":)";
     AppendJsonString(&line, options.task);
-    line += R"(,"inputs":[)";
+    line += R"(,"inputs":)";
     const Batch& b = job.elements;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      if (i > 0) line += ',';
-      AppendJson(&line, b.InputOf(i), JsonNumbers::kKeepKind);
-    }
-    line += ']';
+    AppendJsonList(&line, b.input->get_array(), b.indices, JsonNumbers::kKeepKind);
     if (!b.attempts.empty()) {
       line += R"(,"attempts":[)";
       for (std::size_t i = 0; i < b.size(); ++i) {

@@ -328,6 +328,17 @@ void AppendJson(std::string* out, const json::value& v, JsonNumbers numbers) {
   Put(sink, v, numbers);
 }
 
+void AppendJsonList(std::string* out, const json::array& a, std::span<const std::size_t> indices,
+                    JsonNumbers numbers) {
+  Sink sink(out);
+  sink.Put('[');
+  for (std::size_t i = 0; i < indices.size(); ++i) {
+    if (i > 0) sink.Put(',');
+    Put(sink, a[indices[i]], numbers);
+  }
+  sink.Put(']');
+}
+
 std::string WriteJson(const json::value& v, JsonNumbers numbers) {
   std::string out;
   // A job object is about 300 bytes: one allocation for most bodies, doubling after.

@@ -17,7 +17,10 @@
 // Thread-safe: pure functions.
 #pragma once
 
+#include <boost/json/array.hpp>
 #include <boost/json/value.hpp>
+#include <cstddef>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -36,6 +39,10 @@ enum class JsonNumbers {
 // Appends `v` as compact JSON (no spaces) to *out.
 void AppendJson(std::string* out, const boost::json::value& v, JsonNumbers numbers = JsonNumbers::kShortest);
 std::string WriteJson(const boost::json::value& v, JsonNumbers numbers = JsonNumbers::kShortest);
+// Appends the elements of `a` at `indices`, in that order, as a JSON list: a map
+// chunk's inputs, written as one value rather than an AppendJson per element.
+void AppendJsonList(std::string* out, const boost::json::array& a, std::span<const std::size_t> indices,
+                    JsonNumbers numbers = JsonNumbers::kShortest);
 
 // Appends `s` as a quoted JSON string, escaped, invalid UTF-8 replaced by U+FFFD.
 void AppendJsonString(std::string* out, std::string_view s);

@@ -202,5 +202,16 @@ TEST(WriteJsonTest, AppendsToWhatIsThere) {
   EXPECT_EQ(out, "x=[1,2]");
 }
 
+TEST(WriteJsonTest, AListOfSomeElementsInTheOrderOfTheirIndices) {
+  const json::array a{1.0, "b", json::object{{"c", 3}}, nullptr};
+  std::string out = "in=";
+  const std::vector<std::size_t> indices{2, 0, 0};
+  AppendJsonList(&out, a, indices, JsonNumbers::kKeepKind);
+  EXPECT_EQ(out, R"(in=[{"c":3},1.0,1.0])");
+  out.clear();
+  AppendJsonList(&out, a, {});
+  EXPECT_EQ(out, "[]");
+}
+
 }  // namespace
 }  // namespace offload
