@@ -328,8 +328,7 @@ void AppendJson(std::string* out, const json::value& v, JsonNumbers numbers) {
   Put(sink, v, numbers);
 }
 
-void AppendJsonList(std::string* out, const json::array& a, std::span<const std::size_t> indices,
-                    JsonNumbers numbers) {
+void AppendJsonList(std::string* out, const json::array& a, std::span<const std::size_t> indices, JsonNumbers numbers) {
   Sink sink(out);
   sink.Put('[');
   for (std::size_t i = 0; i < indices.size(); ++i) {
