@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git curl python3
   clang-14 clang-format-14 clang-tidy-14
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev
+  libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx-light
   python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx

@@ -18,6 +18,7 @@ enum class ErrorCode {
   kTooLarge,          // A body over max_body.
   kResponseTooLarge,  // The answer asked for would pass a response budget (max_list_bytes).
   kUnavailable,       // Draining for shutdown, or the store cannot take writes.
+  kInsufficientStorage,  // The disk cannot take an upload or a file (ENOSPC, a quota).
   kInternal,          // A bug or an unexpected failure.
 };
 

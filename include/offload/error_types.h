@@ -40,6 +40,8 @@ inline constexpr char kWorkerError[] = "worker_error";
 inline constexpr char kWorkerDied[] = "worker_died";
 // No worker process could be started for the job.
 inline constexpr char kWorkerUnavailable[] = "worker_unavailable";
+// The result file could not be kept (a full disk): retried like a crash.
+inline constexpr char kResultNotStored[] = "result_not_stored";
 // A job failed or canceled without an error of its own: not expected, the fallback of
 // GET /v1/jobs/{id}/result.
 inline constexpr char kUnknown[] = "unknown";

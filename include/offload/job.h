@@ -2,6 +2,8 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +22,21 @@ inline bool IsFinished(JobStatus s) {
   return s == JobStatus::kSucceeded || s == JobStatus::kFailed || s == JobStatus::kCanceled;
 }
 
+// A file that came with the job: a request's binary body, or a file part of a
+// multipart/form-data request. Kept read-only in the job's folder until the job is
+// removed at retention.
+struct JobFile {
+  std::string field;         // The multipart field's name; "body" for a binary body.
+  std::string filename;      // As the client named it (may be empty); never used as a path.
+  std::string content_type;  // As the client sent it.
+  std::uint64_t size = 0;
+  std::string sha256;  // Of the bytes received, 64 hex digits.
+  // Where the bytes are on this machine: absolute. Empty in a record read from the
+  // store until the service resolves it.
+  std::string path;
+  bool operator==(const JobFile&) const = default;
+};
+
 // What one execution of a task receives. Valid for the duration of the handler call.
 struct Job {
   std::string_view id;
@@ -27,6 +44,8 @@ struct Job {
   const boost::json::value& input;
   int priority = 0;
   int attempt = 1;  // 1 for the first run.
+  // The files that came with the job, in the order the client sent them.
+  std::span<const JobFile> files = {};
 };
 
 }  // namespace offload

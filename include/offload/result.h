@@ -2,19 +2,34 @@
 #pragma once
 
 #include <boost/json/value.hpp>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
 namespace offload {
 
+// A result kept in a file rather than in memory: what a task wrote to the file it was
+// given, or a binary result larger than max_memory_result.
+struct OutputFile {
+  // Where the bytes are. Once the server has taken the file in, it is the job's own
+  // result file (FileStore::ResultPath), read-only.
+  std::string path;
+  std::uint64_t size = 0;
+  std::string sha256;  // Of the bytes, 64 hex digits; empty until the server took it in.
+  bool operator==(const OutputFile&) const = default;
+};
+
 // The output of a succeeded job. Immutable once built; shared between the store and
 // readers so that a large result is never copied.
 struct Output {
   std::string content_type;  // "application/json" for JSON results.
-  boost::json::value json;   // Set when content_type is JSON.
-  std::string bytes;         // Set otherwise.
-  bool is_json() const { return content_type == "application/json"; }
+  boost::json::value json;   // Set when content_type is JSON (and file is not set).
+  std::string bytes;         // Set otherwise, unless the bytes are in `file`.
+  std::optional<OutputFile> file;
+  bool is_json() const { return content_type == "application/json" && !file; }
+  std::uint64_t size() const { return file ? file->size : bytes.size(); }
 };
 
 // Why a job failed. `type` is a short machine-readable word ("invalid_input",
@@ -39,6 +54,15 @@ class Result {
     auto out = std::make_shared<Output>();
     out->content_type = std::move(content_type);
     out->bytes = std::move(bytes);
+    return Result(std::move(out));
+  }
+  // The bytes the handler wrote to the file at `path`: the server moves the file into
+  // the job's folder (it must be on the same file system as files_dir, or it is
+  // copied) and serves it from there, without reading it into memory.
+  static Result File(std::string content_type, std::string path) {
+    auto out = std::make_shared<Output>();
+    out->content_type = std::move(content_type);
+    out->file = OutputFile{std::move(path), 0, {}};
     return Result(std::move(out));
   }
   static Result Fail(std::string type, std::string message) {

@@ -77,6 +77,17 @@ struct TaskConfig {
   std::int64_t max_rss = 0;
   // Output beyond this many bytes fails the job.
   std::int64_t max_result = kDefaultMaxResult;
+
+  // Files in (docs/api.md#files). Content types the task takes as a binary body or a
+  // multipart file ("image/png", "image/*", "*/*"); empty: JSON only, the rest 415.
+  std::vector<std::string> accept;
+  // The largest upload (a body, or all files of a multipart request), in bytes.
+  std::int64_t max_input = std::int64_t{1} << 30;
+  // How a command gets a job's file: "stdin" (its bytes on stdin) or "path" (the
+  // JSON input on stdin, the files' paths in OFFLOAD_INPUT_PATH and OFFLOAD_INPUT_DIR).
+  std::string input_as = "stdin";
+  // How a python function gets a job's file: "path" (a str) or "bytes".
+  std::string python_input = "path";
 };
 
 struct ServerConfig {
@@ -107,6 +118,12 @@ struct ServerConfig {
   // Largest body of a GET /v1/jobs answer, in bytes; a page over it (with its results,
   // ?include=result) is refused with 422, and the store stops reading results past it.
   std::int64_t max_list_bytes = 16 << 20;
+  // Where uploads and file results live. Empty: "files" beside the SQLite database,
+  // or a temporary folder (removed at exit) with the memory store.
+  std::string files_dir;
+  // Binary results larger than this are kept in a file under files_dir, not in memory
+  // or in the database.
+  std::int64_t max_memory_result = 1 << 20;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

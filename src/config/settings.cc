@@ -296,6 +296,38 @@ bool IsPythonTarget(const std::string& s) {
 }
 bool IsCallStyle(const std::string& s) { return s == "arg" || s == "kwargs"; }
 
+bool IsInputAs(const std::string& s) { return s == "stdin" || s == "path"; }
+bool IsPythonInput(const std::string& s) { return s == "path" || s == "bytes"; }
+
+// "type/subtype", "type/*" or "*/*", without parameters; JSON is not a file type.
+bool IsMediaRange(std::string_view s) {
+  const std::size_t slash = s.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == s.size()) return false;
+  if (s.find_first_of(" ;,\t\"") != std::string_view::npos || s.find('/', slash + 1) != std::string_view::npos) {
+    return false;
+  }
+  return !(s.substr(0, slash) == "*" && s.substr(slash + 1) != "*");
+}
+
+Status ApplyAccept(const std::string& f, const toml::node& n, TaskConfig* task) {
+  const toml::array* a = n.as_array();
+  if (!a) return ConfigError(f, n, "accept must be an array of content types such as [\"image/png\", \"image/*\"]");
+  task->accept.clear();
+  for (const auto& e : *a) {
+    auto s = e.value<std::string>();
+    if (!e.is_string() || !IsMediaRange(*s)) {
+      return ConfigError(f, e,
+                         "accept entries must be content types such as \"image/png\", \"image/*\" or \"*/*\" "
+                         "(no parameters)");
+    }
+    if (*s == "application/json" || *s == "multipart/form-data") {
+      return ConfigError(f, e, *s + " is always understood as the request's own format; accept lists file types");
+    }
+    task->accept.push_back(*s);
+  }
+  return {};
+}
+
 bool IsHostPort(const std::string& s) { return s.find(':') != std::string::npos; }
 bool IsStore(const std::string& s) { return s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7); }
 bool IsBuiltinRun(const std::string& s) { return s.rfind("builtin:", 0) == 0; }
@@ -445,6 +477,13 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       SizeSetting("max_list_bytes", &C::max_list_bytes, 1024,
                   "Largest `GET /v1/jobs` answer, at least 1024; a page over it (with `?include=result`) gets "
                   "422."),
+      StringSetting("files_dir", &C::files_dir,
+                    "Where uploaded files and results kept on disk live (docs/api.md#files); the folder is "
+                    "created. A relative path is taken from the server's working directory, as `store` is.")
+          .Note("`files` beside the SQLite database; a temporary folder with the memory store"),
+      SizeSetting("max_memory_result", &C::max_memory_result, 0,
+                  "Binary results larger than this are kept in a file under files_dir, streamed from there, "
+                  "rather than in memory and in the database."),
   };
   return settings;
 }
@@ -538,6 +577,25 @@ const std::vector<Setting<TaskConfig>>& TaskSettings() {
       SizeSetting("max_result", &C::max_result, 1,
                   "Output beyond this fails the job with error.type \"result_too_large\" and stops the process.")
           .OnlyFor(TaskScope::kProcess),
+      Setting<C>{"accept", "array of strings",
+                 "Content types the task takes as a file: a binary body or the files of a multipart/form-data "
+                 "request, e.g. `[\"image/png\", \"image/*\"]` or `[\"*/*\"]`. Others get 415. Empty: JSON "
+                 "input only.",
+                 ApplyAccept, [](const C& c) { return FormatStrings(c.accept); }},
+      SizeSetting("max_input", &C::max_input, 1,
+                  "The largest upload: a binary body, or all the parts of a multipart request together. Past it "
+                  "the request gets 413 and nothing is kept."),
+      StringSetting("input_as", &C::input_as,
+                    "How a command gets a job's file: `\"stdin\"`, its bytes on stdin; `\"path\"`, the JSON "
+                    "input on stdin and the file's path in `OFFLOAD_INPUT_PATH` (all files in "
+                    "`OFFLOAD_INPUT_DIR`).",
+                    IsInputAs, "\"stdin\" or \"path\"")
+          .OnlyFor(TaskScope::kProcess),
+      StringSetting("python_input", &C::python_input,
+                    "How a python function gets a job's file: `\"path\"`, its path as a str; `\"bytes\"`, its "
+                    "contents.",
+                    IsPythonInput, "\"path\" or \"bytes\"")
+          .OnlyFor(TaskScope::kPython),
   };
   return settings;
 }

@@ -31,6 +31,11 @@ struct Execution {
   int attempt = 1;
   // Cancellation and progress; the service keeps a reference to request a stop.
   std::shared_ptr<RunContext> context;
+  // The files that came with the job, with their paths (read-only files).
+  std::vector<JobFile> files = {};
+  // Where a process may write the result instead of stdout (OFFLOAD_RESULT_PATH);
+  // empty for an element of a map, whose result goes into the map's list.
+  std::string result_path = {};
 };
 
 // A chunk of a parallel map: some of its elements, run one after another in one

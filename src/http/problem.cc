@@ -42,6 +42,14 @@ Problem ProblemFromError(const Error& e) {
       p.retry_after_s = 5;
       return p;
     }
+    case ErrorCode::kInsufficientStorage: {
+      // 507 (RFC 4918): nothing of the request was kept, and it may succeed once
+      // retention or an operator has freed room.
+      Problem p = MakeProblem(http::status::insufficient_storage, "insufficient-storage",
+                              "Not enough room to store the request", e.detail);
+      p.retry_after_s = 30;
+      return p;
+    }
     case ErrorCode::kInternal:
       break;
   }

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <filesystem>
 #include <boost/asio/signal_set.hpp>
 #include <optional>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "config/config.h"
 #include "exec/process.h"
 #include "exec/task_executors.h"
+#include "files/file_store.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "service/job_service.h"
@@ -58,6 +60,18 @@ ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
   if (options.threads > 0) config.threads = options.threads;
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
   return config;
+}
+
+// files_dir, or "files" beside the SQLite database, or a temporary folder for the
+// memory store (whose jobs, and so their files, end with the process).
+ErrorOr<std::unique_ptr<FileStore>> OpenFiles(const ServerConfig& c) {
+  if (!c.files_dir.empty()) return FileStore::Open(c.files_dir, /*ephemeral=*/false);
+  if (c.store.rfind("sqlite:", 0) == 0) {
+    const std::filesystem::path db(c.store.substr(7));
+    return FileStore::Open((db.parent_path().empty() ? std::filesystem::path(".") : db.parent_path()) / "files",
+                           /*ephemeral=*/false);
+  }
+  return FileStore::OpenTemporary();
 }
 
 }  // namespace
@@ -136,16 +150,21 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   // Before anything opens files or starts processes.
   if (options.configure_process) {
     ::signal(SIGPIPE, SIG_IGN);
+    // A write past RLIMIT_FSIZE then fails with EFBIG (an upload answered 507) rather
+    // than killing the server.
+    ::signal(SIGXFSZ, SIG_IGN);
     impl->nofile = RaiseOpenFileLimit();
   } else {
     impl->nofile = OpenFileLimit();
   }
   auto store = OpenStore(StoreOptions{c.store, c.sqlite_synchronous_full, c.sqlite_max_bytes});
   if (!store) return MakeError(store.error().code, "store error: " + store.error().detail);
+  auto files = OpenFiles(c);
+  if (!files) return MakeError(files.error().code, "files_dir error: " + files.error().detail);
   impl->pool = std::make_unique<ThreadPool>(InProcessPoolSize(c), /*nice_increment=*/5);
   auto executors = MakeTaskExecutors(c, registry, impl->pool.get());
   if (!executors) return executors.error();
-  auto service = JobService::Create(c, std::move(*executors), std::move(*store));
+  auto service = JobService::Create(c, std::move(*executors), std::move(*store), SystemClock(), std::move(*files));
   if (!service) return service.error();
   impl->service = std::move(*service);
   impl->api = std::make_unique<Api>(impl->service.get(), impl->config);

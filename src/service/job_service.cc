@@ -8,6 +8,7 @@
 #include <chrono>
 #include <random>
 
+#include "files/result_placement.h"
 #include "offload/error_types.h"
 #include "service/attempt_timer.h"
 #include "service/job_lifecycle.h"
@@ -93,7 +94,7 @@ std::vector<std::int64_t> Capacities(const ServerConfig& c) {
 
 // FNV-1a: stable across runs and builds, so stored request hashes stay comparable.
 std::uint64_t HashRequest(const std::string& task, const boost::json::value& input, int priority,
-                          const std::optional<MapSpec>& map) {
+                          const std::optional<MapSpec>& map, const std::vector<IncomingFile>& files) {
   std::uint64_t h = 1469598103934665603ull;
   auto mix = [&h](std::string_view s) {
     for (unsigned char c : s) {
@@ -107,6 +108,11 @@ std::uint64_t HashRequest(const std::string& task, const boost::json::value& inp
   mix(boost::json::serialize(input));
   mix(std::to_string(priority));
   if (map) mix("map " + std::to_string(map->chunk) + (map->collect ? " collect" : " fail_fast"));
+  for (const IncomingFile& f : files) {
+    mix(f.field);
+    mix(f.content_type);
+    mix(f.upload->sha256());
+  }
   return h;
 }
 
@@ -162,20 +168,29 @@ bool Retryable(const JobError& failure) { return failure.type != error_type::kIn
 
 }  // namespace
 
-JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock)
+JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock,
+                       std::unique_ptr<FileStore> files)
     : config_(config),
       clock_(clock),
       store_(std::move(store)),
       store_queue_(StoreQueue::Create(store_.get())),
+      files_(std::move(files)),
+      file_work_(std::make_unique<ThreadPool>(1, /*nice_increment=*/0)),
       timers_(std::make_unique<TimerQueue>()),
       scheduler_(Capacities(config)),
       idempotency_(config.idempotency_ttl.count()) {}
 
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config, TaskExecutors executors,
-                                                        std::unique_ptr<Store> store, const WallClock& clock) {
+                                                        std::unique_ptr<Store> store, const WallClock& clock,
+                                                        std::unique_ptr<FileStore> files) {
   auto valid = ValidateConfig(config);
   if (!valid) return valid.error();
-  std::unique_ptr<JobService> service(new JobService(config, std::move(store), clock));
+  if (!files) {
+    auto temporary = FileStore::OpenTemporary();
+    if (!temporary) return temporary.error();
+    files = std::move(*temporary);
+  }
+  std::unique_ptr<JobService> service(new JobService(config, std::move(store), clock, std::move(files)));
   const std::vector<std::string> names = ResourceNames(config);
   for (const auto& [name, tc] : config.tasks) {
     auto te = executors.find(name);
@@ -212,6 +227,12 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
 Status JobService::Recover() {
   auto max_seq = store_->MaxSeq();
   if (!max_seq) return max_seq.error();
+  // Before any job runs: what a crash left (an upload half received, files of a job
+  // whose insert never committed, a result an attempt was writing) goes.
+  files_->Sweep([this](const std::string& id) {
+    auto job = store_->Get(id);
+    return !job || job->has_value();  // When the store cannot tell, the files stay.
+  });
   auto unfinished = store_->LoadUnfinished();
   if (!unfinished) return unfinished.error();
   const UnixMillis now = clock_.Now();
@@ -227,6 +248,7 @@ Status JobService::Recover() {
       idempotency_.Put(e.task, e.key, IdempotencyCache::Entry{e.job_id, e.request_hash, e.created_at, true});
     }
     for (JobRecord& rec : *unfinished) {
+      for (std::size_t i = 0; i < rec.files.size(); ++i) rec.files[i].path = files_->InputPath(rec.id, i);
       auto job = std::make_unique<ActiveJob>(timers_.get());
       auto task = tasks_.find(rec.task);
       job->record = std::move(rec);
@@ -277,6 +299,7 @@ JobService::~JobService() {
   // process ones kill and reap their children, the in-process one waits for its
   // handlers. What they report meanwhile touches state that must still be alive.
   for (auto& [name, task] : tasks_) task->executor.reset();
+  file_work_.reset();  // Joins the result placement in progress.
   // Final writes queued so far are applied (or refused) while the timers still run.
   store_queue_->WaitForWrites();
   std::size_t unstored = 0;
@@ -322,6 +345,23 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
       return done(MakeError(ErrorCode::kInvalidArgument, *problem));
     }
   }
+  if (!request.files.empty() && request.map) {
+    return done(MakeError(ErrorCode::kInvalidArgument, "a map takes JSON elements, not files"));
+  }
+  const std::uint64_t request_hash =
+      request.idempotency_key.empty()
+          ? 0
+          : HashRequest(request.task, request.input, request.priority, request.map, request.files);
+  // A job with files is named first: its files are moved into its folder, and synced,
+  // before its insert, so that a stored job always has them.
+  std::string named_id;
+  std::vector<JobFile> files;
+  if (!request.files.empty()) {
+    named_id = NewJobId();
+    auto committed = files_->CommitInputs(named_id, std::move(request.files));
+    if (!committed) return done(committed.error());
+    files = std::move(*committed);
+  }
   auto job = std::make_unique<ActiveJob>(timers_.get());
   job->task = task;
   JobRecord& rec = job->record;
@@ -331,9 +371,10 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
   rec.map = request.map;
   if (!request.idempotency_key.empty()) {
     rec.idempotency_key = std::move(request.idempotency_key);
-    rec.request_hash = HashRequest(rec.task, request.input, rec.priority, request.map);
+    rec.request_hash = request_hash;
   }
   rec.input = std::make_shared<const boost::json::value>(std::move(request.input));
+  rec.files = std::move(files);
 
   std::optional<Error> refused;
   std::optional<JobSnapshot> replay;
@@ -364,7 +405,7 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
           MakeError(ErrorCode::kQueueFull, "task \"" + rec.task + "\" already has " +
                                                std::to_string(task->config.max_queued) + " queued jobs (max_queued)");
     } else {
-      rec.id = NewJobId();
+      rec.id = named_id.empty() ? NewJobId() : named_id;
       rec.seq = ++next_seq_;
       rec.created_at = now;
       ++task->pending_inserts;
@@ -379,6 +420,8 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
       });
     }
   }
+  // Refused or replayed: the files received for it are not kept.
+  if (!named_id.empty() && (refused || replay || !replay_id.empty())) files_->RemoveJob(named_id);
   if (refused) return done(std::move(*refused));
   if (replay) {
     replay->replayed = true;
@@ -429,7 +472,10 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
       answer = SnapshotLocked(*raw);
     }
   }
-  if (!stored) spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
+  if (!stored) {
+    spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
+    files_->RemoveJob(id);
+  }
   Launch(std::move(launches));
   done(std::move(answer));
 }
@@ -564,6 +610,11 @@ bool JobService::CancelAwait(const std::string& id, WaitTicket ticket) {
   if (w == ws.end()) return false;
   ws.erase(w);
   return true;
+}
+
+const TaskConfig* JobService::FindTask(const std::string& name) const {
+  auto it = tasks_.find(name);
+  return it == tasks_.end() ? nullptr : &it->second->config;
 }
 
 std::vector<TaskInfo> JobService::Tasks() const {
@@ -729,8 +780,10 @@ void JobService::StartLocked(ActiveJob* job, Launches* out) {
     job->attempt_timer.Set(timeout, [this, id = rec.id, attempt = rec.attempts] { OnTimeout(id, attempt); });
   }
   ++running_;
-  out->singles.push_back(Launches::Single{
-      job->task->executor.get(), Execution{rec.id, rec.task, rec.input, rec.priority, rec.attempts, job->run}, job});
+  out->singles.push_back(Launches::Single{job->task->executor.get(),
+                                          Execution{rec.id, rec.task, rec.input, rec.priority, rec.attempts, job->run,
+                                                    rec.files, files_->AttemptResultPath(rec.id, rec.attempts)},
+                                          job});
 }
 
 // REQUIRES: the scheduler has reserved one execution's resources.
@@ -770,7 +823,7 @@ void JobService::Launch(Launches launches) {
   store_queue_->RunCallbacks();
   for (auto& single : launches.singles) {
     single.executor->Start(std::move(single.exec),
-                           [this, job = single.job](const Result& outcome) { OnExecutionDone(job, outcome); });
+                           [this, job = single.job](Result outcome) { OnExecutionDone(job, std::move(outcome)); });
   }
   for (auto& chunk : launches.chunks) {
     chunk->dispatched = std::chrono::steady_clock::now();
@@ -849,8 +902,20 @@ void JobService::OnElementRetryDue(const std::string& id, std::size_t index) {
   Launch(std::move(launches));
 }
 
-void JobService::OnExecutionDone(ActiveJob* job, const Result& outcome) {
+void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
+  const TaskConfig& task = job->task->config;
+  const ResultPlacementLimits limits{static_cast<std::uint64_t>(config_.max_memory_result),
+                                     static_cast<std::uint64_t>(task.max_result)};
+  if (!NeedsPlacement(outcome, limits)) return FinishExecution(job, outcome);
+  // The id is constant while the job is active, and it stays active until finished.
+  file_work_->Submit([this, job, limits, outcome = std::move(outcome)]() mutable {
+    FinishExecution(job, PlaceResult(*files_, job->record.id, std::move(outcome), limits));
+  });
+}
+
+void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
   Launches launches;
+  bool result_unused = false;
   {
     MutexLock lock(&mu_);
     scheduler_.Release(job->task->queue);
@@ -860,6 +925,9 @@ void JobService::OnExecutionDone(ActiveJob* job, const Result& outcome) {
     job->run.reset();
     job->attempt_timer.Cancel();
     if (--running_ == 0) idle_cv_.SignalAll();
+    result_unused = outcome.ok() && outcome.output()->file && (rec.status == JobStatus::kCanceled ||
+                                                               stop == StopReason::kShutdown ||
+                                                               stop == StopReason::kTimeout);
     if (rec.status == JobStatus::kCanceled) {
       // Canceled while running: its final state was queued by Cancel. Erase it once
       // that write is durable (else OnFinishDurable erases it).
@@ -887,6 +955,7 @@ void JobService::OnExecutionDone(ActiveJob* job, const Result& outcome) {
     }
     DispatchLocked(&launches);
   }
+  if (result_unused) ::unlink(outcome.output()->file->path.c_str());
   Launch(std::move(launches));
 }
 
@@ -1045,7 +1114,14 @@ void JobService::RemoveExpired() {
     MutexLock lock(&mu_);
     idempotency_.RemoveExpired(now);
   }
-  auto removed = store_->RemoveFinishedBefore(now - config_.retention.count());
+  const UnixMillis cutoff = now - config_.retention.count();
+  // Rows first, then files: a crash in between leaves files without a job, which the
+  // next start removes, never a job without its files.
+  auto with_files = store_->FinishedWithFilesBefore(cutoff);
+  auto removed = store_->RemoveFinishedBefore(cutoff);
+  if (removed && with_files) {
+    for (const std::string& id : *with_files) files_->RemoveJob(id);
+  }
   if (!removed)
     spdlog::error("store: retention failed: {}", removed.error().detail);
   else if (*removed > 0)

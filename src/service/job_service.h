@@ -43,6 +43,8 @@
 
 #include "config/config.h"
 #include "exec/executor.h"
+#include "files/file_store.h"
+#include "files/upload_file.h"
 #include "sched/scheduler.h"
 #include "service/idempotency_cache.h"
 #include "service/map_run.h"
@@ -50,6 +52,7 @@
 #include "store/store_queue.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
+#include "util/thread_pool.h"
 #include "util/timer_queue.h"
 
 namespace offload {
@@ -71,6 +74,9 @@ struct SubmitRequest {
   Millis timeout{0};            // The job's own timeout; 0: the task's. Capped by the task's.
   // Set for a parallel map: `input` is then the array of elements.
   std::optional<MapSpec> map;
+  // Uploads received for the job (a binary body, multipart files), finished. They are
+  // removed if the job is not accepted.
+  std::vector<IncomingFile> files;
 };
 
 // Why a job is canceled: each gives the job its own error.type and message.
@@ -115,10 +121,12 @@ class JobService {
 
   // Takes the executors (MakeTaskExecutors builds them), one for each of
   // config.tasks; kInvalidArgument when one is missing or the config is invalid.
-  // Jobs are stamped and expired by `clock`, which must outlive the service.
+  // Jobs are stamped and expired by `clock`, which must outlive the service. Jobs'
+  // files live in `files`; without one, in a temporary folder removed at the end.
   static ErrorOr<std::unique_ptr<JobService>> Create(const ServerConfig& config, TaskExecutors executors,
                                                      std::unique_ptr<Store> store,
-                                                     const WallClock& clock = SystemClock());
+                                                     const WallClock& clock = SystemClock(),
+                                                     std::unique_ptr<FileStore> files = nullptr);
   // Cancels whatever still runs, destroys the executors (each returns once none of
   // its callbacks can run), then joins the timer thread.
   ~JobService();
@@ -145,6 +153,10 @@ class JobService {
   bool CancelAwait(const std::string& id, WaitTicket ticket);
 
   std::vector<TaskInfo> Tasks() const;
+  // The config of task `name`; nullptr when there is none.
+  const TaskConfig* FindTask(const std::string& name) const;
+  // Where jobs' files are: an upload is received into files().NewUpload().
+  FileStore& files() const { return *files_; }
   std::vector<ResourceInfo> Resources() const;
   // Jobs held in memory: queued, running, or with their final write in flight.
   std::size_t active_jobs() const;
@@ -191,7 +203,8 @@ class JobService {
     std::vector<std::shared_ptr<MapChunk>> chunks;
   };
 
-  JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock);
+  JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock,
+             std::unique_ptr<FileStore> files);
 
   Status Recover() LOCKS_EXCLUDED(mu_);
   void OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored, const SnapshotCallback& done)
@@ -207,7 +220,10 @@ class JobService {
   void MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error = std::nullopt)
       EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Launch(Launches launches) LOCKS_EXCLUDED(mu_);
-  void OnExecutionDone(ActiveJob* job, const Result& outcome) LOCKS_EXCLUDED(mu_);
+  // Places the result first (files/result_placement.h), on file_work_ when that
+  // means file I/O, then finishes the execution.
+  void OnExecutionDone(ActiveJob* job, Result outcome) LOCKS_EXCLUDED(mu_);
+  void FinishExecution(ActiveJob* job, const Result& outcome) LOCKS_EXCLUDED(mu_);
   void OnChunkDone(const std::shared_ptr<MapChunk>& chunk, BatchOutcome outcome) LOCKS_EXCLUDED(mu_);
   void StopMapLocked(ActiveJob* job, StopReason reason) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnElementRetryDue(const std::string& id, std::size_t index) LOCKS_EXCLUDED(mu_);
@@ -231,6 +247,9 @@ class JobService {
   const WallClock& clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<StoreQueue> store_queue_;
+  std::unique_ptr<FileStore> files_;
+  // Moves, hashes and syncs result files, off the executors' threads.
+  std::unique_ptr<ThreadPool> file_work_;
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
   // Timeouts, back-off, final-write retries and retention. Declared before the jobs
   // so that it outlives their timers.

@@ -47,6 +47,8 @@ struct JobRecord {
   std::int64_t timeout_ms = 0;
   // Set for the parent job of a parallel map.
   std::optional<MapSpec> map;
+  // The files that came with the job, in order; each lives at FileStore::InputPath.
+  std::vector<JobFile> files;
 };
 
 }  // namespace offload

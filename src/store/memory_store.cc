@@ -86,6 +86,18 @@ ErrorOr<std::size_t> MemoryStore::RemoveFinishedBefore(UnixMillis cutoff) {
   return removed;
 }
 
+ErrorOr<std::vector<std::string>> MemoryStore::FinishedWithFilesBefore(UnixMillis cutoff) {
+  MutexLock lock(&mu_);
+  std::vector<std::string> out;
+  for (auto it = finished_.begin(); it != finished_.end() && it->first < cutoff; ++it) {
+    auto node = by_seq_.find(it->second);
+    if (node == by_seq_.end()) continue;
+    const JobRecord& job = node->second;
+    if (!job.files.empty() || (job.result && job.result->file)) out.push_back(job.id);
+  }
+  return out;
+}
+
 ErrorOr<std::vector<JobRecord>> MemoryStore::LoadUnfinished() {
   MutexLock lock(&mu_);
   std::vector<JobRecord> out;

@@ -22,7 +22,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -73,15 +73,23 @@ CREATE TRIGGER job_input_goes_with_its_job AFTER DELETE ON jobs BEGIN
 END;
 )sql";
 
+// Version 6: files. `files` lists the files that came with a job, as a JSON array of
+// {"field","filename","content_type","size","sha256"} (NULL: none); `result_file` is
+// {"size","sha256"} for a result kept in a file under files_dir (its blob is then NULL).
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE jobs ADD COLUMN files TEXT;
+ALTER TABLE jobs ADD COLUMN result_file TEXT;
+)sql";
+
 // What a row reads as (ReadRow), FROM jobs; column 6 is the input.
 constexpr const char* kColumns =
     "seq, id, task, status, priority, attempts, (SELECT input FROM job_inputs WHERE job_inputs.seq = jobs.seq), "
     "created_at, started_at, finished_at, result_type, result, error_type, error_message, progress, error_history, "
-    "idem_key, request_hash, timeout_ms, map_spec, error_detail";
+    "idem_key, request_hash, timeout_ms, map_spec, error_detail, files, result_file";
 
 // kColumns as List reads them: the result (column 11) only when ?5 asks for results
 // and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
-// and, as column 21, the size of the result read, so that List can stop before a
+// and, as column 23, the size of the result read, so that List can stop before a
 // page's results pass their budget. length() of a blob does not read it.
 // kColumns with `expr` read in the result's place.
 std::string ColumnsWithResultAs(std::string_view expr) {
@@ -175,6 +183,53 @@ MapSpec MapSpecFromText(std::string_view text) {
   return out;
 }
 
+// Empty for a job without files (stored as NULL).
+std::string FilesToText(const std::vector<JobFile>& files) {
+  if (files.empty()) return {};
+  json::array a;
+  for (const JobFile& f : files) {
+    a.push_back(json::object{{"field", f.field},
+                             {"filename", f.filename},
+                             {"content_type", f.content_type},
+                             {"size", f.size},
+                             {"sha256", f.sha256}});
+  }
+  return WriteJson(a);
+}
+
+std::vector<JobFile> FilesFromText(std::string_view text) {
+  std::vector<JobFile> out;
+  ErrorOr<json::value> v = ParseJson(text);
+  if (!v || !v->is_array()) return out;
+  auto str = [](const json::object& o, const char* key) {
+    const json::value* s = o.if_contains(key);
+    return s && s->is_string() ? std::string(s->get_string()) : std::string();
+  };
+  for (const auto& e : v->get_array()) {
+    if (!e.is_object()) continue;
+    const auto& o = e.get_object();
+    JobFile f{str(o, "field"), str(o, "filename"), str(o, "content_type"), 0, str(o, "sha256"), {}};
+    if (const json::value* n = o.if_contains("size"); n && n->is_number()) f.size = n->to_number<std::uint64_t>();
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string ResultFileToText(const OutputFile& file) {
+  return WriteJson(json::object{{"size", file.size}, {"sha256", file.sha256}});
+}
+
+// The path stays empty: files live under files_dir, which the store does not know.
+OutputFile ResultFileFromText(std::string_view text) {
+  OutputFile out;
+  ErrorOr<json::value> v = ParseJson(text);
+  if (!v || !v->is_object()) return out;
+  const auto& o = v->get_object();
+  if (const json::value* n = o.if_contains("size"); n && n->is_number()) out.size = n->to_number<std::uint64_t>();
+  if (const json::value* h = o.if_contains("sha256"); h && h->is_string()) out.sha256 = h->get_string();
+  return out;
+}
+
 }  // namespace
 
 // One sqlite3 handle and its prepared statements. Not thread-safe: the store hands a
@@ -259,6 +314,11 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
   r.finished_at = sqlite3_column_int64(st, 9);
   if (shared && sqlite3_column_type(st, 10) != SQLITE_NULL && shared->content_type == text(10)) {
     r.result = std::move(shared);
+  } else if (sqlite3_column_type(st, 10) != SQLITE_NULL && sqlite3_column_type(st, 22) != SQLITE_NULL) {
+    auto out = std::make_shared<Output>();
+    out->content_type = text(10);
+    out->file = ResultFileFromText(text(22));
+    r.result = std::move(out);
   } else if (sqlite3_column_type(st, 10) != SQLITE_NULL && sqlite3_column_type(st, 11) == SQLITE_NULL) {
     // Left out by the query (a listing without results): its content type alone.
     auto out = std::make_shared<Output>();
@@ -290,6 +350,7 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
   r.request_hash = static_cast<std::uint64_t>(sqlite3_column_int64(st, 17));
   r.timeout_ms = sqlite3_column_int64(st, 18);
   if (sqlite3_column_type(st, 19) != SQLITE_NULL) r.map = MapSpecFromText(text(19));
+  if (sqlite3_column_type(st, 21) != SQLITE_NULL) r.files = FilesFromText(text(21));
   return r;
 }
 
@@ -302,7 +363,9 @@ void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_
   if (r.result) {
     sqlite3_bind_text(st, i + 4, r.result->content_type.data(), static_cast<int>(r.result->content_type.size()),
                       SQLITE_STATIC);
-    if (r.result->is_json()) {
+    if (r.result->file) {
+      sqlite3_bind_null(st, i + 5);
+    } else if (r.result->is_json()) {
       *result_text = WriteJson(r.result->json, JsonNumbers::kKeepKind);
       sqlite3_bind_blob64(st, i + 5, result_text->data(), result_text->size(), SQLITE_STATIC);
     } else {
@@ -328,6 +391,13 @@ void BindState(sqlite3_stmt* st, int i, const JobRecord& r, std::string* result_
     sqlite3_bind_null(st, i + 9);
   else
     sqlite3_bind_text(st, i + 9, history_text->data(), static_cast<int>(history_text->size()), SQLITE_STATIC);
+}
+
+// The result's file at index `i`; NULL for a result held in the row (or none).
+void BindResultFile(sqlite3_stmt* st, int i, const JobRecord& r, std::string* text) {
+  if (!r.result || !r.result->file) return;
+  *text = ResultFileToText(*r.result->file);
+  sqlite3_bind_text(st, i, text->data(), static_cast<int>(text->size()), SQLITE_STATIC);
 }
 
 // The error's detail at index `i`; NULL without one (most errors).
@@ -429,7 +499,7 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     const char* sql;
   };
   static const Migration kMigrations[] = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
+      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
@@ -471,7 +541,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
   Connection& c = *writer_;
   int rc = c.Exec("BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return SqliteError(c.db(), rc, "cannot begin a transaction");
-  std::string result_text, history_text, map_text;
+  std::string result_text, history_text, map_text, files_text, result_file_text;
   for (const StoreOp& op : ops) {
     const JobRecord& r = op.job;
     sqlite3_stmt* st;
@@ -479,8 +549,9 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       st = c.Prepare(
           "INSERT INTO jobs (seq, id, task, status, priority, attempts, created_at, started_at, finished_at, "
           "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
-          "timeout_ms, map_spec, error_detail) "
-          "VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21)");
+          "timeout_ms, map_spec, error_detail, files, result_file) "
+          "VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21, ?22, "
+          "?23)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -496,11 +567,16 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       map_text = MapSpecToText(r.map);
       if (r.map) sqlite3_bind_text(st, 20, map_text.data(), static_cast<int>(map_text.size()), SQLITE_STATIC);
       BindErrorDetail(st, 21, r);
+      files_text = FilesToText(r.files);
+      if (!files_text.empty()) {
+        sqlite3_bind_text(st, 22, files_text.data(), static_cast<int>(files_text.size()), SQLITE_STATIC);
+      }
+      BindResultFile(st, 23, r, &result_file_text);
     } else {
       st = c.Prepare(
           "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "
           "result = ?6, error_type = ?7, error_message = ?8, progress = ?9, error_history = ?10, map_spec = ?13, "
-          "error_detail = ?14 WHERE seq = ?11 AND id = ?12");
+          "error_detail = ?14, result_file = ?15 WHERE seq = ?11 AND id = ?12");
       if (!st) return RollBack(c, "cannot prepare an update");
       BindState(st, 1, r, &result_text, &history_text);
       sqlite3_bind_int64(st, 11, static_cast<sqlite3_int64>(r.seq));
@@ -508,6 +584,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       map_text = MapSpecToText(r.map);
       if (r.map) sqlite3_bind_text(st, 13, map_text.data(), static_cast<int>(map_text.size()), SQLITE_STATIC);
       BindErrorDetail(st, 14, r);
+      BindResultFile(st, 15, r, &result_file_text);
     }
     rc = sqlite3_step(st);
     sqlite3_reset(st);
@@ -547,7 +624,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
   // it lives (a response still sending it, say).
   for (const StoreOp& op : ops) {
     const auto& result = op.job.result;
-    if (result && !result->is_json()) results_.Remember(op.job.id, result, result->bytes.size());
+    if (result && !result->is_json() && !result->file) results_.Remember(op.job.id, result, result->bytes.size());
   }
   return {};
 }
@@ -615,7 +692,7 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
       page.next_before_seq = page.jobs.back().seq;
       break;
     }
-    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 21));
+    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 23));
     if (q.max_result_bytes > 0 && result_bytes > q.max_result_bytes) {
       sqlite3_reset(st);
       return MakeError(ErrorCode::kResponseTooLarge,
@@ -652,6 +729,24 @@ ErrorOr<std::size_t> SqliteStore::RemoveFinishedBefore(UnixMillis cutoff) {
     if (n < 5000) break;
   }
   return removed;
+}
+
+ErrorOr<std::vector<std::string>> SqliteStore::FinishedWithFilesBefore(UnixMillis cutoff) {
+  ReadLease lease = AcquireReader();
+  if (!lease.get()) return lease.error();
+  sqlite3_stmt* st = lease.get()->Prepare(
+      "SELECT id FROM jobs WHERE finished_at > 0 AND finished_at < ?1 AND (files IS NOT NULL OR result_file IS NOT "
+      "NULL)");
+  if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
+  sqlite3_bind_int64(st, 1, cutoff);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), sqlite3_column_bytes(st, 0));
+  }
+  sqlite3_reset(st);
+  if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot list expired jobs with files");
+  return out;
 }
 
 ErrorOr<std::vector<JobRecord>> SqliteStore::LoadUnfinished() {

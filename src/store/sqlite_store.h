@@ -40,6 +40,7 @@ class SqliteStore final : public Store {
   ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override;
   ErrorOr<JobPage> List(const JobQuery& query) override;
   ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override;
+  ErrorOr<std::vector<std::string>> FinishedWithFilesBefore(UnixMillis cutoff) override;
   ErrorOr<std::vector<JobRecord>> LoadUnfinished() override;
   ErrorOr<std::uint64_t> MaxSeq() override;
   ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override;

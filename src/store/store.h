@@ -73,6 +73,9 @@ class Store {
   [[nodiscard]] virtual ErrorOr<JobPage> List(const JobQuery& query) = 0;
   // Deletes finished jobs whose finished_at is before `cutoff`; returns how many.
   [[nodiscard]] virtual ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) = 0;
+  // The ids of the jobs RemoveFinishedBefore(cutoff) would delete that have files
+  // (inputs, or a result kept in a file), so that their files go with them.
+  [[nodiscard]] virtual ErrorOr<std::vector<std::string>> FinishedWithFilesBefore(UnixMillis cutoff) = 0;
 
   // For recovery at start: every queued or running job, in submission order.
   [[nodiscard]] virtual ErrorOr<std::vector<JobRecord>> LoadUnfinished() = 0;

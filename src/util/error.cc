@@ -23,6 +23,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "response_too_large";
     case ErrorCode::kUnavailable:
       return "unavailable";
+    case ErrorCode::kInsufficientStorage:
+      return "insufficient_storage";
     case ErrorCode::kInternal:
       return "internal";
   }
