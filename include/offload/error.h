@@ -15,7 +15,8 @@ enum class ErrorCode {
   kNotFound,          // No such job.
   kConflict,          // The job is in the wrong state for this operation.
   kQueueFull,         // The task's queue holds max_queued jobs.
-  kTooLarge,          // A body over max_body.
+  kTooLarge,          // A body over max_body (or an upload over max_input).
+  kUnsupportedMediaType,  // A body or file of a content type the endpoint or task does not take.
   kResponseTooLarge,  // The answer asked for would pass a response budget (max_list_bytes).
   kUnavailable,       // Draining for shutdown, or the store cannot take writes.
   kInsufficientStorage,  // The disk cannot take an upload or a file (ENOSPC, a quota).

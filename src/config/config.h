@@ -123,7 +123,7 @@ struct ServerConfig {
   std::string files_dir;
   // Binary results larger than this are kept in a file under files_dir, not in memory
   // or in the database.
-  std::int64_t max_memory_result = 1 << 20;
+  std::int64_t max_memory_result = kDefaultMaxMemoryResult;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

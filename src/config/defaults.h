@@ -25,5 +25,7 @@ inline constexpr std::chrono::milliseconds kDefaultWriteTimeout{10'000};
 inline constexpr std::chrono::milliseconds kDefaultKillGrace{5000};
 // Output of a command or worker job beyond this many bytes fails it (`max_result`).
 inline constexpr std::int64_t kDefaultMaxResult = 64 << 20;
+// Binary results larger than this live in a file (ServerConfig::max_memory_result).
+inline constexpr std::int64_t kDefaultMaxMemoryResult = 1 << 20;
 
 }  // namespace offload

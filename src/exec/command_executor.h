@@ -1,8 +1,11 @@
 // CommandExecutor: runs a `command` task, one child process per job.
 //
 // The job's input is written to the child's stdin as one line of JSON, then stdin is
-// closed; everything the child writes to stdout is the result (JSON when the task's
-// content type is JSON, raw bytes otherwise); exit status 0 means success. A non-zero
+// closed — or, for a job that came with a file (unless input_as_path), the file is
+// the child's stdin. Everything the child writes to stdout is the result (JSON when
+// the task's content type is JSON, raw bytes otherwise), unless it wrote the file
+// named by OFFLOAD_RESULT_PATH, which then is; exit status 0 means success. A binary
+// stdout longer than max_memory_result goes to a file as it arrives. A non-zero
 // exit or a signal fails the job with the status and the last 4 KiB of stderr. A stop
 // (DELETE, timeout, shutdown) terminates the child's process group: SIGTERM, then
 // SIGKILL after kill_grace. The execution reports done only once the child has been
@@ -38,6 +41,12 @@ struct CommandOptions {
   std::chrono::milliseconds kill_grace{kDefaultKillGrace};
   // Stdout beyond this many bytes fails the job (and stops the child).
   std::int64_t max_result = kDefaultMaxResult;
+  // A job's file reaches the child as a path (OFFLOAD_INPUT_PATH) with the JSON input
+  // on stdin, rather than as stdin.
+  bool input_as_path = false;
+  // A binary stdout past this many bytes is written to a file beside the result path
+  // rather than held in memory.
+  std::int64_t max_memory_result = kDefaultMaxMemoryResult;
 };
 
 class CommandExecutor final : public Executor {

@@ -58,7 +58,7 @@ InProcessExecutor::~InProcessExecutor() {
 void InProcessExecutor::Start(Execution exec, ExecutionDone done) {
   state_->in_flight.fetch_add(1);
   pool_->Submit([state = state_, exec = std::move(exec), done = std::move(done)]() mutable {
-    done(RunHandler(state->handler, Job{exec.job_id, exec.task, *exec.input, exec.priority, exec.attempt},
+    done(RunHandler(state->handler, Job{exec.job_id, exec.task, *exec.input, exec.priority, exec.attempt, exec.files},
                     *exec.context));
     // What the work holds goes before the count does: nothing of the execution
     // outlives the executor.

@@ -55,7 +55,7 @@ struct Pipe {
   // pipes at 0..2). False with errno set on failure.
   bool LiftAboveStdio() {
     for (int& f : fd) {
-      if (f > STDERR_FILENO) continue;
+      if (f < 0 || f > STDERR_FILENO) continue;
       const int moved = ::fcntl(f, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
       if (moved < 0) return false;
       ::close(f);
@@ -252,6 +252,19 @@ std::string ExitStatus::Describe() const {
 
 void SetChildOpenFileLimit(std::uint64_t soft) { g_child_nofile.store(soft, std::memory_order_relaxed); }
 
+void SetEnvironment(std::vector<std::string>* environment, std::string_view name, std::string_view value) {
+  std::string entry;
+  entry.reserve(name.size() + 1 + value.size());
+  entry.append(name).append("=").append(value);
+  for (std::string& e : *environment) {
+    if (e.size() > name.size() && e.compare(0, name.size(), name) == 0 && e[name.size()] == '=') {
+      e = std::move(entry);
+      return;
+    }
+  }
+  environment->push_back(std::move(entry));
+}
+
 std::vector<std::string> MergeEnvironment(const std::map<std::string, std::string>& added) {
   std::vector<std::string> env;
   for (char** e = environ; e && *e; ++e) {
@@ -326,6 +339,17 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups, cons
       !in.LiftAboveStdio() || !out.LiftAboveStdio() || !err.LiftAboveStdio()) {
     return MakeError(ErrorCode::kUnavailable, where + ": pipe: " + std::strerror(errno));
   }
+  // A file for stdin stands in for the pipe's read end, which closes with `in`: the
+  // child reads the file itself, at disk speed, and the pipe's write end is left to
+  // the Process, which writes nothing to it.
+  Pipe stdin_file;
+  if (!options.stdin_path.empty()) {
+    stdin_file.fd[0] = ::open(options.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (stdin_file.fd[0] < 0 || !stdin_file.LiftAboveStdio()) {
+      return MakeError(ErrorCode::kUnavailable, where + ": cannot open " + options.stdin_path + ": " +
+                                                    std::strerror(errno));
+    }
+  }
   ProcessCgroup cgroup;
   if (cgroups && !cgroups->disabled()) {
     auto leaf = cgroups->CreateLeaf();
@@ -348,7 +372,7 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups, cons
   args.argv = argv.data();
   args.envp = envp.data();
   args.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
-  args.stdio[0] = in.fd[0];
+  args.stdio[0] = stdin_file.fd[0] >= 0 ? stdin_file.fd[0] : in.fd[0];
   args.stdio[1] = out.fd[1];
   args.stdio[2] = err.fd[1];
   args.cgroup_procs = cgroup.procs_fd();

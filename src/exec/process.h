@@ -54,7 +54,13 @@ struct SpawnOptions {
   std::string cwd;
   // "NAME=value" entries: the child's whole environment (see MergeEnvironment).
   std::vector<std::string> environment;
+  // Set: the child's stdin is this file, read-only (a job's upload), and what is
+  // written to the Process's stdin goes nowhere.
+  std::string stdin_path;
 };
+
+// Sets NAME=value in `environment`, replacing an entry of the same name.
+void SetEnvironment(std::vector<std::string>* environment, std::string_view name, std::string_view value);
 
 // How a child ended.
 struct ExitStatus {

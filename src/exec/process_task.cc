@@ -37,7 +37,8 @@ ErrorOr<std::vector<std::string>> PythonWorkerArgv(const TaskConfig& task) {
   std::string bootstrap = "import sys; sys.path.insert(0, ";
   AppendJsonString(&bootstrap, *package);
   bootstrap += "); import offload.worker; offload.worker.main()";
-  std::vector<std::string> argv{*found, "-c", std::move(bootstrap), task.python, "--call", task.call};
+  std::vector<std::string> argv{*found, "-c", std::move(bootstrap), task.python, "--call", task.call,
+                                "--input", task.python_input};
   for (const std::string& dir : task.python_path) {
     argv.emplace_back("--path");
     argv.push_back(dir);
@@ -48,7 +49,8 @@ ErrorOr<std::vector<std::string>> PythonWorkerArgv(const TaskConfig& task) {
 }
 
 ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities, const TaskConfig& task,
-                                                       std::shared_ptr<ProcessSupervisor> supervisor) {
+                                                       std::shared_ptr<ProcessSupervisor> supervisor,
+                                                       std::int64_t max_memory_result) {
   const bool is_command = !task.command.empty();
   SpawnOptions spawn;
   spawn.cwd = task.cwd;
@@ -73,6 +75,8 @@ ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities&
     o.content_type = content_type;
     o.kill_grace = task.kill_grace;
     o.max_result = task.max_result;
+    o.input_as_path = task.input_as == "path";
+    o.max_memory_result = max_memory_result;
     return std::unique_ptr<Executor>(std::make_unique<CommandExecutor>(std::move(supervisor), std::move(o)));
   }
   WorkerPoolOptions o;

@@ -37,7 +37,10 @@ ErrorOr<std::vector<std::string>> PythonWorkerArgv(const TaskConfig& task);
 // REQUIRES: IsProcessTask(task). Fails (kInvalidArgument, naming the task) when the
 // program cannot be found, so that a typo stops the server at start-up. A worker
 // task's processes start now, in the background.
+// `max_memory_result` is the server's: a command's binary stdout past it is written to
+// a file as it arrives.
 ErrorOr<std::unique_ptr<Executor>> MakeProcessExecutor(const ResourceCapacities& capacities, const TaskConfig& task,
-                                                       std::shared_ptr<ProcessSupervisor> supervisor);
+                                                       std::shared_ptr<ProcessSupervisor> supervisor,
+                                                       std::int64_t max_memory_result = kDefaultMaxMemoryResult);
 
 }  // namespace offload

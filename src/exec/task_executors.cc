@@ -23,7 +23,7 @@ ErrorOr<TaskExecutors> MakeTaskExecutors(const ServerConfig& config, const TaskR
     TaskExecutor te;
     if (IsProcessTask(tc)) {
       if (!supervisor) supervisor = ProcessSupervisor::Create();
-      auto executor = MakeProcessExecutor(config.resources, tc, supervisor);
+      auto executor = MakeProcessExecutor(config.resources, tc, supervisor, config.max_memory_result);
       if (!executor) return executor.error();
       te.executor = std::move(*executor);
       te.content_type = tc.content_type.empty() ? "application/json" : tc.content_type;

@@ -67,6 +67,38 @@ JobError ErrorFromMessage(const json::object& msg, std::string_view default_type
   return err;
 }
 
+bool IsTrue(const json::value* v) { return v && v->is_bool() && v->get_bool(); }
+
+// ,"files":[…],"result_path":… of a job message: where the job's files are and where
+// the worker may write its result.
+void AppendFiles(std::string* line, const Execution& exec) {
+  if (!exec.files.empty()) {
+    *line += R"(,"files":[)";
+    for (std::size_t i = 0; i < exec.files.size(); ++i) {
+      const JobFile& f = exec.files[i];
+      if (i > 0) *line += ',';
+      *line += R"({"field":)";
+      AppendJsonString(line, f.field);
+      *line += R"(,"filename":)";
+      AppendJsonString(line, f.filename);
+      *line += R"(,"content_type":)";
+      AppendJsonString(line, f.content_type);
+      *line += R"(,"size":)";
+      *line += std::to_string(f.size);
+      *line += R"(,"sha256":)";
+      AppendJsonString(line, f.sha256);
+      *line += R"(,"path":)";
+      AppendJsonString(line, f.path);
+      *line += '}';
+    }
+    *line += ']';
+  }
+  if (!exec.result_path.empty()) {
+    *line += R"(,"result_path":)";
+    AppendJsonString(line, exec.result_path);
+  }
+}
+
 }  // namespace
 
 struct WorkerPool::Impl {
@@ -369,6 +401,9 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     const json::value* p = msg->if_contains("progress");
     // A batch's elements share the map's context: the map counts its own progress.
     if (p && p->is_number() && !w->job->batch) w->job->context()->ReportProgress(p->to_number<double>());
+  } else if (*type == "result" && !w->sent_batch && !w->job->batch && IsTrue(msg->if_contains("result_file"))) {
+    // The worker wrote the result to the file the job message named.
+    OnJobAnswer(w, Result::File(options.content_type, w->job->exec.result_path));
   } else if (*type == "result" && !w->sent_batch) {
     const json::value* enc = msg->if_contains("encoding");
     const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
@@ -728,6 +763,7 @@ void WorkerPool::Impl::SendNext(Worker* w) {
     AppendJson(&line, job.batch ? job.elements.InputOf(next) : *job.exec.input, JsonNumbers::kKeepKind);
     line += R"(,"attempt":)";
     line += std::to_string(job.batch ? job.elements.AttemptOf(next) : job.exec.attempt);
+    if (!job.batch) AppendFiles(&line, job.exec);
     line += '}';
   }
   line += '\n';

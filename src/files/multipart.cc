@@ -265,7 +265,7 @@ Status MultipartParser::Feed(std::string_view bytes) {
       // The fast path, taken for all but the first few bytes of a Feed: the bytes are
       // read where they lie, and only an undecided tail is copied.
       auto consumed = Process(bytes);
-      if (!consumed) return Fail(std::move(consumed.error()));
+      if (!consumed) return Fail(std::move(consumed).error());
       pending_.assign(bytes.substr(*consumed));
       return {};
     }
@@ -275,7 +275,7 @@ Status MultipartParser::Feed(std::string_view bytes) {
     const std::size_t take = std::min(bytes.size(), delimiter_.size());
     pending_.append(bytes.substr(0, take));
     auto consumed = Process(pending_);
-    if (!consumed) return Fail(std::move(consumed.error()));
+    if (!consumed) return Fail(std::move(consumed).error());
     const std::size_t left = pending_.size() - *consumed;
     if (left <= take) {
       bytes.remove_prefix(take - left);

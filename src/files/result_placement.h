@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "config/defaults.h"
 #include "files/file_store.h"
 #include "offload/result.h"
 
@@ -13,7 +14,7 @@ namespace offload {
 
 struct ResultPlacementLimits {
   // Binary results larger than this go to a file.
-  std::uint64_t max_memory_result = 1 << 20;
+  std::uint64_t max_memory_result = kDefaultMaxMemoryResult;
   // The task's max_result: a result file larger fails the job with result_too_large.
   std::uint64_t max_result = UINT64_MAX;
 };

@@ -5,14 +5,19 @@
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
+#include <fcntl.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <limits>
 #include <optional>
 
+#include "http/byte_range.h"
 #include "http/job_json.h"
 #include "http/problem.h"
 #include "offload/error_types.h"
+#include "util/json_reader.h"
 #include "util/json_writer.h"
 
 namespace offload {
@@ -53,19 +58,78 @@ HttpResponse JobResponse(http::status status, const JobSnapshot& job) {
   return res;
 }
 
-// The result alone: what GET /v1/jobs/{id}/result and POST /v1/tasks/{name}/run send.
-HttpResponse ResultResponse(const JobSnapshot& job) {
+// A strong validator of a result kept in a file: its checksum.
+std::string ETagOf(const OutputFile& file) { return "\"" + file.sha256 + "\""; }
+
+// Whether an If-None-Match list ("*", or quoted tags) names `etag` (weak comparison,
+// RFC 9110 13.1.2).
+bool MatchesETag(std::string_view list, const std::string& etag) {
+  return list.find('*') != std::string_view::npos || list.find(etag) != std::string_view::npos;
+}
+
+// Sets the body of a succeeded job's result: the value, the shared bytes, or the file
+// streamed from disk. Fails when the file cannot be opened (it was removed or the
+// disk is gone).
+Status SetResultBody(HttpResponse* res, const JobRecord& j, const FileStore& files) {
+  if (j.result->file) {
+    const std::string path = files.ResultPath(j.id);
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return MakeError(ErrorCode::kUnavailable, "the result of job " + j.id + " cannot be read from " + path + ": " +
+                                                    std::strerror(errno));
+    }
+    res->body().Stream(std::make_shared<const OpenFile>(fd), 0, j.result->file->size);
+  } else if (j.result->is_json()) {
+    // Serialized per response: a JSON result is a tree, not bytes to share.
+    res->body() = WriteJson(j.result->json);
+  } else {
+    // Every response sending this result references the job's one copy of it.
+    res->body().Share(std::shared_ptr<const std::string>(j.result, &j.result->bytes));
+  }
+  return {};
+}
+
+// The result alone: what GET (or HEAD) /v1/jobs/{id}/result and POST /v1/tasks/{name}/run
+// send. With `get` (the request of GET or HEAD /result), a binary result is served by
+// range (Range, If-Range: 206 or 416), a file result carries an ETag (If-None-Match:
+// 304), and HEAD gets the header alone.
+HttpResponse ResultResponse(const JobSnapshot& job, const FileStore& files, const HttpRequestHeader* get = nullptr) {
   const JobRecord& j = job.record;
   switch (j.status) {
     case JobStatus::kSucceeded: {
       HttpResponse res{http::status::ok, 11};
       res.set(http::field::content_type, j.result->content_type);
-      if (j.result->is_json()) {
-        // Serialized per response: a JSON result is a tree, not bytes to share.
-        res.body() = WriteJson(j.result->json);
-      } else {
-        // Every response sending this result references the job's one copy of it.
-        res.body().Share(std::shared_ptr<const std::string>(j.result, &j.result->bytes));
+      std::string etag;
+      if (j.result->file && !j.result->file->sha256.empty()) {
+        etag = ETagOf(*j.result->file);
+        res.set(http::field::etag, etag);
+      }
+      if (get && !etag.empty() && MatchesETag((*get)[http::field::if_none_match], etag)) {
+        HttpResponse not_modified{http::status::not_modified, 11};
+        not_modified.set(http::field::etag, etag);
+        return not_modified;
+      }
+      if (auto set = SetResultBody(&res, j, files); !set) return ErrorResponse(set.error());
+      if (get && !j.result->is_json()) {
+        res.set(http::field::accept_ranges, "bytes");
+        const std::string_view if_range = (*get)[http::field::if_range];
+        const bool range_applies = if_range.empty() || (!etag.empty() && if_range == etag);
+        const std::uint64_t size = res.body().size();
+        const ByteRange range =
+            range_applies ? ParseByteRange((*get)[http::field::range], size) : ByteRange{ByteRange::Kind::kWhole};
+        if (range.kind == ByteRange::Kind::kUnsatisfiable) {
+          HttpResponse refused = ProblemResponse(MakeProblem(
+              http::status::range_not_satisfiable, "range-not-satisfiable", "Range not satisfiable",
+              "the result of job " + j.id + " is " + std::to_string(size) + " bytes; the range asked for starts past it"));
+          refused.set(http::field::content_range, "bytes */" + std::to_string(size));
+          return refused;
+        }
+        if (range.kind == ByteRange::Kind::kPart) {
+          res.result(http::status::partial_content);
+          res.set(http::field::content_range, "bytes " + std::to_string(range.first) + "-" +
+                                                  std::to_string(range.last) + "/" + std::to_string(size));
+          res.body().Slice(range.first, range.length());
+        }
       }
       return res;
     }
@@ -244,8 +308,8 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     return ex->Respond(MethodNotAllowed("GET, DELETE"));
   }
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "result") {
-    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
-    return GetResult(seg[2], std::move(ex));
+    if (method != http::verb::get && method != http::verb::head) return ex->Respond(MethodNotAllowed("GET, HEAD"));
+    return GetResult(seg[2], std::move(req.base()), std::move(ex));
   }
   if (seg[1] == "tasks" && seg.size() == 2) {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -270,15 +334,19 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
 void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
   auto parsed = ParseSubmitRequest(req.body());
   if (!parsed) return ex->Respond(ErrorResponse(parsed.error()));
+  SubmitParsed(std::move(*parsed), req.base(), std::move(ex));
+}
+
+void Api::SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::shared_ptr<Exchange> ex) {
   if (auto key = req["Idempotency-Key"]; !key.empty()) {
     if (key.size() > 255) {
       return ex->Respond(
           ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key must be at most 255 characters")));
     }
-    parsed->idempotency_key = std::string(key);
+    submit.idempotency_key = std::string(key);
   }
   const Millis wait = std::min(PreferredWait(req[http::field::prefer]), config_.max_wait);
-  service_->Submit(std::move(*parsed), [this, ex, wait](ErrorOr<JobSnapshot> job) {
+  service_->Submit(std::move(submit), [this, ex, wait](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
     if (job->replayed) return ex->Respond(JobResponse(http::status::ok, *job));
     if (wait.count() == 0 || IsFinished(job->record.status)) {
@@ -303,10 +371,10 @@ void Api::GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> e
   AwaitJob(ex, id, wait, false, answer);
 }
 
-void Api::GetResult(const std::string& id, std::shared_ptr<Exchange> ex) {
-  service_->Get(id, [ex](ErrorOr<JobSnapshot> job) {
+void Api::GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex) {
+  service_->Get(id, [this, ex, req = std::move(req)](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
-    ex->Respond(ResultResponse(*job));
+    ex->Respond(ResultResponse(*job, service_->files(), &req));
   });
 }
 
@@ -359,13 +427,17 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
 void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   auto submit = ParseRunRequest(task, req.body());
   if (!submit) return ex->Respond(ErrorResponse(submit.error()));
-  service_->Submit(std::move(*submit), [this, ex](ErrorOr<JobSnapshot> job) {
+  RunParsed(std::move(*submit), std::move(ex));
+}
+
+void Api::RunParsed(SubmitRequest submit, std::shared_ptr<Exchange> ex) {
+  service_->Submit(std::move(submit), [this, ex](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
-    if (IsFinished(job->record.status)) return ex->Respond(ResultResponse(*job));
+    if (IsFinished(job->record.status)) return ex->Respond(ResultResponse(*job, service_->files()));
     asio::post(ex->executor(), [this, ex, id = job->record.id] {
       AwaitJob(ex, id, config_.run_timeout, true, [this, ex, id](ErrorOr<JobSnapshot> now) {
         if (!now) return ex->Respond(ErrorResponse(now.error()));
-        if (IsFinished(now->record.status)) return ex->Respond(ResultResponse(*now));
+        if (IsFinished(now->record.status)) return ex->Respond(ResultResponse(*now, service_->files()));
         // Nobody will ask for this result: stop the work.
         if (service_->draining()) {
           service_->Cancel(id, CancelCause::kShutdown, [](const ErrorOr<JobSnapshot>&) {});
@@ -421,6 +493,141 @@ void Api::AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, M
       service_->Cancel(id, CancelCause::kClientGone, [](const ErrorOr<JobSnapshot>&) {});
     });
   }
+}
+
+namespace {
+
+// The job fields of POST /v1/jobs?task=NAME&priority=N&timeout=S, which an upload
+// gives in its query since its body is a file.
+ErrorOr<UploadTarget> UploadTargetOf(const boost::urls::url_view& url) {
+  UploadTarget t;
+  auto param = [&](const char* name) -> std::optional<std::string> {
+    auto it = url.params().find(name);
+    if (it == url.params().end()) return std::nullopt;
+    return std::string((*it).value);
+  };
+  for (const auto& p : url.params()) {
+    if (p.key != "task" && p.key != "priority" && p.key != "timeout") {
+      return MakeError(ErrorCode::kInvalidArgument,
+                       "unknown query parameter \"" + std::string(p.key) + "\" (expected task, priority, timeout)");
+    }
+  }
+  if (auto task = param("task"); task && !task->empty()) {
+    t.task = *task;
+  } else {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "a file upload names its task in the query: POST /v1/jobs?task=NAME (or POST "
+                     "/v1/tasks/NAME/run)");
+  }
+  if (auto p = param("priority")) {
+    auto [end, ec] = std::from_chars(p->data(), p->data() + p->size(), t.priority);
+    if (ec != std::errc() || end != p->data() + p->size()) {
+      return MakeError(ErrorCode::kInvalidArgument, "priority must be a 32-bit integer");
+    }
+  }
+  if (auto s = param("timeout")) {
+    if (!ParseSeconds(*s, &t.timeout) || t.timeout.count() <= 0) {
+      return MakeError(ErrorCode::kInvalidArgument, "timeout must be a positive number of seconds");
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+UploadPlan Api::PlanUpload(const HttpRequest& header) {
+  UploadPlan plan;
+  if (header.method() != http::verb::post) return plan;
+  const std::string_view content_type = header[http::field::content_type];
+  const std::string_view type = content_type.substr(0, content_type.find(';'));
+  if (type.empty() || boost::beast::iequals(type, "application/json")) return plan;
+  auto parsed = boost::urls::parse_origin_form(header.target());
+  if (!parsed) return plan;  // Handle answers it.
+  const boost::urls::url_view url = *parsed;
+  std::vector<std::string> seg;
+  for (auto s : url.segments()) seg.push_back(s);
+  const bool jobs = seg.size() == 2 && seg[0] == "v1" && seg[1] == "jobs";
+  const bool run = seg.size() == 4 && seg[0] == "v1" && seg[1] == "tasks" && seg[3] == "run";
+  if (!jobs && !run) return plan;  // Handle refuses the type with 415.
+  // A refusal here is sent before the body is read, and the connection closed.
+  auto refuse = [&plan](Problem p) {
+    plan.refusal = std::move(p);
+    return std::move(plan);
+  };
+  if (auto refused = origins_.Check(header)) return refuse(*refused);
+  UploadTarget target;
+  if (run) {
+    if (!url.params().empty()) {
+      return refuse(ProblemFromError(MakeError(
+          ErrorCode::kInvalidArgument, "POST /v1/tasks/NAME/run takes no query; use POST /v1/jobs?task=NAME&priority=N")));
+    }
+    target.task = seg[2];
+    target.run = true;
+  } else {
+    auto t = UploadTargetOf(url);
+    if (!t) return refuse(ProblemFromError(t.error()));
+    target = std::move(*t);
+  }
+  const TaskConfig* task = service_->FindTask(target.task);
+  if (!task) {
+    return refuse(ProblemFromError(
+        MakeError(ErrorCode::kInvalidArgument, "task: no task named \"" + target.task + "\"; GET /v1/tasks lists them")));
+  }
+  const std::uint64_t limit = static_cast<std::uint64_t>(task->max_input);
+  if (auto len = header.find(http::field::content_length); len != header.end()) {
+    std::uint64_t n = 0;
+    const std::string_view v = len->value();
+    auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+    if (ec == std::errc() && end == v.data() + v.size() && n > limit) {
+      return refuse(ProblemFromError(MakeError(ErrorCode::kTooLarge, "the upload is " + std::to_string(n) +
+                                                                         " bytes, larger than task \"" + target.task +
+                                                                         "\"'s max_input (" + std::to_string(limit) +
+                                                                         " bytes)")));
+    }
+  }
+  if (IsMultipartFormData(content_type)) {
+    auto boundary = MultipartBoundary(content_type);
+    if (!boundary) return refuse(ProblemFromError(boundary.error()));
+    plan.upload = Upload::Multipart(&service_->files(), std::move(target), std::move(*boundary), task->accept,
+                                    static_cast<std::size_t>(config_.max_body));
+  } else {
+    if (!AcceptsMediaType(task->accept, content_type)) {
+      std::string accepted = "application/json, multipart/form-data";
+      for (const std::string& a : task->accept) accepted += ", " + a;
+      Problem p = UnsupportedMediaTypeProblem(content_type, task->accept.empty() ? "application/json" : accepted);
+      p.detail = "task \"" + target.task + "\" does not take " + std::string(type) + " bodies; it takes " + accepted +
+                 (task->accept.empty() ? " (list file types in the task's accept)" : "");
+      return refuse(std::move(p));
+    }
+    auto upload = Upload::Binary(&service_->files(), std::move(target), std::string(content_type), {});
+    if (!upload) return refuse(ProblemFromError(upload.error()));
+    plan.upload = std::move(*upload);
+  }
+  plan.limit = limit;
+  return plan;
+}
+
+void Api::HandleUpload(std::unique_ptr<Upload> upload, HttpRequestHeader req, std::shared_ptr<Exchange> ex) {
+  if (origins_.IsCorsRequest(req)) {
+    ex = OriginPolicy::WithCorsHeaders(std::move(ex), std::string(req[http::field::origin]));
+  }
+  const UploadTarget& target = upload->target();
+  SubmitRequest submit;
+  submit.task = target.task;
+  submit.priority = target.priority;
+  submit.timeout = target.timeout;
+  if (const auto& text = upload->json_input(); text && !text->empty()) {
+    ErrorOr<json::value> input = ParseJson(*text, "input");
+    if (!input) {
+      if (input.error().code == ErrorCode::kInvalidArgument) return ex->Respond(ErrorResponse(input.error()));
+      return ex->Respond(ErrorResponse(
+          MakeError(ErrorCode::kMalformed, "the \"input\" part is not valid JSON: " + input.error().detail)));
+    }
+    submit.input = std::move(*input);
+  }
+  submit.files = upload->TakeFiles();
+  if (target.run) return RunParsed(std::move(submit), std::move(ex));
+  SubmitParsed(std::move(submit), req, std::move(ex));
 }
 
 }  // namespace offload

@@ -4,13 +4,27 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 
 #include "config/config.h"
 #include "http/exchange.h"
 #include "http/origin_policy.h"
+#include "http/problem.h"
+#include "http/upload.h"
 #include "service/job_service.h"
 
 namespace offload {
+
+// What Api::PlanUpload decides for a request whose header has been read.
+struct UploadPlan {
+  // Set: the body is streamed into it, at most `limit` bytes; else it is read into
+  // memory as every other body (within max_body).
+  std::unique_ptr<Upload> upload;
+  std::uint64_t limit = 0;
+  // Set: answered at once, before any of the body is read (an unknown task, a type
+  // the task does not take, a Content-Length over its max_input).
+  std::optional<Problem> refusal;
+};
 
 // Thread-safe: holds no mutable state of its own.
 class Api {
@@ -21,16 +35,28 @@ class Api {
   // Answers `req` through `ex` exactly once, possibly later and from another thread.
   void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
 
+  // Called once a request's header is read, before its body: a non-JSON body for
+  // POST /v1/jobs?task=NAME or POST /v1/tasks/NAME/run is a file upload. Cheap for
+  // every other request (it looks at the method and Content-Type only).
+  UploadPlan PlanUpload(const HttpRequest& header);
+  // Answers an upload PlanUpload started, once its body is received, exactly once.
+  void HandleUpload(std::unique_ptr<Upload> upload, HttpRequestHeader header, std::shared_ptr<Exchange> ex);
+
  private:
   using Finished = std::function<void(ErrorOr<JobSnapshot>)>;
 
   void SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex);
+  // POST /v1/jobs once its body is parsed; `req` gives Idempotency-Key and Prefer.
+  void SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::shared_ptr<Exchange> ex);
   void GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> ex);
-  void GetResult(const std::string& id, std::shared_ptr<Exchange> ex);
+  // GET or HEAD; `req` gives Range, If-Range and If-None-Match.
+  void GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex);
   void CancelJob(const std::string& id, std::shared_ptr<Exchange> ex);
   // With query.include_result, the answer stays within config_.max_list_bytes or is 422.
   void ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex);
   void RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+  // POST /v1/tasks/NAME/run once its body is parsed.
+  void RunParsed(SubmitRequest submit, std::shared_ptr<Exchange> ex);
 
   // Calls `then` on ex's executor when job `id` finishes or `timeout` passes,
   // whichever is first, with the job as it is then. With cancel_if_client_gone, a

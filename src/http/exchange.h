@@ -12,6 +12,7 @@
 namespace offload {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using HttpRequestHeader = boost::beast::http::request_header<>;
 // Responses own their body or share a job's immutable result bytes (response_body.h).
 using HttpResponse = boost::beast::http::response<ResponseBody>;
 

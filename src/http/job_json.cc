@@ -66,6 +66,23 @@ json::object JobToJson(const JobSnapshot& snap) {
   if (j.result) {
     o["result_type"] = j.result->content_type;
     o["result_url"] = "/v1/jobs/" + j.id + "/result";
+    if (j.result->file) {
+      o["result_size"] = j.result->file->size;
+      o["result_sha256"] = j.result->file->sha256;
+    } else if (!j.result->is_json()) {
+      o["result_size"] = j.result->bytes.size();
+    }
+  }
+  if (!j.files.empty()) {
+    json::array files;
+    for (const JobFile& f : j.files) {
+      files.push_back(json::object{{"field", f.field},
+                                   {"filename", f.filename},
+                                   {"content_type", f.content_type},
+                                   {"size", f.size},
+                                   {"sha256", f.sha256}});
+    }
+    o["files"] = std::move(files);
   }
   if (j.error) {
     o["error"] = JobErrorToJson(*j.error);

@@ -96,7 +96,7 @@ OriginPolicy::OriginPolicy(std::string_view listen, std::vector<std::string> all
       any_origin_(std::find(allowed_origins.begin(), allowed_origins.end(), "*") != allowed_origins.end()),
       allowed_(std::move(allowed_origins)) {}
 
-std::optional<Problem> OriginPolicy::Check(const HttpRequest& req) const {
+std::optional<Problem> OriginPolicy::Check(const HttpRequestHeader& req) const {
   const std::string_view host = req[http::field::host];
   // No Host at all: HTTP/1.0 may omit it (and HTTP/1.1 without one is refused as
   // malformed by the session); a browser always sends one.
@@ -107,7 +107,7 @@ std::optional<Problem> OriginPolicy::Check(const HttpRequest& req) const {
   return std::nullopt;
 }
 
-bool OriginPolicy::IsCorsRequest(const HttpRequest& req) const {
+bool OriginPolicy::IsCorsRequest(const HttpRequestHeader& req) const {
   if (req.find(http::field::origin) == req.end()) return false;
   const std::string_view origin = req[http::field::origin];
   if (any_origin_) return true;

@@ -38,11 +38,11 @@ class OriginPolicy {
   OriginPolicy(std::string_view listen, std::vector<std::string> allowed_origins);
 
   // The problem to answer `req` with instead of handling it, if any.
-  std::optional<Problem> Check(const HttpRequest& req) const;
+  std::optional<Problem> Check(const HttpRequestHeader& req) const;
 
   // True when `req` carries an Origin that Check accepts: the answers to it carry
   // CORS headers. REQUIRES: Check(req) returned nothing.
-  bool IsCorsRequest(const HttpRequest& req) const;
+  bool IsCorsRequest(const HttpRequestHeader& req) const;
 
   // The answer to a CORS preflight (OPTIONS with Origin), 204 with what may be sent.
   // REQUIRES: IsCorsRequest(req).

@@ -31,6 +31,9 @@ Problem ProblemFromError(const Error& e) {
     }
     case ErrorCode::kTooLarge:
       return MakeProblem(http::status::payload_too_large, "body-too-large", "Request body too large", e.detail);
+    case ErrorCode::kUnsupportedMediaType:
+      return MakeProblem(http::status::unsupported_media_type, "unsupported-media-type", "Unsupported media type",
+                         e.detail);
     case ErrorCode::kResponseTooLarge:
       // Not 413: that one speaks of the request's body. The request is well formed
       // but asks for more than one answer may carry, as a limit over 1000 would.

@@ -16,6 +16,7 @@
 #include "http/api.h"
 #include "http/exchange.h"
 #include "http/problem.h"
+#include "http/upload.h"
 
 namespace offload {
 
@@ -38,6 +39,41 @@ constexpr std::size_t kBodyRead = 64 * 1024;
 // How long a connection closed after an error answer keeps reading (and dropping)
 // what the client still sends, so that the answer reaches it (LingerAndClose).
 constexpr std::chrono::seconds kLinger{2};
+
+// A request body streamed into an Upload (http/upload.h) as Beast reads it. A write
+// the upload refuses ends the read with io_error; the upload's failure() says why.
+struct UploadBody {
+  using value_type = std::unique_ptr<Upload>;
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      std::size_t n = 0;
+      for (const auto b : beast::buffers_range_ref(buffers)) {
+        if (!body_->Write(std::string_view(static_cast<const char*>(b.data()), b.size()))) {
+          ec = make_error_code(boost::system::errc::io_error);
+          return n;
+        }
+        n += b.size();
+      }
+      ec = {};
+      return n;
+    }
+
+    void finish(beast::error_code& ec) {
+      ec = body_->Finish() ? beast::error_code() : make_error_code(boost::system::errc::io_error);
+    }
+
+   private:
+    value_type& body_;
+  };
+};
 
 // One connection. Lives on one io_context thread: no member needs a lock, and the
 // only cross-thread entry point, Respond, hops onto that thread first.
@@ -84,6 +120,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   // The header stage: header_timeout from the first byte, whatever arrives meanwhile.
   void ReadHeader() {
+    upload_parser_.reset();
     parser_.emplace();
     parser_->body_limit(static_cast<std::uint64_t>(options_.max_body));
     parser_->header_limit(kHeaderLimit);
@@ -135,10 +172,21 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     version_ = req.version() == 10 ? 10 : 11;
     if (auto problem = CheckHeader(req)) return SendProblemAndClose(*problem);
     if (parser_->is_done()) return Dispatch();
-    if (auto len = parser_->content_length(); len && *len > static_cast<std::uint64_t>(options_.max_body)) {
-      return OnReadError(http::error::body_limit);
+    // Read before an upload takes the parser (and `req` with it).
+    const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
+    body_limit_ = static_cast<std::uint64_t>(options_.max_body);
+    UploadPlan plan = api_->PlanUpload(req);
+    if (plan.refusal) return SendProblemAndClose(*plan.refusal);
+    if (plan.upload) {
+      // The body goes to disk as it arrives, within the task's max_input.
+      body_limit_ = plan.limit;
+      upload_parser_.emplace(std::move(*parser_));
+      parser_.reset();
+      upload_parser_->body_limit(plan.limit);
+      upload_parser_->get().body() = std::move(plan.upload);
     }
-    if (beast::iequals(req[http::field::expect], "100-continue")) {
+    if (auto len = content_length(); len && *len > body_limit_) return OnReadError(http::error::body_limit);
+    if (expect_continue) {
       // curl and others wait for this before sending a body over 1 KiB.
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       stream_.expires_after(options_.write_timeout);
@@ -155,20 +203,37 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // The body stage: piece by piece, each piece re-arming header_timeout, so a
   // large body sent steadily is read whole and a stalled one is dropped.
   void ReadBody() {
-    if (const auto left = parser_->content_length_remaining(); left && *left > kBodyRead) buffer_.reserve(kBodyRead);
+    const auto left = upload_parser_ ? upload_parser_->content_length_remaining() : parser_->content_length_remaining();
+    if (upload_parser_ || (left && *left > kBodyRead)) buffer_.reserve(kBodyRead);
     stream_.expires_after(options_.header_timeout);
-    http::async_read_some(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    auto next = [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->OnReadError(ec);
-      if (self->parser_->is_done()) return self->Dispatch();
+      if (self->upload_parser_ ? self->upload_parser_->is_done() : self->parser_->is_done()) return self->Dispatch();
       self->ReadBody();
-    });
+    };
+    if (upload_parser_) return http::async_read_some(stream_, buffer_, *upload_parser_, std::move(next));
+    http::async_read_some(stream_, buffer_, *parser_, std::move(next));
+  }
+
+  boost::optional<std::uint64_t> content_length() const {
+    return upload_parser_ ? upload_parser_->content_length() : parser_->content_length();
   }
 
   void OnReadError(beast::error_code ec) {
     if (ec == http::error::body_limit) {
+      const bool upload = upload_parser_.has_value();
+      // Discards what was received of an upload.
+      upload_parser_.reset();
       return SendProblemAndClose(ProblemFromError(MakeError(
-          ErrorCode::kTooLarge, "the body is larger than max_body (" + std::to_string(options_.max_body) + " bytes)")));
+          ErrorCode::kTooLarge, std::string("the body is larger than ") + (upload ? "the task's max_input" : "max_body") +
+                                    " (" + std::to_string(body_limit_) + " bytes)")));
     }
+    if (ec == boost::system::errc::io_error && upload_parser_ && upload_parser_->get().body()) {
+      Problem p = ProblemFromError(upload_parser_->get().body()->failure());
+      upload_parser_.reset();
+      return SendProblemAndClose(p);
+    }
+    upload_parser_.reset();
     if (ec == http::error::header_limit) {
       return SendProblemAndClose(MakeProblem(
           http::status::request_header_fields_too_large, "header-too-large", "Request Header Fields Too Large",
@@ -191,6 +256,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     res.set(http::field::content_type, "application/problem+json");
     res.body() = ProblemBody(p);
     keep_alive_ = false;
+    head_ = false;
     awaiting_ = true;
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
     Write(std::move(res));
@@ -198,9 +264,21 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   void Dispatch() {
     stream_.expires_never();  // A request may wait for its job as long as it asked.
+    if (upload_parser_) {
+      http::request<UploadBody> req = upload_parser_->release();
+      upload_parser_.reset();
+      keep_alive_ = req.keep_alive();
+      version_ = req.version();
+      head_ = false;
+      awaiting_ = true;
+      server_->in_flight.fetch_add(1, std::memory_order_relaxed);
+      std::unique_ptr<Upload> upload = std::move(req.body());
+      return api_->HandleUpload(std::move(upload), std::move(req.base()), shared_from_this());
+    }
     HttpRequest req = parser_->release();
     keep_alive_ = req.keep_alive();
     version_ = req.version();
+    head_ = req.method() == http::verb::head;
     awaiting_ = true;
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
     api_->Handle(std::move(req), shared_from_this());
@@ -223,6 +301,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     res.set("X-Content-Type-Options", "nosniff");
     res.keep_alive(keep_alive_);
     res.prepare_payload();
+    // HEAD is answered with the header GET would get, Content-Length included.
+    if (head_) res.body().KeepSizeOnly();
     response_.emplace(std::move(res));
     serializer_.emplace(*response_);
     WriteSome();
@@ -295,6 +375,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  // Replaces parser_ for a body that goes to disk (Api::PlanUpload).
+  std::optional<http::request_parser<UploadBody>> upload_parser_;
+  std::uint64_t body_limit_ = 0;  // Of the request being read.
   std::optional<HttpResponse> response_;
   std::optional<http::response_serializer<ResponseBody>> serializer_;  // Refers to *response_.
   HttpServer* server_;
@@ -302,6 +385,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   const HttpServerOptions options_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
+  bool head_ = false;  // The request being answered is HEAD.
   bool awaiting_ = false;  // A request was read and not yet answered.
   bool watching_ = false;  // An async_wait for client EOF is pending.
   std::function<void()> gone_fn_;

@@ -19,6 +19,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "queue_full";
     case ErrorCode::kTooLarge:
       return "too_large";
+    case ErrorCode::kUnsupportedMediaType:
+      return "unsupported_media_type";
     case ErrorCode::kResponseTooLarge:
       return "response_too_large";
     case ErrorCode::kUnavailable:

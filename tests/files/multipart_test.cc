@@ -168,6 +168,12 @@ TEST(MultipartParserTest, TakesWhatLooksLikeADelimiterButIsNotOneAsData) {
     ASSERT_EQ(r.parts.size(), 1u);
     ASSERT_EQ(r.parts[0].data, data) << "cut at " << i;
   }
+  std::vector<std::size_t> every_byte;
+  for (std::size_t i = 1; i < body.size(); ++i) every_byte.push_back(i);
+  Recorder r;
+  ASSERT_TRUE(Parse(body, &r, every_byte, {}, "boundary"));
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].data, data);
 }
 
 TEST(MultipartParserTest, PassesBinaryDataThroughUnchanged) {

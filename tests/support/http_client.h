@@ -73,6 +73,7 @@ class HttpClient {
   unsigned short port_;
   boost::asio::io_context ioc_;
   std::optional<boost::beast::tcp_stream> stream_;
+  bool sent_head_ = false;  // The last request sent was HEAD.
   boost::beast::flat_buffer buffer_;
 };
 

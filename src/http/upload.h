@@ -1,0 +1,84 @@
+// Upload: a request body the API takes as files — a binary body (an image posted as
+// image/png) or a multipart/form-data form (files, and a JSON part named "input") —
+// written to disk as it arrives (files/upload_file.h), so that a body of any size
+// costs a read buffer, never its size in memory.
+//
+// The session feeds it the body piece by piece (Write) and ends it (Finish); the API
+// then turns it into a SubmitRequest. Not thread-safe: one session, one thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.h"
+#include "files/file_store.h"
+#include "files/multipart.h"
+#include "files/upload_file.h"
+#include "util/error.h"
+
+namespace offload {
+
+// Whether one of `ranges` ("image/png", "image/*", "*/*") takes `content_type`
+// (parameters ignored, case-insensitive).
+bool AcceptsMediaType(const std::vector<std::string>& ranges, std::string_view content_type);
+
+// Where an upload goes: the task, and what the query said of the job.
+struct UploadTarget {
+  std::string task;
+  bool run = false;  // POST /v1/tasks/NAME/run; else POST /v1/jobs?task=NAME.
+  int priority = 0;
+  Millis timeout{0};
+};
+
+class Upload final : private MultipartHandler {
+ public:
+  // A binary body: one file, field "body", named `filename` (from the request's
+  // Content-Disposition, usually empty).
+  static ErrorOr<std::unique_ptr<Upload>> Binary(FileStore* files, UploadTarget target, std::string content_type,
+                                                 std::string filename);
+  // A multipart/form-data body with this boundary. A part named "input" without a file
+  // type is the job's JSON input (at most max_json bytes); every other part is a file,
+  // whose type must be one `accept` lists (a part without one is
+  // application/octet-stream).
+  static std::unique_ptr<Upload> Multipart(FileStore* files, UploadTarget target, std::string boundary,
+                                           std::vector<std::string> accept, std::size_t max_json);
+  ~Upload() override;
+
+  // The next bytes of the body. On failure (a full disk, a malformed or refused part)
+  // nothing of it is kept, and failure() says why.
+  Status Write(std::string_view bytes);
+  // The body is complete.
+  Status Finish();
+  // What the last failed Write or Finish returned.
+  const Error& failure() const { return failure_; }
+
+  const UploadTarget& target() const { return target_; }
+  // After Finish: the files, in the order received.
+  std::vector<IncomingFile> TakeFiles() { return std::move(done_); }
+  // After Finish: the text of the "input" part, if there was one.
+  const std::optional<std::string>& json_input() const { return json_input_; }
+
+ private:
+  Upload(FileStore* files, UploadTarget target) : files_(files), target_(std::move(target)) {}
+
+  Status OnPartBegin(const MultipartPartHeader& part) override;
+  Status OnPartData(std::string_view bytes) override;
+  Status OnPartEnd() override;
+  Status Failed(Error e);
+
+  FileStore* const files_;
+  const UploadTarget target_;
+  std::unique_ptr<MultipartParser> parser_;  // Set for a multipart body.
+  std::vector<std::string> accept_;
+  std::size_t max_json_ = 0;
+  std::optional<IncomingFile> current_;  // The file being received.
+  bool in_json_ = false;                 // The current part is "input".
+  std::optional<std::string> json_input_;
+  std::vector<IncomingFile> done_;
+  Error failure_;
+};
+
+}  // namespace offload
