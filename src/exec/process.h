@@ -56,7 +56,7 @@ struct SpawnOptions {
   std::vector<std::string> environment;
   // Set: the child's stdin is this file, read-only (a job's upload), and what is
   // written to the Process's stdin goes nowhere.
-  std::string stdin_path;
+  std::string stdin_path = {};
 };
 
 // Sets NAME=value in `environment`, replacing an entry of the same name.

@@ -44,6 +44,7 @@ HttpResponse ProblemResponse(const Problem& p) {
   HttpResponse res{p.status, 11};
   res.set(http::field::content_type, "application/problem+json");
   if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
+  if (!p.accept.empty()) res.set(http::field::accept, p.accept);
   res.body() = ProblemBody(p);
   return res;
 }
@@ -185,10 +186,7 @@ std::optional<HttpResponse> CheckBodyType(const HttpRequest& req) {
   if (req.body().empty()) return std::nullopt;
   constexpr std::string_view kJson = "application/json";
   const std::string_view sent = req[http::field::content_type];
-  std::string_view type = sent.substr(0, sent.find(';'));
-  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
-  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
-  if (boost::beast::iequals(type, kJson)) return std::nullopt;
+  if (boost::beast::iequals(MediaTypeOf(sent), kJson)) return std::nullopt;
   HttpResponse res = ProblemResponse(UnsupportedMediaTypeProblem(sent, kJson));
   // RFC 9110 15.5.16: Accept in a 415 says which types would have been taken.
   res.set(http::field::accept, kJson);
@@ -539,14 +537,16 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
   UploadPlan plan;
   if (header.method() != http::verb::post) return plan;
   const std::string_view content_type = header[http::field::content_type];
-  const std::string_view type = content_type.substr(0, content_type.find(';'));
+  const std::string_view type = MediaTypeOf(content_type);
   if (type.empty() || boost::beast::iequals(type, "application/json")) return plan;
   auto parsed = boost::urls::parse_origin_form(header.target());
   if (!parsed) return plan;  // Handle answers it.
   const boost::urls::url_view url = *parsed;
   std::vector<std::string> seg;
   for (auto s : url.segments()) seg.push_back(s);
-  const bool jobs = seg.size() == 2 && seg[0] == "v1" && seg[1] == "jobs";
+  // POST /v1/jobs without ?task= is a JSON submit sent with another type, which
+  // Handle refuses with 415.
+  const bool jobs = seg.size() == 2 && seg[0] == "v1" && seg[1] == "jobs" && url.params().contains("task");
   const bool run = seg.size() == 4 && seg[0] == "v1" && seg[1] == "tasks" && seg[3] == "run";
   if (!jobs && !run) return plan;  // Handle refuses the type with 415.
   // A refusal here is sent before the body is read, and the connection closed.
@@ -585,6 +585,15 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
                                                                          " bytes)")));
     }
   }
+  if (task->accept.empty()) {
+    // A task that takes no files takes no form either: a form is how a page of another
+    // site would post to it without a preflight.
+    Problem p = UnsupportedMediaTypeProblem(content_type, "application/json");
+    p.detail = "task \"" + target.task + "\" takes JSON input only (application/json), not " + std::string(type) +
+               "; a task that takes files lists their types in its accept";
+    p.accept = "application/json";
+    return refuse(std::move(p));
+  }
   if (IsMultipartFormData(content_type)) {
     auto boundary = MultipartBoundary(content_type);
     if (!boundary) return refuse(ProblemFromError(boundary.error()));
@@ -594,9 +603,9 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     if (!AcceptsMediaType(task->accept, content_type)) {
       std::string accepted = "application/json, multipart/form-data";
       for (const std::string& a : task->accept) accepted += ", " + a;
-      Problem p = UnsupportedMediaTypeProblem(content_type, task->accept.empty() ? "application/json" : accepted);
-      p.detail = "task \"" + target.task + "\" does not take " + std::string(type) + " bodies; it takes " + accepted +
-                 (task->accept.empty() ? " (list file types in the task's accept)" : "");
+      Problem p = UnsupportedMediaTypeProblem(content_type, accepted);
+      p.detail = "task \"" + target.task + "\" does not take " + std::string(type) + " bodies; it takes " + accepted;
+      p.accept = accepted;
       return refuse(std::move(p));
     }
     auto upload = Upload::Binary(&service_->files(), std::move(target), std::string(content_type), {});

@@ -20,6 +20,8 @@ struct Problem {
   int retry_after_s = 0;  // Sent as Retry-After when > 0.
   // A failed job's error, sent whole as the extension member "error".
   std::optional<JobError> job_error;
+  // Sent as Accept when not empty: with a 415, the types that would be taken (RFC 9110 15.5.16).
+  std::string accept = {};
 };
 
 Problem ProblemFromError(const Error& error);

@@ -122,7 +122,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   void ReadHeader() {
     upload_parser_.reset();
     parser_.emplace();
-    parser_->body_limit(static_cast<std::uint64_t>(options_.max_body));
+    // No body limit yet: Beast would refuse a Content-Length over it with the header,
+    // before OnHeader knows whether the body is an upload, which has its own limit.
+    parser_->body_limit(boost::none);
     parser_->header_limit(kHeaderLimit);
     stream_.expires_after(options_.header_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
@@ -184,6 +186,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       parser_.reset();
       upload_parser_->body_limit(plan.limit);
       upload_parser_->get().body() = std::move(plan.upload);
+    } else {
+      parser_->body_limit(body_limit_);
     }
     if (auto len = content_length(); len && *len > body_limit_) return OnReadError(http::error::body_limit);
     if (expect_continue) {
@@ -254,6 +258,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   void SendProblemAndClose(const Problem& p) {
     HttpResponse res{p.status, 11};
     res.set(http::field::content_type, "application/problem+json");
+    if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
+    if (!p.accept.empty()) res.set(http::field::accept, p.accept);
     res.body() = ProblemBody(p);
     keep_alive_ = false;
     head_ = false;

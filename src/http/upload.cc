@@ -4,19 +4,15 @@
 
 namespace offload {
 
-namespace {
-
-std::string_view MediaType(std::string_view content_type) {
+std::string_view MediaTypeOf(std::string_view content_type) {
   std::string_view type = content_type.substr(0, content_type.find(';'));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
   while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
   return type;
 }
 
-}  // namespace
-
 bool AcceptsMediaType(const std::vector<std::string>& ranges, std::string_view content_type) {
-  const std::string_view type = MediaType(content_type);
+  const std::string_view type = MediaTypeOf(content_type);
   const std::size_t slash = type.find('/');
   if (slash == std::string_view::npos) return false;
   for (const std::string& range : ranges) {
@@ -81,7 +77,7 @@ Status Upload::Finish() {
 }
 
 Status Upload::OnPartBegin(const MultipartPartHeader& part) {
-  const std::string_view type = MediaType(part.content_type);
+  const std::string_view type = MediaTypeOf(part.content_type);
   const bool json_type =
       type.empty() || boost::beast::iequals(type, "application/json") || boost::beast::iequals(type, "text/plain");
   if (part.name == "input" && json_type) {

@@ -21,6 +21,9 @@
 
 namespace offload {
 
+// The type/subtype of a Content-Type value, parameters and spaces left out.
+std::string_view MediaTypeOf(std::string_view content_type);
+
 // Whether one of `ranges` ("image/png", "image/*", "*/*") takes `content_type`
 // (parameters ignored, case-insensitive).
 bool AcceptsMediaType(const std::vector<std::string>& ranges, std::string_view content_type);

@@ -314,6 +314,34 @@ bool MentionsWord(const std::string& text, const std::string& word) {
   return std::regex_search(text, std::regex("(^|[^A-Za-z0-9_])" + word + "($|[^A-Za-z0-9_])"));
 }
 
+TEST(ConfigTest, FileKeys) {
+  ServerConfig c = ParseOk(R"(
+files_dir = "/srv/files"
+max_memory_result = "4MiB"
+[tasks.thumb]
+command = ["convert", "-", "-resize", "128x128", "png:-"]
+accept = ["image/png", "image/*", "*/*"]
+max_input = "5GiB"
+input_as = "path"
+)");
+  EXPECT_EQ(c.files_dir, "/srv/files");
+  EXPECT_EQ(c.max_memory_result, 4 << 20);
+  const TaskConfig& t = c.tasks.at("thumb");
+  EXPECT_EQ(t.accept, (std::vector<std::string>{"image/png", "image/*", "*/*"}));
+  EXPECT_EQ(t.max_input, std::int64_t{5} << 30);
+  EXPECT_EQ(t.input_as, "path");
+  EXPECT_TRUE(ParseOk("").tasks.at("noop").accept.empty());
+  for (const char* bad : {"accept = \"image/png\"", "accept = [\"png\"]", "accept = [\"*/png\"]",
+                          "accept = [\"image/png; q=1\"]", "accept = [\"application/json\"]",
+                          "accept = [\"multipart/form-data\"]"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_NE(ParseError(std::string("[tasks.t]\ncommand = [\"cat\"]\n") + bad).find("accept"), std::string::npos);
+  }
+  EXPECT_NE(ParseError("[tasks.t]\ncommand = [\"cat\"]\ninput_as = \"file\"").find("input_as"), std::string::npos);
+  EXPECT_NE(ParseError("[tasks.t]\npython = \"m:f\"\npython_input = \"str\"").find("python_input"),
+            std::string::npos);
+}
+
 TEST(ConfigTest, AllowedOriginsAndMaxListBytes) {
   ServerConfig d = ParseOk("");
   EXPECT_TRUE(d.allowed_origins.empty());
@@ -373,7 +401,8 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
   EXPECT_EQ(top, (std::vector<std::string>{"listen", "threads", "max_body", "max_wait", "run_timeout", "retention",
                                            "shutdown_grace", "store", "sqlite_synchronous", "sqlite_max_bytes",
                                            "idempotency_ttl", "max_connections", "idle_timeout", "header_timeout",
-                                           "write_timeout", "allowed_origins", "max_list_bytes"}));
+                                           "write_timeout", "allowed_origins", "max_list_bytes", "files_dir",
+                                           "max_memory_result"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run",
                                             "uses",
                                             "max_queued",
@@ -394,7 +423,11 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                             "kill_grace",
                                             "max_jobs_per_worker",
                                             "max_rss",
-                                            "max_result"}));
+                                            "max_result",
+                                            "accept",
+                                            "max_input",
+                                            "input_as",
+                                            "python_input"}));
   for (const SettingDoc& s : AllSettingDocs()) {
     SCOPED_TRACE(s.key);
     EXPECT_FALSE(s.type.empty());
@@ -498,7 +531,7 @@ TEST(SettingsTableTest, ScopedTaskKeysAreRefusedOnOtherKinds) {
     ParseOk("[tasks.x]\npython = \"m:f\"\n" + line);
     ++checked;
   }
-  EXPECT_EQ(checked, 10);
+  EXPECT_EQ(checked, 12);
 }
 
 TEST(ParseConfigErrorTest, UnknownTaskKeyListsTheKeysOfTheTable) {

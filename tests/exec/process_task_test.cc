@@ -159,12 +159,12 @@ TEST(ProcessTaskConfigTest, PythonWorkersRunTheBundledRunnerOnTheFunction) {
   ServerConfig c = Parse("[tasks.x]\npython = \"calc:f\"\npython_path = [\"lib\"]\ncall = \"kwargs\"\n");
   auto argv = PythonWorkerArgv(c.tasks.at("x"));
   ASSERT_TRUE(argv) << argv.error().detail;
-  ASSERT_EQ(argv->size(), 8u);
+  ASSERT_EQ(argv->size(), 10u);
   EXPECT_EQ((*argv)[0].front(), '/') << "the interpreter found on PATH: " << (*argv)[0];
   EXPECT_EQ((*argv)[1], "-c");
   EXPECT_NE((*argv)[2].find("offload.worker"), std::string::npos) << (*argv)[2];
   EXPECT_EQ(std::vector<std::string>(argv->begin() + 3, argv->end()),
-            (std::vector<std::string>{"calc:f", "--call", "kwargs", "--path",
+            (std::vector<std::string>{"calc:f", "--call", "kwargs", "--input", "path", "--path",
                                       (std::filesystem::current_path() / "dir/lib").string()}));
   ServerConfig missing = Parse("[tasks.x]\npython = \"calc:f\"\ninterpreter = \"no-such-python-offload\"\n");
   auto none = PythonWorkerArgv(missing.tasks.at("x"));

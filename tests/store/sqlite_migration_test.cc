@@ -26,7 +26,7 @@ CREATE TABLE jobs (
 )sql";
 
 // The schema version this offload writes (sqlite_store.cc's kSchemaVersion).
-constexpr int kCurrentVersion = 5;
+constexpr int kCurrentVersion = 6;
 
 // The numbers of include/offload/job.h's JobStatus are on disk (jobs.status). A change
 // here is a change of the file format: it needs a schema version and a migration, not
@@ -234,6 +234,57 @@ PRAGMA user_version = 4;
   EXPECT_EQ(QueryInt("SELECT count(*) FROM job_inputs"), 1) << "the removed job's input stayed";
   EXPECT_EQ(QueryInt("SELECT seq FROM job_inputs"), 7);
   EXPECT_EQ(UserVersion(), kCurrentVersion);
+}
+
+TEST_F(SqliteMigrationTest, AVersionFiveDatabaseGainsFilesAndKeepsThemApart) {
+  Exec(std::string(kVersionOneTable) + R"sql(
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN map_spec TEXT;
+ALTER TABLE jobs ADD COLUMN error_detail TEXT;
+CREATE TABLE job_inputs (seq INTEGER PRIMARY KEY, input TEXT NOT NULL);
+ALTER TABLE jobs DROP COLUMN input;
+INSERT INTO jobs VALUES (7, 'old-job', 'sleep', 2, 0, 1, 1700000000000, 1700000000001, 1700000000002,
+                         'image/png', x'89504e47', NULL, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL);
+INSERT INTO job_inputs VALUES (7, 'null');
+PRAGMA user_version = 5;
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  EXPECT_EQ(UserVersion(), kCurrentVersion);
+  auto old = (*store)->Get("old-job");
+  ASSERT_TRUE(old.has_value() && old->has_value());
+  EXPECT_TRUE((*old)->files.empty());
+  ASSERT_TRUE((*old)->result);
+  EXPECT_FALSE((*old)->result->file);
+  EXPECT_EQ((*old)->result->bytes, "\x89PNG");
+
+  // A job with files and a result in a file: the row holds what they are, not their bytes.
+  JobRecord j;
+  j.id = "with-files";
+  j.task = "thumb";
+  j.seq = 8;
+  j.status = JobStatus::kSucceeded;
+  j.input = std::make_shared<const boost::json::value>(nullptr);
+  j.files = {JobFile{"body", "", "image/png", 1234, std::string(64, 'a'), "/ignored"},
+             JobFile{"extra", "b.bin", "application/octet-stream", 5, std::string(64, 'b'), {}}};
+  auto out = std::make_shared<Output>();
+  out->content_type = "image/png";
+  out->file = OutputFile{"/ignored", 99'000'000, std::string(64, 'c')};
+  j.result = out;
+  j.finished_at = 1700000000005;
+  ASSERT_TRUE((*store)->Insert(j).has_value());
+  auto back = (*store)->Get("with-files");
+  ASSERT_TRUE(back.has_value() && back->has_value());
+  ASSERT_EQ((*back)->files.size(), 2u);
+  EXPECT_EQ((*back)->files[0], (JobFile{"body", "", "image/png", 1234, std::string(64, 'a'), {}}));
+  EXPECT_EQ((*back)->files[1].filename, "b.bin");
+  ASSERT_TRUE((*back)->result && (*back)->result->file);
+  EXPECT_EQ(*(*back)->result->file, (OutputFile{{}, 99'000'000, std::string(64, 'c')}));
+  EXPECT_EQ((*back)->result->content_type, "image/png");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM jobs WHERE id = 'with-files' AND result IS NULL"), 1);
+  auto expiring = (*store)->FinishedWithFilesBefore(1800000000000);
+  ASSERT_TRUE(expiring.has_value()) << expiring.error().detail;
+  EXPECT_EQ(*expiring, std::vector<std::string>{"with-files"});
 }
 
 TEST_F(SqliteMigrationTest, AnUnreadableMapSpecReadsAsAMapWithDefaults) {

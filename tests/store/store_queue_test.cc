@@ -141,6 +141,9 @@ class RecordingStore final : public Store {
   ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override { return inner_->Get(id); }
   ErrorOr<JobPage> List(const JobQuery& query) override { return inner_->List(query); }
   ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override { return inner_->RemoveFinishedBefore(cutoff); }
+  ErrorOr<std::vector<std::string>> FinishedWithFilesBefore(UnixMillis cutoff) override {
+    return inner_->FinishedWithFilesBefore(cutoff);
+  }
   ErrorOr<std::vector<JobRecord>> LoadUnfinished() override { return inner_->LoadUnfinished(); }
   ErrorOr<std::uint64_t> MaxSeq() override { return inner_->MaxSeq(); }
   ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override {

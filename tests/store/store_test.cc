@@ -2,6 +2,7 @@
 // add an implementation, add a factory to kStoreFactories.
 #include "store/store.h"
 
+#include <algorithm>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
@@ -239,6 +240,39 @@ TEST_P(StoreTest, FinishedRecordsKeepResultsErrorsAndProgress) {
     SCOPED_TRACE(r->id);
     ExpectSameRecord(*got, *r);
   }
+}
+
+// What a store keeps of files is what they are; the bytes live in files_dir, and the
+// store names the jobs whose files retention must remove with them.
+TEST_P(StoreTest, FilesAndFileResultsAreKeptAndNamedForRetention) {
+  JobRecord upload = MakeJob(1, "thumb", JobStatus::kSucceeded);
+  upload.files = {JobFile{"body", "cat.png", "image/png", 70'000, std::string(64, 'a'), {}}};
+  upload.result = Result::Bytes("image/png", "small").output();
+  JobRecord big = MakeJob(2, "render", JobStatus::kSucceeded);
+  auto out = std::make_shared<Output>();
+  out->content_type = "video/mp4";
+  out->file = OutputFile{{}, 3'000'000'000, std::string(64, 'f')};
+  big.result = out;
+  JobRecord plain = MakeJob(3, "cpu", JobStatus::kSucceeded);
+  plain.result = Result::Json(1).output();
+  JobRecord waiting = MakeJob(4, "thumb", JobStatus::kQueued);
+  waiting.files = upload.files;
+  for (const JobRecord* r : {&upload, &big, &plain, &waiting}) Insert(*r);
+  auto got = Get("job-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->files, upload.files);
+  got = Get("job-2");
+  ASSERT_TRUE(got.has_value() && got->result && got->result->file);
+  EXPECT_EQ(got->result->file->size, 3'000'000'000u);
+  EXPECT_EQ(got->result->file->sha256, std::string(64, 'f'));
+  EXPECT_EQ(got->result->content_type, "video/mp4");
+  auto expiring = store_->FinishedWithFilesBefore(kT0 + 1000);
+  ASSERT_TRUE(expiring.has_value()) << expiring.error().detail;
+  std::sort(expiring->begin(), expiring->end());
+  EXPECT_EQ(*expiring, (std::vector<std::string>{"job-1", "job-2"}));
+  auto none = store_->FinishedWithFilesBefore(kT0);
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
 }
 
 TEST_P(StoreTest, DuplicateIdIsAConflict) {

@@ -16,7 +16,9 @@ is there), all subclasses of OffloadError.
 
 For code that runs *as* a job (``python = "module:function"`` tasks), ``JobError``
 fails the job with an error type of its choosing, ``Canceled`` is raised when the job
-is canceled, and ``Context`` is the ``ctx`` a function may take; see offload.worker.
+is canceled, ``Context`` is the ``ctx`` a function may take (``ctx.files``: the job's
+files, each a ``JobFile``), and ``File(path)`` a result that is a file; see
+offload.worker.
 
 ``Client`` and ``AsyncClient`` are imported on first use, so that a worker process,
 which imports this package too, does not pay for http.client and asyncio.
@@ -24,16 +26,17 @@ which imports this package too, does not pay for http.client and asyncio.
 
 from .errors import (BadRequest, Conflict, InvalidInput, JobCanceled, JobFailed, NetworkError, NotFinished,
                      NotFound, OffloadError, PayloadTooLarge, QueueFull, Refused, ResponseTooLarge, ServerError,
-                     Timeout, Unavailable)
+                     Timeout, Unavailable, UnsupportedMediaType)
 from .job import Job
-from .worker import Canceled, Context, JobError
+from .worker import Canceled, Context, File, JobError, JobFile
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AsyncClient", "BadRequest", "Canceled", "Client", "Conflict", "Context", "InvalidInput", "Job",
-    "JobCanceled", "JobError", "JobFailed", "NetworkError", "NotFinished", "NotFound", "OffloadError",
+    "AsyncClient", "BadRequest", "Canceled", "Client", "Conflict", "Context", "File", "InvalidInput", "Job",
+    "JobCanceled", "JobError", "JobFailed", "JobFile", "NetworkError", "NotFinished", "NotFound", "OffloadError",
     "PayloadTooLarge", "QueueFull", "Refused", "ResponseTooLarge", "ServerError", "Timeout", "Unavailable",
+    "UnsupportedMediaType",
 ]
 
 

@@ -24,10 +24,26 @@ Retries, in :func:`exchange`:
   (unavailable, too-many-connections), after which nothing was stored, is retried
   after its Retry-After while the total stays within ``busy_timeout`` seconds; then
   the error is raised as usual.
+- A submit with a file is repeated as any submit is, its body sent again from the
+  start: a path is opened again, a file object sought back to where it stood. One
+  that cannot seek (a pipe) is sent once; its NetworkError is raised.
+
+Files go both ways without being held in memory: a request's body may be a
+:class:`StreamBody` (the transport writes its pieces, CHUNK bytes at a time, and stops
+when the server answers before the body is whole: a refusal such as 413 or 415), and
+a request may carry a ``sink`` (a :class:`Download`), into which the transport writes
+a 200 or 206 body as it arrives instead of returning it. :func:`download` resumes a
+download that broke off with ``Range``.
 """
 
+import hashlib
+import io
 import json
+import mimetypes
+import os
+import re
 import time
+import uuid
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import __version__, errors
@@ -44,22 +60,32 @@ PROGRESS_WINDOW = 0.5
 MIN_POLL_INTERVAL = 0.2
 # The DELETE that stops an abandoned map gets this long.
 CANCEL_TIMEOUT = 5.0
+# Bytes of a file read, or of an answer received, at a time: what a transfer holds.
+CHUNK = 256 * 1024
 
 
 class Request:
-    """One HTTP request. ``timeout`` is how long the answer may take, in seconds (None:
-    no limit); ``idempotent`` says whether sending it twice does what sending it once
-    does."""
+    """One HTTP request. ``body``: bytes, a StreamBody, or None. ``timeout`` is how
+    long the answer may take, in seconds (None: no limit); for a streamed body or
+    answer it bounds each step (a piece sent or received) instead. ``idempotent``
+    says whether sending it twice does what sending it once does. ``sink``: a
+    Download that takes a 200 or 206 answer's body."""
 
-    __slots__ = ("method", "path", "headers", "body", "timeout", "idempotent")
+    __slots__ = ("method", "path", "headers", "body", "timeout", "idempotent", "sink")
 
-    def __init__(self, method, path, *, headers=None, body=None, timeout=None, idempotent=None):
+    def __init__(self, method, path, *, headers=None, body=None, timeout=None, idempotent=None, sink=None):
         self.method = method
         self.path = path
         self.headers = headers or {}
         self.body = body
         self.timeout = timeout
         self.idempotent = method in ("GET", "DELETE") if idempotent is None else idempotent
+        self.sink = sink
+
+    @property
+    def streams(self):
+        """Whether the body or the answer moves in pieces."""
+        return self.sink is not None or isinstance(self.body, StreamBody)
 
 
 class Response:
@@ -213,6 +239,231 @@ def backoff(failures):
     return min(2.0, 0.1 * 3 ** (failures - 1))
 
 
+# ---- files: request bodies and downloads -----------------------------------------
+
+class FileSource:
+    """The bytes of the file an upload sends: a path, opened anew for each send, or a
+    binary file object, sent from where it stood when given (sought back there for a
+    resend). ``size`` is None for a file object that cannot seek (a pipe), which can
+    be sent once only. ``name`` is the file's base name, "" when it has none."""
+
+    def __init__(self, file):
+        if isinstance(file, (bytes, bytearray, memoryview)):
+            raise TypeError("file= is a path or a binary file object; give contents as bytes=")
+        self._path = self._file = self._start = None
+        if isinstance(file, (str, os.PathLike)):
+            self._path = os.fspath(file)
+            self.size = os.stat(self._path).st_size
+            self.name = os.fsdecode(os.path.basename(self._path))
+            return
+        if not callable(getattr(file, "read", None)):
+            raise TypeError("file= is a path or a binary file object, not %s" % type(file).__name__)
+        if isinstance(file, io.TextIOBase):
+            raise TypeError("file= must be opened in binary mode ('rb'), not as text")
+        self._file = file
+        self.size = None
+        if getattr(file, "seekable", lambda: False)():
+            self._start = file.tell()
+            self.size = file.seek(0, os.SEEK_END) - self._start
+            file.seek(self._start)
+        name = getattr(file, "name", None)
+        # "<stdin>" and the like are no file's name.
+        self.name = os.path.basename(name) if isinstance(name, str) and not name.startswith("<") else ""
+
+    @property
+    def resendable(self):
+        return self._file is None or self._start is not None
+
+    def chunks(self):
+        """Yields the file's bytes, CHUNK at a time. OffloadError (not OSError, which
+        the transports read as a network failure) when it cannot be read, or ends
+        before the size it had when the upload began."""
+        what = self._path if self._path is not None else (self.name or "the file object")
+        try:
+            if self._path is not None:
+                f = open(self._path, "rb")
+            else:
+                f = self._file
+                if self._start is not None:
+                    f.seek(self._start)
+            try:
+                left = self.size
+                while left is None or left > 0:
+                    piece = f.read(CHUNK if left is None else min(CHUNK, left))
+                    if not piece:
+                        if left:
+                            raise errors.OffloadError("%s ended %d bytes short of the %d it had when the upload "
+                                                      "began" % (what, left, self.size))
+                        return
+                    if left is not None:
+                        left -= len(piece)
+                    yield piece
+            finally:
+                if self._path is not None:
+                    f.close()
+        except OSError as e:
+            raise errors.OffloadError("cannot read %s: %s" % (what, e)) from e
+
+
+class StreamBody:
+    """A request body sent in pieces, so that a file of any size costs CHUNK bytes of
+    memory: bytes-like parts and FileSources, in order. ``headers`` frame it: a
+    Content-Length, or Transfer-Encoding: chunked when a source cannot tell its size."""
+
+    def __init__(self, parts):
+        self._parts = parts
+        sizes = [p.size if isinstance(p, FileSource) else len(p) for p in parts]
+        self._chunked = None in sizes
+        self.headers = {"Transfer-Encoding": "chunked"} if self._chunked else {"Content-Length": str(sum(sizes))}
+        self.resendable = all(p.resendable for p in parts if isinstance(p, FileSource))
+
+    def pieces(self):
+        """The bytes to write, in order, framing included; bytes= given whole is sent in
+        CHUNK slices too (views, not copies), so that asyncio never buffers a copy."""
+        for part in self._parts:
+            if isinstance(part, FileSource):
+                chunks = part.chunks()
+            else:
+                view = memoryview(part)
+                chunks = (view[i:i + CHUNK] for i in range(0, len(view), CHUNK))
+            for piece in chunks:
+                if not self._chunked:
+                    yield piece
+                elif piece:
+                    yield b"%x\r\n" % len(piece) + piece + b"\r\n"
+        if self._chunked:
+            yield b"0\r\n\r\n"
+
+
+_MEDIA_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+(?:\s*;[^\r\n\0]*)?", re.ASCII)
+
+
+def media_type_of(content_type, name):
+    """The Content-Type of a file: the one given, else what its name suggests, else
+    application/octet-stream. A compressed name (.tar.gz) suggests its content's type
+    (application/x-tar) with an encoding, which is not what the bytes are."""
+    if content_type is None:
+        guessed, encoding = mimetypes.guess_type(name) if name else (None, None)
+        content_type = guessed if guessed and not encoding else "application/octet-stream"
+    if not isinstance(content_type, str) or not _MEDIA_TYPE.fullmatch(content_type):
+        raise ValueError("content_type must be a media type such as \"image/png\", got %r" % (content_type,))
+    return content_type
+
+
+def disposition_filename(name):
+    """The filename parameter of a Content-Disposition: quoted when it is printable
+    ASCII, else RFC 5987's filename*=UTF-8''…, which the server also reads."""
+    if not name:
+        return ""
+    if all(" " <= c <= "~" for c in name):
+        return '; filename="%s"' % name.replace("\\", "\\\\").replace('"', '\\"')
+    return "; filename*=UTF-8''" + quote(name, safe="")
+
+
+def file_body(input, file, data, content_type, filename):
+    """(headers, StreamBody) of a job with one file, the headers its Content-Type and
+    framing: the file as the body itself (Content-Type its type) when there is no
+    input, else a multipart/form-data form of the input (a part named "input") and the
+    file (a part named "file").
+
+    A JSON file goes in a form even without input: a body of type application/json is
+    the request itself to the server, not a file.
+    """
+    if file is not None and data is not None:
+        raise ValueError("give file= or bytes=, not both")
+    if file is not None:
+        source = FileSource(file)
+        name = source.name if filename is None else filename
+    else:
+        try:
+            source = memoryview(data).cast("B")
+        except TypeError:
+            raise TypeError("bytes= must be bytes-like, not %s" % type(data).__name__) from None
+        name = filename or ""
+    media = media_type_of(content_type, name)
+    if input is None and media.split(";", 1)[0].strip().lower() != "application/json":
+        body = StreamBody([source])
+        return dict(body.headers, **{"Content-Type": media}), body
+    boundary = "offload-" + uuid.uuid4().hex
+    head = b""
+    if input is not None:
+        head = (b"--%s\r\nContent-Disposition: form-data; name=\"input\"\r\nContent-Type: application/json\r\n\r\n"
+                % boundary.encode() + encode_json(input) + b"\r\n")
+    head += ("--%s\r\nContent-Disposition: form-data; name=\"file\"%s\r\nContent-Type: %s\r\n\r\n"
+             % (boundary, disposition_filename(name), media)).encode("utf-8")
+    tail = b"\r\n--%s--\r\n" % boundary.encode()
+    body = StreamBody([head, source, tail])
+    return dict(body.headers, **{"Content-Type": "multipart/form-data; boundary=" + boundary}), body
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_SHA256_ETAG = re.compile(r'"([0-9a-f]{64})"')
+
+
+class Download:
+    """Where a result goes with ``to=PATH``: ``PATH.part``, renamed to PATH once whole
+    and checked (its size against Content-Length, its SHA-256 against the ETag when
+    the server sends one, as it does for a result kept in a file), so that PATH is
+    never half a result. Written by the transport's thread, one answer at a time: a
+    200 starts the file over, a 206 continues it where it stopped."""
+
+    def __init__(self, path):
+        self.path = os.fsdecode(os.fspath(path))
+        self._part = self.path + ".part"
+        self._file = open(self._part, "wb")
+        self._sha256 = hashlib.sha256()
+        self.size = 0  # Bytes in the file.
+        self.total = None  # The whole result's size, when an answer said it.
+        self.etag = None
+
+    def begin(self, status, headers):
+        """Whether the body of this answer goes into the file."""
+        if status == 200:
+            self._file.seek(0)
+            self._file.truncate()
+            self._sha256 = hashlib.sha256()
+            self.size = 0
+            length = headers.get("content-length")
+            self.total = int(length) if length is not None and length.isdigit() else None
+            self.etag = headers.get("etag")
+            return True
+        if status == 206:
+            m = _CONTENT_RANGE.fullmatch(headers.get("content-range", ""))
+            if not m or int(m.group(1)) != self.size:
+                raise errors.OffloadError("asked for bytes %d- of the result, the server sent %r"
+                                          % (self.size, headers.get("content-range")), status=206)
+            self.total = int(m.group(3))
+            return True
+        return False
+
+    def write(self, piece):
+        try:
+            self._file.write(piece)
+        except OSError as e:  # Not a network failure: no retry will help.
+            raise errors.OffloadError("cannot write %s: %s" % (self._part, e)) from e
+        self._sha256.update(piece)
+        self.size += len(piece)
+
+    def finish(self):
+        """Checks the file and moves it to its path; returns the path."""
+        self._file.close()
+        if self.total is not None and self.size != self.total:
+            raise errors.OffloadError("the result is %d bytes, %d came" % (self.total, self.size))
+        m = _SHA256_ETAG.fullmatch(self.etag or "")
+        if m and m.group(1) != self._sha256.hexdigest():
+            raise errors.OffloadError("the result's SHA-256 is %s, what came has %s"
+                                      % (m.group(1), self._sha256.hexdigest()))
+        os.replace(self._part, self.path)
+        return self.path
+
+    def discard(self):
+        self._file.close()
+        try:
+            os.unlink(self._part)
+        except FileNotFoundError:
+            pass
+
+
 # ---- the calls -------------------------------------------------------------------
 
 def exchange(settings, request):
@@ -228,6 +479,9 @@ def exchange(settings, request):
             failures += 1
             if not request.idempotent or failures > settings.retries:
                 raise
+            if not resendable(request):
+                raise errors.NetworkError("%s (not sent again: the file object cannot seek back to its start)"
+                                          % e) from e
             if not (failures == 1 and getattr(e, "reused", False)):
                 yield Sleep(backoff(failures))
             continue
@@ -238,7 +492,7 @@ def exchange(settings, request):
             failures += 1
             yield Sleep(backoff(failures))
             continue
-        if settings.busy_timeout > 0 and is_busy(response):
+        if settings.busy_timeout > 0 and is_busy(response) and resendable(request):
             now = time.monotonic()
             if busy_until is None:
                 busy_until = now + settings.busy_timeout
@@ -250,12 +504,49 @@ def exchange(settings, request):
         return response
 
 
-def submit_request(settings, task, input=None, *, priority=None, idempotency_key=None,
-                   timeout=None, wait=None, map=None, chunk=None, on_error=None):
-    """The POST /v1/jobs of a submit or a map. Every one carries an Idempotency-Key (a
-    new random one unless given), so that exchange() may repeat it safely."""
+def resendable(request):
+    return not isinstance(request.body, StreamBody) or request.body.resendable
+
+
+def check_task(task):
     if not isinstance(task, str) or not task:
         raise ValueError("task must be a non-empty string")
+
+
+def has_file(file, data, content_type, filename):
+    """Whether a submit or run sends a file; ValueError for a file's options without one."""
+    if file is None and data is None:
+        if content_type is not None or filename is not None:
+            raise ValueError("content_type and filename describe a file: give file= or bytes= too")
+        return False
+    return True
+
+
+def submit_request(settings, task, input=None, *, file=None, data=None, content_type=None, filename=None,
+                   priority=None, idempotency_key=None, timeout=None, wait=None, map=None, chunk=None,
+                   on_error=None):
+    """The POST /v1/jobs of a submit or a map. Every one carries an Idempotency-Key (a
+    new random one unless given), so that exchange() may repeat it safely. A job with
+    a file (``file``: a path or a binary file object; ``data``: bytes) names its task,
+    priority and timeout in the query, since its body is the file (see file_body)."""
+    check_task(task)
+    if idempotency_key is None:
+        idempotency_key = uuid.uuid4().hex
+    headers = {"Idempotency-Key": idempotency_key}
+    server_wait = 0.0
+    if wait is not None and wait > 0:
+        headers["Prefer"] = "wait=" + seconds_text(wait)
+        server_wait = wait
+    if has_file(file, data, content_type, filename):
+        query = {"task": task}
+        if priority is not None:
+            query["priority"] = str(priority)
+        if timeout is not None:
+            query["timeout"] = seconds_text(timeout)
+        body_headers, body = file_body(input, file, data, content_type, filename)
+        headers.update(body_headers)
+        return Request("POST", "/v1/jobs?" + urlencode(query), headers=headers, body=body,
+                       timeout=settings.answer_within(server_wait), idempotent=True)
     body = {"task": task}
     if map is not None:
         body["map"] = map
@@ -269,14 +560,6 @@ def submit_request(settings, task, input=None, *, priority=None, idempotency_key
         body["priority"] = priority
     if timeout is not None:
         body["timeout"] = timeout
-    if idempotency_key is None:
-        import uuid
-        idempotency_key = uuid.uuid4().hex
-    headers = {"Idempotency-Key": idempotency_key}
-    server_wait = 0.0
-    if wait is not None and wait > 0:
-        headers["Prefer"] = "wait=" + seconds_text(wait)
-        server_wait = wait
     return json_request("POST", "/v1/jobs", body, headers=headers,
                         timeout=settings.answer_within(server_wait), idempotent=True)
 
@@ -339,6 +622,11 @@ def result(settings, job_id):
                                                      timeout=settings.answer_within()))
     if response.status == 200:
         return result_of(response)
+    raise (yield from result_error(settings, job_id, response))
+
+
+def result_error(settings, job_id, response):
+    """The exception for an error answer to GET /result."""
     error = error_of(response)
     if isinstance(error, errors.JobFailed):
         # The problem states "TYPE: MESSAGE"; the job has the whole error (and itself).
@@ -350,7 +638,46 @@ def result(settings, job_id):
             error.job = job
             if isinstance(job.error, dict):
                 error.error = job.error
-    raise error
+    return error
+
+
+def download(settings, job_id, to):
+    """The result's body, whatever its type, written to the file ``to`` as it arrives
+    (see Download); returns the path.
+
+    A connection lost during the body is followed by a request for the rest (``Range:
+    bytes=N-``, with ``If-Range`` naming the ETag, so that a result that is not the
+    same any more comes whole); ``retries`` lost connections in a row with no byte
+    between them end it with the NetworkError.
+    """
+    sink = Download(to)
+    try:
+        failures = 0
+        while True:
+            headers = {}
+            if sink.size:
+                headers["Range"] = "bytes=%d-" % sink.size
+                if sink.etag:
+                    headers["If-Range"] = sink.etag
+            before = sink.size
+            # Not idempotent to exchange(): a resend must ask for what is still missing.
+            request = Request("GET", job_path(job_id, "/result"), headers=headers,
+                              timeout=settings.answer_within(), idempotent=False, sink=sink)
+            try:
+                response = yield from exchange(settings, request)
+            except errors.NetworkError as e:
+                failures = 1 if sink.size > before else failures + 1
+                if failures > settings.retries:
+                    raise
+                if not (failures == 1 and getattr(e, "reused", False)):
+                    yield Sleep(backoff(failures))
+                continue
+            if response.status not in (200, 206):
+                raise (yield from result_error(settings, job_id, response))
+            return sink.finish()
+    except BaseException:
+        sink.discard()
+        raise
 
 
 def cancel(settings, job_id):
@@ -363,13 +690,16 @@ def cancel(settings, job_id):
     return Job(json_of(response))
 
 
-def run(settings, task, input=None):
+def run(settings, task, input=None, *, file=None, data=None, content_type=None, filename=None):
     """POST /v1/tasks/NAME/run: the server waits up to its run_timeout, so the socket
-    has no timeout of its own."""
-    if not isinstance(task, str) or not task:
-        raise ValueError("task must be a non-empty string")
-    request = json_request("POST", "/v1/tasks/" + quote(task, safe="") + "/run", input,
-                           timeout=None, idempotent=False)
+    has no timeout of its own. A file goes as for submit_request."""
+    check_task(task)
+    path = "/v1/tasks/" + quote(task, safe="") + "/run"
+    if has_file(file, data, content_type, filename):
+        headers, body = file_body(input, file, data, content_type, filename)
+        request = Request("POST", path, headers=headers, body=body, timeout=None, idempotent=False)
+    else:
+        request = json_request("POST", path, input, timeout=None, idempotent=False)
     response = yield from exchange(settings, request)
     return result_of(response)
 

@@ -58,9 +58,11 @@ class AsyncClient:
 
     # ---- the API (as offload.Client's; see its docstrings) ----------------------
 
-    async def submit(self, task, input=None, *, priority=None, idempotency_key=None, timeout=None, wait=None):
+    async def submit(self, task, input=None, *, file=None, bytes=None, content_type=None, filename=None,
+                     priority=None, idempotency_key=None, timeout=None, wait=None):
         """Submits a job and returns it; see offload.Client.submit."""
-        return await self._run(_core.submit(self._settings, task, input, priority=priority,
+        return await self._run(_core.submit(self._settings, task, input, file=file, data=bytes,
+                                            content_type=content_type, filename=filename, priority=priority,
                                             idempotency_key=idempotency_key, timeout=timeout, wait=wait))
 
     async def get(self, job_id):
@@ -72,17 +74,21 @@ class AsyncClient:
         a plain function or a coroutine function."""
         return await self._run(_core.wait(self._settings, job_id, timeout, on_progress))
 
-    async def result(self, job_id):
-        """The result of a succeeded job; see offload.Client.result."""
+    async def result(self, job_id, *, to=None):
+        """The result of a succeeded job, or (``to``) the path it was written to; see
+        offload.Client.result."""
+        if to is not None:
+            return await self._run(_core.download(self._settings, job_id, to))
         return await self._run(_core.result(self._settings, job_id))
 
     async def cancel(self, job_id):
         """Cancels a job; see offload.Client.cancel."""
         return await self._run(_core.cancel(self._settings, job_id))
 
-    async def run(self, task, input=None):
+    async def run(self, task, input=None, *, file=None, bytes=None, content_type=None, filename=None):
         """Runs one job and returns its result; see offload.Client.run."""
-        return await self._run(_core.run(self._settings, task, input))
+        return await self._run(_core.run(self._settings, task, input, file=file, data=bytes,
+                                         content_type=content_type, filename=filename))
 
     async def map(self, task, inputs, chunk=None, on_error="fail_fast", *, priority=None, idempotency_key=None,
                   timeout=None, wait_timeout=None, on_progress=None):
@@ -173,8 +179,9 @@ class AsyncClient:
             try:
                 if conn is None:
                     conn = await asyncio.wait_for(self._open(), self._settings.timeout)
+                # A streamed body or answer bounds each step instead (_Connection.exchange).
                 response, keep_alive = await asyncio.wait_for(conn.exchange(self._settings, request),
-                                                              request.timeout)
+                                                              None if request.streams else request.timeout)
             except asyncio.TimeoutError:
                 if conn is not None:
                     conn.abort()
@@ -234,23 +241,58 @@ class _Connection:
             pass
 
     async def exchange(self, settings, request):
-        """Writes the request, reads the answer: (Response, whether to keep the connection)."""
+        """Writes the request, reads the answer: (Response, whether to keep the connection).
+
+        A request that streams (request.streams) bounds each step by request.timeout:
+        each piece of its body written, the answer after the body, each piece of an
+        answer going to its sink. The caller bounds the others as a whole.
+        """
         lines = ["%s %s HTTP/1.1" % (request.method, settings.base_path + request.path),
                  "Host: " + settings.host_header]
         for name, value in settings.headers.items():
             lines.append("%s: %s" % (name, value))
         for name, value in request.headers.items():
             lines.append("%s: %s" % (name, value))
-        if request.body is not None:
-            lines.append("Content-Length: %d" % len(request.body))
+        body = request.body
+        if isinstance(body, bytes):
+            lines.append("Content-Length: %d" % len(body))
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.writer.write(head + request.body if request.body is not None else head)
-        await self.writer.drain()
-        return await self._read_response(request.method)
+        step = request.timeout if request.streams else None
+        if not isinstance(body, _core.StreamBody):
+            self.writer.write(head + body if body is not None else head)
+            await _within(self.writer.drain(), step)
+            return await self._read_response(request, step)
+        self.writer.write(head)
+        # Read while writing: an answer that comes before the body is whole (a refusal:
+        # 413, 415) ends the writing, and is the one to return.
+        answer = asyncio.ensure_future(self._read_response(request, None))
+        try:
+            whole = await self._write_body(body, answer, step)
+            response, keep_alive = await _within(answer, step)
+        finally:
+            if not answer.done():
+                answer.cancel()
+            elif not answer.cancelled():
+                answer.exception()  # Retrieved, so that asyncio does not warn that it was not.
+        return response, keep_alive and whole
 
-    async def _read_response(self, method):
+    async def _write_body(self, body, answer, step):
+        """Writes a StreamBody's pieces; False when ``answer`` (the task reading the
+        answer) finished first, which ends the writing."""
+        for piece in body.pieces():
+            if answer.done():
+                return False
+            self.writer.write(piece)
+            try:
+                await _within(self.writer.drain(), step)
+            except OSError:
+                return False  # Closed while the body still came: the answer says why, or fails too.
+        return True
+
+    async def _read_response(self, request, step):
+        method, sink = request.method, request.sink
         while True:
-            head = await self.reader.readuntil(b"\r\n\r\n")
+            head = await _within(self.reader.readuntil(b"\r\n\r\n"), step)
             lines = head.decode("latin-1").split("\r\n")
             version, _, rest = lines[0].partition(" ")
             code = rest[:3]
@@ -272,34 +314,56 @@ class _Connection:
             break
         tokens = [t.strip().lower() for t in headers.get("connection", "").split(",")]
         keep_alive = version == "HTTP/1.1" and "close" not in tokens
+        parts = []
+        write = parts.append
+        if sink is not None and sink.begin(status, headers):
+            write = sink.write
         if method == "HEAD" or status in (204, 304):
-            body = b""
+            pass
         elif headers.get("transfer-encoding", "").lower().rstrip().endswith("chunked"):
-            body = await self._read_chunked()
+            await self._read_chunked(write, step)
         elif "content-length" in headers:
             try:
-                length = int(headers["content-length"])
+                left = int(headers["content-length"])
             except ValueError:
                 raise _BadResponse("Content-Length %r" % headers["content-length"])
-            body = await self.reader.readexactly(length)
+            while left > 0:
+                # read, not readexactly: what came before a drop is kept, for a resume.
+                piece = await _within(self.reader.read(min(left, _core.CHUNK)), step)
+                if not piece:
+                    raise asyncio.IncompleteReadError(b"", left)
+                left -= len(piece)
+                write(piece)
         else:
-            body = await self.reader.read()  # Delimited by the end of the connection.
-            keep_alive = False
-        return _core.Response(status, headers, body), keep_alive
+            keep_alive = False  # Delimited by the end of the connection.
+            while True:
+                piece = await _within(self.reader.read(_core.CHUNK), step)
+                if not piece:
+                    break
+                write(piece)
+        return _core.Response(status, headers, b"".join(parts)), keep_alive
 
-    async def _read_chunked(self):
-        parts = []
+    async def _read_chunked(self, write, step):
         while True:
-            line = await self.reader.readuntil(b"\r\n")
+            line = await _within(self.reader.readuntil(b"\r\n"), step)
             try:
                 size = int(line.split(b";", 1)[0].strip(), 16)
             except ValueError:
                 raise _BadResponse("chunk size %r" % line[:40])
             if size == 0:
                 break
-            parts.append(await self.reader.readexactly(size))
+            while size > 0:
+                piece = await _within(self.reader.readexactly(min(size, _core.CHUNK)), step)
+                size -= len(piece)
+                write(piece)
             if await self.reader.readexactly(2) != b"\r\n":
                 raise _BadResponse("chunk without its CRLF")
         while await self.reader.readuntil(b"\r\n") != b"\r\n":
             pass  # Trailer fields: none that matter here.
-        return b"".join(parts)
+
+
+async def _within(awaitable, timeout):
+    """Awaits with a time limit, or without one (None) at no cost."""
+    if timeout is None:
+        return await awaitable
+    return await asyncio.wait_for(awaitable, timeout)

@@ -53,18 +53,27 @@ class Client:
 
     # ---- the API ---------------------------------------------------------------
 
-    def submit(self, task, input=None, *, priority=None, idempotency_key=None, timeout=None, wait=None):
+    def submit(self, task, input=None, *, file=None, bytes=None, content_type=None, filename=None, priority=None,
+               idempotency_key=None, timeout=None, wait=None):
         """Submits a job and returns it (a Job: ``id``, ``status``, ``position``, ...).
 
+        ``file``: a file for the job, a path or a binary file object (read from where
+        it stands), streamed, never read whole; or ``bytes``: its contents. Its type is
+        ``content_type``, else what its name suggests, else application/octet-stream;
+        the task must ``accept`` it. ``filename``: the name sent with it (default: the
+        path's base name), which only a job with ``input`` too keeps: then the two go
+        as a multipart/form-data form; alone, the file is the body itself.
         ``priority``: higher runs first (a 32-bit integer, default 0). ``timeout``:
         this job's own time limit in seconds (the task's caps it). ``wait``: seconds
         the server may hold the answer for the job to finish (``Prefer: wait``); the
         job comes back finished if it did. ``idempotency_key``: the same key within
         the server's idempotency_ttl returns the first job instead of a new one;
-        without one a random key is sent, so that a retry after a lost answer is safe.
+        without one a random key is sent, so that a retry after a lost answer is safe
+        (a file object that cannot seek, a pipe, is not sent twice: NetworkError).
         """
-        return self._run(_core.submit(self._settings, task, input, priority=priority,
-                                      idempotency_key=idempotency_key, timeout=timeout, wait=wait))
+        return self._run(_core.submit(self._settings, task, input, file=file, data=bytes, content_type=content_type,
+                                      filename=filename, priority=priority, idempotency_key=idempotency_key,
+                                      timeout=timeout, wait=wait))
 
     def get(self, job_id):
         """The job as it is now. NotFound if there is none (or retention removed it)."""
@@ -80,10 +89,18 @@ class Client:
         """
         return self._run(_core.wait(self._settings, job_id, timeout, on_progress))
 
-    def result(self, job_id):
+    def result(self, job_id, *, to=None):
         """The result of a succeeded job: decoded JSON, or bytes for another content
         type (a PNG). NotFinished while it runs; JobFailed (``error``, ``job``) or
-        JobCanceled otherwise."""
+        JobCanceled otherwise.
+
+        ``to``: a path; the result's body (of any type) is written there as it
+        arrives, never whole in memory, and the path is returned. A connection lost
+        midway resumes where it stopped (``Range``); the file appears at ``to`` only
+        once whole, its size and (for a result the server keeps in a file) its
+        SHA-256 checked (OffloadError if they do not match)."""
+        if to is not None:
+            return self._run(_core.download(self._settings, job_id, to))
         return self._run(_core.result(self._settings, job_id))
 
     def cancel(self, job_id):
@@ -91,12 +108,14 @@ class Client:
         if it had already finished; NotFound if unknown."""
         return self._run(_core.cancel(self._settings, job_id))
 
-    def run(self, task, input=None):
+    def run(self, task, input=None, *, file=None, bytes=None, content_type=None, filename=None):
         """Runs one job and returns its result (as ``result`` does): the server waits
         for it up to its run_timeout (Timeout after that; the job is canceled). Raises
         JobFailed, with ``error`` and no ``job``, if it failed. Not retried: a lost
-        connection cancels the job on the server."""
-        return self._run(_core.run(self._settings, task, input))
+        connection cancels the job on the server. ``file``, ``bytes``,
+        ``content_type``, ``filename``: a file for the job, as for ``submit``."""
+        return self._run(_core.run(self._settings, task, input, file=file, data=bytes, content_type=content_type,
+                                   filename=filename))
 
     def map(self, task, inputs, chunk=None, on_error="fail_fast", *, priority=None, idempotency_key=None,
             timeout=None, wait_timeout=None, on_progress=None):
@@ -183,7 +202,7 @@ class Client:
     def _send(self, request):
         with self._lock:
             reused = self._conn is not None and self._conn.sock is not None and self._served > 0
-            if reused and _dropped(self._conn.sock):
+            if reused and _readable(self._conn.sock):
                 self._drop()  # Closed by the server while idle: not a failure.
                 reused = False
             try:
@@ -195,11 +214,30 @@ class Client:
                     conn.putheader(name, value)
                 for name, value in request.headers.items():
                     conn.putheader(name, value)
-                if request.body is not None:
-                    conn.putheader("Content-Length", str(len(request.body)))
-                conn.endheaders(request.body)
+                whole = True
+                if isinstance(request.body, _core.StreamBody):
+                    conn.endheaders()
+                    whole = _send_body(conn, request.body)
+                else:
+                    if request.body is not None:
+                        conn.putheader("Content-Length", str(len(request.body)))
+                    conn.endheaders(request.body)
                 answer = conn.getresponse()
-                body = answer.read()
+                headers = {}
+                for name, value in answer.getheaders():
+                    name = name.lower()
+                    headers[name] = headers[name] + ", " + value if name in headers else value
+                if request.sink is not None and request.sink.begin(answer.status, headers):
+                    body = b""
+                    while True:
+                        piece = answer.read(_core.CHUNK)
+                        if not piece:
+                            break
+                        request.sink.write(piece)
+                    if answer.length:  # http.client ends a body cut short without a word.
+                        raise http.client.IncompleteRead(b"", answer.length)
+                else:
+                    body = answer.read()
             except socket.timeout:
                 self._drop()
                 raise errors.Timeout("no answer from %s within %s s" % (self._settings.url, request.timeout))
@@ -211,11 +249,7 @@ class Client:
             except BaseException:
                 self._drop()  # Interrupted mid-exchange: the connection's state is unknown.
                 raise
-            headers = {}
-            for name, value in answer.getheaders():
-                name = name.lower()
-                headers[name] = headers[name] + ", " + value if name in headers else value
-            if answer.will_close:
+            if answer.will_close or not whole:
                 self._drop()
             else:
                 self._served += 1
@@ -243,9 +277,26 @@ class Client:
         self._served = 0
 
 
-def _dropped(sock):
-    """True when an idle keep-alive socket is readable: the server closed it (EOF) or
-    sent something unasked; either way it cannot carry the next request."""
+def _send_body(conn, body):
+    """Sends a StreamBody; False when the server answered before it was whole (it
+    refused the request: 413, 415), which ends the sending: the answer is read next,
+    and the connection closed after it."""
+    for piece in body.pieces():
+        if _readable(conn.sock):
+            return False
+        try:
+            conn.send(piece)
+        except OSError:
+            if _readable(conn.sock):
+                return False  # Answered, then closed while the body still came.
+            raise
+    return True
+
+
+def _readable(sock):
+    """True when a socket that has sent its request, or that sits idle, is readable:
+    the server answered, closed it (EOF) or sent something unasked. An idle one then
+    cannot carry the next request; a request still being sent was answered early."""
     try:
         if hasattr(select, "poll"):
             poller = select.poll()

@@ -15,7 +15,8 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     409     not-finished                     NotFinished (a Conflict; retry_after)
     409     job-canceled                     JobCanceled (a JobFailed)
     413     body-too-large                   PayloadTooLarge
-    415     unsupported-media-type           Refused
+    415     unsupported-media-type           UnsupportedMediaType (a Refused)
+    416     range-not-satisfiable            Refused
     421     misdirected-request              Refused
     422     invalid-request                  InvalidInput (a BadRequest; field)
     422     response-too-large               ResponseTooLarge
@@ -29,10 +30,11 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     503     unavailable                      Unavailable (retry_after)
     504     job-timeout                      JobFailed (error.type "timeout")
     504     run-timeout                      Timeout (the server canceled the job)
+    507     insufficient-storage             Unavailable (retry_after)
 
 A type the table does not know falls back on its status: 404 NotFound, 409 Conflict,
-413 PayloadTooLarge, 429 QueueFull, 503 Unavailable, another 5xx ServerError, else
-OffloadError. Two more come from the client itself, with ``status`` None:
+413 PayloadTooLarge, 415 UnsupportedMediaType, 429 QueueFull, 503 Unavailable, another
+5xx ServerError, else OffloadError. Two more come from the client itself, with ``status`` None:
 ``NetworkError`` (no answer: refused, reset or closed, after the retries the client
 allows) and ``Timeout`` (``wait`` or ``map`` ran out of time, or the server did not
 answer within the client's ``timeout``).
@@ -94,8 +96,14 @@ class InvalidInput(BadRequest):
 
 class Refused(OffloadError):
     """The server refused the request as sent: a web origin it does not allow (403), a
-    method (405), a media type (415), a host name (421), a header too large (431) or
-    a transfer coding (501). The client does not send these; a proxy between may."""
+    method (405), a media type (415), a range (416), a host name (421), a header too
+    large (431) or a transfer coding (501). The client sends none of these but a file
+    of a type the task does not accept (UnsupportedMediaType); a proxy between may."""
+
+
+class UnsupportedMediaType(Refused):
+    """415: a file of a type the task does not ``accept`` (the detail lists those it
+    does), or a body the server does not read."""
 
 
 class NotFound(OffloadError):
@@ -116,7 +124,8 @@ class NotFinished(Conflict):
 
 
 class PayloadTooLarge(OffloadError):
-    """413: the request body is over the server's ``max_body``."""
+    """413: the request body is over the server's ``max_body``, or a file over the
+    task's ``max_input``."""
 
 
 class ResponseTooLarge(OffloadError):
@@ -135,7 +144,8 @@ class QueueFull(OffloadError):
 
 class Unavailable(OffloadError):
     """503: the server is draining, its store refuses writes, or it has all the
-    connections it takes. Nothing was stored. ``retry_after`` as for QueueFull."""
+    connections it takes; 507: it has no room left for a file. Nothing was stored.
+    ``retry_after`` as for QueueFull."""
 
     def __init__(self, detail, *, retry_after=None, **kw):
         super().__init__(detail, **kw)
@@ -187,7 +197,8 @@ _BY_TYPE = {
     "not-finished": NotFinished,
     "job-canceled": JobCanceled,
     "body-too-large": PayloadTooLarge,
-    "unsupported-media-type": Refused,
+    "unsupported-media-type": UnsupportedMediaType,
+    "range-not-satisfiable": Refused,
     "misdirected-request": Refused,
     "invalid-request": InvalidInput,
     "response-too-large": ResponseTooLarge,
@@ -199,6 +210,7 @@ _BY_TYPE = {
     "transfer-coding-not-implemented": Refused,
     "too-many-connections": Unavailable,
     "unavailable": Unavailable,
+    "insufficient-storage": Unavailable,
     "run-timeout": Timeout,
 }
 
@@ -207,6 +219,7 @@ _BY_STATUS = {
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     422: InvalidInput,
     429: QueueFull,
     503: Unavailable,

@@ -14,9 +14,12 @@ class Job:
     first; else None), ``attempts``, ``created_at``, ``started_at``, ``finished_at``
     (RFC 3339 strings or None), ``result`` (the JSON result once succeeded; None for a
     binary one, and in listings without results), ``result_type``, ``result_url``,
-    ``error`` (``{"type", "message", ...}`` or None), ``progress`` (0..1 or None),
-    ``map`` (a map's counters, or None) and ``raw``, the whole dict, for fields this
-    class does not name. A snapshot: it does not change when the job does.
+    ``result_size`` (bytes, for a result that is not JSON), ``result_sha256`` (hex,
+    for one the server keeps in a file), ``error`` (``{"type", "message", ...}`` or
+    None), ``progress`` (0..1 or None), ``map`` (a map's counters, or None),
+    ``files`` (the job's files: dicts with ``field``, ``filename``, ``content_type``,
+    ``size``, ``sha256``; None when it has none) and ``raw``, the whole dict, for
+    fields this class does not name. A snapshot: it does not change when the job does.
     """
 
     __slots__ = ("raw",)
@@ -57,6 +60,6 @@ class Job:
 
 _FIELDS = frozenset((
     "id", "task", "status", "priority", "position", "attempts", "created_at", "started_at",
-    "finished_at", "result", "result_type", "result_url", "error", "progress", "map",
-    "error_history",
+    "finished_at", "result", "result_type", "result_url", "result_size", "result_sha256", "error", "progress",
+    "map", "error_history", "files",
 ))

@@ -4,7 +4,7 @@ A `python = "module:function"` task needs no worker file: offload starts persist
 processes running this runner, each of which imports the module once and calls the
 function with each job's input::
 
-    python3 -m offload.worker calc:cpu_bound_func [--call arg|kwargs] [--path DIR]...
+    python3 -m offload.worker calc:cpu_bound_func [--call arg|kwargs] [--input path|bytes] [--path DIR]...
 
 (offload itself starts it as `python -c BOOTSTRAP TARGET ...`, which calls main()).
 The function's return value is the job's result; an exception fails the job. A
@@ -19,6 +19,13 @@ cancellation check::
         return png_bytes                     # bytes are sent base64
 
     raise JobError("invalid_input", "scene.width must be positive")   # chosen error type
+
+A job may come with files (an upload): a job that has files and no JSON input (a
+file posted as the body itself) gets its first file as the argument, its path (a
+str) or, with `--input bytes`, its contents; `ctx.files` lists them all (JobFile).
+A function may return File(path): the file is the job's result, copied to where
+offload asked for it (`ctx.result_path`, which a function may also write to and
+return as File(ctx.result_path): no copy then).
 
 The older API, a worker file calling run(handler) (what clients/python/offload_worker.py
 offered), keeps working unchanged; see run().
@@ -56,7 +63,7 @@ import sys
 import threading
 import traceback
 
-__all__ = ["Canceled", "Context", "Job", "JobError", "main", "run"]
+__all__ = ["Canceled", "Context", "File", "Job", "JobError", "JobFile", "main", "run"]
 
 # Exit status when the target cannot be imported or is not a callable.
 EXIT_START_FAILED = 3
@@ -91,21 +98,68 @@ class Canceled(JobError):
         super().__init__("canceled", message)
 
 
+class JobFile:
+    """A file that came with the job (an upload), as offload keeps it: `field` (the
+    form field; "body" for a file posted as the body itself), `filename` (as the
+    client named it; "" when it did not), `content_type`, `size` (bytes), `sha256`
+    (hex) and `path`, where it is on disk, read-only, for the job's lifetime."""
+
+    __slots__ = ("field", "filename", "content_type", "size", "sha256", "path")
+
+    def __init__(self, entry):
+        self.field = entry.get("field", "")
+        self.filename = entry.get("filename", "")
+        self.content_type = entry.get("content_type", "application/octet-stream")
+        self.size = entry.get("size")
+        self.sha256 = entry.get("sha256")
+        self.path = entry.get("path")
+
+    def read_bytes(self):
+        """The file's contents."""
+        with open(self.path, "rb") as f:
+            return f.read()
+
+    def __repr__(self):
+        return "JobFile(field=%r, filename=%r, content_type=%r, size=%r)" % (
+            self.field, self.filename, self.content_type, self.size)
+
+
+class File:
+    """A result that is a file: return File(path) and the file becomes the job's
+    result, sent as the task's content_type (`content_type` here only describes it;
+    the task's wins). In a batch (the elements of a map) its bytes are the element's
+    result, as for bytes."""
+
+    __slots__ = ("path", "content_type")
+
+    def __init__(self, path, content_type=None):
+        self.path = os.fspath(path)
+        self.content_type = content_type
+
+    def __repr__(self):
+        return "File(%r)" % (self.path,)
+
+
 class Context:
     """What a function that takes a `ctx` keyword gets: the job and its controls.
 
     `job_id` is the job's id (in a batch, the map's id), `task` the task's name,
-    `attempt` 1 for the first run of this input and higher on retries. The cancel
-    flag is set by the runner's reader thread; every other method is for the thread
-    running the function (progress is thread-safe too).
+    `attempt` 1 for the first run of this input and higher on retries. `files` are
+    the job's files (JobFile; empty when none, always in a batch), `result_path` where
+    the function may write a result file to return as File(ctx.result_path) (None in
+    a batch, or from an offload that offers none). The cancel flag is set by the
+    runner's reader thread; every other method is for the thread running the
+    function (progress is thread-safe too).
     """
 
-    __slots__ = ("job_id", "task", "attempt", "_cancel", "_send")
+    __slots__ = ("job_id", "task", "attempt", "files", "result_path", "_cancel", "_send")
 
-    def __init__(self, job_id, task, attempt, cancel, send):
+    def __init__(self, job_id, task, attempt, cancel, send, files=(), result_path=None):
         self.job_id = job_id
         self.task = task
         self.attempt = attempt
+        self.files = list(files)
+        self.result_path = result_path
         self._cancel = cancel  # threading.Event, set when offload cancels the job
         self._send = send  # None in a batch: the map's progress counts elements there
 
@@ -353,12 +407,16 @@ class _Server:
     (a Context, a legacy Job, or None when the function needs neither); send is None
     for an element of a batch, and msg holds at least the element's "input". `plain`, when set,
     is a function to call as plain(input): the batch fast path, with no ctx at all.
+    `invoke_file(entry, ctx)`, when set, is called instead of invoke for a job whose
+    argument is its first file (it has files and a null input), with that file's entry
+    of the job message.
     """
 
-    def __init__(self, invoke, make_ctx, plain=None):
+    def __init__(self, invoke, make_ctx, plain=None, invoke_file=None):
         self._invoke = invoke
         self._make_ctx = make_ctx
         self._plain = plain
+        self._invoke_file = invoke_file
 
     def serve(self, reader):
         """Answers every job until stdin ends (the current one is finished first)."""
@@ -375,12 +433,18 @@ class _Server:
     def _job(self, msg, cancel):
         job_id = msg.get("id")
         ctx = self._make_ctx(job_id, msg.get("task"), msg.get("attempt", 1), cancel, _send, msg)
+        files = msg.get("files")
         try:
-            value = self._invoke(msg.get("input"), ctx)
+            if self._invoke_file is not None and files and msg.get("input") is None:
+                value = self._invoke_file(files[0], ctx)
+            else:
+                value = self._invoke(msg.get("input"), ctx)
         except Exception as e:  # The job fails; the worker lives on.
             _send({"type": "error", "id": job_id, "error": _error_of(e)})
             return
-        if isinstance(value, _BINARY):
+        if isinstance(value, File):
+            reply = _file_reply(job_id, value, msg.get("result_path"))
+        elif isinstance(value, _BINARY):
             reply = {"type": "result", "id": job_id, "encoding": "base64", "result": _b64(value)}
         else:
             reply = {"type": "result", "id": job_id, "result": value}
@@ -452,15 +516,24 @@ class _Server:
 
     @staticmethod
     def _encode_batch_slowly(reply):
-        """Encodes a batch answer element by element: bytes, and results that are not JSON.
+        """Encodes a batch answer element by element: bytes, files, and results that are
+        not JSON.
 
-        Each result that cannot be encoded fails its element with invalid_result. If any
+        A File result is sent as its bytes (a batch has no result_path). Each result
+        that cannot be encoded (or read) fails its element with invalid_result. If any
         result is bytes, every string and bytes result is sent base64 (the encoding is
         per message); other values are left for offload to reject, as for one job.
         """
         results, errors = reply["results"], reply["errors"]
         binary = False
         for index, value in enumerate(results):
+            if isinstance(value, File):
+                try:
+                    results[index] = value = _read_file(value.path)
+                except OSError as e:
+                    results[index] = None
+                    errors.append(dict(index=index, **_unreadable_file(value, e)))
+                    continue
             if value is None:
                 continue
             if isinstance(value, _BINARY):
@@ -478,6 +551,32 @@ class _Server:
                     results[index] = _b64(value)
         errors.sort(key=operator.itemgetter("index"))
         return _encode(reply)
+
+
+def _read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _unreadable_file(value, exc):
+    return {"type": "invalid_result", "message": "the result File(%r) cannot be read: %s" % (value.path, exc)}
+
+
+def _file_reply(job_id, value, result_path):
+    """The answer for a File result: the file copied to `result_path`, which offload
+    then takes as the result; from an offload that names none, its bytes."""
+    import shutil  # Here, not at the top: `import offload` (the client) need not pay for it.
+
+    try:
+        if result_path is None:
+            return {"type": "result", "id": job_id, "encoding": "base64", "result": _b64(_read_file(value.path))}
+        try:
+            shutil.copyfile(value.path, result_path)
+        except shutil.SameFileError:
+            pass  # The function wrote its result where offload asked for it.
+        return {"type": "result", "id": job_id, "result_file": True}
+    except OSError as e:
+        return {"type": "error", "id": job_id, "error": _unreadable_file(value, e)}
 
 
 # ---------------------------------------------------------------------------------
@@ -506,9 +605,9 @@ def run(handler):
 
 
 # ---------------------------------------------------------------------------------
-# The runner: python3 -m offload.worker TARGET [--call arg|kwargs] [--path DIR]...
+# The runner: python3 -m offload.worker TARGET [--call arg|kwargs] [--input path|bytes] [--path DIR]...
 
-_USAGE = "usage: python3 -m offload.worker MODULE:ATTRIBUTE [--call arg|kwargs] [--path DIR]..."
+_USAGE = "usage: python3 -m offload.worker MODULE:ATTRIBUTE [--call arg|kwargs] [--input path|bytes] [--path DIR]..."
 
 
 class _UsageError(Exception):
@@ -516,14 +615,15 @@ class _UsageError(Exception):
 
 
 def _parse_args(argv):
-    """Returns (target, call, paths); raises _UsageError."""
-    target, call, paths = None, "arg", []
+    """Returns (target, call, input, paths); raises _UsageError. `input` is how a file
+    argument is passed, "path" (what an offload older than --input meant) or "bytes"."""
+    target, call, input, paths = None, "arg", "path", []
     args = list(argv)
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, value = arg.partition("=")
-        if name in ("--call", "--path"):
+        if name in ("--call", "--input", "--path"):
             if not eq:
                 if i + 1 >= len(args):
                     raise _UsageError("%s needs a value" % name)
@@ -533,6 +633,10 @@ def _parse_args(argv):
                 if value not in ("arg", "kwargs"):
                     raise _UsageError("--call is arg or kwargs, not %r" % value)
                 call = value
+            elif name == "--input":
+                if value not in ("path", "bytes"):
+                    raise _UsageError("--input is path or bytes, not %r" % value)
+                input = value
             else:
                 paths.append(value)
         elif arg in ("-h", "--help"):
@@ -547,7 +651,7 @@ def _parse_args(argv):
     module, colon, attribute = target.partition(":")
     if not colon or not module or not attribute:
         raise _UsageError("TARGET must be module:attribute, such as calc:cpu_bound_func, not %r" % target)
-    return target, call, paths
+    return target, call, input, paths
 
 
 def _fatal(kind, message, detail, status):
@@ -667,7 +771,7 @@ def main(argv=None):
         argv = sys.argv[1:]
     _take_stdout()
     try:
-        target, call, paths = _parse_args(argv)
+        target, call, input, paths = _parse_args(argv)
     except _UsageError as e:
         print(_USAGE, file=sys.stderr)
         if not str(e):
@@ -686,20 +790,29 @@ def main(argv=None):
     takes_ctx = _takes_ctx(sig)
 
     def make_context(job_id, task, attempt, cancel, send, msg):
-        return Context(job_id, task, attempt, cancel, send)
+        files = [JobFile(entry) for entry in msg.get("files") or ()]
+        return Context(job_id, task, attempt, cancel, send, files, msg.get("result_path"))
 
     def no_context(job_id, task, attempt, cancel, send, msg):
         return None
 
+    if takes_ctx:
+        positional = lambda value, ctx: func(value, ctx=ctx)  # noqa: E731
+    else:
+        positional = lambda value, ctx: func(value)  # noqa: E731
     plain = None
     if call == "kwargs":
         invoke = _kwargs_invoker(func, sig, takes_ctx, target)
-    elif takes_ctx:
-        invoke = lambda value, ctx: func(value, ctx=ctx)  # noqa: E731
     else:
-        invoke = lambda value, ctx: func(value)  # noqa: E731
-        plain = func
-    server = _Server(invoke, make_context if takes_ctx else no_context, plain)
+        invoke = positional
+        if not takes_ctx:
+            plain = func
+    # A file argument is positional whatever `call` says: it has no keys to spread.
+    if input == "bytes":
+        invoke_file = lambda entry, ctx: positional(_read_file(entry["path"]), ctx)  # noqa: E731
+    else:
+        invoke_file = lambda entry, ctx: positional(entry["path"], ctx)  # noqa: E731
+    server = _Server(invoke, make_context if takes_ctx else no_context, plain, invoke_file)
 
     reader = _Reader(sys.stdin.buffer)
     _send({"type": "ready", "features": ["batch", "cancel"] if takes_ctx else ["batch"]})

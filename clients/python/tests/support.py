@@ -1,11 +1,13 @@
-"""Test helpers: waiting for a condition with a deadline, and two stand-ins on the
-network (a proxy that drops answers, a server that answers from a script)."""
+"""Test helpers: waiting for a condition with a deadline, two stand-ins on the
+network (a proxy that drops or cuts answers, a server that answers from a script),
+and the config table of a python task."""
 
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -35,9 +37,38 @@ def stop_process(proc):
             proc.wait(timeout=10)
 
 
+def python_task(name, target, **settings):
+    """A [tasks.NAME] table for `python = TARGET` with the tests' defaults (2 workers,
+    kill_grace 2s, no .pyc files left behind, this Python) and ``settings`` (TOML
+    values as Python literals: strings, ints, lists of strings)."""
+    values = {"python": target, "interpreter": sys.executable, "workers": 2, "kill_grace": "2s"}
+    values.update(settings)
+    lines = ["", "[tasks.%s]" % name]
+    lines += ["%s = %s" % (key, json.dumps(value)) for key, value in values.items()]
+    lines.append('env = { PYTHONDONTWRITEBYTECODE = "1" }')
+    return "\n".join(lines) + "\n"
+
+
+def _chunked_length(data):
+    """The length of the whole chunked body at the start of ``data`` (no trailers, as
+    the clients send), or None while it is not all there."""
+    pos = 0
+    while True:
+        eol = data.find(b"\r\n", pos)
+        if eol < 0:
+            return None
+        size = int(data[pos:eol].split(b";")[0], 16)
+        pos = eol + 2 + size + 2
+        if len(data) < pos:
+            return None
+        if size == 0:
+            return pos
+
+
 def read_request(sock):
-    """One HTTP request from ``sock`` (Content-Length bodies only, as the clients
-    send): (request line, {lower-case name: value}, body), or None at EOF."""
+    """One HTTP request from ``sock``: (request line, {lower-case name: value}, body),
+    or None at EOF. A chunked body is returned as it came, framing and all, so that a
+    proxy relays it as it is."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -50,8 +81,9 @@ def read_request(sock):
     for line in lines[1:]:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
+    chunked = headers.get("transfer-encoding", "").lower() == "chunked"
     length = int(headers.get("content-length", "0"))
-    while len(body) < length:
+    while (_chunked_length(body) is None) if chunked else len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
             return None
@@ -146,25 +178,34 @@ class DroppingProxy(_Listener):
     true is relayed and its whole answer read from the server, and then the client's
     connection is closed without that answer: the client sees a connection closed
     before a response, after the server did the work.
+
+    ``cut(predicate, keep)``: as drop, but the client gets the answer's head and the
+    first ``keep`` bytes of its body before the connection closes: an answer broken
+    off midway.
     """
 
     def __init__(self, upstream_port):
         self.upstream_port = upstream_port
         self.requests = []
-        self._drops = []
+        self._cuts = []  # (predicate, body bytes to keep, or None for nothing at all)
         super().__init__()
 
     def drop(self, predicate):
         with self._lock:
-            self._drops.append(predicate)
+            self._cuts.append((predicate, None))
 
-    def _take_drop(self, line, headers):
+    def cut(self, predicate, keep):
         with self._lock:
-            for i, predicate in enumerate(self._drops):
+            self._cuts.append((predicate, keep))
+
+    def _take_cut(self, line, headers):
+        """(True, bytes of the body to keep or None) for a request to cut, else (False, None)."""
+        with self._lock:
+            for i, (predicate, keep) in enumerate(self._cuts):
                 if predicate(line, headers):
-                    del self._drops[i]
-                    return True
-        return False
+                    del self._cuts[i]
+                    return True, keep
+        return False, None
 
     def _serve(self, conn):
         upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=30)
@@ -179,7 +220,10 @@ class DroppingProxy(_Listener):
                 raw = [line] + ["%s: %s" % kv for kv in headers.items()]
                 upstream.sendall(("\r\n".join(raw) + "\r\n\r\n").encode("latin-1") + body)
                 answer = read_response(upstream)
-                if self._take_drop(line, headers):
+                cut, keep = self._take_cut(line, headers)
+                if cut:
+                    if keep is not None:
+                        conn.sendall(answer[:answer.index(b"\r\n\r\n") + 4 + keep])
                     return
                 conn.sendall(answer)
         finally:

@@ -381,8 +381,9 @@ def test_problems_of_requests_the_calls_do_not_send(client):
     assert type(e) is offload.BadRequest and e.status == 400 and e.name == "malformed-request"
     e = answer_to(client, "PUT", "/v1/jobs")
     assert type(e) is offload.Refused and e.status == 405 and e.name == "method-not-allowed"
-    e = answer_to(client, "POST", "/v1/jobs", {"Content-Type": "text/plain"}, b'{"task": "noop"}')
-    assert type(e) is offload.Refused and e.status == 415 and e.name == "unsupported-media-type"
+    e = answer_to(client, "POST", "/v1/tasks/noop/run", {"Content-Type": "text/plain"}, b'{"task": "noop"}')
+    assert type(e) is offload.UnsupportedMediaType and e.status == 415 and e.name == "unsupported-media-type"
+    assert isinstance(e, offload.Refused)
     e = answer_to(client, "GET", "/v1/tasks", {"Origin": "http://evil.example"})
     assert type(e) is offload.Refused and e.status == 403 and e.name == "origin-not-allowed"
     e = answer_to(client, "GET", "/nowhere")

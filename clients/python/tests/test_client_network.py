@@ -95,7 +95,7 @@ def test_connection_closed_by_the_server_while_idle(start_server):
     server = start_server('idle_timeout = "200ms"\n')
     with offload.Client(server.url) as c:
         c.health()
-        until(lambda: client_module._dropped(c._conn.sock), what="the server to close the idle connection")
+        until(lambda: client_module._readable(c._conn.sock), what="the server to close the idle connection")
         assert c.health() == {"status": "ok"}
         assert c._connects == 2
 

@@ -16,13 +16,12 @@ fast here as on CI's Debian.
 import http.client
 import json
 import os
-import sys
 
 import pytest
 
 import offload
 from conftest import BASE_SETTINGS, BASE_TASKS, Server
-from support import until
+from support import python_task, until
 
 # The user's code: calc.py, written beside each server's config.
 USER_MODULE = '''
@@ -106,18 +105,6 @@ def chatty(x):
 # What calc.png returns: a PNG signature, then every byte value.
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 USER_MODULE += "\n\nPNG_BYTES = %r\n" % PNG_BYTES
-
-
-def python_task(name, target, **settings):
-    """A [tasks.NAME] table for `python = TARGET` with this test file's defaults
-    (2 workers, kill_grace 2s, no .pyc files left behind) and ``settings`` (TOML
-    values as Python literals: strings, ints, lists of strings)."""
-    values = {"python": target, "interpreter": sys.executable, "workers": 2, "kill_grace": "2s"}
-    values.update(settings)
-    lines = ["", "[tasks.%s]" % name]
-    lines += ["%s = %s" % (key, json.dumps(value)) for key, value in values.items()]
-    lines.append('env = { PYTHONDONTWRITEBYTECODE = "1" }')
-    return "\n".join(lines) + "\n"
 
 
 @pytest.fixture
