@@ -25,25 +25,14 @@ constexpr const char* kInputs = "inputs";
 constexpr const char* kResults = "results";
 constexpr std::size_t kReadChunk = 1 << 20;
 
-// Makes a rename or a new entry in `dir` survive a crash.
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return FileError(errno, "cannot open " + dir);
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return FileError(err, "cannot sync " + dir);
-  return {};
-}
-
 Status MakeDir(const std::string& dir) {
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return FileError(errno, "cannot create " + dir);
   return {};
 }
 
-// Hashes, bounds and syncs the file open as `fd` (read and written), making it
-// read-only.
-ErrorOr<OutputFile> SealFile(int fd, const std::string& path, std::uint64_t max_size) {
+// Hashes, bounds and (with `sync`) syncs the file open as `fd` (read and written),
+// making it read-only.
+ErrorOr<OutputFile> SealFile(int fd, const std::string& path, std::uint64_t max_size, bool sync) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return FileError(errno, "cannot stat " + path);
   const auto size = static_cast<std::uint64_t>(st.st_size);
@@ -62,7 +51,7 @@ ErrorOr<OutputFile> SealFile(int fd, const std::string& path, std::uint64_t max_
     hash.Update(std::string_view(buf.data(), static_cast<std::size_t>(n)));
     at += n;
   }
-  if (::fsync(fd) != 0) return FileError(errno, "cannot sync " + path);
+  if (sync && ::fsync(fd) != 0) return FileError(errno, "cannot sync " + path);
   if (::fchmod(fd, 0444) != 0) return FileError(errno, "cannot make " + path + " read-only");
   return OutputFile{path, size, hash.HexDigest()};
 }
@@ -78,7 +67,7 @@ Status CopyFile(const std::string& from, const std::string& to) {
 
 }  // namespace
 
-ErrorOr<std::unique_ptr<FileStore>> FileStore::Open(std::string root, bool ephemeral) {
+ErrorOr<std::unique_ptr<FileStore>> FileStore::Open(std::string root, bool ephemeral, bool sync) {
   std::error_code ec;
   fs::create_directories(root, ec);
   if (ec) return FileError(ec.value(), "cannot create files_dir " + root);
@@ -88,14 +77,26 @@ ErrorOr<std::unique_ptr<FileStore>> FileStore::Open(std::string root, bool ephem
     if (auto made = MakeDir(root + "/" + sub); !made) return made.error();
   }
   if (::access(root.c_str(), W_OK) != 0) return FileError(errno, "files_dir " + root + " is not writable");
-  return std::unique_ptr<FileStore>(new FileStore(std::move(root), ephemeral));
+  return std::unique_ptr<FileStore>(new FileStore(std::move(root), ephemeral, sync));
+}
+
+// Makes a rename or a new entry in `dir` survive a crash of the machine.
+Status FileStore::SyncDir(const std::string& dir) const {
+  if (!sync_) return {};
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return FileError(errno, "cannot open " + dir);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return FileError(err, "cannot sync " + dir);
+  return {};
 }
 
 ErrorOr<std::unique_ptr<FileStore>> FileStore::OpenTemporary() {
   const char* tmp = std::getenv("TMPDIR");
   std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/offload-files-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) return FileError(errno, "cannot create a folder like " + pattern);
-  return Open(std::move(pattern), /*ephemeral=*/true);
+  return Open(std::move(pattern), /*ephemeral=*/true, /*sync=*/false);
 }
 
 FileStore::~FileStore() {
@@ -108,7 +109,7 @@ ErrorOr<std::unique_ptr<UploadFile>> FileStore::NewUpload() {
   // Unique among this process's uploads and any a crashed one left.
   static std::atomic<std::uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  return UploadFile::Create(root_ + "/" + kIncoming + "/" + std::to_string(::getpid()) + "-" +
+  return UploadFile::Create(sync_, root_ + "/" + kIncoming + "/" + std::to_string(::getpid()) + "-" +
                             std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rng() & 0xffffffff));
 }
 
@@ -155,7 +156,7 @@ ErrorOr<OutputFile> FileStore::AdoptResult(const std::string& id, const std::str
   }
   const int fd = ::open(to.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return FileError(errno, "cannot open " + to);
-  ErrorOr<OutputFile> sealed = SealFile(fd, to, max_size);
+  ErrorOr<OutputFile> sealed = SealFile(fd, to, max_size, sync_);
   ::close(fd);
   if (sealed) {
     if (auto synced = SyncDir(root_ + "/" + kResults); !synced) sealed = synced.error();
@@ -167,7 +168,7 @@ ErrorOr<OutputFile> FileStore::AdoptResult(const std::string& id, const std::str
 ErrorOr<OutputFile> FileStore::WriteResult(const std::string& id, std::string_view bytes) {
   const std::string path = AttemptResultPath(id, 0);
   {
-    auto file = UploadFile::Create(path);
+    auto file = UploadFile::Create(sync_, path);
     if (!file) return file.error();
     if (auto written = (*file)->Write(bytes); !written) return written.error();
     if (auto done = (*file)->Finish(); !done) return done.error();

@@ -9,6 +9,9 @@
 // insert is committed, so a 202 is sent only for a job whose files survive a crash;
 // a crash between the two leaves files without a job, which Sweep removes at the
 // next start. Files are named by job id only: nothing a client sends becomes a path.
+// Syncing follows the store's promise (`sync`): with sqlite_synchronous = "normal" a
+// job survives a crash of offload but not of the machine, and so do its files, which
+// then cost no wait for the disk; the memory store's jobs do not survive at all.
 //
 // Thread-safe: the root is constant after Open and the rest is the file system's.
 #pragma once
@@ -30,8 +33,10 @@ class FileStore {
  public:
   // Creates the folders under `root` as needed. With `ephemeral` (a memory store,
   // whose jobs end with the process), the whole of `root` is removed by the destructor.
-  static ErrorOr<std::unique_ptr<FileStore>> Open(std::string root, bool ephemeral);
-  // A fresh private folder under $TMPDIR (or /tmp), removed by the destructor.
+  // With `sync`, every file and folder change is synced to disk before it counts.
+  static ErrorOr<std::unique_ptr<FileStore>> Open(std::string root, bool ephemeral, bool sync = true);
+  // A fresh private folder under $TMPDIR (or /tmp), removed by the destructor; no
+  // sync (what is in it ends with the process).
   static ErrorOr<std::unique_ptr<FileStore>> OpenTemporary();
   ~FileStore();
 
@@ -66,10 +71,12 @@ class FileStore {
   std::size_t Sweep(const std::function<bool(const std::string& id)>& exists);
 
  private:
-  FileStore(std::string root, bool ephemeral) : root_(std::move(root)), ephemeral_(ephemeral) {}
+  FileStore(std::string root, bool ephemeral, bool sync) : root_(std::move(root)), ephemeral_(ephemeral), sync_(sync) {}
+  Status SyncDir(const std::string& dir) const;
 
   const std::string root_;
   const bool ephemeral_;
+  const bool sync_;
 };
 
 }  // namespace offload

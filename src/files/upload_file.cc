@@ -24,10 +24,10 @@ Error FileError(int err, const std::string& what) {
   return MakeError(ErrorCode::kUnavailable, msg);
 }
 
-ErrorOr<std::unique_ptr<UploadFile>> UploadFile::Create(std::string path) {
+ErrorOr<std::unique_ptr<UploadFile>> UploadFile::Create(bool sync, std::string path) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return FileError(errno, "cannot create " + path);
-  return std::unique_ptr<UploadFile>(new UploadFile(std::move(path), fd));
+  return std::unique_ptr<UploadFile>(new UploadFile(sync, std::move(path), fd));
 }
 
 UploadFile::~UploadFile() {
@@ -46,7 +46,7 @@ Status UploadFile::Write(std::string_view bytes) {
     bytes.remove_prefix(static_cast<std::size_t>(n));
     size_ += static_cast<std::uint64_t>(n);
   }
-  if (size_ - flushed_ >= kWriteBackEvery) {
+  if (sync_ && size_ - flushed_ >= kWriteBackEvery) {
     // Starts write-back without waiting for it (a hint: its failure is seen by fsync).
     (void)::sync_file_range(fd_, static_cast<off_t>(flushed_), static_cast<off_t>(size_ - flushed_),
                             SYNC_FILE_RANGE_WRITE);
@@ -56,7 +56,7 @@ Status UploadFile::Write(std::string_view bytes) {
 }
 
 Status UploadFile::Finish() {
-  if (::fsync(fd_) != 0) return FileError(errno, "cannot sync " + path_);
+  if (sync_ && ::fsync(fd_) != 0) return FileError(errno, "cannot sync " + path_);
   if (::fchmod(fd_, 0444) != 0) return FileError(errno, "cannot make " + path_ + " read-only");
   ::close(fd_);
   fd_ = -1;

@@ -19,8 +19,9 @@ namespace offload {
 class UploadFile {
  public:
   // Creates `path`, which must not exist. kUnavailable (with errno's words) when it
-  // cannot be created, kInsufficientStorage when the disk is full.
-  static ErrorOr<std::unique_ptr<UploadFile>> Create(std::string path);
+  // cannot be created, kInsufficientStorage when the disk is full. With `sync`, Finish
+  // waits until the file is on disk.
+  static ErrorOr<std::unique_ptr<UploadFile>> Create(bool sync, std::string path);
   ~UploadFile();
   UploadFile(const UploadFile&) = delete;
   UploadFile& operator=(const UploadFile&) = delete;
@@ -28,8 +29,8 @@ class UploadFile {
   // Appends `bytes`. kInsufficientStorage when the disk (or a quota, or the file-size
   // limit) cannot take them; kUnavailable for another write error.
   Status Write(std::string_view bytes);
-  // Ends the upload: syncs the file to disk and makes it read-only. After it, size()
-  // and sha256() are final.
+  // Ends the upload: syncs the file to disk (with sync) and makes it read-only. After
+  // it, size() and sha256() are final.
   Status Finish();
 
   const std::string& path() const { return path_; }
@@ -44,8 +45,9 @@ class UploadFile {
   }
 
  private:
-  UploadFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  UploadFile(bool sync, std::string path, int fd) : sync_(sync), path_(std::move(path)), fd_(fd) {}
 
+  const bool sync_;
   std::string path_;
   int fd_ = -1;
   std::uint64_t size_ = 0;

@@ -36,6 +36,9 @@ constexpr std::size_t kFirstRead = 1024;
 // the buffer's free capacity at once (and at least 512 bytes): through the 1 KiB the
 // header needed, a 2 MB body took 2,000 reads, each a syscall and a timer reset.
 constexpr std::size_t kBodyRead = 64 * 1024;
+// The buffer an upload (a body streamed to disk) is read through: larger, since an
+// upload may be gigabytes and each read is a syscall, a disk write and a timer reset.
+constexpr std::size_t kUploadRead = 256 * 1024;
 // How long a connection closed after an error answer keeps reading (and dropping)
 // what the client still sends, so that the answer reaches it (LingerAndClose).
 constexpr std::chrono::seconds kLinger{2};
@@ -173,12 +176,19 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     const auto& req = parser_->get();
     version_ = req.version() == 10 ? 10 : 11;
     if (auto problem = CheckHeader(req)) return SendProblemAndClose(*problem);
-    if (parser_->is_done()) return Dispatch();
+    UploadPlan plan = api_->PlanUpload(req);
+    if (plan.refusal) return SendProblemAndClose(*plan.refusal);
+    if (parser_->is_done()) {
+      if (!plan.upload) return Dispatch();
+      // An empty body of a file type: a file of no bytes.
+      if (!plan.upload->Finish()) return SendProblemAndClose(ProblemFromError(plan.upload->failure()));
+      HttpRequest header = parser_->release();
+      const bool keep_alive = header.keep_alive();
+      return DispatchUpload(std::move(plan.upload), std::move(header.base()), keep_alive);
+    }
     // Read before an upload takes the parser (and `req` with it).
     const bool expect_continue = beast::iequals(req[http::field::expect], "100-continue");
     body_limit_ = static_cast<std::uint64_t>(options_.max_body);
-    UploadPlan plan = api_->PlanUpload(req);
-    if (plan.refusal) return SendProblemAndClose(*plan.refusal);
     if (plan.upload) {
       // The body goes to disk as it arrives, within the task's max_input.
       body_limit_ = plan.limit;
@@ -208,7 +218,11 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // large body sent steadily is read whole and a stalled one is dropped.
   void ReadBody() {
     const auto left = upload_parser_ ? upload_parser_->content_length_remaining() : parser_->content_length_remaining();
-    if (upload_parser_ || (left && *left > kBodyRead)) buffer_.reserve(kBodyRead);
+    if (upload_parser_) {
+      buffer_.reserve(kUploadRead);
+    } else if (left && *left > kBodyRead) {
+      buffer_.reserve(kBodyRead);
+    }
     stream_.expires_after(options_.header_timeout);
     auto next = [self = shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->OnReadError(ec);
@@ -273,13 +287,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (upload_parser_) {
       http::request<UploadBody> req = upload_parser_->release();
       upload_parser_.reset();
-      keep_alive_ = req.keep_alive();
-      version_ = req.version();
-      head_ = false;
-      awaiting_ = true;
-      server_->in_flight.fetch_add(1, std::memory_order_relaxed);
       std::unique_ptr<Upload> upload = std::move(req.body());
-      return api_->HandleUpload(std::move(upload), std::move(req.base()), shared_from_this());
+      const bool keep_alive = req.keep_alive();
+      return DispatchUpload(std::move(upload), std::move(req.base()), keep_alive);
     }
     HttpRequest req = parser_->release();
     keep_alive_ = req.keep_alive();
@@ -288,6 +298,16 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     awaiting_ = true;
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
     api_->Handle(std::move(req), shared_from_this());
+  }
+
+  void DispatchUpload(std::unique_ptr<Upload> upload, HttpRequestHeader header, bool keep_alive) {
+    stream_.expires_never();
+    keep_alive_ = keep_alive;
+    version_ = header.version();
+    head_ = false;
+    awaiting_ = true;
+    server_->in_flight.fetch_add(1, std::memory_order_relaxed);
+    api_->HandleUpload(std::move(upload), std::move(header), shared_from_this());
   }
 
   // The one place every response passes: headers common to all are set here.

@@ -65,11 +65,14 @@ ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
 // files_dir, or "files" beside the SQLite database, or a temporary folder for the
 // memory store (whose jobs, and so their files, end with the process).
 ErrorOr<std::unique_ptr<FileStore>> OpenFiles(const ServerConfig& c) {
-  if (!c.files_dir.empty()) return FileStore::Open(c.files_dir, /*ephemeral=*/false);
-  if (c.store.rfind("sqlite:", 0) == 0) {
+  const bool sqlite = c.store.rfind("sqlite:", 0) == 0;
+  // Files are as durable as the jobs they belong to.
+  const bool sync = sqlite && c.sqlite_synchronous_full;
+  if (!c.files_dir.empty()) return FileStore::Open(c.files_dir, /*ephemeral=*/false, sync);
+  if (sqlite) {
     const std::filesystem::path db(c.store.substr(7));
     return FileStore::Open((db.parent_path().empty() ? std::filesystem::path(".") : db.parent_path()) / "files",
-                           /*ephemeral=*/false);
+                           /*ephemeral=*/false, sync);
   }
   return FileStore::OpenTemporary();
 }

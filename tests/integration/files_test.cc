@@ -145,6 +145,17 @@ TEST_F(FilesTest, ABinaryBodyReachesACommandOnStdinWhole) {
   EXPECT_EQ(res.body.substr(0, 64), Sha256Of(bytes));
 }
 
+TEST_F(FilesTest, AnEmptyBodyOfAFileTypeIsAnEmptyFile) {
+  Start();
+  Response res = client_->Post("/v1/jobs?task=sha", "", {{"Content-Type", "application/octet-stream"}});
+  ASSERT_EQ(res.status, 202) << Describe(res);
+  ASSERT_TRUE(res.json().as_object().contains("files")) << Describe(res);
+  EXPECT_EQ(res.json().at("files").as_array()[0].at("size"), 0);
+  Response run = client_->Post("/v1/tasks/sha/run", "", {{"Content-Type", "application/octet-stream"}});
+  ASSERT_EQ(run.status, 200) << Describe(run);
+  EXPECT_EQ(run.body.substr(0, 64), Sha256Of(""));
+}
+
 TEST_F(FilesTest, AnUploadedJobShowsItsFileAndKeepsItUntilRetention) {
   Start("retention = \"1s\"\n");
   const std::string bytes = BinaryBytes(100'000);

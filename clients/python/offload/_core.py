@@ -404,8 +404,8 @@ class Download:
     """Where a result goes with ``to=PATH``: ``PATH.part``, renamed to PATH once whole
     and checked (its size against Content-Length, its SHA-256 against the ETag when
     the server sends one, as it does for a result kept in a file), so that PATH is
-    never half a result. Written by the transport's thread, one answer at a time: a
-    200 starts the file over, a 206 continues it where it stopped."""
+    never half a result. Fed by the transport one answer at a time: a 200 starts the
+    file over, a 206 continues it where it stopped."""
 
     def __init__(self, path):
         self.path = os.fsdecode(os.fspath(path))

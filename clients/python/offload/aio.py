@@ -319,7 +319,7 @@ class _Connection:
         if sink is not None and sink.begin(status, headers):
             write = sink.write
         if method == "HEAD" or status in (204, 304):
-            pass
+            pass  # No body, whatever the header says.
         elif headers.get("transfer-encoding", "").lower().rstrip().endswith("chunked"):
             await self._read_chunked(write, step)
         elif "content-length" in headers:
@@ -356,9 +356,9 @@ class _Connection:
                 piece = await _within(self.reader.readexactly(min(size, _core.CHUNK)), step)
                 size -= len(piece)
                 write(piece)
-            if await self.reader.readexactly(2) != b"\r\n":
+            if await _within(self.reader.readexactly(2), step) != b"\r\n":
                 raise _BadResponse("chunk without its CRLF")
-        while await self.reader.readuntil(b"\r\n") != b"\r\n":
+        while await _within(self.reader.readuntil(b"\r\n"), step) != b"\r\n":
             pass  # Trailer fields: none that matter here.
 
 

@@ -116,8 +116,7 @@ class JobFile:
 
     def read_bytes(self):
         """The file's contents."""
-        with open(self.path, "rb") as f:
-            return f.read()
+        return _read_file(self.path)
 
     def __repr__(self):
         return "JobFile(field=%r, filename=%r, content_type=%r, size=%r)" % (

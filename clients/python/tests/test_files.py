@@ -243,6 +243,11 @@ def test_a_type_the_task_does_not_accept_is_unsupported_media_type(client):
     assert "part \"file\"" in e.value.detail
     with pytest.raises(offload.UnsupportedMediaType):
         client.run("noop", bytes=b"\x89PNG", content_type="image/png")
+    with pytest.raises(offload.UnsupportedMediaType):
+        client.submit("noop", {"x": 1}, bytes=b"\x89PNG", content_type="image/png")
+    with pytest.raises(offload.InvalidInput) as e:
+        client.submit("no-such-task", bytes=b"x")
+    assert e.value.field == "task"
     assert client.health() == {"status": "ok"}
 
 

@@ -31,7 +31,7 @@ TIMEOUT = 10.0  # seconds for any one answer; every answer here comes in well un
 # The user's code that the tests serve, written to tmp_path as calc.py.
 CALC = '''
 import os, sys, time
-from offload.worker import Canceled, JobError
+from offload.worker import Canceled, File, JobError
 
 print("calc: print() at import time")
 
@@ -136,6 +136,20 @@ def slow(seconds):
 
 def types(x):
     return type(x).__name__
+
+def file_argument(x):
+    return [type(x).__name__, x.decode() if isinstance(x, bytes) else x]
+
+def file_keywords(path=None, *, n=0):
+    return [path, n]
+
+def files_ctx(x, ctx):
+    files = [[f.field, f.filename, f.content_type, f.size, f.sha256, f.path, f.read_bytes().decode()]
+             for f in ctx.files]
+    return {"x": x, "files": files, "result_path": ctx.result_path}
+
+def file_result(path):
+    return File(path)
 
 class Shapes:
     @staticmethod
@@ -426,6 +440,98 @@ def test_ctx_attributes(start):
     w.ready()
     msg = w.call("job-1", "in", attempt=3)
     assert msg["result"] == {"x": "in", "job_id": "job-1", "task": "t", "attempt": 3}
+
+
+# --- files ------------------------------------------------------------------------------
+
+
+def job_files(tmp_path, *contents):
+    """The "files" of a job message for files holding ``contents``, written to tmp_path."""
+    entries = []
+    for i, content in enumerate(contents):
+        path = tmp_path / ("upload-%d" % i)
+        path.write_bytes(content)
+        entries.append({"field": "file%d" % i, "filename": "f%d.txt" % i, "content_type": "text/plain",
+                        "size": len(content), "sha256": "%064x" % i, "path": str(path)})
+    return entries
+
+
+def test_input_option_is_path_or_bytes(start):
+    for args in (["--input", "path"], ["--input=bytes"]):
+        w = start("calc:file_argument", *args)
+        w.ready()
+        assert w.close() == 0
+    w = start("calc:file_argument", "--input", "text")
+    msg = w.recv()
+    assert msg["type"] == "fatal" and msg["error"]["type"] == "usage_error" and "--input" in msg["error"]["message"]
+    assert w.proc.wait(timeout=TIMEOUT) == 2
+
+
+@pytest.mark.parametrize("args", [[], ["--input", "path"]])
+def test_first_file_is_the_argument_as_a_path_when_the_input_is_null(start, tmp_path, args):
+    files = job_files(tmp_path, b"first", b"second")
+    w = start("calc:file_argument", *args)
+    w.ready()
+    assert w.call("a", None, files=files)["result"] == ["str", files[0]["path"]]
+    assert w.call("b", {"k": 1}, files=files)["result"] == ["dict", {"k": 1}]
+    assert w.call("c", None)["result"] == ["NoneType", None]
+
+
+def test_first_file_is_the_argument_as_bytes_with_input_bytes(start, tmp_path):
+    files = job_files(tmp_path, b"first", b"second")
+    w = start("calc:file_argument", "--input", "bytes")
+    w.ready()
+    assert w.call("a", None, files=files)["result"] == ["bytes", "first"]
+    assert w.call("b", 3, files=files)["result"] == ["int", 3]
+
+
+def test_a_file_argument_is_positional_with_call_kwargs(start, tmp_path):
+    files = job_files(tmp_path, b"x")
+    w = start("calc:file_keywords", "--call", "kwargs")
+    w.ready()
+    assert w.call("a", None, files=files)["result"] == [files[0]["path"], 0]
+    assert w.call("b", {"n": 2}, files=files)["result"] == [None, 2]
+
+
+def test_ctx_files_and_result_path(start, tmp_path):
+    files = job_files(tmp_path, b"one", b"two")
+    w = start("calc:files_ctx")
+    w.ready()
+    msg = w.call("a", {"k": 1}, files=files, result_path=str(tmp_path / "result"))
+    assert msg["result"] == {
+        "x": {"k": 1}, "result_path": str(tmp_path / "result"),
+        "files": [[f["field"], f["filename"], f["content_type"], f["size"], f["sha256"], f["path"], content]
+                  for f, content in zip(files, ("one", "two"))]}
+    assert w.call("b", 1)["result"] == {"x": 1, "files": [], "result_path": None}
+    assert w.batch("m", [1])["results"] == [{"x": 1, "files": [], "result_path": None}]
+
+
+def test_a_file_result_is_copied_to_result_path(start, tmp_path):
+    source = tmp_path / "made.bin"
+    source.write_bytes(b"\x00made")
+    result_path = tmp_path / "result"
+    w = start("calc:file_result")
+    w.ready()
+    assert w.call("a", str(source), result_path=str(result_path)) == {"type": "result", "id": "a",
+                                                                       "result_file": True}
+    assert result_path.read_bytes() == b"\x00made"
+    # Already there: nothing to copy.
+    assert w.call("b", str(result_path), result_path=str(result_path))["result_file"] is True
+    assert result_path.read_bytes() == b"\x00made"
+    msg = w.call("c", str(tmp_path / "missing"), result_path=str(result_path))
+    assert msg["type"] == "error" and msg["error"]["type"] == "invalid_result"
+    assert "missing" in msg["error"]["message"]
+
+
+def test_a_file_result_without_result_path_is_sent_as_bytes(start, tmp_path):
+    source = tmp_path / "made.bin"
+    source.write_bytes(b"\x00made")
+    w = start("calc:file_result")
+    w.ready()
+    assert w.call("a", str(source)) == {"type": "result", "id": "a", "encoding": "base64", "result": "AG1hZGU="}
+    msg = w.batch("m", [str(source), str(tmp_path / "missing")])
+    assert msg["encoding"] == "base64" and msg["results"] == ["AG1hZGU=", None]
+    assert [(e["index"], e["type"]) for e in msg["errors"]] == [(1, "invalid_result")]
 
 
 # --- failures --------------------------------------------------------------------------
