@@ -10,7 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx-light
-  python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx
+  python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx python3-pil
 )
 
 missing=()
