@@ -63,6 +63,13 @@ ROWS = [
     ("W11", lambda o: o["cases"]["busy"]["ppe_median_s"], "busy_20k ppe_s", None),
     ("W11", lambda o: o["cases"]["busy"]["ratio"], "busy_20k ratio (x)", ("<=", 1.2)),
     ("W11", "busy_call_us", "us", None),
+    # Issue 16: a 1 GiB upload through sha256sum against cat | sha256sum, same run.
+    ("W13", lambda o: statistics.median(o["pipe_s"]), "pipe_s", None),
+    ("W13", lambda o: statistics.median(o["modes"]["full"]["offload_s"]), "offload_s (full)", None),
+    ("W13", lambda o: o["modes"]["full"]["ratio"], "ratio (x, full)", ("<=", 1.3)),
+    ("W13", lambda o: o["modes"]["normal"]["ratio"], "ratio (x, normal)", ("<=", 1.3)),
+    ("W13", lambda o: max(o["modes"]["full"]["rss_growth_kib"]) / 1024, "upload RSS growth (MiB)", ("<", 64)),
+    ("W13", lambda o: o["downloads"]["rss_growth_kib"] / 1024, "10 downloads RSS growth (MiB)", ("<", 64)),
 ]
 
 DESCRIPTIONS = {
@@ -78,6 +85,7 @@ DESCRIPTIONS = {
     "W9": "e2e Python worker, null result",
     "W10": "e2e command /bin/true",
     "W11": "Python map, offload vs ProcessPoolExecutor",
+    "W13": "1 GiB upload through sha256sum",
     "W1/W7": "",
 }
 

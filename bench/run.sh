@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh: the standard workloads W1..W11 of docs/benchmarks.md, each
+# bench/run.sh: the standard workloads W1..W13 of docs/benchmarks.md, each
 # against a freshly started server, repeated --runs times; prints one table of medians.
 #
 #   bench/run.sh                 # 3 runs of everything (several minutes)
@@ -43,7 +43,7 @@ EOF
 
 runs=3
 quick=0
-only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11"
+only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W13"
 build="$repo/build"
 offload=""
 load=""
@@ -320,6 +320,18 @@ run_w11() {  # RUN
   fi
 }
 
+# W13: a 1 GiB upload through a sha256sum command against cat | sha256sum, and 10
+# downloads of a 2 GiB result (bench/w13_upload.py starts its own servers, SQLite).
+run_w13() {  # RUN
+  local args=(--offload "$offload" --runs 1 --json "$results/W13-sqlite-$1.json")
+  ((quick)) && args+=(--quick)
+  if "$python" "$here/w13_upload.py" "${args[@]}" >"$work/w13.out" 2>&1; then
+    note "W13: $(grep '^w13b\?:' "$work/w13.out" | tail -3 | tr '\n' ' ')"
+  else
+    fail "W13: w13_upload.py exited non-zero: $(tail -5 "$work/w13.out")"
+  fi
+}
+
 # nginx's config for W7: every request answered with a fixed 202 job body.
 nginx_conf() {  # DIR PORT
   local dir=$1 user_line=""
@@ -413,6 +425,11 @@ for ((r = 1; r <= runs; r++)); do
     t0=$(date +%s.%N)
     run_w11 "$r"
     note "run $r/$runs W11: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+  fi
+  if wants W13; then
+    t0=$(date +%s.%N)
+    run_w13 "$r"
+    note "run $r/$runs W13: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
   fi
 done
 
