@@ -118,7 +118,7 @@ struct ServerConfig {
   // Largest body of a GET /v1/jobs answer, in bytes; a page over it (with its results,
   // ?include=result) is refused with 422, and the store stops reading results past it.
   std::int64_t max_list_bytes = 16 << 20;
-  // Where uploads and file results live. Empty: "files" beside the SQLite database,
+  // Where uploads and file results live. Empty: NAME-files beside the SQLite database NAME.db,
   // or a temporary folder (removed at exit) with the memory store.
   std::string files_dir;
   // Binary results larger than this are kept in a file under files_dir, not in memory

@@ -1,8 +1,12 @@
 #include "exec/executor.h"
 
 #include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <utility>
 
+#include "offload/error_types.h"
 #include "util/base64.h"
 
 namespace offload {
@@ -17,7 +21,16 @@ void BatchOutcome::Add(Result outcome) {
   if (!outcome.ok()) return Fail(outcome.error());
   const std::shared_ptr<const Output>& shared = outcome.output();
   const Output& out = *shared;
-  if (!out.is_json()) {
+  if (out.file) {
+    // A map's result is one list in memory: an element's file is read into it.
+    std::ifstream in(out.file->path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in.good() && !in.eof()) {
+      return Fail(JobError{error_type::kInvalidResult, "cannot read the result file " + out.file->path});
+    }
+    std::remove(out.file->path.c_str());
+    values.emplace_back(boost::json::object{{"content_type", out.content_type}, {"base64", Base64Encode(bytes)}});
+  } else if (!out.is_json()) {
     values.emplace_back(boost::json::object{{"content_type", out.content_type}, {"base64", Base64Encode(out.bytes)}});
   } else if (shared.use_count() == 1) {
     // Ours alone: moved, not copied. Every Output is made mutable (make_shared<Output>

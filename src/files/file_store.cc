@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,7 +78,16 @@ ErrorOr<std::unique_ptr<FileStore>> FileStore::Open(std::string root, bool ephem
     if (auto made = MakeDir(root + "/" + sub); !made) return made.error();
   }
   if (::access(root.c_str(), W_OK) != 0) return FileError(errno, "files_dir " + root + " is not writable");
-  return std::unique_ptr<FileStore>(new FileStore(std::move(root), ephemeral, sync));
+  // One server per folder: another one's Sweep would remove this one's files.
+  const std::string lock_path = root + "/LOCK";
+  const int lock = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock < 0) return FileError(errno, "cannot open " + lock_path);
+  if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock);
+    return MakeError(ErrorCode::kUnavailable, "another offload server is using files_dir " + root + " (" +
+                                                  lock_path + " is locked); give each server a files_dir of its own");
+  }
+  return std::unique_ptr<FileStore>(new FileStore(std::move(root), ephemeral, sync, lock));
 }
 
 // Makes a rename or a new entry in `dir` survive a crash of the machine.
@@ -100,6 +110,7 @@ ErrorOr<std::unique_ptr<FileStore>> FileStore::OpenTemporary() {
 }
 
 FileStore::~FileStore() {
+  ::close(lock_fd_);
   if (!ephemeral_) return;
   std::error_code ec;
   fs::remove_all(root_, ec);
@@ -150,12 +161,33 @@ std::string FileStore::AttemptResultPath(const std::string& id, int attempt) con
 
 ErrorOr<OutputFile> FileStore::AdoptResult(const std::string& id, const std::string& path, std::uint64_t max_size) {
   const std::string to = ResultPath(id);
-  if (path != to && ::rename(path.c_str(), to.c_str()) != 0) {
-    if (errno != EXDEV) return FileError(errno, "cannot move the result " + path + " to " + to);
-    if (auto copied = CopyFile(path, to); !copied) return copied.error();
+  // What a task left there: only a regular file of its own is taken, never what a
+  // link points to (the database, say).
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool missing = errno == ENOENT;
+    ::unlink(path.c_str());
+    return MakeError(ErrorCode::kInvalidArgument, missing ? "the task said its result is in a file, but wrote none"
+                                                          : "the result file is not a regular file");
   }
-  const int fd = ::open(to.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return FileError(errno, "cannot open " + to);
+  if (path != to && ::rename(path.c_str(), to.c_str()) != 0) {
+    if (errno != EXDEV) {
+      Error e = FileError(errno, "cannot move the result " + path + " to " + to);
+      ::unlink(path.c_str());
+      return e;
+    }
+    if (auto copied = CopyFile(path, to); !copied) {
+      ::unlink(to.c_str());
+      ::unlink(path.c_str());
+      return copied.error();
+    }
+  }
+  const int fd = ::open(to.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) {
+    Error e = FileError(errno, "cannot open " + to);
+    ::unlink(to.c_str());
+    return e;
+  }
   ErrorOr<OutputFile> sealed = SealFile(fd, to, max_size, sync_);
   ::close(fd);
   if (sealed) {
@@ -167,6 +199,7 @@ ErrorOr<OutputFile> FileStore::AdoptResult(const std::string& id, const std::str
 
 ErrorOr<OutputFile> FileStore::WriteResult(const std::string& id, std::string_view bytes) {
   const std::string path = AttemptResultPath(id, 0);
+  ::unlink(path.c_str());  // What a failed try left.
   {
     auto file = UploadFile::Create(sync_, path);
     if (!file) return file.error();
@@ -199,6 +232,7 @@ std::size_t FileStore::Sweep(const std::function<bool(const std::string& id)>& e
     }
   };
   for (const auto& e : fs::directory_iterator(root_ + "/" + kIncoming, ec)) remove(e.path());
+  // (LOCK, at the top, is not in these folders.)
   for (const auto& e : fs::directory_iterator(root_ + "/" + kResults, ec)) {
     const std::string name = e.path().filename().string();
     // ID.N: an attempt that did not finish; ID: a result, kept with its job.

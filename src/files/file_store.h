@@ -1,4 +1,5 @@
-// FileStore: the files of jobs, in one folder (files_dir):
+// FileStore: the files of jobs, in one folder (files_dir), which one server holds
+// (a lock on files_dir/LOCK):
 //
 //   incoming/NAME       uploads being received; cleared at start (a crash mid-upload)
 //   inputs/ID/N         the N-th file of job ID, read-only, from its accept to its removal
@@ -71,12 +72,14 @@ class FileStore {
   std::size_t Sweep(const std::function<bool(const std::string& id)>& exists);
 
  private:
-  FileStore(std::string root, bool ephemeral, bool sync) : root_(std::move(root)), ephemeral_(ephemeral), sync_(sync) {}
+  FileStore(std::string root, bool ephemeral, bool sync, int lock_fd)
+      : root_(std::move(root)), ephemeral_(ephemeral), sync_(sync), lock_fd_(lock_fd) {}
   Status SyncDir(const std::string& dir) const;
 
   const std::string root_;
   const bool ephemeral_;
   const bool sync_;
+  const int lock_fd_;  // Holds the flock on root/LOCK.
 };
 
 }  // namespace offload

@@ -42,6 +42,10 @@ Result ParseJsonFile(const std::string& path, std::uint64_t max) {
 Result Placed(const Output& out, ErrorOr<OutputFile> file) {
   if (!file) {
     if (file.error().code == ErrorCode::kTooLarge) return Result::Fail(error_type::kResultTooLarge, file.error().detail);
+    // The task's fault (no file, not a file): trying again would not help.
+    if (file.error().code == ErrorCode::kInvalidArgument) {
+      return Result::Fail(error_type::kInvalidResult, file.error().detail);
+    }
     return Result::Fail(error_type::kResultNotStored, "the result could not be kept: " + file.error().detail);
   }
   Result r = Result::File(out.content_type, file->path);

@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 #include <boost/url.hpp>
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 
 #include <cerrno>
 #include <charconv>
@@ -76,8 +77,11 @@ Status SetResultBody(HttpResponse* res, const JobRecord& j, const FileStore& fil
     const std::string path = files.ResultPath(j.id);
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-      return MakeError(ErrorCode::kUnavailable, "the result of job " + j.id + " cannot be read from " + path + ": " +
-                                                    std::strerror(errno));
+      const int err = errno;
+      spdlog::error("job {}: cannot open its result file {}: {}", j.id, path, std::strerror(err));
+      // Gone for good (removed by hand) or the disk is in trouble (retry).
+      return MakeError(err == ENOENT ? ErrorCode::kInternal : ErrorCode::kUnavailable,
+                       "the result of job " + j.id + " cannot be read: " + std::strerror(err));
     }
     res->body().Stream(std::make_shared<const OpenFile>(fd), 0, j.result->file->size);
   } else if (j.result->is_json()) {
@@ -608,8 +612,11 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
       p.accept = accepted;
       return refuse(std::move(p));
     }
-    auto upload = Upload::Binary(&service_->files(), std::move(target), std::string(content_type), {});
-    if (!upload) return refuse(ProblemFromError(upload.error()));
+    auto upload = Upload::Binary(&service_->files(), std::move(target), std::string(content_type));
+    if (!upload) {
+      spdlog::warn("cannot receive an upload: {}", upload.error().detail);
+      return refuse(ProblemFromError(MakeError(upload.error().code, "files_dir cannot take an upload now")));
+    }
     plan.upload = std::move(*upload);
   }
   plan.limit = limit;

@@ -327,6 +327,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     res.set("X-Content-Type-Options", "nosniff");
     res.keep_alive(keep_alive_);
     res.prepare_payload();
+    // A 304 has no body, and no Content-Length but the one a 200 would have (RFC 9110 8.6).
+    if (res.result() == http::status::not_modified) res.erase(http::field::content_length);
     // HEAD is answered with the header GET would get, Content-Length included.
     if (head_) res.body().KeepSizeOnly();
     response_.emplace(std::move(res));

@@ -1,5 +1,7 @@
 #include "http/upload.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/beast/core/string.hpp>
 
 namespace offload {
@@ -28,12 +30,11 @@ bool AcceptsMediaType(const std::vector<std::string>& ranges, std::string_view c
   return false;
 }
 
-ErrorOr<std::unique_ptr<Upload>> Upload::Binary(FileStore* files, UploadTarget target, std::string content_type,
-                                                std::string filename) {
+ErrorOr<std::unique_ptr<Upload>> Upload::Binary(FileStore* files, UploadTarget target, std::string content_type) {
   std::unique_ptr<Upload> up(new Upload(files, std::move(target)));
   auto file = files->NewUpload();
   if (!file) return file.error();
-  up->current_ = IncomingFile{"body", std::move(filename), std::move(content_type), std::move(*file)};
+  up->current_ = IncomingFile{"body", {}, std::move(content_type), std::move(*file)};
   return up;
 }
 
@@ -50,6 +51,13 @@ std::unique_ptr<Upload> Upload::Multipart(FileStore* files, UploadTarget target,
 Upload::~Upload() = default;
 
 Status Upload::Failed(Error e) {
+  if (e.code == ErrorCode::kInsufficientStorage || e.code == ErrorCode::kUnavailable) {
+    // The detail names paths on this machine: the log has it, the client a summary.
+    spdlog::warn("upload for task {} failed: {}", target_.task, e.detail);
+    const std::size_t colon = e.detail.rfind(": ");
+    e.detail = "files_dir cannot take the upload now" +
+               (colon == std::string::npos ? std::string() : " (" + e.detail.substr(colon + 2) + ")");
+  }
   failure_ = e;
   current_.reset();  // Removes the files received so far.
   done_.clear();

@@ -38,10 +38,8 @@ struct UploadTarget {
 
 class Upload final : private MultipartHandler {
  public:
-  // A binary body: one file, field "body", named `filename` (from the request's
-  // Content-Disposition, usually empty).
-  static ErrorOr<std::unique_ptr<Upload>> Binary(FileStore* files, UploadTarget target, std::string content_type,
-                                                 std::string filename);
+  // A binary body: one file, field "body", without a filename.
+  static ErrorOr<std::unique_ptr<Upload>> Binary(FileStore* files, UploadTarget target, std::string content_type);
   // A multipart/form-data body with this boundary. A part named "input" without a file
   // type is the job's JSON input (at most max_json bytes); every other part is a file,
   // whose type must be one `accept` lists (a part without one is

@@ -62,8 +62,9 @@ ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
   return config;
 }
 
-// files_dir, or "files" beside the SQLite database, or a temporary folder for the
-// memory store (whose jobs, and so their files, end with the process).
+// files_dir, or STEM-files beside the SQLite database STEM.db (one folder per
+// database), or a temporary folder for the memory store (whose jobs, and so their
+// files, end with the process).
 ErrorOr<std::unique_ptr<FileStore>> OpenFiles(const ServerConfig& c) {
   const bool sqlite = c.store.rfind("sqlite:", 0) == 0;
   // Files are as durable as the jobs they belong to.
@@ -71,8 +72,8 @@ ErrorOr<std::unique_ptr<FileStore>> OpenFiles(const ServerConfig& c) {
   if (!c.files_dir.empty()) return FileStore::Open(c.files_dir, /*ephemeral=*/false, sync);
   if (sqlite) {
     const std::filesystem::path db(c.store.substr(7));
-    return FileStore::Open((db.parent_path().empty() ? std::filesystem::path(".") : db.parent_path()) / "files",
-                           /*ephemeral=*/false, sync);
+    const std::filesystem::path folder = db.parent_path().empty() ? std::filesystem::path(".") : db.parent_path();
+    return FileStore::Open(folder / (db.stem().string() + "-files"), /*ephemeral=*/false, sync);
   }
   return FileStore::OpenTemporary();
 }

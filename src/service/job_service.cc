@@ -8,6 +8,7 @@
 #include <chrono>
 #include <random>
 
+#include "exec/process_task.h"
 #include "files/result_placement.h"
 #include "offload/error_types.h"
 #include "service/attempt_timer.h"
@@ -23,6 +24,7 @@ struct JobService::TaskRuntime {
   std::unique_ptr<Executor> executor;
   int queue = 0;
   std::size_t parallelism = 1;      // Executions of this task that fit at once.
+  bool process = false;             // Runs a program, which may write a result file.
   std::size_t pending_inserts = 0;  // Guarded by mu_: submits whose insert is in flight.
 };
 
@@ -202,6 +204,7 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     rt->content_type = std::move(te->second.content_type);
     rt->validate = std::move(te->second.validate);
     rt->executor = std::move(te->second.executor);
+    rt->process = IsProcessTask(tc);
     ResourceDemand demand;
     std::int64_t fit = INT64_MAX;
     for (const auto& [res, amount] : tc.uses) {
@@ -347,6 +350,13 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
   }
   if (!request.files.empty() && request.map) {
     return done(MakeError(ErrorCode::kInvalidArgument, "a map takes JSON elements, not files"));
+  }
+  if (!request.files.empty() && !request.input.is_null() && !task->config.command.empty() &&
+      task->config.input_as == "stdin") {
+    return done(MakeError(ErrorCode::kInvalidArgument,
+                          "task \"" + request.task +
+                              "\" gets its file on stdin (input_as = \"stdin\"), where a JSON input cannot go "
+                              "too: send the file alone, or set input_as = \"path\" in the task"));
   }
   const std::uint64_t request_hash =
       request.idempotency_key.empty()
@@ -782,7 +792,10 @@ void JobService::StartLocked(ActiveJob* job, Launches* out) {
   ++running_;
   out->singles.push_back(Launches::Single{job->task->executor.get(),
                                           Execution{rec.id, rec.task, rec.input, rec.priority, rec.attempts, job->run,
-                                                    rec.files, files_->AttemptResultPath(rec.id, rec.attempts)},
+                                                    rec.files,
+                                                    job->task->process
+                                                        ? files_->AttemptResultPath(rec.id, rec.attempts)
+                                                        : std::string()},
                                           job});
 }
 
@@ -907,6 +920,12 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
   const ResultPlacementLimits limits{static_cast<std::uint64_t>(config_.max_memory_result),
                                      static_cast<std::uint64_t>(task.max_result)};
   if (!NeedsPlacement(outcome, limits)) return FinishExecution(job, outcome);
+  {
+    // The task's work is done; keeping its result is the server's, which its timeout
+    // must not cut short.
+    MutexLock lock(&mu_);
+    job->attempt_timer.Cancel();
+  }
   // The id is constant while the job is active, and it stays active until finished.
   file_work_->Submit([this, job, limits, outcome = std::move(outcome)]() mutable {
     FinishExecution(job, PlaceResult(*files_, job->record.id, std::move(outcome), limits));
@@ -916,6 +935,7 @@ void JobService::OnExecutionDone(ActiveJob* job, Result outcome) {
 void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
   Launches launches;
   bool result_unused = false;
+  std::string attempt_file;  // What the process may have left at OFFLOAD_RESULT_PATH.
   {
     MutexLock lock(&mu_);
     scheduler_.Release(job->task->queue);
@@ -925,6 +945,7 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
     job->run.reset();
     job->attempt_timer.Cancel();
     if (--running_ == 0) idle_cv_.SignalAll();
+    if (job->task->process) attempt_file = files_->AttemptResultPath(rec.id, rec.attempts);
     result_unused = outcome.ok() && outcome.output()->file && (rec.status == JobStatus::kCanceled ||
                                                                stop == StopReason::kShutdown ||
                                                                stop == StopReason::kTimeout);
@@ -956,6 +977,9 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
     DispatchLocked(&launches);
   }
   if (result_unused) ::unlink(outcome.output()->file->path.c_str());
+  // Taken in (renamed) when it was the result; else left by a failed, canceled or
+  // stopped attempt, or by a worker that answered inline.
+  if (!attempt_file.empty()) ::unlink(attempt_file.c_str());
   Launch(std::move(launches));
 }
 
@@ -1118,6 +1142,10 @@ void JobService::RemoveExpired() {
   // Rows first, then files: a crash in between leaves files without a job, which the
   // next start removes, never a job without its files.
   auto with_files = store_->FinishedWithFilesBefore(cutoff);
+  if (!with_files) {
+    spdlog::error("store: cannot list the expired jobs with files ({}); their files stay until the next start",
+                  with_files.error().detail);
+  }
   auto removed = store_->RemoveFinishedBefore(cutoff);
   if (removed && with_files) {
     for (const std::string& id : *with_files) files_->RemoveJob(id);

@@ -2,6 +2,7 @@
 #include "exec/executor.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/json.hpp>
 #include <memory>
@@ -52,6 +53,23 @@ TEST(BatchOutcomeTest, KeepsEachOutcomeAsItsValueInTheMapsList) {
   EXPECT_EQ(o.errors[0].first, 1u);
   EXPECT_EQ(o.errors[0].second.type, "bad");
   EXPECT_EQ(o.errors[0].second.detail, "line 1");
+}
+
+// A map's result is one list: an element's result file goes into it, and away.
+TEST(BatchOutcomeTest, AResultFileIsReadIntoTheList) {
+  char path[] = "/tmp/offload-element-result-XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::write(fd, "\x89PNG", 4), 4);
+  ::close(fd);
+  BatchOutcome o;
+  o.Add(Result::File("image/png", path));
+  o.Add(Result::File("image/png", "/nonexistent/offload-result"));
+  ASSERT_EQ(o.ran(), 2u);
+  EXPECT_EQ(o.values[0], (json::object{{"content_type", "image/png"}, {"base64", "iVBORw=="}}));
+  EXPECT_NE(::access(path, F_OK), 0) << "the element's file stayed";
+  ASSERT_EQ(o.errors.size(), 1u);
+  EXPECT_EQ(o.errors[0].first, 1u);
 }
 
 // Reports each execution's input (an int) back, or fails on a negative one: inside

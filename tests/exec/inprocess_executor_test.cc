@@ -56,6 +56,25 @@ TEST(InProcessExecutorTest, RunsTheHandlerOnThePool) {
   EXPECT_EQ(outcome->output()->json, "job-7 test");
 }
 
+TEST(InProcessExecutorTest, TheHandlerSeesTheJobsFiles) {
+  ThreadPool pool(1, 0);
+  InProcessExecutor executor(
+      [](const Job& job, Context&) {
+        std::string seen;
+        for (const JobFile& f : job.files) seen += f.field + ":" + f.path + ":" + std::to_string(f.size) + " ";
+        return Result::Json(boost::json::string(seen));
+      },
+      &pool);
+  Execution exec = MakeExecution("job-8");
+  exec.files = {JobFile{"body", "a.png", "image/png", 3, std::string(64, 'a'), "/files/inputs/job-8/0"},
+                JobFile{"extra", "", "text/csv", 9, std::string(64, 'b'), "/files/inputs/job-8/1"}};
+  std::promise<Result> done;
+  executor.Start(std::move(exec), [&done](Result r) { done.set_value(std::move(r)); });
+  Result r = done.get_future().get();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.output()->json, "body:/files/inputs/job-8/0:3 extra:/files/inputs/job-8/1:9 ");
+}
+
 TEST(InProcessExecutorTest, AThrowingHandlerFailsWithHandlerError) {
   ThreadPool pool(1, 0);
   InProcessExecutor executor([](const Job&, Context&) -> Result { throw std::runtime_error("kaboom"); }, &pool);

@@ -115,6 +115,16 @@ class RawConnection {
   bool Send(const std::string& bytes) {
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
   }
+  // What the server sends until it closes the connection (or 10 s pass).
+  std::string ReadAll() {
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string out;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    return out;
+  }
 
  private:
   int fd_ = -1;
@@ -173,13 +183,44 @@ TEST_F(FilesTest, AnUploadedJobShowsItsFileAndKeepsItUntilRetention) {
   json::object job = WaitFinished(*client_, id);
   EXPECT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
 
-  // Retention removes the job, and its files with it.
+  // And a job whose result is kept in a file.
+  Response blob = client_->Post("/v1/jobs", R"({"task":"blob","input":100000})");
+  const std::string blob_id = Field(blob.json().as_object(), "id");
+  ASSERT_EQ(Field(WaitFinished(*client_, blob_id), "status"), "succeeded");
+  EXPECT_TRUE(fs::exists(files_dir_ + "/results/" + blob_id));
+
+  // Retention removes the jobs (rows first), and their files after them.
+  auto gone = [&] {
+    return client_->Get("/v1/jobs/" + id).status == 404 && client_->Get("/v1/jobs/" + blob_id).status == 404 &&
+           !fs::exists(files_dir_ + "/inputs/" + id) && !fs::exists(files_dir_ + "/results/" + blob_id);
+  };
   const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (client_->Get("/v1/jobs/" + id).status != 404 && Clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  ASSERT_EQ(client_->Get("/v1/jobs/" + id).status, 404);
-  EXPECT_FALSE(fs::exists(files_dir_ + "/inputs/" + id));
+  while (!gone() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_TRUE(gone()) << "the jobs or their files are still there";
+  EXPECT_EQ(EntriesIn(files_dir_ + "/results"), 0u);
+}
+
+TEST_F(FilesTest, ARefusedOrRepeatedUploadKeepsNoFile) {
+  Start();
+  // A replay under the same Idempotency-Key: the first job, and only its files.
+  const Headers idem = {{"Content-Type", "application/octet-stream"}, {"Idempotency-Key", "k1"}};
+  Response first = client_->Post("/v1/jobs?task=sha", "same bytes", idem);
+  ASSERT_EQ(first.status, 202) << Describe(first);
+  Response again = client_->Post("/v1/jobs?task=sha", "same bytes", idem);
+  EXPECT_EQ(again.status, 200) << Describe(again);
+  EXPECT_EQ(Field(again.json().as_object(), "id"), Field(first.json().as_object(), "id"));
+  // The same key for other bytes: another request, refused.
+  EXPECT_EQ(client_->Post("/v1/jobs?task=sha", "other bytes", idem).status, 422);
+  // A JSON input beside a file for a command that reads the file on stdin: refused.
+  Response both = client_->Post("/v1/jobs?task=sha", Multipart("b0", R"({"x":1})", "abc"),
+                                {{"Content-Type", "multipart/form-data; boundary=b0"}});
+  EXPECT_EQ(both.status, 422) << Describe(both);
+  EXPECT_NE(both.body.find("input_as"), std::string::npos) << both.body;
+  // An unknown query parameter, a missing task.
+  EXPECT_EQ(client_->Post("/v1/jobs?task=sha&prio=1", "x", {{"Content-Type", "image/png"}}).status, 422);
+  EXPECT_EQ(client_->Post("/v1/jobs?task=nope", "x", {{"Content-Type", "image/png"}}).status, 422);
+  EXPECT_EQ(EntriesIn(files_dir_ + "/inputs"), 1u);
+  EXPECT_EQ(EntriesIn(files_dir_ + "/incoming"), 0u);
 }
 
 TEST_F(FilesTest, AMultipartFormGivesTheCommandItsInputOnStdinAndItsFileByPath) {
@@ -195,6 +236,17 @@ TEST_F(FilesTest, AMultipartFormGivesTheCommandItsInputOnStdinAndItsFileByPath) 
 
 TEST_F(FilesTest, ATypeTheTaskDoesNotTakeIs415BeforeTheBodyIsRead) {
   Start();
+  {
+    // The header alone, announcing 10 MB: the answer comes without the body, and
+    // without a 100 Continue that would ask for it.
+    RawConnection conn(server_.port());
+    ASSERT_TRUE(conn.connected());
+    ASSERT_TRUE(conn.Send("POST /v1/tasks/images/run HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(server_.port()) +
+                          "\r\nContent-Type: image/gif\r\nContent-Length: 10000000\r\nExpect: 100-continue\r\n\r\n"));
+    const std::string answer = conn.ReadAll();
+    EXPECT_EQ(answer.rfind("HTTP/1.1 415 ", 0), 0u) << answer;
+    EXPECT_NE(answer.find("Accept: application/json, multipart/form-data, image/png"), std::string::npos) << answer;
+  }
   Response res = client_->Post("/v1/tasks/images/run", BinaryBytes(1000), {{"Content-Type", "image/gif"}});
   EXPECT_EQ(res.status, 415) << Describe(res);
   EXPECT_NE(res.body.find("image/png"), std::string::npos) << res.body;
@@ -325,6 +377,18 @@ TEST_F(FilesTest, ACrashMidUploadLeavesNoFileAfterTheNextStart) {
   ASSERT_EQ(again.Start(Config(files_dir_, store)), "");
   EXPECT_EQ(EntriesIn(files_dir_ + "/incoming"), 0u);
   EXPECT_EQ(EntriesIn(files_dir_ + "/inputs"), 0u);
+}
+
+// A second server's start-up sweep would remove the first one's files.
+TEST_F(FilesTest, TwoServersCannotShareAFilesDir) {
+  Start();
+  TestServer second;
+  TestServerOptions options;
+  options.config_toml = Config(files_dir_);
+  options.start_deadline = milliseconds(5000);
+  const std::string error = second.Start(options);
+  EXPECT_NE(error.find("another offload server is using files_dir"), std::string::npos) << error;
+  EXPECT_EQ(client_->Post("/v1/tasks/sha/run", "abc", {{"Content-Type", "application/octet-stream"}}).status, 200);
 }
 
 TEST(FilesDiskTest, AFullDiskMidUploadIs507AndKeepsNothing) {
