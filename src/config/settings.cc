@@ -480,7 +480,7 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       StringSetting("files_dir", &C::files_dir,
                     "Where uploaded files and results kept on disk live (docs/api.md#files); the folder is "
                     "created. A relative path is taken from the server's working directory, as `store` is.")
-          .Note("`NAME-files` beside the database `NAME.db`; a temporary folder for `memory`"),
+          .Note("`NAME-files` beside `NAME.db`; a temporary folder for `memory`"),
       SizeSetting("max_memory_result", &C::max_memory_result, 0,
                   "Binary results larger than this are kept in a file under files_dir, streamed from there, "
                   "rather than in memory and in the database."),

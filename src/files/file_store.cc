@@ -136,6 +136,7 @@ ErrorOr<std::vector<JobFile>> FileStore::CommitInputs(const std::string& id, std
   };
   for (std::size_t i = 0; i < files.size(); ++i) {
     IncomingFile& f = files[i];
+    if (auto synced = f.upload->Sync(); !synced) return fail(synced.error());
     const std::string to = InputPath(id, i);
     if (::rename(f.upload->path().c_str(), to.c_str()) != 0) {
       return fail(FileError(errno, "cannot move an upload to " + to));
@@ -205,6 +206,7 @@ ErrorOr<OutputFile> FileStore::WriteResult(const std::string& id, std::string_vi
     if (!file) return file.error();
     if (auto written = (*file)->Write(bytes); !written) return written.error();
     if (auto done = (*file)->Finish(); !done) return done.error();
+    if (auto synced = (*file)->Sync(); !synced) return synced.error();
     (*file)->Release(path);
   }
   return AdoptResult(id, path, UINT64_MAX);

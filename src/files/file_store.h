@@ -46,9 +46,9 @@ class FileStore {
   // A new, empty file in incoming/ to receive an upload into.
   ErrorOr<std::unique_ptr<UploadFile>> NewUpload();
 
-  // Moves the received uploads of job `id` to inputs/ID/ and syncs the folders; the
-  // JobFiles returned describe them (with their paths). On failure nothing of the
-  // job's is left in inputs/ (the uploads remove themselves).
+  // Syncs the received uploads of job `id`, moves them to inputs/ID/ and syncs the
+  // folders; the JobFiles returned describe them (with their paths). On failure nothing
+  // of the job's is left in inputs/ (the uploads remove themselves). Blocks on the disk.
   ErrorOr<std::vector<JobFile>> CommitInputs(const std::string& id, std::vector<IncomingFile> files);
 
   std::string InputPath(const std::string& id, std::size_t index) const;

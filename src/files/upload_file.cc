@@ -56,11 +56,18 @@ Status UploadFile::Write(std::string_view bytes) {
 }
 
 Status UploadFile::Finish() {
-  if (sync_ && ::fsync(fd_) != 0) return FileError(errno, "cannot sync " + path_);
   if (::fchmod(fd_, 0444) != 0) return FileError(errno, "cannot make " + path_ + " read-only");
+  digest_ = hash_.HexDigest();
+  return {};
+}
+
+Status UploadFile::Sync() {
+  if (fd_ < 0) return {};
+  const int rc = sync_ ? ::fsync(fd_) : 0;
+  const int err = errno;
   ::close(fd_);
   fd_ = -1;
-  digest_ = hash_.HexDigest();
+  if (rc != 0) return FileError(err, "cannot sync " + path_);
   return {};
 }
 

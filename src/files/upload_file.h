@@ -19,7 +19,7 @@ namespace offload {
 class UploadFile {
  public:
   // Creates `path`, which must not exist. kUnavailable (with errno's words) when it
-  // cannot be created, kInsufficientStorage when the disk is full. With `sync`, Finish
+  // cannot be created, kInsufficientStorage when the disk is full. With `sync`, Sync
   // waits until the file is on disk.
   static ErrorOr<std::unique_ptr<UploadFile>> Create(bool sync, std::string path);
   ~UploadFile();
@@ -29,9 +29,12 @@ class UploadFile {
   // Appends `bytes`. kInsufficientStorage when the disk (or a quota, or the file-size
   // limit) cannot take them; kUnavailable for another write error.
   Status Write(std::string_view bytes);
-  // Ends the upload: syncs the file to disk (with sync) and makes it read-only. After
-  // it, size() and sha256() are final.
+  // Ends the upload: the file is complete and read-only; size() and sha256() are
+  // final. Cheap: what waits for the disk is Sync.
   Status Finish();
+  // REQUIRES: Finish() succeeded. With `sync`, waits until the file is on disk (the
+  // disk's errors come here); then closes it. Blocks: not for an I/O thread.
+  Status Sync();
 
   const std::string& path() const { return path_; }
   std::uint64_t size() const { return size_; }

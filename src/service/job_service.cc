@@ -178,6 +178,7 @@ JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store,
       store_queue_(StoreQueue::Create(store_.get())),
       files_(std::move(files)),
       file_work_(std::make_unique<ThreadPool>(1, /*nice_increment=*/0)),
+      commit_work_(std::make_unique<ThreadPool>(2, /*nice_increment=*/0)),
       timers_(std::make_unique<TimerQueue>()),
       scheduler_(Capacities(config)),
       idempotency_(config.idempotency_ttl.count()) {}
@@ -296,6 +297,7 @@ Status JobService::Recover() {
 
 JobService::~JobService() {
   BeginDrain();
+  commit_work_.reset();  // Joins the commits of uploads in progress (they are refused now).
   CancelAll();
   WaitForIdle(Millis(10'000));
   // An executor returns from its destructor once none of its callbacks can run: the
@@ -362,16 +364,21 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
       request.idempotency_key.empty()
           ? 0
           : HashRequest(request.task, request.input, request.priority, request.map, request.files);
-  // A job with files is named first: its files are moved into its folder, and synced,
-  // before its insert, so that a stored job always has them.
-  std::string named_id;
-  std::vector<JobFile> files;
-  if (!request.files.empty()) {
-    named_id = NewJobId();
-    auto committed = files_->CommitInputs(named_id, std::move(request.files));
+  if (request.files.empty()) return Admit(std::move(request), task, request_hash, {}, {}, done);
+  // A job with files is named first: its files are synced and moved into its folder
+  // before its insert, so that a stored job always has them. That waits for the disk,
+  // which the caller's thread (an I/O thread) must not.
+  auto pending = std::make_shared<SubmitRequest>(std::move(request));
+  commit_work_->Submit([this, pending, task, request_hash, done] {
+    std::string id = NewJobId();
+    auto committed = files_->CommitInputs(id, std::move(pending->files));
     if (!committed) return done(committed.error());
-    files = std::move(*committed);
-  }
+    Admit(std::move(*pending), task, request_hash, std::move(id), std::move(*committed), done);
+  });
+}
+
+void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t request_hash, std::string named_id,
+                       std::vector<JobFile> files, const SnapshotCallback& done) {
   auto job = std::make_unique<ActiveJob>(timers_.get());
   job->task = task;
   JobRecord& rec = job->record;

@@ -131,7 +131,8 @@ class JobService {
   // its callbacks can run), then joins the timer thread.
   ~JobService();
 
-  // Validates, stores and queues a job; `done` gets it once it is durable. Errors:
+  // Validates, stores and queues a job; `done` gets it once it is durable (for a job
+  // with files, on another thread, once they are synced). Errors:
   // kInvalidArgument (unknown task, input the task rejects, an Idempotency-Key reused
   // with another request), kQueueFull, kUnavailable (draining, or the store failed),
   // kConflict (the first request with this Idempotency-Key is still being stored).
@@ -207,6 +208,10 @@ class JobService {
              std::unique_ptr<FileStore> files);
 
   Status Recover() LOCKS_EXCLUDED(mu_);
+  // The rest of Submit once the request is valid (and its files, if any, are in the
+  // job's folder `named_id`): idempotency, queue room, the insert.
+  void Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t request_hash, std::string named_id,
+             std::vector<JobFile> files, const SnapshotCallback& done) LOCKS_EXCLUDED(mu_);
   void OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored, const SnapshotCallback& done)
       LOCKS_EXCLUDED(mu_);
   // Starts what the scheduler lets start now.
@@ -250,6 +255,8 @@ class JobService {
   std::unique_ptr<FileStore> files_;
   // Moves, hashes and syncs result files, off the executors' threads.
   std::unique_ptr<ThreadPool> file_work_;
+  // Syncs and commits uploads (Submit of a job with files), off the I/O threads.
+  std::unique_ptr<ThreadPool> commit_work_;
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
   // Timeouts, back-off, final-write retries and retention. Declared before the jobs
   // so that it outlives their timers.
