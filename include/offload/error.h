@@ -10,17 +10,17 @@
 namespace offload {
 
 enum class ErrorCode {
-  kMalformed,         // The request could not be parsed (bad JSON, bad query).
-  kInvalidArgument,   // Parsed, but a field is wrong or names something unknown.
-  kNotFound,          // No such job.
-  kConflict,          // The job is in the wrong state for this operation.
-  kQueueFull,         // The task's queue holds max_queued jobs.
-  kTooLarge,          // A body over max_body (or an upload over max_input).
+  kMalformed,             // The request could not be parsed (bad JSON, bad query).
+  kInvalidArgument,       // Parsed, but a field is wrong or names something unknown.
+  kNotFound,              // No such job.
+  kConflict,              // The job is in the wrong state for this operation.
+  kQueueFull,             // The task's queue holds max_queued jobs.
+  kTooLarge,              // A body over max_body (or an upload over max_input).
   kUnsupportedMediaType,  // A body or file of a content type the endpoint or task does not take.
-  kResponseTooLarge,  // The answer asked for would pass a response budget (max_list_bytes).
-  kUnavailable,       // Draining for shutdown, or the store cannot take writes.
-  kInsufficientStorage,  // The disk cannot take an upload or a file (ENOSPC, a quota).
-  kInternal,          // A bug or an unexpected failure.
+  kResponseTooLarge,      // The answer asked for would pass a response budget (max_list_bytes).
+  kUnavailable,           // Draining for shutdown, or the store cannot take writes.
+  kInsufficientStorage,   // The disk cannot take an upload or a file (ENOSPC, a quota).
+  kInternal,              // A bug or an unexpected failure.
 };
 
 struct Error {

@@ -1,8 +1,7 @@
 #include "exec/command_executor.h"
 
-#include <spdlog/spdlog.h>
-
 #include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,8 +195,8 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
                                                              std::to_string(opt.max_result) + " bytes) to stdout"));
     }
     if (run->spill_failed) {
-      return Finish(run, Result::Fail(error_type::kResultNotStored,
-                                      "the result could not be written to " + run->spill_path + ": " + run->spill_error));
+      return Finish(run, Result::Fail(error_type::kResultNotStored, "the result could not be written to " +
+                                                                        run->spill_path + ": " + run->spill_error));
     }
     if (!status.success()) {
       return Finish(
@@ -235,17 +234,17 @@ void CommandExecutor::Begin(const std::shared_ptr<Run>& run) {
   const bool input_is_stdin = !spawn.stdin_path.empty();
   Process::Start(shared.supervisor, std::move(spawn), std::move(cb),
                  [run, input_is_stdin](ErrorOr<std::shared_ptr<Process>> proc) {
-    if (!proc) return Finish(run, Result::Fail(error_type::kSpawnFailed, proc.error().detail));
-    run->proc = std::move(*proc);
-    // Stopped while it was being spawned: it has had no input yet.
-    if (run->stop_requested) return run->proc->Kill();
-    if (input_is_stdin) return run->proc->CloseStdin();
-    // kKeepKind: the command reads 2.0 as the float its client sent.
-    std::string line = WriteJson(*run->exec.input, JsonNumbers::kKeepKind);
-    line += '\n';
-    run->proc->Write(std::move(line));
-    run->proc->CloseStdin();
-  });
+                   if (!proc) return Finish(run, Result::Fail(error_type::kSpawnFailed, proc.error().detail));
+                   run->proc = std::move(*proc);
+                   // Stopped while it was being spawned: it has had no input yet.
+                   if (run->stop_requested) return run->proc->Kill();
+                   if (input_is_stdin) return run->proc->CloseStdin();
+                   // kKeepKind: the command reads 2.0 as the float its client sent.
+                   std::string line = WriteJson(*run->exec.input, JsonNumbers::kKeepKind);
+                   line += '\n';
+                   run->proc->Write(std::move(line));
+                   run->proc->CloseStdin();
+                 });
 }
 
 void CommandExecutor::Finish(const std::shared_ptr<Run>& run, Result outcome) {

@@ -346,8 +346,8 @@ ErrorOr<Process::SpawnedChild> Process::SpawnChild(ProcessCgroups* cgroups, cons
   if (!options.stdin_path.empty()) {
     stdin_file.fd[0] = ::open(options.stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (stdin_file.fd[0] < 0 || !stdin_file.LiftAboveStdio()) {
-      return MakeError(ErrorCode::kUnavailable, where + ": cannot open " + options.stdin_path + ": " +
-                                                    std::strerror(errno));
+      return MakeError(ErrorCode::kUnavailable,
+                       where + ": cannot open " + options.stdin_path + ": " + std::strerror(errno));
     }
   }
   ProcessCgroup cgroup;

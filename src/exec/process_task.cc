@@ -37,8 +37,8 @@ ErrorOr<std::vector<std::string>> PythonWorkerArgv(const TaskConfig& task) {
   std::string bootstrap = "import sys; sys.path.insert(0, ";
   AppendJsonString(&bootstrap, *package);
   bootstrap += "); import offload.worker; offload.worker.main()";
-  std::vector<std::string> argv{*found, "-c", std::move(bootstrap), task.python, "--call", task.call,
-                                "--input", task.python_input};
+  std::vector<std::string> argv{*found,    "-c",      std::move(bootstrap), task.python, "--call",
+                                task.call, "--input", task.python_input};
   for (const std::string& dir : task.python_path) {
     argv.emplace_back("--path");
     argv.push_back(dir);

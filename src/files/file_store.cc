@@ -38,9 +38,8 @@ ErrorOr<OutputFile> SealFile(int fd, const std::string& path, std::uint64_t max_
   if (::fstat(fd, &st) != 0) return FileError(errno, "cannot stat " + path);
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size > max_size) {
-    return MakeError(ErrorCode::kTooLarge,
-                     "the result file is " + std::to_string(size) + " bytes, over max_result (" +
-                         std::to_string(max_size) + ")");
+    return MakeError(ErrorCode::kTooLarge, "the result file is " + std::to_string(size) + " bytes, over max_result (" +
+                                               std::to_string(max_size) + ")");
   }
   Sha256 hash;
   std::string buf(kReadChunk, '\0');
@@ -84,8 +83,8 @@ ErrorOr<std::unique_ptr<FileStore>> FileStore::Open(std::string root, bool ephem
   if (lock < 0) return FileError(errno, "cannot open " + lock_path);
   if (::flock(lock, LOCK_EX | LOCK_NB) != 0) {
     ::close(lock);
-    return MakeError(ErrorCode::kUnavailable, "another offload server is using files_dir " + root + " (" +
-                                                  lock_path + " is locked); give each server a files_dir of its own");
+    return MakeError(ErrorCode::kUnavailable, "another offload server is using files_dir " + root + " (" + lock_path +
+                                                  " is locked); give each server a files_dir of its own");
   }
   return std::unique_ptr<FileStore>(new FileStore(std::move(root), ephemeral, sync, lock));
 }
@@ -121,7 +120,7 @@ ErrorOr<std::unique_ptr<UploadFile>> FileStore::NewUpload() {
   static std::atomic<std::uint64_t> counter{0};
   thread_local std::mt19937_64 rng{std::random_device{}()};
   return UploadFile::Create(sync_, root_ + "/" + kIncoming + "/" + std::to_string(::getpid()) + "-" +
-                            std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rng() & 0xffffffff));
+                                       std::to_string(counter.fetch_add(1)) + "-" + std::to_string(rng() & 0xffffffff));
 }
 
 ErrorOr<std::vector<JobFile>> FileStore::CommitInputs(const std::string& id, std::vector<IncomingFile> files) {

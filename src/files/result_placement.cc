@@ -16,7 +16,8 @@ namespace {
 // Reads a JSON result file (at most `max` bytes) into a value.
 Result ParseJsonFile(const std::string& path, std::uint64_t max) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Result::Fail(error_type::kInvalidResult, "cannot open the result file: " + FileError(errno, path).detail);
+  if (fd < 0)
+    return Result::Fail(error_type::kInvalidResult, "cannot open the result file: " + FileError(errno, path).detail);
   struct stat st {};
   std::string text;
   bool too_large = false;
@@ -41,7 +42,8 @@ Result ParseJsonFile(const std::string& path, std::uint64_t max) {
 
 Result Placed(const Output& out, ErrorOr<OutputFile> file) {
   if (!file) {
-    if (file.error().code == ErrorCode::kTooLarge) return Result::Fail(error_type::kResultTooLarge, file.error().detail);
+    if (file.error().code == ErrorCode::kTooLarge)
+      return Result::Fail(error_type::kResultTooLarge, file.error().detail);
     // The task's fault (no file, not a file): trying again would not help.
     if (file.error().code == ErrorCode::kInvalidArgument) {
       return Result::Fail(error_type::kInvalidResult, file.error().detail);

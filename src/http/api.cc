@@ -1,13 +1,13 @@
 #include "http/api.h"
 
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <boost/url.hpp>
-#include <fcntl.h>
-#include <spdlog/spdlog.h>
-
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -123,9 +123,10 @@ HttpResponse ResultResponse(const JobSnapshot& job, const FileStore& files, cons
         const ByteRange range =
             range_applies ? ParseByteRange((*get)[http::field::range], size) : ByteRange{ByteRange::Kind::kWhole};
         if (range.kind == ByteRange::Kind::kUnsatisfiable) {
-          HttpResponse refused = ProblemResponse(MakeProblem(
-              http::status::range_not_satisfiable, "range-not-satisfiable", "Range not satisfiable",
-              "the result of job " + j.id + " is " + std::to_string(size) + " bytes; the range asked for starts past it"));
+          HttpResponse refused = ProblemResponse(
+              MakeProblem(http::status::range_not_satisfiable, "range-not-satisfiable", "Range not satisfiable",
+                          "the result of job " + j.id + " is " + std::to_string(size) +
+                              " bytes; the range asked for starts past it"));
           refused.set(http::field::content_range, "bytes */" + std::to_string(size));
           return refused;
         }
@@ -562,8 +563,9 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
   UploadTarget target;
   if (run) {
     if (!url.params().empty()) {
-      return refuse(ProblemFromError(MakeError(
-          ErrorCode::kInvalidArgument, "POST /v1/tasks/NAME/run takes no query; use POST /v1/jobs?task=NAME&priority=N")));
+      return refuse(ProblemFromError(
+          MakeError(ErrorCode::kInvalidArgument,
+                    "POST /v1/tasks/NAME/run takes no query; use POST /v1/jobs?task=NAME&priority=N")));
     }
     target.task = seg[2];
     target.run = true;
@@ -574,8 +576,8 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
   }
   const TaskConfig* task = service_->FindTask(target.task);
   if (!task) {
-    return refuse(ProblemFromError(
-        MakeError(ErrorCode::kInvalidArgument, "task: no task named \"" + target.task + "\"; GET /v1/tasks lists them")));
+    return refuse(ProblemFromError(MakeError(ErrorCode::kInvalidArgument,
+                                             "task: no task named \"" + target.task + "\"; GET /v1/tasks lists them")));
   }
   const std::uint64_t limit = static_cast<std::uint64_t>(task->max_input);
   if (auto len = header.find(http::field::content_length); len != header.end()) {
@@ -583,10 +585,9 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     const std::string_view v = len->value();
     auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
     if (ec == std::errc() && end == v.data() + v.size() && n > limit) {
-      return refuse(ProblemFromError(MakeError(ErrorCode::kTooLarge, "the upload is " + std::to_string(n) +
-                                                                         " bytes, larger than task \"" + target.task +
-                                                                         "\"'s max_input (" + std::to_string(limit) +
-                                                                         " bytes)")));
+      return refuse(ProblemFromError(
+          MakeError(ErrorCode::kTooLarge, "the upload is " + std::to_string(n) + " bytes, larger than task \"" +
+                                              target.task + "\"'s max_input (" + std::to_string(limit) + " bytes)")));
     }
   }
   if (task->accept.empty()) {

@@ -242,9 +242,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       const bool upload = upload_parser_.has_value();
       // Discards what was received of an upload.
       upload_parser_.reset();
-      return SendProblemAndClose(ProblemFromError(MakeError(
-          ErrorCode::kTooLarge, std::string("the body is larger than ") + (upload ? "the task's max_input" : "max_body") +
-                                    " (" + std::to_string(body_limit_) + " bytes)")));
+      return SendProblemAndClose(
+          ProblemFromError(MakeError(ErrorCode::kTooLarge, std::string("the body is larger than ") +
+                                                               (upload ? "the task's max_input" : "max_body") + " (" +
+                                                               std::to_string(body_limit_) + " bytes)")));
     }
     if (ec == boost::system::errc::io_error && upload_parser_ && upload_parser_->get().body()) {
       Problem p = ProblemFromError(upload_parser_->get().body()->failure());
@@ -413,7 +414,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   const HttpServerOptions options_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
-  bool head_ = false;  // The request being answered is HEAD.
+  bool head_ = false;      // The request being answered is HEAD.
   bool awaiting_ = false;  // A request was read and not yet answered.
   bool watching_ = false;  // An async_wait for client EOF is pending.
   std::function<void()> gone_fn_;

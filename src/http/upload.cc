@@ -104,9 +104,9 @@ Status Upload::OnPartBegin(const MultipartPartHeader& part) {
   if (!AcceptsMediaType(accept_, content_type)) {
     std::string accepted;
     for (const std::string& a : accept_) accepted += (accepted.empty() ? "" : ", ") + a;
-    return MakeError(ErrorCode::kUnsupportedMediaType,
-                     "task \"" + target_.task + "\" does not take files of type " + content_type + " (part \"" +
-                         part.name + "\"); it takes " + (accepted.empty() ? "JSON input only" : accepted));
+    return MakeError(ErrorCode::kUnsupportedMediaType, "task \"" + target_.task + "\" does not take files of type " +
+                                                           content_type + " (part \"" + part.name + "\"); it takes " +
+                                                           (accepted.empty() ? "JSON input only" : accepted));
   }
   auto file = files_->NewUpload();
   if (!file) return file.error();

@@ -9,8 +9,8 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
-#include <filesystem>
 #include <boost/asio/signal_set.hpp>
+#include <filesystem>
 #include <optional>
 #include <thread>
 

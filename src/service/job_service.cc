@@ -797,13 +797,11 @@ void JobService::StartLocked(ActiveJob* job, Launches* out) {
     job->attempt_timer.Set(timeout, [this, id = rec.id, attempt = rec.attempts] { OnTimeout(id, attempt); });
   }
   ++running_;
-  out->singles.push_back(Launches::Single{job->task->executor.get(),
-                                          Execution{rec.id, rec.task, rec.input, rec.priority, rec.attempts, job->run,
-                                                    rec.files,
-                                                    job->task->process
-                                                        ? files_->AttemptResultPath(rec.id, rec.attempts)
-                                                        : std::string()},
-                                          job});
+  out->singles.push_back(
+      Launches::Single{job->task->executor.get(),
+                       Execution{rec.id, rec.task, rec.input, rec.priority, rec.attempts, job->run, rec.files,
+                                 job->task->process ? files_->AttemptResultPath(rec.id, rec.attempts) : std::string()},
+                       job});
 }
 
 // REQUIRES: the scheduler has reserved one execution's resources.
@@ -953,9 +951,9 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
     job->attempt_timer.Cancel();
     if (--running_ == 0) idle_cv_.SignalAll();
     if (job->task->process) attempt_file = files_->AttemptResultPath(rec.id, rec.attempts);
-    result_unused = outcome.ok() && outcome.output()->file && (rec.status == JobStatus::kCanceled ||
-                                                               stop == StopReason::kShutdown ||
-                                                               stop == StopReason::kTimeout);
+    result_unused =
+        outcome.ok() && outcome.output()->file &&
+        (rec.status == JobStatus::kCanceled || stop == StopReason::kShutdown || stop == StopReason::kTimeout);
     if (rec.status == JobStatus::kCanceled) {
       // Canceled while running: its final state was queued by Cancel. Erase it once
       // that write is durable (else OnFinishDurable erases it).

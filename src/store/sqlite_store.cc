@@ -498,8 +498,8 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     int to;
     const char* sql;
   };
-  static const Migration kMigrations[] = {
-      {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6}};
+  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3},
+                                          {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +

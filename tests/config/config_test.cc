@@ -331,15 +331,14 @@ input_as = "path"
   EXPECT_EQ(t.max_input, std::int64_t{5} << 30);
   EXPECT_EQ(t.input_as, "path");
   EXPECT_TRUE(ParseOk("").tasks.at("noop").accept.empty());
-  for (const char* bad : {"accept = \"image/png\"", "accept = [\"png\"]", "accept = [\"*/png\"]",
-                          "accept = [\"image/png; q=1\"]", "accept = [\"application/json\"]",
-                          "accept = [\"multipart/form-data\"]"}) {
+  for (const char* bad :
+       {"accept = \"image/png\"", "accept = [\"png\"]", "accept = [\"*/png\"]", "accept = [\"image/png; q=1\"]",
+        "accept = [\"application/json\"]", "accept = [\"multipart/form-data\"]"}) {
     SCOPED_TRACE(bad);
     EXPECT_NE(ParseError(std::string("[tasks.t]\ncommand = [\"cat\"]\n") + bad).find("accept"), std::string::npos);
   }
   EXPECT_NE(ParseError("[tasks.t]\ncommand = [\"cat\"]\ninput_as = \"file\"").find("input_as"), std::string::npos);
-  EXPECT_NE(ParseError("[tasks.t]\npython = \"m:f\"\npython_input = \"str\"").find("python_input"),
-            std::string::npos);
+  EXPECT_NE(ParseError("[tasks.t]\npython = \"m:f\"\npython_input = \"str\"").find("python_input"), std::string::npos);
 }
 
 TEST(ConfigTest, AllowedOriginsAndMaxListBytes) {

@@ -35,8 +35,8 @@ TEST(ByteRangeTest, ARangePastTheEndIsUnsatisfiable) {
 }
 
 TEST(ByteRangeTest, WhatIsNotOneByteRangeGetsTheWhole) {
-  for (const char* h : {"", "items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=a-b", "bytes=-", "bytes=1-2x",
-                        "bytes 0-1"}) {
+  for (const char* h :
+       {"", "items=0-1", "bytes=0-1,5-6", "bytes=5-1", "bytes=a-b", "bytes=-", "bytes=1-2x", "bytes 0-1"}) {
     SCOPED_TRACE(h);
     EXPECT_EQ(ParseByteRange(h, 1000).kind, Kind::kWhole);
   }

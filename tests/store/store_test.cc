@@ -2,10 +2,10 @@
 // add an implementation, add a factory to kStoreFactories.
 #include "store/store.h"
 
-#include <algorithm>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cmath>
 #include <filesystem>

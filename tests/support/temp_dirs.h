@@ -2,6 +2,7 @@
 // real disk that a test can fill (SmallDisk).
 #pragma once
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/mount.h>
 #include <unistd.h>
@@ -9,8 +10,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
-
-#include <gtest/gtest.h>
 
 namespace offload::testing {
 
