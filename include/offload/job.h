@@ -31,8 +31,8 @@ struct JobFile {
   std::string content_type;  // As the client sent it.
   std::uint64_t size = 0;
   std::string sha256;  // Of the bytes received, 64 hex digits.
-  // Where the bytes are on this machine: absolute. Empty in a record read from the
-  // store until the service resolves it.
+  // Where the bytes are on this machine: absolute (offload/file_view.h maps them).
+  // Empty in a record read from the store until the service resolves it.
   std::string path;
   bool operator==(const JobFile&) const = default;
 };
