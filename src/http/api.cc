@@ -579,6 +579,25 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     return refuse(ProblemFromError(MakeError(ErrorCode::kInvalidArgument,
                                              "task: no task named \"" + target.task + "\"; GET /v1/tasks lists them")));
   }
+  if (task->accept.empty()) {
+    // A task that takes no files takes no form either: a form is how a page of another
+    // site would post to it without a preflight.
+    Problem p = UnsupportedMediaTypeProblem(content_type, "application/json");
+    p.detail = "task \"" + target.task + "\" takes JSON input only (application/json), not " + std::string(type) +
+               "; a task that takes files lists their types in its accept";
+    p.accept = "application/json";
+    return refuse(std::move(p));
+  }
+  const bool form = IsMultipartFormData(content_type);
+  if (!form && !AcceptsMediaType(task->accept, content_type)) {
+    std::string accepted = "application/json, multipart/form-data";
+    for (const std::string& a : task->accept) accepted += ", " + a;
+    Problem p = UnsupportedMediaTypeProblem(content_type, accepted);
+    p.detail = "task \"" + target.task + "\" does not take " + std::string(type) + " bodies; it takes " + accepted;
+    p.accept = accepted;
+    return refuse(std::move(p));
+  }
+  // A type first, then the size: 415 says more than 413 to a client that sent both wrong.
   const std::uint64_t limit = static_cast<std::uint64_t>(task->max_input);
   if (auto len = header.find(http::field::content_length); len != header.end()) {
     std::uint64_t n = 0;
@@ -590,29 +609,12 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
                                               target.task + "\"'s max_input (" + std::to_string(limit) + " bytes)")));
     }
   }
-  if (task->accept.empty()) {
-    // A task that takes no files takes no form either: a form is how a page of another
-    // site would post to it without a preflight.
-    Problem p = UnsupportedMediaTypeProblem(content_type, "application/json");
-    p.detail = "task \"" + target.task + "\" takes JSON input only (application/json), not " + std::string(type) +
-               "; a task that takes files lists their types in its accept";
-    p.accept = "application/json";
-    return refuse(std::move(p));
-  }
-  if (IsMultipartFormData(content_type)) {
+  if (form) {
     auto boundary = MultipartBoundary(content_type);
     if (!boundary) return refuse(ProblemFromError(boundary.error()));
     plan.upload = Upload::Multipart(&service_->files(), std::move(target), std::move(*boundary), task->accept,
                                     static_cast<std::size_t>(config_.max_body));
   } else {
-    if (!AcceptsMediaType(task->accept, content_type)) {
-      std::string accepted = "application/json, multipart/form-data";
-      for (const std::string& a : task->accept) accepted += ", " + a;
-      Problem p = UnsupportedMediaTypeProblem(content_type, accepted);
-      p.detail = "task \"" + target.task + "\" does not take " + std::string(type) + " bodies; it takes " + accepted;
-      p.accept = accepted;
-      return refuse(std::move(p));
-    }
     auto upload = Upload::Binary(&service_->files(), std::move(target), std::string(content_type));
     if (!upload) {
       spdlog::warn("cannot receive an upload: {}", upload.error().detail);

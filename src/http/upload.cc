@@ -78,7 +78,12 @@ Status Upload::Finish() {
     if (auto finished = parser_->Finish(); !finished) return Failed(finished.error());
     return {};
   }
-  if (auto finished = current_->upload->Finish(); !finished) return Failed(finished.error());
+  if (auto finished = FinishFile(); !finished) return Failed(finished.error());
+  return {};
+}
+
+Status Upload::FinishFile() {
+  if (auto finished = current_->upload->Finish(); !finished) return finished;
   done_.push_back(std::move(*current_));
   current_.reset();
   return {};
@@ -106,7 +111,7 @@ Status Upload::OnPartBegin(const MultipartPartHeader& part) {
     for (const std::string& a : accept_) accepted += (accepted.empty() ? "" : ", ") + a;
     return MakeError(ErrorCode::kUnsupportedMediaType, "task \"" + target_.task + "\" does not take files of type " +
                                                            content_type + " (part \"" + part.name + "\"); it takes " +
-                                                           (accepted.empty() ? "JSON input only" : accepted));
+                                                           accepted);
   }
   auto file = files_->NewUpload();
   if (!file) return file.error();
@@ -131,10 +136,7 @@ Status Upload::OnPartEnd() {
     in_json_ = false;
     return {};
   }
-  if (auto finished = current_->upload->Finish(); !finished) return finished;
-  done_.push_back(std::move(*current_));
-  current_.reset();
-  return {};
+  return FinishFile();
 }
 
 }  // namespace offload

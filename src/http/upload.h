@@ -69,6 +69,8 @@ class Upload final : private MultipartHandler {
   Status OnPartData(std::string_view bytes) override;
   Status OnPartEnd() override;
   Status Failed(Error e);
+  // The current file is complete: it joins the received ones.
+  Status FinishFile();
 
   FileStore* const files_;
   const UploadTarget target_;
