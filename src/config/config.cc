@@ -243,6 +243,9 @@ Status ValidateConfig(const ServerConfig& config) {
   if (config.resources.size() > 64) {
     return MakeError(ErrorCode::kInvalidArgument, "at most 64 resources may be declared");
   }
+  if (config.postgres_connections < 2) {
+    return MakeError(ErrorCode::kInvalidArgument, "postgres_connections must be at least 2 (a writer and a reader)");
+  }
   for (const auto& [name, task] : config.tasks) {
     if (auto ok = ValidateTaskUses(config, name, task); !ok) return ok;
   }

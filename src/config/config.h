@@ -98,12 +98,15 @@ struct ServerConfig {
   Millis run_timeout{300'000};              // How long POST /v1/tasks/NAME/run waits.
   Millis retention{24 * 3600 * 1000};       // Finished jobs are removed after this.
   Millis shutdown_grace{30'000};            // Running jobs may finish within this.
-  // "sqlite:PATH" (durable, the default) or "memory" (lost at exit).
+  // "sqlite:PATH" (durable, the default), a PostgreSQL connection string
+  // ("postgres://..."), or "memory" (lost at exit).
   std::string store = "sqlite:./offload-data/offload.db";
   // SQLite's synchronous setting: true for FULL, false for NORMAL.
   bool sqlite_synchronous_full = true;
   // Caps the SQLite file; 0: no cap. Past it, submits get 503 as on a full disk.
   std::int64_t sqlite_max_bytes = 0;
+  // With a PostgreSQL store: connections to it, at least 2 (a writer and readers).
+  int postgres_connections = 4;
   // How long an Idempotency-Key is remembered.
   Millis idempotency_ttl{24 * 3600 * 1000};
   // Connections (docs/config.md). 0: derived from RLIMIT_NOFILE at start.
@@ -119,7 +122,8 @@ struct ServerConfig {
   // ?include=result) is refused with 422, and the store stops reading results past it.
   std::int64_t max_list_bytes = 16 << 20;
   // Where uploads and file results live. Empty: NAME-files beside the SQLite database NAME.db,
-  // or a temporary folder (removed at exit) with the memory store.
+  // offload-files (in the working directory) with PostgreSQL, or a temporary folder
+  // (removed at exit) with the memory store.
   std::string files_dir;
   // Binary results larger than this are kept in a file under files_dir, not in memory
   // or in the database.

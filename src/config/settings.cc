@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "config/setting_table.h"
+#include "store/pg_connection.h"
+#include "store/store.h"
 
 namespace offload {
 namespace {
@@ -329,7 +331,11 @@ Status ApplyAccept(const std::string& f, const toml::node& n, TaskConfig* task) 
 }
 
 bool IsHostPort(const std::string& s) { return s.find(':') != std::string::npos; }
-bool IsStore(const std::string& s) { return s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7); }
+bool IsStore(const std::string& s) {
+  if (s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7)) return true;
+  auto conninfo = PostgresConnInfo(s);
+  return conninfo && ValidConnInfo(*conninfo, nullptr);
+}
 bool IsBuiltinRun(const std::string& s) { return s.rfind("builtin:", 0) == 0; }
 
 template <typename Config>
@@ -438,9 +444,10 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       DurationSetting("shutdown_grace", &C::shutdown_grace,
                       "On SIGINT/SIGTERM, running jobs may finish within this; then they are canceled."),
       StringSetting("store", &C::store,
-                    "Where jobs are kept: `\"sqlite:PATH\"` (durable; the folder is created) or `\"memory\"` "
-                    "(lost at exit).",
-                    IsStore, "\"memory\" or \"sqlite:PATH\""),
+                    "Where jobs are kept: `\"sqlite:PATH\"` (durable; the folder is created), a PostgreSQL "
+                    "connection string (`\"postgres://USER@HOST:PORT/DB\"`, or `\"postgres:\"` and libpq's "
+                    "`key=value` form; docs/cluster.md), or `\"memory\"` (lost at exit).",
+                    IsStore, "\"memory\", \"sqlite:PATH\" or a valid \"postgres://...\" connection string"),
       Setting<C>{"sqlite_synchronous", "string",
                  "`\"full\"`: a job is synced to disk before its 202 and survives a power loss. `\"normal\"`: "
                  "it survives a crash of offload (kill -9) but the last commits may be lost on an OS crash or "
@@ -451,6 +458,9 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
                  "Caps the SQLite file in bytes (0: no cap). Past it, submits get 503 as on a full disk, until "
                  "retention frees room.",
                  /*allow_zero=*/true),
+      IntSetting("postgres_connections", &C::postgres_connections,
+                 "With a PostgreSQL store: connections this server opens to it, at least 2 (one writes, the rest "
+                 "read)."),
       DurationSetting("idempotency_ttl", &C::idempotency_ttl,
                       "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job."),
       IntSetting("max_connections", &C::max_connections,
@@ -479,8 +489,9 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
                   "422."),
       StringSetting("files_dir", &C::files_dir,
                     "Where uploaded files and results kept on disk live (docs/api.md#files); the folder is "
-                    "created. A relative path is taken from the server's working directory, as `store` is.")
-          .Note("`NAME-files` beside `NAME.db`; a temporary folder for `memory`"),
+                    "created. A relative path is taken from the server's working directory, as `store` is. With "
+                    "`memory` the default is a temporary folder, removed at exit.")
+          .Note("`NAME-files` beside `NAME.db`, else `offload-files`"),
       SizeSetting("max_memory_result", &C::max_memory_result, 0,
                   "Binary results larger than this are kept in a file under files_dir, streamed from there, "
                   "rather than in memory and in the database."),

@@ -63,18 +63,21 @@ ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
 }
 
 // files_dir, or STEM-files beside the SQLite database STEM.db (one folder per
-// database), or a temporary folder for the memory store (whose jobs, and so their
-// files, end with the process).
+// database), or offload-files in the working directory for PostgreSQL, or a
+// temporary folder for the memory store (whose jobs, and so their files, end with
+// the process).
 ErrorOr<std::unique_ptr<FileStore>> OpenFiles(const ServerConfig& c) {
   const bool sqlite = c.store.rfind("sqlite:", 0) == 0;
+  const bool postgres = PostgresConnInfo(c.store).has_value();
   // Files are as durable as the jobs they belong to.
-  const bool sync = sqlite && c.sqlite_synchronous_full;
+  const bool sync = postgres || (sqlite && c.sqlite_synchronous_full);
   if (!c.files_dir.empty()) return FileStore::Open(c.files_dir, /*ephemeral=*/false, sync);
   if (sqlite) {
     const std::filesystem::path db(c.store.substr(7));
     const std::filesystem::path folder = db.parent_path().empty() ? std::filesystem::path(".") : db.parent_path();
     return FileStore::Open(folder / (db.stem().string() + "-files"), /*ephemeral=*/false, sync);
   }
+  if (postgres) return FileStore::Open("offload-files", /*ephemeral=*/false, sync);
   return FileStore::OpenTemporary();
 }
 
@@ -161,7 +164,7 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   } else {
     impl->nofile = OpenFileLimit();
   }
-  auto store = OpenStore(StoreOptions{c.store, c.sqlite_synchronous_full, c.sqlite_max_bytes});
+  auto store = OpenStore(StoreOptions{c.store, c.sqlite_synchronous_full, c.sqlite_max_bytes, c.postgres_connections});
   if (!store) return MakeError(store.error().code, "store error: " + store.error().detail);
   auto files = OpenFiles(c);
   if (!files) return MakeError(files.error().code, "files_dir error: " + files.error().detail);
@@ -208,7 +211,7 @@ void Server::Run() {
   // Said once SIGTERM is handled: whoever waits for this line may stop the server
   // the moment it appears.
   spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
-               address(), s.config.threads, s.config.store, s.max_connections, s.nofile);
+               address(), s.config.threads, RedactStoreSpec(s.config.store), s.max_connections, s.nofile);
   s.http->Run();
   if (s.shutdown.joinable()) s.shutdown.join();
 }

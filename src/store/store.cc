@@ -1,9 +1,22 @@
 #include "store/store.h"
 
 #include "store/memory_store.h"
+#include "store/pg_connection.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 
 namespace offload {
+
+std::optional<std::string> PostgresConnInfo(const std::string& spec) {
+  if (spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0) return spec;
+  if (spec.rfind("postgres:", 0) == 0 && spec.size() > 9) return spec.substr(9);
+  return std::nullopt;
+}
+
+std::string RedactStoreSpec(const std::string& spec) {
+  auto conninfo = PostgresConnInfo(spec);
+  return conninfo ? "postgres (" + RedactConnInfo(*conninfo) + ")" : spec;
+}
 
 ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
   const std::string& spec = options.spec;
@@ -14,8 +27,14 @@ ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
     if (!store) return store.error();
     return std::unique_ptr<Store>(std::move(*store));
   }
-  return MakeError(ErrorCode::kInvalidArgument,
-                   "unknown store \"" + spec + "\" (expected \"memory\" or \"sqlite:PATH\")");
+  if (auto conninfo = PostgresConnInfo(spec)) {
+    auto store = PostgresStore::Open(PostgresOptions{*conninfo, options.postgres_connections});
+    if (!store) return store.error();
+    return std::unique_ptr<Store>(std::move(*store));
+  }
+  return MakeError(ErrorCode::kInvalidArgument, "unknown store \"" + RedactStoreSpec(spec) +
+                                                    "\" (expected \"memory\", \"sqlite:PATH\" or "
+                                                    "\"postgres://USER@HOST:PORT/DB\")");
 }
 
 }  // namespace offload

@@ -95,13 +95,19 @@ class Store {
   virtual void OnIdle() {}
 };
 
-// How a store is opened: the config's `store` key ("memory" or "sqlite:PATH") and the
-// SQLite settings.
+// How a store is opened: the config's `store` key ("memory", "sqlite:PATH", or a
+// PostgreSQL connection string: "postgres://..." / "postgresql://..." URIs, or
+// "postgres:" followed by libpq's key=value form) and the settings of its kind.
 struct StoreOptions {
   std::string spec = "memory";
   bool sqlite_synchronous_full = true;
   std::int64_t sqlite_max_bytes = 0;
+  int postgres_connections = 4;
 };
+// The libpq connection string of a PostgreSQL store's spec; nullopt for another kind.
+std::optional<std::string> PostgresConnInfo(const std::string& spec);
+// `spec` as logs and messages show it: a PostgreSQL password replaced by "***".
+std::string RedactStoreSpec(const std::string& spec);
 ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options);
 inline ErrorOr<std::unique_ptr<Store>> OpenStore(const std::string& spec) { return OpenStore(StoreOptions{spec}); }
 

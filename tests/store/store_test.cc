@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "store/sqlite_store.h"
+#include "support/postgres_schema.h"
 #include "util/json_writer.h"
 
 namespace offload {
@@ -46,14 +47,23 @@ class ScratchDirs {
 
 const std::vector<StoreFactory>& StoreFactories() {
   static ScratchDirs scratch;
-  static const std::vector<StoreFactory> factories = {
-      {"memory", [] { return OpenStore("memory"); }},
-      // synchronous=NORMAL: the suite checks behaviour, not sync to disk.
-      {"sqlite",
-       [] {
-         return OpenStore(StoreOptions{"sqlite:" + scratch.Make() + "/jobs.db", false});
-       }},
-  };
+  static const std::vector<StoreFactory> factories = [] {
+    std::vector<StoreFactory> f = {
+        {"memory", [] { return OpenStore("memory"); }},
+        // synchronous=NORMAL: the suite checks behaviour, not sync to disk.
+        {"sqlite",
+         [] {
+           return OpenStore(StoreOptions{"sqlite:" + scratch.Make() + "/jobs.db", false});
+         }},
+    };
+    // Each test in a schema of its own on the test server (support/postgres_schema.h).
+    f.push_back({"postgres", []() -> ErrorOr<std::unique_ptr<Store>> {
+                   auto conninfo = testing::TestPostgresConnInfo();
+                   if (!conninfo) return MakeError(ErrorCode::kUnavailable, "no PostgreSQL test server");
+                   return OpenStore("postgres:" + testing::FreshPostgresSchema(*conninfo));
+                 }});
+    return f;
+  }();
   return factories;
 }
 
@@ -287,6 +297,51 @@ TEST_P(StoreTest, DuplicateIdIsAConflict) {
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->seq, 1u) << "the first record must be kept";
   EXPECT_EQ(List(JobQuery{}).jobs.size(), 1u);
+}
+
+TEST_P(StoreTest, ABatchIsAppliedInOrder) {
+  JobRecord r = MakeJob(1);
+  JobRecord running = r;
+  running.status = JobStatus::kRunning;
+  running.started_at = kT0 + 5;
+  running.attempts = 1;
+  JobRecord done = running;
+  done.status = JobStatus::kSucceeded;
+  done.finished_at = kT0 + 9;
+  done.result = Result::Json(json::value("ok")).output();
+  JobRecord other = MakeJob(2);
+  auto ok = store_->Apply({{StoreOp::Kind::kInsert, r},
+                           {StoreOp::Kind::kUpdate, running},
+                           {StoreOp::Kind::kInsert, other},
+                           {StoreOp::Kind::kUpdate, done}});
+  ASSERT_TRUE(ok.has_value()) << ok.error().detail;
+  auto got = Get(r.id);
+  ASSERT_TRUE(got.has_value());
+  ExpectSameRecord(*got, done);
+  EXPECT_TRUE(Get(other.id).has_value());
+}
+
+TEST_P(StoreTest, ABatchWithABadWriteChangesNothing) {
+  Insert(MakeJob(1));
+  JobRecord changed = MakeJob(1);
+  changed.status = JobStatus::kRunning;
+  changed.attempts = 1;
+  // An update of a job no one inserted: the whole batch is refused.
+  auto missing = store_->Apply(
+      {{StoreOp::Kind::kUpdate, changed}, {StoreOp::Kind::kInsert, MakeJob(2)}, {StoreOp::Kind::kUpdate, MakeJob(9)}});
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+  // An insert of an id that exists: refused too.
+  auto dup = store_->Apply({{StoreOp::Kind::kInsert, MakeJob(3)}, {StoreOp::Kind::kInsert, MakeJob(1)}});
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().code, ErrorCode::kConflict);
+  auto got = Get("job-1");
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->status, JobStatus::kQueued) << "the refused batches' update must not be applied";
+  EXPECT_EQ(Seqs(List(JobQuery{})), std::vector<std::uint64_t>({1}));
+  // And the store still takes writes.
+  Insert(MakeJob(4));
+  EXPECT_EQ(Seqs(List(JobQuery{})), std::vector<std::uint64_t>({4, 1}));
 }
 
 TEST_P(StoreTest, UpdateReplacesTheRecord) {

@@ -1,0 +1,84 @@
+// PostgresStore: jobs in a PostgreSQL database (15 or later), for a server whose jobs
+// must outlive its machine, and for the cluster (docs/cluster.md).
+//
+// The tables live in the connection's current schema (its search_path), so that one
+// database can hold several offload installations, each in its schema. The schema is
+// created and migrated at Open, under an advisory lock, so that servers starting
+// together migrate it once; a schema newer than this offload is refused.
+//
+// One write connection, used by ThreadedStoreQueue's writer thread and by the
+// retention sweep: a batch of writes is one transaction sent as one pipeline (two
+// round trips whatever its size). Reads take a connection from a pool; the write
+// connection and the pool together hold at most `connections`. A connection that
+// fails is dropped and made again on the next call, so a restart of PostgreSQL costs
+// the calls made while it was down (they fail kUnavailable), nothing more.
+//
+// Until offload runs as a cluster, one server uses a schema at a time: the write
+// connection holds a session advisory lock, and a second server is refused.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/result_cache.h"
+#include "store/store.h"
+#include "util/mutex.h"
+
+namespace offload {
+
+class PgConnection;
+
+struct PostgresOptions {
+  std::string conninfo;  // A libpq URI or key=value string.
+  int connections = 4;   // At least 2: the writer and one reader.
+};
+
+// Thread-safe: write_mu_ serializes the write connection; each read takes a
+// connection from the pool for its duration, waiting when all are busy.
+class PostgresStore final : public Store {
+ public:
+  static ErrorOr<std::unique_ptr<PostgresStore>> Open(const PostgresOptions& options);
+  ~PostgresStore() override;
+
+  Status Apply(const std::vector<StoreOp>& ops) override;
+  ErrorOr<std::optional<JobRecord>> Get(const std::string& id) override;
+  ErrorOr<JobPage> List(const JobQuery& query) override;
+  ErrorOr<std::size_t> RemoveFinishedBefore(UnixMillis cutoff) override;
+  ErrorOr<std::vector<std::string>> FinishedWithFilesBefore(UnixMillis cutoff) override;
+  ErrorOr<std::vector<JobRecord>> LoadUnfinished() override;
+  ErrorOr<std::uint64_t> MaxSeq() override;
+  ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override;
+  bool blocking() const override { return true; }
+  bool durable() const override { return true; }
+
+  // The schema version this offload creates.
+  static constexpr int kSchemaVersion = 1;
+
+ private:
+  class ReadLease;
+  explicit PostgresStore(PostgresOptions options);
+  // A new connection; for the writer, also the schema's lock (and, at Open, its
+  // migration).
+  ErrorOr<std::unique_ptr<PgConnection>> Connect(bool writer, bool migrate);
+  ErrorOr<ReadLease> AcquireReader();
+  // fn(connection) on a reader, run again once on a new one if the first was cut.
+  template <typename Fn>
+  auto WithReader(Fn fn) -> decltype(fn(std::declval<PgConnection&>()));
+  // The write connection, made again if it broke. REQUIRES: write_mu_ held.
+  ErrorOr<PgConnection*> WriterLocked() EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  // Constant after construction.
+  const PostgresOptions options_;
+  ResultCache results_;  // Large results readers hold now; thread-safe.
+
+  Mutex write_mu_;
+  std::unique_ptr<PgConnection> writer_ GUARDED_BY(write_mu_);
+
+  Mutex read_mu_;
+  CondVar reader_free_;  // A reader went back to the pool.
+  std::vector<std::unique_ptr<PgConnection>> idle_readers_ GUARDED_BY(read_mu_);
+  int readers_out_ GUARDED_BY(read_mu_) = 0;  // Leased now.
+};
+
+}  // namespace offload

@@ -1,0 +1,190 @@
+// The real binary on a PostgreSQL store: a 202 is a promise there too (kill -9 under
+// load loses no accepted job), PostgreSQL going away costs 503s and loses nothing, and
+// until offload runs as a cluster a second server on the same schema is refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/http_client.h"
+#include "support/job_helpers.h"
+#include "support/postgres_schema.h"
+#include "support/test_server.h"
+
+namespace offload::testing {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The config of a server on `conninfo`, with the extra lines `more`.
+std::string PostgresConfig(const std::string& conninfo, const std::string& more = "") {
+  std::string quoted;
+  for (char c : conninfo) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return "store = \"postgres:" + quoted + "\"\n" + more;
+}
+
+class PostgresServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestPostgresConnInfo();
+    ASSERT_TRUE(server.has_value());
+    conninfo_ = FreshPostgresSchema(*server);
+    ASSERT_FALSE(conninfo_.empty());
+  }
+  std::string conninfo_;
+};
+
+TEST_F(PostgresServerTest, KillNineUnderSubmitLoadLosesNoAcceptedJob) {
+  const std::string config = PostgresConfig(conninfo_);
+  std::set<std::string> accepted;
+  {
+    TestServer server;
+    ASSERT_EQ(server.Start(config), "");
+    std::mutex mu;
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 4; ++t) {
+      clients.emplace_back([&] {
+        HttpClient client(server.port());
+        for (int i = 0; i < 2000 && !stop; ++i) {
+          Response res = client.Post("/v1/jobs", R"({"task":"sleep","input":{"ms":2}})", {}, milliseconds(5000));
+          if (res.status != 202) break;  // The server died under us.
+          std::lock_guard lock(mu);
+          accepted.insert(res.json().at("id").as_string().c_str());
+        }
+      });
+    }
+    const auto deadline = Clock::now() + std::chrono::seconds(5);
+    for (;;) {
+      {
+        std::lock_guard lock(mu);
+        if (accepted.size() >= 300 || Clock::now() > deadline) break;
+      }
+      std::this_thread::sleep_for(milliseconds(10));
+    }
+    server.Signal(SIGKILL);
+    stop = true;
+    for (auto& c : clients) c.join();
+    ASSERT_TRUE(server.WaitForExit(std::chrono::seconds(10)).has_value());
+  }
+  ASSERT_GE(accepted.size(), 50u) << "too few jobs were accepted to test anything";
+
+  TestServer again;
+  ASSERT_EQ(again.Start(config), "");
+  HttpClient client(again.port());
+  for (const std::string& id : accepted) {
+    json::object job = WaitFinished(client, id, std::chrono::seconds(60));
+    // A job running at the kill is failed "interrupted" (sleep has no retries); the
+    // rest run after the restart. None is lost.
+    const std::string status = Field(job, "status");
+    EXPECT_TRUE(status == "succeeded" || status == "failed") << id << ": " << json::serialize(job);
+  }
+}
+
+TEST_F(PostgresServerTest, ASecondServerOnTheSameSchemaIsRefused) {
+  TestServer first;
+  ASSERT_EQ(first.Start(PostgresConfig(conninfo_)), "");
+  TestServer second;
+  const std::string why = second.Start(PostgresConfig(conninfo_));
+  EXPECT_NE(why.find("another offload server is using this PostgreSQL schema"), std::string::npos) << why;
+  // The first keeps working.
+  HttpClient client(first.port());
+  json::object job = SubmitJob(client, "noop", json::object{});
+  EXPECT_EQ(Field(WaitFinished(client, Field(job, "id")), "status"), "succeeded");
+}
+
+TEST_F(PostgresServerTest, TheLogNeverShowsThePassword) {
+  TestServer server;
+  // trust authentication: the server ignores the password, offload must still hide it.
+  ASSERT_EQ(server.Start(PostgresConfig(conninfo_ + " password=s3cret-pw")), "");
+  HttpClient client(server.port());
+  json::object job = SubmitJob(client, "noop", json::object{});
+  EXPECT_EQ(Field(WaitFinished(client, Field(job, "id")), "status"), "succeeded");
+  EXPECT_EQ(server.log().find("s3cret-pw"), std::string::npos) << server.log();
+  EXPECT_NE(server.log().find("password=***"), std::string::npos) << server.log();
+}
+
+// A PostgreSQL server of the test's own, which it can stop and start again.
+class PrivatePostgres {
+ public:
+  PrivatePostgres() {
+    std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-pgstate-XXXXXX";
+    state_ = mkdtemp(tmpl.data());
+  }
+  ~PrivatePostgres() {
+    (void)Run("stop");
+    std::filesystem::remove_all(state_);
+  }
+  bool Run(const std::string& action) {
+    const std::string cmd =
+        std::string(OFFLOAD_SOURCE_DIR) + "/scripts/postgres-test-server.sh " + action + " " + state_ + " >/dev/null";
+    return std::system(cmd.c_str()) == 0;
+  }
+  std::string conninfo() const {
+    std::ifstream in(state_ + "/conninfo");
+    std::string line;
+    std::getline(in, line);
+    return line;
+  }
+
+ private:
+  std::string state_;
+};
+
+TEST(PostgresOutageTest, WhilePostgresIsDownSubmitsGet503AndRunningJobsLoseNothing) {
+  ASSERT_TRUE(TestPostgresConnInfo().has_value()) << "the test server's script is needed";
+  PrivatePostgres pg;
+  ASSERT_TRUE(pg.Run("start"));
+  const std::string config = PostgresConfig(pg.conninfo());
+  std::string running_id;
+  {
+    TestServer server;
+    ASSERT_EQ(server.Start(config), "");
+    HttpClient client(server.port());
+    running_id = Field(SubmitJob(client, "sleep", json::object{{"ms", 1500}}), "id");
+    WaitForStatus(client, running_id, "running");
+
+    ASSERT_TRUE(pg.Run("halt"));
+    Response refused = client.Post("/v1/jobs", R"({"task":"noop","input":{}})");
+    EXPECT_EQ(refused.status, 503) << Describe(refused);
+    EXPECT_EQ(refused.headers["content-type"], "application/problem+json");
+    EXPECT_FALSE(refused.headers["retry-after"].empty());
+    // The running job finishes, and is read from memory while its final write is
+    // refused (a long-poll would wait for the write: its answer is a durable state).
+    json::object done = WaitForStatus(client, running_id, "succeeded", std::chrono::seconds(10));
+    EXPECT_EQ(Field(done, "status"), "succeeded") << json::serialize(done);
+
+    ASSERT_TRUE(pg.Run("resume"));
+
+    // Once PostgreSQL is back, submits work again, from the first: a connection its
+    // stop cut is replaced, not failed.
+    Response accepted = client.Post("/v1/jobs", R"({"task":"noop","input":{}})");
+    EXPECT_EQ(accepted.status, 202) << Describe(accepted);
+    // The drain waits for the refused final write to be taken.
+    ASSERT_EQ(server.Stop(), 0) << server.log();
+  }
+  // What was acknowledged is in PostgreSQL: a new server reads it.
+  TestServer again;
+  ASSERT_EQ(again.Start(config), "");
+  HttpClient client(again.port());
+  EXPECT_EQ(Field(GetJob(client, running_id), "status"), "succeeded");
+}
+
+}  // namespace
+}  // namespace offload::testing

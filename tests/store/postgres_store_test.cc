@@ -1,0 +1,195 @@
+// What PostgresStore promises beyond the conformance suite (store_test.cc): its schema
+// is migrated once however many servers start together, a newer schema is refused,
+// one server holds a schema at a time, a connection cut between calls (a restart of
+// PostgreSQL) fails none, large batches and values go through the pipeline, and a password
+// never shows in a message.
+#include "store/postgres_store.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.h"
+#include "support/postgres_schema.h"
+
+namespace offload {
+namespace {
+
+namespace json = boost::json;
+
+constexpr UnixMillis kT0 = 1'700'000'000'000;
+
+JobRecord MakeJob(std::uint64_t seq) {
+  JobRecord r;
+  r.id = "job-" + std::to_string(seq);
+  r.task = "noop";
+  r.seq = seq;
+  r.input = std::make_shared<const json::value>(json::object{{"n", seq}});
+  r.created_at = kT0 + static_cast<UnixMillis>(seq);
+  return r;
+}
+
+// Runs `sql` on a connection of its own; returns the first value of the first row.
+std::string Query(const std::string& conninfo, const std::string& sql) {
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  PGresult* r = PQexec(conn, sql.c_str());
+  std::string out;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
+  EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+      << sql << ": " << PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(conn);
+  return out;
+}
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = testing::TestPostgresConnInfo();
+    ASSERT_TRUE(server.has_value());
+    // A name of this test's own, so that it can find (and cut) its own connections.
+    app_ = "offload_test_" + std::to_string(::getpid()) + "_" + std::to_string(next_app_++);
+    conninfo_ = testing::FreshPostgresSchema(*server);
+    ASSERT_FALSE(conninfo_.empty());
+    conninfo_ += " application_name=" + app_;
+  }
+
+  ErrorOr<std::unique_ptr<Store>> Open() { return OpenStore("postgres:" + conninfo_); }
+
+  std::string conninfo_;
+  std::string app_;
+  static inline std::atomic<int> next_app_{0};
+};
+
+TEST_F(PostgresStoreTest, AFreshSchemaIsCreatedAtTheCurrentVersion) {
+  auto store = Open();
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), std::to_string(PostgresStore::kSchemaVersion));
+  EXPECT_EQ(Query(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
+}
+
+TEST_F(PostgresStoreTest, ASchemaFromANewerOffloadIsRefusedAndLeftAlone) {
+  { ASSERT_TRUE(Open().has_value()); }
+  Query(conninfo_, "UPDATE offload_schema SET version = 999");
+  auto store = Open();
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
+  EXPECT_NE(store.error().detail.find("newer than this offload"), std::string::npos) << store.error().detail;
+  EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), "999");
+}
+
+TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnceAndOneHoldsTheSchema) {
+  constexpr int kServers = 4;
+  std::vector<ErrorOr<std::unique_ptr<Store>>> opened;
+  for (int i = 0; i < kServers; ++i) opened.emplace_back(MakeError(ErrorCode::kInternal, "not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kServers; ++i) threads.emplace_back([&, i] { opened[i] = Open(); });
+  for (auto& t : threads) t.join();
+  int held = 0;
+  for (const auto& o : opened) {
+    if (o) {
+      ++held;
+      continue;
+    }
+    // Refused for the lock, never for a half-made schema.
+    EXPECT_NE(o.error().detail.find("another offload server is using this PostgreSQL schema"), std::string::npos)
+        << o.error().detail;
+  }
+  EXPECT_EQ(held, 1);
+  EXPECT_EQ(Query(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
+  // Once the holder closes, another server may open it.
+  opened.clear();
+  auto next = Open();
+  EXPECT_TRUE(next.has_value()) << next.error().detail;
+}
+
+TEST_F(PostgresStoreTest, ACutConnectionIsReplacedWithoutFailingTheNextCalls) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  Store& store = **opened;
+  ASSERT_TRUE(store.Insert(MakeJob(1)).has_value());
+  ASSERT_TRUE(store.Get("job-1").has_value());
+  // Cut every connection of this store, as a restart of PostgreSQL would.
+  const std::string cut_count =
+      Query(conninfo_, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+                           app_ + "' AND pid <> pg_backend_pid()");
+  ASSERT_NE(cut_count, "0") << "the store's connections were not found";
+  // The next write and read find their connections cut before they sent anything
+  // that could have been applied: each runs again on a new connection, and succeeds.
+  auto write = store.Insert(MakeJob(2));
+  ASSERT_TRUE(write.has_value()) << write.error().detail;
+  auto read = store.Get("job-2");
+  ASSERT_TRUE(read.has_value()) << read.error().detail;
+  ASSERT_TRUE(read->has_value());
+  auto all = store.LoadUnfinished();
+  ASSERT_TRUE(all.has_value()) << all.error().detail;
+  EXPECT_EQ(all->size(), 2u);
+  // The new write connection took the schema's lock again.
+  auto second = Open();
+  ASSERT_FALSE(second.has_value());
+  EXPECT_NE(second.error().detail.find("another offload server"), std::string::npos) << second.error().detail;
+}
+
+TEST_F(PostgresStoreTest, LargeBatchesAndLargeValuesGoThroughThePipeline) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  Store& store = **opened;
+  std::vector<StoreOp> batch;
+  for (std::uint64_t i = 1; i <= 3000; ++i) batch.push_back({StoreOp::Kind::kInsert, MakeJob(i)});
+  // A value of many megabytes: the pipeline must read results while it still sends.
+  JobRecord big = MakeJob(3001);
+  big.input = std::make_shared<const json::value>(json::string(std::string(8 << 20, 'x')));
+  batch.push_back({StoreOp::Kind::kInsert, big});
+  ASSERT_TRUE(store.Apply(batch).has_value());
+  auto max = store.MaxSeq();
+  ASSERT_TRUE(max.has_value());
+  EXPECT_EQ(*max, 3001u);
+  auto got = store.Get("job-3001");
+  ASSERT_TRUE(got.has_value() && got->has_value());
+  EXPECT_EQ((*got)->input->as_string().size(), std::size_t{8 << 20});
+}
+
+TEST_F(PostgresStoreTest, ResultsKeepEveryByteAndEveryEscape) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  Store& store = **opened;
+  std::string bytes;
+  for (int i = 0; i < 256; ++i) bytes.push_back(static_cast<char>(i));
+  JobRecord binary = MakeJob(1);
+  binary.status = JobStatus::kSucceeded;
+  binary.result = Result::Bytes("application/octet-stream", bytes).output();
+  JobRecord text = MakeJob(2);
+  text.status = JobStatus::kSucceeded;
+  const json::value tricky = json::parse(R"({"path": "C:\\temp\\x", "quote": "\"", "nul": "\u0000", "x": "\\x00"})");
+  text.result = Result::Json(tricky).output();
+  ASSERT_TRUE(store.Apply({{StoreOp::Kind::kInsert, binary}, {StoreOp::Kind::kInsert, text}}).has_value());
+  auto b = store.Get("job-1");
+  ASSERT_TRUE(b.has_value() && b->has_value());
+  EXPECT_EQ((*b)->result->bytes, bytes);
+  auto t = store.Get("job-2");
+  ASSERT_TRUE(t.has_value() && t->has_value());
+  EXPECT_EQ((*t)->result->json, tricky);
+}
+
+TEST(PostgresStoreSpecTest, APasswordNeverShowsInLogsOrErrors) {
+  const std::string spec = "postgres://someone:s3cret-pw@127.0.0.1:1/offload";
+  EXPECT_EQ(RedactStoreSpec(spec).find("s3cret-pw"), std::string::npos) << RedactStoreSpec(spec);
+  EXPECT_NE(RedactStoreSpec(spec).find("user=someone"), std::string::npos) << RedactStoreSpec(spec);
+  const std::string keyvalue = "postgres:host=127.0.0.1 port=1 password=s3cret-pw dbname=x";
+  EXPECT_EQ(RedactStoreSpec(keyvalue).find("s3cret-pw"), std::string::npos) << RedactStoreSpec(keyvalue);
+  // Port 1: nothing listens, so the connect fails; its message names the server, not
+  // the password.
+  auto store = OpenStore(spec);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
+  EXPECT_EQ(store.error().detail.find("s3cret-pw"), std::string::npos) << store.error().detail;
+  EXPECT_NE(store.error().detail.find("127.0.0.1"), std::string::npos) << store.error().detail;
+}
+
+}  // namespace
+}  // namespace offload

@@ -1,0 +1,45 @@
+#include "support/postgres_schema.h"
+
+#include <gtest/gtest.h>
+#include <libpq-fe.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace offload::testing {
+
+std::optional<std::string> TestPostgresConnInfo() {
+  std::ifstream in(OFFLOAD_TEST_POSTGRES_FILE);
+  std::string conninfo;
+  std::getline(in, conninfo);
+  if (conninfo.empty()) {
+    ADD_FAILURE() << "no PostgreSQL test server: " << OFFLOAD_TEST_POSTGRES_FILE
+                  << " is missing. CTest starts one (the postgres fixture); to run this binary by hand, start it "
+                     "with scripts/postgres-test-server.sh start "
+                  << std::filesystem::path(OFFLOAD_TEST_POSTGRES_FILE).parent_path().string();
+    return std::nullopt;
+  }
+  return conninfo;
+}
+
+std::string FreshPostgresSchema(const std::string& conninfo) {
+  static std::atomic<int> next{0};
+  const std::string schema = "t" + std::to_string(::getpid()) + "_" + std::to_string(next++);
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  if (PQstatus(conn) != CONNECTION_OK) {
+    ADD_FAILURE() << "cannot reach the PostgreSQL test server: " << PQerrorMessage(conn);
+    PQfinish(conn);
+    return {};
+  }
+  PGresult* r = PQexec(conn, ("DROP SCHEMA IF EXISTS " + schema + " CASCADE; CREATE SCHEMA " + schema).c_str());
+  const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  if (!ok) ADD_FAILURE() << "cannot create schema " << schema << ": " << PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(conn);
+  return ok ? conninfo + " options='-csearch_path=" + schema + "'" : std::string();
+}
+
+}  // namespace offload::testing
