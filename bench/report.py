@@ -63,6 +63,11 @@ ROWS = [
     ("W11", lambda o: o["cases"]["busy"]["ppe_median_s"], "busy_20k ppe_s", None),
     ("W11", lambda o: o["cases"]["busy"]["ratio"], "busy_20k ratio (x)", ("<=", 1.2)),
     ("W11", "busy_call_us", "us", None),
+    # Issue 12: offload on PostgreSQL against pgbench -N on the same server, same run.
+    ("W12", "pgbench_tps", "tps", None),
+    ("W12", lambda o: o["one_node"]["finished_per_s"], "1 node finished_per_s", None),
+    ("W12", lambda o: o["ratio_one_node"], "1 node / pgbench tps (x)", None),
+    ("W12", lambda o: o["one_node"]["lost"], "1 node lost", None),
     # Issue 16: a 1 GiB upload through sha256sum against cat | sha256sum, same run.
     ("W13", lambda o: statistics.median(o["pipe_s"]), "pipe_s", None),
     ("W13", lambda o: statistics.median(o["modes"]["full"]["offload_s"]), "offload_s (full)", None),
@@ -85,6 +90,7 @@ DESCRIPTIONS = {
     "W9": "e2e Python worker, null result",
     "W10": "e2e command /bin/true",
     "W11": "Python map, offload vs ProcessPoolExecutor",
+    "W12": "e2e noop on PostgreSQL vs pgbench",
     "W13": "1 GiB upload through sha256sum",
     "W1/W7": "",
 }

@@ -18,11 +18,15 @@ repo=$(dirname "$here")
 # as a user's server would); a new store is one
 # more name here and its line in store_spec, which maps a name to the config's
 # `store` value.
+# postgres (not among the defaults) is a private PostgreSQL server that run.sh starts
+# (scripts/postgres-test-server.sh, with fsync on) and removes; each server gets a
+# fresh schema in it.
 STORES=(memory sqlite)
 store_spec() {  # NAME DIR
   case "$1" in
     memory) echo "memory" ;;
     sqlite) echo "sqlite:$2/offload.db" ;;
+    postgres) echo "postgres:$(postgres_conninfo) options='-csearch_path=bench'" ;;
     *) echo "run.sh: unknown store $1" >&2; return 1 ;;
   esac
 }
@@ -43,7 +47,7 @@ EOF
 
 runs=3
 quick=0
-only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W13"
+only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13"
 build="$repo/build"
 offload=""
 load=""
@@ -81,9 +85,11 @@ mkdir -p "$results"
 
 server_pid=""
 nginx_pid=""
+postgres_started=0
 cleanup() {
   [[ -n "$server_pid" ]] && stop_pid "$server_pid"
   [[ -n "$nginx_pid" ]] && stop_pid "$nginx_pid"
+  ((postgres_started)) && "$repo/scripts/postgres-test-server.sh" stop "$work/postgres" >/dev/null 2>&1
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -173,7 +179,21 @@ write_config() {  # FILE STORE [EXTRA TOML]
   spec=$(store_spec "$2" "$work/data-$2") || return 1
   mkdir -p "$work/data-$2"
   rm -f "$work/data-$2"/* 2>/dev/null || true
+  [[ "$2" != postgres ]] || reset_postgres_schema || return 1
   printf 'store = "%s"\nshutdown_grace = "0s"\n%s\n' "$spec" "${3:-}" >"$1"
+}
+
+# Starts the private PostgreSQL server (in this shell, so that cleanup sees it).
+start_postgres() {
+  POSTGRES_TEST_DURABLE=1 "$repo/scripts/postgres-test-server.sh" start "$work/postgres" >&2 || return 1
+  postgres_started=1
+}
+postgres_conninfo() { cat "$work/postgres/conninfo"; }
+
+# An empty schema `bench` for the next server on PostgreSQL.
+reset_postgres_schema() {
+  psql "$(postgres_conninfo)" -qX -v ON_ERROR_STOP=1 -c "SET client_min_messages = warning" \
+    -c "DROP SCHEMA IF EXISTS bench CASCADE" -c "CREATE SCHEMA bench" >/dev/null
 }
 
 # Runs offload-load with --json; its object goes to $results/NAME.json.
@@ -332,6 +352,31 @@ run_w13() {  # RUN
   fi
 }
 
+# W12, offload on PostgreSQL against PostgreSQL's own pgbench on the same server in
+# the same run: `pgbench -N -M prepared -c 8 -T 15` (simple updates, one transaction
+# each) is the baseline, W2's e2e noop through one offload node the figure.
+run_w12() {  # RUN
+  local conninfo tps cfg=$work/w12.toml pgbench_d=15
+  ((quick)) && pgbench_d=2
+  conninfo=$(postgres_conninfo)
+  pgbench -i -q -s 10 "$conninfo" >"$work/pgbench.out" 2>&1 || { fail "W12: pgbench -i: $(tail -3 "$work/pgbench.out")"; return; }
+  pgbench -N -M prepared -c 8 -j 2 -T "$pgbench_d" "$conninfo" >"$work/pgbench.out" 2>&1 ||
+    { fail "W12: pgbench: $(tail -3 "$work/pgbench.out")"; return; }
+  tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | head -1)
+  write_config "$cfg" postgres && start_server "$cfg" || { fail "W12 server"; return; }
+  if measure "W12-e2e-$1" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" \
+    --timeout 300; then
+    "$python" - "$results/W12-e2e-$1.json" "$results/W12-postgres-$1.json" "$tps" <<'PY'
+import json, sys
+e2e = json.load(open(sys.argv[1]))
+tps = float(sys.argv[3])
+json.dump({"one_node": e2e, "pgbench_tps": tps, "ratio_one_node": e2e["finished_per_s"] / tps}, open(sys.argv[2], "w"))
+PY
+    rm -f "$results/W12-e2e-$1.json"
+  fi
+  stop_server
+}
+
 # nginx's config for W7: every request answered with a fixed 202 job body.
 nginx_conf() {  # DIR PORT
   local dir=$1 user_line=""
@@ -406,6 +451,10 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 echo "offload bench: $started, $cores cores ($cpu_model), $mem_gib GiB RAM, load average $load_start"
 echo "offload bench: runs $runs$( ((quick)) && echo ' (quick: tiny sizes, figures are not comparable)'), stores ${STORES[*]}, workloads $only"
 
+if [[ " ${STORES[*]} " == *" postgres "* ]]; then
+  start_postgres || { echo "run.sh: PostgreSQL did not start" >&2; exit 1; }
+fi
+
 for ((r = 1; r <= runs; r++)); do
   for store in "${STORES[@]}"; do
     for w in 1 2 3 4 5 6 8 9 10; do
@@ -425,6 +474,11 @@ for ((r = 1; r <= runs; r++)); do
     t0=$(date +%s.%N)
     run_w11 "$r"
     note "run $r/$runs W11: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+  fi
+  if wants W12 && [[ " ${STORES[*]} " == *" postgres "* ]]; then
+    t0=$(date +%s.%N)
+    run_w12 "$r"
+    note "run $r/$runs W12: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
   fi
   if wants W13; then
     t0=$(date +%s.%N)

@@ -40,16 +40,17 @@ stop() {
   rm -f "$state/datadir" "$state/conninfo" "$state/port"
 }
 
-# Starts the server of $state's cluster on port $1.
+# Starts the server of $state's cluster on port $1. fsync off unless
+# POSTGRES_TEST_DURABLE=1 (the benchmarks): the tests check what offload writes, not
+# the disk, and a crash of the machine loses only this throwaway cluster.
 run_server() {
-  local data root
+  local data root durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   data=$(cat "$state/datadir")
   root=$(dirname "$data")
-  # fsync off: the tests check what offload writes, not the disk; a crash of the
-  # machine loses only this throwaway cluster.
+  [[ "${POSTGRES_TEST_DURABLE:-0}" == 1 ]] && durability=""
   as_owner "$bindir/pg_ctl" -D "$data" -l "$root/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $1 -c unix_socket_directories='' -c fsync=off \
-        -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $1 -c unix_socket_directories='' $durability \
+        -c max_connections=200" start >/dev/null
 }
 
 case "$action" in
