@@ -146,6 +146,11 @@ PgConnection::~PgConnection() {
   if (conn_) PQfinish(conn_);
 }
 
+Status PgConnection::set_io_timeout(std::chrono::milliseconds timeout) {
+  io_timeout_ = timeout;
+  return ExecScript("SET statement_timeout = " + std::to_string(timeout.count()));
+}
+
 bool PgConnection::broken() const { return failed_ || !conn_ || PQstatus(conn_) != CONNECTION_OK; }
 
 Error PgConnection::Fail(const std::string& what) {
@@ -161,7 +166,8 @@ Status PgConnection::Flush(Clock::time_point deadline) {
     // The server may be writing results while it reads: take them, or both sides wait.
     pollfd p{PQsocket(conn_), POLLIN | POLLOUT, 0};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return Fail("PostgreSQL did not take a request within " + std::to_string(kIoTimeout.count()) + " s");
+    if (left <= 0)
+      return Fail("PostgreSQL did not take a request within " + std::to_string(io_timeout_.count()) + " ms");
     const int n = ::poll(&p, 1, static_cast<int>(left));
     if (n < 0 && errno != EINTR) return Fail(std::string("poll: ") + std::strerror(errno));
     if (n > 0 && (p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(conn_)) {
@@ -174,7 +180,7 @@ ErrorOr<pg_result*> PgConnection::NextResult(Clock::time_point deadline) {
   while (PQisBusy(conn_)) {
     pollfd p{PQsocket(conn_), POLLIN, 0};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return Fail("PostgreSQL did not answer within " + std::to_string(kIoTimeout.count()) + " s");
+    if (left <= 0) return Fail("PostgreSQL did not answer within " + std::to_string(io_timeout_.count()) + " ms");
     const int n = ::poll(&p, 1, static_cast<int>(left));
     if (n < 0 && errno != EINTR) return Fail(std::string("poll: ") + std::strerror(errno));
     if (n > 0 && !PQconsumeInput(conn_)) return Fail("lost the connection to PostgreSQL");
@@ -199,7 +205,7 @@ ErrorOr<std::string> PgConnection::Prepared(std::string_view sql) {
   if (auto it = prepared_.find(key); it != prepared_.end()) return it->second;
   std::string name = "offload_" + std::to_string(prepared_.size() + 1);
   if (!PQsendPrepare(conn_, name.c_str(), key.c_str(), 0, nullptr)) return Fail("cannot prepare a statement");
-  const auto deadline = Clock::now() + kIoTimeout;
+  const auto deadline = Clock::now() + io_timeout_;
   if (Status s = Flush(deadline); !s) return s.error();
   auto result = ReadOne(deadline, "cannot prepare a statement");
   if (!result) return result.error();
@@ -238,14 +244,14 @@ ErrorOr<PgResult> PgConnection::ReadOne(Clock::time_point deadline, std::string_
 ErrorOr<PgResult> PgConnection::Exec(std::string_view sql, const PgParams& params) {
   if (broken()) return Fail("the connection to PostgreSQL is broken");
   if (Status s = Send(sql, params); !s) return s.error();
-  const auto deadline = Clock::now() + kIoTimeout;
+  const auto deadline = Clock::now() + io_timeout_;
   if (Status s = Flush(deadline); !s) return s.error();
   return ReadOne(deadline, "statement failed");
 }
 
 Status PgConnection::ExecScript(const std::string& sql) {
   if (!PQsendQuery(conn_, sql.c_str())) return Fail("cannot send a statement");
-  const auto deadline = Clock::now() + kIoTimeout;
+  const auto deadline = Clock::now() + io_timeout_;
   if (Status s = Flush(deadline); !s) return s;
   // A script gives one result per statement; the first failure is what it returns.
   Status out;
@@ -281,7 +287,7 @@ Status PgConnection::Transaction(const std::vector<PgCall>& calls, const Check& 
   for (const PgCall& c : calls) {
     if (auto name = Prepared(c.sql); !name) return name.error();
   }
-  const auto deadline = Clock::now() + kIoTimeout;
+  const auto deadline = Clock::now() + io_timeout_;
   if (!PQenterPipelineMode(conn_)) return Fail("cannot enter pipeline mode");
   struct ExitPipeline {
     pg_conn* conn;

@@ -84,13 +84,13 @@ class PgResult {
 
 // One statement of a pipelined transaction.
 struct PgCall {
-  std::string_view sql;
+  std::string sql;
   PgParams params;
 };
 
 class PgConnection {
  public:
-  // The longest wait for the server on one call.
+  // The longest wait for the server on one call, unless set_io_timeout says otherwise.
   static constexpr std::chrono::seconds kIoTimeout{30};
 
   // `conninfo`: a libpq URI (postgres://...) or key=value string. Connection failures
@@ -109,6 +109,10 @@ class PgConnection {
   // second. A failed call rolls the transaction back and returns its error.
   using Check = std::function<Status(const std::vector<PgResult>&)>;
   Status Transaction(const std::vector<PgCall>& calls, const Check& check);
+
+  // A shorter bound on each call's waits (a lease renewal must fail before the lease
+  // ends), applied on the server too, as its statement_timeout.
+  Status set_io_timeout(std::chrono::milliseconds timeout);
 
   // True once the connection failed: its owner should drop it.
   bool broken() const;
@@ -134,6 +138,7 @@ class PgConnection {
   Error Fail(const std::string& what);
 
   pg_conn* conn_;
+  std::chrono::milliseconds io_timeout_ = kIoTimeout;
   std::unordered_map<std::string, std::string> prepared_;  // SQL → statement name.
   bool failed_ = false;
   bool commit_sent_ = false;

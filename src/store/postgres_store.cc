@@ -2,16 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include <boost/json.hpp>
-
 #include "store/pg_connection.h"
-#include "store/record_text.h"
-#include "util/json_reader.h"
-#include "util/json_writer.h"
+#include "store/postgres_rows.h"
 
 namespace offload {
-
-namespace json = boost::json;
 
 namespace {
 
@@ -52,135 +46,31 @@ CREATE INDEX offload_jobs_by_finish ON offload_jobs (finished_at) WHERE finished
 CREATE INDEX offload_jobs_by_idem ON offload_jobs (created_at) WHERE idem_key IS NOT NULL;
 )sql";
 
+// Version 2: the cluster. offload_nodes holds one row per server (its lease, renewed
+// by its own thread; its epoch, which fences a server that lost its lease; when a
+// rescue found it expired); a running job names the node and epoch that claimed it. fillfactor 50 keeps
+// a lease's renewal a HOT update (lease_until is in no index). The partial indexes
+// keep a claim's and a rescue's scans on the live jobs only, however many finished
+// ones the table holds.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE offload_nodes (
+  id           text        PRIMARY KEY,
+  epoch        bigint      NOT NULL,
+  lease_until  timestamptz NOT NULL,
+  started_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+  expired_at   timestamptz,
+  info         text        NOT NULL DEFAULT '{}'
+) WITH (fillfactor = 50);
+ALTER TABLE offload_jobs ADD COLUMN node_id text;
+ALTER TABLE offload_jobs ADD COLUMN node_epoch bigint NOT NULL DEFAULT 0;
+CREATE INDEX offload_jobs_queued ON offload_jobs (priority DESC, seq) WHERE status = 0;
+CREATE INDEX offload_jobs_running_on ON offload_jobs (node_id, node_epoch) WHERE status = 1;
+)sql";
+
 // Advisory lock keys, per schema: the migration's (held while a server migrates) and
 // the server's (held by the write connection while the server runs).
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
 constexpr const char* kServerLock = "hashtextextended('offload server ' || current_schema(), 0)";
-
-// What ReadRow reads, in its order; column 6 is the input, 11 the result.
-constexpr const char* kColumns =
-    "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, result_type, result, "
-    "error_type, error_message, progress, error_history, idem_key, request_hash, timeout_ms, map_spec, "
-    "error_detail, files, result_file";
-
-// kColumns with `expr` read in the result's place.
-std::string ColumnsWithResultAs(std::string_view expr) {
-  constexpr std::string_view kPlain = ", result, ";
-  std::string c = kColumns;
-  c.replace(c.find(kPlain), kPlain.size(), ", " + std::string(expr) + ", ");
-  return c;
-}
-
-JobRecord ReadRow(const PgResult& res, int row, std::shared_ptr<const Output> shared = nullptr,
-                  ResultCache* cache = nullptr) {
-  auto text = [&](int col) { return res.Bytes(row, col); };
-  JobRecord r;
-  r.seq = static_cast<std::uint64_t>(res.Int(row, 0));
-  r.id = text(1);
-  r.task = text(2);
-  r.status = static_cast<JobStatus>(res.Int(row, 3));
-  r.priority = static_cast<int>(res.Int(row, 4));
-  r.attempts = static_cast<int>(res.Int(row, 5));
-  ErrorOr<json::value> input = ParseJson(text(6));
-  if (!input) {
-    spdlog::warn("job {}: its stored input is not readable ({}); it reads as null", r.id, input.error().detail);
-  }
-  r.input = std::make_shared<const json::value>(input ? std::move(*input) : json::value(nullptr));
-  r.created_at = res.Int(row, 7);
-  r.started_at = res.Int(row, 8);
-  r.finished_at = res.Int(row, 9);
-  if (!res.null(row, 10)) {
-    const std::string_view type = text(10);
-    if (shared && shared->content_type == type) {
-      r.result = std::move(shared);
-    } else {
-      auto out = std::make_shared<Output>();
-      out->content_type = type;
-      if (!res.null(row, 22)) {
-        out->file = ResultFileFromText(text(22));
-      } else if (!res.null(row, 11)) {
-        // (A null here is a result the query left out: its content type alone.)
-        const std::string_view bytes = text(11);
-        if (out->is_json()) {
-          ErrorOr<json::value> result = ParseJson(bytes);
-          if (!result) {
-            spdlog::warn("job {}: its stored result is not readable ({}); it reads as null", r.id,
-                         result.error().detail);
-          }
-          out->json = result ? std::move(*result) : json::value(nullptr);
-        } else {
-          out->bytes = bytes;
-        }
-        if (cache) cache->Remember(r.id, out, bytes.size());
-      }
-      r.result = std::move(out);
-    }
-  }
-  if (!res.null(row, 12)) r.error = JobError{std::string(text(12)), std::string(text(13)), std::string(text(20))};
-  if (!res.null(row, 14)) r.progress = res.Double(row, 14);
-  r.error_history = HistoryFromText(text(15));
-  r.idempotency_key = text(16);
-  r.request_hash = static_cast<std::uint64_t>(res.Int(row, 17));
-  r.timeout_ms = res.Int(row, 18);
-  if (!res.null(row, 19)) r.map = MapSpecFromText(text(19));
-  if (!res.null(row, 21)) r.files = FilesFromText(text(21));
-  return r;
-}
-
-// The columns an UPDATE changes, as parameters, in kUpdate's order (from $3).
-void AddState(const JobRecord& r, PgParams* p) {
-  p->Int(static_cast<int>(r.status)).Int(r.attempts).Int(r.started_at).Int(r.finished_at);
-  if (r.result) {
-    p->Text(r.result->content_type);
-    if (r.result->file) {
-      p->Null();
-    } else if (r.result->is_json()) {
-      p->OwnBinary(WriteJson(r.result->json, JsonNumbers::kKeepKind));
-    } else {
-      p->Binary(r.result->bytes);
-    }
-  } else {
-    p->Null().Null();
-  }
-  if (r.error) {
-    p->Text(r.error->type).Text(r.error->message).TextOrNull(r.error->detail);
-  } else {
-    p->Null().Null().Null();
-  }
-  if (r.progress) {
-    p->Double(*r.progress);
-  } else {
-    p->Null();
-  }
-  p->OwnOrNull(HistoryToText(r.error_history)).OwnOrNull(MapSpecToText(r.map));
-  p->OwnOrNull(r.result && r.result->file ? ResultFileToText(*r.result->file) : std::string());
-}
-
-constexpr const char* kUpdate =
-    "UPDATE offload_jobs SET status = $3, attempts = $4, started_at = $5, finished_at = $6, result_type = $7, "
-    "result = $8, error_type = $9, error_message = $10, error_detail = $11, progress = $12, error_history = $13, "
-    "map_spec = $14, result_file = $15 WHERE seq = $1 AND id = $2";
-
-// kUpdate's columns first, then those only an INSERT sets.
-constexpr const char* kInsert =
-    "INSERT INTO offload_jobs (seq, id, status, attempts, started_at, finished_at, result_type, result, error_type, "
-    "error_message, error_detail, progress, error_history, map_spec, result_file, task, priority, input, "
-    "created_at, idem_key, request_hash, timeout_ms, files) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
-    "$23)";
-
-PgCall WriteCall(const StoreOp& op) {
-  const JobRecord& r = op.job;
-  PgCall call{op.kind == StoreOp::Kind::kInsert ? kInsert : kUpdate, {}};
-  call.params.Int(static_cast<std::int64_t>(r.seq)).Text(r.id);
-  AddState(r, &call.params);
-  if (op.kind == StoreOp::Kind::kInsert) {
-    call.params.Text(r.task).Int(r.priority).Own(r.input ? WriteJson(*r.input, JsonNumbers::kKeepKind) : "null");
-    call.params.Int(r.created_at).TextOrNull(r.idempotency_key).Int(static_cast<std::int64_t>(r.request_hash));
-    call.params.Int(r.timeout_ms).OwnOrNull(FilesToText(r.files));
-  }
-  return call;
-}
 
 }  // namespace
 
@@ -248,7 +138,7 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool 
       int to;
       const char* sql;
     };
-    static const Migration kMigrations[] = {{1, kSchemaV1}};
+    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema
@@ -307,7 +197,7 @@ ErrorOr<PostgresStore::ReadLease> PostgresStore::AcquireReader() {
 Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
   std::vector<PgCall> calls;
   calls.reserve(ops.size());
-  for (const StoreOp& op : ops) calls.push_back(WriteCall(op));
+  for (const StoreOp& op : ops) calls.push_back(PgJobWrite(op));
   // An update that finds no row fails the batch, as a missing job.
   auto check = [&ops](const std::vector<PgResult>& results) -> Status {
     for (std::size_t i = 0; i < ops.size(); ++i) {
@@ -358,21 +248,21 @@ auto PostgresStore::WithReader(Fn fn) -> decltype(fn(std::declval<PgConnection&>
 ErrorOr<std::optional<JobRecord>> PostgresStore::Get(const std::string& id) {
   // A result some reader holds is shared, and not read (nor held) again.
   std::shared_ptr<const Output> shared = results_.Find(id);
-  static const std::string with = std::string("SELECT ") + kColumns + " FROM offload_jobs WHERE id = $1";
-  static const std::string without = "SELECT " + ColumnsWithResultAs("NULL") + " FROM offload_jobs WHERE id = $1";
+  static const std::string with = std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE id = $1";
+  static const std::string without = "SELECT " + PgJobColumnsWithResultAs("NULL") + " FROM offload_jobs WHERE id = $1";
   auto res = WithReader([&](PgConnection& c) { return c.Exec(shared ? without : with, PgParams().Text(id)); });
   if (!res) return res.error();
   if (res->rows() == 0) return std::optional<JobRecord>();
-  return std::optional<JobRecord>(ReadRow(*res, 0, std::move(shared), &results_));
+  return std::optional<JobRecord>(ReadPgJobRow(*res, 0, std::move(shared), &results_));
 }
 
 ErrorOr<JobPage> PostgresStore::List(const JobQuery& q) {
   // The result only when asked for and JSON, and its size, so that a page can stop
   // before its results pass their budget.
   static const std::string kIfAsked = "($2::boolean AND result_type = 'application/json')";
-  static const std::string kSelect = "SELECT " + ColumnsWithResultAs("CASE WHEN " + kIfAsked + " THEN result END") +
-                                     ", CASE WHEN " + kIfAsked + " THEN octet_length(result) ELSE 0 END " +
-                                     "FROM offload_jobs WHERE seq < $1";
+  static const std::string kSelect =
+      "SELECT " + PgJobColumnsWithResultAs("CASE WHEN " + kIfAsked + " THEN result END") + ", CASE WHEN " + kIfAsked +
+      " THEN octet_length(result) ELSE 0 END " + "FROM offload_jobs WHERE seq < $1";
   PgParams params;
   params.Int(q.before_seq > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX
                                                                   : static_cast<std::int64_t>(q.before_seq));
@@ -403,7 +293,7 @@ ErrorOr<JobPage> PostgresStore::List(const JobQuery& q) {
                        "the results of the first " + std::to_string(page.jobs.size() + 1) +
                            " jobs of this page are over " + std::to_string(q.max_result_bytes) + " bytes");
     }
-    page.jobs.push_back(ReadRow(*res, row));
+    page.jobs.push_back(ReadPgJobRow(*res, row));
   }
   return page;
 }
@@ -444,12 +334,12 @@ ErrorOr<std::vector<std::string>> PostgresStore::FinishedWithFilesBefore(UnixMil
 
 ErrorOr<std::vector<JobRecord>> PostgresStore::LoadUnfinished() {
   auto res = WithReader([&](PgConnection& c) {
-    return c.Exec(std::string("SELECT ") + kColumns + " FROM offload_jobs WHERE status IN (0, 1) ORDER BY seq");
+    return c.Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE status IN (0, 1) ORDER BY seq");
   });
   if (!res) return res.error();
   std::vector<JobRecord> out;
   out.reserve(static_cast<std::size_t>(res->rows()));
-  for (int row = 0; row < res->rows(); ++row) out.push_back(ReadRow(*res, row));
+  for (int row = 0; row < res->rows(); ++row) out.push_back(ReadPgJobRow(*res, row));
   return out;
 }
 

@@ -53,7 +53,7 @@ class PostgresStore final : public Store {
   bool durable() const override { return true; }
 
   // The schema version this offload creates.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
  private:
   class ReadLease;

@@ -83,6 +83,26 @@ TEST_F(PostgresStoreTest, ASchemaFromANewerOffloadIsRefusedAndLeftAlone) {
   EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), "999");
 }
 
+TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.has_value()) << store.error().detail;
+    ASSERT_TRUE((*store)->Insert(MakeJob(1)).has_value());
+  }
+  // Back to what version 1 made: no cluster tables or columns.
+  Query(conninfo_,
+        "DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX offload_jobs_running_on; "
+        "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch; UPDATE offload_schema SET version = 1");
+  auto store = Open();
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), "2");
+  EXPECT_EQ(Query(conninfo_, "SELECT count(*) FROM offload_nodes"), "0");
+  EXPECT_EQ(Query(conninfo_, "SELECT node_epoch FROM offload_jobs WHERE id = 'job-1'"), "0");
+  auto job = (*store)->Get("job-1");
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  EXPECT_EQ((*job)->seq, 1u);
+}
+
 TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnceAndOneHoldsTheSchema) {
   constexpr int kServers = 4;
   std::vector<ErrorOr<std::unique_ptr<Store>>> opened;

@@ -1,0 +1,93 @@
+#include "cluster/cluster_tables.h"
+
+#include "store/postgres_rows.h"
+
+namespace offload {
+
+namespace {
+
+// Rolls back the open transaction and returns `e`.
+Error Abort(PgConnection& conn, Error e) {
+  if (!conn.broken()) (void)conn.ExecScript("ROLLBACK");
+  return e;
+}
+
+}  // namespace
+
+ErrorOr<NodeIdentity> RegisterNode(PgConnection& conn, const std::string& id, const std::string& info, Millis ttl) {
+  auto res = conn.Exec(
+      "INSERT INTO offload_nodes (id, epoch, lease_until, info) "
+      "VALUES ($1, 1, clock_timestamp() + $2 * interval '1 millisecond', $3) "
+      "ON CONFLICT (id) DO UPDATE SET epoch = offload_nodes.epoch + 1, lease_until = EXCLUDED.lease_until, "
+      "info = EXCLUDED.info, started_at = clock_timestamp(), expired_at = NULL "
+      "RETURNING epoch",
+      PgParams().Text(id).Int(ttl.count()).Text(info));
+  if (!res) return res.error();
+  return NodeIdentity{id, res->Int(0, 0)};
+}
+
+ErrorOr<bool> RenewLease(PgConnection& conn, const NodeIdentity& node, Millis ttl) {
+  auto res = conn.Exec(
+      "UPDATE offload_nodes SET lease_until = clock_timestamp() + $3 * interval '1 millisecond' "
+      "WHERE id = $1 AND epoch = $2 AND expired_at IS NULL",
+      PgParams().Text(node.id).Int(node.epoch).Int(ttl.count()));
+  if (!res) return res.error();
+  return res->changed() == 1;
+}
+
+Status DeregisterNode(PgConnection& conn, const NodeIdentity& node) {
+  auto res =
+      conn.Exec("DELETE FROM offload_nodes WHERE id = $1 AND epoch = $2", PgParams().Text(node.id).Int(node.epoch));
+  if (!res) return res.error();
+  return {};
+}
+
+ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixMillis now,
+                                         const RescueDecision& decide) {
+  RescueReport report;
+  if (Status s = conn.ExecScript("BEGIN"); !s) return Abort(conn, s.error());
+  auto turn = conn.Exec("SELECT pg_try_advisory_xact_lock(hashtextextended('offload rescue ' || current_schema(), 0))");
+  if (!turn) return Abort(conn, turn.error());
+  if (turn->Bytes(0, 0) != std::string_view("\x01", 1)) {
+    // Another node is rescuing now.
+    if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
+    return report;
+  }
+  auto expired = conn.Exec(
+      "SELECT id, epoch FROM offload_nodes "
+      "WHERE expired_at IS NULL AND lease_until < clock_timestamp() - $1 * interval '1 millisecond' FOR UPDATE",
+      PgParams().Int(grace.count()));
+  if (!expired) return Abort(conn, expired.error());
+  for (int n = 0; n < expired->rows(); ++n) {
+    const std::string id(expired->Bytes(n, 0));
+    const std::int64_t epoch = expired->Int(n, 1);
+    auto running = conn.Exec(std::string("SELECT ") + kPgJobColumns +
+                                 " FROM offload_jobs WHERE node_id = $1 AND node_epoch = $2 AND status = 1 "
+                                 "ORDER BY seq FOR UPDATE",
+                             PgParams().Text(id).Int(epoch));
+    if (!running) return Abort(conn, running.error());
+    for (int row = 0; row < running->rows(); ++row) {
+      JobRecord job = ReadPgJobRow(*running, row);
+      decide(&job, now);
+      // The write of PgJobWrite's UPDATE ($1..$15), still only if the job is the
+      // dead node's and running: rows locked above, so this holds, but it says so.
+      const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
+      PgCall write = PgJobWrite(op, "node_id = $16 AND node_epoch = $17 AND status = 1");
+      write.params.Text(id).Int(epoch);
+      auto moved = conn.Exec(write.sql, write.params);
+      if (!moved) return Abort(conn, moved.error());
+      report.jobs += static_cast<std::size_t>(moved->changed());
+    }
+    auto fenced = conn.Exec(
+        "UPDATE offload_nodes SET epoch = epoch + 1, expired_at = clock_timestamp() WHERE id = $1 AND epoch = $2",
+        PgParams().Text(id).Int(epoch));
+    if (!fenced) return Abort(conn, fenced.error());
+    ++report.nodes;
+  }
+  auto old = conn.Exec("DELETE FROM offload_nodes WHERE expired_at < clock_timestamp() - interval '1 day'");
+  if (!old) return Abort(conn, old.error());
+  if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
+  return report;
+}
+
+}  // namespace offload

@@ -1,0 +1,64 @@
+// The cluster's state in PostgreSQL: which nodes are alive (their leases), which node
+// runs which job (claims), and what becomes of the jobs of a node that stopped
+// renewing its lease (rescues). Functions of a connection, no state of their own: the
+// lease supervisor (node_lease.h) runs them on its thread and connection.
+//
+// Times of leases are the database's (clock_timestamp()), never a node's, so that
+// clocks that differ between machines cannot expire a live node.
+//
+// Fencing: a node's identity is its id and its epoch. A rescue marks an expired node
+// (expired_at) and moves it to the next epoch, so that its renewals fail from then
+// on; its jobs are moved in the same transaction, guarded by (node_id, node_epoch,
+// status running), so that a job the node finished just before is left alone. A node
+// that comes back registers again, with the epoch after that, and what it writes for
+// jobs claimed in an old epoch matches no row. Epochs of an id only grow: the row of
+// an expired node stays (for a day) rather than being reused from epoch 1.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "store/job_record.h"
+#include "store/pg_connection.h"
+#include "config/config.h"
+#include "util/clock.h"
+
+namespace offload {
+
+struct NodeIdentity {
+  std::string id;
+  std::int64_t epoch = 0;
+  bool operator==(const NodeIdentity&) const = default;
+};
+
+// Registers node `id`, with a lease of `ttl` from now: epoch 1 for a new id, the next
+// epoch for one that registered before (its old lease, if still there, ends now).
+// `info` is a JSON object for people and dashboards (role, resources, tasks).
+ErrorOr<NodeIdentity> RegisterNode(PgConnection& conn, const std::string& id, const std::string& info, Millis ttl);
+
+// Extends the node's lease to `ttl` from now. False when the node was fenced: a
+// rescue removed it, or it registered again since (another epoch).
+ErrorOr<bool> RenewLease(PgConnection& conn, const NodeIdentity& node, Millis ttl);
+
+// Removes the node's row at a clean stop (its jobs are finished or handed back).
+Status DeregisterNode(PgConnection& conn, const NodeIdentity& node);
+
+// Moves a running job of a node that lost its lease to its next status: queued again
+// (its task retries) or failed (it does not), with `interrupted` as the reason, at
+// time `now`.
+using RescueDecision = std::function<void(JobRecord* job, UnixMillis now)>;
+
+struct RescueReport {
+  std::size_t nodes = 0;  // Expired nodes removed.
+  std::size_t jobs = 0;   // Their running jobs moved.
+};
+
+// Rescues every node whose lease ended more than `grace` ago: in one transaction, each
+// one's running jobs go through `decide` and are written back, and the node is marked
+// expired at its next epoch; rows expired for a day go. One rescuer runs at a time
+// cluster-wide (an advisory lock; the others return an empty report at once).
+ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixMillis now,
+                                         const RescueDecision& decide);
+
+}  // namespace offload
