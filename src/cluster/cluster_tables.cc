@@ -1,5 +1,8 @@
 #include "cluster/cluster_tables.h"
 
+#include <unordered_map>
+
+#include "sched/scheduler.h"
 #include "store/postgres_rows.h"
 
 namespace offload {
@@ -40,6 +43,69 @@ Status DeregisterNode(PgConnection& conn, const NodeIdentity& node) {
       conn.Exec("DELETE FROM offload_nodes WHERE id = $1 AND epoch = $2", PgParams().Text(node.id).Int(node.epoch));
   if (!res) return res.error();
   return {};
+}
+
+ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest& request) {
+  std::vector<JobRecord> claimed;
+  // A task whose jobs cannot fit this node at all is not its to claim: left in, its
+  // jobs would hold up every later job on their resources here, for good.
+  std::vector<const std::pair<std::string, ResourceDemand>*> eligible;
+  for (const auto& task : request.tasks) {
+    bool fits = true;
+    for (auto [r, amount] : task.second.units) fits = fits && amount <= request.capacity[static_cast<std::size_t>(r)];
+    if (fits) eligible.push_back(&task);
+  }
+  if (eligible.empty() || request.limit == 0) return claimed;
+  // The task names as a text[] literal: {"a","b"}, each quoted and escaped.
+  std::string tasks = "{";
+  for (const auto* task : eligible) {
+    const std::string& name = task->first;
+    if (tasks.size() > 1) tasks += ',';
+    tasks += '"';
+    for (char c : name) {
+      if (c == '"' || c == '\\') tasks += '\\';
+      tasks += c;
+    }
+    tasks += '"';
+  }
+  tasks += '}';
+
+  if (Status s = conn.ExecScript("BEGIN"); !s) return Abort(conn, s.error());
+  auto turn = conn.Exec("SELECT pg_advisory_xact_lock(hashtextextended('offload claim ' || current_schema(), 0))");
+  if (!turn) return Abort(conn, turn.error());
+  auto queued = conn.Exec(std::string("SELECT ") + kPgJobColumns +
+                              " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND "
+                              "(node_id IS NULL OR node_id = $2) ORDER BY priority DESC, seq LIMIT $3",
+                          PgParams().Text(tasks).Text(request.node.id).Int(static_cast<std::int64_t>(request.limit)));
+  if (!queued) return Abort(conn, queued.error());
+
+  // The local scheduler's rule, run on the head of the cluster's queue.
+  Scheduler<int> picker(request.capacity);
+  for (std::size_t r = 0; r < request.in_use.size(); ++r) picker.Hold(static_cast<int>(r), request.in_use[r]);
+  std::unordered_map<std::string, int> queue_of;
+  for (const auto* task : eligible) queue_of.emplace(task->first, picker.AddQueue(task->second));
+  std::vector<JobRecord> rows;
+  rows.reserve(static_cast<std::size_t>(queued->rows()));
+  for (int row = 0; row < queued->rows(); ++row) {
+    rows.push_back(ReadPgJobRow(*queued, row));
+    const JobRecord& r = rows.back();
+    picker.Enqueue(queue_of.at(r.task), Scheduler<int>::MakeKey(r.priority, r.seq), row);
+  }
+  std::string seqs = "{";
+  picker.Dispatch([&](int, int row) {
+    if (seqs.size() > 1) seqs += ',';
+    seqs += std::to_string(rows[static_cast<std::size_t>(row)].seq);
+    claimed.push_back(std::move(rows[static_cast<std::size_t>(row)]));
+  });
+  seqs += '}';
+  if (!claimed.empty()) {
+    auto marked =
+        conn.Exec("UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = ANY($3::bigint[])",
+                  PgParams().Text(request.node.id).Int(request.node.epoch).Text(seqs));
+    if (!marked) return Abort(conn, marked.error());
+  }
+  if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
+  return claimed;
 }
 
 ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixMillis now,

@@ -18,10 +18,13 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "config/config.h"
+#include "sched/resource_demand.h"
 #include "store/job_record.h"
 #include "store/pg_connection.h"
-#include "config/config.h"
 #include "util/clock.h"
 
 namespace offload {
@@ -43,6 +46,29 @@ ErrorOr<bool> RenewLease(PgConnection& conn, const NodeIdentity& node, Millis tt
 
 // Removes the node's row at a clean stop (its jobs are finished or handed back).
 Status DeregisterNode(PgConnection& conn, const NodeIdentity& node);
+
+// What a node asks for when it claims work: what it has free, and which tasks it runs.
+struct ClaimRequest {
+  NodeIdentity node;
+  // Per resource index: the node's capacity, and what its running jobs hold now.
+  std::vector<std::int64_t> capacity;
+  std::vector<std::int64_t> in_use;
+  // The tasks the node runs, each with what one of its jobs holds. A task whose jobs
+  // need more than the node's capacity is left out: such a job must not hold up, on
+  // this node, the jobs it can start.
+  std::vector<std::pair<std::string, ResourceDemand>> tasks;
+  std::size_t limit = 256;  // The most queued jobs looked at, and so claimed, per call.
+};
+
+// Claims the queued jobs this node may start now, marking them running on it (at its
+// epoch), and returns them in start order, as they were queued. The order is the
+// scheduler's (sched/scheduler.h) over the whole cluster's queue: higher priority
+// first, then submission; strict head-of-line per resource, so that on an exclusive
+// resource jobs start in submission order whichever node frees first. Claims are
+// serialized cluster-wide (a transaction-scoped advisory lock), so two nodes never
+// claim past each other. A queued job that names a node (node_id: its files are on
+// that node's disk) is only that node's to claim.
+ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest& request);
 
 // Moves a running job of a node that lost its lease to its next status: queued again
 // (its task retries) or failed (it does not), with `interrupted` as the reason, at

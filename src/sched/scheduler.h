@@ -119,6 +119,14 @@ class Scheduler {
     }
   }
 
+  // Counts `units` of resource r as held by work this scheduler did not start (the
+  // jobs a cluster node already runs, when it picks what else it may start).
+  // REQUIRES: in_use(r) + units <= capacity(r).
+  void Hold(int r, std::int64_t units) {
+    in_use_[r] += units;
+    assert(in_use_[r] <= capacity_[r]);
+  }
+
   // Returns what a job of queue q held. REQUIRES: that job was started by Dispatch.
   void Release(int q) {
     for (auto [r, amount] : queues_[q].uses.units) {

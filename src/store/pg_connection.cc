@@ -153,6 +153,26 @@ Status PgConnection::set_io_timeout(std::chrono::milliseconds timeout) {
 
 bool PgConnection::broken() const { return failed_ || !conn_ || PQstatus(conn_) != CONNECTION_OK; }
 
+int PgConnection::socket() const { return PQsocket(conn_); }
+
+bool PgConnection::ReadInput() {
+  if (broken()) return false;
+  if (!PQconsumeInput(conn_)) {
+    failed_ = true;
+    return false;
+  }
+  return true;
+}
+
+std::vector<std::pair<std::string, std::string>> PgConnection::TakeNotifications() {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (PGnotify* n = PQnotifies(conn_)) {
+    out.emplace_back(n->relname, n->extra ? n->extra : "");
+    PQfreemem(n);
+  }
+  return out;
+}
+
 Error PgConnection::Fail(const std::string& what) {
   failed_ = true;
   return PgError(conn_, nullptr, what);

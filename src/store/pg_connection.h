@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "util/error.h"
@@ -116,6 +117,13 @@ class PgConnection {
 
   // True once the connection failed: its owner should drop it.
   bool broken() const;
+
+  // For a listener (cluster/wake_listener.h): the socket to wait on, reading what
+  // arrived on it, and the notifications read so far as (channel, payload). A false
+  // ReadInput means the connection is lost.
+  int socket() const;
+  bool ReadInput();
+  std::vector<std::pair<std::string, std::string>> TakeNotifications();
   // Whether the last Transaction sent its COMMIT. One that failed before it did was
   // not applied, so it may be run again on another connection; one that failed after
   // may or may not have been.

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "cluster/cluster_test_util.h"
@@ -22,7 +23,138 @@ void RetryOnce(JobRecord* job, UnixMillis now) {
   EnterStatus(job, job->attempts <= 1 ? JobStatus::kQueued : JobStatus::kFailed, now, std::move(lost));
 }
 
-class ClusterTablesTest : public ClusterSchemaTest {};
+class ClusterTablesTest : public ClusterSchemaTest {
+ protected:
+  // Inserts queued job `seq` of `task` at `priority`.
+  void InsertQueued(std::uint64_t seq, const std::string& task, int priority = 0) {
+    JobRecord r;
+    r.id = "job-" + std::to_string(seq);
+    r.task = task;
+    r.seq = seq;
+    r.priority = priority;
+    r.input = std::make_shared<const boost::json::value>(nullptr);
+    r.created_at = 1000 + static_cast<UnixMillis>(seq);
+    ASSERT_TRUE(store_->Insert(r).has_value());
+  }
+  // Resources: 0 is cpu, 1 is gpu.
+  static ResourceDemand Uses(std::int64_t cpu, std::int64_t gpu = 0) {
+    ResourceDemand d;
+    if (cpu > 0) d.Add(0, cpu);
+    if (gpu > 0) d.Add(1, gpu);
+    return d;
+  }
+  // The seqs `node` claims with `cpu` and `gpu` free of capacities 4 and 1.
+  std::vector<std::uint64_t> Claim(const NodeIdentity& node, std::int64_t cpu_free, std::int64_t gpu_free,
+                                   std::vector<std::pair<std::string, ResourceDemand>> tasks) {
+    ClaimRequest req{node, {4, 1}, {4 - cpu_free, 1 - gpu_free}, std::move(tasks)};
+    auto claimed = ClaimJobs(*conn_, req);
+    EXPECT_TRUE(claimed.has_value()) << claimed.error().detail;
+    std::vector<std::uint64_t> seqs;
+    if (claimed) {
+      for (const JobRecord& r : *claimed) {
+        EXPECT_EQ(r.status, JobStatus::kQueued) << "claims come back as they were queued";
+        seqs.push_back(r.seq);
+      }
+    }
+    return seqs;
+  }
+  std::string Owner(std::uint64_t seq) {
+    return Sql(conninfo_, "SELECT node_id || '@' || node_epoch FROM offload_jobs WHERE seq = " + std::to_string(seq));
+  }
+  const NodeIdentity a_{"a", 1};
+  const NodeIdentity b_{"b", 3};
+};
+
+using Seqs = std::vector<std::uint64_t>;
+
+TEST_F(ClusterTablesTest, AClaimTakesWhatFitsInPriorityThenSubmissionOrder) {
+  InsertQueued(1, "cpu1");
+  InsertQueued(2, "cpu1", /*priority=*/5);
+  InsertQueued(3, "cpu1");
+  InsertQueued(4, "cpu1", /*priority=*/5);
+  InsertQueued(5, "cpu1");
+  EXPECT_EQ(Claim(a_, 3, 1, {{"cpu1", Uses(1)}}), (Seqs{2, 4, 1}));
+  EXPECT_EQ(Status(2), "1");
+  EXPECT_EQ(Owner(2), "a@1");
+  EXPECT_EQ(Status(3), "0");
+  // What is claimed is not claimed again.
+  EXPECT_EQ(Claim(b_, 4, 1, {{"cpu1", Uses(1)}}), (Seqs{3, 5}));
+  EXPECT_EQ(Owner(5), "b@3");
+}
+
+TEST_F(ClusterTablesTest, TheHeadOfAResourceHoldsItUpAndOnlyIt) {
+  InsertQueued(1, "render");  // gpu: busy on this node.
+  InsertQueued(2, "render");
+  InsertQueued(3, "cpu1");  // Another resource: free to go.
+  const std::vector<std::pair<std::string, ResourceDemand>> tasks = {{"render", Uses(0, 1)}, {"cpu1", Uses(1)}};
+  EXPECT_EQ(Claim(a_, 4, 0, tasks), (Seqs{3}));
+  // (A head that also used cpu would hold the cpu jobs after it too: the scheduler's
+  // rule, so that no later job overtakes it on any of its resources.)
+  // A job that needs more cpu than is free holds up the cpu jobs after it.
+  InsertQueued(4, "cpu4");
+  InsertQueued(5, "cpu1");
+  std::vector<std::pair<std::string, ResourceDemand>> with_big = tasks;
+  with_big.push_back({"cpu4", Uses(4)});
+  EXPECT_EQ(Claim(a_, 3, 0, with_big), Seqs{});
+}
+
+TEST_F(ClusterTablesTest, AnExclusiveResourceStartsInSubmissionOrderWhicheverNodeFreesFirst) {
+  for (std::uint64_t seq = 1; seq <= 4; ++seq) InsertQueued(seq, "render");
+  const std::vector<std::pair<std::string, ResourceDemand>> tasks = {{"render", Uses(0, 1)}};
+  EXPECT_EQ(Claim(b_, 4, 1, tasks), (Seqs{1}));
+  EXPECT_EQ(Claim(a_, 4, 1, tasks), (Seqs{2}));
+  EXPECT_EQ(Claim(a_, 4, 0, tasks), Seqs{});  // Busy: takes nothing.
+  EXPECT_EQ(Claim(b_, 4, 1, tasks), (Seqs{3}));
+  EXPECT_EQ(Claim(a_, 4, 1, tasks), (Seqs{4}));
+}
+
+TEST_F(ClusterTablesTest, ATaskANodeCannotRunIsInvisibleToIt) {
+  InsertQueued(1, "render");
+  InsertQueued(2, "huge");  // Needs 8 cpus: more than this node has.
+  InsertQueued(3, "cpu1");
+  EXPECT_EQ(Claim(a_, 4, 1, {{"cpu1", Uses(1)}, {"huge", Uses(8)}}), (Seqs{3}));
+  EXPECT_EQ(Status(1), "0");
+  EXPECT_EQ(Status(2), "0");
+}
+
+TEST_F(ClusterTablesTest, AJobPinnedToANodeIsOnlyThatNodesToClaim) {
+  InsertQueued(1, "cpu1");
+  Sql(conninfo_, "UPDATE offload_jobs SET node_id = 'b' WHERE seq = 1");
+  InsertQueued(2, "cpu1");
+  EXPECT_EQ(Claim(a_, 4, 1, {{"cpu1", Uses(1)}}), (Seqs{2}));
+  EXPECT_EQ(Claim(b_, 4, 1, {{"cpu1", Uses(1)}}), (Seqs{1}));
+}
+
+TEST_F(ClusterTablesTest, NodesClaimingAtOnceNeverTakeTheSameJob) {
+  constexpr int kJobs = 200;
+  for (int seq = 1; seq <= kJobs; ++seq) InsertQueued(static_cast<std::uint64_t>(seq), "cpu1");
+  std::vector<std::vector<std::uint64_t>> got(4);
+  std::vector<std::thread> nodes;
+  for (int n = 0; n < 4; ++n) {
+    nodes.emplace_back([&, n] {
+      auto conn = PgConnection::Connect(conninfo_);
+      ASSERT_TRUE(conn.has_value());
+      const NodeIdentity me{"n" + std::to_string(n), 1};
+      for (int round = 0; round < 100; ++round) {
+        ClaimRequest req{me, {4, 1}, {0, 0}, {{"cpu1", Uses(1)}}};
+        auto claimed = ClaimJobs(**conn, req);
+        ASSERT_TRUE(claimed.has_value()) << claimed.error().detail;
+        if (claimed->empty()) break;
+        for (const JobRecord& r : *claimed) got[n].push_back(r.seq);
+      }
+    });
+  }
+  for (auto& t : nodes) t.join();
+  std::set<std::uint64_t> all;
+  std::size_t total = 0;
+  for (const auto& g : got) {
+    total += g.size();
+    all.insert(g.begin(), g.end());
+  }
+  EXPECT_EQ(total, std::size_t{kJobs});
+  EXPECT_EQ(all.size(), std::size_t{kJobs}) << "a job was claimed twice";
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_jobs WHERE status = 1"), std::to_string(kJobs));
+}
 
 TEST_F(ClusterTablesTest, ANewNodeStartsAtEpochOneAndEachRegistrationMovesItOn) {
   auto first = RegisterNode(*conn_, "a", R"({"role":"all"})", milliseconds(15'000));
