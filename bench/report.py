@@ -68,6 +68,12 @@ ROWS = [
     ("W12", lambda o: o["one_node"]["finished_per_s"], "1 node finished_per_s", None),
     ("W12", lambda o: o["ratio_one_node"], "1 node / pgbench tps (x)", None),
     ("W12", lambda o: o["one_node"]["lost"], "1 node lost", None),
+    ("W12s", "jobs", "jobs", None),
+    ("W12s", lambda o: o["start"]["p50_ms"], "claim p50 at the start (ms)", None),
+    ("W12s", lambda o: o["start"]["p99_ms"], "claim p99 at the start (ms)", None),
+    ("W12s", lambda o: o["end"]["p50_ms"], "claim p50 at the end (ms)", None),
+    ("W12s", lambda o: o["end"]["p99_ms"], "claim p99 at the end (ms)", None),
+    ("W12s", lambda o: o["end"]["p50_ms"] / o["start"]["p50_ms"], "end / start p50 (x)", ("<=", 1.5)),
     # Issue 16: a 1 GiB upload through sha256sum against cat | sha256sum, same run.
     ("W13", lambda o: statistics.median(o["pipe_s"]), "pipe_s", None),
     ("W13", lambda o: statistics.median(o["modes"]["full"]["offload_s"]), "offload_s (full)", None),
@@ -91,6 +97,7 @@ DESCRIPTIONS = {
     "W10": "e2e command /bin/true",
     "W11": "Python map, offload vs ProcessPoolExecutor",
     "W12": "e2e noop on PostgreSQL vs pgbench",
+    "W12s": "claim soak, 256 jobs a claim",
     "W13": "1 GiB upload through sha256sum",
     "W1/W7": "",
 }

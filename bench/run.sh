@@ -74,6 +74,7 @@ done
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: --runs must be a positive integer" >&2; exit 2; }
 offload=${offload:-$build/src/offload}
 load=${load:-$build/bench/offload-load}
+soak=$(dirname "$load")/offload-claim-soak
 for bin in "$offload" "$load"; do
   [[ -x "$bin" ]] || { echo "run.sh: $bin is not built (cmake --build $build)" >&2; exit 2; }
 done
@@ -354,10 +355,12 @@ run_w13() {  # RUN
 
 # W12, offload on PostgreSQL against PostgreSQL's own pgbench on the same server in
 # the same run: `pgbench -N -M prepared -c 8 -T 15` (simple updates, one transaction
-# each) is the baseline, W2's e2e noop through one offload node the figure.
+# each) is the baseline, W2's e2e noop through one offload node the figure. Then the
+# claim soak: a million jobs queued, claimed and finished, every finished row kept,
+# and the latency of a claim at the start and at the end.
 run_w12() {  # RUN
-  local conninfo tps cfg=$work/w12.toml pgbench_d=15
-  ((quick)) && pgbench_d=2
+  local conninfo tps cfg=$work/w12.toml pgbench_d=15 soak_n=1000000
+  ((quick)) && pgbench_d=2 && soak_n=20000
   conninfo=$(postgres_conninfo)
   pgbench -i -q -s 10 "$conninfo" >"$work/pgbench.out" 2>&1 || { fail "W12: pgbench -i: $(tail -3 "$work/pgbench.out")"; return; }
   pgbench -N -M prepared -c 8 -j 2 -T "$pgbench_d" "$conninfo" >"$work/pgbench.out" 2>&1 ||
@@ -375,6 +378,14 @@ PY
     rm -f "$results/W12-e2e-$1.json"
   fi
   stop_server
+  psql "$conninfo" -qX -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS soak CASCADE" \
+    -c "CREATE SCHEMA soak" >/dev/null
+  if "$soak" --conninfo "$conninfo options='-csearch_path=soak'" --jobs "$soak_n" >"$results/W12s-postgres-$1.json" \
+    2>"$work/soak.err"; then
+    note "W12 soak: $(cat "$results/W12s-postgres-$1.json")"
+  else
+    fail "W12 soak: $(tail -3 "$work/soak.err")"
+  fi
 }
 
 # nginx's config for W7: every request answered with a fixed 202 job body.
