@@ -180,8 +180,13 @@ write_config() {  # FILE STORE [EXTRA TOML]
   spec=$(store_spec "$2" "$work/data-$2") || return 1
   mkdir -p "$work/data-$2"
   rm -f "$work/data-$2"/* 2>/dev/null || true
-  [[ "$2" != postgres ]] || reset_postgres_schema || return 1
-  printf 'store = "%s"\nshutdown_grace = "0s"\n%s\n' "$spec" "${3:-}" >"$1"
+  local files=""
+  # PostgreSQL's default files_dir is the working directory's offload-files.
+  if [[ "$2" == postgres ]]; then
+    reset_postgres_schema || return 1
+    files="files_dir = \"$work/data-$2/files\""
+  fi
+  printf 'store = "%s"\nshutdown_grace = "0s"\n%s\n%s\n' "$spec" "$files" "${3:-}" >"$1"
 }
 
 # Starts the private PostgreSQL server (in this shell, so that cleanup sees it).

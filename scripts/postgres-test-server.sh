@@ -33,6 +33,11 @@ stop() {
   [ -f "$state/datadir" ] || return 0
   local data
   data=$(cat "$state/datadir")
+  # Only a cluster this script made is removed.
+  case "$data" in
+    /tmp/offload-pg-*/data) ;;
+    *) echo "postgres-test-server: $state/datadir names $data, not a cluster of this script's" >&2; return 1 ;;
+  esac
   if [ -f "$data/postmaster.pid" ]; then
     as_owner "$bindir/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1 || true
   fi

@@ -38,12 +38,71 @@ PgParams& PgParams::Add(const char* p, std::size_t n, int format) {
   return *this;
 }
 
-PgParams& PgParams::Text(std::string_view v) { return Add(v.empty() ? "" : v.data(), v.size(), 0); }
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
+std::size_t Utf8Length(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return c == 0 ? 0 : 1;
+  std::size_t n;
+  unsigned char lo = 0x80, hi = 0xbf;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    if (c == 0xe0) lo = 0xa0;
+    if (c == 0xed) hi = 0x9f;  // No surrogates.
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    if (c == 0xf0) lo = 0x90;
+    if (c == 0xf4) hi = 0x8f;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if (b(i + k) < 0x80 || b(i + k) > 0xbf) return 0;
+  }
+  return n;
+}
+
+bool IsPgText(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = Utf8Length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string ToPgText(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = Utf8Length(s, i);
+    if (n > 0) {
+      out.append(s.substr(i, n));
+      i += n;
+    } else {
+      if (s[i] != '\0') out += "\xEF\xBF\xBD";  // U+FFFD
+      ++i;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+PgParams& PgParams::Text(const std::string& v) {
+  if (!IsPgText(v)) return Own(v);
+  return Add(v.c_str(), v.size(), 0);
+}
 PgParams& PgParams::Binary(std::string_view v) { return Add(v.empty() ? "" : v.data(), v.size(), 1); }
 PgParams& PgParams::Null() { return Add(nullptr, 0, 0); }
 
 PgParams& PgParams::Own(std::string v) {
-  owned_.push_back(std::move(v));
+  owned_.push_back(IsPgText(v) ? std::move(v) : ToPgText(v));
   return Add(owned_.back().data(), owned_.back().size(), 0);
 }
 
@@ -121,6 +180,10 @@ Error PgError(pg_conn* conn, const pg_result* result, const std::string& what) {
 }
 
 ErrorOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo) {
+  // libpq's message about a string it cannot parse may quote it, password and all.
+  if (!ValidConnInfo(conninfo, nullptr)) {
+    return MakeError(ErrorCode::kInvalidArgument, "the PostgreSQL connection string cannot be parsed");
+  }
   std::vector<const char*> keys(std::begin(kDefaultKeys), std::end(kDefaultKeys));
   std::vector<const char*> values(std::begin(kDefaultValues), std::end(kDefaultValues));
   keys.push_back("dbname");  // Expanded (expand_dbname): the user's string, last, wins.
@@ -373,7 +436,8 @@ std::string RedactConnInfo(const std::string& conninfo) {
     if (!out.empty()) out += ' ';
     out += o->keyword;
     out += '=';
-    out += std::strcmp(o->keyword, "password") == 0 ? "***" : o->val;
+    // dispchar "*": a secret (password, sslpassword).
+    out += o->dispchar && o->dispchar[0] == '*' ? "***" : o->val;
   }
   PQconninfoFree(options);
   return out;

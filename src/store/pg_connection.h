@@ -32,21 +32,32 @@ struct pg_result;
 
 namespace offload {
 
-// The parameters of one statement, in order ($1, $2, ...). A view passed to Text or
-// Binary is borrowed: it must outlive the call that sends the statement.
+// The parameters of one statement, in order ($1, $2, ...). A string passed to Text or
+// a view passed to Binary is borrowed: it must outlive the call that sends the
+// statement. Move-only: the pointers it holds point into its own strings.
 class PgParams {
  public:
-  PgParams& Text(std::string_view v);
+  PgParams() = default;
+  PgParams(PgParams&&) = default;
+  PgParams& operator=(PgParams&&) = default;
+  PgParams(const PgParams&) = delete;
+  PgParams& operator=(const PgParams&) = delete;
+
+  // Text as PostgreSQL takes it: valid UTF-8 without NUL (libpq reads a text value up
+  // to its NUL, and the server refuses an invalid sequence). Such text is borrowed;
+  // other bytes (a process's stderr cut mid-character, a header's obs-text) are kept as
+  // a copy with each invalid sequence as U+FFFD and each NUL dropped.
+  PgParams& Text(const std::string& v);
   PgParams& Binary(std::string_view v);  // A bytea, sent as its bytes.
   PgParams& Int(std::int64_t v);
   PgParams& Double(double v);
   PgParams& Null();
-  // Text the params keep (a value written out for this statement).
+  // Text the params keep (a value written out for this statement); made valid as Text's.
   PgParams& Own(std::string v);
   PgParams& OwnBinary(std::string v);  // A bytea the params keep.
   PgParams& OwnOrNull(std::string v) { return v.empty() ? Null() : Own(std::move(v)); }
   // Text, or NULL when empty.
-  PgParams& TextOrNull(std::string_view v) { return v.empty() ? Null() : Text(v); }
+  PgParams& TextOrNull(const std::string& v) { return v.empty() ? Null() : Text(v); }
 
   int size() const { return static_cast<int>(values_.size()); }
   const char* const* values() const { return values_.data(); }

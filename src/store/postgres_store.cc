@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <thread>
+
 #include "store/pg_connection.h"
 #include "store/postgres_rows.h"
 
@@ -109,14 +112,19 @@ ErrorOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const PostgresOption
   if (!writer) return writer.error();
   MutexLock lock(&store->write_mu_);
   store->writer_ = std::move(*writer);
+  auto pid = store->writer_->Exec("SELECT pg_backend_pid()");
+  if (!pid) return pid.error();
+  store->writer_pid_ = static_cast<int>(pid->Int(0, 0));
   return store;
 }
 
-ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool migrate) {
+ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool migrate, int stale_writer) {
   auto conn = PgConnection::Connect(options_.conninfo);
   if (!conn || !writer) return conn;
   PgConnection& c = **conn;
   if (migrate) {
+    // A migration may build indexes over a large table: it gets minutes, not 30 s.
+    if (Status s = c.set_io_timeout(std::chrono::minutes(30)); !s) return s.error();
     // Servers starting together take turns: the first migrates, the rest find it done.
     if (auto r = c.Exec(std::string("SELECT pg_advisory_lock(") + kMigrationLock + ")"); !r) return r.error();
     struct Unlock {
@@ -154,8 +162,24 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool 
       spdlog::info("store: the PostgreSQL schema is at version {}", m.to);
     }
   }
+  if (migrate) {
+    if (Status s = c.set_io_timeout(PgConnection::kIoTimeout); !s) return s.error();
+  }
   auto locked = c.Exec(std::string("SELECT pg_try_advisory_lock(") + kServerLock + ")");
   if (!locked) return locked.error();
+  // The lock may still be held by this server's previous write connection, cut on
+  // this side only: that backend goes, and the lock with it.
+  for (int attempt = 0; stale_writer > 0 && attempt < 20 && locked->Bytes(0, 0) != std::string_view("\x01", 1);
+       ++attempt) {
+    if (attempt == 0) {
+      auto gone = c.Exec("SELECT pg_terminate_backend($1)", PgParams().Int(stale_writer));
+      if (!gone) return gone.error();
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    locked = c.Exec(std::string("SELECT pg_try_advisory_lock(") + kServerLock + ")");
+    if (!locked) return locked.error();
+  }
   if (locked->Bytes(0, 0) != std::string_view("\x01", 1)) {
     return MakeError(ErrorCode::kUnavailable,
                      "another offload server is using this PostgreSQL schema (" + RedactConnInfo(options_.conninfo) +
@@ -167,9 +191,12 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool 
 ErrorOr<PgConnection*> PostgresStore::WriterLocked() {
   if (!writer_ || writer_->broken()) {
     writer_.reset();
-    auto conn = Connect(/*writer=*/true, /*migrate=*/false);
+    auto conn = Connect(/*writer=*/true, /*migrate=*/false, writer_pid_);
     if (!conn) return conn.error();
+    auto pid = (*conn)->Exec("SELECT pg_backend_pid()");
+    if (!pid) return pid.error();
     writer_ = std::move(*conn);
+    writer_pid_ = static_cast<int>(pid->Int(0, 0));
   }
   return writer_.get();
 }
@@ -215,6 +242,7 @@ Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
     if (!s && (*writer)->broken() && !(*writer)->commit_sent()) {
       // Cut before its commit was sent (PostgreSQL restarted since the last write, say):
       // nothing was applied, so it runs once more, on a new connection.
+      DropIdleReaders();
       writer = WriterLocked();
       if (!writer) return writer.error();
       s = (*writer)->Transaction(calls, check);
@@ -242,6 +270,15 @@ auto PostgresStore::WithReader(Fn fn) -> decltype(fn(std::declval<PgConnection&>
     // A connection cut since its last use (a restart of PostgreSQL): reads are
     // harmless to repeat, once, on a new one.
     if (out || attempt > 0 || !lease->get()->broken()) return out;
+    DropIdleReaders();
+  }
+}
+
+void PostgresStore::DropIdleReaders() {
+  std::vector<std::unique_ptr<PgConnection>> idle;
+  {
+    MutexLock lock(&read_mu_);
+    idle.swap(idle_readers_);
   }
 }
 
@@ -266,7 +303,7 @@ ErrorOr<JobPage> PostgresStore::List(const JobQuery& q) {
   PgParams params;
   params.Int(q.before_seq > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX
                                                                   : static_cast<std::int64_t>(q.before_seq));
-  params.Text(q.include_result ? "true" : "false");
+  params.Own(q.include_result ? "true" : "false");
   std::string sql = kSelect;
   if (q.status) {
     params.Int(static_cast<int>(*q.status));

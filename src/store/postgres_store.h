@@ -59,8 +59,13 @@ class PostgresStore final : public Store {
   class ReadLease;
   explicit PostgresStore(PostgresOptions options);
   // A new connection; for the writer, also the schema's lock (and, at Open, its
-  // migration).
-  ErrorOr<std::unique_ptr<PgConnection>> Connect(bool writer, bool migrate);
+  // migration). `stale_writer`: the backend of the write connection this one replaces,
+  // which may still hold the lock (a timeout or a network cut dropped it on this side
+  // only); it is terminated if so.
+  ErrorOr<std::unique_ptr<PgConnection>> Connect(bool writer, bool migrate, int stale_writer = 0);
+  // After a connection was found cut, the idle ones were most likely cut with it (a
+  // restart of PostgreSQL): they go, so that a retry gets a new one.
+  void DropIdleReaders();
   ErrorOr<ReadLease> AcquireReader();
   // fn(connection) on a reader, run again once on a new one if the first was cut.
   template <typename Fn>
@@ -74,6 +79,7 @@ class PostgresStore final : public Store {
 
   Mutex write_mu_;
   std::unique_ptr<PgConnection> writer_ GUARDED_BY(write_mu_);
+  int writer_pid_ GUARDED_BY(write_mu_) = 0;  // Its backend's, on the server.
 
   Mutex read_mu_;
   CondVar reader_free_;  // A reader went back to the pool.

@@ -10,6 +10,7 @@ namespace offload {
 std::optional<std::string> PostgresConnInfo(const std::string& spec) {
   if (spec.rfind("postgres://", 0) == 0 || spec.rfind("postgresql://", 0) == 0) return spec;
   if (spec.rfind("postgres:", 0) == 0 && spec.size() > 9) return spec.substr(9);
+  if (spec.rfind("postgresql:", 0) == 0 && spec.size() > 11) return spec.substr(11);
   return std::nullopt;
 }
 

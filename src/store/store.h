@@ -97,7 +97,8 @@ class Store {
 
 // How a store is opened: the config's `store` key ("memory", "sqlite:PATH", or a
 // PostgreSQL connection string: "postgres://..." / "postgresql://..." URIs, or
-// "postgres:" followed by libpq's key=value form) and the settings of its kind.
+// "postgres:" (or "postgresql:") followed by libpq's key=value form) and the settings
+// of its kind.
 struct StoreOptions {
   std::string spec = "memory";
   bool sqlite_synchronous_full = true;

@@ -155,6 +155,49 @@ TEST_F(PostgresStoreTest, ACutConnectionIsReplacedWithoutFailingTheNextCalls) {
   EXPECT_NE(second.error().detail.find("another offload server"), std::string::npos) << second.error().detail;
 }
 
+TEST_F(PostgresStoreTest, AfterARestartEveryCutReaderIsReplacedNotJustTheFirst) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  Store& store = **opened;
+  ASSERT_TRUE(store.Insert(MakeJob(1)).has_value());
+  // Three reads at once leave three idle readers (the default pool).
+  std::vector<std::thread> readers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 3; ++i) {
+    readers.emplace_back([&] {
+      for (int k = 0; k < 50; ++k) ok += store.Get("job-1").has_value() ? 1 : 0;
+    });
+  }
+  for (auto& t : readers) t.join();
+  ASSERT_EQ(ok.load(), 150);
+  const std::string cut =
+      Query(conninfo_, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+                           app_ + "' AND pid <> pg_backend_pid()");
+  ASSERT_GE(std::stoi(cut), 2) << "expected the writer and more than one reader";
+  for (int i = 0; i < 5; ++i) {
+    auto read = store.Get("job-1");
+    ASSERT_TRUE(read.has_value()) << "read " << i << ": " << read.error().detail;
+  }
+}
+
+TEST_F(PostgresStoreTest, TextThatIsNotUtf8IsStoredNotRefused) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  Store& store = **opened;
+  JobRecord failed = MakeJob(1);
+  failed.status = JobStatus::kFailed;
+  failed.finished_at = kT0 + 5;
+  // A process's stderr cut in the middle of "é", with a NUL: as a failure message.
+  failed.error = JobError{"exit", std::string("boom \xc3", 6) + std::string("\0tail", 5), "trace \xff"};
+  failed.idempotency_key = "key-\xfe";
+  ASSERT_TRUE(store.Insert(failed).has_value());
+  auto got = store.Get("job-1");
+  ASSERT_TRUE(got.has_value() && got->has_value()) << (got ? "" : got.error().detail);
+  EXPECT_EQ((*got)->error->message, "boom \xEF\xBF\xBDtail");
+  EXPECT_EQ((*got)->error->detail, "trace \xEF\xBF\xBD");
+  EXPECT_EQ((*got)->idempotency_key, "key-\xEF\xBF\xBD");
+}
+
 TEST_F(PostgresStoreTest, LargeBatchesAndLargeValuesGoThroughThePipeline) {
   auto opened = Open();
   ASSERT_TRUE(opened.has_value()) << opened.error().detail;
@@ -200,8 +243,12 @@ TEST(PostgresStoreSpecTest, APasswordNeverShowsInLogsOrErrors) {
   const std::string spec = "postgres://someone:s3cret-pw@127.0.0.1:1/offload";
   EXPECT_EQ(RedactStoreSpec(spec).find("s3cret-pw"), std::string::npos) << RedactStoreSpec(spec);
   EXPECT_NE(RedactStoreSpec(spec).find("user=someone"), std::string::npos) << RedactStoreSpec(spec);
-  const std::string keyvalue = "postgres:host=127.0.0.1 port=1 password=s3cret-pw dbname=x";
+  const std::string keyvalue = "postgres:host=127.0.0.1 port=1 password=s3cret-pw sslpassword=s3cret-pw dbname=x";
   EXPECT_EQ(RedactStoreSpec(keyvalue).find("s3cret-pw"), std::string::npos) << RedactStoreSpec(keyvalue);
+  // A URI libpq cannot parse: its message would quote it.
+  auto bad = OpenStore("postgres://someone:s3cret-pw@[::1/offload");
+  ASSERT_FALSE(bad.has_value());
+  EXPECT_EQ(bad.error().detail.find("s3cret-pw"), std::string::npos) << bad.error().detail;
   // Port 1: nothing listens, so the connect fails; its message names the server, not
   // the password.
   auto store = OpenStore(spec);
