@@ -74,9 +74,9 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
   auto turn = conn.Exec("SELECT pg_advisory_xact_lock(hashtextextended('offload claim ' || current_schema(), 0))");
   if (!turn) return Abort(conn, turn.error());
   auto queued = conn.Exec(std::string("SELECT ") + kPgJobColumns +
-                              " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND "
-                              "(node_id IS NULL OR node_id = $2) ORDER BY priority DESC, seq LIMIT $3",
-                          PgParams().Text(tasks).Text(request.node.id).Int(static_cast<std::int64_t>(request.limit)));
+                              " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) "
+                              "ORDER BY priority DESC, seq LIMIT $2 FOR UPDATE",
+                          PgParams().Text(tasks).Int(static_cast<std::int64_t>(request.limit)));
   if (!queued) return Abort(conn, queued.error());
 
   // The local scheduler's rule, run on the head of the cluster's queue.
@@ -99,10 +99,15 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
   });
   seqs += '}';
   if (!claimed.empty()) {
-    auto marked =
-        conn.Exec("UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = ANY($3::bigint[])",
-                  PgParams().Text(request.node.id).Int(request.node.epoch).Text(seqs));
+    // Still queued: the rows are locked (FOR UPDATE), and the status says so too.
+    auto marked = conn.Exec(
+        "UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = ANY($3::bigint[]) AND "
+        "status = 0",
+        PgParams().Text(request.node.id).Int(request.node.epoch).Text(seqs));
     if (!marked) return Abort(conn, marked.error());
+    if (marked->changed() != static_cast<std::int64_t>(claimed.size())) {
+      return Abort(conn, MakeError(ErrorCode::kInternal, "a claimed job changed while it was locked"));
+    }
   }
   if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
   return claimed;
@@ -119,36 +124,40 @@ ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixM
     if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
     return report;
   }
+  // Nodes past their lease and grace move to their next epoch, marked expired: their
+  // renewals fail from here on.
   auto expired = conn.Exec(
-      "SELECT id, epoch FROM offload_nodes "
-      "WHERE expired_at IS NULL AND lease_until < clock_timestamp() - $1 * interval '1 millisecond' FOR UPDATE",
+      "UPDATE offload_nodes SET epoch = epoch + 1, expired_at = clock_timestamp() "
+      "WHERE expired_at IS NULL AND lease_until < clock_timestamp() - $1 * interval '1 millisecond'",
       PgParams().Int(grace.count()));
   if (!expired) return Abort(conn, expired.error());
-  for (int n = 0; n < expired->rows(); ++n) {
-    const std::string id(expired->Bytes(n, 0));
-    const std::int64_t epoch = expired->Int(n, 1);
-    auto running = conn.Exec(std::string("SELECT ") + kPgJobColumns +
-                                 " FROM offload_jobs WHERE node_id = $1 AND node_epoch = $2 AND status = 1 "
-                                 "ORDER BY seq FOR UPDATE",
-                             PgParams().Text(id).Int(epoch));
-    if (!running) return Abort(conn, running.error());
-    for (int row = 0; row < running->rows(); ++row) {
-      JobRecord job = ReadPgJobRow(*running, row);
-      decide(&job, now);
-      // The write of PgJobWrite's UPDATE ($1..$15), still only if the job is the
-      // dead node's and running: rows locked above, so this holds, but it says so.
-      const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
-      PgCall write = PgJobWrite(op, "node_id = $16 AND node_epoch = $17 AND status = 1");
-      write.params.Text(id).Int(epoch);
-      auto moved = conn.Exec(write.sql, write.params);
-      if (!moved) return Abort(conn, moved.error());
-      report.jobs += static_cast<std::size_t>(moved->changed());
+  report.nodes = static_cast<std::size_t>(expired->changed());
+  // Every running job whose claimant (node and epoch) is not a live node now: the
+  // nodes just expired, one that registered again since (a new epoch), one whose row
+  // is gone.
+  auto orphans = conn.Exec(std::string("SELECT ") + kPgJobColumns +
+                           ", node_id, node_epoch FROM offload_jobs j WHERE status = 1 AND NOT EXISTS (SELECT 1 FROM "
+                           "offload_nodes n WHERE n.id = j.node_id AND n.epoch = j.node_epoch AND n.expired_at IS "
+                           "NULL) ORDER BY seq FOR UPDATE");
+  if (!orphans) return Abort(conn, orphans.error());
+  constexpr int kNodeColumn = 23;  // After kPgJobColumns' 23.
+  for (int row = 0; row < orphans->rows(); ++row) {
+    const std::string node(orphans->Bytes(row, kNodeColumn));
+    const std::int64_t epoch = orphans->Int(row, kNodeColumn + 1);
+    JobRecord job = ReadPgJobRow(*orphans, row);
+    decide(&job, now);
+    const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
+    // Still the orphan it was: the row is locked, and the condition says so too.
+    PgCall write = PgJobWrite(op, "node_id IS NOT DISTINCT FROM $16 AND node_epoch = $17 AND status = 1");
+    if (orphans->null(row, kNodeColumn)) {
+      write.params.Null();
+    } else {
+      write.params.Text(node);
     }
-    auto fenced = conn.Exec(
-        "UPDATE offload_nodes SET epoch = epoch + 1, expired_at = clock_timestamp() WHERE id = $1 AND epoch = $2",
-        PgParams().Text(id).Int(epoch));
-    if (!fenced) return Abort(conn, fenced.error());
-    ++report.nodes;
+    write.params.Int(epoch);
+    auto moved = conn.Exec(write.sql, write.params);
+    if (!moved) return Abort(conn, moved.error());
+    report.jobs += static_cast<std::size_t>(moved->changed());
   }
   auto old = conn.Exec("DELETE FROM offload_nodes WHERE expired_at < clock_timestamp() - interval '1 day'");
   if (!old) return Abort(conn, old.error());

@@ -8,11 +8,14 @@
 //
 // Fencing: a node's identity is its id and its epoch. A rescue marks an expired node
 // (expired_at) and moves it to the next epoch, so that its renewals fail from then
-// on; its jobs are moved in the same transaction, guarded by (node_id, node_epoch,
-// status running), so that a job the node finished just before is left alone. A node
-// that comes back registers again, with the epoch after that, and what it writes for
-// jobs claimed in an old epoch matches no row. Epochs of an id only grow: the row of
-// an expired node stays (for a day) rather than being reused from epoch 1.
+// on, and moves every running job whose claimant (id and epoch) is not a live node,
+// guarded by that claimant and the running status, so that a job finished just before
+// is left alone. A node that comes back registers again at a later epoch; the jobs of
+// its old epoch are then orphans, rescued like a dead node's. The writes a node makes
+// for the jobs it claimed must name its epoch in their condition (PgJobWrite's
+// extra condition), so that once rescued they match no row. Epochs of an id grow
+// while its row exists; ids are unique per start of a server (NewNodeId), so a row
+// removed at a clean stop, or a day after it expired, is never taken up again.
 #pragma once
 
 #include <cstdint>
@@ -76,14 +79,15 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
 using RescueDecision = std::function<void(JobRecord* job, UnixMillis now)>;
 
 struct RescueReport {
-  std::size_t nodes = 0;  // Expired nodes removed.
-  std::size_t jobs = 0;   // Their running jobs moved.
+  std::size_t nodes = 0;  // Nodes marked expired.
+  std::size_t jobs = 0;   // Running jobs without a live claimant, moved.
 };
 
-// Rescues every node whose lease ended more than `grace` ago: in one transaction, each
-// one's running jobs go through `decide` and are written back, and the node is marked
-// expired at its next epoch; rows expired for a day go. One rescuer runs at a time
-// cluster-wide (an advisory lock; the others return an empty report at once).
+// Marks expired, at its next epoch, every node whose lease ended more than `grace`
+// ago; then sends every running job whose claimant is not a live node through
+// `decide` and writes it back; rows expired for a day go. One transaction. One
+// rescuer runs at a time cluster-wide (an advisory lock; the others return an empty
+// report at once).
 ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixMillis now,
                                          const RescueDecision& decide);
 

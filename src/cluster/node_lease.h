@@ -5,21 +5,25 @@
 // after the previous one was due, not after it ended), so that no work the node does —
 // a CPU-bound job, a blocked store, a slow disk — can delay a renewal: the failure of
 // BullMQ's "stalled" jobs and Celery's visibility timeout, where the heartbeat waits for
-// the work. Each call to PostgreSQL is bounded by ttl/3, server-side too.
+// the work. Each call to PostgreSQL (the connect too) is bounded by ttl/3, server-side
+// as well.
 //
 // The lease is lost when a renewal is refused (a rescue fenced the node: it was paused
-// or cut off past its lease) or when no renewal succeeded for ttl − ttl/3 (the node
-// cannot tell whether a rescue is about to run). Then on_lost runs, once, on the lease
-// thread: the node must stop the jobs it runs, since they may be running elsewhere by
-// now. The supervisor then registers again, at the next epoch, and says so with
-// on_regained; jobs claimed from then on carry the new epoch.
+// or cut off past its lease) or when no renewal succeeded for ttl − ttl/3, counted
+// from the start of the last one that did (the database's lease runs at least ttl
+// from then). A watchdog thread keeps that deadline, so a renewal blocked in a call
+// cannot make the node notice late. Then on_lost runs, once: the node must stop the
+// jobs it runs, since they may be running elsewhere by now. The supervisor then
+// registers again, at the next epoch, and says so with on_regained; jobs claimed from
+// then on carry the new epoch, and those of the old one are rescued.
 //
-// After each renewal the supervisor also rescues the nodes whose leases ended more
-// than `grace` ago (cluster_tables.h), so every live node is a rescuer and one at a
-// time does it.
+// A third thread, with its own connection, rescues every ttl/3 (cluster_tables.h):
+// every live node is a rescuer, one at a time does it, and a slow rescue never delays
+// a renewal.
 //
-// Threads: the lease thread is the only one that touches the connection; mu_ guards
-// the identity and state others read. Callbacks run on the lease thread, without mu_.
+// Threads: each of the three owns its connection; mu_ guards the identity and the
+// state they share. on_lost runs on the renewal or the watchdog thread, on_regained on
+// the renewal thread, never with mu_ held.
 #pragma once
 
 #include <chrono>
@@ -65,30 +69,41 @@ class NodeLease {
   bool held() const;
 
  private:
-  NodeLease(NodeLeaseOptions options, const WallClock& clock, std::unique_ptr<PgConnection> conn,
-            NodeIdentity identity);
-  void Loop();
-  // One renewal (or registration, after a loss) and rescue. Lease thread only.
-  void Tick(std::chrono::steady_clock::time_point now);
-  // The connection, made again if it broke; null when PostgreSQL cannot be reached.
-  PgConnection* Connection();
+  using Steady = std::chrono::steady_clock;
+  NodeLease(NodeLeaseOptions options, const WallClock& clock, std::unique_ptr<PgConnection> conn, NodeIdentity identity,
+            Steady::time_point renewed);
+  void RenewLoop();
+  void WatchLoop();
+  void RescueLoop();
+  // One renewal, or registration after a loss. Renewal thread only.
+  void Renew();
+  // Marks the lease lost (once per epoch) and runs on_lost. REQUIRES: mu_ not held.
+  void Lose(const NodeIdentity& node, const std::string& why) LOCKS_EXCLUDED(mu_);
+  // `conn`, made again if it broke; null when PostgreSQL cannot be reached.
+  PgConnection* Connection(std::unique_ptr<PgConnection>* conn);
+  // Sleeps until `due` or the stop; false when stopping.
+  bool SleepUntil(Steady::time_point due) LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.
   const NodeLeaseOptions options_;
   const WallClock& clock_;
+  const Millis period_;  // ttl/3: between renewals, and each call's bound.
 
-  // Lease thread only.
-  std::unique_ptr<PgConnection> conn_;
-  std::chrono::steady_clock::time_point last_renewed_;
+  std::unique_ptr<PgConnection> renew_conn_;   // Renewal thread only.
+  std::unique_ptr<PgConnection> rescue_conn_;  // Rescue thread only.
 
   mutable Mutex mu_;
-  CondVar wake_;
+  CondVar wake_;  // Stopping, or last_renewed_ moved.
   NodeIdentity identity_ GUARDED_BY(mu_);
   bool held_ GUARDED_BY(mu_) = true;
   bool stopping_ GUARDED_BY(mu_) = false;
+  // When the last successful renewal (or registration) began.
+  Steady::time_point last_renewed_ GUARDED_BY(mu_);
 
   // Started last, once every member above exists.
-  std::thread thread_;
+  std::thread renew_thread_;
+  std::thread watch_thread_;
+  std::thread rescue_thread_;
 };
 
 // A node id unique to this start of this server: the host name, the pid and random

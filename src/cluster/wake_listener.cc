@@ -76,6 +76,10 @@ void WakeListener::Loop() {
     // What was sent while no one listened is gone: the owner looks again.
     if (ever && options_.on_reconnect) options_.on_reconnect();
     ever = true;
+    // Some may have come with the answer to LISTEN, already read.
+    for (auto& [channel, payload] : conn->TakeNotifications()) {
+      if (options_.on_notify) options_.on_notify(channel, payload);
+    }
     while (!stopping_.load(std::memory_order_acquire)) {
       pollfd p[2] = {{conn->socket(), POLLIN, 0}, {stop_read_, POLLIN, 0}};
       const int n = ::poll(p, 2, -1);

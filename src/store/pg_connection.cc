@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -179,13 +180,17 @@ Error PgError(pg_conn* conn, const pg_result* result, const std::string& what) {
   return MakeError(ErrorCode::kInternal, detail);
 }
 
-ErrorOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo) {
+ErrorOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& conninfo,
+                                                             std::chrono::milliseconds io_timeout) {
   // libpq's message about a string it cannot parse may quote it, password and all.
   if (!ValidConnInfo(conninfo, nullptr)) {
     return MakeError(ErrorCode::kInvalidArgument, "the PostgreSQL connection string cannot be parsed");
   }
   std::vector<const char*> keys(std::begin(kDefaultKeys), std::end(kDefaultKeys));
   std::vector<const char*> values(std::begin(kDefaultValues), std::end(kDefaultValues));
+  const std::string connect_timeout =
+      std::to_string(std::clamp<std::int64_t>((io_timeout.count() + 999) / 1000, 2, 5));
+  values[1] = connect_timeout.c_str();  // kDefaultKeys[1] is connect_timeout.
   keys.push_back("dbname");  // Expanded (expand_dbname): the user's string, last, wins.
   values.push_back(conninfo.c_str());
   keys.push_back(nullptr);
@@ -198,8 +203,12 @@ ErrorOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& 
                          "): " + (raw ? std::string(PQerrorMessage(raw)) : std::string("out of memory")));
   }
   if (PQsetnonblocking(raw, 1) != 0) return conn->Fail("cannot make the connection non-blocking");
-  // Dates and numbers as offload writes them, whatever the server's defaults.
-  if (Status s = conn->ExecScript("SET client_encoding = 'UTF8'; SET statement_timeout = '30s'"); !s) {
+  // Text as offload sends it, whatever the server's default; calls bounded on both
+  // sides, this first one too.
+  conn->io_timeout_ = io_timeout;
+  if (Status s = conn->ExecScript("SET client_encoding = 'UTF8'; SET statement_timeout = " +
+                                  std::to_string(io_timeout.count()));
+      !s) {
     return s.error();
   }
   return conn;

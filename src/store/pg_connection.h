@@ -106,8 +106,10 @@ class PgConnection {
   static constexpr std::chrono::seconds kIoTimeout{30};
 
   // `conninfo`: a libpq URI (postgres://...) or key=value string. Connection failures
-  // are kUnavailable.
-  static ErrorOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo);
+  // are kUnavailable. `io_timeout` bounds each later call (set_io_timeout) and, unless
+  // the string sets connect_timeout, the connect too (in whole seconds, at least 2).
+  static ErrorOr<std::unique_ptr<PgConnection>> Connect(const std::string& conninfo,
+                                                        std::chrono::milliseconds io_timeout = kIoTimeout);
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;

@@ -117,14 +117,6 @@ TEST_F(ClusterTablesTest, ATaskANodeCannotRunIsInvisibleToIt) {
   EXPECT_EQ(Status(2), "0");
 }
 
-TEST_F(ClusterTablesTest, AJobPinnedToANodeIsOnlyThatNodesToClaim) {
-  InsertQueued(1, "cpu1");
-  Sql(conninfo_, "UPDATE offload_jobs SET node_id = 'b' WHERE seq = 1");
-  InsertQueued(2, "cpu1");
-  EXPECT_EQ(Claim(a_, 4, 1, {{"cpu1", Uses(1)}}), (Seqs{2}));
-  EXPECT_EQ(Claim(b_, 4, 1, {{"cpu1", Uses(1)}}), (Seqs{1}));
-}
-
 TEST_F(ClusterTablesTest, NodesClaimingAtOnceNeverTakeTheSameJob) {
   constexpr int kJobs = 200;
   for (int seq = 1; seq <= kJobs; ++seq) InsertQueued(static_cast<std::uint64_t>(seq), "cpu1");
@@ -190,7 +182,7 @@ TEST_F(ClusterTablesTest, ARescueMovesTheRunningJobsOfAnExpiredNodeOnlyAndFences
   InsertRunning(1, "dead", dead->epoch, /*attempts=*/1);  // Retried.
   InsertRunning(2, "dead", dead->epoch, /*attempts=*/2);  // Out of retries: failed.
   InsertRunning(3, "live", live->epoch);                  // A live node's: untouched.
-  InsertRunning(4, "dead", dead->epoch - 1 + 100);        // Another epoch's: untouched.
+  InsertRunning(4, "gone", 7);                            // A node with no row at all: an orphan.
   // One the dead node finished before it stopped: never run again by a rescue.
   InsertRunning(5, "dead", dead->epoch);
   Sql(conninfo_, "UPDATE offload_jobs SET status = 2, finished_at = 2000 WHERE seq = 5");
@@ -199,7 +191,7 @@ TEST_F(ClusterTablesTest, ARescueMovesTheRunningJobsOfAnExpiredNodeOnlyAndFences
   auto report = RescueExpiredNodes(*conn_, milliseconds(0), 5000, RetryOnce);
   ASSERT_TRUE(report.has_value()) << report.error().detail;
   EXPECT_EQ(report->nodes, 1u);
-  EXPECT_EQ(report->jobs, 2u);
+  EXPECT_EQ(report->jobs, 3u);
   EXPECT_EQ(Status(1), "0");
   EXPECT_EQ(
       Sql(conninfo_, "SELECT error_history FROM offload_jobs WHERE seq = 1").find("interrupted") != std::string::npos,
@@ -207,7 +199,7 @@ TEST_F(ClusterTablesTest, ARescueMovesTheRunningJobsOfAnExpiredNodeOnlyAndFences
   EXPECT_EQ(Status(2), "3");
   EXPECT_EQ(Sql(conninfo_, "SELECT error_type FROM offload_jobs WHERE seq = 2"), "interrupted");
   EXPECT_EQ(Status(3), "1");
-  EXPECT_EQ(Status(4), "1");
+  EXPECT_EQ(Status(4), "0");
   EXPECT_EQ(Status(5), "2");
   EXPECT_EQ(Sql(conninfo_, "SELECT finished_at FROM offload_jobs WHERE seq = 5"), "2000");
 
@@ -222,6 +214,37 @@ TEST_F(ClusterTablesTest, ARescueMovesTheRunningJobsOfAnExpiredNodeOnlyAndFences
   ASSERT_TRUE(again.has_value());
   EXPECT_EQ(again->nodes, 0u);
   EXPECT_EQ(Status(1), "0");
+}
+
+TEST_F(ClusterTablesTest, ANodeThatJoinedAgainLeavesItsOldEpochsJobsToARescue) {
+  auto first = RegisterNode(*conn_, "a", "{}", milliseconds(60'000));
+  ASSERT_TRUE(first.has_value());
+  InsertRunning(1, "a", first->epoch);
+  // It lost its lease by a timeout and joined again before anyone rescued it.
+  auto again = RegisterNode(*conn_, "a", "{}", milliseconds(60'000));
+  ASSERT_TRUE(again.has_value());
+  InsertRunning(2, "a", again->epoch);
+  auto report = RescueExpiredNodes(*conn_, milliseconds(60'000), 5000, RetryOnce);
+  ASSERT_TRUE(report.has_value()) << report.error().detail;
+  EXPECT_EQ(report->nodes, 0u);
+  EXPECT_EQ(report->jobs, 1u);
+  EXPECT_EQ(Status(1), "0") << "the old epoch's job must not stay running for good";
+  EXPECT_EQ(Status(2), "1");
+}
+
+TEST_F(ClusterTablesTest, ARescuedJobIsAnyNodesToClaim) {
+  auto dead = RegisterNode(*conn_, "dead", "{}", milliseconds(1));
+  ASSERT_TRUE(dead.has_value());
+  InsertRunning(1, "dead", dead->epoch);
+  std::this_thread::sleep_for(milliseconds(20));
+  ASSERT_TRUE(RescueExpiredNodes(*conn_, milliseconds(0), 5000, RetryOnce).has_value());
+  ASSERT_EQ(Status(1), "0");
+  ResourceDemand none;
+  ClaimRequest req{{"b", 1}, {4}, {0}, {{"sleep", none}}};
+  auto claimed = ClaimJobs(*conn_, req);
+  ASSERT_TRUE(claimed.has_value()) << claimed.error().detail;
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ(Sql(conninfo_, "SELECT node_id || '@' || node_epoch FROM offload_jobs WHERE seq = 1"), "b@1");
 }
 
 TEST_F(ClusterTablesTest, ANodeIsRescuedOnlyPastItsGrace) {
