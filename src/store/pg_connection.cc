@@ -188,10 +188,9 @@ ErrorOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::string& 
   }
   std::vector<const char*> keys(std::begin(kDefaultKeys), std::end(kDefaultKeys));
   std::vector<const char*> values(std::begin(kDefaultValues), std::end(kDefaultValues));
-  const std::string connect_timeout =
-      std::to_string(std::clamp<std::int64_t>((io_timeout.count() + 999) / 1000, 2, 5));
+  const std::string connect_timeout = std::to_string(std::clamp<std::int64_t>((io_timeout.count() + 999) / 1000, 2, 5));
   values[1] = connect_timeout.c_str();  // kDefaultKeys[1] is connect_timeout.
-  keys.push_back("dbname");  // Expanded (expand_dbname): the user's string, last, wins.
+  keys.push_back("dbname");             // Expanded (expand_dbname): the user's string, last, wins.
   values.push_back(conninfo.c_str());
   keys.push_back(nullptr);
   values.push_back(nullptr);
