@@ -1,9 +1,8 @@
-// Helpers of the cluster tests: a fresh schema with offload's tables, SQL run on the
-// side, and jobs placed as a node's claim would leave them.
+// Helpers of the cluster tests: a fresh schema with offload's tables, and jobs placed
+// as a node's claim would leave them.
 #pragma once
 
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 
 #include <boost/json.hpp>
 #include <memory>
@@ -14,19 +13,6 @@
 #include "support/postgres_schema.h"
 
 namespace offload::testing {
-
-// Runs `sql` on a connection of its own; returns the first value of the first row.
-inline std::string Sql(const std::string& conninfo, const std::string& sql) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  PGresult* r = PQexec(conn, sql.c_str());
-  std::string out;
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) out = PQgetvalue(r, 0, 0);
-  EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
-      << sql << ": " << PQresultErrorMessage(r);
-  PQclear(r);
-  PQfinish(conn);
-  return out;
-}
 
 // A schema of its own with offload's tables, and a store on it for inserting jobs.
 class ClusterSchemaTest : public ::testing::Test {

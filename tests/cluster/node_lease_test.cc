@@ -8,9 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -131,33 +128,6 @@ TEST_F(NodeLeaseTest, ALeaseHolderRescuesDeadNodesAndLeavesCleanly) {
   EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_nodes WHERE id = '" + id + "'"), "0")
       << "a clean stop removes the node";
 }
-
-// A PostgreSQL server of the test's own, which it can stop.
-class PrivatePostgres {
- public:
-  PrivatePostgres() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-pgstate-XXXXXX";
-    state_ = mkdtemp(tmpl.data());
-  }
-  ~PrivatePostgres() {
-    (void)Run("stop");
-    std::filesystem::remove_all(state_);
-  }
-  bool Run(const std::string& action) {
-    const std::string cmd =
-        std::string(OFFLOAD_SOURCE_DIR) + "/scripts/postgres-test-server.sh " + action + " " + state_ + " >/dev/null";
-    return std::system(cmd.c_str()) == 0;
-  }
-  std::string conninfo() const {
-    std::ifstream in(state_ + "/conninfo");
-    std::string line;
-    std::getline(in, line);
-    return line;
-  }
-
- private:
-  std::string state_;
-};
 
 TEST_F(NodeLeaseTest, ANodeThatCannotRenewGivesUpItsLeaseAndJoinsAgainWhenItCan) {
   PrivatePostgres pg;

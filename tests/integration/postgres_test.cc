@@ -9,8 +9,6 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <set>
 #include <string>
@@ -119,33 +117,6 @@ TEST_F(PostgresServerTest, TheLogNeverShowsThePassword) {
   EXPECT_EQ(server.log().find("s3cret-pw"), std::string::npos) << server.log();
   EXPECT_NE(server.log().find("password=***"), std::string::npos) << server.log();
 }
-
-// A PostgreSQL server of the test's own, which it can stop and start again.
-class PrivatePostgres {
- public:
-  PrivatePostgres() {
-    std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-pgstate-XXXXXX";
-    state_ = mkdtemp(tmpl.data());
-  }
-  ~PrivatePostgres() {
-    (void)Run("stop");
-    std::filesystem::remove_all(state_);
-  }
-  bool Run(const std::string& action) {
-    const std::string cmd =
-        std::string(OFFLOAD_SOURCE_DIR) + "/scripts/postgres-test-server.sh " + action + " " + state_ + " >/dev/null";
-    return std::system(cmd.c_str()) == 0;
-  }
-  std::string conninfo() const {
-    std::ifstream in(state_ + "/conninfo");
-    std::string line;
-    std::getline(in, line);
-    return line;
-  }
-
- private:
-  std::string state_;
-};
 
 TEST(PostgresOutageTest, WhilePostgresIsDownSubmitsGet503AndRunningJobsLoseNothing) {
   ASSERT_TRUE(TestPostgresConnInfo().has_value()) << "the test server's script is needed";

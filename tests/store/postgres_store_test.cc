@@ -6,7 +6,6 @@
 #include "store/postgres_store.h"
 
 #include <gtest/gtest.h>
-#include <libpq-fe.h>
 
 #include <atomic>
 #include <boost/json.hpp>
@@ -34,19 +33,6 @@ JobRecord MakeJob(std::uint64_t seq) {
   return r;
 }
 
-// Runs `sql` on a connection of its own; returns the first value of the first row.
-std::string Query(const std::string& conninfo, const std::string& sql) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  PGresult* r = PQexec(conn, sql.c_str());
-  std::string out;
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) out = PQgetvalue(r, 0, 0);
-  EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
-      << sql << ": " << PQresultErrorMessage(r);
-  PQclear(r);
-  PQfinish(conn);
-  return out;
-}
-
 class PostgresStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -69,18 +55,19 @@ class PostgresStoreTest : public ::testing::Test {
 TEST_F(PostgresStoreTest, AFreshSchemaIsCreatedAtTheCurrentVersion) {
   auto store = Open();
   ASSERT_TRUE(store.has_value()) << store.error().detail;
-  EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), std::to_string(PostgresStore::kSchemaVersion));
-  EXPECT_EQ(Query(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"),
+            std::to_string(PostgresStore::kSchemaVersion));
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
 }
 
 TEST_F(PostgresStoreTest, ASchemaFromANewerOffloadIsRefusedAndLeftAlone) {
   { ASSERT_TRUE(Open().has_value()); }
-  Query(conninfo_, "UPDATE offload_schema SET version = 999");
+  testing::Sql(conninfo_, "UPDATE offload_schema SET version = 999");
   auto store = Open();
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code, ErrorCode::kUnavailable);
   EXPECT_NE(store.error().detail.find("newer than this offload"), std::string::npos) << store.error().detail;
-  EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), "999");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"), "999");
 }
 
 TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
@@ -90,14 +77,15 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
     ASSERT_TRUE((*store)->Insert(MakeJob(1)).has_value());
   }
   // Back to what version 1 made: no cluster tables or columns.
-  Query(conninfo_,
-        "DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX offload_jobs_running_on; "
-        "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch; UPDATE offload_schema SET version = 1");
+  testing::Sql(
+      conninfo_,
+      "DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX offload_jobs_running_on; "
+      "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch; UPDATE offload_schema SET version = 1");
   auto store = Open();
   ASSERT_TRUE(store.has_value()) << store.error().detail;
-  EXPECT_EQ(Query(conninfo_, "SELECT version FROM offload_schema"), "2");
-  EXPECT_EQ(Query(conninfo_, "SELECT count(*) FROM offload_nodes"), "0");
-  EXPECT_EQ(Query(conninfo_, "SELECT node_epoch FROM offload_jobs WHERE id = 'job-1'"), "0");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"), "2");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_nodes"), "0");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT node_epoch FROM offload_jobs WHERE id = 'job-1'"), "0");
   auto job = (*store)->Get("job-1");
   ASSERT_TRUE(job.has_value() && job->has_value());
   EXPECT_EQ((*job)->seq, 1u);
@@ -121,7 +109,7 @@ TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnceAndOneHoldsTheSchema
         << o.error().detail;
   }
   EXPECT_EQ(held, 1);
-  EXPECT_EQ(Query(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
   // Once the holder closes, another server may open it.
   opened.clear();
   auto next = Open();
@@ -135,9 +123,9 @@ TEST_F(PostgresStoreTest, ACutConnectionIsReplacedWithoutFailingTheNextCalls) {
   ASSERT_TRUE(store.Insert(MakeJob(1)).has_value());
   ASSERT_TRUE(store.Get("job-1").has_value());
   // Cut every connection of this store, as a restart of PostgreSQL would.
-  const std::string cut_count =
-      Query(conninfo_, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
-                           app_ + "' AND pid <> pg_backend_pid()");
+  const std::string cut_count = testing::Sql(
+      conninfo_, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" + app_ +
+                     "' AND pid <> pg_backend_pid()");
   ASSERT_NE(cut_count, "0") << "the store's connections were not found";
   // The next write and read find their connections cut before they sent anything
   // that could have been applied: each runs again on a new connection, and succeeds.
@@ -170,9 +158,9 @@ TEST_F(PostgresStoreTest, AfterARestartEveryCutReaderIsReplacedNotJustTheFirst) 
   }
   for (auto& t : readers) t.join();
   ASSERT_EQ(ok.load(), 150);
-  const std::string cut =
-      Query(conninfo_, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
-                           app_ + "' AND pid <> pg_backend_pid()");
+  const std::string cut = testing::Sql(
+      conninfo_, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" + app_ +
+                     "' AND pid <> pg_backend_pid()");
   ASSERT_GE(std::stoi(cut), 2) << "expected the writer and more than one reader";
   for (int i = 0; i < 5; ++i) {
     auto read = store.Get("job-1");

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <libpq-fe.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -40,6 +41,40 @@ std::string FreshPostgresSchema(const std::string& conninfo) {
   PQclear(r);
   PQfinish(conn);
   return ok ? conninfo + " options='-csearch_path=" + schema + "'" : std::string();
+}
+
+std::string Sql(const std::string& conninfo, const std::string& sql) {
+  PGconn* conn = PQconnectdb(conninfo.c_str());
+  PGresult* r = PQexec(conn, sql.c_str());
+  std::string out;
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) out = PQgetvalue(r, 0, 0);
+  EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
+      << sql << ": " << PQresultErrorMessage(r);
+  PQclear(r);
+  PQfinish(conn);
+  return out;
+}
+
+PrivatePostgres::PrivatePostgres() {
+  std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-pgstate-XXXXXX";
+  state_ = mkdtemp(tmpl.data());
+}
+
+PrivatePostgres::~PrivatePostgres() {
+  (void)Run("stop");
+  std::filesystem::remove_all(state_);
+}
+
+bool PrivatePostgres::Run(const std::string& action) {
+  const std::string cmd = std::string(OFFLOAD_POSTGRES_SCRIPT) + " " + action + " " + state_ + " >/dev/null";
+  return std::system(cmd.c_str()) == 0;
+}
+
+std::string PrivatePostgres::conninfo() const {
+  std::ifstream in(state_ + "/conninfo");
+  std::string line;
+  std::getline(in, line);
+  return line;
 }
 
 }  // namespace offload::testing

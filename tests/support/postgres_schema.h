@@ -1,6 +1,7 @@
 // The private PostgreSQL server of a test run (scripts/postgres-test-server.sh, started
 // by CTest as a fixture) and a fresh schema in it per use, so that tests share one
-// server without seeing each other's tables.
+// server without seeing each other's tables; SQL run on the side; and a server of a
+// test's own, for the tests that stop PostgreSQL.
 #pragma once
 
 #include <optional>
@@ -17,5 +18,25 @@ std::optional<std::string> TestPostgresConnInfo();
 // whose search_path is that schema; an empty string (and a test failure) when the
 // server cannot be reached.
 std::string FreshPostgresSchema(const std::string& conninfo);
+
+// Runs `sql` on a connection of its own and returns the first value of the first row
+// (empty when there is none, or it is NULL); a failure fails the test.
+std::string Sql(const std::string& conninfo, const std::string& sql);
+
+// A PostgreSQL server of a test's own (the same script, another state folder), which
+// it may stop and start again. Removed on destruction.
+class PrivatePostgres {
+ public:
+  PrivatePostgres();
+  ~PrivatePostgres();
+  PrivatePostgres(const PrivatePostgres&) = delete;
+  PrivatePostgres& operator=(const PrivatePostgres&) = delete;
+  // Runs the script's `action`: start, halt (stop, keep the data), resume, stop.
+  bool Run(const std::string& action);
+  std::string conninfo() const;
+
+ private:
+  std::string state_;
+};
 
 }  // namespace offload::testing
