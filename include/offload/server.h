@@ -36,6 +36,8 @@ struct ServerOptions {
   // Server::port).
   std::string listen;
   unsigned threads = 0;
+  // Overrides the config's `role`, as `offload serve --role` does. Empty: the config's.
+  std::string role;
   // What `offload serve` sets up for its process: SIGPIPE ignored (a worker that dies
   // while being written to must not end the server) and the soft open-file limit
   // raised to the hard one (every connection, pipe and store file is a descriptor;

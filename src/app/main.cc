@@ -20,6 +20,7 @@ struct ServeFlags {
   std::string config_path;
   std::string listen;
   unsigned threads = 0;
+  std::string role;
   std::string log_level = "info";
 };
 
@@ -28,6 +29,7 @@ int Serve(const ServeFlags& flags) {
   options.config_file = flags.config_path;
   options.listen = flags.listen;
   options.threads = flags.threads;
+  options.role = flags.role;
   auto server = offload::Server::Create(options, offload::TaskRegistry::WithBuiltins());
   if (!server) {
     std::cerr << "offload: " << server.error().detail << "\n";
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
   serve->add_option("--listen", flags.listen,
                     "HOST:PORT to listen on (default " + offload::ServerConfig{}.listen + ")");
   serve->add_option("--threads", flags.threads, "I/O threads (default: number of cores)");
+  serve->add_option("--role", flags.role, "With a PostgreSQL store: all, api or worker (docs/cluster.md)")
+      ->check(CLI::IsMember({"all", "api", "worker"}));
   serve->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   serve->footer(offload::SettingsHelp());

@@ -39,8 +39,9 @@ ErrorOr<bool> RenewLease(PgConnection& conn, const NodeIdentity& node, Millis tt
 }
 
 Status DeregisterNode(PgConnection& conn, const NodeIdentity& node) {
-  auto res =
-      conn.Exec("DELETE FROM offload_nodes WHERE id = $1 AND epoch = $2", PgParams().Text(node.id).Int(node.epoch));
+  auto res = conn.Exec(
+      "UPDATE offload_nodes SET epoch = epoch + 1, expired_at = clock_timestamp() WHERE id = $1 AND epoch = $2",
+      PgParams().Text(node.id).Int(node.epoch));
   if (!res) return res.error();
   return {};
 }
@@ -56,27 +57,22 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
     if (fits) eligible.push_back(&task);
   }
   if (eligible.empty() || request.limit == 0) return claimed;
-  // The task names as a text[] literal: {"a","b"}, each quoted and escaped.
-  std::string tasks = "{";
-  for (const auto* task : eligible) {
-    const std::string& name = task->first;
-    if (tasks.size() > 1) tasks += ',';
-    tasks += '"';
-    for (char c : name) {
-      if (c == '"' || c == '\\') tasks += '\\';
-      tasks += c;
-    }
-    tasks += '"';
-  }
-  tasks += '}';
+  std::vector<std::string> names;
+  for (const auto* task : eligible) names.push_back(task->first);
+  const std::string tasks = PgTextArray(names);
 
   if (Status s = conn.ExecScript("BEGIN"); !s) return Abort(conn, s.error());
   auto turn = conn.Exec("SELECT pg_advisory_xact_lock(hashtextextended('offload claim ' || current_schema(), 0))");
   if (!turn) return Abort(conn, turn.error());
   auto queued = conn.Exec(std::string("SELECT ") + kPgJobColumns +
-                              " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) "
-                              "ORDER BY priority DESC, seq LIMIT $2 FOR UPDATE",
-                          PgParams().Text(tasks).Int(static_cast<std::int64_t>(request.limit)));
+                              " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND run_after <= $3 "
+                              "AND (files_node IS NULL OR files_node = $4) ORDER BY priority DESC, seq LIMIT $2 "
+                              "FOR UPDATE",
+                          PgParams()
+                              .Text(tasks)
+                              .Int(static_cast<std::int64_t>(request.limit))
+                              .Int(request.now)
+                              .Text(request.node.id));
   if (!queued) return Abort(conn, queued.error());
 
   // The local scheduler's rule, run on the head of the cluster's queue.
@@ -140,7 +136,7 @@ ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixM
                            "offload_nodes n WHERE n.id = j.node_id AND n.epoch = j.node_epoch AND n.expired_at IS "
                            "NULL) ORDER BY seq FOR UPDATE");
   if (!orphans) return Abort(conn, orphans.error());
-  constexpr int kNodeColumn = 23;  // After kPgJobColumns' 23.
+  constexpr int kNodeColumn = kPgJobColumnCount;  // After the job's columns.
   for (int row = 0; row < orphans->rows(); ++row) {
     const std::string node(orphans->Bytes(row, kNodeColumn));
     const std::int64_t epoch = orphans->Int(row, kNodeColumn + 1);
@@ -148,7 +144,7 @@ ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixM
     decide(&job, now);
     const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
     // Still the orphan it was: the row is locked, and the condition says so too.
-    PgCall write = PgJobWrite(op, "node_id IS NOT DISTINCT FROM $16 AND node_epoch = $17 AND status = 1");
+    PgCall write = PgJobWrite(op, "node_id IS NOT DISTINCT FROM $17 AND node_epoch = $18 AND status = 1");
     if (orphans->null(row, kNodeColumn)) {
       write.params.Null();
     } else {

@@ -14,8 +14,10 @@
 // its old epoch are then orphans, rescued like a dead node's. The writes a node makes
 // for the jobs it claimed must name its epoch in their condition (PgJobWrite's
 // extra condition), so that once rescued they match no row. Epochs of an id grow
-// while its row exists; ids are unique per start of a server (NewNodeId), so a row
-// removed at a clean stop, or a day after it expired, is never taken up again.
+// while its row exists: a clean stop marks the row expired rather than removing it,
+// so that the next start of the same node (a server's id is its host and files_dir) runs at a new
+// epoch, and whatever its last one left running is rescued at once. Rows expired for
+// a day go.
 #pragma once
 
 #include <cstdint>
@@ -28,15 +30,10 @@
 #include "sched/resource_demand.h"
 #include "store/job_record.h"
 #include "store/pg_connection.h"
+#include "store/store.h"
 #include "util/clock.h"
 
 namespace offload {
-
-struct NodeIdentity {
-  std::string id;
-  std::int64_t epoch = 0;
-  bool operator==(const NodeIdentity&) const = default;
-};
 
 // Registers node `id`, with a lease of `ttl` from now: epoch 1 for a new id, the next
 // epoch for one that registered before (its old lease, if still there, ends now).
@@ -47,7 +44,8 @@ ErrorOr<NodeIdentity> RegisterNode(PgConnection& conn, const std::string& id, co
 // rescue removed it, or it registered again since (another epoch).
 ErrorOr<bool> RenewLease(PgConnection& conn, const NodeIdentity& node, Millis ttl);
 
-// Removes the node's row at a clean stop (its jobs are finished or handed back).
+// Marks the node expired at a clean stop, at its next epoch: whatever it still held
+// (a final write that could not be made) is rescued by the next rescue.
 Status DeregisterNode(PgConnection& conn, const NodeIdentity& node);
 
 // What a node asks for when it claims work: what it has free, and which tasks it runs.
@@ -61,6 +59,7 @@ struct ClaimRequest {
   // this node, the jobs it can start.
   std::vector<std::pair<std::string, ResourceDemand>> tasks;
   std::size_t limit = 256;  // The most queued jobs looked at, and so claimed, per call.
+  UnixMillis now = 0;       // Jobs whose run_after is later are not claimed yet.
 };
 
 // Claims the queued jobs this node may start now, marking them running on it (at its
@@ -69,8 +68,8 @@ struct ClaimRequest {
 // first, then submission; strict head-of-line per resource, so that on an exclusive
 // resource jobs start in submission order whichever node frees first. Claims are
 // serialized cluster-wide (a transaction-scoped advisory lock), so two nodes never
-// claim past each other. A queued job that names a node (node_id: its files are on
-// that node's disk) is only that node's to claim.
+// claim past each other. A job in back-off (run_after) waits; one whose files are on
+// one node's disk (files_node) is only that node's to claim.
 ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest& request);
 
 // Moves a running job of a node that lost its lease to its next status: queued again

@@ -13,13 +13,17 @@ namespace {
 // Renewals per ttl, and so the bound on each call: a third of the ttl.
 constexpr int kRenewalsPerTtl = 3;
 
+std::string HostName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0 || !*host) return "node";
+  return host;
+}
+
 }  // namespace
 
-std::string NewNodeId() {
-  char host[256] = {};
-  if (gethostname(host, sizeof host - 1) != 0 || !*host) std::snprintf(host, sizeof host, "node");
-  return std::string(host) + "-" + std::to_string(::getpid()) + "-" + NewJobId().substr(0, 6);
-}
+std::string NewNodeId() { return HostName() + "-" + std::to_string(::getpid()) + "-" + NewJobId().substr(0, 6); }
+
+std::string NodeIdOf(const std::string& files_root) { return HostName() + ":" + files_root; }
 
 ErrorOr<std::unique_ptr<NodeLease>> NodeLease::Start(NodeLeaseOptions options, const WallClock& clock) {
   const Millis period = options.ttl / kRenewalsPerTtl;

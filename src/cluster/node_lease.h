@@ -42,7 +42,7 @@ class PgConnection;
 
 struct NodeLeaseOptions {
   std::string conninfo;
-  std::string node_id;      // Unique per start of a server: NewNodeId() makes one.
+  std::string node_id;      // The same at each start of one node; unique among live ones.
   std::string info = "{}";  // A JSON object shown with the node (role, resources, tasks).
   Millis ttl{15'000};
   Millis grace{5'000};    // How long past its lease a node is left before a rescue.
@@ -57,7 +57,7 @@ class NodeLease {
   // Registers the node (a failure is returned, nothing runs) and starts the thread.
   // Jobs are stamped by `clock` when rescued; it must outlive the lease.
   static ErrorOr<std::unique_ptr<NodeLease>> Start(NodeLeaseOptions options, const WallClock& clock);
-  // Stops the thread and removes the node's row (best effort: a node that cannot
+  // Stops the threads and marks the node expired (best effort: a node that cannot
   // reach PostgreSQL then is rescued once its lease ends).
   ~NodeLease();
   NodeLease(const NodeLease&) = delete;
@@ -106,8 +106,11 @@ class NodeLease {
   std::thread rescue_thread_;
 };
 
-// A node id unique to this start of this server: the host name, the pid and random
-// characters, so that a restarted server is a new node, never an old one's epoch.
+// A node id unique to this process: the host name, the pid and random characters.
 std::string NewNodeId();
+// The id of the server whose files live in `files_root`: its host and that folder, the
+// same at each start and unique among live servers (a files_dir is locked by the one
+// using it).
+std::string NodeIdOf(const std::string& files_root);
 
 }  // namespace offload

@@ -246,6 +246,16 @@ Status ValidateConfig(const ServerConfig& config) {
   if (config.postgres_connections < 2) {
     return MakeError(ErrorCode::kInvalidArgument, "postgres_connections must be at least 2 (a writer and a reader)");
   }
+  if (config.role != "all" && config.role != "api" && config.role != "worker") {
+    return MakeError(ErrorCode::kInvalidArgument, "role must be \"all\", \"api\" or \"worker\"");
+  }
+  // postgres:, postgresql:, postgres://, postgresql:// (IsStore checked the rest).
+  if (config.role != "all" && config.store.rfind("postgres", 0) != 0) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "role \"" + config.role + "\" needs a PostgreSQL store: a server with its own store is the "
+                     "whole cluster (docs/cluster.md)");
+  }
+  if (config.lease_ttl < Millis(300)) return MakeError(ErrorCode::kInvalidArgument, "lease_ttl must be at least 300ms");
   for (const auto& [name, task] : config.tasks) {
     if (auto ok = ValidateTaskUses(config, name, task); !ok) return ok;
   }

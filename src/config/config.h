@@ -107,6 +107,14 @@ struct ServerConfig {
   std::int64_t sqlite_max_bytes = 0;
   // With a PostgreSQL store: connections to it, at least 2 (a writer and readers).
   int postgres_connections = 4;
+  // With a PostgreSQL store, this node's part in the cluster (docs/cluster.md): "all"
+  // (takes HTTP and runs jobs), "api" (takes HTTP, runs nothing) or "worker" (runs
+  // jobs; serves /healthz only).
+  std::string role = "all";
+  // How long a node's lease lasts without a renewal (renewed every third of it), and
+  // how long past it a node is left before its running jobs are rescued.
+  Millis lease_ttl{15'000};
+  Millis lease_grace{5'000};
   // How long an Idempotency-Key is remembered.
   Millis idempotency_ttl{24 * 3600 * 1000};
   // Connections (docs/config.md). 0: derived from RLIMIT_NOFILE at start.

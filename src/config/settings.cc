@@ -331,6 +331,8 @@ Status ApplyAccept(const std::string& f, const toml::node& n, TaskConfig* task) 
 }
 
 bool IsHostPort(const std::string& s) { return s.find(':') != std::string::npos; }
+bool IsRole(const std::string& s) { return s == "all" || s == "api" || s == "worker"; }
+
 bool IsStore(const std::string& s) {
   if (s == "memory" || (s.rfind("sqlite:", 0) == 0 && s.size() > 7)) return true;
   auto conninfo = PostgresConnInfo(s);
@@ -461,6 +463,18 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       IntSetting("postgres_connections", &C::postgres_connections,
                  "With a PostgreSQL store: connections this server opens to it, at least 2 (one writes, the rest "
                  "read)."),
+      StringSetting("role", &C::role,
+                    "With a PostgreSQL store, this node's part in the cluster: `\"all\"` takes HTTP and runs jobs, "
+                    "`\"api\"` takes HTTP and runs nothing, `\"worker\"` runs jobs and serves only `/healthz` "
+                    "(docs/cluster.md). `offload serve --role` overrides it.",
+                    IsRole, "\"all\", \"api\" or \"worker\""),
+      DurationSetting("lease_ttl", &C::lease_ttl,
+                      "With a PostgreSQL store: a node's lease, renewed every third of it by a thread of its own; "
+                      "a node that cannot renew it stops its jobs.",
+                      /*above_zero=*/true),
+      DurationSetting("lease_grace", &C::lease_grace,
+                      "With a PostgreSQL store: how long past its lease a node is left before its running jobs are "
+                      "queued again or failed `interrupted`."),
       DurationSetting("idempotency_ttl", &C::idempotency_ttl,
                       "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job."),
       IntSetting("max_connections", &C::max_connections,

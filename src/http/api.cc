@@ -207,6 +207,17 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 
 }  // namespace
 
+namespace {
+
+// What a node of role "worker" answers to anything but /healthz.
+Error WorkerOnly() {
+  return MakeError(ErrorCode::kNotFound,
+                   "this node has role \"worker\": it runs jobs and serves only /healthz; send API requests to a "
+                   "node with role \"all\" or \"api\" (docs/cluster.md)");
+}
+
+}  // namespace
+
 void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   // Before anything else: a request from a foreign page or for a foreign host name
   // changes nothing and learns nothing.
@@ -254,6 +265,7 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     }
     return ex->Respond(JsonResponse(http::status::ok, json::object{{"status", "ok"}}));
   }
+  if (config_.role == "worker") return ex->Respond(ErrorResponse(WorkerOnly()));
   if (seg.size() < 2 || seg[0] != "v1") {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
   }
@@ -469,7 +481,7 @@ void Api::AwaitJob(const std::shared_ptr<Exchange>& ex, const std::string& id, M
   };
   auto state = std::make_shared<WaitState>(ex->executor());
   auto exec = ex->executor();
-  state->ticket = service_->AwaitFinish(id, [state, exec, then](JobSnapshot snap) {
+  state->ticket = service_->AwaitFinish(id, [state, exec, then](ErrorOr<JobSnapshot> snap) {
     asio::post(exec, [state, then, snap = std::move(snap)]() mutable {
       if (state->done) return;
       state->done = true;
@@ -630,6 +642,7 @@ void Api::HandleUpload(std::unique_ptr<Upload> upload, HttpRequestHeader req, st
   if (origins_.IsCorsRequest(req)) {
     ex = OriginPolicy::WithCorsHeaders(std::move(ex), std::string(req[http::field::origin]));
   }
+  if (config_.role == "worker") return ex->Respond(ErrorResponse(WorkerOnly()));
   const UploadTarget& target = upload->target();
   SubmitRequest submit;
   submit.task = target.task;

@@ -58,6 +58,7 @@ ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
   ServerConfig config = std::move(*loaded);
   if (!options.listen.empty()) config.listen = options.listen;
   if (options.threads > 0) config.threads = options.threads;
+  if (!options.role.empty()) config.role = options.role;
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
   return config;
 }

@@ -11,44 +11,14 @@
 #include "exec/process_task.h"
 #include "files/result_placement.h"
 #include "offload/error_types.h"
+#include "service/active_job.h"
 #include "service/attempt_timer.h"
 #include "service/job_lifecycle.h"
+#include "cluster/cluster_node.h"
+#include "cluster/node_lease.h"
 #include "util/id_generator.h"
 
 namespace offload {
-
-struct JobService::TaskRuntime {
-  TaskConfig config;
-  std::string content_type;
-  InputValidator validate;
-  std::unique_ptr<Executor> executor;
-  int queue = 0;
-  std::size_t parallelism = 1;      // Executions of this task that fit at once.
-  bool process = false;             // Runs a program, which may write a result file.
-  std::size_t pending_inserts = 0;  // Guarded by mu_: submits whose insert is in flight.
-};
-
-// A job the service holds in memory. Every field but the record's id, task, input,
-// priority and map spec (constant while it is active) is guarded by mu_.
-struct JobService::ActiveJob {
-  explicit ActiveJob(TimerQueue* timers) : attempt_timer(timers) {}
-
-  JobRecord record;
-  TaskRuntime* task = nullptr;
-  std::shared_ptr<RunContext> run;  // Set while an execution is under way.
-  std::vector<Waiter> waiters;
-  bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
-  bool final_durable = false;  // Its final state is in the store.
-  // The running attempt's timeout, or the back-off before the next attempt.
-  AttemptTimer attempt_timer;
-  // Times the store refused its final state; a retry of the write is then pending.
-  int final_write_failures = 0;
-  // Its place among the jobs of its priority: its seq, or, for a map taking turns,
-  // a fresh one after each chunk.
-  std::uint64_t sched_seq = 0;
-  std::unique_ptr<MapRun> map;                              // Set for the parent of a map.
-  std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
-};
 
 // One dispatch of a map: its elements run one after another on one slot.
 struct JobService::MapChunk {
@@ -139,6 +109,19 @@ Millis FinalWriteDelay(int failures) {
   return std::min(Millis(50) * (1 << shift), Millis(5000));
 }
 
+Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
+  const int shift = std::clamp(failed_attempts - 1, 0, 30);
+  const double base = static_cast<double>(t.retry_backoff.count()) * static_cast<double>(1ull << shift);
+  const double capped = std::min(base, static_cast<double>(t.retry_backoff_max.count()));
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  return Millis(static_cast<std::int64_t>(capped * jitter(rng)));
+}
+
+bool Retryable(const JobError& failure) { return failure.type != error_type::kInvalidInput; }
+
+}  // namespace
+
 JobError CancelError(CancelCause cause, const std::string& task, Millis run_timeout) {
   switch (cause) {
     case CancelCause::kClientGone:
@@ -156,19 +139,6 @@ JobError CancelError(CancelCause cause, const std::string& task, Millis run_time
   }
   return JobError{error_type::kCanceled, "canceled by a DELETE request"};
 }
-
-Millis RetryDelay(const TaskConfig& t, int failed_attempts) {
-  const int shift = std::clamp(failed_attempts - 1, 0, 30);
-  const double base = static_cast<double>(t.retry_backoff.count()) * static_cast<double>(1ull << shift);
-  const double capped = std::min(base, static_cast<double>(t.retry_backoff_max.count()));
-  thread_local std::minstd_rand rng{std::random_device{}()};
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  return Millis(static_cast<std::int64_t>(capped * jitter(rng)));
-}
-
-bool Retryable(const JobError& failure) { return failure.type != error_type::kInvalidInput; }
-
-}  // namespace
 
 JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store, const WallClock& clock,
                        std::unique_ptr<FileStore> files)
@@ -216,20 +186,27 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     // A task with fewer workers than its resources allow runs only that many at once.
     if (tc.workers > 0) fit = std::min(fit, tc.workers);
     rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
+    service->claim_tasks_.emplace_back(name, demand);
     {
       MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
       rt->queue = service->scheduler_.AddQueue(std::move(demand));
     }
     service->tasks_.emplace(name, std::move(rt));
   }
+  const std::optional<std::string> conninfo = PostgresConnInfo(config.store);
+  if (conninfo) service->node_id_ = NodeIdOf(service->files_->root());
   if (auto recovered = service->Recover(); !recovered) return recovered.error();
+  if (conninfo) {
+    if (auto joined = service->JoinCluster(*conninfo); !joined) return joined.error();
+  }
   service->ScheduleRetention();
   return service;
 }
 
 // Runs before the service is shared: no other thread can call in yet.
 Status JobService::Recover() {
-  auto max_seq = store_->MaxSeq();
+  const bool clustered = !node_id_.empty();
+  auto max_seq = clustered ? ErrorOr<std::uint64_t>(0) : store_->MaxSeq();
   if (!max_seq) return max_seq.error();
   // Before any job runs: what a crash left (an upload half received, files of a job
   // whose insert never committed, a result an attempt was writing) goes.
@@ -237,7 +214,9 @@ Status JobService::Recover() {
     auto job = store_->Get(id);
     return !job || job->has_value();  // When the store cannot tell, the files stay.
   });
-  auto unfinished = store_->LoadUnfinished();
+  // In a cluster the unfinished jobs are the cluster's: those a node (this one's last
+  // start too) left running are rescued once its lease is gone (cluster_tables.h).
+  auto unfinished = clustered ? ErrorOr<std::vector<JobRecord>>(std::vector<JobRecord>()) : store_->LoadUnfinished();
   if (!unfinished) return unfinished.error();
   const UnixMillis now = clock_.Now();
   auto keys = store_->LoadIdempotencyKeys(now - config_.idempotency_ttl.count());
@@ -297,6 +276,14 @@ Status JobService::Recover() {
 
 JobService::~JobService() {
   BeginDrain();
+  if (claimer_.joinable()) {
+    {
+      MutexLock lock(&mu_);
+      claimer_stop_ = true;
+    }
+    claim_cv_.SignalAll();
+    claimer_.join();
+  }
   commit_work_.reset();  // Joins the commits of uploads in progress (they are refused now).
   CancelAll();
   WaitForIdle(Millis(10'000));
@@ -321,6 +308,8 @@ JobService::~JobService() {
         "they count as interrupted",
         unstored, store_error);
   }
+  // The cluster's threads call in: they stop while everything they touch is whole.
+  cluster_.reset();
   timers_->Stop();
   // What the timer thread queued last is applied while the queue is still whole: its
   // callbacks may call back into it.
@@ -352,6 +341,11 @@ void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
   }
   if (!request.files.empty() && request.map) {
     return done(MakeError(ErrorCode::kInvalidArgument, "a map takes JSON elements, not files"));
+  }
+  if (!request.files.empty() && !runs_jobs_) {
+    return done(MakeError(ErrorCode::kInvalidArgument,
+                          "this node (role \"api\") runs no jobs, and a job's files stay on the node that receives "
+                          "them: send jobs with files to a node with role \"all\""));
   }
   if (!request.files.empty() && !request.input.is_null() && !task->config.command.empty() &&
       task->config.input_as == "stdin") {
@@ -423,7 +417,10 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
                                                std::to_string(task->config.max_queued) + " queued jobs (max_queued)");
     } else {
       rec.id = named_id.empty() ? NewJobId() : named_id;
-      rec.seq = ++next_seq_;
+      // In a cluster the store numbers it (the order of submission across nodes), and
+      // a job with files runs where they are.
+      rec.seq = cluster_ ? 0 : ++next_seq_;
+      if (cluster_ && !rec.files.empty()) rec.files_node = node_id_;
       rec.created_at = now;
       ++task->pending_inserts;
       if (!rec.idempotency_key.empty()) {
@@ -469,6 +466,11 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     if (!stored) {
       if (!rec.idempotency_key.empty()) idempotency_.Forget(rec.task, rec.idempotency_key, rec.id);
       answer = MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
+    } else if (cluster_) {
+      // Queued for the whole cluster: a claimer takes it, this node's or another's.
+      if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
+      answer = JobSnapshot{rec, std::nullopt};
+      WakeClaimerLocked();
     } else {
       if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
       ActiveJob* raw = job.get();
@@ -492,6 +494,8 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
   if (!stored) {
     spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
     files_->RemoveJob(id);
+  } else if (cluster_) {
+    cluster_->AnnounceWork();
   }
   Launch(std::move(launches));
   done(std::move(answer));
@@ -558,6 +562,7 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
     Launch(std::move(launches));
     return done(std::move(*snap));
   }
+  if (cluster_) return CancelElsewhere(id, cause, std::move(done));
   StoreGet(id, [id, done = std::move(done)](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
@@ -583,7 +588,7 @@ void JobService::List(const JobQuery& query, PageCallback done) {
         if (it != active_.end()) {
           JobSnapshot live = SnapshotLocked(*it->second);
           if (!query.status || live.record.status == *query.status) slots[i] = std::move(live);
-        } else if (!IsFinished(rec.status)) {
+        } else if (!IsFinished(rec.status) && !cluster_) {
           // It finished and left active_ after the page was read; a job leaves
           // only once its final state is stored, so the store has it now.
           reread.push_back(i);
@@ -607,25 +612,39 @@ void JobService::List(const JobQuery& query, PageCallback done) {
   });
 }
 
-JobService::WaitTicket JobService::AwaitFinish(const std::string& id, std::function<void(JobSnapshot)> on_finish) {
-  MutexLock lock(&mu_);
-  auto it = active_.find(id);
-  // A job whose final write is still in flight is waited for too: a waiter hears
-  // "finished" only once the store (and so GET /v1/jobs) says so as well.
-  if (it == active_.end() || it->second->final_durable) return 0;
-  WaitTicket t = ++next_ticket_;
-  it->second->waiters.push_back(Waiter{t, std::move(on_finish)});
+JobService::WaitTicket JobService::AwaitFinish(const std::string& id, SnapshotCallback on_finish) {
+  WaitTicket t = 0;
+  {
+    MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    // A job whose final write is still in flight is waited for too: a waiter hears
+    // "finished" only once the store (and so GET /v1/jobs) says so as well.
+    if (it != active_.end() && !it->second->final_durable && !it->second->released && !it->second->handed_back) {
+      t = ++next_ticket_;
+      it->second->waiters.push_back(Waiter{t, std::move(on_finish)});
+      return t;
+    }
+    if (!cluster_) return 0;
+    // Held by another node, or by none yet: the store says when it is done.
+    t = ++next_ticket_;
+    remote_waiters_[id].push_back(Waiter{t, std::move(on_finish)});
+  }
+  AnswerRemoteWaitersSoon({id});  // It may have finished already.
   return t;
 }
 
 bool JobService::CancelAwait(const std::string& id, WaitTicket ticket) {
   MutexLock lock(&mu_);
-  auto it = active_.find(id);
-  if (it == active_.end()) return false;
-  auto& ws = it->second->waiters;
-  auto w = std::find_if(ws.begin(), ws.end(), [&](const Waiter& x) { return x.ticket == ticket; });
-  if (w == ws.end()) return false;
-  ws.erase(w);
+  auto drop = [ticket](std::vector<Waiter>& ws) {
+    auto w = std::find_if(ws.begin(), ws.end(), [&](const Waiter& x) { return x.ticket == ticket; });
+    if (w == ws.end()) return false;
+    ws.erase(w);
+    return true;
+  };
+  if (auto it = active_.find(id); it != active_.end() && drop(it->second->waiters)) return true;
+  auto remote = remote_waiters_.find(id);
+  if (remote == remote_waiters_.end() || !drop(remote->second)) return false;
+  if (remote->second.empty()) remote_waiters_.erase(remote);
   return true;
 }
 
@@ -712,7 +731,7 @@ void JobService::CancelAll() {
           kept.emplace_back(std::move(job->waiters), SnapshotLocked(*job));
           job->waiters.clear();
         }
-      } else if (job->record.status == JobStatus::kQueued && !store_->durable()) {
+      } else if (job->record.status == JobStatus::kQueued && (!store_->durable() || job->claim)) {
         queued.push_back(job.get());
       } else if (job->record.status == JobStatus::kQueued && !job->waiters.empty()) {
         // A durable store keeps queued jobs queued: they resume at the next start.
@@ -722,13 +741,21 @@ void JobService::CancelAll() {
     }
     for (ActiveJob* job : queued) {
       UnqueueLocked(job);
+      if (job->claim) {
+        // Claimed but not started: back to the cluster's queue (its claim ends with
+        // the write), where another node takes it.
+        if (!job->released) WriteLocked(*job);
+        if (!job->waiters.empty()) kept.emplace_back(std::move(job->waiters), SnapshotLocked(*job));
+        active_.erase(job->record.id);
+        continue;
+      }
       // A memory store ends with this process: the waiters are answered now and the
       // write is not waited for, so a million queued jobs drop in a moment rather
       // than a million round trips through the store's callbacks. So the status
       // changes here, not through MoveLocked, which would wait for the write.
       EnterStatus(&job->record, JobStatus::kCanceled, clock_.Now(),
                   JobError{error_type::kShutdown, "the server shut down before the job started"});
-      WriteLocked(job->record);
+      WriteLocked(*job);
       if (!job->waiters.empty()) {
         kept.emplace_back(std::move(job->waiters), JobSnapshot{job->record, std::nullopt});
       }
@@ -741,13 +768,19 @@ void JobService::CancelAll() {
   }
 }
 
-void JobService::WriteLocked(const JobRecord& rec) {
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec}, nullptr);
+void JobService::WriteLocked(const ActiveJob& job) {
+  if (!job.claim) return store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job.record}, nullptr);
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job.record, job.claim}, [this, id = job.record.id](Status s) {
+    if (s) return;
+    if (s.error().code == ErrorCode::kConflict) return OnFenced(id);
+    spdlog::error("store: write of job {} failed: {}", id, s.error().detail);
+  });
 }
 
 void JobService::MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error) {
+  if (job->released) return;  // Its state is another node's now.
   EnterStatus(&job->record, to, clock_.Now(), std::move(error));
-  if (!IsFinished(to)) return WriteLocked(job->record);
+  if (!IsFinished(to)) return WriteLocked(*job);
   // Once the final write is durable the waiters are answered and the job leaves
   // active_ — or, for a canceled job whose execution is still stopping, leaves it
   // in OnExecutionDone or OnChunkDone.
@@ -864,32 +897,37 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, BatchOutcom
     if (--running_ == 0) idle_cv_.SignalAll();
     chunk->timer.Cancel();
     std::erase(job->chunk_contexts, chunk->context);
-    const TaskConfig& tc = job->task->config;
-    MapRun::Folded folded = m.Fold(chunk->elements, std::move(outcome), EffectiveTimeout(*job), tc.retries,
-                                   /*may_retry=*/!draining_);
-    for (const auto& retry : folded.retries) {
-      // Not cancelled when the map ends: it is short (the back-off) and finds the
-      // map stopped.
-      timers_->Schedule(RetryDelay(tc, retry.second),
-                        [this, id = rec.id, index = retry.first] { OnElementRetryDue(id, index); });
-    }
-    if (folded.failure) {
-      rec.map->failed_index = folded.failed_index;
-      rec.progress = m.progress();
-      MoveLocked(job, JobStatus::kFailed, std::move(folded.failure));
-      StopMapLocked(job, StopReason::kCanceled);
-    }
-    if (IsFinished(rec.status)) {
-      // Ended (canceled, shut down or failed fast): it leaves once its last chunk
-      // has reported and its final state is durable.
-      if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
-    } else if (m.complete()) {
-      m.Stop();
-      rec.result = Result::Json(m.TakeResults()).output();
-      MoveLocked(job, JobStatus::kSucceeded);
-    } else if (m.pending() && !job->in_scheduler) {
-      job->sched_seq = ++next_seq_;
-      EnqueueLocked(job);
+    WakeClaimerLocked();  // A slot is free.
+    if (job->released) {
+      if (!Executing(*job)) active_.erase(rec.id);  // Its outcome is not this node's to record.
+    } else {
+      const TaskConfig& tc = job->task->config;
+      MapRun::Folded folded = m.Fold(chunk->elements, std::move(outcome), EffectiveTimeout(*job), tc.retries,
+                                     /*may_retry=*/!draining_);
+      for (const auto& retry : folded.retries) {
+        // Not cancelled when the map ends: it is short (the back-off) and finds the
+        // map stopped.
+        timers_->Schedule(RetryDelay(tc, retry.second),
+                          [this, id = rec.id, index = retry.first] { OnElementRetryDue(id, index); });
+      }
+      if (folded.failure) {
+        rec.map->failed_index = folded.failed_index;
+        rec.progress = m.progress();
+        MoveLocked(job, JobStatus::kFailed, std::move(folded.failure));
+        StopMapLocked(job, StopReason::kCanceled);
+      }
+      if (IsFinished(rec.status)) {
+        // Ended (canceled, shut down or failed fast): it leaves once its last chunk
+        // has reported and its final state is durable.
+        if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
+      } else if (m.complete()) {
+        m.Stop();
+        rec.result = Result::Json(m.TakeResults()).output();
+        MoveLocked(job, JobStatus::kSucceeded);
+      } else if (m.pending() && !job->in_scheduler) {
+        job->sched_seq = ++next_seq_;
+        EnqueueLocked(job);
+      }
     }
     DispatchLocked(&launches);
   }
@@ -950,11 +988,15 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
     job->run.reset();
     job->attempt_timer.Cancel();
     if (--running_ == 0) idle_cv_.SignalAll();
+    WakeClaimerLocked();  // A slot is free.
     if (job->task->process) attempt_file = files_->AttemptResultPath(rec.id, rec.attempts);
     result_unused =
         outcome.ok() && outcome.output()->file &&
-        (rec.status == JobStatus::kCanceled || stop == StopReason::kShutdown || stop == StopReason::kTimeout);
-    if (rec.status == JobStatus::kCanceled) {
+        (job->released || rec.status == JobStatus::kCanceled || stop == StopReason::kShutdown ||
+         stop == StopReason::kTimeout);
+    if (job->released) {
+      active_.erase(rec.id);  // Its outcome is not this node's to record.
+    } else if (rec.status == JobStatus::kCanceled) {
       // Canceled while running: its final state was queued by Cancel. Erase it once
       // that write is durable (else OnFinishDurable erases it).
       if (job->final_durable) active_.erase(rec.id);
@@ -972,9 +1014,13 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
               : outcome.error();
       if (progress >= 0) rec.progress = progress;
       if (Retryable(failure) && !draining_ && rec.attempts <= job->task->config.retries) {
-        MoveLocked(job, JobStatus::kQueued, std::move(failure));
-        job->attempt_timer.Set(RetryDelay(job->task->config, rec.attempts),
-                               [this, id = rec.id, attempt = rec.attempts] { OnRetryDue(id, attempt); });
+        const Millis delay = RetryDelay(job->task->config, rec.attempts);
+        if (job->claim) {
+          HandBackLocked(job, std::move(failure), delay);
+        } else {
+          MoveLocked(job, JobStatus::kQueued, std::move(failure));
+          job->attempt_timer.Set(delay, [this, id = rec.id, attempt = rec.attempts] { OnRetryDue(id, attempt); });
+        }
       } else {
         MoveLocked(job, JobStatus::kFailed, std::move(failure));
       }
@@ -1035,10 +1081,15 @@ void JobService::OnTimeout(const std::string& id, int attempt) {
 }
 
 void JobService::WriteFinalLocked(ActiveJob* job) {
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record}, [this, id = job->record.id](const Status& stored) {
-    // kUnavailable is the disk (full, read-only, failing): worth another try. Any
-    // other refusal is a bug that another try would repeat.
+  const bool claimed = job->claim.has_value();
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record, job->claim}, [this, claimed,
+                                                                                id = job->record.id](
+                                                                                   const Status& stored) {
+    // kUnavailable is the disk (full, read-only, failing) or the database (down): worth
+    // another try. A claimed job's kConflict: it is no longer this node's. Any other
+    // refusal is a bug that another try would repeat.
     if (!stored && stored.error().code == ErrorCode::kUnavailable) return OnFinalWriteFailed(id, stored.error());
+    if (!stored && claimed && stored.error().code == ErrorCode::kConflict) return OnFenced(id);
     if (!stored) spdlog::error("store: cannot record the end of {}: {}", id, stored.error().detail);
     OnFinishDurable(id);
   });
@@ -1079,6 +1130,7 @@ void JobService::OnFinishDurable(const std::string& id) {
   std::optional<JobSnapshot> snap;
   bool large_map_gone = false;
   bool store_back = false;
+  bool announce = false;
   Launches launches;
   {
     MutexLock lock(&mu_);
@@ -1093,12 +1145,26 @@ void JobService::OnFinishDurable(const std::string& id) {
     }
     waiters = std::move(job->waiters);
     job->waiters.clear();
-    snap = JobSnapshot{job->record, std::nullopt};
-    if (!Executing(*job)) {
-      large_map_gone = job->map && job->map->counts().total >= kLargeMap;
+    if (job->handed_back) {
+      // Queued again for the cluster: its waiters wait on the store from here.
+      auto& remote = remote_waiters_[id];
+      std::move(waiters.begin(), waiters.end(), std::back_inserter(remote));
+      waiters.clear();
       active_.erase(it);
+    } else {
+      if (auto remote = remote_waiters_.find(id); remote != remote_waiters_.end()) {
+        std::move(remote->second.begin(), remote->second.end(), std::back_inserter(waiters));
+        remote_waiters_.erase(remote);
+      }
+      announce = cluster_ != nullptr;
+      snap = JobSnapshot{job->record, std::nullopt};
+      if (!Executing(*job)) {
+        large_map_gone = job->map && job->map->counts().total >= kLargeMap;
+        active_.erase(it);
+      }
     }
   }
+  if (announce) cluster_->AnnounceDone(id);
   if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
   Launch(std::move(launches));
   for (auto& w : waiters) w.fn(*snap);

@@ -25,6 +25,17 @@
 // back-off until the store takes it; meanwhile the service is degraded and starts
 // no new work, so a crash cannot run again more than what had already run.
 //
+// On a PostgreSQL store the service is one node of a cluster (docs/cluster.md;
+// job_service_cluster.cc). A submit only inserts the job, queued; a claimer thread
+// claims what this node can start now (cluster/cluster_tables.h) and adopts it into
+// active_, from where it runs as any job does. Every write of a claimed job names the
+// claim (StoreOp::claimant): once the job is no longer this node's (canceled from
+// another node, rescued after a lost lease) its writes are refused, and the job is
+// released: stopped, and dropped from active_ without a write. A retry goes back to
+// the shared queue with its back-off (run_after), for any node to take. Waiters for a
+// job not held here wait on the shared store: woken by the node that finished it
+// (NOTIFY), or by a poll each second.
+//
 // A parallel map is one parent job whose elements run as executions of its task,
 // dispatched in chunks. Only the parent is stored; its elements' outcomes are kept
 // in memory (MapRun) until the parent finishes with the ordered list. After each
@@ -38,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -56,6 +68,8 @@
 #include "util/timer_queue.h"
 
 namespace offload {
+
+class ClusterNode;
 
 // A job as the API shows it: the record plus live facts only the service knows.
 struct JobSnapshot {
@@ -86,6 +100,9 @@ enum class CancelCause {
   kRunTimeout,  // POST /v1/tasks/NAME/run waited run_timeout: "run_timeout".
   kShutdown,    // The server shut down while POST /v1/tasks/NAME/run waited: "shutdown".
 };
+
+// The error of a job of task `task` canceled for `cause`.
+JobError CancelError(CancelCause cause, const std::string& task, Millis run_timeout);
 
 // Whether the store takes the service's writes (GET /healthz).
 struct StoreHealth {
@@ -149,7 +166,9 @@ class JobService {
   // flight, registers `on_finish` to receive its final snapshot once that write is
   // durable, and returns a non-zero ticket. Returns 0 when the job is not active
   // (finished and stored, or unknown): use Get.
-  WaitTicket AwaitFinish(const std::string& id, std::function<void(JobSnapshot)> on_finish);
+  // In a cluster a job held by another node is waited for too, and `on_finish` may
+  // then get an error (kNotFound for an id no node knows).
+  WaitTicket AwaitFinish(const std::string& id, SnapshotCallback on_finish);
   // Removes a waiter. Returns false when it already fired (or is firing).
   bool CancelAwait(const std::string& id, WaitTicket ticket);
 
@@ -190,7 +209,7 @@ class JobService {
   struct MapChunk;
   struct Waiter {
     WaitTicket ticket;
-    std::function<void(JobSnapshot)> fn;
+    SnapshotCallback fn;
   };
   // The executions a locked section started: they are handed to their executors
   // once mu_ is released (Launch), since an executor may run them inline.
@@ -236,7 +255,8 @@ class JobService {
   // The timer of a chunk fired; `bound` is its timeout.
   void OnChunkTimeout(const std::weak_ptr<MapChunk>& chunk, Millis bound) LOCKS_EXCLUDED(mu_);
   void OnRetryDue(const std::string& id, int attempt) LOCKS_EXCLUDED(mu_);
-  void WriteLocked(const JobRecord& rec) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the write of the job's record as it is now (with its claim, in a cluster).
+  void WriteLocked(const ActiveJob& job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteFinalLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnFinishDurable(const std::string& id) LOCKS_EXCLUDED(mu_);
   void OnFinalWriteFailed(const std::string& id, const Error& error) LOCKS_EXCLUDED(mu_);
@@ -246,6 +266,30 @@ class JobService {
   static Millis EffectiveTimeout(const ActiveJob& job);
   void StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done);
   void ScheduleRetention();
+
+  // The cluster (job_service_cluster.cc). Joins it and starts the claimer.
+  Status JoinCluster(const std::string& conninfo) LOCKS_EXCLUDED(mu_);
+  void ClaimLoop() LOCKS_EXCLUDED(mu_);
+  void WakeClaimerLocked() EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) LOCKS_EXCLUDED(mu_);
+  // Each second, on a store reader thread: waited-for jobs that finished elsewhere,
+  // held jobs that are no longer this node's, and work the notifications missed.
+  void PollCluster() LOCKS_EXCLUDED(mu_);
+  void ScheduleClusterPoll();
+  // Answers the waiters of those of `ids` that are finished (or unknown) in the
+  // store. Blocks on the store: call it on a store reader thread.
+  void AnswerRemoteWaiters(const std::vector<std::string>& ids) LOCKS_EXCLUDED(mu_);
+  void AnswerRemoteWaitersSoon(std::vector<std::string> ids);
+  // The jobs are no longer this node's: stopped and dropped, their waiters left to
+  // wait on the store.
+  void ReleaseJobs(const std::vector<std::string>& ids) LOCKS_EXCLUDED(mu_);
+  void ReleaseLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnLeaseLost(const NodeIdentity& lost) LOCKS_EXCLUDED(mu_);
+  // A write naming the job's claim was refused.
+  void OnFenced(const std::string& id) LOCKS_EXCLUDED(mu_);
+  void CancelElsewhere(const std::string& id, CancelCause cause, SnapshotCallback done);
+  // A retry's attempt failed: the job goes back to the shared queue after `delay`.
+  void HandBackLocked(ActiveJob* job, JobError failure, Millis delay) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Constant after construction.
   const ServerConfig config_;
@@ -258,6 +302,11 @@ class JobService {
   // Syncs and commits uploads (Submit of a job with files), off the I/O threads.
   std::unique_ptr<ThreadPool> commit_work_;
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
+  // In a cluster: whether this node runs jobs (role "all" or "worker"), its id, and
+  // the tasks it claims, with what one of their jobs holds.
+  bool runs_jobs_ = true;
+  std::string node_id_;
+  std::vector<std::pair<std::string, ResourceDemand>> claim_tasks_;
   // Timeouts, back-off, final-write retries and retention. Declared before the jobs
   // so that it outlives their timers.
   std::unique_ptr<TimerQueue> timers_;
@@ -267,13 +316,22 @@ class JobService {
   Scheduler<ActiveJob*> scheduler_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::unique_ptr<ActiveJob>> active_ GUARDED_BY(mu_);
   IdempotencyCache idempotency_ GUARDED_BY(mu_);
-  std::uint64_t next_seq_ GUARDED_BY(mu_) = 0;
+  std::uint64_t next_seq_ GUARDED_BY(mu_) = 0;  // Not used in a cluster: the store numbers jobs.
   std::uint64_t next_ticket_ GUARDED_BY(mu_) = 0;
   std::size_t running_ GUARDED_BY(mu_) = 0;  // Executions (or chunks) in flight.
   bool draining_ GUARDED_BY(mu_) = false;
   bool stopping_ GUARDED_BY(mu_) = false;            // The destructor has begun.
   std::size_t unstored_finals_ GUARDED_BY(mu_) = 0;  // See StoreHealth.
   std::string store_error_ GUARDED_BY(mu_);
+
+  // Cluster only (cluster_ is set once, in Create, before any other thread runs).
+  std::unique_ptr<ClusterNode> cluster_;
+  std::thread claimer_;
+  CondVar claim_cv_;  // claim_wanted_ or claimer_stop_ was set.
+  bool claim_wanted_ GUARDED_BY(mu_) = false;
+  bool claimer_stop_ GUARDED_BY(mu_) = false;
+  // Waiters of jobs not held here, by job id.
+  std::unordered_map<std::string, std::vector<Waiter>> remote_waiters_ GUARDED_BY(mu_);
 };
 
 }  // namespace offload

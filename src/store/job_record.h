@@ -49,6 +49,13 @@ struct JobRecord {
   std::optional<MapSpec> map;
   // The files that came with the job, in order; each lives at FileStore::InputPath.
   std::vector<JobFile> files;
+  // A queued job is not started before this (a retry's back-off on a shared store,
+  // where another node may take it up); 0: at once. Kept by PostgreSQL only: a
+  // server with its own store keeps its back-off in memory.
+  UnixMillis run_after = 0;
+  // On a shared store, for a job with files: the node whose disk holds them, the only
+  // one that may run it. Empty: any node.
+  std::string files_node;
 };
 
 }  // namespace offload

@@ -41,24 +41,39 @@ void AddState(const JobRecord& r, PgParams* p) {
   }
   p->OwnOrNull(HistoryToText(r.error_history)).OwnOrNull(MapSpecToText(r.map));
   p->OwnOrNull(r.result && r.result->file ? ResultFileToText(*r.result->file) : std::string());
+  p->Int(r.run_after);
 }
 
 constexpr const char* kUpdate =
     "UPDATE offload_jobs SET status = $3, attempts = $4, started_at = $5, finished_at = $6, result_type = $7, "
     "result = $8, error_type = $9, error_message = $10, error_detail = $11, progress = $12, error_history = $13, "
-    "map_spec = $14, result_file = $15 WHERE seq = $1 AND id = $2";
+    "map_spec = $14, result_file = $15, run_after = $16 WHERE seq = $1 AND id = $2";
 
 // kUpdate's columns first, then those only an INSERT sets.
 constexpr const char* kInsert =
     "INSERT INTO offload_jobs (seq, id, status, attempts, started_at, finished_at, result_type, result, error_type, "
-    "error_message, error_detail, progress, error_history, map_spec, result_file, task, priority, input, "
-    "created_at, idem_key, request_hash, timeout_ms, files) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, "
-    "$23)";
+    "error_message, error_detail, progress, error_history, map_spec, result_file, run_after, task, priority, input, "
+    "created_at, idem_key, request_hash, timeout_ms, files, files_node) "
+    "VALUES (COALESCE(NULLIF($1::bigint, 0), nextval('offload_job_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+    "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)";
 
 }  // namespace
 
-// What ReadRow reads, in its order; column 6 is the input, 11 the result.
+std::string PgTextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (const std::string& v : values) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    for (char c : v) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
 std::string PgJobColumnsWithResultAs(std::string_view expr) {
   constexpr std::string_view kPlain = ", result, ";
   std::string c = kPgJobColumns;
@@ -118,6 +133,8 @@ JobRecord ReadPgJobRow(const PgResult& res, int row, std::shared_ptr<const Outpu
   r.timeout_ms = res.Int(row, 18);
   if (!res.null(row, 19)) r.map = MapSpecFromText(text(19));
   if (!res.null(row, 21)) r.files = FilesFromText(text(21));
+  r.run_after = res.Int(row, 23);
+  if (!res.null(row, 24)) r.files_node = text(24);
   return r;
 }
 
@@ -132,7 +149,7 @@ PgCall PgJobWrite(const StoreOp& op, std::string_view extra_condition) {
   if (op.kind == StoreOp::Kind::kInsert) {
     call.params.Text(r.task).Int(r.priority).Own(r.input ? WriteJson(*r.input, JsonNumbers::kKeepKind) : "null");
     call.params.Int(r.created_at).TextOrNull(r.idempotency_key).Int(static_cast<std::int64_t>(r.request_hash));
-    call.params.Int(r.timeout_ms).OwnOrNull(FilesToText(r.files));
+    call.params.Int(r.timeout_ms).OwnOrNull(FilesToText(r.files)).TextOrNull(r.files_node);
   }
   return call;
 }

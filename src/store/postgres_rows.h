@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "store/pg_connection.h"
 #include "store/result_cache.h"
@@ -18,7 +19,12 @@ namespace offload {
 inline constexpr const char* kPgJobColumns =
     "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, result_type, result, "
     "error_type, error_message, progress, error_history, idem_key, request_hash, timeout_ms, map_spec, "
-    "error_detail, files, result_file";
+    "error_detail, files, result_file, run_after, files_node";
+// How many they are: a query that selects more columns after them reads those from here.
+inline constexpr int kPgJobColumnCount = 25;
+
+// `values` as a text[] literal ({"a","b"}, each quoted and escaped), for `= ANY($n::text[])`.
+std::string PgTextArray(const std::vector<std::string>& values);
 
 // kPgJobColumns with `expr` read in the result's place.
 std::string PgJobColumnsWithResultAs(std::string_view expr);
@@ -30,9 +36,10 @@ JobRecord ReadPgJobRow(const PgResult& res, int row, std::shared_ptr<const Outpu
                        ResultCache* cache = nullptr);
 
 // The INSERT or UPDATE of `op`. An update's statement ends with its WHERE clause
-// (by seq and id, $1 and $2; its values are $3..$15), so that a caller may add
-// conditions, on parameters from $16. The call's parameters borrow op's strings: op
-// must outlive it.
+// (by seq and id, $1 and $2; its values are $3..$16), so that a caller may add
+// conditions, on parameters from $17. An insert of seq 0 takes the next of the
+// sequence offload_job_seq: the order of submission across every node. The call's
+// parameters borrow op's strings: op must outlive it.
 PgCall PgJobWrite(const StoreOp& op, std::string_view extra_condition = {});
 
 }  // namespace offload

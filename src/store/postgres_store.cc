@@ -70,10 +70,25 @@ CREATE INDEX offload_jobs_queued ON offload_jobs (priority DESC, seq) WHERE stat
 CREATE INDEX offload_jobs_running_on ON offload_jobs (node_id, node_epoch) WHERE status = 1;
 )sql";
 
-// Advisory lock keys, per schema: the migration's (held while a server migrates) and
-// the server's (held by the write connection while the server runs).
+// Version 3: nodes share the queue. Seqs come from a sequence, so that submission
+// order holds across nodes (an insert of seq 0 takes the next); run_after holds a
+// retry's back-off in the table, where any node may take the job up once it passes;
+// files_node names the node whose disk holds a job's files, the one that runs it;
+// an Idempotency-Key is unique per task in the table, which is what makes it hold
+// across nodes (of keys repeated before, when a server reused an expired one, the
+// newest keeps it).
+constexpr const char* kSchemaV3 = R"sql(
+CREATE SEQUENCE offload_job_seq AS bigint;
+SELECT setval('offload_job_seq', GREATEST(MAX(seq), 1), COUNT(*) > 0) FROM offload_jobs;
+ALTER TABLE offload_jobs ADD COLUMN run_after bigint NOT NULL DEFAULT 0;
+ALTER TABLE offload_jobs ADD COLUMN files_node text;
+UPDATE offload_jobs SET idem_key = NULL WHERE idem_key IS NOT NULL AND seq NOT IN
+  (SELECT MAX(seq) FROM offload_jobs WHERE idem_key IS NOT NULL GROUP BY task, idem_key);
+CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, idem_key) WHERE idem_key IS NOT NULL;
+)sql";
+
+// The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
-constexpr const char* kServerLock = "hashtextextended('offload server ' || current_schema(), 0)";
 
 }  // namespace
 
@@ -108,21 +123,18 @@ ErrorOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const PostgresOption
     return MakeError(ErrorCode::kInvalidArgument, "postgres_connections must be at least 2");
   }
   std::unique_ptr<PostgresStore> store(new PostgresStore(options));
-  auto writer = store->Connect(/*writer=*/true, /*migrate=*/true);
+  auto writer = store->Connect(/*migrate=*/true);
   if (!writer) return writer.error();
   MutexLock lock(&store->write_mu_);
   store->writer_ = std::move(*writer);
-  auto pid = store->writer_->Exec("SELECT pg_backend_pid()");
-  if (!pid) return pid.error();
-  store->writer_pid_ = static_cast<int>(pid->Int(0, 0));
   return store;
 }
 
-ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool migrate, int stale_writer) {
+ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
   auto conn = PgConnection::Connect(options_.conninfo);
-  if (!conn || !writer) return conn;
+  if (!conn || !migrate) return conn;
   PgConnection& c = **conn;
-  if (migrate) {
+  {
     // A migration may build indexes over a large table: it gets minutes, not 30 s.
     if (Status s = c.set_io_timeout(std::chrono::minutes(30)); !s) return s.error();
     // Servers starting together take turns: the first migrates, the rest find it done.
@@ -146,7 +158,7 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool 
       int to;
       const char* sql;
     };
-    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}};
+    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema
@@ -162,41 +174,16 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool writer, bool 
       spdlog::info("store: the PostgreSQL schema is at version {}", m.to);
     }
   }
-  if (migrate) {
-    if (Status s = c.set_io_timeout(PgConnection::kIoTimeout); !s) return s.error();
-  }
-  auto locked = c.Exec(std::string("SELECT pg_try_advisory_lock(") + kServerLock + ")");
-  if (!locked) return locked.error();
-  // The lock may still be held by this server's previous write connection, cut on
-  // this side only: that backend goes, and the lock with it.
-  for (int attempt = 0; stale_writer > 0 && attempt < 20 && locked->Bytes(0, 0) != std::string_view("\x01", 1);
-       ++attempt) {
-    if (attempt == 0) {
-      auto gone = c.Exec("SELECT pg_terminate_backend($1)", PgParams().Int(stale_writer));
-      if (!gone) return gone.error();
-    } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    locked = c.Exec(std::string("SELECT pg_try_advisory_lock(") + kServerLock + ")");
-    if (!locked) return locked.error();
-  }
-  if (locked->Bytes(0, 0) != std::string_view("\x01", 1)) {
-    return MakeError(ErrorCode::kUnavailable,
-                     "another offload server is using this PostgreSQL schema (" + RedactConnInfo(options_.conninfo) +
-                         "); until offload runs as a cluster, give each server its own schema or database");
-  }
+  if (Status s = c.set_io_timeout(PgConnection::kIoTimeout); !s) return s.error();
   return conn;
 }
 
 ErrorOr<PgConnection*> PostgresStore::WriterLocked() {
   if (!writer_ || writer_->broken()) {
     writer_.reset();
-    auto conn = Connect(/*writer=*/true, /*migrate=*/false, writer_pid_);
+    auto conn = Connect(/*migrate=*/false);
     if (!conn) return conn.error();
-    auto pid = (*conn)->Exec("SELECT pg_backend_pid()");
-    if (!pid) return pid.error();
     writer_ = std::move(*conn);
-    writer_pid_ = static_cast<int>(pid->Int(0, 0));
   }
   return writer_.get();
 }
@@ -215,7 +202,7 @@ ErrorOr<PostgresStore::ReadLease> PostgresStore::AcquireReader() {
   }
   // The lease counts from here, so a failed connect gives its place back.
   ReadLease lease(this, nullptr);
-  auto conn = Connect(/*writer=*/false, /*migrate=*/false);
+  auto conn = Connect(/*migrate=*/false);
   if (!conn) return conn.error();
   lease.Hold(std::move(*conn));
   return lease;
@@ -224,13 +211,25 @@ ErrorOr<PostgresStore::ReadLease> PostgresStore::AcquireReader() {
 Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
   std::vector<PgCall> calls;
   calls.reserve(ops.size());
-  for (const StoreOp& op : ops) calls.push_back(PgJobWrite(op));
-  // An update that finds no row fails the batch, as a missing job.
+  for (const StoreOp& op : ops) {
+    if (op.kind == StoreOp::Kind::kUpdate && op.claimant) {
+      // Fenced: only while the job still runs under this claim (cluster_tables.h).
+      calls.push_back(PgJobWrite(op, "node_id = $17 AND node_epoch = $18 AND status = 1"));
+      calls.back().params.Text(op.claimant->id).Int(op.claimant->epoch);
+    } else {
+      calls.push_back(PgJobWrite(op));
+    }
+  }
+  // An update that finds no row fails the batch: a missing job, or a fenced write.
   auto check = [&ops](const std::vector<PgResult>& results) -> Status {
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      if (ops[i].kind == StoreOp::Kind::kUpdate && results[i].changed() == 0) {
-        return MakeError(ErrorCode::kNotFound, "no job " + ops[i].job.id);
+      if (ops[i].kind != StoreOp::Kind::kUpdate || results[i].changed() != 0) continue;
+      if (ops[i].claimant) {
+        return MakeError(ErrorCode::kConflict, "job " + ops[i].job.id + " no longer runs under the claim of node " +
+                                                   ops[i].claimant->id + " (epoch " +
+                                                   std::to_string(ops[i].claimant->epoch) + ")");
       }
+      return MakeError(ErrorCode::kNotFound, "no job " + ops[i].job.id);
     }
     return {};
   };
@@ -248,7 +247,7 @@ Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
       s = (*writer)->Transaction(calls, check);
     }
     if (!s) {
-      if (s.error().code == ErrorCode::kConflict && ops.size() == 1) {
+      if (s.error().code == ErrorCode::kConflict && ops.size() == 1 && ops[0].kind == StoreOp::Kind::kInsert) {
         return MakeError(ErrorCode::kConflict, "job " + ops[0].job.id + " exists");
       }
       return s;
@@ -324,7 +323,7 @@ ErrorOr<JobPage> PostgresStore::List(const JobQuery& q) {
       page.next_before_seq = page.jobs.back().seq;
       break;
     }
-    result_bytes += static_cast<std::size_t>(res->Int(row, 23));
+    result_bytes += static_cast<std::size_t>(res->Int(row, kPgJobColumnCount));
     if (q.max_result_bytes > 0 && result_bytes > q.max_result_bytes) {
       return MakeError(ErrorCode::kResponseTooLarge,
                        "the results of the first " + std::to_string(page.jobs.size() + 1) +

@@ -13,8 +13,8 @@
 // fails is dropped and made again on the next call, so a restart of PostgreSQL costs
 // the calls made while it was down (they fail kUnavailable), nothing more.
 //
-// Until offload runs as a cluster, one server uses a schema at a time: the write
-// connection holds a session advisory lock, and a second server is refused.
+// Any number of servers share a schema (docs/cluster.md): an update that names the
+// job's claimant (StoreOp::claimant) is fenced by it.
 #pragma once
 
 #include <memory>
@@ -53,16 +53,13 @@ class PostgresStore final : public Store {
   bool durable() const override { return true; }
 
   // The schema version this offload creates.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
  private:
   class ReadLease;
   explicit PostgresStore(PostgresOptions options);
-  // A new connection; for the writer, also the schema's lock (and, at Open, its
-  // migration). `stale_writer`: the backend of the write connection this one replaces,
-  // which may still hold the lock (a timeout or a network cut dropped it on this side
-  // only); it is terminated if so.
-  ErrorOr<std::unique_ptr<PgConnection>> Connect(bool writer, bool migrate, int stale_writer = 0);
+  // A new connection; at Open, the one that migrates the schema.
+  ErrorOr<std::unique_ptr<PgConnection>> Connect(bool migrate);
   // After a connection was found cut, the idle ones were most likely cut with it (a
   // restart of PostgreSQL): they go, so that a retry gets a new one.
   void DropIdleReaders();
@@ -79,7 +76,6 @@ class PostgresStore final : public Store {
 
   Mutex write_mu_;
   std::unique_ptr<PgConnection> writer_ GUARDED_BY(write_mu_);
-  int writer_pid_ GUARDED_BY(write_mu_) = 0;  // Its backend's, on the server.
 
   Mutex read_mu_;
   CondVar reader_free_;  // A reader went back to the pool.

@@ -41,11 +41,24 @@ struct JobPage {
   std::optional<std::uint64_t> next_before_seq;
 };
 
+// A node of a cluster as the shared store knows it: its id, and its epoch, which grows
+// each time the node registers again (cluster/cluster_tables.h).
+struct NodeIdentity {
+  std::string id;
+  std::int64_t epoch = 0;
+  bool operator==(const NodeIdentity&) const = default;
+};
+
 // One write of a batch.
 struct StoreOp {
   enum class Kind { kInsert, kUpdate };
   Kind kind;
   JobRecord job;
+  // For an update on a shared store: the node that claimed the job, when it writes it.
+  // The write applies only while the job is still running under that claim; else it
+  // fails with kConflict (the job was rescued, canceled from another node, or the
+  // node lost its lease: a fenced write). Stores of one server have no claims.
+  std::optional<NodeIdentity> claimant = std::nullopt;
 };
 
 // An Idempotency-Key seen on a submit, as recovery reloads it.

@@ -125,8 +125,9 @@ TEST_F(NodeLeaseTest, ALeaseHolderRescuesDeadNodesAndLeavesCleanly) {
     while (Status(1) != "0" && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(20));
     EXPECT_EQ(Status(1), "0") << "the dead node's job was not rescued";
   }
-  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_nodes WHERE id = '" + id + "'"), "0")
-      << "a clean stop removes the node";
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_nodes WHERE id = '" + id + "' AND expired_at IS NOT NULL"),
+            "1")
+      << "a clean stop marks the node expired, so that its next start is a new epoch";
 }
 
 TEST_F(NodeLeaseTest, ANodeThatCannotRenewGivesUpItsLeaseAndJoinsAgainWhenItCan) {

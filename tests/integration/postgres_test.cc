@@ -1,6 +1,6 @@
 // The real binary on a PostgreSQL store: a 202 is a promise there too (kill -9 under
-// load loses no accepted job), PostgreSQL going away costs 503s and loses nothing, and
-// until offload runs as a cluster a second server on the same schema is refused.
+// load loses no accepted job), and PostgreSQL going away costs 503s and loses nothing.
+// Several servers on one schema: cluster_test.cc.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,16 +26,6 @@ namespace {
 namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
-
-// The config of a server on `conninfo`, with the extra lines `more`.
-std::string PostgresConfig(const std::string& conninfo, const std::string& more = "") {
-  std::string quoted;
-  for (char c : conninfo) {
-    if (c == '"' || c == '\\') quoted += '\\';
-    quoted += c;
-  }
-  return "store = \"postgres:" + quoted + "\"\n" + more;
-}
 
 class PostgresServerTest : public ::testing::Test {
  protected:
@@ -93,18 +83,6 @@ TEST_F(PostgresServerTest, KillNineUnderSubmitLoadLosesNoAcceptedJob) {
     const std::string status = Field(job, "status");
     EXPECT_TRUE(status == "succeeded" || status == "failed") << id << ": " << json::serialize(job);
   }
-}
-
-TEST_F(PostgresServerTest, ASecondServerOnTheSameSchemaIsRefused) {
-  TestServer first;
-  ASSERT_EQ(first.Start(PostgresConfig(conninfo_)), "");
-  TestServer second;
-  const std::string why = second.Start(PostgresConfig(conninfo_));
-  EXPECT_NE(why.find("another offload server is using this PostgreSQL schema"), std::string::npos) << why;
-  // The first keeps working.
-  HttpClient client(first.port());
-  json::object job = SubmitJob(client, "noop", json::object{});
-  EXPECT_EQ(Field(WaitFinished(client, Field(job, "id")), "status"), "succeeded");
 }
 
 TEST_F(PostgresServerTest, TheLogNeverShowsThePassword) {

@@ -76,7 +76,7 @@ TEST_P(JobServiceStoreFaultTest, WaitersAreAnsweredOnceTheRefusedFinalStateIsSto
   const std::string id = SubmitGated(1);
   ASSERT_TRUE(gate_.WaitStarted(1));
   auto heard = std::make_shared<std::promise<JobSnapshot>>();
-  ASSERT_NE(service_->AwaitFinish(id, [heard](JobSnapshot s) { heard->set_value(std::move(s)); }), 0u);
+  ASSERT_NE(service_->AwaitFinish(id, [heard](ErrorOr<JobSnapshot> s) { heard->set_value(std::move(*s)); }), 0u);
   auto future = heard->get_future();
   store_->FailFinalWrites(true);
   gate_.Open(1);

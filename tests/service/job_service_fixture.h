@@ -281,7 +281,7 @@ class JobServiceTest : public ::testing::Test {
   JobSnapshot WaitFinished(const std::string& id) {
     auto p = std::make_shared<std::promise<JobSnapshot>>();
     auto f = p->get_future();
-    if (service_->AwaitFinish(id, [p](JobSnapshot s) { p->set_value(std::move(s)); }) == 0) {
+    if (service_->AwaitFinish(id, [p](ErrorOr<JobSnapshot> s) { p->set_value(std::move(*s)); }) == 0) {
       auto r = Get(id);
       EXPECT_TRUE(r.has_value()) << id;
       return r ? *r : JobSnapshot{};

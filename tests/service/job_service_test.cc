@@ -142,7 +142,7 @@ TEST_F(JobServiceTest, CanceledQueuedJobNeverStarts) {
   const std::string queued = SubmitGated(2);
   auto waited = std::make_shared<std::promise<JobSnapshot>>();
   auto waited_f = waited->get_future();
-  ASSERT_NE(service_->AwaitFinish(queued, [waited](JobSnapshot s) { waited->set_value(s); }), 0u);
+  ASSERT_NE(service_->AwaitFinish(queued, [waited](ErrorOr<JobSnapshot> s) { waited->set_value(*s); }), 0u);
 
   auto c = Cancel(queued);
   ASSERT_TRUE(c.has_value()) << c.error().detail;
@@ -200,7 +200,7 @@ TEST_F(JobServiceTest, CanceledRunningJobSeesTheTokenAndReleasesItsResourcesWhen
   ASSERT_TRUE(gate_.WaitStarted(2));
   auto waited = std::make_shared<std::promise<JobSnapshot>>();
   auto waited_f = waited->get_future();
-  ASSERT_NE(service_->AwaitFinish(running, [waited](JobSnapshot s) { waited->set_value(s); }), 0u);
+  ASSERT_NE(service_->AwaitFinish(running, [waited](ErrorOr<JobSnapshot> s) { waited->set_value(*s); }), 0u);
 
   auto c = Cancel(running);
   ASSERT_TRUE(c.has_value()) << c.error().detail;
@@ -256,10 +256,10 @@ TEST_F(JobServiceTest, CancelOfAFinishedJobIsAConflictAndOfAnUnknownOneNotFound)
 TEST_F(JobServiceTest, AwaitFinishAndCancelAwait) {
   const std::string id = SubmitGated(1);
   std::atomic<bool> removed_fired{false};
-  const auto t1 = service_->AwaitFinish(id, [&](JobSnapshot) { removed_fired = true; });
+  const auto t1 = service_->AwaitFinish(id, [&](ErrorOr<JobSnapshot>) { removed_fired = true; });
   auto p = std::make_shared<std::promise<JobSnapshot>>();
   auto f = p->get_future();
-  const auto t2 = service_->AwaitFinish(id, [p](JobSnapshot s) { p->set_value(std::move(s)); });
+  const auto t2 = service_->AwaitFinish(id, [p](ErrorOr<JobSnapshot> s) { p->set_value(std::move(*s)); });
   EXPECT_NE(t1, 0u);
   EXPECT_NE(t2, 0u);
   EXPECT_NE(t1, t2);
@@ -275,8 +275,8 @@ TEST_F(JobServiceTest, AwaitFinishAndCancelAwait) {
   EXPECT_EQ(s.record.result->json, Tag(1));
   EXPECT_FALSE(removed_fired) << "a removed waiter fired";
   EXPECT_FALSE(service_->CancelAwait(id, t2)) << "it already fired";
-  EXPECT_EQ(service_->AwaitFinish(id, [](JobSnapshot) {}), 0u) << "finished: use Get";
-  EXPECT_EQ(service_->AwaitFinish("AAAAAAAAAAAAAAAA", [](JobSnapshot) {}), 0u);
+  EXPECT_EQ(service_->AwaitFinish(id, [](ErrorOr<JobSnapshot>) {}), 0u) << "finished: use Get";
+  EXPECT_EQ(service_->AwaitFinish("AAAAAAAAAAAAAAAA", [](ErrorOr<JobSnapshot>) {}), 0u);
 }
 
 TEST_F(JobServiceTest, MaxQueuedRefusesWithQueueFull) {

@@ -77,4 +77,13 @@ std::string PrivatePostgres::conninfo() const {
   return line;
 }
 
+std::string PostgresConfig(const std::string& conninfo, const std::string& more) {
+  std::string quoted;
+  for (char c : conninfo) {
+    if (c == '"' || c == '\\') quoted += '\\';
+    quoted += c;
+  }
+  return "store = \"postgres:" + quoted + "\"\n" + more;
+}
+
 }  // namespace offload::testing

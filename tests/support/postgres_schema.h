@@ -23,6 +23,9 @@ std::string FreshPostgresSchema(const std::string& conninfo);
 // (empty when there is none, or it is NULL); a failure fails the test.
 std::string Sql(const std::string& conninfo, const std::string& sql);
 
+// The lines of a server's config that put its store on `conninfo`, then `more`.
+std::string PostgresConfig(const std::string& conninfo, const std::string& more = "");
+
 // A PostgreSQL server of a test's own (the same script, another state folder), which
 // it may stop and start again. Removed on destruction.
 class PrivatePostgres {

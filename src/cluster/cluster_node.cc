@@ -1,0 +1,251 @@
+#include "cluster/cluster_node.h"
+
+#include <spdlog/spdlog.h>
+
+#include <unordered_set>
+
+#include "cluster/node_lease.h"
+#include "cluster/wake_listener.h"
+#include "store/pg_connection.h"
+#include "store/postgres_rows.h"
+
+namespace offload {
+
+namespace {
+
+// The most a notification's payload holds is 8000 bytes: ids go in batches below it.
+constexpr std::size_t kMaxPayload = 7000;
+// Between two notifications of the same kind.
+constexpr auto kDebounce = std::chrono::milliseconds(50);
+
+// Rolls back the open transaction and returns `e`.
+Error Abort(PgConnection& conn, Error e) {
+  if (!conn.broken()) (void)conn.ExecScript("ROLLBACK");
+  return e;
+}
+
+std::vector<std::string> SplitIds(const std::string& payload) {
+  std::vector<std::string> ids;
+  std::size_t start = 0;
+  while (start < payload.size()) {
+    std::size_t end = payload.find(',', start);
+    if (end == std::string::npos) end = payload.size();
+    if (end > start) ids.push_back(payload.substr(start, end - start));
+    start = end + 1;
+  }
+  return ids;
+}
+
+// Sends `ids` on `channel` in payloads under the limit; false when a send failed.
+bool NotifyIds(PgConnection& conn, const std::string& channel, const std::vector<std::string>& ids) {
+  std::string payload;
+  for (std::size_t i = 0; i <= ids.size(); ++i) {
+    if (i == ids.size() || payload.size() + ids[i].size() + 1 > kMaxPayload) {
+      if (!payload.empty() && !Notify(conn, channel, payload)) return false;
+      payload.clear();
+      if (i == ids.size()) break;
+    }
+    if (!payload.empty()) payload += ',';
+    payload += ids[i];
+  }
+  return true;
+}
+
+}  // namespace
+
+ClusterNode::ClusterNode(ClusterNodeOptions options) : options_(std::move(options)) {}
+
+ErrorOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions options, const WallClock& clock) {
+  std::unique_ptr<ClusterNode> node(new ClusterNode(std::move(options)));
+  const ClusterNodeOptions& o = node->options_;
+  auto conn = PgConnection::Connect(o.conninfo);
+  if (!conn) return conn.error();
+  auto schema = (*conn)->Exec("SELECT substr(md5(current_schema()), 1, 12)");
+  if (!schema) return schema.error();
+  const std::string tag(schema->Bytes(0, 0));
+  node->work_channel_ = "offload_work_" + tag;
+  node->done_channel_ = "offload_done_" + tag;
+  node->cancel_channel_ = "offload_cancel_" + tag;
+  {
+    MutexLock lock(&node->calls_mu_);
+    node->calls_conn_ = std::move(*conn);
+  }
+  auto lease = NodeLease::Start(
+      NodeLeaseOptions{o.conninfo, o.node_id, o.info, o.lease_ttl, o.lease_grace, o.decide, o.on_lost, o.on_regained},
+      clock);
+  if (!lease) return lease.error();
+  node->lease_ = std::move(*lease);
+  ClusterNode* self = node.get();
+  auto listener = WakeListener::Start(WakeListenerOptions{
+      o.conninfo,
+      {node->work_channel_, node->done_channel_, node->cancel_channel_},
+      [self](const std::string& channel, const std::string& payload) {
+        const ClusterNodeOptions& opts = self->options_;
+        if (channel == self->work_channel_) {
+          if (opts.on_work) opts.on_work();
+        } else if (channel == self->done_channel_) {
+          if (opts.on_done) opts.on_done(SplitIds(payload));
+        } else if (channel == self->cancel_channel_) {
+          if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
+        }
+      },
+      [self] {
+        if (self->options_.on_reconnect) self->options_.on_reconnect();
+      }});
+  if (!listener) return listener.error();
+  node->listener_ = std::move(*listener);
+  node->notifier_ = std::thread([self] { self->NotifyLoop(); });
+  return node;
+}
+
+ClusterNode::~ClusterNode() {
+  {
+    MutexLock lock(&out_mu_);
+    stopping_ = true;
+  }
+  out_cv_.SignalAll();
+  if (notifier_.joinable()) notifier_.join();
+  listener_.reset();
+  lease_.reset();
+}
+
+NodeIdentity ClusterNode::identity() const { return lease_->identity(); }
+
+bool ClusterNode::held() const { return lease_->held(); }
+
+PgConnection* ClusterNode::Connection(std::unique_ptr<PgConnection>* conn) {
+  if (*conn && !(*conn)->broken()) return conn->get();
+  conn->reset();
+  auto fresh = PgConnection::Connect(options_.conninfo);
+  if (!fresh) return nullptr;
+  *conn = std::move(*fresh);
+  return conn->get();
+}
+
+ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> ClusterNode::Claim(ClaimRequest request) {
+  request.node = identity();
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL to claim jobs");
+  auto claimed = ClaimJobs(*conn, request);
+  if (!claimed) return claimed.error();
+  return std::make_pair(std::move(request.node), std::move(*claimed));
+}
+
+ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id,
+                                          const std::function<void(JobRecord*)>& to_canceled) {
+  RemoteCancel out;
+  bool was_running = false;
+  {
+    MutexLock lock(&calls_mu_);
+    PgConnection* conn = Connection(&calls_conn_);
+    if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL to cancel job " + id);
+    if (Status s = conn->ExecScript("BEGIN"); !s) return Abort(*conn, s.error());
+    auto row = conn->Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE id = $1 FOR UPDATE",
+                          PgParams().Text(id));
+    if (!row) return Abort(*conn, row.error());
+    if (row->rows() > 0) {
+      JobRecord job = ReadPgJobRow(*row, 0);
+      if (!IsFinished(job.status)) {
+        const auto before = static_cast<std::int64_t>(job.status);
+        was_running = job.status == JobStatus::kRunning;
+        to_canceled(&job);
+        const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
+        PgCall write = PgJobWrite(op, "status = $17");
+        write.params.Int(before);
+        auto written = conn->Exec(write.sql, write.params);
+        if (!written) return Abort(*conn, written.error());
+        out.canceled = true;
+        out.job = op.job;
+      } else {
+        out.job = std::move(job);
+      }
+    }
+    if (Status s = conn->ExecScript("COMMIT"); !s) return s.error();
+  }
+  if (out.canceled) {
+    Post([&](Outbox* box) {
+      if (was_running) box->canceled.push_back(id);
+      box->done.push_back(id);
+    });
+  }
+  return out;
+}
+
+ErrorOr<std::vector<std::string>> ClusterNode::Finished(const std::vector<std::string>& ids) {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  auto open = conn->Exec("SELECT id FROM offload_jobs WHERE id = ANY($1::text[]) AND status IN (0, 1)",
+                         PgParams().Own(PgTextArray(ids)));
+  if (!open) return open.error();
+  std::unordered_set<std::string> unfinished;
+  for (int row = 0; row < open->rows(); ++row) unfinished.emplace(open->Bytes(row, 0));
+  std::vector<std::string> out;
+  for (const std::string& id : ids) {
+    if (!unfinished.count(id)) out.push_back(id);
+  }
+  return out;
+}
+
+ErrorOr<std::vector<std::string>> ClusterNode::NoLongerHeld(const std::vector<std::string>& ids,
+                                                            const NodeIdentity& claim) {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  auto held = conn->Exec(
+      "SELECT id FROM offload_jobs WHERE id = ANY($1::text[]) AND status = 1 AND node_id = $2 AND node_epoch = $3",
+      PgParams().Own(PgTextArray(ids)).Text(claim.id).Int(claim.epoch));
+  if (!held) return held.error();
+  std::unordered_set<std::string> still;
+  for (int row = 0; row < held->rows(); ++row) still.emplace(held->Bytes(row, 0));
+  std::vector<std::string> out;
+  for (const std::string& id : ids) {
+    if (!still.count(id)) out.push_back(id);
+  }
+  return out;
+}
+
+void ClusterNode::AnnounceWork() {
+  Post([](Outbox* box) { box->work = true; });
+}
+
+void ClusterNode::AnnounceDone(const std::string& id) {
+  Post([&id](Outbox* box) { box->done.push_back(id); });
+}
+
+void ClusterNode::Post(const std::function<void(Outbox*)>& add) {
+  {
+    MutexLock lock(&out_mu_);
+    add(&outbox_);
+  }
+  out_cv_.Signal();
+}
+
+// Leading edge and trailing edge: what comes while a send is in its 50 ms window goes
+// at the end of it, all together.
+void ClusterNode::NotifyLoop() {
+  auto last_sent = std::chrono::steady_clock::now() - kDebounce;
+  for (;;) {
+    Outbox box;
+    {
+      MutexLock lock(&out_mu_);
+      while (!stopping_ && outbox_.empty()) out_cv_.Wait(&out_mu_);
+      if (outbox_.empty()) return;  // Stopping, with nothing left to send.
+      const auto due = last_sent + kDebounce;
+      // A cancel goes at once: the node running the job should stop it now.
+      while (!stopping_ && outbox_.canceled.empty() && std::chrono::steady_clock::now() < due) {
+        out_cv_.WaitUntil(&out_mu_, due);
+      }
+      std::swap(box, outbox_);
+    }
+    last_sent = std::chrono::steady_clock::now();
+    PgConnection* conn = Connection(&notify_conn_);
+    // A notification that cannot be sent is lost: the others' polls find the work.
+    const bool sent = conn && (!box.work || Notify(*conn, work_channel_)) &&
+                      NotifyIds(*conn, cancel_channel_, box.canceled) && NotifyIds(*conn, done_channel_, box.done);
+    if (!sent) spdlog::debug("cluster: a notification could not be sent; the other nodes' polls find what it said");
+  }
+}
+
+}  // namespace offload

@@ -1,0 +1,129 @@
+// ClusterNode: this server's part in a cluster of servers that share one PostgreSQL
+// schema (docs/cluster.md). It holds the node's lease (node_lease.h), hears the
+// other nodes (wake_listener.h), tells them what happened here (NOTIFY), and makes
+// the calls on the shared tables that JobService needs: claims, cancels of jobs that
+// may run on another node, and checks of the jobs it waits on or holds.
+//
+// Three channels per schema (a NOTIFY reaches every session LISTENing to its name in
+// the database, so the name carries a hash of the schema):
+// - work: a job was queued (no payload). Sent at most once per 50 ms, and at the end
+//   of such a window when more came meanwhile: a burst of submits costs two.
+// - done: jobs finished (their ids, comma-separated), batched the same way.
+// - cancel: jobs canceled from some node while they ran (their ids), at once.
+// Notifications are hints: the caller polls as well (JobService, each second).
+//
+// Threads: NodeLease's three and WakeListener's one, plus a notifier thread with a
+// connection of its own. The calls below share one connection, serialized by
+// calls_mu_; they block for the round trips (on the caller's thread: JobService
+// makes them on its claimer and store reader threads, never on an I/O thread).
+// Callbacks run on the listener's and the lease's threads, never under a lock of
+// this class.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/cluster_tables.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
+
+namespace offload {
+
+class NodeLease;
+class PgConnection;
+class WakeListener;
+
+struct ClusterNodeOptions {
+  std::string conninfo;
+  std::string node_id;
+  std::string info = "{}";  // Shown with the node: its role, resources and tasks.
+  Millis lease_ttl{15'000};
+  Millis lease_grace{5'000};
+  RescueDecision decide;  // What a rescue does with a dead node's running jobs.
+  std::function<void()> on_work;                                   // Work was queued on some node.
+  std::function<void(const std::vector<std::string>& ids)> on_done;  // Jobs finished on some node.
+  // Jobs canceled while running (on this node, maybe).
+  std::function<void(const std::vector<std::string>& ids)> on_canceled;
+  // The listener connected again: whatever was sent meanwhile is lost.
+  std::function<void()> on_reconnect;
+  std::function<void(const NodeIdentity& lost)> on_lost;  // See NodeLease.
+  std::function<void(const NodeIdentity& now)> on_regained;
+};
+
+// What Cancel found.
+struct RemoteCancel {
+  std::optional<JobRecord> job;  // Its state after the call; nullopt: no such job.
+  bool canceled = false;         // By this call; else it had finished already.
+};
+
+// Thread-safe.
+class ClusterNode {
+ public:
+  // Registers the node and starts its threads; a failure (PostgreSQL unreachable) is
+  // returned and nothing runs.
+  static ErrorOr<std::unique_ptr<ClusterNode>> Start(ClusterNodeOptions options, const WallClock& clock);
+  // Sends what is pending, then stops the threads and leaves the cluster.
+  ~ClusterNode();
+  ClusterNode(const ClusterNode&) = delete;
+  ClusterNode& operator=(const ClusterNode&) = delete;
+
+  NodeIdentity identity() const;
+  bool held() const;  // False from a loss of the lease until the node registered again.
+
+  // ClaimJobs (cluster_tables.h) under this node's identity now, which it returns
+  // with the jobs.
+  ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> Claim(ClaimRequest request);
+  // Cancels job `id` wherever it is: `to_canceled` moves its record (queued, or
+  // running on any node) to canceled, which is written at once; the node that runs it
+  // hears of it on the cancel channel.
+  ErrorOr<RemoteCancel> Cancel(const std::string& id, const std::function<void(JobRecord*)>& to_canceled);
+  // Of `ids`, those whose jobs are finished, or gone.
+  ErrorOr<std::vector<std::string>> Finished(const std::vector<std::string>& ids);
+  // Of `ids`, jobs this node claimed as `claim`, those that no longer run under it
+  // (canceled from another node, rescued, or claimed by another since).
+  ErrorOr<std::vector<std::string>> NoLongerHeld(const std::vector<std::string>& ids, const NodeIdentity& claim);
+
+  void AnnounceWork();
+  void AnnounceDone(const std::string& id);
+
+ private:
+  struct Outbox {
+    bool work = false;
+    std::vector<std::string> done;
+    std::vector<std::string> canceled;
+    bool empty() const { return !work && done.empty() && canceled.empty(); }
+  };
+  explicit ClusterNode(ClusterNodeOptions options);
+  void NotifyLoop();
+  void Post(const std::function<void(Outbox*)>& add);
+  // `conn`, made again when it broke; null when PostgreSQL cannot be reached.
+  PgConnection* Connection(std::unique_ptr<PgConnection>* conn);
+
+  // Constant after Start.
+  const ClusterNodeOptions options_;
+  std::string work_channel_;
+  std::string done_channel_;
+  std::string cancel_channel_;
+
+  Mutex calls_mu_;
+  std::unique_ptr<PgConnection> calls_conn_ GUARDED_BY(calls_mu_);
+
+  Mutex out_mu_;
+  CondVar out_cv_;  // Something to send, or stopping.
+  Outbox outbox_ GUARDED_BY(out_mu_);
+  bool stopping_ GUARDED_BY(out_mu_) = false;
+  std::unique_ptr<PgConnection> notify_conn_;  // Notifier thread only.
+
+  std::unique_ptr<NodeLease> lease_;
+  std::unique_ptr<WakeListener> listener_;
+  std::thread notifier_;
+};
+
+}  // namespace offload

@@ -1,0 +1,58 @@
+// What JobService holds of each task and each active job: the parts of its state
+// that job_service.cc and job_service_cluster.cc both work on. Guarded by the
+// service's mu_ as each field says.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "service/attempt_timer.h"
+#include "service/job_service.h"
+#include "service/map_run.h"
+
+namespace offload {
+
+struct JobService::TaskRuntime {
+  TaskConfig config;
+  std::string content_type;
+  InputValidator validate;
+  std::unique_ptr<Executor> executor;
+  int queue = 0;
+  std::size_t parallelism = 1;      // Executions of this task that fit at once.
+  bool process = false;             // Runs a program, which may write a result file.
+  std::size_t pending_inserts = 0;  // Guarded by mu_: submits whose insert is in flight.
+};
+
+// A job the service holds in memory. Every field but the record's id, task, input,
+// priority and map spec (constant while it is active) is guarded by mu_.
+struct JobService::ActiveJob {
+  explicit ActiveJob(TimerQueue* timers) : attempt_timer(timers) {}
+
+  JobRecord record;
+  TaskRuntime* task = nullptr;
+  std::shared_ptr<RunContext> run;  // Set while an execution is under way.
+  std::vector<Waiter> waiters;
+  bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
+  bool final_durable = false;  // Its final state is in the store.
+  // The running attempt's timeout, or the back-off before the next attempt.
+  AttemptTimer attempt_timer;
+  // Times the store refused its final state; a retry of the write is then pending.
+  int final_write_failures = 0;
+  // Its place among the jobs of its priority: its seq, or, for a map taking turns,
+  // a fresh one after each chunk.
+  std::uint64_t sched_seq = 0;
+  std::unique_ptr<MapRun> map;                              // Set for the parent of a map.
+  std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
+  // In a cluster: the claim it runs under, for the jobs this node claimed.
+  std::optional<NodeIdentity> claim;
+  // No longer this node's (job_service.h): nothing of it is written from here on, and
+  // it leaves active_ once its execution has stopped.
+  bool released = false;
+  // Its attempt failed and it goes back to the shared queue: it leaves active_ once
+  // that write is durable.
+  bool handed_back = false;
+};
+
+}  // namespace offload

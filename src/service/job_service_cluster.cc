@@ -1,0 +1,344 @@
+// JobService's part as a node of a cluster (job_service.h, docs/cluster.md): claims,
+// the jobs it holds and releases, and the waiters and cancels of jobs it does not hold.
+#include <spdlog/spdlog.h>
+
+#include <boost/json/serialize.hpp>
+#include <iterator>
+#include <random>
+
+#include "cluster/cluster_node.h"
+#include "offload/error_types.h"
+#include "service/active_job.h"
+#include "service/job_lifecycle.h"
+#include "service/job_service.h"
+
+namespace offload {
+
+namespace {
+
+// The poll that catches what notifications missed: finished jobs waited for here,
+// held jobs canceled elsewhere, work queued elsewhere.
+constexpr Millis kClusterPoll{1000};
+
+// The node's entry in offload_nodes.info: what people and dashboards see of it.
+std::string NodeInfo(const ServerConfig& config) {
+  boost::json::object info;
+  info["role"] = config.role;
+  info["listen"] = config.listen;
+  boost::json::object resources;
+  for (const auto& [name, cap] : config.resources) resources[name] = cap;
+  info["resources"] = std::move(resources);
+  boost::json::array tasks;
+  for (const auto& [name, task] : config.tasks) tasks.emplace_back(name);
+  info["tasks"] = std::move(tasks);
+  return boost::json::serialize(info);
+}
+
+}  // namespace
+
+Status JobService::JoinCluster(const std::string& conninfo) {
+  runs_jobs_ = config_.role != "api";
+  ClusterNodeOptions o;
+  o.conninfo = conninfo;
+  o.node_id = node_id_;
+  o.info = NodeInfo(config_);
+  o.lease_ttl = config_.lease_ttl;
+  o.lease_grace = config_.lease_grace;
+  // A rescue runs on the lease's thread and reads only what is constant here.
+  o.decide = [this](JobRecord* job, UnixMillis now) {
+    auto task = tasks_.find(job->task);
+    const int retries = task == tasks_.end() ? 0 : task->second->config.retries;
+    JobError lost{error_type::kInterrupted, "the node running the job stopped renewing its lease"};
+    EnterStatus(job, job->attempts <= retries ? JobStatus::kQueued : JobStatus::kFailed, now, std::move(lost));
+  };
+  o.on_work = [this] {
+    MutexLock lock(&mu_);
+    WakeClaimerLocked();
+  };
+  o.on_done = [this](const std::vector<std::string>& ids) { AnswerRemoteWaitersSoon(ids); };
+  o.on_canceled = [this](const std::vector<std::string>& ids) { ReleaseJobs(ids); };
+  o.on_reconnect = [this] { store_queue_->Read([this] { PollCluster(); }); };
+  o.on_lost = [this](const NodeIdentity& lost) { OnLeaseLost(lost); };
+  o.on_regained = [this](const NodeIdentity&) {
+    MutexLock lock(&mu_);
+    WakeClaimerLocked();
+  };
+  auto node = ClusterNode::Start(std::move(o), clock_);
+  if (!node) return node.error();
+  cluster_ = std::move(*node);
+  if (runs_jobs_) claimer_ = std::thread([this] { ClaimLoop(); });
+  ScheduleClusterPoll();
+  return {};
+}
+
+void JobService::WakeClaimerLocked() {
+  if (!cluster_ || !runs_jobs_) return;
+  claim_wanted_ = true;
+  claim_cv_.Signal();
+}
+
+void JobService::ClaimLoop() {
+  std::minstd_rand rng{std::random_device{}()};
+  std::uniform_int_distribution<int> jitter(0, 200);
+  auto last_warning = std::chrono::steady_clock::now() - std::chrono::minutes(1);
+  for (;;) {
+    ClaimRequest request;
+    {
+      MutexLock lock(&mu_);
+      const auto poll = std::chrono::steady_clock::now() + kClusterPoll + Millis(jitter(rng));
+      while (!claimer_stop_ && !claim_wanted_) {
+        if (!claim_cv_.WaitUntil(&mu_, poll)) break;
+      }
+      if (claimer_stop_) return;
+      claim_wanted_ = false;
+      // Only what can start now: no prefetch, so that a job waits where any node may
+      // take it. Nothing while this node starts no work.
+      if (draining_ || unstored_finals_ > 0) continue;
+      int r = 0;
+      for (const auto& [name, cap] : config_.resources) {
+        request.capacity.push_back(cap);
+        request.in_use.push_back(scheduler_.in_use(r++));
+      }
+    }
+    bool fits = false;
+    for (const auto& [name, demand] : claim_tasks_) {
+      bool room = true;
+      for (auto [res, amount] : demand.units) {
+        const auto i = static_cast<std::size_t>(res);
+        room = room && request.in_use[i] + amount <= request.capacity[i];
+      }
+      fits = fits || room;
+    }
+    if (!fits || !cluster_->held()) continue;
+    request.tasks = claim_tasks_;
+    request.now = clock_.Now();
+    auto claimed = cluster_->Claim(std::move(request));
+    if (!claimed) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_warning > std::chrono::seconds(10)) {
+        last_warning = now;
+        spdlog::warn("cluster: cannot claim jobs ({}); trying again each second", claimed.error().detail);
+      }
+      continue;
+    }
+    if (claimed->second.empty()) continue;
+    const bool full = claimed->second.size() >= ClaimRequest{}.limit;
+    Adopt(claimed->first, std::move(claimed->second));
+    if (full) {
+      MutexLock lock(&mu_);
+      WakeClaimerLocked();  // More may fit.
+    }
+  }
+}
+
+void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    for (JobRecord& rec : jobs) {
+      auto task = tasks_.find(rec.task);  // Claims name only this node's tasks.
+      if (task == tasks_.end() || active_.count(rec.id)) continue;
+      for (std::size_t i = 0; i < rec.files.size(); ++i) rec.files[i].path = files_->InputPath(rec.id, i);
+      auto job = std::make_unique<ActiveJob>(timers_.get());
+      job->record = std::move(rec);
+      job->task = task->second.get();
+      job->claim = claim;
+      job->sched_seq = job->record.seq;
+      if (job->record.map) {
+        const auto& input = job->record.input;
+        job->map = std::make_unique<MapRun>(input && input->is_array() ? input->get_array().size() : 0,
+                                            *job->record.map, job->task->parallelism);
+      }
+      ActiveJob* raw = job.get();
+      if (auto remote = remote_waiters_.find(raw->record.id); remote != remote_waiters_.end()) {
+        raw->waiters = std::move(remote->second);
+        remote_waiters_.erase(remote);
+      }
+      active_.emplace(raw->record.id, std::move(job));
+      if (raw->map && raw->map->complete()) {
+        raw->map->Stop();
+        raw->record.result = Result::Json(boost::json::array()).output();
+        MoveLocked(raw, JobStatus::kSucceeded);
+      } else {
+        EnqueueLocked(raw);
+      }
+    }
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+}
+
+void JobService::ScheduleClusterPoll() {
+  timers_->Schedule(kClusterPoll, [this] {
+    // The poll blocks on the database: on a store reader thread, not the timer's.
+    store_queue_->Read([this] { PollCluster(); });
+    ScheduleClusterPoll();
+  });
+}
+
+void JobService::PollCluster() {
+  std::vector<std::string> waited;
+  std::map<std::pair<std::string, std::int64_t>, std::vector<std::string>> held;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, waiters] : remote_waiters_) waited.push_back(id);
+    for (const auto& [id, job] : active_) {
+      if (job->claim && !job->released && !job->handed_back && !IsFinished(job->record.status)) {
+        held[{job->claim->id, job->claim->epoch}].push_back(id);
+      }
+    }
+    WakeClaimerLocked();  // Work queued elsewhere whose notification was missed.
+  }
+  if (!waited.empty()) {
+    if (auto finished = cluster_->Finished(waited); finished && !finished->empty()) AnswerRemoteWaiters(*finished);
+  }
+  for (const auto& [claim, ids] : held) {
+    auto gone = cluster_->NoLongerHeld(ids, NodeIdentity{claim.first, claim.second});
+    if (gone && !gone->empty()) ReleaseJobs(*gone);
+  }
+}
+
+void JobService::AnswerRemoteWaitersSoon(std::vector<std::string> ids) {
+  store_queue_->Read([this, ids = std::move(ids)] { AnswerRemoteWaiters(ids); });
+}
+
+void JobService::AnswerRemoteWaiters(const std::vector<std::string>& ids) {
+  for (const std::string& id : ids) {
+    {
+      MutexLock lock(&mu_);
+      if (!remote_waiters_.count(id)) continue;
+    }
+    auto stored = store_->Get(id);
+    if (!stored) continue;  // The next poll tries again.
+    if (*stored && !IsFinished((*stored)->status)) continue;
+    std::vector<Waiter> waiters;
+    {
+      MutexLock lock(&mu_);
+      auto it = remote_waiters_.find(id);
+      if (it == remote_waiters_.end()) continue;
+      waiters = std::move(it->second);
+      remote_waiters_.erase(it);
+    }
+    for (auto& w : waiters) {
+      if (*stored)
+        w.fn(JobSnapshot{**stored, std::nullopt});
+      else
+        w.fn(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
+    }
+  }
+}
+
+void JobService::ReleaseJobs(const std::vector<std::string>& ids) {
+  Launches launches;
+  std::vector<std::string> released;
+  {
+    MutexLock lock(&mu_);
+    for (const std::string& id : ids) {
+      auto it = active_.find(id);
+      if (it == active_.end()) continue;
+      ActiveJob* job = it->second.get();
+      // A job whose final write is in flight: that write, fenced, says whose it is.
+      if (!job->claim || job->released || job->handed_back || IsFinished(job->record.status)) continue;
+      released.push_back(id);
+      ReleaseLocked(job);
+    }
+    if (!released.empty()) DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+  if (!released.empty()) {
+    spdlog::info("cluster: {} jobs held here were canceled or taken over elsewhere; stopped", released.size());
+    AnswerRemoteWaitersSoon(std::move(released));
+  }
+}
+
+void JobService::ReleaseLocked(ActiveJob* job) {
+  job->released = true;
+  job->attempt_timer.Cancel();
+  UnqueueLocked(job);
+  if (job->map) {
+    StopMapLocked(job, StopReason::kCanceled);
+  } else if (job->run) {
+    job->run->RequestStop(StopReason::kCanceled);
+  }
+  const std::string id = job->record.id;
+  if (!job->waiters.empty()) {
+    auto& remote = remote_waiters_[id];
+    std::move(job->waiters.begin(), job->waiters.end(), std::back_inserter(remote));
+    job->waiters.clear();
+  }
+  if (job->final_write_failures > 0 && --unstored_finals_ == 0) idle_cv_.SignalAll();
+  job->final_write_failures = 0;
+  if (!Executing(*job)) active_.erase(id);  // Else once its execution reports.
+}
+
+void JobService::OnFenced(const std::string& id) {
+  bool released = false;
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    auto it = active_.find(id);
+    if (it == active_.end() || it->second->released) return;
+    ReleaseLocked(it->second.get());
+    released = true;
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+  if (released) {
+    spdlog::warn("cluster: job {} is no longer this node's (canceled elsewhere, or rescued); its outcome here is dropped",
+                 id);
+    AnswerRemoteWaitersSoon({id});
+  }
+}
+
+void JobService::OnLeaseLost(const NodeIdentity& lost) {
+  std::vector<std::string> ids;
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    std::vector<ActiveJob*> held;
+    for (auto& [id, job] : active_) {
+      if (job->claim == lost && !job->released && !job->handed_back && !IsFinished(job->record.status)) {
+        held.push_back(job.get());
+      }
+    }
+    for (ActiveJob* job : held) {
+      ids.push_back(job->record.id);
+      ReleaseLocked(job);
+    }
+    DispatchLocked(&launches);
+  }
+  Launch(std::move(launches));
+  spdlog::error("cluster: node {} lost its lease (epoch {}); its {} jobs were stopped, to be rescued by the cluster",
+                lost.id, lost.epoch, ids.size());
+  if (!ids.empty()) AnswerRemoteWaitersSoon(std::move(ids));
+}
+
+void JobService::CancelElsewhere(const std::string& id, CancelCause cause, SnapshotCallback done) {
+  store_queue_->Read([this, id, cause, done = std::move(done)] {
+    auto outcome = cluster_->Cancel(id, [&](JobRecord* job) {
+      EnterStatus(job, JobStatus::kCanceled, clock_.Now(), CancelError(cause, job->task, config_.run_timeout));
+    });
+    if (!outcome) return done(outcome.error());
+    if (!outcome->job) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
+    if (!outcome->canceled) {
+      return done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
+                                                      std::string(JobStatusName(outcome->job->status))));
+    }
+    done(JobSnapshot{std::move(*outcome->job), std::nullopt});
+  });
+}
+
+void JobService::HandBackLocked(ActiveJob* job, JobError failure, Millis delay) {
+  JobRecord& rec = job->record;
+  const UnixMillis now = clock_.Now();
+  EnterStatus(&rec, JobStatus::kQueued, now, std::move(failure));
+  rec.run_after = now + delay.count();
+  job->handed_back = true;
+  WriteFinalLocked(job);  // Its claim ends with this write; it leaves active_ once durable.
+  timers_->Schedule(delay, [this] {
+    MutexLock lock(&mu_);
+    WakeClaimerLocked();
+  });
+}
+
+}  // namespace offload

@@ -1,0 +1,242 @@
+// Several real `offload serve` processes on one PostgreSQL schema: a cluster. A job
+// submitted to one node is waited on and canceled from the others; a node killed or
+// paused past its lease has its jobs finished elsewhere (or failed `interrupted`),
+// and its late completions are refused; an exclusive resource keeps submission order
+// across nodes; a lost listener connection only slows things down.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/http_client.h"
+#include "support/job_helpers.h"
+#include "support/postgres_schema.h"
+#include "support/test_server.h"
+
+namespace offload::testing {
+namespace {
+
+namespace json = boost::json;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Short leases, so that the tests of dead and paused nodes take seconds.
+constexpr const char* kCluster = R"(
+lease_ttl = "1500ms"
+lease_grace = "500ms"
+shutdown_grace = "1s"
+)";
+
+class ClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestPostgresConnInfo();
+    ASSERT_TRUE(server.has_value());
+    conninfo_ = FreshPostgresSchema(*server);
+    ASSERT_FALSE(conninfo_.empty());
+  }
+
+  // Starts a node with the config lines `more` (after the store and the short leases).
+  TestServer& StartNode(const std::string& more) {
+    nodes_.push_back(std::make_unique<TestServer>());
+    TestServer& node = *nodes_.back();
+    const std::string why = node.Start(PostgresConfig(conninfo_, std::string(kCluster) + more));
+    EXPECT_EQ(why, "");
+    return node;
+  }
+
+  std::string conninfo_;
+  std::vector<std::unique_ptr<TestServer>> nodes_;
+};
+
+// One cpu per node, and a sleep that holds it.
+constexpr const char* kOneCpu = R"(
+[resources]
+cpu = 1
+[tasks.hold]
+run = "builtin:sleep"
+uses = {cpu = 1}
+)";
+
+TEST_F(ClusterTest, SubmittedOnAWaitedOnBCanceledOnC) {
+  TestServer& a = StartNode(std::string("role = \"api\"\n") + kOneCpu);
+  TestServer& b = StartNode(kOneCpu);
+  TestServer& c = StartNode(kOneCpu);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port()), on_b(b.port()), on_c(c.port());
+
+  // An api node runs nothing: the job runs on B or C, and B's long-poll hears of it.
+  const std::string quick = Field(SubmitJob(on_a, "hold", json::object{{"ms", 50}}), "id");
+  json::object done = WaitFinished(on_b, quick, seconds(20));
+  EXPECT_EQ(Field(done, "status"), "succeeded") << json::serialize(done);
+
+  // The result in the same call, from the node that does not run it.
+  Response run = on_a.Post("/v1/tasks/hold/run", R"({"ms": 20})", {}, seconds(20));
+  EXPECT_EQ(run.status, 200) << Describe(run);
+
+  // A long job, canceled from C while it runs on B or C: its cpu is free again within
+  // a second or so (the node that ran it heard of the cancel and stopped it).
+  const std::string long_job = Field(SubmitJob(on_a, "hold", json::object{{"ms", 60'000}}), "id");
+  json::object running = WaitForStatus(on_b, long_job, "running", seconds(10));
+  ASSERT_EQ(Field(running, "status"), "running");
+  Response canceled = on_c.Delete("/v1/jobs/" + long_job);
+  ASSERT_EQ(canceled.status, 200) << Describe(canceled);
+  EXPECT_EQ(Field(canceled.json().as_object(), "status"), "canceled");
+  EXPECT_EQ(Field(GetJob(on_a, long_job), "status"), "canceled");
+  WaitForInUse(on_b, "cpu", 0, milliseconds(2000));
+  WaitForInUse(on_c, "cpu", 0, milliseconds(2000));
+  // A second cancel says it is over, from any node.
+  EXPECT_EQ(on_b.Delete("/v1/jobs/" + long_job).status, 409);
+  EXPECT_EQ(on_a.Delete("/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA").status, 404);
+  Response unknown = on_a.Get("/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA?wait=1");
+  EXPECT_EQ(unknown.status, 404) << Describe(unknown);
+}
+
+TEST_F(ClusterTest, AWorkerNodeServesOnlyItsHealth) {
+  TestServer& w = StartNode("role = \"worker\"\n");
+  ASSERT_FALSE(HasFailure());
+  HttpClient client(w.port());
+  EXPECT_EQ(client.Get("/healthz").status, 200);
+  Response refused = client.Post("/v1/jobs", R"({"task":"noop","input":{}})");
+  EXPECT_EQ(refused.status, 404) << Describe(refused);
+  EXPECT_NE(refused.body.find("role \\\"worker\\\""), std::string::npos) << refused.body;
+}
+
+// A with two cpus takes both jobs; B joins; A is killed with them running.
+TEST_F(ClusterTest, JobsOfAKilledNodeFinishElsewhereOrFailInterrupted) {
+  const std::string tasks = R"(
+[resources]
+cpu = 2
+[tasks.retried]
+run = "builtin:sleep"
+uses = {cpu = 1}
+retries = 1
+[tasks.once]
+run = "builtin:sleep"
+uses = {cpu = 1}
+)";
+  TestServer& a = StartNode(tasks);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port());
+  const std::string retried = Field(SubmitJob(on_a, "retried", json::object{{"ms", 3000}}), "id");
+  const std::string once = Field(SubmitJob(on_a, "once", json::object{{"ms", 3000}}), "id");
+  WaitForStatus(on_a, retried, "running");
+  WaitForStatus(on_a, once, "running");
+  TestServer& b = StartNode(tasks);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_b(b.port());
+
+  a.Signal(SIGKILL);
+  ASSERT_TRUE(a.WaitForExit(seconds(10)).has_value());
+  // Within lease_ttl + grace, and the rescue's period.
+  json::object failed = WaitFinished(on_b, once, seconds(15));
+  EXPECT_EQ(Field(failed, "status"), "failed") << json::serialize(failed);
+  EXPECT_EQ(Field(failed.at("error").as_object(), "type"), "interrupted") << json::serialize(failed);
+  json::object again = WaitFinished(on_b, retried, seconds(20));
+  EXPECT_EQ(Field(again, "status"), "succeeded") << json::serialize(again);
+  EXPECT_EQ(again.at("attempts"), 2) << json::serialize(again);
+  ASSERT_TRUE(again.at("error_history").is_array()) << json::serialize(again);
+  EXPECT_EQ(Field(again.at("error_history").as_array().at(0).as_object(), "type"), "interrupted");
+}
+
+TEST_F(ClusterTest, APausedNodesLateCompletionIsRefusedAndNoJobFinishesTwice) {
+  const std::string tasks = std::string(kOneCpu) + R"(
+[tasks.retried]
+run = "builtin:sleep"
+uses = {cpu = 1}
+retries = 1
+)";
+  TestServer& a = StartNode(tasks);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port());
+  const std::string id = Field(SubmitJob(on_a, "retried", json::object{{"ms", 2500}}), "id");
+  WaitForStatus(on_a, id, "running");
+  TestServer& b = StartNode(tasks);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_b(b.port());
+
+  a.Signal(SIGSTOP);
+  // B rescues it once A's lease is past (1.5 s + 0.5 s) and runs it again.
+  const auto deadline = Clock::now() + seconds(15);
+  json::object job;
+  do {
+    std::this_thread::sleep_for(milliseconds(50));
+    job = GetJob(on_b, id);
+  } while (job.at("attempts") != 2 && Clock::now() < deadline);
+  ASSERT_EQ(job.at("attempts"), 2) << json::serialize(job);
+  // A wakes with its attempt about to end: its lease is gone, and so is the job.
+  a.Signal(SIGCONT);
+  json::object done = WaitFinished(on_b, id, seconds(15));
+  EXPECT_EQ(Field(done, "status"), "succeeded") << json::serialize(done);
+  EXPECT_EQ(done.at("attempts"), 2);
+  // A's attempt ends too, after B's or before: it is refused either way, and the job
+  // keeps the outcome and the time of the one attempt that counted.
+  std::this_thread::sleep_for(milliseconds(3000));
+  json::object later = GetJob(on_a, id);
+  EXPECT_EQ(Field(later, "status"), "succeeded") << json::serialize(later);
+  EXPECT_EQ(later.at("attempts"), 2);
+  EXPECT_EQ(TimeOf(later, "finished_at"), TimeOf(done, "finished_at"));
+  EXPECT_NE(a.log().find("lost its lease"), std::string::npos) << a.log();
+}
+
+TEST_F(ClusterTest, AnExclusiveResourceKeepsSubmissionOrderAcrossNodes) {
+  const std::string tasks = R"(
+[resources]
+gpu = 1
+[tasks.render]
+run = "builtin:sleep"
+uses = {gpu = 1}
+)";
+  TestServer& a = StartNode(tasks);
+  TestServer& b = StartNode(tasks);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port()), on_b(b.port());
+  constexpr int kJobs = 20;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kJobs; ++i) {
+    ids.push_back(Field(SubmitJob(i % 2 ? on_b : on_a, "render", json::object{{"ms", 100}}), "id"));
+  }
+  std::vector<std::pair<std::int64_t, std::int64_t>> spans;  // [started, finished), in submission order.
+  for (const std::string& id : ids) {
+    json::object job = WaitFinished(on_a, id, seconds(30));
+    ASSERT_EQ(Field(job, "status"), "succeeded") << json::serialize(job);
+    spans.emplace_back(TimeOf(job, "started_at"), TimeOf(job, "finished_at"));
+  }
+  for (int i = 1; i < kJobs; ++i) {
+    EXPECT_LE(spans[i - 1].first, spans[i].first) << "job " << i << " started before job " << i - 1;
+  }
+  // Two GPUs in the cluster: never three jobs at once (at each start, the jobs running).
+  for (const auto& span : spans) {
+    const std::int64_t t = span.first;
+    const auto running =
+        std::count_if(spans.begin(), spans.end(), [t](const auto& other) { return other.first <= t && t < other.second; });
+    EXPECT_LE(running, 2) << "at " << t;
+  }
+}
+
+TEST_F(ClusterTest, WorkStillFlowsWhenTheListenersConnectionsAreKilled) {
+  TestServer& a = StartNode("role = \"api\"\n");
+  TestServer& b = StartNode("role = \"worker\"\n");
+  ASSERT_FALSE(HasFailure());
+  (void)b;
+  HttpClient on_a(a.port());
+  ASSERT_EQ(Field(WaitFinished(on_a, Field(SubmitJob(on_a, "noop", json::object{}), "id")), "status"), "succeeded");
+  const std::string killed = Sql(conninfo_,
+                                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE "
+                                 "'LISTEN offload_%' AND pid <> pg_backend_pid()");
+  EXPECT_EQ(killed, "2") << "one listener per node";
+  for (int i = 0; i < 5; ++i) {
+    const std::string id = Field(SubmitJob(on_a, "noop", json::object{}), "id");
+    EXPECT_EQ(Field(WaitFinished(on_a, id, seconds(10)), "status"), "succeeded");
+  }
+}
+
+}  // namespace
+}  // namespace offload::testing
