@@ -206,6 +206,35 @@ ErrorOr<std::vector<std::string>> ClusterNode::NoLongerHeld(const std::vector<st
   return out;
 }
 
+ErrorOr<std::optional<JobRecord>> ClusterNode::KeyHolder(const std::string& task, const std::string& key,
+                                                         UnixMillis expired_before) {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  if (Status s = conn->ExecScript("BEGIN"); !s) return Abort(*conn, s.error());
+  auto freed = conn->Exec(
+      "UPDATE offload_jobs SET idem_key = NULL WHERE task = $1 AND idem_key = $2 AND created_at < $3",
+      PgParams().Text(task).Text(key).Int(expired_before));
+  if (!freed) return Abort(*conn, freed.error());
+  auto held = conn->Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE task = $1 AND idem_key = $2",
+                         PgParams().Text(task).Text(key));
+  if (!held) return Abort(*conn, held.error());
+  if (Status s = conn->ExecScript("COMMIT"); !s) return s.error();
+  if (held->rows() == 0) return std::optional<JobRecord>();
+  return std::optional<JobRecord>(ReadPgJobRow(*held, 0));
+}
+
+ErrorOr<std::vector<std::pair<std::string, std::int64_t>>> ClusterNode::QueuedByTask() {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  auto counts = conn->Exec("SELECT task, count(*) FROM offload_jobs WHERE status = 0 GROUP BY task");
+  if (!counts) return counts.error();
+  std::vector<std::pair<std::string, std::int64_t>> out;
+  for (int row = 0; row < counts->rows(); ++row) out.emplace_back(counts->Bytes(row, 0), counts->Int(row, 1));
+  return out;
+}
+
 void ClusterNode::AnnounceWork() {
   Post([](Outbox* box) { box->work = true; });
 }

@@ -23,6 +23,9 @@ struct JobService::TaskRuntime {
   std::size_t parallelism = 1;      // Executions of this task that fit at once.
   bool process = false;             // Runs a program, which may write a result file.
   std::size_t pending_inserts = 0;  // Guarded by mu_: submits whose insert is in flight.
+  // Guarded by mu_. In a cluster: its queued jobs, cluster-wide, as last counted (each
+  // second) plus those inserted here since.
+  std::int64_t cluster_queued = 0;
 };
 
 // A job the service holds in memory. Every field but the record's id, task, input,
@@ -47,12 +50,15 @@ struct JobService::ActiveJob {
   std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
   // In a cluster: the claim it runs under, for the jobs this node claimed.
   std::optional<NodeIdentity> claim;
+  std::uint64_t adoption = 0;  // Which claim of it this is, on this node.
   // No longer this node's (job_service.h): nothing of it is written from here on, and
   // it leaves active_ once its execution has stopped.
   bool released = false;
   // Its attempt failed and it goes back to the shared queue: it leaves active_ once
   // that write is durable.
   bool handed_back = false;
+  // Its insert met its Idempotency-Key held in the store, which was looked up.
+  bool key_looked_up = false;
 };
 
 }  // namespace offload

@@ -194,7 +194,10 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     service->tasks_.emplace(name, std::move(rt));
   }
   const std::optional<std::string> conninfo = PostgresConnInfo(config.store);
-  if (conninfo) service->node_id_ = NodeIdOf(service->files_->root());
+  if (conninfo) {
+    service->clustered_ = true;
+    service->node_id_ = NodeIdOf(service->files_->root());
+  }
   if (auto recovered = service->Recover(); !recovered) return recovered.error();
   if (conninfo) {
     if (auto joined = service->JoinCluster(*conninfo); !joined) return joined.error();
@@ -205,7 +208,7 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
 
 // Runs before the service is shared: no other thread can call in yet.
 Status JobService::Recover() {
-  const bool clustered = !node_id_.empty();
+  const bool clustered = clustered_;
   auto max_seq = clustered ? ErrorOr<std::uint64_t>(0) : store_->MaxSeq();
   if (!max_seq) return max_seq.error();
   // Before any job runs: what a crash left (an upload half received, files of a job
@@ -308,13 +311,18 @@ JobService::~JobService() {
         "they count as interrupted",
         unstored, store_error);
   }
-  // The cluster's threads call in: they stop while everything they touch is whole.
-  cluster_.reset();
+  {
+    // The cluster's threads call in from here on to find it closed; cluster_ itself
+    // stays until the store queue has run its last callbacks and reads, which use it.
+    MutexLock lock(&mu_);
+    cluster_closed_ = true;
+  }
   timers_->Stop();
   // What the timer thread queued last is applied while the queue is still whole: its
   // callbacks may call back into it.
   store_queue_->WaitForWrites();
   store_queue_.reset();
+  cluster_.reset();
 }
 
 void JobService::Submit(SubmitRequest request, const SnapshotCallback& done) {
@@ -410,7 +418,9 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
         replay_id = seen->job_id;
     } else if (draining_) {
       refused = MakeError(ErrorCode::kUnavailable, "the server is shutting down; retry elsewhere");
-    } else if (scheduler_.queued(task->queue) + task->pending_inserts >=
+    } else if ((clustered_ ? static_cast<std::size_t>(std::max<std::int64_t>(task->cluster_queued, 0))
+                           : scheduler_.queued(task->queue)) +
+                   task->pending_inserts >=
                static_cast<std::size_t>(task->config.max_queued)) {
       refused =
           MakeError(ErrorCode::kQueueFull, "task \"" + rec.task + "\" already has " +
@@ -419,8 +429,8 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
       rec.id = named_id.empty() ? NewJobId() : named_id;
       // In a cluster the store numbers it (the order of submission across nodes), and
       // a job with files runs where they are.
-      rec.seq = cluster_ ? 0 : ++next_seq_;
-      if (cluster_ && !rec.files.empty()) rec.files_node = node_id_;
+      rec.seq = clustered_ ? 0 : ++next_seq_;
+      if (clustered_ && !rec.files.empty()) rec.files_node = node_id_;
       rec.created_at = now;
       ++task->pending_inserts;
       if (!rec.idempotency_key.empty()) {
@@ -456,6 +466,10 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
 }
 
 void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored, const SnapshotCallback& done) {
+  if (clustered_ && !stored && stored.error().code == ErrorCode::kConflict && !job->record.idempotency_key.empty() &&
+      !job->key_looked_up) {
+    return OnKeyTaken(std::move(job), done);
+  }
   Launches launches;
   ErrorOr<JobSnapshot> answer = MakeError(ErrorCode::kInternal, "unset");
   const std::string id = job->record.id;
@@ -466,9 +480,10 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     if (!stored) {
       if (!rec.idempotency_key.empty()) idempotency_.Forget(rec.task, rec.idempotency_key, rec.id);
       answer = MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
-    } else if (cluster_) {
+    } else if (clustered_) {
       // Queued for the whole cluster: a claimer takes it, this node's or another's.
       if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
+      ++job->task->cluster_queued;
       answer = JobSnapshot{rec, std::nullopt};
       WakeClaimerLocked();
     } else {
@@ -494,8 +509,8 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
   if (!stored) {
     spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
     files_->RemoveJob(id);
-  } else if (cluster_) {
-    cluster_->AnnounceWork();
+  } else if (clustered_) {
+    cluster_->AnnounceWork();  // cluster_ outlives every store callback.
   }
   Launch(std::move(launches));
   done(std::move(answer));
@@ -527,7 +542,8 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
-    if (it != active_.end()) {
+    // A job released or handed back is the cluster's, not this node's to cancel.
+    if (it != active_.end() && !it->second->released && !it->second->handed_back) {
       ActiveJob* job = it->second.get();
       const JobRecord& rec = job->record;
       if (rec.status == JobStatus::kQueued) {
@@ -562,7 +578,7 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
     Launch(std::move(launches));
     return done(std::move(*snap));
   }
-  if (cluster_) return CancelElsewhere(id, cause, std::move(done));
+  if (clustered_) return CancelElsewhere(id, cause, std::move(done));
   StoreGet(id, [id, done = std::move(done)](ErrorOr<std::optional<JobRecord>> stored) {
     if (!stored) return done(stored.error());
     if (!*stored) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
@@ -588,7 +604,7 @@ void JobService::List(const JobQuery& query, PageCallback done) {
         if (it != active_.end()) {
           JobSnapshot live = SnapshotLocked(*it->second);
           if (!query.status || live.record.status == *query.status) slots[i] = std::move(live);
-        } else if (!IsFinished(rec.status) && !cluster_) {
+        } else if (!IsFinished(rec.status) && !clustered_) {
           // It finished and left active_ after the page was read; a job leaves
           // only once its final state is stored, so the store has it now.
           reread.push_back(i);
@@ -624,7 +640,7 @@ JobService::WaitTicket JobService::AwaitFinish(const std::string& id, SnapshotCa
       it->second->waiters.push_back(Waiter{t, std::move(on_finish)});
       return t;
     }
-    if (!cluster_) return 0;
+    if (!clustered_ || cluster_closed_) return 0;
     // Held by another node, or by none yet: the store says when it is done.
     t = ++next_ticket_;
     remote_waiters_[id].push_back(Waiter{t, std::move(on_finish)});
@@ -716,8 +732,10 @@ void JobService::CancelAll() {
   // Clients waiting on a queued job get its state now (canceled, or still queued in
   // a durable store): the server is going away and would otherwise drop them.
   std::vector<std::pair<std::vector<Waiter>, JobSnapshot>> kept;
+  std::unordered_map<std::string, std::vector<Waiter>> remote;
   {
     MutexLock lock(&mu_);
+    remote.swap(remote_waiters_);
     std::vector<ActiveJob*> queued;
     for (auto& [id, job] : active_) {
       if (job->record.status == JobStatus::kRunning && job->run) {
@@ -765,6 +783,13 @@ void JobService::CancelAll() {
   store_queue_->RunCallbacks();
   for (auto& [waiters, snap] : kept) {
     for (auto& w : waiters) w.fn(snap);
+  }
+  // Jobs of the cluster that this node does not hold go on without it.
+  for (auto& [id, waiters] : remote) {
+    for (auto& w : waiters) {
+      w.fn(MakeError(ErrorCode::kUnavailable,
+                     "this server is shutting down; job " + id + " goes on in the cluster: ask another node"));
+    }
   }
 }
 
@@ -1100,7 +1125,7 @@ void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
-    if (it == active_.end()) return;
+    if (it == active_.end() || it->second->released) return;
     ActiveJob* job = it->second.get();
     store_error_ = error.detail;
     if (stopping_) return;
@@ -1119,7 +1144,7 @@ void JobService::OnFinalWriteRetryDue(const std::string& id) {
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
-    if (it == active_.end()) return;
+    if (it == active_.end() || it->second->released) return;
     WriteFinalLocked(it->second.get());
   }
   store_queue_->RunCallbacks();
@@ -1156,7 +1181,7 @@ void JobService::OnFinishDurable(const std::string& id) {
         std::move(remote->second.begin(), remote->second.end(), std::back_inserter(waiters));
         remote_waiters_.erase(remote);
       }
-      announce = cluster_ != nullptr;
+      announce = clustered_;
       snap = JobSnapshot{job->record, std::nullopt};
       if (!Executing(*job)) {
         large_map_gone = job->map && job->map->counts().total >= kLargeMap;
@@ -1164,7 +1189,7 @@ void JobService::OnFinishDurable(const std::string& id) {
       }
     }
   }
-  if (announce) cluster_->AnnounceDone(id);
+  if (announce) cluster_->AnnounceDone(id);  // cluster_ outlives every store callback.
   if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
   Launch(std::move(launches));
   for (auto& w : waiters) w.fn(*snap);

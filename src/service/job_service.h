@@ -275,19 +275,24 @@ class JobService {
   // Each second, on a store reader thread: waited-for jobs that finished elsewhere,
   // held jobs that are no longer this node's, and work the notifications missed.
   void PollCluster() LOCKS_EXCLUDED(mu_);
+  void PollClusterSoon() LOCKS_EXCLUDED(mu_);
   void ScheduleClusterPoll();
   // Answers the waiters of those of `ids` that are finished (or unknown) in the
   // store. Blocks on the store: call it on a store reader thread.
   void AnswerRemoteWaiters(const std::vector<std::string>& ids) LOCKS_EXCLUDED(mu_);
-  void AnswerRemoteWaitersSoon(std::vector<std::string> ids);
+  void AnswerRemoteWaitersSoon(std::vector<std::string> ids) LOCKS_EXCLUDED(mu_);
   // The jobs are no longer this node's: stopped and dropped, their waiters left to
-  // wait on the store.
-  void ReleaseJobs(const std::vector<std::string>& ids) LOCKS_EXCLUDED(mu_);
+  // wait on the store. Each names its adoption (ActiveJob::adoption), or 0 for any.
+  void ReleaseJobs(const std::vector<std::pair<std::string, std::uint64_t>>& jobs) LOCKS_EXCLUDED(mu_);
   void ReleaseLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnLeaseLost(const NodeIdentity& lost) LOCKS_EXCLUDED(mu_);
   // A write naming the job's claim was refused.
   void OnFenced(const std::string& id) LOCKS_EXCLUDED(mu_);
   void CancelElsewhere(const std::string& id, CancelCause cause, SnapshotCallback done);
+  // The insert of `job` found its Idempotency-Key held by another job in the store
+  // (submitted on another node): that job is the answer, or, if its key's ttl is
+  // over, the key is taken from it and the insert made again.
+  void OnKeyTaken(std::unique_ptr<ActiveJob> job, const SnapshotCallback& done) LOCKS_EXCLUDED(mu_);
   // A retry's attempt failed: the job goes back to the shared queue after `delay`.
   void HandBackLocked(ActiveJob* job, JobError failure, Millis delay) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -304,6 +309,7 @@ class JobService {
   std::unordered_map<std::string, std::unique_ptr<TaskRuntime>> tasks_;
   // In a cluster: whether this node runs jobs (role "all" or "worker"), its id, and
   // the tasks it claims, with what one of their jobs holds.
+  bool clustered_ = false;
   bool runs_jobs_ = true;
   std::string node_id_;
   std::vector<std::pair<std::string, ResourceDemand>> claim_tasks_;
@@ -332,6 +338,11 @@ class JobService {
   bool claimer_stop_ GUARDED_BY(mu_) = false;
   // Waiters of jobs not held here, by job id.
   std::unordered_map<std::string, std::vector<Waiter>> remote_waiters_ GUARDED_BY(mu_);
+  // The destructor has begun: what the cluster's threads call in for is ignored.
+  bool cluster_closed_ GUARDED_BY(mu_) = false;
+  // Claims of epochs whose lease was lost: a claim made under one is not adopted.
+  std::vector<NodeIdentity> lost_claims_ GUARDED_BY(mu_);
+  std::uint64_t next_adoption_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace offload

@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/json/serialize.hpp>
+#include <algorithm>
 #include <iterator>
+#include <map>
 #include <random>
 
 #include "cluster/cluster_node.h"
@@ -56,8 +58,12 @@ Status JobService::JoinCluster(const std::string& conninfo) {
     WakeClaimerLocked();
   };
   o.on_done = [this](const std::vector<std::string>& ids) { AnswerRemoteWaitersSoon(ids); };
-  o.on_canceled = [this](const std::vector<std::string>& ids) { ReleaseJobs(ids); };
-  o.on_reconnect = [this] { store_queue_->Read([this] { PollCluster(); }); };
+  o.on_canceled = [this](const std::vector<std::string>& ids) {
+    std::vector<std::pair<std::string, std::uint64_t>> any;
+    for (const std::string& id : ids) any.emplace_back(id, 0);
+    ReleaseJobs(any);
+  };
+  o.on_reconnect = [this] { PollClusterSoon(); };
   o.on_lost = [this](const NodeIdentity& lost) { OnLeaseLost(lost); };
   o.on_regained = [this](const NodeIdentity&) {
     MutexLock lock(&mu_);
@@ -72,7 +78,7 @@ Status JobService::JoinCluster(const std::string& conninfo) {
 }
 
 void JobService::WakeClaimerLocked() {
-  if (!cluster_ || !runs_jobs_) return;
+  if (!clustered_ || !runs_jobs_ || cluster_closed_) return;
   claim_wanted_ = true;
   claim_cv_.Signal();
 }
@@ -135,14 +141,25 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
   Launches launches;
   {
     MutexLock lock(&mu_);
+    // Claimed just as the lease was lost: the rescue gives them back (no attempt of
+    // theirs started here).
+    if (std::find(lost_claims_.begin(), lost_claims_.end(), claim) != lost_claims_.end()) return;
     for (JobRecord& rec : jobs) {
       auto task = tasks_.find(rec.task);  // Claims name only this node's tasks.
-      if (task == tasks_.end() || active_.count(rec.id)) continue;
+      if (task == tasks_.end() || active_.count(rec.id)) {
+        // Its last claim here has not left yet (a hand-back in flight, a release
+        // still stopping): this claim goes back to the queue, for a later one.
+        store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec, claim}, nullptr);
+        claim_wanted_ = true;
+        continue;
+      }
+      next_seq_ = std::max(next_seq_, rec.seq);  // A map taking turns goes after it.
       for (std::size_t i = 0; i < rec.files.size(); ++i) rec.files[i].path = files_->InputPath(rec.id, i);
       auto job = std::make_unique<ActiveJob>(timers_.get());
       job->record = std::move(rec);
       job->task = task->second.get();
       job->claim = claim;
+      job->adoption = ++next_adoption_;
       job->sched_seq = job->record.seq;
       if (job->record.map) {
         const auto& input = job->record.input;
@@ -170,21 +187,27 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
 
 void JobService::ScheduleClusterPoll() {
   timers_->Schedule(kClusterPoll, [this] {
-    // The poll blocks on the database: on a store reader thread, not the timer's.
-    store_queue_->Read([this] { PollCluster(); });
+    PollClusterSoon();
     ScheduleClusterPoll();
   });
 }
 
+// The poll blocks on the database: on a store reader thread, not the caller's.
+void JobService::PollClusterSoon() {
+  MutexLock lock(&mu_);
+  if (!cluster_closed_) store_queue_->Read([this] { PollCluster(); });
+}
+
 void JobService::PollCluster() {
   std::vector<std::string> waited;
-  std::map<std::pair<std::string, std::int64_t>, std::vector<std::string>> held;
+  // By claim: the ids held under it, and which adoption of each.
+  std::map<std::pair<std::string, std::int64_t>, std::map<std::string, std::uint64_t>> held;
   {
     MutexLock lock(&mu_);
     for (const auto& [id, waiters] : remote_waiters_) waited.push_back(id);
     for (const auto& [id, job] : active_) {
       if (job->claim && !job->released && !job->handed_back && !IsFinished(job->record.status)) {
-        held[{job->claim->id, job->claim->epoch}].push_back(id);
+        held[{job->claim->id, job->claim->epoch}][id] = job->adoption;
       }
     }
     WakeClaimerLocked();  // Work queued elsewhere whose notification was missed.
@@ -192,14 +215,29 @@ void JobService::PollCluster() {
   if (!waited.empty()) {
     if (auto finished = cluster_->Finished(waited); finished && !finished->empty()) AnswerRemoteWaiters(*finished);
   }
-  for (const auto& [claim, ids] : held) {
+  if (auto queued = cluster_->QueuedByTask(); queued) {
+    MutexLock lock(&mu_);
+    for (auto& [name, task] : tasks_) task->cluster_queued = 0;
+    for (const auto& [name, count] : *queued) {
+      if (auto task = tasks_.find(name); task != tasks_.end()) task->second->cluster_queued = count;
+    }
+  }
+  for (const auto& [claim, jobs] : held) {
+    std::vector<std::string> ids;
+    for (const auto& [id, adoption] : jobs) ids.push_back(id);
     auto gone = cluster_->NoLongerHeld(ids, NodeIdentity{claim.first, claim.second});
-    if (gone && !gone->empty()) ReleaseJobs(*gone);
+    if (!gone || gone->empty()) continue;
+    // Only the adoption that was asked about: the job may have been handed back and
+    // claimed here again since.
+    std::vector<std::pair<std::string, std::uint64_t>> release;
+    for (const std::string& id : *gone) release.emplace_back(id, jobs.at(id));
+    ReleaseJobs(release);
   }
 }
 
 void JobService::AnswerRemoteWaitersSoon(std::vector<std::string> ids) {
-  store_queue_->Read([this, ids = std::move(ids)] { AnswerRemoteWaiters(ids); });
+  MutexLock lock(&mu_);
+  if (!cluster_closed_) store_queue_->Read([this, ids = std::move(ids)] { AnswerRemoteWaiters(ids); });
 }
 
 void JobService::AnswerRemoteWaiters(const std::vector<std::string>& ids) {
@@ -228,14 +266,15 @@ void JobService::AnswerRemoteWaiters(const std::vector<std::string>& ids) {
   }
 }
 
-void JobService::ReleaseJobs(const std::vector<std::string>& ids) {
+void JobService::ReleaseJobs(const std::vector<std::pair<std::string, std::uint64_t>>& jobs) {
   Launches launches;
   std::vector<std::string> released;
   {
     MutexLock lock(&mu_);
-    for (const std::string& id : ids) {
+    if (cluster_closed_) return;
+    for (const auto& [id, adoption] : jobs) {
       auto it = active_.find(id);
-      if (it == active_.end()) continue;
+      if (it == active_.end() || (adoption != 0 && it->second->adoption != adoption)) continue;
       ActiveJob* job = it->second.get();
       // A job whose final write is in flight: that write, fenced, says whose it is.
       if (!job->claim || job->released || job->handed_back || IsFinished(job->record.status)) continue;
@@ -272,20 +311,24 @@ void JobService::ReleaseLocked(ActiveJob* job) {
 }
 
 void JobService::OnFenced(const std::string& id) {
-  bool released = false;
+  bool canceled_here = false;
   Launches launches;
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
     if (it == active_.end() || it->second->released) return;
+    // A cancel made here that the fence refused (a rescue took the job first): it is
+    // made again where the job is now.
+    canceled_here = it->second->record.status == JobStatus::kCanceled;
     ReleaseLocked(it->second.get());
-    released = true;
     DispatchLocked(&launches);
   }
   Launch(std::move(launches));
-  if (released) {
-    spdlog::warn("cluster: job {} is no longer this node's (canceled elsewhere, or rescued); its outcome here is dropped",
-                 id);
+  spdlog::warn("cluster: job {} is no longer this node's (canceled elsewhere, or rescued); its outcome here is dropped",
+               id);
+  if (canceled_here) {
+    CancelElsewhere(id, CancelCause::kRequest, [](const ErrorOr<JobSnapshot>&) {});
+  } else {
     AnswerRemoteWaitersSoon({id});
   }
 }
@@ -295,6 +338,8 @@ void JobService::OnLeaseLost(const NodeIdentity& lost) {
   Launches launches;
   {
     MutexLock lock(&mu_);
+    if (cluster_closed_) return;
+    lost_claims_.push_back(lost);
     std::vector<ActiveJob*> held;
     for (auto& [id, job] : active_) {
       if (job->claim == lost && !job->released && !job->handed_back && !IsFinished(job->record.status)) {
@@ -314,6 +359,10 @@ void JobService::OnLeaseLost(const NodeIdentity& lost) {
 }
 
 void JobService::CancelElsewhere(const std::string& id, CancelCause cause, SnapshotCallback done) {
+  {
+    MutexLock lock(&mu_);
+    if (cluster_closed_) return done(MakeError(ErrorCode::kUnavailable, "the server is shutting down"));
+  }
   store_queue_->Read([this, id, cause, done = std::move(done)] {
     auto outcome = cluster_->Cancel(id, [&](JobRecord* job) {
       EnterStatus(job, JobStatus::kCanceled, clock_.Now(), CancelError(cause, job->task, config_.run_timeout));
@@ -324,7 +373,41 @@ void JobService::CancelElsewhere(const std::string& id, CancelCause cause, Snaps
       return done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
                                                       std::string(JobStatusName(outcome->job->status))));
     }
+    AnswerRemoteWaitersSoon({id});
     done(JobSnapshot{std::move(*outcome->job), std::nullopt});
+  });
+}
+
+void JobService::OnKeyTaken(std::unique_ptr<ActiveJob> job, const SnapshotCallback& done) {
+  job->key_looked_up = true;
+  auto owned = std::make_shared<std::unique_ptr<ActiveJob>>(std::move(job));
+  store_queue_->Read([this, owned, done] {
+    const JobRecord& rec = (*owned)->record;
+    auto holder = cluster_->KeyHolder(rec.task, rec.idempotency_key, clock_.Now() - config_.idempotency_ttl.count());
+    if (!holder) return OnInserted(std::move(*owned), holder.error(), done);
+    if (!*holder) {
+      // The key is free again: the insert once more (a conflict now is a failure).
+      ActiveJob* raw = owned->release();
+      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record}, [this, raw, done](const Status& stored) {
+        OnInserted(std::unique_ptr<ActiveJob>(raw), stored, done);
+      });
+      return;
+    }
+    const JobRecord& first = **holder;
+    {
+      MutexLock lock(&mu_);
+      --(*owned)->task->pending_inserts;
+      idempotency_.Forget(rec.task, rec.idempotency_key, rec.id);
+      idempotency_.Put(rec.task, rec.idempotency_key,
+                       IdempotencyCache::Entry{first.id, first.request_hash, first.created_at, true});
+    }
+    if (!rec.files.empty()) files_->RemoveJob(rec.id);
+    if (first.request_hash != rec.request_hash) {
+      return done(MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key \"" + rec.idempotency_key +
+                                                             "\" was used for job " + first.id +
+                                                             " with a different request; use a new key for a new job"));
+    }
+    done(JobSnapshot{first, std::nullopt, true});
   });
 }
 

@@ -89,6 +89,8 @@ CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, idem_key) WHERE
 
 // The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
+// What a server of schema version 2 (which used a schema alone) held while it ran.
+constexpr const char* kSingleServerLock = "hashtextextended('offload server ' || current_schema(), 0)";
 
 }  // namespace
 
@@ -149,6 +151,15 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
     auto v = c.Exec("SELECT version FROM offload_schema");
     if (!v) return v.error();
     const int version = v->rows() > 0 ? static_cast<int>(v->Int(0, 0)) : 0;
+    // An older server runs on this schema as if alone: no node of a cluster may join it.
+    auto alone = c.Exec(std::string("SELECT pg_try_advisory_lock(") + kSingleServerLock + ")");
+    if (!alone) return alone.error();
+    if (alone->Bytes(0, 0) != std::string_view("\x01", 1)) {
+      return MakeError(ErrorCode::kUnavailable,
+                       "a server of an older offload, which uses a PostgreSQL schema alone, is using this one (" +
+                           RedactConnInfo(options_.conninfo) + "); stop it before starting this one");
+    }
+    if (auto r = c.Exec(std::string("SELECT pg_advisory_unlock(") + kSingleServerLock + ")"); !r) return r.error();
     if (version > kSchemaVersion) {
       return MakeError(ErrorCode::kUnavailable, "the PostgreSQL schema has version " + std::to_string(version) +
                                                     ", newer than this offload (" + std::to_string(kSchemaVersion) +

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "store/pg_connection.h"
 #include "store/store.h"
 #include "support/postgres_schema.h"
 
@@ -110,6 +111,21 @@ TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnceAndShareTheSchema) {
   for (const auto& o : opened) EXPECT_TRUE(o.has_value()) << o.error().detail;
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"), "3");
+}
+
+TEST_F(PostgresStoreTest, AnOlderServerThatUsesTheSchemaAloneKeepsClusterNodesOut) {
+  { ASSERT_TRUE(Open().has_value()); }
+  // What a server of schema version 2 held for as long as it ran.
+  auto old_server = PgConnection::Connect(conninfo_);
+  ASSERT_TRUE(old_server.has_value()) << old_server.error().detail;
+  ASSERT_TRUE(
+      (*old_server)->Exec("SELECT pg_advisory_lock(hashtextextended('offload server ' || current_schema(), 0))"));
+  auto refused = Open();
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_NE(refused.error().detail.find("older offload"), std::string::npos) << refused.error().detail;
+  old_server->reset();
+  auto opened = Open();
+  EXPECT_TRUE(opened.has_value()) << opened.error().detail;
 }
 
 TEST_F(PostgresStoreTest, ACutConnectionIsReplacedWithoutFailingTheNextCalls) {
