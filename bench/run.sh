@@ -145,9 +145,10 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# Starts `offload serve` with config file $1; sets server_pid and url.
+# Starts `offload serve` with config file $1 (its log in $2, default server.log); sets
+# server_pid and url.
 start_server() {
-  local config=$1 log=$work/server.log i
+  local config=$1 log=${2:-$work/server.log} i
   # Emptied here, not by the redirection below: that one happens in the background
   # job, after the loop may already have read the previous server's line.
   : >"$log"
@@ -360,7 +361,8 @@ run_w13() {  # RUN
 
 # W12, offload on PostgreSQL against PostgreSQL's own pgbench on the same server in
 # the same run: `pgbench -N -M prepared -c 8 -T 15` (simple updates, one transaction
-# each) is the baseline, W2's e2e noop through one offload node the figure. Then the
+# each) is the baseline, W2's e2e noop through one offload node and through two nodes
+# of a cluster the figures. Then the
 # claim soak: a million jobs queued, claimed and finished, every finished row kept,
 # and the latency of a claim at the start and at the end.
 run_w12() {  # RUN
@@ -372,17 +374,28 @@ run_w12() {  # RUN
     { fail "W12: pgbench: $(tail -3 "$work/pgbench.out")"; return; }
   tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$work/pgbench.out" | head -1)
   write_config "$cfg" postgres && start_server "$cfg" || { fail "W12 server"; return; }
-  if measure "W12-e2e-$1" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" \
-    --timeout 300; then
-    "$python" - "$results/W12-e2e-$1.json" "$results/W12-postgres-$1.json" "$tps" <<'PY'
-import json, sys
-e2e = json.load(open(sys.argv[1]))
-tps = float(sys.argv[3])
-json.dump({"one_node": e2e, "pgbench_tps": tps, "ratio_one_node": e2e["finished_per_s"] / tps}, open(sys.argv[2], "w"))
-PY
-    rm -f "$results/W12-e2e-$1.json"
-  fi
+  measure "W12-e2e-$1" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" --timeout 300
   stop_server
+  # Two nodes on one schema (each with a files_dir of its own); the client submits to
+  # and waits on the first, both claim and run.
+  local second_pid second_cfg=$work/w12-second.toml
+  write_config "$cfg" postgres && sed "s|files_dir = \"\(.*\)\"|files_dir = \"\1-2\"|" "$cfg" >"$second_cfg" &&
+    start_server "$second_cfg" "$work/server-2.log" || { fail "W12 second node"; return; }
+  second_pid=$server_pid
+  start_server "$cfg" || { fail "W12 first node"; stop_pid "$second_pid"; return; }
+  measure "W12-e2e2-$1" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" --timeout 300
+  stop_server
+  stop_pid "$second_pid"
+  if [[ -f "$results/W12-e2e-$1.json" && -f "$results/W12-e2e2-$1.json" ]]; then
+    "$python" - "$results/W12-e2e-$1.json" "$results/W12-e2e2-$1.json" "$results/W12-postgres-$1.json" "$tps" <<'PY'
+import json, sys
+one, two = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+tps = float(sys.argv[4])
+json.dump({"one_node": one, "two_nodes": two, "pgbench_tps": tps, "ratio_one_node": one["finished_per_s"] / tps,
+           "ratio_two_nodes": two["finished_per_s"] / tps}, open(sys.argv[3], "w"))
+PY
+  fi
+  rm -f "$results/W12-e2e-$1.json" "$results/W12-e2e2-$1.json"
   psql "$conninfo" -qX -c "SET client_min_messages = warning" -c "DROP SCHEMA IF EXISTS soak CASCADE" \
     -c "CREATE SCHEMA soak" >/dev/null
   if "$soak" --conninfo "$conninfo options='-csearch_path=soak'" --jobs "$soak_n" >"$results/W12s-postgres-$1.json" \

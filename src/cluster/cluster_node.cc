@@ -113,6 +113,8 @@ NodeIdentity ClusterNode::identity() const { return lease_->identity(); }
 
 bool ClusterNode::held() const { return lease_->held(); }
 
+bool ClusterNode::listening() const { return listener_->listening(); }
+
 PgConnection* ClusterNode::Connection(std::unique_ptr<PgConnection>* conn) {
   if (*conn && !(*conn)->broken()) return conn->get();
   conn->reset();

@@ -76,6 +76,7 @@ class ClusterNode {
 
   NodeIdentity identity() const;
   bool held() const;  // False from a loss of the lease until the node registered again.
+  bool listening() const;  // Whether this node hears the others' notifications now.
 
   // ClaimJobs (cluster_tables.h) under this node's identity now, which it returns
   // with the jobs.

@@ -674,8 +674,11 @@ std::vector<TaskInfo> JobService::Tasks() const {
   {
     MutexLock lock(&mu_);
     for (const auto& [name, rt] : tasks_) {
+      // In a cluster, the cluster's queue as last counted.
+      const std::size_t queued = clustered_ ? static_cast<std::size_t>(std::max<std::int64_t>(rt->cluster_queued, 0))
+                                            : scheduler_.queued(rt->queue);
       out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type, rt->config.max_queued,
-                             scheduler_.queued(rt->queue), rt->config.timeout, std::nullopt});
+                             queued, rt->config.timeout, std::nullopt});
     }
   }
   // Outside the lock: each executor has its own.
