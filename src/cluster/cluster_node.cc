@@ -76,22 +76,22 @@ ErrorOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions opti
   if (!lease) return lease.error();
   node->lease_ = std::move(*lease);
   ClusterNode* self = node.get();
-  auto listener = WakeListener::Start(WakeListenerOptions{
-      o.conninfo,
-      {node->work_channel_, node->done_channel_, node->cancel_channel_},
-      [self](const std::string& channel, const std::string& payload) {
-        const ClusterNodeOptions& opts = self->options_;
-        if (channel == self->work_channel_) {
-          if (opts.on_work) opts.on_work();
-        } else if (channel == self->done_channel_) {
-          if (opts.on_done) opts.on_done(SplitIds(payload));
-        } else if (channel == self->cancel_channel_) {
-          if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
-        }
-      },
-      [self] {
-        if (self->options_.on_reconnect) self->options_.on_reconnect();
-      }});
+  auto listener =
+      WakeListener::Start(WakeListenerOptions{o.conninfo,
+                                              {node->work_channel_, node->done_channel_, node->cancel_channel_},
+                                              [self](const std::string& channel, const std::string& payload) {
+                                                const ClusterNodeOptions& opts = self->options_;
+                                                if (channel == self->work_channel_) {
+                                                  if (opts.on_work) opts.on_work();
+                                                } else if (channel == self->done_channel_) {
+                                                  if (opts.on_done) opts.on_done(SplitIds(payload));
+                                                } else if (channel == self->cancel_channel_) {
+                                                  if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
+                                                }
+                                              },
+                                              [self] {
+                                                if (self->options_.on_reconnect) self->options_.on_reconnect();
+                                              }});
   if (!listener) return listener.error();
   node->listener_ = std::move(*listener);
   node->notifier_ = std::thread([self] { self->NotifyLoop(); });
@@ -134,8 +134,7 @@ ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> ClusterNode::Claim(Clai
   return std::make_pair(std::move(request.node), std::move(*claimed));
 }
 
-ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id,
-                                          const std::function<void(JobRecord*)>& to_canceled) {
+ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id, const std::function<void(JobRecord*)>& to_canceled) {
   RemoteCancel out;
   bool was_running = false;
   {
@@ -214,12 +213,13 @@ ErrorOr<std::optional<JobRecord>> ClusterNode::KeyHolder(const std::string& task
   PgConnection* conn = Connection(&calls_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
   if (Status s = conn->ExecScript("BEGIN"); !s) return Abort(*conn, s.error());
-  auto freed = conn->Exec(
-      "UPDATE offload_jobs SET idem_key = NULL WHERE task = $1 AND idem_key = $2 AND created_at < $3",
-      PgParams().Text(task).Text(key).Int(expired_before));
+  auto freed =
+      conn->Exec("UPDATE offload_jobs SET idem_key = NULL WHERE task = $1 AND idem_key = $2 AND created_at < $3",
+                 PgParams().Text(task).Text(key).Int(expired_before));
   if (!freed) return Abort(*conn, freed.error());
-  auto held = conn->Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE task = $1 AND idem_key = $2",
-                         PgParams().Text(task).Text(key));
+  auto held =
+      conn->Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE task = $1 AND idem_key = $2",
+                 PgParams().Text(task).Text(key));
   if (!held) return Abort(*conn, held.error());
   if (Status s = conn->ExecScript("COMMIT"); !s) return s.error();
   if (held->rows() == 0) return std::optional<JobRecord>();

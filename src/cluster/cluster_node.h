@@ -46,8 +46,8 @@ struct ClusterNodeOptions {
   std::string info = "{}";  // Shown with the node: its role, resources and tasks.
   Millis lease_ttl{15'000};
   Millis lease_grace{5'000};
-  RescueDecision decide;  // What a rescue does with a dead node's running jobs.
-  std::function<void()> on_work;                                   // Work was queued on some node.
+  RescueDecision decide;          // What a rescue does with a dead node's running jobs.
+  std::function<void()> on_work;  // Work was queued on some node.
   std::function<void(const std::vector<std::string>& ids)> on_done;  // Jobs finished on some node.
   // Jobs canceled while running (on this node, maybe).
   std::function<void(const std::vector<std::string>& ids)> on_canceled;
@@ -75,7 +75,7 @@ class ClusterNode {
   ClusterNode& operator=(const ClusterNode&) = delete;
 
   NodeIdentity identity() const;
-  bool held() const;  // False from a loss of the lease until the node registered again.
+  bool held() const;       // False from a loss of the lease until the node registered again.
   bool listening() const;  // Whether this node hears the others' notifications now.
 
   // ClaimJobs (cluster_tables.h) under this node's identity now, which it returns

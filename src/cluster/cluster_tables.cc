@@ -64,15 +64,12 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
   if (Status s = conn.ExecScript("BEGIN"); !s) return Abort(conn, s.error());
   auto turn = conn.Exec("SELECT pg_advisory_xact_lock(hashtextextended('offload claim ' || current_schema(), 0))");
   if (!turn) return Abort(conn, turn.error());
-  auto queued = conn.Exec(std::string("SELECT ") + kPgJobColumns +
-                              " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND run_after <= $3 "
-                              "AND (files_node IS NULL OR files_node = $4) ORDER BY priority DESC, seq LIMIT $2 "
-                              "FOR UPDATE",
-                          PgParams()
-                              .Text(tasks)
-                              .Int(static_cast<std::int64_t>(request.limit))
-                              .Int(request.now)
-                              .Text(request.node.id));
+  auto queued = conn.Exec(
+      std::string("SELECT ") + kPgJobColumns +
+          " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND run_after <= $3 "
+          "AND (files_node IS NULL OR files_node = $4) ORDER BY priority DESC, seq LIMIT $2 "
+          "FOR UPDATE",
+      PgParams().Text(tasks).Int(static_cast<std::int64_t>(request.limit)).Int(request.now).Text(request.node.id));
   if (!queued) return Abort(conn, queued.error());
 
   // The local scheduler's rule, run on the head of the cluster's queue.

@@ -251,9 +251,9 @@ Status ValidateConfig(const ServerConfig& config) {
   }
   // postgres:, postgresql:, postgres://, postgresql:// (IsStore checked the rest).
   if (config.role != "all" && config.store.rfind("postgres", 0) != 0) {
-    return MakeError(ErrorCode::kInvalidArgument,
-                     "role \"" + config.role + "\" needs a PostgreSQL store: a server with its own store is the "
-                     "whole cluster (docs/cluster.md)");
+    return MakeError(ErrorCode::kInvalidArgument, "role \"" + config.role +
+                                                      "\" needs a PostgreSQL store: a server with its own store is the "
+                                                      "whole cluster (docs/cluster.md)");
   }
   if (config.lease_ttl < Millis(300)) return MakeError(ErrorCode::kInvalidArgument, "lease_ttl must be at least 300ms");
   for (const auto& [name, task] : config.tasks) {

@@ -8,14 +8,14 @@
 #include <chrono>
 #include <random>
 
+#include "cluster/cluster_node.h"
+#include "cluster/node_lease.h"
 #include "exec/process_task.h"
 #include "files/result_placement.h"
 #include "offload/error_types.h"
 #include "service/active_job.h"
 #include "service/attempt_timer.h"
 #include "service/job_lifecycle.h"
-#include "cluster/cluster_node.h"
-#include "cluster/node_lease.h"
 #include "util/id_generator.h"
 
 namespace offload {
@@ -1018,10 +1018,9 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
     if (--running_ == 0) idle_cv_.SignalAll();
     WakeClaimerLocked();  // A slot is free.
     if (job->task->process) attempt_file = files_->AttemptResultPath(rec.id, rec.attempts);
-    result_unused =
-        outcome.ok() && outcome.output()->file &&
-        (job->released || rec.status == JobStatus::kCanceled || stop == StopReason::kShutdown ||
-         stop == StopReason::kTimeout);
+    result_unused = outcome.ok() && outcome.output()->file &&
+                    (job->released || rec.status == JobStatus::kCanceled || stop == StopReason::kShutdown ||
+                     stop == StopReason::kTimeout);
     if (job->released) {
       active_.erase(rec.id);  // Its outcome is not this node's to record.
     } else if (rec.status == JobStatus::kCanceled) {
@@ -1110,17 +1109,17 @@ void JobService::OnTimeout(const std::string& id, int attempt) {
 
 void JobService::WriteFinalLocked(ActiveJob* job) {
   const bool claimed = job->claim.has_value();
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record, job->claim}, [this, claimed,
-                                                                                id = job->record.id](
-                                                                                   const Status& stored) {
-    // kUnavailable is the disk (full, read-only, failing) or the database (down): worth
-    // another try. A claimed job's kConflict: it is no longer this node's. Any other
-    // refusal is a bug that another try would repeat.
-    if (!stored && stored.error().code == ErrorCode::kUnavailable) return OnFinalWriteFailed(id, stored.error());
-    if (!stored && claimed && stored.error().code == ErrorCode::kConflict) return OnFenced(id);
-    if (!stored) spdlog::error("store: cannot record the end of {}: {}", id, stored.error().detail);
-    OnFinishDurable(id);
-  });
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record, job->claim},
+                      [this, claimed, id = job->record.id](const Status& stored) {
+                        // kUnavailable is the disk (full, read-only, failing) or the database (down): worth
+                        // another try. A claimed job's kConflict: it is no longer this node's. Any other
+                        // refusal is a bug that another try would repeat.
+                        if (!stored && stored.error().code == ErrorCode::kUnavailable)
+                          return OnFinalWriteFailed(id, stored.error());
+                        if (!stored && claimed && stored.error().code == ErrorCode::kConflict) return OnFenced(id);
+                        if (!stored) spdlog::error("store: cannot record the end of {}: {}", id, stored.error().detail);
+                        OnFinishDurable(id);
+                      });
 }
 
 void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {

@@ -2,8 +2,8 @@
 // the jobs it holds and releases, and the waiters and cancels of jobs it does not hold.
 #include <spdlog/spdlog.h>
 
-#include <boost/json/serialize.hpp>
 #include <algorithm>
+#include <boost/json/serialize.hpp>
 #include <iterator>
 #include <map>
 #include <random>
@@ -370,8 +370,8 @@ void JobService::CancelElsewhere(const std::string& id, CancelCause cause, Snaps
     if (!outcome) return done(outcome.error());
     if (!outcome->job) return done(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
     if (!outcome->canceled) {
-      return done(MakeError(ErrorCode::kConflict, "job " + id + " already finished as " +
-                                                      std::string(JobStatusName(outcome->job->status))));
+      return done(MakeError(ErrorCode::kConflict,
+                            "job " + id + " already finished as " + std::string(JobStatusName(outcome->job->status))));
     }
     AnswerRemoteWaitersSoon({id});
     done(JobSnapshot{std::move(*outcome->job), std::nullopt});

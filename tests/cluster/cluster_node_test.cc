@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "cluster_test_util.h"
 #include "cluster/node_lease.h"
+#include "cluster_test_util.h"
 #include "util/clock.h"
 
 namespace offload::testing {

@@ -252,8 +252,8 @@ uses = {gpu = 1}
   // Two GPUs in the cluster: never three jobs at once (at each start, the jobs running).
   for (const auto& span : spans) {
     const std::int64_t t = span.first;
-    const auto running =
-        std::count_if(spans.begin(), spans.end(), [t](const auto& other) { return other.first <= t && t < other.second; });
+    const auto running = std::count_if(spans.begin(), spans.end(),
+                                       [t](const auto& other) { return other.first <= t && t < other.second; });
     EXPECT_LE(running, 2) << "at " << t;
   }
 }

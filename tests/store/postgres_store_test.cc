@@ -78,12 +78,11 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
     ASSERT_TRUE((*store)->Insert(MakeJob(1)).has_value());
   }
   // Back to what version 1 made: no cluster tables or columns.
-  testing::Sql(
-      conninfo_,
-      "DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX offload_jobs_running_on; "
-      "DROP INDEX offload_jobs_idem_key; DROP SEQUENCE offload_job_seq; "
-      "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch, DROP COLUMN run_after, "
-      "DROP COLUMN files_node; UPDATE offload_schema SET version = 1");
+  testing::Sql(conninfo_,
+               "DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX offload_jobs_running_on; "
+               "DROP INDEX offload_jobs_idem_key; DROP SEQUENCE offload_job_seq; "
+               "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch, DROP COLUMN run_after, "
+               "DROP COLUMN files_node; UPDATE offload_schema SET version = 1");
   auto store = Open();
   ASSERT_TRUE(store.has_value()) << store.error().detail;
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"), "3");
