@@ -7,9 +7,11 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -272,6 +274,59 @@ TEST_F(ClusterTest, WorkStillFlowsWhenTheListenersConnectionsAreKilled) {
   for (int i = 0; i < 5; ++i) {
     const std::string id = Field(SubmitJob(on_a, "noop", json::object{}), "id");
     EXPECT_EQ(Field(WaitFinished(on_a, id, seconds(10)), "status"), "succeeded");
+  }
+}
+
+// PostgreSQL restarted while two nodes take and run jobs: submits meanwhile get 503,
+// and every job that got its 202 finishes.
+TEST(ClusterOutageTest, PostgresRestartedUnderLoadLosesNoAcceptedJob) {
+  ASSERT_TRUE(TestPostgresConnInfo().has_value()) << "the test server's script is needed";
+  PrivatePostgres pg;
+  ASSERT_TRUE(pg.Run("start"));
+  const std::string config = PostgresConfig(pg.conninfo(), std::string(kCluster) + R"(
+[tasks.short]
+run = "builtin:sleep"
+retries = 3
+)");
+  TestServer a, b;
+  ASSERT_EQ(a.Start(config), "");
+  ASSERT_EQ(b.Start(config), "");
+  std::vector<std::string> accepted;
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::thread client([&] {
+    HttpClient on_a(a.port());
+    for (int i = 0; i < 3000 && !stop; ++i) {
+      Response res = on_a.Post("/v1/jobs", R"({"task":"short","input":{"ms":5}})", {}, seconds(10));
+      if (res.status == 202) {
+        std::lock_guard lock(mu);
+        accepted.push_back(Field(res.json().as_object(), "id"));
+      } else {
+        EXPECT_EQ(res.status, 503) << Describe(res);
+        std::this_thread::sleep_for(milliseconds(20));
+      }
+    }
+  });
+  auto accepted_count = [&] {
+    std::lock_guard lock(mu);
+    return accepted.size();
+  };
+  const auto deadline = Clock::now() + seconds(10);
+  while (accepted_count() < 100 && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_TRUE(pg.Run("halt"));
+  std::this_thread::sleep_for(milliseconds(500));  // Down for a while: the outage under test.
+  ASSERT_TRUE(pg.Run("resume"));
+  const std::size_t before = accepted_count();
+  const auto after_deadline = Clock::now() + seconds(15);
+  while (accepted_count() < before + 100 && Clock::now() < after_deadline)
+    std::this_thread::sleep_for(milliseconds(10));
+  stop = true;
+  client.join();
+  EXPECT_GE(accepted_count(), before + 100) << "submits work again once PostgreSQL is back";
+  HttpClient on_b(b.port());
+  for (const std::string& id : accepted) {
+    json::object job = WaitFinished(on_b, id, seconds(60));
+    EXPECT_TRUE(Field(job, "status") == "succeeded" || Field(job, "status") == "failed") << json::serialize(job);
   }
 }
 
