@@ -51,6 +51,17 @@ bool NotifyIds(PgConnection& conn, const std::string& channel, const std::vector
   return true;
 }
 
+// Those of `ids` that are not in the first column of `rows`.
+std::vector<std::string> Absent(const std::vector<std::string>& ids, const PgResult& rows) {
+  std::unordered_set<std::string> present;
+  for (int row = 0; row < rows.rows(); ++row) present.emplace(rows.Bytes(row, 0));
+  std::vector<std::string> out;
+  for (const std::string& id : ids) {
+    if (!present.count(id)) out.push_back(id);
+  }
+  return out;
+}
+
 }  // namespace
 
 ClusterNode::ClusterNode(ClusterNodeOptions options) : options_(std::move(options)) {}
@@ -180,13 +191,7 @@ ErrorOr<std::vector<std::string>> ClusterNode::Finished(const std::vector<std::s
   auto open = conn->Exec("SELECT id FROM offload_jobs WHERE id = ANY($1::text[]) AND status IN (0, 1)",
                          PgParams().Own(PgTextArray(ids)));
   if (!open) return open.error();
-  std::unordered_set<std::string> unfinished;
-  for (int row = 0; row < open->rows(); ++row) unfinished.emplace(open->Bytes(row, 0));
-  std::vector<std::string> out;
-  for (const std::string& id : ids) {
-    if (!unfinished.count(id)) out.push_back(id);
-  }
-  return out;
+  return Absent(ids, *open);
 }
 
 ErrorOr<std::vector<std::string>> ClusterNode::NoLongerHeld(const std::vector<std::string>& ids,
@@ -198,13 +203,7 @@ ErrorOr<std::vector<std::string>> ClusterNode::NoLongerHeld(const std::vector<st
       "SELECT id FROM offload_jobs WHERE id = ANY($1::text[]) AND status = 1 AND node_id = $2 AND node_epoch = $3",
       PgParams().Own(PgTextArray(ids)).Text(claim.id).Int(claim.epoch));
   if (!held) return held.error();
-  std::unordered_set<std::string> still;
-  for (int row = 0; row < held->rows(); ++row) still.emplace(held->Bytes(row, 0));
-  std::vector<std::string> out;
-  for (const std::string& id : ids) {
-    if (!still.count(id)) out.push_back(id);
-  }
-  return out;
+  return Absent(ids, *held);
 }
 
 ErrorOr<std::optional<JobRecord>> ClusterNode::KeyHolder(const std::string& task, const std::string& key,

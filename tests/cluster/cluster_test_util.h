@@ -15,13 +15,11 @@
 namespace offload::testing {
 
 // A schema of its own with offload's tables, and a store on it for inserting jobs.
-class ClusterSchemaTest : public ::testing::Test {
+class ClusterSchemaTest : public PostgresSchemaTest {
  protected:
   void SetUp() override {
-    auto server = TestPostgresConnInfo();
-    ASSERT_TRUE(server.has_value());
-    conninfo_ = FreshPostgresSchema(*server);
-    ASSERT_FALSE(conninfo_.empty());
+    PostgresSchemaTest::SetUp();
+    if (HasFatalFailure()) return;
     auto store = PostgresStore::Open(PostgresOptions{conninfo_, 2});
     ASSERT_TRUE(store.has_value()) << store.error().detail;
     store_ = std::move(*store);
@@ -50,7 +48,6 @@ class ClusterSchemaTest : public ::testing::Test {
     return Sql(conninfo_, "SELECT status FROM offload_jobs WHERE seq = " + std::to_string(seq));
   }
 
-  std::string conninfo_;
   std::unique_ptr<PostgresStore> store_;
   std::unique_ptr<PgConnection> conn_;
 };

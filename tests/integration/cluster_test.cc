@@ -36,15 +36,8 @@ lease_grace = "500ms"
 shutdown_grace = "1s"
 )";
 
-class ClusterTest : public ::testing::Test {
+class ClusterTest : public PostgresSchemaTest {
  protected:
-  void SetUp() override {
-    auto server = TestPostgresConnInfo();
-    ASSERT_TRUE(server.has_value());
-    conninfo_ = FreshPostgresSchema(*server);
-    ASSERT_FALSE(conninfo_.empty());
-  }
-
   // Starts a node with the config lines `more` (after the store and the short leases).
   TestServer& StartNode(const std::string& more) {
     nodes_.push_back(std::make_unique<TestServer>());
@@ -54,7 +47,6 @@ class ClusterTest : public ::testing::Test {
     return node;
   }
 
-  std::string conninfo_;
   std::vector<std::unique_ptr<TestServer>> nodes_;
 };
 

@@ -27,16 +27,7 @@ namespace json = boost::json;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-class PostgresServerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto server = TestPostgresConnInfo();
-    ASSERT_TRUE(server.has_value());
-    conninfo_ = FreshPostgresSchema(*server);
-    ASSERT_FALSE(conninfo_.empty());
-  }
-  std::string conninfo_;
-};
+using PostgresServerTest = PostgresSchemaTest;
 
 TEST_F(PostgresServerTest, KillNineUnderSubmitLoadLosesNoAcceptedJob) {
   const std::string config = PostgresConfig(conninfo_);

@@ -4,6 +4,8 @@
 // test's own, for the tests that stop PostgreSQL.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <string>
 
@@ -22,6 +24,18 @@ std::string FreshPostgresSchema(const std::string& conninfo);
 // Runs `sql` on a connection of its own and returns the first value of the first row
 // (empty when there is none, or it is NULL); a failure fails the test.
 std::string Sql(const std::string& conninfo, const std::string& sql);
+
+// A test with a schema of its own on the test server, in conninfo_.
+class PostgresSchemaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto server = TestPostgresConnInfo();
+    ASSERT_TRUE(server.has_value());
+    conninfo_ = FreshPostgresSchema(*server);
+    ASSERT_FALSE(conninfo_.empty());
+  }
+  std::string conninfo_;
+};
 
 // The lines of a server's config that put its store on `conninfo`, then `more`.
 std::string PostgresConfig(const std::string& conninfo, const std::string& more = "");
