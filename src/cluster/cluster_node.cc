@@ -184,14 +184,26 @@ ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id, const std::func
   return out;
 }
 
-ErrorOr<std::vector<std::string>> ClusterNode::Finished(const std::vector<std::string>& ids) {
+ErrorOr<ClusterNode::Ended> ClusterNode::Finished(const std::vector<std::string>& ids) {
   MutexLock lock(&calls_mu_);
   PgConnection* conn = Connection(&calls_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
-  auto open = conn->Exec("SELECT id FROM offload_jobs WHERE id = ANY($1::text[]) AND status IN (0, 1)",
-                         PgParams().Own(PgTextArray(ids)));
-  if (!open) return open.error();
-  return Absent(ids, *open);
+  // Every id, so that the unknown ones are known too; the finished ones with their rows.
+  auto rows =
+      conn->Exec("SELECT id, status FROM offload_jobs WHERE id = ANY($1::text[])", PgParams().Own(PgTextArray(ids)));
+  if (!rows) return rows.error();
+  Ended out;
+  out.unknown = Absent(ids, *rows);
+  std::vector<std::string> finished;
+  for (int row = 0; row < rows->rows(); ++row) {
+    if (IsFinished(static_cast<JobStatus>(rows->Int(row, 1)))) finished.emplace_back(rows->Bytes(row, 0));
+  }
+  if (finished.empty()) return out;
+  auto jobs = conn->Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE id = ANY($1::text[])",
+                         PgParams().Own(PgTextArray(finished)));
+  if (!jobs) return jobs.error();
+  for (int row = 0; row < jobs->rows(); ++row) out.finished.push_back(ReadPgJobRow(*jobs, row));
+  return out;
 }
 
 ErrorOr<std::vector<std::string>> ClusterNode::NoLongerHeld(const std::vector<std::string>& ids,

@@ -85,8 +85,12 @@ class ClusterNode {
   // running on any node) to canceled, which is written at once; the node that runs it
   // hears of it on the cancel channel.
   ErrorOr<RemoteCancel> Cancel(const std::string& id, const std::function<void(JobRecord*)>& to_canceled);
-  // Of `ids`, those whose jobs are finished, or gone.
-  ErrorOr<std::vector<std::string>> Finished(const std::vector<std::string>& ids);
+  // Of `ids`, the jobs that are finished, and the ids of none (never, or removed).
+  struct Ended {
+    std::vector<JobRecord> finished;
+    std::vector<std::string> unknown;
+  };
+  ErrorOr<Ended> Finished(const std::vector<std::string>& ids);
   // Of `ids`, jobs this node claimed as `claim`, those that no longer run under it
   // (canceled from another node, rescued, or claimed by another since).
   ErrorOr<std::vector<std::string>> NoLongerHeld(const std::vector<std::string>& ids, const NodeIdentity& claim);

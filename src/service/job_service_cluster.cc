@@ -212,9 +212,7 @@ void JobService::PollCluster() {
     }
     WakeClaimerLocked();  // Work queued elsewhere whose notification was missed.
   }
-  if (!waited.empty()) {
-    if (auto finished = cluster_->Finished(waited); finished && !finished->empty()) AnswerRemoteWaiters(*finished);
-  }
+  AnswerRemoteWaiters(waited);
   if (auto queued = cluster_->QueuedByTask(); queued) {
     MutexLock lock(&mu_);
     for (auto& [name, task] : tasks_) task->cluster_queued = 0;
@@ -241,28 +239,35 @@ void JobService::AnswerRemoteWaitersSoon(std::vector<std::string> ids) {
 }
 
 void JobService::AnswerRemoteWaiters(const std::vector<std::string>& ids) {
-  for (const std::string& id : ids) {
-    {
-      MutexLock lock(&mu_);
-      if (!remote_waiters_.count(id)) continue;
+  std::vector<std::string> waited;
+  {
+    MutexLock lock(&mu_);
+    for (const std::string& id : ids) {
+      if (remote_waiters_.count(id)) waited.push_back(id);
     }
-    auto stored = store_->Get(id);
-    if (!stored) continue;  // The next poll tries again.
-    if (*stored && !IsFinished((*stored)->status)) continue;
-    std::vector<Waiter> waiters;
-    {
-      MutexLock lock(&mu_);
+  }
+  if (waited.empty()) return;
+  auto ended = cluster_->Finished(waited);  // One query for them all.
+  if (!ended) return;                       // The next poll tries again.
+  std::vector<std::pair<std::vector<Waiter>, ErrorOr<JobSnapshot>>> answers;
+  {
+    MutexLock lock(&mu_);
+    auto take = [&](const std::string& id, ErrorOr<JobSnapshot> answer) {
       auto it = remote_waiters_.find(id);
-      if (it == remote_waiters_.end()) continue;
-      waiters = std::move(it->second);
+      if (it == remote_waiters_.end()) return;
+      answers.emplace_back(std::move(it->second), std::move(answer));
       remote_waiters_.erase(it);
+    };
+    for (JobRecord& job : ended->finished) {
+      const std::string id = job.id;
+      take(id, JobSnapshot{std::move(job), std::nullopt});
     }
-    for (auto& w : waiters) {
-      if (*stored)
-        w.fn(JobSnapshot{**stored, std::nullopt});
-      else
-        w.fn(MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
+    for (const std::string& id : ended->unknown) {
+      take(id, MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""));
     }
+  }
+  for (auto& [waiters, answer] : answers) {
+    for (auto& w : waiters) w.fn(answer);
   }
 }
 

@@ -118,9 +118,12 @@ TEST_F(ClusterNodeTest, ACancelReachesAQueuedJobAndTheNodeRunningOne) {
   auto unknown = canceler->Cancel("job-99", ToCanceled);
   ASSERT_TRUE(unknown.has_value());
   EXPECT_FALSE(unknown->job.has_value());
-  auto finished = canceler->Finished({"job-1", "job-2", "job-99"});
-  ASSERT_TRUE(finished.has_value());
-  EXPECT_EQ(finished->size(), 3u) << "finished, or gone";
+  InsertQueued(3);
+  auto ended = canceler->Finished({"job-1", "job-2", "job-3", "job-99"});
+  ASSERT_TRUE(ended.has_value()) << ended.error().detail;
+  ASSERT_EQ(ended->finished.size(), 2u);
+  EXPECT_EQ(ended->finished[0].status, JobStatus::kCanceled);
+  EXPECT_EQ(ended->unknown, std::vector<std::string>{"job-99"});
 }
 
 TEST_F(ClusterNodeTest, AnIdempotencyKeyPastItsTtlIsTakenFromItsJob) {
