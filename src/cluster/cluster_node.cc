@@ -137,8 +137,8 @@ PgConnection* ClusterNode::Connection(std::unique_ptr<PgConnection>* conn) {
 
 ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> ClusterNode::Claim(ClaimRequest request) {
   request.node = identity();
-  MutexLock lock(&calls_mu_);
-  PgConnection* conn = Connection(&calls_conn_);
+  MutexLock lock(&claim_mu_);
+  PgConnection* conn = Connection(&claim_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL to claim jobs");
   auto claimed = ClaimJobs(*conn, request);
   if (!claimed) return claimed.error();

@@ -13,9 +13,10 @@
 // Notifications are hints: the caller polls as well (JobService, each second).
 //
 // Threads: NodeLease's three and WakeListener's one, plus a notifier thread with a
-// connection of its own. The calls below share one connection, serialized by
-// calls_mu_; they block for the round trips (on the caller's thread: JobService
-// makes them on its claimer and store reader threads, never on an I/O thread).
+// connection of its own. Claims have a connection of their own (claim_mu_), so that a
+// claim never waits behind the other calls, which share one (calls_mu_). Calls block
+// for their round trips, on the caller's thread: JobService makes them on its
+// claimer and store reader threads, never on an I/O thread.
 // Callbacks run on the listener's and the lease's threads, never under a lock of
 // this class.
 #pragma once
@@ -125,6 +126,8 @@ class ClusterNode {
   std::string done_channel_;
   std::string cancel_channel_;
 
+  Mutex claim_mu_;
+  std::unique_ptr<PgConnection> claim_conn_ GUARDED_BY(claim_mu_);
   Mutex calls_mu_;
   std::unique_ptr<PgConnection> calls_conn_ GUARDED_BY(calls_mu_);
 

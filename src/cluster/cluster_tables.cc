@@ -61,48 +61,73 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
   for (const auto* task : eligible) names.push_back(task->first);
   const std::string tasks = PgTextArray(names);
 
-  if (Status s = conn.ExecScript("BEGIN"); !s) return Abort(conn, s.error());
-  auto turn = conn.Exec("SELECT pg_advisory_xact_lock(hashtextextended('offload claim ' || current_schema(), 0))");
-  if (!turn) return Abort(conn, turn.error());
-  auto queued = conn.Exec(
-      std::string("SELECT ") + kPgJobColumns +
-          " FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND run_after <= $3 "
-          "AND (files_node IS NULL OR files_node = $4) ORDER BY priority DESC, seq LIMIT $2 "
-          "FOR UPDATE",
-      PgParams().Text(tasks).Int(static_cast<std::int64_t>(request.limit)).Int(request.now).Text(request.node.id));
-  if (!queued) return Abort(conn, queued.error());
+  // Two round trips: BEGIN, the turn and the head of the queue; then the update and
+  // the commit. What the picker needs, and no row locks: claims take turns (the
+  // transaction's advisory lock), and the update takes only rows still queued, so a
+  // job canceled meanwhile drops out of the claim.
+  std::vector<PgCall> head;
+  head.push_back(PgCall{"BEGIN", {}});
+  // The claim's commit does not wait for the disk (see the header): the write of the
+  // jobs' start, right after, does.
+  head.push_back(PgCall{"SET LOCAL synchronous_commit = off", {}});
+  head.push_back(PgCall{"SELECT pg_advisory_xact_lock(hashtextextended('offload claim ' || current_schema(), 0))", {}});
+  PgParams select;
+  select.Text(tasks)
+      .Int(static_cast<std::int64_t>(request.limit))
+      .Int(request.now)
+      .Text(request.node.id)
+      .Own(PgTextArray(request.exclude));
+  head.push_back(PgCall{
+      "SELECT seq, task, priority FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND run_after <= $3 "
+      "AND (files_node IS NULL OR files_node = $4) AND id <> ALL($5::text[]) ORDER BY priority DESC, seq LIMIT $2",
+      std::move(select)});
+  auto first = conn.Pipeline(head);
+  if (!first) return Abort(conn, first.error());
+  const PgResult* queued = &(*first)[3];
 
   // The local scheduler's rule, run on the head of the cluster's queue.
-  Scheduler<int> picker(request.capacity);
+  Scheduler<std::uint64_t> picker(request.capacity);
   for (std::size_t r = 0; r < request.in_use.size(); ++r) picker.Hold(static_cast<int>(r), request.in_use[r]);
   std::unordered_map<std::string, int> queue_of;
   for (const auto* task : eligible) queue_of.emplace(task->first, picker.AddQueue(task->second));
-  std::vector<JobRecord> rows;
-  rows.reserve(static_cast<std::size_t>(queued->rows()));
   for (int row = 0; row < queued->rows(); ++row) {
-    rows.push_back(ReadPgJobRow(*queued, row));
-    const JobRecord& r = rows.back();
-    picker.Enqueue(queue_of.at(r.task), Scheduler<int>::MakeKey(r.priority, r.seq), row);
+    const auto seq = static_cast<std::uint64_t>(queued->Int(row, 0));
+    const auto priority = static_cast<int>(queued->Int(row, 2));
+    picker.Enqueue(queue_of.at(std::string(queued->Bytes(row, 1))), Scheduler<std::uint64_t>::MakeKey(priority, seq),
+                   seq);
   }
+  std::vector<std::uint64_t> order;
   std::string seqs = "{";
-  picker.Dispatch([&](int, int row) {
+  picker.Dispatch([&](int, std::uint64_t seq) {
     if (seqs.size() > 1) seqs += ',';
-    seqs += std::to_string(rows[static_cast<std::size_t>(row)].seq);
-    claimed.push_back(std::move(rows[static_cast<std::size_t>(row)]));
+    seqs += std::to_string(seq);
+    order.push_back(seq);
   });
   seqs += '}';
-  if (!claimed.empty()) {
-    // Still queued: the rows are locked (FOR UPDATE), and the status says so too.
-    auto marked = conn.Exec(
-        "UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = ANY($3::bigint[]) AND "
-        "status = 0",
-        PgParams().Text(request.node.id).Int(request.node.epoch).Text(seqs));
-    if (!marked) return Abort(conn, marked.error());
-    if (marked->changed() != static_cast<std::int64_t>(claimed.size())) {
-      return Abort(conn, MakeError(ErrorCode::kInternal, "a claimed job changed while it was locked"));
-    }
+  if (order.empty()) {
+    if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
+    return claimed;
   }
-  if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
+  PgParams mark;
+  mark.Text(request.node.id).Int(request.node.epoch).Text(seqs);
+  std::vector<PgCall> tail;
+  tail.push_back(PgCall{std::string("UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = "
+                                    "ANY($3::bigint[]) AND status = 0 RETURNING ") +
+                            kPgJobColumns,
+                        std::move(mark)});
+  tail.push_back(PgCall{"COMMIT", {}});
+  auto marked = conn.Pipeline(tail);
+  if (!marked) return Abort(conn, marked.error());
+  const PgResult& rows = (*marked)[0];
+  std::unordered_map<std::uint64_t, JobRecord> by_seq;
+  for (int row = 0; row < rows.rows(); ++row) {
+    JobRecord job = ReadPgJobRow(rows, row);
+    job.status = JobStatus::kQueued;  // As it was queued: its start is the claimant's to write.
+    by_seq.emplace(job.seq, std::move(job));
+  }
+  for (std::uint64_t seq : order) {
+    if (auto it = by_seq.find(seq); it != by_seq.end()) claimed.push_back(std::move(it->second));
+  }
   return claimed;
 }
 

@@ -58,8 +58,9 @@ struct ClaimRequest {
   // need more than the node's capacity is left out: such a job must not hold up, on
   // this node, the jobs it can start.
   std::vector<std::pair<std::string, ResourceDemand>> tasks;
-  std::size_t limit = 256;  // The most queued jobs looked at, and so claimed, per call.
-  UnixMillis now = 0;       // Jobs whose run_after is later are not claimed yet.
+  std::size_t limit = 256;           // The most queued jobs looked at, and so claimed, per call.
+  UnixMillis now = 0;                // Jobs whose run_after is later are not claimed yet.
+  std::vector<std::string> exclude;  // Ids not to claim (their last claim is still leaving this node).
 };
 
 // Claims the queued jobs this node may start now, marking them running on it (at its

@@ -194,12 +194,13 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     service->tasks_.emplace(name, std::move(rt));
   }
   const std::optional<std::string> conninfo = PostgresConnInfo(config.store);
-  if (conninfo) {
+  // (A PostgreSQL store is blocking(): its calls run on the store queue's threads.)
+  if (conninfo && service->store_->blocking()) {
     service->clustered_ = true;
     service->node_id_ = NodeIdOf(service->files_->root());
   }
   if (auto recovered = service->Recover(); !recovered) return recovered.error();
-  if (conninfo) {
+  if (service->clustered_) {
     if (auto joined = service->JoinCluster(*conninfo); !joined) return joined.error();
   }
   service->ScheduleRetention();
@@ -752,7 +753,7 @@ void JobService::CancelAll() {
           kept.emplace_back(std::move(job->waiters), SnapshotLocked(*job));
           job->waiters.clear();
         }
-      } else if (job->record.status == JobStatus::kQueued && (!store_->durable() || job->claim)) {
+      } else if (job->record.status == JobStatus::kQueued && (!store_->durable() || job->claim) && !job->handed_back) {
         queued.push_back(job.get());
       } else if (job->record.status == JobStatus::kQueued && !job->waiters.empty()) {
         // A durable store keeps queued jobs queued: they resume at the next start.
@@ -798,11 +799,12 @@ void JobService::CancelAll() {
 
 void JobService::WriteLocked(const ActiveJob& job) {
   if (!job.claim) return store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job.record}, nullptr);
-  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job.record, job.claim}, [this, id = job.record.id](Status s) {
-    if (s) return;
-    if (s.error().code == ErrorCode::kConflict) return OnFenced(id);
-    spdlog::error("store: write of job {} failed: {}", id, s.error().detail);
-  });
+  store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job.record, job.claim},
+                      [this, id = job.record.id, adoption = job.adoption](Status s) {
+                        if (s) return;
+                        if (s.error().code == ErrorCode::kConflict) return OnFenced(id, adoption);
+                        spdlog::error("store: write of job {} failed: {}", id, s.error().detail);
+                      });
 }
 
 void JobService::MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error) {
@@ -1040,7 +1042,9 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
                                                    std::to_string(EffectiveTimeout(*job).count()) + " ms"}
               : outcome.error();
       if (progress >= 0) rec.progress = progress;
-      if (Retryable(failure) && !draining_ && rec.attempts <= job->task->config.retries) {
+      // A claimed job goes back to the cluster's queue, draining or not: another node
+      // may run it.
+      if (Retryable(failure) && (!draining_ || job->claim) && rec.attempts <= job->task->config.retries) {
         const Millis delay = RetryDelay(job->task->config, rec.attempts);
         if (job->claim) {
           HandBackLocked(job, std::move(failure), delay);
@@ -1110,29 +1114,33 @@ void JobService::OnTimeout(const std::string& id, int attempt) {
 void JobService::WriteFinalLocked(ActiveJob* job) {
   const bool claimed = job->claim.has_value();
   store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, job->record, job->claim},
-                      [this, claimed, id = job->record.id](const Status& stored) {
+                      [this, claimed, id = job->record.id, adoption = job->adoption](const Status& stored) {
                         // kUnavailable is the disk (full, read-only, failing) or the database (down): worth
                         // another try. A claimed job's kConflict: it is no longer this node's. Any other
                         // refusal is a bug that another try would repeat.
                         if (!stored && stored.error().code == ErrorCode::kUnavailable)
-                          return OnFinalWriteFailed(id, stored.error());
-                        if (!stored && claimed && stored.error().code == ErrorCode::kConflict) return OnFenced(id);
+                          return OnFinalWriteFailed(id, adoption, stored.error());
+                        if (!stored && claimed && stored.error().code == ErrorCode::kConflict) {
+                          return OnFenced(id, adoption);
+                        }
                         if (!stored) spdlog::error("store: cannot record the end of {}: {}", id, stored.error().detail);
                         OnFinishDurable(id);
                       });
 }
 
-void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
+void JobService::OnFinalWriteFailed(const std::string& id, std::uint64_t adoption, const Error& error) {
   bool first_refusal = false;
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
-    if (it == active_.end() || it->second->released) return;
+    // A write of an earlier claim of it, here, says nothing of this one.
+    if (it == active_.end() || it->second->released || it->second->adoption != adoption) return;
     ActiveJob* job = it->second.get();
     store_error_ = error.detail;
     if (stopping_) return;
     first_refusal = job->final_write_failures++ == 0 && unstored_finals_++ == 0;
-    timers_->Schedule(FinalWriteDelay(job->final_write_failures), [this, id] { OnFinalWriteRetryDue(id); });
+    timers_->Schedule(FinalWriteDelay(job->final_write_failures),
+                      [this, id, adoption] { OnFinalWriteRetryDue(id, adoption); });
   }
   if (first_refusal) {
     spdlog::error(
@@ -1142,11 +1150,11 @@ void JobService::OnFinalWriteFailed(const std::string& id, const Error& error) {
   }
 }
 
-void JobService::OnFinalWriteRetryDue(const std::string& id) {
+void JobService::OnFinalWriteRetryDue(const std::string& id, std::uint64_t adoption) {
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
-    if (it == active_.end() || it->second->released) return;
+    if (it == active_.end() || it->second->released || it->second->adoption != adoption) return;
     WriteFinalLocked(it->second.get());
   }
   store_queue_->RunCallbacks();

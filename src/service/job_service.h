@@ -259,8 +259,10 @@ class JobService {
   void WriteLocked(const ActiveJob& job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WriteFinalLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnFinishDurable(const std::string& id) LOCKS_EXCLUDED(mu_);
-  void OnFinalWriteFailed(const std::string& id, const Error& error) LOCKS_EXCLUDED(mu_);
-  void OnFinalWriteRetryDue(const std::string& id) LOCKS_EXCLUDED(mu_);
+  // `adoption`: the claim of the job the write was for (ActiveJob::adoption; 0 outside
+  // a cluster): a callback of an earlier claim of the same job is ignored.
+  void OnFinalWriteFailed(const std::string& id, std::uint64_t adoption, const Error& error) LOCKS_EXCLUDED(mu_);
+  void OnFinalWriteRetryDue(const std::string& id, std::uint64_t adoption) LOCKS_EXCLUDED(mu_);
   JobSnapshot SnapshotLocked(const ActiveJob& job) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static bool Executing(const ActiveJob& job);
   static Millis EffectiveTimeout(const ActiveJob& job);
@@ -287,7 +289,7 @@ class JobService {
   void ReleaseLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnLeaseLost(const NodeIdentity& lost) LOCKS_EXCLUDED(mu_);
   // A write naming the job's claim was refused.
-  void OnFenced(const std::string& id) LOCKS_EXCLUDED(mu_);
+  void OnFenced(const std::string& id, std::uint64_t adoption) LOCKS_EXCLUDED(mu_);
   void CancelElsewhere(const std::string& id, CancelCause cause, SnapshotCallback done);
   // The insert of `job` found its Idempotency-Key held by another job in the store
   // (submitted on another node): that job is the answer, or, if its key's ttl is
@@ -343,6 +345,10 @@ class JobService {
   // Claims of epochs whose lease was lost: a claim made under one is not adopted.
   std::vector<NodeIdentity> lost_claims_ GUARDED_BY(mu_);
   std::uint64_t next_adoption_ GUARDED_BY(mu_) = 0;
+  bool poll_pending_ GUARDED_BY(mu_) = false;  // A PollCluster is queued or running.
+  // Waited-for jobs to look up, and whether a look-up is queued or running.
+  std::vector<std::string> to_check_ GUARDED_BY(mu_);
+  bool check_pending_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace offload

@@ -100,6 +100,10 @@ void JobService::ClaimLoop() {
       // Only what can start now: no prefetch, so that a job waits where any node may
       // take it. Nothing while this node starts no work.
       if (draining_ || unstored_finals_ > 0) continue;
+      // Jobs whose last claim here is still leaving are not claimed again meanwhile.
+      for (const auto& [id, job] : active_) {
+        if (job->released || job->handed_back) request.exclude.push_back(id);
+      }
       int r = 0;
       for (const auto& [name, cap] : config_.resources) {
         request.capacity.push_back(cap);
@@ -147,12 +151,15 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
     for (JobRecord& rec : jobs) {
       auto task = tasks_.find(rec.task);  // Claims name only this node's tasks.
       if (task == tasks_.end() || active_.count(rec.id)) {
-        // Its last claim here has not left yet (a hand-back in flight, a release
-        // still stopping): this claim goes back to the queue, for a later one.
-        store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec, claim}, nullptr);
-        claim_wanted_ = true;
+        // Its last claim here has not left yet (the claim excludes such jobs, but one
+        // may have been released since): this claim goes back to the queue.
+        store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec, claim}, [id = rec.id](const Status& s) {
+          if (!s)
+            spdlog::error("cluster: cannot give job {} back to the queue ({}); it is rescued", id, s.error().detail);
+        });
         continue;
       }
+      --task->second->cluster_queued;
       next_seq_ = std::max(next_seq_, rec.seq);  // A map taking turns goes after it.
       for (std::size_t i = 0; i < rec.files.size(); ++i) rec.files[i].path = files_->InputPath(rec.id, i);
       auto job = std::make_unique<ActiveJob>(timers_.get());
@@ -192,10 +199,17 @@ void JobService::ScheduleClusterPoll() {
   });
 }
 
-// The poll blocks on the database: on a store reader thread, not the caller's.
+// The poll blocks on the database: on a store reader thread, not the caller's. One at
+// a time: while PostgreSQL does not answer, polls do not pile up behind each other.
 void JobService::PollClusterSoon() {
   MutexLock lock(&mu_);
-  if (!cluster_closed_) store_queue_->Read([this] { PollCluster(); });
+  if (cluster_closed_ || poll_pending_) return;
+  poll_pending_ = true;
+  store_queue_->Read([this] {
+    PollCluster();
+    MutexLock lock(&mu_);
+    poll_pending_ = false;
+  });
 }
 
 void JobService::PollCluster() {
@@ -233,9 +247,27 @@ void JobService::PollCluster() {
   }
 }
 
+// Ids to check pile up while a check runs: one query answers many waiters.
 void JobService::AnswerRemoteWaitersSoon(std::vector<std::string> ids) {
   MutexLock lock(&mu_);
-  if (!cluster_closed_) store_queue_->Read([this, ids = std::move(ids)] { AnswerRemoteWaiters(ids); });
+  if (cluster_closed_) return;
+  to_check_.insert(to_check_.end(), std::make_move_iterator(ids.begin()), std::make_move_iterator(ids.end()));
+  if (check_pending_) return;
+  check_pending_ = true;
+  store_queue_->Read([this] {
+    for (;;) {
+      std::vector<std::string> batch;
+      {
+        MutexLock lock(&mu_);
+        if (to_check_.empty()) {
+          check_pending_ = false;
+          return;
+        }
+        batch.swap(to_check_);
+      }
+      AnswerRemoteWaiters(batch);
+    }
+  });
 }
 
 void JobService::AnswerRemoteWaiters(const std::vector<std::string>& ids) {
@@ -315,13 +347,14 @@ void JobService::ReleaseLocked(ActiveJob* job) {
   if (!Executing(*job)) active_.erase(id);  // Else once its execution reports.
 }
 
-void JobService::OnFenced(const std::string& id) {
+void JobService::OnFenced(const std::string& id, std::uint64_t adoption) {
   bool canceled_here = false;
   Launches launches;
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
-    if (it == active_.end() || it->second->released) return;
+    // A write of an earlier claim of it, here, says nothing of this one.
+    if (it == active_.end() || it->second->released || it->second->adoption != adoption) return;
     // A cancel made here that the fence refused (a rescue took the job first): it is
     // made again where the job is now.
     canceled_here = it->second->record.status == JobStatus::kCanceled;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 namespace offload {
 
@@ -431,6 +432,40 @@ Status PgConnection::Transaction(const std::vector<PgCall>& calls, const Check& 
   if (!outcome) return outcome;
   if (end_status != PGRES_COMMAND_OK) return end_error;
   return {};
+}
+
+ErrorOr<std::vector<PgResult>> PgConnection::Pipeline(const std::vector<PgCall>& calls) {
+  if (broken()) return Fail("the connection to PostgreSQL is broken");
+  for (const PgCall& c : calls) {
+    if (auto name = Prepared(c.sql); !name) return name.error();
+  }
+  const auto deadline = Clock::now() + io_timeout_;
+  if (!PQenterPipelineMode(conn_)) return Fail("cannot enter pipeline mode");
+  struct ExitPipeline {
+    pg_conn* conn;
+    ~ExitPipeline() { PQexitPipelineMode(conn); }
+  } exit_pipeline{conn_};
+  for (const PgCall& c : calls) {
+    if (Status s = Send(c.sql, c.params); !s) return s.error();
+  }
+  if (!PQpipelineSync(conn_)) return Fail("cannot send a sync");
+  if (Status s = Flush(deadline); !s) return s.error();
+  std::vector<PgResult> results;
+  results.reserve(calls.size());
+  std::optional<Error> failure;
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    auto r = NextNonNull(deadline);
+    if (!r) return r.error();
+    PgResult result(*r);
+    const ExecStatusType status = PQresultStatus(*r);
+    if (!failure && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+      failure = PgError(conn_, *r, "statement failed");
+    }
+    results.push_back(std::move(result));
+  }
+  if (Status s = ReadToSync(deadline); !s) return s.error();
+  if (failure) return *failure;
+  return results;
 }
 
 std::string RedactConnInfo(const std::string& conninfo) {

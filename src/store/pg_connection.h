@@ -124,6 +124,11 @@ class PgConnection {
   using Check = std::function<Status(const std::vector<PgResult>&)>;
   Status Transaction(const std::vector<PgCall>& calls, const Check& check);
 
+  // Runs `calls` in turn in one round trip (pipelined), in a transaction the caller
+  // began (a BEGIN may be the first call) or each on its own, and returns their
+  // results. The first that fails is the error; those after it are not run.
+  ErrorOr<std::vector<PgResult>> Pipeline(const std::vector<PgCall>& calls);
+
   // A shorter bound on each call's waits (a lease renewal must fail before the lease
   // ends), applied on the server too, as its statement_timeout.
   Status set_io_timeout(std::chrono::milliseconds timeout);

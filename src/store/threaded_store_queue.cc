@@ -76,7 +76,8 @@ void ThreadedStoreQueue::ApplyBatch(std::vector<Pending>* batch) {
   for (std::size_t i = 0; i < batch->size(); ++i) {
     StoreOp& op = (*batch)[i].op;
     auto [it, fresh] = op_of_id.try_emplace(op.job.id, ops.size());
-    if (!fresh && op.kind == StoreOp::Kind::kUpdate) {
+    // (Writes under different claims of a job stay apart: each is fenced by its own.)
+    if (!fresh && op.kind == StoreOp::Kind::kUpdate && ops[it->second].claimant == op.claimant) {
       ops[it->second].job = std::move(op.job);
     } else {
       it->second = ops.size();  // A second insert of an id stays apart: it must fail.
