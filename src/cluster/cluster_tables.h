@@ -71,6 +71,13 @@ struct ClaimRequest {
 // serialized cluster-wide (a transaction-scoped advisory lock), so two nodes never
 // claim past each other. A job in back-off (run_after) waits; one whose files are on
 // one node's disk (files_node) is only that node's to claim.
+//
+// A claim commits without waiting for the disk (synchronous_commit off): the write of
+// the jobs' start follows it through the store's group commit, which does wait, and
+// PostgreSQL's log is written in order, so the claim is durable once that write is. A
+// crash of PostgreSQL itself (not a restart) between the two loses the claim, and the
+// job runs again: the window a job started on one server has until its start is
+// written.
 ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest& request);
 
 // Moves a running job of a node that lost its lease to its next status: queued again

@@ -340,7 +340,8 @@ class JobService {
   bool claimer_stop_ GUARDED_BY(mu_) = false;
   // Waiters of jobs not held here, by job id.
   std::unordered_map<std::string, std::vector<Waiter>> remote_waiters_ GUARDED_BY(mu_);
-  // The destructor has begun: what the cluster's threads call in for is ignored.
+  // Not joined yet, or the destructor has begun: what the cluster's threads call in
+  // for is ignored.
   bool cluster_closed_ GUARDED_BY(mu_) = false;
   // Claims of epochs whose lease was lost: a claim made under one is not adopted.
   std::vector<NodeIdentity> lost_claims_ GUARDED_BY(mu_);

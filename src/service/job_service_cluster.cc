@@ -69,9 +69,19 @@ Status JobService::JoinCluster(const std::string& conninfo) {
     MutexLock lock(&mu_);
     WakeClaimerLocked();
   };
+  {
+    // Its threads may call in before cluster_ is set: they find the cluster closed.
+    MutexLock lock(&mu_);
+    cluster_closed_ = true;
+  }
   auto node = ClusterNode::Start(std::move(o), clock_);
   if (!node) return node.error();
   cluster_ = std::move(*node);
+  {
+    MutexLock lock(&mu_);
+    cluster_closed_ = false;
+    WakeClaimerLocked();  // Whatever is queued already.
+  }
   if (runs_jobs_) claimer_ = std::thread([this] { ClaimLoop(); });
   ScheduleClusterPoll();
   return {};
@@ -122,7 +132,11 @@ void JobService::ClaimLoop() {
     if (!fits || !cluster_->held()) continue;
     request.tasks = claim_tasks_;
     request.now = clock_.Now();
+    const auto began = std::chrono::steady_clock::now();
     auto claimed = cluster_->Claim(std::move(request));
+    spdlog::debug(
+        "cluster: claim of {} jobs took {} us", claimed ? claimed->second.size() : 0,
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count());
     if (!claimed) {
       const auto now = std::chrono::steady_clock::now();
       if (now - last_warning > std::chrono::seconds(10)) {
