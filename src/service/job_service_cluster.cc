@@ -299,6 +299,7 @@ void JobService::AnswerRemoteWaiters(const std::vector<std::string>& ids) {
   {
     MutexLock lock(&mu_);
     auto take = [&](const std::string& id, ErrorOr<JobSnapshot> answer) {
+      mu_.AssertHeld();  // Called below, under the same lock.
       auto it = remote_waiters_.find(id);
       if (it == remote_waiters_.end()) return;
       answers.emplace_back(std::move(it->second), std::move(answer));
