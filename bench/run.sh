@@ -376,14 +376,15 @@ run_w12() {  # RUN
   write_config "$cfg" postgres && start_server "$cfg" || { fail "W12 server"; return; }
   measure "W12-e2e-$1" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" --timeout 300
   stop_server
-  # Two nodes on one schema (each with a files_dir of its own); the client submits to
-  # and waits on the first, both claim and run.
-  local second_pid second_cfg=$work/w12-second.toml
+  # Two nodes on one schema (each with a files_dir of its own); the client spreads its
+  # submits over both (a loop each) and waits on the first; both claim and run.
+  local second_pid second_url second_cfg=$work/w12-second.toml
   write_config "$cfg" postgres && sed "s|files_dir = \"\(.*\)\"|files_dir = \"\1-2\"|" "$cfg" >"$second_cfg" &&
     start_server "$second_cfg" "$work/server-2.log" || { fail "W12 second node"; return; }
-  second_pid=$server_pid
+  second_pid=$server_pid second_url=$url
   start_server "$cfg" || { fail "W12 first node"; stop_pid "$second_pid"; return; }
-  measure "W12-e2e2-$1" e2e --url "$url" --task noop -n "$w2_n" -c "$w2_c" --threads "$client_threads" --timeout 300
+  measure "W12-e2e2-$1" e2e --url "$url" --also-url "$second_url" --task noop -n "$w2_n" -c "$w2_c" \
+    --threads "$client_threads" --timeout 300
   stop_server
   stop_pid "$second_pid"
   if [[ -f "$results/W12-e2e-$1.json" && -f "$results/W12-e2e2-$1.json" ]]; then

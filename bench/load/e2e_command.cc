@@ -1,4 +1,5 @@
-// offload-load e2e: submit N jobs, then long-poll every one until it finishes.
+// offload-load e2e: submit N jobs, then long-poll every one until it finishes. With
+// --also-url, the submits go to several nodes of one cluster.
 //
 // The finish rate uses the server's finished_at of the last job, not the moment the
 // client learned of it: the wait phase only collects the answers and would otherwise
@@ -70,19 +71,24 @@ class SubmitAll final : public Workload {
 }  // namespace
 
 int RunE2e(const LoadOptions& o) {
-  Target target;
+  std::vector<Target> targets(1 + o.also_urls.size());
   std::string error;
-  if (!ResolveTarget(o.url, &target, &error)) {
-    std::cerr << "offload-load: " << error << "\n";
-    return 1;
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    if (!ResolveTarget(i == 0 ? o.url : o.also_urls[i - 1], &targets[i], &error)) {
+      std::cerr << "offload-load: " << error << "\n";
+      return 1;
+    }
   }
+  const Target& target = targets[0];
   const std::string body = SubmitBody(o.task, o.input, &error);
   if (body.empty()) {
     std::cerr << "offload-load: --input " << error << "\n";
     return 1;
   }
   const std::int64_t n = o.count > 0 ? o.count : 1000;
-  const unsigned threads = std::max(1u, std::min<unsigned>(o.threads, o.concurrency));
+  // One loop per thread and at least one per node, each on one node.
+  const unsigned threads =
+      std::max(static_cast<unsigned>(targets.size()), std::min<unsigned>(o.threads, o.concurrency));
   const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
   auto conns_of = [&](unsigned i) {
     return o.concurrency / static_cast<int>(threads) + (i < o.concurrency % threads ? 1 : 0);
@@ -94,7 +100,7 @@ int RunE2e(const LoadOptions& o) {
   const auto start_steady = Clock::now();
   RunOnThreads(threads, [&](unsigned i) {
     SubmitAll w(body, &budget, &submitted[i]);
-    submitted[i].times = RunClosedLoop(target, conns_of(i), deadline, w);
+    submitted[i].times = RunClosedLoop(targets[i % targets.size()], std::max(1, conns_of(i)), deadline, w);
   });
   std::vector<std::string> ids;
   SubmitPhase all;

@@ -5,11 +5,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace offload::bench {
 
 struct LoadOptions {
   std::string url = "http://127.0.0.1:8080";
+  // e2e: further nodes of a cluster; the submits are spread over `url` and these.
+  std::vector<std::string> also_urls;
   std::string task = "noop";
   std::string input = "null";  // JSON text: the jobs' input.
   int concurrency = 64;        // Connections (closed loop: requests in flight).

@@ -50,6 +50,9 @@ int main(int argc, char** argv) {
   e->add_option("--timeout", e2e.timeout_s, "Bound on the whole run, seconds")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0));
+  e->add_option("--also-url", e2e.also_urls,
+                "Another node of the same cluster (repeatable): the connections are spread over every URL; the "
+                "waits go to --url");
 
   LoadOptions probe;
   probe.task = "";

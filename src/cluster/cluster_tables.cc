@@ -1,6 +1,8 @@
 #include "cluster/cluster_tables.h"
 
+#include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "sched/scheduler.h"
 #include "store/postgres_rows.h"
@@ -78,8 +80,9 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
       .Text(request.node.id)
       .Own(PgTextArray(request.exclude));
   head.push_back(PgCall{
-      "SELECT seq, task, priority FROM offload_jobs WHERE status = 0 AND task = ANY($1::text[]) AND run_after <= $3 "
-      "AND (files_node IS NULL OR files_node = $4) AND id <> ALL($5::text[]) ORDER BY priority DESC, seq LIMIT $2",
+      "SELECT seq, task, priority, map_spec IS NOT NULL FROM offload_jobs WHERE status = 0 AND task = "
+      "ANY($1::text[]) AND run_after <= $3 AND (files_node IS NULL OR files_node = $4) AND id <> ALL($5::text[]) "
+      "ORDER BY priority DESC, seq LIMIT $2",
       std::move(select)});
   auto first = conn.Pipeline(head);
   if (!first) return Abort(conn, first.error());
@@ -87,27 +90,58 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
 
   // The local scheduler's rule, run on the head of the cluster's queue.
   Scheduler<std::uint64_t> picker(request.capacity);
-  for (std::size_t r = 0; r < request.in_use.size(); ++r) picker.Hold(static_cast<int>(r), request.in_use[r]);
-  std::unordered_map<std::string, int> queue_of;
-  for (const auto* task : eligible) queue_of.emplace(task->first, picker.AddQueue(task->second));
+  for (std::size_t r = 0; r < request.in_use.size(); ++r) {
+    picker.Hold(static_cast<int>(r), std::min(request.in_use[r], request.capacity[r]));
+  }
+  std::unordered_map<std::string, std::size_t> index_of;  // Into `eligible`.
+  std::vector<int> queue_of;
+  for (const auto* task : eligible) {
+    index_of.emplace(task->first, queue_of.size());
+    queue_of.push_back(picker.AddQueue(task->second));
+  }
+  std::vector<std::size_t> task_of(static_cast<std::size_t>(queued->rows()));
   for (int row = 0; row < queued->rows(); ++row) {
     const auto seq = static_cast<std::uint64_t>(queued->Int(row, 0));
     const auto priority = static_cast<int>(queued->Int(row, 2));
-    picker.Enqueue(queue_of.at(std::string(queued->Bytes(row, 1))), Scheduler<std::uint64_t>::MakeKey(priority, seq),
-                   seq);
+    task_of[row] = index_of.at(std::string(queued->Bytes(row, 1)));
+    picker.Enqueue(queue_of[task_of[row]], Scheduler<std::uint64_t>::MakeKey(priority, seq), seq);
   }
   std::vector<std::uint64_t> order;
-  std::string seqs = "{";
+  std::unordered_set<std::uint64_t> starting;
   picker.Dispatch([&](int, std::uint64_t seq) {
-    if (seqs.size() > 1) seqs += ',';
-    seqs += std::to_string(seq);
     order.push_back(seq);
+    starting.insert(seq);
   });
-  seqs += '}';
+  // Claim-ahead: the rest of the head in its order, while no job left behind holds
+  // back the resources of the next.
+  std::vector<std::size_t> ahead(eligible.size(), 0);
+  for (std::size_t i = 0; i < request.tasks.size() && i < request.ahead.size(); ++i) {
+    if (auto it = index_of.find(request.tasks[i].first); it != index_of.end()) ahead[it->second] = request.ahead[i];
+  }
+  std::uint64_t left_behind = 0;  // Resources that a job left queued waits for.
+  for (int row = 0; row < queued->rows(); ++row) {
+    const auto seq = static_cast<std::uint64_t>(queued->Int(row, 0));
+    if (starting.count(seq)) continue;
+    const std::size_t t = task_of[row];
+    const ResourceDemand& uses = eligible[t]->second;
+    const bool map = queued->Bytes(row, 3) == std::string_view("\x01", 1);
+    if (ahead[t] > 0 && !map && (uses.mask & left_behind) == 0) {
+      --ahead[t];
+      order.push_back(seq);
+    } else {
+      left_behind |= uses.mask;
+    }
+  }
   if (order.empty()) {
     if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
     return claimed;
   }
+  std::string seqs = "{";
+  for (std::uint64_t seq : order) {
+    if (seqs.size() > 1) seqs += ',';
+    seqs += std::to_string(seq);
+  }
+  seqs += '}';
   PgParams mark;
   mark.Text(request.node.id).Int(request.node.epoch).Text(seqs);
   std::vector<PgCall> tail;

@@ -51,13 +51,18 @@ Status DeregisterNode(PgConnection& conn, const NodeIdentity& node);
 // What a node asks for when it claims work: what it has free, and which tasks it runs.
 struct ClaimRequest {
   NodeIdentity node;
-  // Per resource index: the node's capacity, and what its running jobs hold now.
+  // Per resource index: the node's capacity, and what its jobs hold now or will
+  // hold once those it claimed start.
   std::vector<std::int64_t> capacity;
   std::vector<std::int64_t> in_use;
   // The tasks the node runs, each with what one of its jobs holds. A task whose jobs
   // need more than the node's capacity is left out: such a job must not hold up, on
   // this node, the jobs it can start.
   std::vector<std::pair<std::string, ResourceDemand>> tasks;
+  // Per entry of `tasks`, or empty: how many of its jobs to claim ahead, beyond those
+  // that start now, to wait here until a slot frees (claim-ahead, docs/cluster.md).
+  // None is a map.
+  std::vector<std::size_t> ahead;
   std::size_t limit = 256;           // The most queued jobs looked at, and so claimed, per call.
   UnixMillis now = 0;                // Jobs whose run_after is later are not claimed yet.
   std::vector<std::string> exclude;  // Ids not to claim (their last claim is still leaving this node).
@@ -67,7 +72,10 @@ struct ClaimRequest {
 // epoch), and returns them in start order, as they were queued. The order is the
 // scheduler's (sched/scheduler.h) over the whole cluster's queue: higher priority
 // first, then submission; strict head-of-line per resource, so that on an exclusive
-// resource jobs start in submission order whichever node frees first. Claims are
+// resource jobs start in submission order whichever node frees first. Then, after
+// them, up to `ahead` more of each task, in the queue's order, but none past a job
+// left queued that uses a resource it uses: a job claimed ahead never overtakes one
+// that waits for the same resource. Claims are
 // serialized cluster-wide (a transaction-scoped advisory lock), so two nodes never
 // claim past each other. A job in back-off (run_after) waits; one whose files are on
 // one node's disk (files_node) is only that node's to claim.

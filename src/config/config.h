@@ -115,6 +115,10 @@ struct ServerConfig {
   // how long past it a node is left before its running jobs are rescued.
   Millis lease_ttl{15'000};
   Millis lease_grace{5'000};
+  // With a PostgreSQL store: how long, at most, a node expects a job it claims ahead
+  // of a free slot to wait for one (docs/cluster.md); 0: a node claims only what
+  // starts at once.
+  Millis claim_ahead{5};
   // How long an Idempotency-Key is remembered.
   Millis idempotency_ttl{24 * 3600 * 1000};
   // Connections (docs/config.md). 0: derived from RLIMIT_NOFILE at start.

@@ -475,6 +475,10 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       DurationSetting("lease_grace", &C::lease_grace,
                       "With a PostgreSQL store: how long past its lease a node is left before its running jobs are "
                       "queued again or failed `interrupted`."),
+      DurationSetting("claim_ahead", &C::claim_ahead,
+                      "With a PostgreSQL store: a node claims jobs of a task that runs shorter than a claim ahead "
+                      "of its free slots, as many as it expects to start within this time (docs/cluster.md). "
+                      "`\"0ms\"`: only what starts at once, for strict cluster-wide start order."),
       DurationSetting("idempotency_ttl", &C::idempotency_ttl,
                       "How long an `Idempotency-Key` is remembered: a repeat within it returns the first job."),
       IntSetting("max_connections", &C::max_connections,

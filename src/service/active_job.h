@@ -3,6 +3,7 @@
 // service's mu_ as each field says.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +27,15 @@ struct JobService::TaskRuntime {
   // Guarded by mu_. In a cluster: its queued jobs, cluster-wide, as last counted (each
   // second) plus those inserted here since.
   std::int64_t cluster_queued = 0;
+  // In a cluster, claim-ahead (docs/cluster.md). Constant: whether its jobs may be
+  // claimed ahead of a free slot (claim_ahead is on, and it uses no resource this
+  // node has one unit of, whose order is strict). Guarded by mu_: its jobs claimed
+  // here that have not started; how long one of its executions holds its slot, on
+  // average (microseconds, weighted to the latest), and how many were timed.
+  bool claims_ahead = false;
+  std::size_t claimed_waiting = 0;
+  double slot_us = 0;
+  std::uint64_t slots_timed = 0;
 };
 
 // A job the service holds in memory. Every field but the record's id, task, input,
@@ -50,7 +60,9 @@ struct JobService::ActiveJob {
   std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
   // In a cluster: the claim it runs under, for the jobs this node claimed.
   std::optional<NodeIdentity> claim;
-  std::uint64_t adoption = 0;  // Which claim of it this is, on this node.
+  std::uint64_t adoption = 0;                        // Which claim of it this is, on this node.
+  bool claim_waiting = false;                        // Claimed here and not started yet (TaskRuntime::claimed_waiting).
+  std::chrono::steady_clock::time_point slot_since;  // When its execution took its slot.
   // No longer this node's (job_service.h): nothing of it is written from here on, and
   // it leaves active_ once its execution has stopped.
   bool released = false;

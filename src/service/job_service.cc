@@ -186,6 +186,8 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     // A task with fewer workers than its resources allow runs only that many at once.
     if (tc.workers > 0) fit = std::min(fit, tc.workers);
     rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
+    rt->claims_ahead = config.claim_ahead.count() > 0 && !tc.uses.empty();
+    for (const auto& [res, amount] : tc.uses) rt->claims_ahead = rt->claims_ahead && config.resources.at(res) > 1;
     service->claim_tasks_.emplace_back(name, demand);
     {
       MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
@@ -825,6 +827,7 @@ void JobService::DispatchLocked(Launches* out) {
   scheduler_.Dispatch([&](int, ActiveJob* job) {
     mu_.AssertHeld();  // Dispatch calls back before it returns, under the same lock.
     job->in_scheduler = false;
+    EndClaimWaitLocked(job);
     if (job->map)
       StartChunkLocked(job, out);
     else
@@ -839,6 +842,7 @@ void JobService::EnqueueLocked(ActiveJob* job) {
 }
 
 void JobService::UnqueueLocked(ActiveJob* job) {
+  EndClaimWaitLocked(job);
   if (!job->in_scheduler) return;
   scheduler_.Remove(job->task->queue, SchedKey(*job));
   job->in_scheduler = false;
@@ -856,6 +860,7 @@ void JobService::StartLocked(ActiveJob* job, Launches* out) {
   const JobRecord& rec = job->record;
   MoveLocked(job, JobStatus::kRunning);
   job->run = std::make_shared<RunContext>();
+  job->slot_since = std::chrono::steady_clock::now();
   if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
     job->attempt_timer.Set(timeout, [this, id = rec.id, attempt = rec.attempts] { OnTimeout(id, attempt); });
   }
@@ -1012,6 +1017,7 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
   {
     MutexLock lock(&mu_);
     scheduler_.Release(job->task->queue);
+    TimeSlotLocked(job);
     JobRecord& rec = job->record;
     const StopReason stop = job->run->stop_reason();
     const double progress = job->run->progress();
@@ -1166,6 +1172,7 @@ void JobService::OnFinishDurable(const std::string& id) {
   bool large_map_gone = false;
   bool store_back = false;
   bool announce = false;
+  bool queued_again = false;
   Launches launches;
   {
     MutexLock lock(&mu_);
@@ -1186,6 +1193,7 @@ void JobService::OnFinishDurable(const std::string& id) {
       std::move(waiters.begin(), waiters.end(), std::back_inserter(remote));
       waiters.clear();
       active_.erase(it);
+      queued_again = true;
     } else {
       if (auto remote = remote_waiters_.find(id); remote != remote_waiters_.end()) {
         std::move(remote->second.begin(), remote->second.end(), std::back_inserter(waiters));
@@ -1199,7 +1207,9 @@ void JobService::OnFinishDurable(const std::string& id) {
       }
     }
   }
-  if (announce) cluster_->AnnounceDone(id);  // cluster_ outlives every store callback.
+  // cluster_ outlives every store callback.
+  if (announce) cluster_->AnnounceDone(id);
+  if (queued_again) cluster_->AnnounceWork();  // Any node may take it.
   if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
   Launch(std::move(launches));
   for (auto& w : waiters) w.fn(*snap);

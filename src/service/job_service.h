@@ -274,6 +274,14 @@ class JobService {
   void ClaimLoop() LOCKS_EXCLUDED(mu_);
   void WakeClaimerLocked() EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) LOCKS_EXCLUDED(mu_);
+  // Claim-ahead (docs/cluster.md): how many jobs of `task` to claim ahead of a free
+  // slot now; the job, claimed here, starts or leaves the local queue; how long an
+  // execution held its slot; jobs claimed ahead that still wait go back to the
+  // cluster's queue.
+  std::size_t AheadWantedLocked(const TaskRuntime& task) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndClaimWaitLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void TimeSlotLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void HandBackUnstarted(const std::vector<std::pair<std::string, std::uint64_t>>& jobs) LOCKS_EXCLUDED(mu_);
   // Each second, on a store reader thread: waited-for jobs that finished elsewhere,
   // held jobs that are no longer this node's, and work the notifications missed.
   void PollCluster() LOCKS_EXCLUDED(mu_);

@@ -22,6 +22,15 @@ namespace {
 // held jobs canceled elsewhere, work queued elsewhere.
 constexpr Millis kClusterPoll{1000};
 
+// Claim-ahead (docs/cluster.md): a task's jobs are claimed ahead of a free slot once
+// this many of its executions were timed here, at most this many at once, and those
+// that still wait this long after their claim (claim_ahead times it, and no less
+// than the floor) go back to the cluster's queue.
+constexpr std::uint64_t kTimedBeforeAhead = 8;
+constexpr double kMostAhead = 512;
+constexpr int kAheadWaitFactor = 20;
+constexpr Millis kAheadWaitFloor{100};
+
 // The node's entry in offload_nodes.info: what people and dashboards see of it.
 std::string NodeInfo(const ServerConfig& config) {
   boost::json::object info;
@@ -119,19 +128,32 @@ void JobService::ClaimLoop() {
         request.capacity.push_back(cap);
         request.in_use.push_back(scheduler_.in_use(r++));
       }
+      // What the jobs claimed here and waiting will hold once they start; and what to
+      // claim ahead of them.
+      for (const auto& [name, demand] : claim_tasks_) {
+        const TaskRuntime& task = *tasks_.at(name);
+        for (auto [res, amount] : demand.units) {
+          request.in_use[static_cast<std::size_t>(res)] += amount * static_cast<std::int64_t>(task.claimed_waiting);
+        }
+        request.ahead.push_back(AheadWantedLocked(task));
+      }
     }
     bool fits = false;
-    for (const auto& [name, demand] : claim_tasks_) {
+    std::size_t ahead = 0;
+    for (std::size_t t = 0; t < claim_tasks_.size(); ++t) {
       bool room = true;
-      for (auto [res, amount] : demand.units) {
+      for (auto [res, amount] : claim_tasks_[t].second.units) {
         const auto i = static_cast<std::size_t>(res);
         room = room && request.in_use[i] + amount <= request.capacity[i];
       }
       fits = fits || room;
+      ahead += request.ahead[t];
     }
-    if (!fits || !cluster_->held()) continue;
+    if ((!fits && ahead == 0) || !cluster_->held()) continue;
+    request.limit = std::max(request.limit, ahead + 64);
     request.tasks = claim_tasks_;
     request.now = clock_.Now();
+    const std::size_t request_limit = request.limit;
     const auto began = std::chrono::steady_clock::now();
     auto claimed = cluster_->Claim(std::move(request));
     spdlog::debug(
@@ -146,7 +168,7 @@ void JobService::ClaimLoop() {
       continue;
     }
     if (claimed->second.empty()) continue;
-    const bool full = claimed->second.size() >= ClaimRequest{}.limit;
+    const bool full = claimed->second.size() >= request_limit;
     Adopt(claimed->first, std::move(claimed->second));
     if (full) {
       MutexLock lock(&mu_);
@@ -157,6 +179,8 @@ void JobService::ClaimLoop() {
 
 void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
   Launches launches;
+  std::vector<ActiveJob*> adopted;
+  std::vector<std::pair<std::string, std::uint64_t>> waiting;  // Still, after the dispatch: by id and adoption.
   {
     MutexLock lock(&mu_);
     // Claimed just as the lease was lost: the rescue gives them back (no attempt of
@@ -181,6 +205,7 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
       job->task = task->second.get();
       job->claim = claim;
       job->adoption = ++next_adoption_;
+      adopted.push_back(job.get());
       job->sched_seq = job->record.seq;
       if (job->record.map) {
         const auto& input = job->record.input;
@@ -198,12 +223,68 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
         raw->record.result = Result::Json(boost::json::array()).output();
         MoveLocked(raw, JobStatus::kSucceeded);
       } else {
+        raw->claim_waiting = true;
+        ++raw->task->claimed_waiting;
         EnqueueLocked(raw);
       }
     }
     DispatchLocked(&launches);
+    for (ActiveJob* job : adopted) {
+      if (job->claim_waiting) waiting.emplace_back(job->record.id, job->adoption);
+    }
   }
   Launch(std::move(launches));
+  if (!waiting.empty()) {
+    // Those claimed ahead that a job running much longer than its task's usual keeps
+    // from starting here: other nodes may be free.
+    timers_->Schedule(std::max(kAheadWaitFloor, config_.claim_ahead * kAheadWaitFactor),
+                      [this, waiting = std::move(waiting)] { HandBackUnstarted(waiting); });
+  }
+}
+
+std::size_t JobService::AheadWantedLocked(const TaskRuntime& task) const {
+  if (!task.claims_ahead || task.slots_timed < kTimedBeforeAhead) return 0;
+  // As many as its slots start within claim_ahead, at the pace they free; none while
+  // more than half that many still wait, so that a claim brings many.
+  const double per_slot = static_cast<double>(config_.claim_ahead.count()) * 1000.0 / std::max(task.slot_us, 1.0);
+  const auto budget = static_cast<std::size_t>(std::min(kMostAhead, per_slot * static_cast<double>(task.parallelism)));
+  if (task.claimed_waiting * 2 > budget) return 0;
+  return budget - task.claimed_waiting;
+}
+
+void JobService::EndClaimWaitLocked(ActiveJob* job) {
+  if (!job->claim_waiting) return;
+  job->claim_waiting = false;
+  --job->task->claimed_waiting;
+  WakeClaimerLocked();  // Maybe time to claim the next.
+}
+
+void JobService::TimeSlotLocked(ActiveJob* job) {
+  TaskRuntime& task = *job->task;
+  const double us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - job->slot_since).count();
+  task.slot_us = task.slots_timed++ == 0 ? us : 0.9 * task.slot_us + 0.1 * us;
+}
+
+void JobService::HandBackUnstarted(const std::vector<std::pair<std::string, std::uint64_t>>& jobs) {
+  std::size_t handed = 0;
+  {
+    MutexLock lock(&mu_);
+    if (cluster_closed_) return;
+    for (const auto& [id, adoption] : jobs) {
+      auto it = active_.find(id);
+      if (it == active_.end() || it->second->adoption != adoption) continue;
+      ActiveJob* job = it->second.get();
+      if (!job->claim_waiting || job->released || job->handed_back) continue;
+      UnqueueLocked(job);
+      job->handed_back = true;  // As queued as it was: its claim ends with this write.
+      WriteFinalLocked(job);
+      ++handed;
+    }
+  }
+  store_queue_->RunCallbacks();
+  if (handed > 0)
+    spdlog::info("cluster: {} jobs claimed ahead waited too long here; back to the cluster's queue", handed);
 }
 
 void JobService::ScheduleClusterPoll() {

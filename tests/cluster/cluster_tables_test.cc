@@ -26,8 +26,9 @@ void RetryOnce(JobRecord* job, UnixMillis now) {
 class ClusterTablesTest : public ClusterSchemaTest {
  protected:
   // Inserts queued job `seq` of `task` at `priority`.
-  void InsertQueued(std::uint64_t seq, const std::string& task, int priority = 0) {
+  void InsertQueued(std::uint64_t seq, const std::string& task, int priority = 0, bool map = false) {
     JobRecord r;
+    if (map) r.map = MapSpec{};
     r.id = "job-" + std::to_string(seq);
     r.task = task;
     r.seq = seq;
@@ -44,9 +45,11 @@ class ClusterTablesTest : public ClusterSchemaTest {
     return d;
   }
   // The seqs `node` claims with `cpu` and `gpu` free of capacities 4 and 1.
+  // `ahead`: per task, how many to claim ahead of a free slot.
   std::vector<std::uint64_t> Claim(const NodeIdentity& node, std::int64_t cpu_free, std::int64_t gpu_free,
-                                   std::vector<std::pair<std::string, ResourceDemand>> tasks) {
-    ClaimRequest req{node, {4, 1}, {4 - cpu_free, 1 - gpu_free}, std::move(tasks)};
+                                   std::vector<std::pair<std::string, ResourceDemand>> tasks,
+                                   std::vector<std::size_t> ahead = {}) {
+    ClaimRequest req{node, {4, 1}, {4 - cpu_free, 1 - gpu_free}, std::move(tasks), std::move(ahead)};
     auto claimed = ClaimJobs(*conn_, req);
     EXPECT_TRUE(claimed.has_value()) << claimed.error().detail;
     std::vector<std::uint64_t> seqs;
@@ -96,6 +99,26 @@ TEST_F(ClusterTablesTest, TheHeadOfAResourceHoldsItUpAndOnlyIt) {
   std::vector<std::pair<std::string, ResourceDemand>> with_big = tasks;
   with_big.push_back({"cpu4", Uses(4)});
   EXPECT_EQ(Claim(a_, 3, 0, with_big), Seqs{});
+}
+
+TEST_F(ClusterTablesTest, AClaimAheadTakesTheNextInOrderButNeverPastAJobLeftBehind) {
+  for (std::uint64_t seq = 1; seq <= 6; ++seq) InsertQueued(seq, "cpu1");
+  // Two start now; three more wait on this node for a slot.
+  EXPECT_EQ(Claim(a_, 2, 1, {{"cpu1", Uses(1)}}, {3}), (Seqs{1, 2, 3, 4, 5}));
+  EXPECT_EQ(Owner(5), "a@1");
+  InsertQueued(7, "cpu4");  // Waits for all 4 cpus: the cpu jobs after it wait too.
+  InsertQueued(8, "cpu1");
+  InsertQueued(9, "render");  // Not claimed ahead: holds up nothing on cpu.
+  InsertQueued(10, "map", 0, /*map=*/true);
+  const std::vector<std::pair<std::string, ResourceDemand>> tasks = {
+      {"cpu1", Uses(1)}, {"cpu4", Uses(4)}, {"render", Uses(0, 1)}, {"map", Uses(0, 1)}};
+  EXPECT_EQ(Claim(b_, 0, 0, tasks, {5, 0, 0, 5}), (Seqs{6}));
+  EXPECT_EQ(Status(8), "0") << "a claim ahead does not overtake a job left queued on the same resource";
+  EXPECT_EQ(Status(9), "0");
+  // The gpu's head (9) is left behind: the map after it on the gpu is not taken; and
+  // a map is never claimed ahead in any case.
+  EXPECT_EQ(Claim(b_, 0, 0, {{"map", Uses(0, 1)}}, {5}), Seqs{});
+  EXPECT_EQ(Status(10), "0");
 }
 
 TEST_F(ClusterTablesTest, AnExclusiveResourceStartsInSubmissionOrderWhicheverNodeFreesFirst) {

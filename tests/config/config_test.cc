@@ -411,6 +411,7 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "role",
                                            "lease_ttl",
                                            "lease_grace",
+                                           "claim_ahead",
                                            "idempotency_ttl",
                                            "max_connections",
                                            "idle_timeout",
