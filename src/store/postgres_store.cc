@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "store/pg_connection.h"
@@ -94,29 +95,16 @@ constexpr const char* kSingleServerLock = "hashtextextended('offload server ' ||
 
 }  // namespace
 
-// A read connection borrowed from the pool, returned on destruction (or dropped, when
-// it broke).
-class PostgresStore::ReadLease {
- public:
-  ReadLease(PostgresStore* store, std::unique_ptr<PgConnection> conn) : store_(store), conn_(std::move(conn)) {}
-  ReadLease(ReadLease&& o) noexcept : store_(o.store_), conn_(std::move(o.conn_)) { o.store_ = nullptr; }
-  ReadLease& operator=(ReadLease&&) = delete;
-  ~ReadLease() {
-    if (!store_) return;
-    MutexLock lock(&store_->read_mu_);
-    --store_->readers_out_;
-    if (conn_ && !conn_->broken()) store_->idle_readers_.push_back(std::move(conn_));
-    store_->reader_free_.Signal();
-  }
-  PgConnection* get() const { return conn_.get(); }
-  void Hold(std::unique_ptr<PgConnection> conn) { conn_ = std::move(conn); }
+namespace {
 
- private:
-  PostgresStore* store_;
-  std::unique_ptr<PgConnection> conn_;
-};
+int WritersOf(int connections) { return connections >= 4 ? 2 : 1; }
 
-PostgresStore::PostgresStore(PostgresOptions options) : options_(std::move(options)) {}
+}  // namespace
+
+PostgresStore::PostgresStore(PostgresOptions options)
+    : options_(std::move(options)),
+      writers_(WritersOf(options_.connections), [this] { return Connect(/*migrate=*/false); }),
+      readers_(options_.connections - WritersOf(options_.connections), [this] { return Connect(/*migrate=*/false); }) {}
 
 PostgresStore::~PostgresStore() = default;
 
@@ -127,8 +115,7 @@ ErrorOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const PostgresOption
   std::unique_ptr<PostgresStore> store(new PostgresStore(options));
   auto writer = store->Connect(/*migrate=*/true);
   if (!writer) return writer.error();
-  MutexLock lock(&store->write_mu_);
-  store->writer_ = std::move(*writer);
+  store->writers_.Add(std::move(*writer));
   return store;
 }
 
@@ -189,36 +176,6 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
   return conn;
 }
 
-ErrorOr<PgConnection*> PostgresStore::WriterLocked() {
-  if (!writer_ || writer_->broken()) {
-    writer_.reset();
-    auto conn = Connect(/*migrate=*/false);
-    if (!conn) return conn.error();
-    writer_ = std::move(*conn);
-  }
-  return writer_.get();
-}
-
-ErrorOr<PostgresStore::ReadLease> PostgresStore::AcquireReader() {
-  {
-    MutexLock lock(&read_mu_);
-    // The writer holds one of the connections.
-    while (idle_readers_.empty() && readers_out_ >= options_.connections - 1) reader_free_.Wait(&read_mu_);
-    ++readers_out_;
-    if (!idle_readers_.empty()) {
-      auto conn = std::move(idle_readers_.back());
-      idle_readers_.pop_back();
-      return ReadLease(this, std::move(conn));
-    }
-  }
-  // The lease counts from here, so a failed connect gives its place back.
-  ReadLease lease(this, nullptr);
-  auto conn = Connect(/*migrate=*/false);
-  if (!conn) return conn.error();
-  lease.Hold(std::move(*conn));
-  return lease;
-}
-
 Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
   std::vector<PgCall> calls;
   calls.reserve(ops.size());
@@ -245,17 +202,21 @@ Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
     return {};
   };
   {
-    MutexLock lock(&write_mu_);
-    auto writer = WriterLocked();
-    if (!writer) return writer.error();
-    Status s = (*writer)->Transaction(calls, check);
-    if (!s && (*writer)->broken() && !(*writer)->commit_sent()) {
+    std::optional<PgPool::Lease> writer;
+    if (auto lease = writers_.Acquire(); lease) {
+      writer.emplace(std::move(*lease));
+    } else {
+      return lease.error();
+    }
+    Status s = writer->get()->Transaction(calls, check);
+    if (!s && writer->get()->broken() && !writer->get()->commit_sent()) {
       // Cut before its commit was sent (PostgreSQL restarted since the last write, say):
       // nothing was applied, so it runs once more, on a new connection.
-      DropIdleReaders();
-      writer = WriterLocked();
-      if (!writer) return writer.error();
-      s = (*writer)->Transaction(calls, check);
+      writer.reset();
+      DropIdle();
+      auto again = writers_.Acquire();
+      if (!again) return again.error();
+      s = again->get()->Transaction(calls, check);
     }
     if (!s) {
       if (s.error().code == ErrorCode::kConflict && ops.size() == 1 && ops[0].kind == StoreOp::Kind::kInsert) {
@@ -274,22 +235,19 @@ Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
 template <typename Fn>
 auto PostgresStore::WithReader(Fn fn) -> decltype(fn(std::declval<PgConnection&>())) {
   for (int attempt = 0;; ++attempt) {
-    auto lease = AcquireReader();
+    auto lease = readers_.Acquire();
     if (!lease) return lease.error();
     auto out = fn(*lease->get());
     // A connection cut since its last use (a restart of PostgreSQL): reads are
     // harmless to repeat, once, on a new one.
     if (out || attempt > 0 || !lease->get()->broken()) return out;
-    DropIdleReaders();
+    DropIdle();
   }
 }
 
-void PostgresStore::DropIdleReaders() {
-  std::vector<std::unique_ptr<PgConnection>> idle;
-  {
-    MutexLock lock(&read_mu_);
-    idle.swap(idle_readers_);
-  }
+void PostgresStore::DropIdle() {
+  readers_.DropIdle();
+  writers_.DropIdle();
 }
 
 ErrorOr<std::optional<JobRecord>> PostgresStore::Get(const std::string& id) {
@@ -347,14 +305,13 @@ ErrorOr<JobPage> PostgresStore::List(const JobQuery& q) {
 
 ErrorOr<std::size_t> PostgresStore::RemoveFinishedBefore(UnixMillis cutoff) {
   std::size_t removed = 0;
-  // In batches, so that writes queued behind the write connection wait milliseconds,
-  // not the whole sweep.
+  // In batches, so that writes queued behind the writer wait milliseconds, not the
+  // whole sweep.
   constexpr int kBatch = 5000;
   for (;;) {
-    MutexLock lock(&write_mu_);
-    auto writer = WriterLocked();
+    auto writer = writers_.Acquire();
     if (!writer) return writer.error();
-    auto res = (*writer)->Exec(
+    auto res = writer->get()->Exec(
         "DELETE FROM offload_jobs WHERE seq IN (SELECT seq FROM offload_jobs WHERE finished_at > 0 AND "
         "finished_at < $1 LIMIT " +
             std::to_string(kBatch) + ")",

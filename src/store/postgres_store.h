@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "store/pg_pool.h"
 #include "store/result_cache.h"
 #include "store/store.h"
 #include "util/mutex.h"
@@ -31,11 +32,12 @@ class PgConnection;
 
 struct PostgresOptions {
   std::string conninfo;  // A libpq URI or key=value string.
-  int connections = 4;   // At least 2: the writer and one reader.
+  // At least 2: a writer and a reader. From 4, two of them write (writers()).
+  int connections = 4;
 };
 
-// Thread-safe: write_mu_ serializes the write connection; each read takes a
-// connection from the pool for its duration, waiting when all are busy.
+// Thread-safe: each call takes a connection from its pool (a writer's or a reader's)
+// for its duration, waiting when all are busy.
 class PostgresStore final : public Store {
  public:
   static ErrorOr<std::unique_ptr<PostgresStore>> Open(const PostgresOptions& options);
@@ -51,36 +53,29 @@ class PostgresStore final : public Store {
   ErrorOr<std::vector<IdempotencyEntry>> LoadIdempotencyKeys(UnixMillis since) override;
   bool blocking() const override { return true; }
   bool durable() const override { return true; }
+  std::size_t writers() const override { return static_cast<std::size_t>(writers_.size()); }
 
   // The schema version this offload creates.
   static constexpr int kSchemaVersion = 3;
 
  private:
-  class ReadLease;
   explicit PostgresStore(PostgresOptions options);
   // A new connection; at Open, the one that migrates the schema.
   ErrorOr<std::unique_ptr<PgConnection>> Connect(bool migrate);
   // After a connection was found cut, the idle ones were most likely cut with it (a
   // restart of PostgreSQL): they go, so that a retry gets a new one.
-  void DropIdleReaders();
-  ErrorOr<ReadLease> AcquireReader();
+  void DropIdle();
   // fn(connection) on a reader, run again once on a new one if the first was cut.
   template <typename Fn>
   auto WithReader(Fn fn) -> decltype(fn(std::declval<PgConnection&>()));
-  // The write connection, made again if it broke. REQUIRES: write_mu_ held.
-  ErrorOr<PgConnection*> WriterLocked() EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 
   // Constant after construction.
   const PostgresOptions options_;
   ResultCache results_;  // Large results readers hold now; thread-safe.
-
-  Mutex write_mu_;
-  std::unique_ptr<PgConnection> writer_ GUARDED_BY(write_mu_);
-
-  Mutex read_mu_;
-  CondVar reader_free_;  // A reader went back to the pool.
-  std::vector<std::unique_ptr<PgConnection>> idle_readers_ GUARDED_BY(read_mu_);
-  int readers_out_ GUARDED_BY(read_mu_) = 0;  // Leased now.
+  // Writes of different jobs run at once on the writers (StoreQueue keeps each job's
+  // on one), so that one batch's commit does not wait for another's.
+  PgPool writers_;
+  PgPool readers_;
 };
 
 }  // namespace offload

@@ -103,6 +103,9 @@ class Store {
   virtual bool blocking() const { return false; }
   // True when jobs survive a restart.
   virtual bool durable() const { return false; }
+  // How many Apply calls, each of other jobs, the store runs well at once (each on a
+  // connection of its own): a ThreadedStoreQueue gives it that many writers.
+  virtual std::size_t writers() const { return 1; }
   // Called by the writer when no write is waiting: upkeep that would otherwise delay
   // a write (SQLite's WAL checkpoint) runs here.
   virtual void OnIdle() {}

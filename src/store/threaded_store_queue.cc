@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <functional>
 #include <string>
 #include <unordered_map>
 
@@ -11,59 +13,77 @@ namespace offload {
 
 ThreadedStoreQueue::ThreadedStoreQueue(Store* store)
     : store_(store), readers_(std::make_unique<ThreadPool>(2, /*nice_increment=*/0)) {
-  writer_ = std::thread([this] { WriterLoop(); });
+  const std::size_t n = std::max<std::size_t>(1, store->writers());
+  for (std::size_t i = 0; i < n; ++i) writers_.push_back(std::make_unique<Writer>());
+  for (auto& w : writers_) w->thread = std::thread([this, w = w.get()] { WriterLoop(w); });
 }
 
 ThreadedStoreQueue::~ThreadedStoreQueue() {
-  {
-    MutexLock lock(&mu_);
-    stopping_ = true;
+  // Every write queued, and those that their callbacks queue (maybe to another writer)
+  // meanwhile: once every writer has finished all it was given, no callback runs.
+  for (;;) {
+    WaitForWrites();
+    bool all = true;
+    for (auto& w : writers_) {
+      MutexLock lock(&w->mu);
+      all = all && w->finished == w->queued;
+    }
+    if (all) break;
   }
-  work_cv_.SignalAll();
-  writer_.join();    // It stops once the queue is empty.
+  for (auto& w : writers_) {
+    {
+      MutexLock lock(&w->mu);
+      w->stopping = true;
+    }
+    w->work_cv.SignalAll();
+  }
+  for (auto& w : writers_) w->thread.join();
   readers_.reset();  // Runs the reads queued, then joins.
 }
 
 void ThreadedStoreQueue::Write(StoreOp op, WriteDone done) {
+  Writer& w = *writers_[writers_.size() == 1 ? 0 : std::hash<std::string>{}(op.job.id) % writers_.size()];
   {
-    MutexLock lock(&mu_);
-    queue_.push_back(Pending{std::move(op), std::move(done)});
-    ++queued_;
+    MutexLock lock(&w.mu);
+    w.queue.push_back(Pending{std::move(op), std::move(done)});
+    ++w.queued;
   }
-  work_cv_.Signal();
+  w.work_cv.Signal();
 }
 
 void ThreadedStoreQueue::Read(std::function<void()> fn) { readers_->Submit(std::move(fn)); }
 
 void ThreadedStoreQueue::WaitForWrites() {
-  MutexLock lock(&mu_);
-  const std::uint64_t target = queued_;
-  while (finished_ < target) finished_cv_.Wait(&mu_);
+  for (auto& w : writers_) {
+    MutexLock lock(&w->mu);
+    const std::uint64_t target = w->queued;
+    while (w->finished < target) w->finished_cv.Wait(&w->mu);
+  }
 }
 
-void ThreadedStoreQueue::WriterLoop() {
+void ThreadedStoreQueue::WriterLoop(Writer* w) {
   std::vector<Pending> batch;
   for (;;) {
     {
-      MutexLock lock(&mu_);
-      while (!stopping_ && queue_.empty()) work_cv_.Wait(&mu_);
-      if (queue_.empty()) return;  // stopping_, and everything is applied.
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
+      MutexLock lock(&w->mu);
+      while (!w->stopping && w->queue.empty()) w->work_cv.Wait(&w->mu);
+      if (w->queue.empty()) return;  // Stopping, and everything is applied.
+      while (!w->queue.empty() && batch.size() < kMaxBatch) {
+        batch.push_back(std::move(w->queue.front()));
+        w->queue.pop_front();
       }
     }
-    ApplyBatch(&batch);
+    ApplyBatch(w, &batch);
     bool idle;
     {
-      MutexLock lock(&mu_);
-      idle = queue_.empty();
+      MutexLock lock(&w->mu);
+      idle = w->queue.empty();
     }
     if (idle) store_->OnIdle();
   }
 }
 
-void ThreadedStoreQueue::ApplyBatch(std::vector<Pending>* batch) {
+void ThreadedStoreQueue::ApplyBatch(Writer* w, std::vector<Pending>* batch) {
   // Every write carries the job's whole record, and a batch is applied in one
   // transaction: of several writes of one job in a batch only the last state needs
   // writing, at the place of the first (an insert stays an insert). A job that starts
@@ -100,8 +120,8 @@ void ThreadedStoreQueue::ApplyBatch(std::vector<Pending>* batch) {
     // and a submit is not refused for another job's result.
     // A full disk fails batch after batch: one line per 10 s says so.
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_batch_warning_ >= std::chrono::seconds(10)) {
-      last_batch_warning_ = now;
+    if (now - w->last_batch_warning >= std::chrono::seconds(10)) {
+      w->last_batch_warning = now;
       spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(),
                    result.error().detail);
     }
@@ -113,10 +133,10 @@ void ThreadedStoreQueue::ApplyBatch(std::vector<Pending>* batch) {
   const std::size_t n = batch->size();
   batch->clear();
   {
-    MutexLock lock(&mu_);
-    finished_ += n;
+    MutexLock lock(&w->mu);
+    w->finished += n;
   }
-  finished_cv_.SignalAll();
+  w->finished_cv.SignalAll();
 }
 
 }  // namespace offload

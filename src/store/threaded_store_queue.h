@@ -1,14 +1,17 @@
-// ThreadedStoreQueue: the StoreQueue of a store that does disk I/O (SQLite).
+// ThreadedStoreQueue: the StoreQueue of a store that does disk I/O (SQLite,
+// PostgreSQL).
 //
-// One writer thread applies the writes, so no caller waits for the disk. Each time it
-// wakes it takes every write queued since its last batch (up to kMaxBatch) and applies
-// them as one Store::Apply: one transaction and one sync for the batch, however many
-// jobs it holds (group commit). While a batch syncs the next one gathers, so the
-// busier the server the larger the batches and the fewer syncs per job.
+// Writer threads apply the writes, so no caller waits for the disk: one, or as many as
+// the store's writers(), each with the writes of its share of the jobs (by id), so
+// that every job's writes stay in order. Each time a writer wakes it takes every write
+// queued to it since its last batch (up to kMaxBatch) and applies them as one
+// Store::Apply: one transaction and one sync for the batch, however many jobs it holds
+// (group commit). While a batch syncs the next one gathers, so the busier the server
+// the larger the batches and the fewer syncs per job.
 //
 // A refused batch is applied again one write at a time, so that only the writes at
 // fault fail: a duplicate id, or a large result on a nearly full disk, does not refuse
-// another job's submit. Callbacks run on the writer thread, in write order.
+// another job's submit. Callbacks run on the writer threads, in write order per job.
 //
 // Reads run on a pool of two reader threads, beside the writer (SQLite's WAL lets
 // them read while a batch commits).
@@ -35,7 +38,7 @@ class ThreadedStoreQueue final : public StoreQueue {
   // A larger batch is split: this bounds the wait of the first write in it.
   static constexpr std::size_t kMaxBatch = 4096;
 
-  // Borrows `store`, which must outlive the queue. Starts the writer and readers.
+  // Borrows `store`, which must outlive the queue. Starts the writers and readers.
   explicit ThreadedStoreQueue(Store* store);
   ~ThreadedStoreQueue() override;
   ThreadedStoreQueue(const ThreadedStoreQueue&) = delete;
@@ -51,27 +54,29 @@ class ThreadedStoreQueue final : public StoreQueue {
     StoreOp op;
     WriteDone done;
   };
-  void WriterLoop();
+  // One writer thread and the writes queued to it.
+  struct Writer {
+    Mutex mu;
+    CondVar work_cv;      // Writes queued, or stopping.
+    CondVar finished_cv;  // finished advanced.
+    std::deque<Pending> queue GUARDED_BY(mu);
+    std::uint64_t queued GUARDED_BY(mu) = 0;    // Writes ever queued.
+    std::uint64_t finished GUARDED_BY(mu) = 0;  // Writes applied whose callback has returned.
+    bool stopping GUARDED_BY(mu) = false;
+    // Its thread only.
+    std::chrono::steady_clock::time_point last_batch_warning{};
+    std::thread thread;
+  };
+  void WriterLoop(Writer* w);
   // Applies `batch` as one transaction, or one op at a time when that is refused,
-  // and runs the callbacks. Writer thread only.
-  void ApplyBatch(std::vector<Pending>* batch);
+  // and runs the callbacks. On w's thread only.
+  void ApplyBatch(Writer* w, std::vector<Pending>* batch);
 
-  // Constant after construction.
+  // Constant after construction (each Writer's thread is started last, once every
+  // writer exists).
   Store* const store_;
   std::unique_ptr<ThreadPool> readers_;
-
-  Mutex mu_;
-  CondVar work_cv_;      // Writes queued, or stopping.
-  CondVar finished_cv_;  // finished_ advanced.
-  std::deque<Pending> queue_ GUARDED_BY(mu_);
-  std::uint64_t queued_ GUARDED_BY(mu_) = 0;    // Writes ever queued.
-  std::uint64_t finished_ GUARDED_BY(mu_) = 0;  // Writes applied whose callback has returned.
-  bool stopping_ GUARDED_BY(mu_) = false;
-
-  // Writer thread only.
-  std::chrono::steady_clock::time_point last_batch_warning_{};
-  // Started last in the constructor, once every member above exists.
-  std::thread writer_;
+  std::vector<std::unique_ptr<Writer>> writers_;
 };
 
 }  // namespace offload

@@ -10,6 +10,7 @@
 
 #include <boost/json.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -87,7 +88,8 @@ std::string Describe(const StoreOp& op) {
 // before it reaches the wrapped store. Thread-safe.
 class RecordingStore final : public Store {
  public:
-  RecordingStore(std::unique_ptr<Store> inner, bool blocking) : inner_(std::move(inner)), blocking_(blocking) {}
+  RecordingStore(std::unique_ptr<Store> inner, bool blocking, std::size_t writers = 1)
+      : inner_(std::move(inner)), blocking_(blocking), writers_(writers) {}
 
   // From now on Apply waits at the gate (at most kDeadline) until Release().
   void Hold() {
@@ -150,6 +152,7 @@ class RecordingStore final : public Store {
     return inner_->LoadIdempotencyKeys(since);
   }
   bool blocking() const override { return blocking_; }
+  std::size_t writers() const override { return writers_; }
   void OnIdle() override {
     MutexLock lock(&mu_);
     idles_.push_back(batches_.size());
@@ -159,6 +162,7 @@ class RecordingStore final : public Store {
  private:
   const std::unique_ptr<Store> inner_;
   const bool blocking_;
+  const std::size_t writers_;
   Mutex mu_;
   CondVar cv_;  // A batch came, the gate opened, or OnIdle was called.
   std::vector<std::vector<std::string>> batches_ GUARDED_BY(mu_);
@@ -189,10 +193,10 @@ std::string Outcome(const Status& s) { return s ? "ok" : std::string(ErrorCodeNa
 // a ThreadedStoreQueue, another an InlineStoreQueue.
 class StoreQueueFixture : public ::testing::Test {
  protected:
-  void Open(bool blocking) {
+  void Open(bool blocking, std::size_t writers = 1) {
     auto faulty = std::make_unique<FaultyStore>(std::make_unique<MemoryStore>(), /*blocking=*/false);
     faulty_ = faulty.get();
-    auto recording = std::make_unique<RecordingStore>(std::move(faulty), blocking);
+    auto recording = std::make_unique<RecordingStore>(std::move(faulty), blocking, writers);
     store_ = recording.get();
     owned_store_ = std::move(recording);
     queue_ = StoreQueue::Create(store_);
@@ -463,6 +467,60 @@ TEST_F(ThreadedStoreQueueTest, ReadsDoNotWaitForWrites) {
   EXPECT_FALSE(found);
   EXPECT_NE(ran_on, std::this_thread::get_id());
   store_->Release();
+}
+
+// A store that runs two writes at once (PostgreSQL's writers) gets two writers, each
+// with its share of the jobs.
+class TwoWriterStoreQueueTest : public StoreQueueFixture {
+ protected:
+  void SetUp() override { Open(/*blocking=*/true, /*writers=*/2); }
+  // A job number whose writes go to the other writer than job `n`'s.
+  static int OnTheOtherWriter(int n) {
+    auto writer_of = [](int m) { return std::hash<std::string>{}("job-" + std::to_string(m)) % 2; };
+    int other = n + 1;
+    while (writer_of(other) == writer_of(n)) ++other;
+    return other;
+  }
+};
+
+TEST_F(TwoWriterStoreQueueTest, AnotherJobsWritesGoOnWhileOneJobsWaitInOrder) {
+  store_->Hold();
+  queue_->Write(Insert(1), Logged("insert 1"));
+  ASSERT_TRUE(store_->WaitForBatches(1));
+  queue_->Write(Update(1, JobStatus::kRunning), Logged("start 1"));  // Behind job 1's insert.
+  const int other = OnTheOtherWriter(1);
+  queue_->Write(Insert(other), Logged("insert other"));
+  EXPECT_TRUE(store_->WaitForBatches(2)) << "the other job's write waited for job 1's batch";
+  store_->Release();
+  queue_->WaitForWrites();
+  const auto batches = store_->batches();
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[0], (std::vector<std::string>{"insert job-1 queued"}));
+  EXPECT_EQ(batches[1], (std::vector<std::string>{"insert job-" + std::to_string(other) + " queued"}));
+  EXPECT_EQ(batches[2], (std::vector<std::string>{"update job-1 running"}));
+  EXPECT_EQ(Stored(1)->status, JobStatus::kRunning);
+  EXPECT_TRUE(Stored(other).has_value());
+}
+
+// A callback on one writer may queue a write to the other, which had nothing left to
+// do: the destructor still applies it.
+TEST_F(TwoWriterStoreQueueTest, TheDestructorAppliesWhatACallbackQueuesToTheOtherWriter) {
+  const int other = OnTheOtherWriter(1);
+  store_->Hold();
+  StoreQueue* queue = queue_.get();  // queue_ is null while it is destroyed.
+  queue_->Write(Insert(1), [this, queue, other](Status s) {
+    log_.Add("insert 1 " + Outcome(s));
+    queue->Write(Insert(other), Logged("insert other"));
+  });
+  ASSERT_TRUE(store_->WaitForBatches(1));
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(kGrace);  // Lets the destructor start while job 1 is held.
+    store_->Release();
+  });
+  queue_.reset();
+  releaser.join();
+  EXPECT_EQ(log_.events(), (std::vector<std::string>{"insert 1 ok", "insert other ok"}));
+  EXPECT_TRUE(Stored(other).has_value());
 }
 
 class InlineStoreQueueTest : public StoreQueueFixture {
