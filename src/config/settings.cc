@@ -461,8 +461,8 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
                  "retention frees room.",
                  /*allow_zero=*/true),
       IntSetting("postgres_connections", &C::postgres_connections,
-                 "With a PostgreSQL store: connections this server opens to it, at least 2 (one writes, the rest "
-                 "read)."),
+                 "With a PostgreSQL store: connections this server opens to it, at least 2: one writes and the "
+                 "rest read; from 4, two write, each with its share of the jobs."),
       StringSetting("role", &C::role,
                     "With a PostgreSQL store, this node's part in the cluster: `\"all\"` takes HTTP and runs jobs, "
                     "`\"api\"` takes HTTP and runs nothing, `\"worker\"` runs jobs and serves only `/healthz` "
