@@ -145,6 +145,14 @@ ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> ClusterNode::Claim(Clai
   return std::make_pair(std::move(request.node), std::move(*claimed));
 }
 
+ErrorOr<std::size_t> ClusterNode::RescueUnheld(const NodeIdentity& claim, const std::vector<std::string>& held,
+                                               UnixMillis now, const RescueDecision& decide) {
+  MutexLock lock(&claim_mu_);  // On the claims' connection: no claim runs meanwhile.
+  PgConnection* conn = Connection(&claim_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  return offload::RescueUnheld(*conn, claim, held, now, decide);
+}
+
 ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id, const std::function<void(JobRecord*)>& to_canceled) {
   RemoteCancel out;
   bool was_running = false;

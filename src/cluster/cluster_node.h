@@ -82,6 +82,11 @@ class ClusterNode {
   // ClaimJobs (cluster_tables.h) under this node's identity now, which it returns
   // with the jobs.
   ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> Claim(ClaimRequest request);
+  // RescueUnheld (cluster_tables.h) of the jobs running under `claim`, this node's
+  // present identity, that are not among `held`. Call it where claims are made, between
+  // two of them.
+  ErrorOr<std::size_t> RescueUnheld(const NodeIdentity& claim, const std::vector<std::string>& held, UnixMillis now,
+                                    const RescueDecision& decide);
   // Cancels job `id` wherever it is: `to_canceled` moves its record (queued, or
   // running on any node) to canceled, which is written at once; the node that runs it
   // hears of it on the cancel channel.

@@ -17,6 +17,33 @@ Error Abort(PgConnection& conn, Error e) {
   return e;
 }
 
+// Sends each row of `orphans` (kPgJobColumns, then its node_id and node_epoch) through
+// `decide` and writes it back, still guarded by that claimant and the running status.
+// Returns how many moved. REQUIRES: a transaction that locked the rows.
+ErrorOr<std::size_t> MoveOrphans(PgConnection& conn, const PgResult& orphans, UnixMillis now,
+                                 const RescueDecision& decide) {
+  std::size_t moved_jobs = 0;
+  constexpr int kNodeColumn = kPgJobColumnCount;  // After the job's columns.
+  for (int row = 0; row < orphans.rows(); ++row) {
+    const std::string node(orphans.Bytes(row, kNodeColumn));
+    const std::int64_t epoch = orphans.Int(row, kNodeColumn + 1);
+    JobRecord job = ReadPgJobRow(orphans, row);
+    decide(&job, now);
+    const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
+    PgCall write = PgJobWrite(op, "node_id IS NOT DISTINCT FROM $17 AND node_epoch = $18 AND status = 1");
+    if (orphans.null(row, kNodeColumn)) {
+      write.params.Null();
+    } else {
+      write.params.Text(node);
+    }
+    write.params.Int(epoch);
+    auto moved = conn.Exec(write.sql, write.params);
+    if (!moved) return moved.error();
+    moved_jobs += static_cast<std::size_t>(moved->changed());
+  }
+  return moved_jobs;
+}
+
 }  // namespace
 
 ErrorOr<NodeIdentity> RegisterNode(PgConnection& conn, const std::string& id, const std::string& info, Millis ttl) {
@@ -192,29 +219,27 @@ ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixM
                            "offload_nodes n WHERE n.id = j.node_id AND n.epoch = j.node_epoch AND n.expired_at IS "
                            "NULL) ORDER BY seq FOR UPDATE");
   if (!orphans) return Abort(conn, orphans.error());
-  constexpr int kNodeColumn = kPgJobColumnCount;  // After the job's columns.
-  for (int row = 0; row < orphans->rows(); ++row) {
-    const std::string node(orphans->Bytes(row, kNodeColumn));
-    const std::int64_t epoch = orphans->Int(row, kNodeColumn + 1);
-    JobRecord job = ReadPgJobRow(*orphans, row);
-    decide(&job, now);
-    const StoreOp op{StoreOp::Kind::kUpdate, std::move(job)};  // The call borrows its strings.
-    // Still the orphan it was: the row is locked, and the condition says so too.
-    PgCall write = PgJobWrite(op, "node_id IS NOT DISTINCT FROM $17 AND node_epoch = $18 AND status = 1");
-    if (orphans->null(row, kNodeColumn)) {
-      write.params.Null();
-    } else {
-      write.params.Text(node);
-    }
-    write.params.Int(epoch);
-    auto moved = conn.Exec(write.sql, write.params);
-    if (!moved) return Abort(conn, moved.error());
-    report.jobs += static_cast<std::size_t>(moved->changed());
-  }
+  auto moved = MoveOrphans(conn, *orphans, now, decide);
+  if (!moved) return Abort(conn, moved.error());
+  report.jobs = *moved;
   auto old = conn.Exec("DELETE FROM offload_nodes WHERE expired_at < clock_timestamp() - interval '1 day'");
   if (!old) return Abort(conn, old.error());
   if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
   return report;
+}
+
+ErrorOr<std::size_t> RescueUnheld(PgConnection& conn, const NodeIdentity& claim, const std::vector<std::string>& held,
+                                  UnixMillis now, const RescueDecision& decide) {
+  if (Status s = conn.ExecScript("BEGIN"); !s) return Abort(conn, s.error());
+  auto orphans = conn.Exec(std::string("SELECT ") + kPgJobColumns +
+                               ", node_id, node_epoch FROM offload_jobs WHERE status = 1 AND node_id = $1 AND "
+                               "node_epoch = $2 AND id <> ALL($3::text[]) ORDER BY seq FOR UPDATE",
+                           PgParams().Text(claim.id).Int(claim.epoch).Own(PgTextArray(held)));
+  if (!orphans) return Abort(conn, orphans.error());
+  auto moved = MoveOrphans(conn, *orphans, now, decide);
+  if (!moved) return Abort(conn, moved.error());
+  if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
+  return *moved;
 }
 
 }  // namespace offload

@@ -106,4 +106,13 @@ struct RescueReport {
 ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixMillis now,
                                          const RescueDecision& decide);
 
+// The jobs running under `claim` (a live node's own) whose ids are not in `held`,
+// the jobs the node knows it holds: each goes through `decide` and is written back,
+// as a rescue does. They are the jobs a node claimed and lost track of: a claim whose
+// commit went out but whose answer was lost, a final state the store refused for
+// good. Returns how many moved. One transaction. REQUIRES: no claim of the node's is
+// in flight (one made meanwhile would be taken for lost).
+ErrorOr<std::size_t> RescueUnheld(PgConnection& conn, const NodeIdentity& claim, const std::vector<std::string>& held,
+                                  UnixMillis now, const RescueDecision& decide);
+
 }  // namespace offload

@@ -1017,9 +1017,9 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
   {
     MutexLock lock(&mu_);
     scheduler_.Release(job->task->queue);
-    TimeSlotLocked(job);
     JobRecord& rec = job->record;
     const StopReason stop = job->run->stop_reason();
+    if (stop == StopReason::kNone) TimeSlotLocked(job);  // A stop says nothing of how long its task runs.
     const double progress = job->run->progress();
     job->run.reset();
     job->attempt_timer.Cancel();

@@ -51,6 +51,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "config/config.h"
@@ -274,6 +275,12 @@ class JobService {
   void ClaimLoop() LOCKS_EXCLUDED(mu_);
   void WakeClaimerLocked() EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) LOCKS_EXCLUDED(mu_);
+  // A job interrupted on its node moves on as its task's retries say: queued again, or
+  // failed `interrupted` with `why`.
+  void Interrupt(JobRecord* job, UnixMillis now, std::string why) const;
+  // On the claimer thread: the jobs running under this node's claim that it does not
+  // hold (a claim whose answer was lost, a final write refused) are interrupted.
+  void RescueUnheld() LOCKS_EXCLUDED(mu_);
   // Claim-ahead (docs/cluster.md): how many jobs of `task` to claim ahead of a free
   // slot now; the job, claimed here, starts or leaves the local queue; how long an
   // execution held its slot; jobs claimed ahead that still wait go back to the
@@ -357,6 +364,9 @@ class JobService {
   bool poll_pending_ GUARDED_BY(mu_) = false;  // A PollCluster is queued or running.
   // Waited-for jobs to look up, and whether a look-up is queued or running.
   std::vector<std::string> to_check_ GUARDED_BY(mu_);
+  // Jobs a claim brought that go straight back to the queue (Adopt), until that write
+  // lands.
+  std::unordered_set<std::string> giving_back_ GUARDED_BY(mu_);
   bool check_pending_ GUARDED_BY(mu_) = false;
 };
 

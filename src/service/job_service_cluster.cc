@@ -31,6 +31,9 @@ constexpr double kMostAhead = 512;
 constexpr int kAheadWaitFactor = 20;
 constexpr Millis kAheadWaitFloor{100};
 
+// How often the claimer looks for jobs under this node's claim that it does not hold.
+constexpr Millis kUnheldCheck{2000};
+
 // The node's entry in offload_nodes.info: what people and dashboards see of it.
 std::string NodeInfo(const ServerConfig& config) {
   boost::json::object info;
@@ -57,10 +60,7 @@ Status JobService::JoinCluster(const std::string& conninfo) {
   o.lease_grace = config_.lease_grace;
   // A rescue runs on the lease's thread and reads only what is constant here.
   o.decide = [this](JobRecord* job, UnixMillis now) {
-    auto task = tasks_.find(job->task);
-    const int retries = task == tasks_.end() ? 0 : task->second->config.retries;
-    JobError lost{error_type::kInterrupted, "the node running the job stopped renewing its lease"};
-    EnterStatus(job, job->attempts <= retries ? JobStatus::kQueued : JobStatus::kFailed, now, std::move(lost));
+    Interrupt(job, now, "the node running the job stopped renewing its lease");
   };
   o.on_work = [this] {
     MutexLock lock(&mu_);
@@ -96,6 +96,34 @@ Status JobService::JoinCluster(const std::string& conninfo) {
   return {};
 }
 
+// Reads only what is constant: called on the cluster's threads.
+void JobService::Interrupt(JobRecord* job, UnixMillis now, std::string why) const {
+  auto task = tasks_.find(job->task);
+  const int retries = task == tasks_.end() ? 0 : task->second->config.retries;
+  JobError lost{error_type::kInterrupted, std::move(why)};
+  EnterStatus(job, job->attempts <= retries ? JobStatus::kQueued : JobStatus::kFailed, now, std::move(lost));
+}
+
+void JobService::RescueUnheld() {
+  if (!cluster_->held()) return;
+  const NodeIdentity claim = cluster_->identity();
+  std::vector<std::string> held;
+  {
+    MutexLock lock(&mu_);
+    for (const auto& [id, job] : active_) {
+      if (job->claim == claim) held.push_back(id);
+    }
+    held.insert(held.end(), giving_back_.begin(), giving_back_.end());
+  }
+  auto moved = cluster_->RescueUnheld(claim, held, clock_.Now(), [this](JobRecord* job, UnixMillis now) {
+    Interrupt(job, now, "the node that claimed the job lost track of it");
+  });
+  if (moved && *moved > 0) {
+    spdlog::warn("cluster: {} jobs running under this node's claim were not held here; queued again or failed", *moved);
+    cluster_->AnnounceWork();
+  }
+}
+
 void JobService::WakeClaimerLocked() {
   if (!clustered_ || !runs_jobs_ || cluster_closed_) return;
   claim_wanted_ = true;
@@ -106,7 +134,14 @@ void JobService::ClaimLoop() {
   std::minstd_rand rng{std::random_device{}()};
   std::uniform_int_distribution<int> jitter(0, 200);
   auto last_warning = std::chrono::steady_clock::now() - std::chrono::minutes(1);
+  auto next_unheld_check = std::chrono::steady_clock::now() + kUnheldCheck;
   for (;;) {
+    // Between two claims, none in flight: what runs under this node's claim and is not
+    // held here was lost track of.
+    if (std::chrono::steady_clock::now() >= next_unheld_check) {
+      RescueUnheld();
+      next_unheld_check = std::chrono::steady_clock::now() + kUnheldCheck;
+    }
     ClaimRequest request;
     {
       MutexLock lock(&mu_);
@@ -116,13 +151,13 @@ void JobService::ClaimLoop() {
       }
       if (claimer_stop_) return;
       claim_wanted_ = false;
-      // Only what can start now: no prefetch, so that a job waits where any node may
-      // take it. Nothing while this node starts no work.
+      // Nothing while this node starts no work.
       if (draining_ || unstored_finals_ > 0) continue;
       // Jobs whose last claim here is still leaving are not claimed again meanwhile.
       for (const auto& [id, job] : active_) {
         if (job->released || job->handed_back) request.exclude.push_back(id);
       }
+      request.exclude.insert(request.exclude.end(), giving_back_.begin(), giving_back_.end());
       int r = 0;
       for (const auto& [name, cap] : config_.resources) {
         request.capacity.push_back(cap);
@@ -135,7 +170,9 @@ void JobService::ClaimLoop() {
         for (auto [res, amount] : demand.units) {
           request.in_use[static_cast<std::size_t>(res)] += amount * static_cast<std::int64_t>(task.claimed_waiting);
         }
-        request.ahead.push_back(AheadWantedLocked(task));
+        // Not while some jobs are left out of the claim: one claimed ahead could
+        // overtake them.
+        request.ahead.push_back(request.exclude.empty() ? AheadWantedLocked(task) : 0);
       }
     }
     bool fits = false;
@@ -191,9 +228,13 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
       if (task == tasks_.end() || active_.count(rec.id)) {
         // Its last claim here has not left yet (the claim excludes such jobs, but one
         // may have been released since): this claim goes back to the queue.
-        store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec, claim}, [id = rec.id](const Status& s) {
+        // Held here until that write lands: neither claimed again nor taken for lost.
+        giving_back_.insert(rec.id);
+        store_queue_->Write(StoreOp{StoreOp::Kind::kUpdate, rec, claim}, [this, id = rec.id](const Status& s) {
           if (!s)
             spdlog::error("cluster: cannot give job {} back to the queue ({}); it is rescued", id, s.error().detail);
+          MutexLock lock(&mu_);
+          giving_back_.erase(id);
         });
         continue;
       }
@@ -234,7 +275,7 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
     }
   }
   Launch(std::move(launches));
-  if (!waiting.empty()) {
+  if (!waiting.empty() && config_.claim_ahead.count() > 0) {
     // Those claimed ahead that a job running much longer than its task's usual keeps
     // from starting here: other nodes may be free.
     timers_->Schedule(std::max(kAheadWaitFloor, config_.claim_ahead * kAheadWaitFactor),
@@ -268,6 +309,7 @@ void JobService::TimeSlotLocked(ActiveJob* job) {
 
 void JobService::HandBackUnstarted(const std::vector<std::pair<std::string, std::uint64_t>>& jobs) {
   std::size_t handed = 0;
+  Launches launches;
   {
     MutexLock lock(&mu_);
     if (cluster_closed_) return;
@@ -279,10 +321,14 @@ void JobService::HandBackUnstarted(const std::vector<std::pair<std::string, std:
       UnqueueLocked(job);
       job->handed_back = true;  // As queued as it was: its claim ends with this write.
       WriteFinalLocked(job);
+      // Its task's jobs run longer here than measured: none is claimed ahead again
+      // until it is measured afresh (else they would come back, and go again).
+      job->task->slots_timed = 0;
       ++handed;
     }
+    if (handed > 0) DispatchLocked(&launches);  // Those behind them may start now.
   }
-  store_queue_->RunCallbacks();
+  Launch(std::move(launches));
   if (handed > 0)
     spdlog::info("cluster: {} jobs claimed ahead waited too long here; back to the cluster's queue", handed);
 }

@@ -19,16 +19,11 @@ ThreadedStoreQueue::ThreadedStoreQueue(Store* store)
 }
 
 ThreadedStoreQueue::~ThreadedStoreQueue() {
-  // Every write queued, and those that their callbacks queue (maybe to another writer)
-  // meanwhile: once every writer has finished all it was given, no callback runs.
-  for (;;) {
-    WaitForWrites();
-    bool all = true;
-    for (auto& w : writers_) {
-      MutexLock lock(&w->mu);
-      all = all && w->finished == w->queued;
-    }
-    if (all) break;
+  {
+    // Every write queued, and those that their callbacks queue (maybe to another
+    // writer) meanwhile.
+    MutexLock lock(&outstanding_mu_);
+    while (outstanding_ > 0) drained_cv_.Wait(&outstanding_mu_);
   }
   for (auto& w : writers_) {
     {
@@ -43,6 +38,10 @@ ThreadedStoreQueue::~ThreadedStoreQueue() {
 
 void ThreadedStoreQueue::Write(StoreOp op, WriteDone done) {
   Writer& w = *writers_[writers_.size() == 1 ? 0 : std::hash<std::string>{}(op.job.id) % writers_.size()];
+  {
+    MutexLock lock(&outstanding_mu_);
+    ++outstanding_;
+  }
   {
     MutexLock lock(&w.mu);
     w.queue.push_back(Pending{std::move(op), std::move(done)});
@@ -137,6 +136,9 @@ void ThreadedStoreQueue::ApplyBatch(Writer* w, std::vector<Pending>* batch) {
     w->finished += n;
   }
   w->finished_cv.SignalAll();
+  MutexLock lock(&outstanding_mu_);
+  outstanding_ -= n;
+  if (outstanding_ == 0) drained_cv_.SignalAll();
 }
 
 }  // namespace offload

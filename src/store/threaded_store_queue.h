@@ -77,6 +77,12 @@ class ThreadedStoreQueue final : public StoreQueue {
   Store* const store_;
   std::unique_ptr<ThreadPool> readers_;
   std::vector<std::unique_ptr<Writer>> writers_;
+
+  // Writes queued to any writer whose callback has not returned: a callback's write
+  // counts before its own ends, so 0 means that no write is left and none can come.
+  Mutex outstanding_mu_;
+  CondVar drained_cv_;  // outstanding_ reached 0.
+  std::uint64_t outstanding_ GUARDED_BY(outstanding_mu_) = 0;
 };
 
 }  // namespace offload

@@ -257,6 +257,37 @@ uses = {gpu = 1}
   }
 }
 
+// A job left running under a live node's claim that the node does not hold (its
+// claim's answer was lost, say) is found by that node and queued again, and then
+// runs elsewhere.
+TEST_F(ClusterTest, AJobRunningUnderALiveNodesClaimThatItDoesNotHoldIsQueuedAgain) {
+  constexpr const char* kLater = "[tasks.later]\nrun = \"builtin:sleep\"\n";
+  TestServer& a = StartNode(std::string("role = \"api\"\n") + kLater);
+  TestServer& w = StartNode("role = \"worker\"\n");  // Does not run `later`.
+  ASSERT_FALSE(HasFailure());
+  (void)w;
+  HttpClient on_a(a.port());
+  const std::string id = Field(SubmitJob(on_a, "later", json::object{{"ms", 1}}), "id");
+  const std::string worker = Sql(conninfo_,
+                                 "SELECT id || ' ' || epoch FROM offload_nodes WHERE info LIKE '%\"worker\"%' AND "
+                                 "expired_at IS NULL");
+  const auto space = worker.find(' ');
+  ASSERT_NE(space, std::string::npos) << worker;
+  // As if the worker had claimed it and lost the answer.
+  EXPECT_EQ(
+      Sql(conninfo_, "UPDATE offload_jobs SET status = 1, node_id = '" + worker.substr(0, space) +
+                         "', node_epoch = " + worker.substr(space + 1) + " WHERE id = '" + id + "' RETURNING status"),
+      "1");
+  EXPECT_EQ(Field(GetJob(on_a, id), "status"), "running");
+  json::object queued = WaitForStatus(on_a, id, "queued", seconds(10));
+  ASSERT_EQ(Field(queued, "status"), "queued") << json::serialize(queued);
+  // The next node that runs `later` takes it.
+  TestServer& b = StartNode(kLater);
+  ASSERT_FALSE(HasFailure());
+  (void)b;
+  EXPECT_EQ(Field(WaitFinished(on_a, id, seconds(10)), "status"), "succeeded");
+}
+
 TEST_F(ClusterTest, WorkStillFlowsWhenTheListenersConnectionsAreKilled) {
   TestServer& a = StartNode("role = \"api\"\n");
   TestServer& b = StartNode("role = \"worker\"\n");
