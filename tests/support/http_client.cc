@@ -78,6 +78,10 @@ std::string HttpClient::Send(http::verb method, std::string_view target, std::st
   http::async_write(*stream_, req, [&](beast::error_code e, std::size_t) { ec = e; });
   ioc_.restart();
   ioc_.run();
+  // A server that refused the request before its end (a 413 part-way through a
+  // chunked body) answers, closes, and the rest of the write fails: its answer waits
+  // in the socket to be read.
+  if (ec == asio::error::broken_pipe || ec == asio::error::connection_reset) return "";
   if (ec) {
     Close();
     return "write: " + ec.message();
