@@ -28,8 +28,8 @@ struct JobService::TaskRuntime {
   // second) plus those inserted here since.
   std::int64_t cluster_queued = 0;
   // In a cluster, claim-ahead (docs/cluster.md). Constant: whether its jobs may be
-  // claimed ahead of a free slot (claim_ahead is on, and it uses no resource this
-  // node has one unit of, whose order is strict). Guarded by mu_: its jobs claimed
+  // claimed ahead of a free slot (claim_ahead is on, and it takes the whole of no
+  // resource here, such as a GPU of one, whose order is strict). Guarded by mu_: its jobs claimed
   // here that have not started; how long one of its executions holds its slot, on
   // average (microseconds, weighted to the latest), and how many were timed.
   bool claims_ahead = false;

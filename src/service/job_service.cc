@@ -186,8 +186,12 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     // A task with fewer workers than its resources allow runs only that many at once.
     if (tc.workers > 0) fit = std::min(fit, tc.workers);
     rt->parallelism = static_cast<std::size_t>(std::clamp<std::int64_t>(fit, 1, 1 << 20));
+    // A task that takes the whole of a resource (a GPU of one) keeps the cluster's
+    // strict order on it: whichever node frees first starts the next.
     rt->claims_ahead = config.claim_ahead.count() > 0 && !tc.uses.empty();
-    for (const auto& [res, amount] : tc.uses) rt->claims_ahead = rt->claims_ahead && config.resources.at(res) > 1;
+    for (const auto& [res, amount] : tc.uses) {
+      rt->claims_ahead = rt->claims_ahead && amount < config.resources.at(res);
+    }
     service->claim_tasks_.emplace_back(name, demand);
     {
       MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
