@@ -1,15 +1,17 @@
 // StoreQueue: runs Store calls where they may block, and turns many small writes into
 // few transactions (group commit).
 //
-// Writes are applied in the order they were queued, and Write never runs a callback
-// itself, so a caller may queue writes while holding its own lock: that is how
-// JobService keeps the store's order of state changes equal to its own.
+// Each job's writes are applied in the order they were queued (a store with one
+// writer keeps that order across jobs too), and Write never runs a callback itself,
+// so a caller may queue writes while holding its own lock: that is how JobService
+// keeps the store's order of a job's state changes equal to its own.
 //
 // Two implementations, picked by Create from Store::blocking():
-// - ThreadedStoreQueue, for a store that does disk I/O (SQLite): one writer thread
-//   takes every write queued since its last batch and applies them as one
-//   Store::Apply (one transaction, one sync), so durability costs one fsync per batch,
-//   not per job; reads run on a small pool of reader threads.
+// - ThreadedStoreQueue, for a store that does disk I/O (SQLite, PostgreSQL): a writer
+//   thread (one per Store::writers(), each with its share of the jobs) takes every
+//   write queued to it since its last batch and applies them as one Store::Apply (one
+//   transaction, one sync), so durability costs one fsync per batch, not per job;
+//   reads run on a small pool of reader threads.
 // - InlineStoreQueue, for a store that does not block (memory): Write applies the
 //   write at once, so the store always holds what was written, in order, and queues
 //   its callback for RunCallbacks(), which runs it on the calling thread; reads run inline.
@@ -37,8 +39,8 @@ class StoreQueue {
   virtual ~StoreQueue() = default;
 
   // Queues a write; never blocks on disk and never calls `done` itself. `done` (may
-  // be empty) runs once the write is durable or has failed, in write order: on the
-  // writer thread, or in RunCallbacks(). A write without `done` that fails is logged.
+  // be empty) runs once the write is durable or has failed, in each job's write order:
+  // on a writer thread, or in RunCallbacks(). A write without `done` that fails is logged.
   virtual void Write(StoreOp op, WriteDone done) = 0;
   // Runs, on this thread, the callbacks of the writes an InlineStoreQueue has
   // applied — or, when another thread is running them, leaves this call's to it and
