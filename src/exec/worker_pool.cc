@@ -634,6 +634,9 @@ void WorkerPool::Impl::OnExit(Worker* w, const ExitStatus& status) {
     details_changed = true;
     spdlog::warn("{}: {} unexpectedly{}", name, status.Describe(), tail);
   }
+  // What /healthz and /v1/tasks show changes before a job that waited hears why: a
+  // client told "the worker could not start" finds the pool's trouble there at once.
+  Publish();
   std::shared_ptr<PoolJob> job = std::move(w->job);
   if (job && job->batch && w->sent_batch && !w->job_outcome && !closing) {
     spdlog::warn("{}: it died during a batch of {} elements of {}; they run again one at a time", name,
