@@ -47,6 +47,9 @@ struct JobService::ActiveJob {
   TaskRuntime* task = nullptr;
   std::shared_ptr<RunContext> run;  // Set while an execution is under way.
   std::vector<Waiter> waiters;
+  // In a cluster: the answers to cancels made here, given once the canceled state is
+  // stored, so that every node reads what the answer said.
+  std::vector<SnapshotCallback> cancel_answers;
   bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
   bool final_durable = false;  // Its final state is in the store.
   // The running attempt's timeout, or the back-off before the next attempt.

@@ -546,6 +546,7 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
   Launches launches;
   std::optional<JobSnapshot> snap;
   std::optional<JobStatus> finished_as;
+  bool answered_once_stored = false;
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
@@ -575,8 +576,14 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
       } else {
         finished_as = rec.status;  // Finished; only its final write is in flight.
       }
+      // Another node reads the store: the answer waits for the canceled state there.
+      if (snap && clustered_ && !job->final_durable) {
+        job->cancel_answers.push_back(std::move(done));
+        answered_once_stored = true;
+      }
     }
   }
+  if (answered_once_stored) return Launch(std::move(launches));
   if (finished_as) {
     return done(MakeError(ErrorCode::kConflict,
                           "job " + id + " already finished as " + std::string(JobStatusName(*finished_as))));
@@ -1140,6 +1147,8 @@ void JobService::WriteFinalLocked(ActiveJob* job) {
 
 void JobService::OnFinalWriteFailed(const std::string& id, std::uint64_t adoption, const Error& error) {
   bool first_refusal = false;
+  std::vector<SnapshotCallback> cancel_answers;
+  std::optional<JobSnapshot> snap;
   {
     MutexLock lock(&mu_);
     auto it = active_.find(id);
@@ -1147,10 +1156,15 @@ void JobService::OnFinalWriteFailed(const std::string& id, std::uint64_t adoptio
     if (it == active_.end() || it->second->released || it->second->adoption != adoption) return;
     ActiveJob* job = it->second.get();
     store_error_ = error.detail;
-    if (stopping_) return;
-    first_refusal = job->final_write_failures++ == 0 && unstored_finals_++ == 0;
-    timers_->Schedule(FinalWriteDelay(job->final_write_failures),
-                      [this, id, adoption] { OnFinalWriteRetryDue(id, adoption); });
+    // The cancel stands here and is written once the store takes it, as on one node.
+    cancel_answers = std::move(job->cancel_answers);
+    job->cancel_answers.clear();
+    if (!cancel_answers.empty()) snap = SnapshotLocked(*job);
+    if (!stopping_) {
+      first_refusal = job->final_write_failures++ == 0 && unstored_finals_++ == 0;
+      timers_->Schedule(FinalWriteDelay(job->final_write_failures),
+                        [this, id, adoption] { OnFinalWriteRetryDue(id, adoption); });
+    }
   }
   if (first_refusal) {
     spdlog::error(
@@ -1158,6 +1172,7 @@ void JobService::OnFinalWriteFailed(const std::string& id, std::uint64_t adoptio
         "again until the store takes them, and no new job starts meanwhile",
         id, error.detail);
   }
+  for (auto& answer : cancel_answers) answer(*snap);
 }
 
 void JobService::OnFinalWriteRetryDue(const std::string& id, std::uint64_t adoption) {
@@ -1177,6 +1192,7 @@ void JobService::OnFinishDurable(const std::string& id) {
   bool store_back = false;
   bool announce = false;
   bool queued_again = false;
+  std::vector<SnapshotCallback> cancel_answers;
   Launches launches;
   {
     MutexLock lock(&mu_);
@@ -1191,6 +1207,8 @@ void JobService::OnFinishDurable(const std::string& id) {
     }
     waiters = std::move(job->waiters);
     job->waiters.clear();
+    cancel_answers = std::move(job->cancel_answers);
+    job->cancel_answers.clear();
     if (job->handed_back) {
       // Queued again for the cluster: its waiters wait on the store from here.
       auto& remote = remote_waiters_[id];
@@ -1216,6 +1234,7 @@ void JobService::OnFinishDurable(const std::string& id) {
   if (queued_again) cluster_->AnnounceWork();  // Any node may take it.
   if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
   Launch(std::move(launches));
+  for (auto& answer : cancel_answers) answer(*snap);
   for (auto& w : waiters) w.fn(*snap);
   // A large map's many small allocations are free now; hand the pages back rather
   // than keep the peak for good.

@@ -491,6 +491,7 @@ void JobService::ReleaseLocked(ActiveJob* job) {
 
 void JobService::OnFenced(const std::string& id, std::uint64_t adoption) {
   bool canceled_here = false;
+  std::vector<SnapshotCallback> cancel_answers;
   Launches launches;
   {
     MutexLock lock(&mu_);
@@ -498,8 +499,10 @@ void JobService::OnFenced(const std::string& id, std::uint64_t adoption) {
     // A write of an earlier claim of it, here, says nothing of this one.
     if (it == active_.end() || it->second->released || it->second->adoption != adoption) return;
     // A cancel made here that the fence refused (a rescue took the job first): it is
-    // made again where the job is now.
+    // made again where the job is now, and that says what its callers hear.
     canceled_here = it->second->record.status == JobStatus::kCanceled;
+    cancel_answers = std::move(it->second->cancel_answers);
+    it->second->cancel_answers.clear();
     ReleaseLocked(it->second.get());
     DispatchLocked(&launches);
   }
@@ -507,7 +510,10 @@ void JobService::OnFenced(const std::string& id, std::uint64_t adoption) {
   spdlog::warn("cluster: job {} is no longer this node's (canceled elsewhere, or rescued); its outcome here is dropped",
                id);
   if (canceled_here) {
-    CancelElsewhere(id, CancelCause::kRequest, [](const ErrorOr<JobSnapshot>&) {});
+    CancelElsewhere(id, CancelCause::kRequest,
+                    [answers = std::move(cancel_answers)](const ErrorOr<JobSnapshot>& outcome) {
+                      for (const auto& answer : answers) answer(outcome);
+                    });
   } else {
     AnswerRemoteWaitersSoon({id});
   }

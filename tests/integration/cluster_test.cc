@@ -10,6 +10,7 @@
 #include <atomic>
 #include <boost/json.hpp>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -91,6 +92,40 @@ TEST_F(ClusterTest, SubmittedOnAWaitedOnBCanceledOnC) {
   EXPECT_EQ(on_a.Delete("/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA").status, 404);
   Response unknown = on_a.Get("/v1/jobs/AAAAAAAAAAAAAAAAAAAAAA?wait=1");
   EXPECT_EQ(unknown.status, 404) << Describe(unknown);
+}
+
+// A cancel made on the node that runs the job is answered once the canceled state is
+// stored: from then on every node reads it, and a second cancel anywhere says it is over.
+TEST_F(ClusterTest, ACancelIsAnsweredOnceEveryNodeReadsIt) {
+  TestServer& a = StartNode(std::string("role = \"api\"\n") + kOneCpu);
+  TestServer& b = StartNode(kOneCpu);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port()), on_b(b.port());
+  const std::string job = Field(SubmitJob(on_a, "hold", json::object{{"ms", 60'000}}), "id");
+  ASSERT_EQ(Field(WaitForStatus(on_b, job, "running", seconds(10)), "status"), "running");
+
+  // The test's own transaction holds the job's row, so B's write of the cancel waits.
+  SqlSession holder(conninfo_);
+  const std::string holder_pid = holder.Run("SELECT pg_backend_pid()");
+  holder.Run("BEGIN");
+  holder.Run("SELECT id FROM offload_jobs WHERE id = '" + job + "' FOR UPDATE");
+  auto canceled = std::async(std::launch::async, [&] { return HttpClient(b.port()).Delete("/v1/jobs/" + job); });
+  const std::string blocked =
+      "SELECT count(*) FROM pg_stat_activity WHERE " + holder_pid + " = ANY(pg_blocking_pids(pid))";
+  const auto give_up = Clock::now() + seconds(10);
+  while (Sql(conninfo_, blocked) != "1" && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(10));
+  ASSERT_EQ(Sql(conninfo_, blocked), "1");
+  // B's write is blocked on the row: the cancel is not stored, so not answered yet.
+  EXPECT_EQ(canceled.wait_for(milliseconds(0)), std::future_status::timeout);
+  EXPECT_EQ(Field(GetJob(on_a, job), "status"), "running");
+  holder.Run("COMMIT");
+
+  Response answer = canceled.get();
+  ASSERT_EQ(answer.status, 200) << Describe(answer);
+  EXPECT_EQ(Field(answer.json().as_object(), "status"), "canceled");
+  EXPECT_EQ(Field(GetJob(on_a, job), "status"), "canceled");
+  EXPECT_EQ(on_a.Delete("/v1/jobs/" + job).status, 409);
+  WaitForInUse(on_b, "cpu", 0, milliseconds(2000));
 }
 
 TEST_F(ClusterTest, AnIdempotencyKeyAndMaxQueuedHoldAcrossNodes) {

@@ -43,17 +43,23 @@ std::string FreshPostgresSchema(const std::string& conninfo) {
   return ok ? conninfo + " options='-csearch_path=" + schema + "'" : std::string();
 }
 
-std::string Sql(const std::string& conninfo, const std::string& sql) {
-  PGconn* conn = PQconnectdb(conninfo.c_str());
-  PGresult* r = PQexec(conn, sql.c_str());
+SqlSession::SqlSession(const std::string& conninfo) : conn_(PQconnectdb(conninfo.c_str())) {
+  EXPECT_EQ(PQstatus(conn_), CONNECTION_OK) << PQerrorMessage(conn_);
+}
+
+SqlSession::~SqlSession() { PQfinish(conn_); }
+
+std::string SqlSession::Run(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
   std::string out;
   if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) out = PQgetvalue(r, 0, 0);
   EXPECT_TRUE(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK)
       << sql << ": " << PQresultErrorMessage(r);
   PQclear(r);
-  PQfinish(conn);
   return out;
 }
+
+std::string Sql(const std::string& conninfo, const std::string& sql) { return SqlSession(conninfo).Run(sql); }
 
 PrivatePostgres::PrivatePostgres() {
   std::string tmpl = std::filesystem::temp_directory_path().string() + "/offload-pgstate-XXXXXX";

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+struct pg_conn;
+
 namespace offload::testing {
 
 // The test server's libpq connection string, from the file the fixture writes (its
@@ -20,6 +22,22 @@ std::optional<std::string> TestPostgresConnInfo();
 // whose search_path is that schema; an empty string (and a test failure) when the
 // server cannot be reached.
 std::string FreshPostgresSchema(const std::string& conninfo);
+
+// A connection of its own, held open: for a test that keeps a transaction, and the
+// row locks it took, while the servers go on.
+class SqlSession {
+ public:
+  explicit SqlSession(const std::string& conninfo);
+  ~SqlSession();
+  SqlSession(const SqlSession&) = delete;
+  SqlSession& operator=(const SqlSession&) = delete;
+  // Runs `sql` and returns the first value of the first row (empty when there is
+  // none, or it is NULL); a failure fails the test.
+  std::string Run(const std::string& sql);
+
+ private:
+  pg_conn* conn_;
+};
 
 // Runs `sql` on a connection of its own and returns the first value of the first row
 // (empty when there is none, or it is NULL); a failure fails the test.
