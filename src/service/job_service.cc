@@ -577,7 +577,9 @@ void JobService::Cancel(const std::string& id, CancelCause cause, SnapshotCallba
         finished_as = rec.status;  // Finished; only its final write is in flight.
       }
       // Another node reads the store: the answer waits for the canceled state there.
-      if (snap && clustered_ && !job->final_durable) {
+      // Not after a refused write: the store may be down for long, and the first
+      // cancel was answered then.
+      if (snap && clustered_ && !job->final_durable && job->final_write_failures == 0) {
         job->cancel_answers.push_back(std::move(done));
         answered_once_stored = true;
       }
@@ -1209,6 +1211,7 @@ void JobService::OnFinishDurable(const std::string& id) {
     job->waiters.clear();
     cancel_answers = std::move(job->cancel_answers);
     job->cancel_answers.clear();
+    snap = JobSnapshot{job->record, std::nullopt};
     if (job->handed_back) {
       // Queued again for the cluster: its waiters wait on the store from here.
       auto& remote = remote_waiters_[id];
@@ -1222,7 +1225,6 @@ void JobService::OnFinishDurable(const std::string& id) {
         remote_waiters_.erase(remote);
       }
       announce = clustered_;
-      snap = JobSnapshot{job->record, std::nullopt};
       if (!Executing(*job)) {
         large_map_gone = job->map && job->map->counts().total >= kLargeMap;
         active_.erase(it);

@@ -545,10 +545,12 @@ void JobService::OnLeaseLost(const NodeIdentity& lost) {
 }
 
 void JobService::CancelElsewhere(const std::string& id, CancelCause cause, SnapshotCallback done) {
+  bool closed = false;
   {
     MutexLock lock(&mu_);
-    if (cluster_closed_) return done(MakeError(ErrorCode::kUnavailable, "the server is shutting down"));
+    closed = cluster_closed_;
   }
+  if (closed) return done(MakeError(ErrorCode::kUnavailable, "the server is shutting down"));
   store_queue_->Read([this, id, cause, done = std::move(done)] {
     auto outcome = cluster_->Cancel(id, [&](JobRecord* job) {
       EnterStatus(job, JobStatus::kCanceled, clock_.Now(), CancelError(cause, job->task, config_.run_timeout));
