@@ -100,11 +100,12 @@ int main(int argc, char** argv) {
     auto claimed = offload::ClaimJobs(**conn, claim);
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (!claimed) return Fail(claimed.error().detail);
-    if (claimed->empty()) return Fail("a claim found nothing with " + std::to_string(inserted - finished) + " queued");
+    if (claimed->jobs.empty())
+      return Fail("a claim found nothing with " + std::to_string(inserted - finished) + " queued");
     if (finished < window) start_ms.push_back(ms);
     if (finished >= jobs - std::min(jobs, window)) end_ms.push_back(ms);
     std::vector<StoreOp> done;
-    for (JobRecord& r : *claimed) {
+    for (JobRecord& r : claimed->jobs) {
       r.status = offload::JobStatus::kSucceeded;
       r.attempts = 1;
       r.started_at = r.finished_at = static_cast<offload::UnixMillis>(r.seq) + 1;

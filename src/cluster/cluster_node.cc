@@ -77,6 +77,7 @@ ErrorOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions opti
   node->work_channel_ = "offload_work_" + tag;
   node->done_channel_ = "offload_done_" + tag;
   node->cancel_channel_ = "offload_cancel_" + tag;
+  node->chunks_channel_ = "offload_chunks_" + tag;
   {
     MutexLock lock(&node->calls_mu_);
     node->calls_conn_ = std::move(*conn);
@@ -87,22 +88,24 @@ ErrorOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions opti
   if (!lease) return lease.error();
   node->lease_ = std::move(*lease);
   ClusterNode* self = node.get();
-  auto listener =
-      WakeListener::Start(WakeListenerOptions{o.conninfo,
-                                              {node->work_channel_, node->done_channel_, node->cancel_channel_},
-                                              [self](const std::string& channel, const std::string& payload) {
-                                                const ClusterNodeOptions& opts = self->options_;
-                                                if (channel == self->work_channel_) {
-                                                  if (opts.on_work) opts.on_work();
-                                                } else if (channel == self->done_channel_) {
-                                                  if (opts.on_done) opts.on_done(SplitIds(payload));
-                                                } else if (channel == self->cancel_channel_) {
-                                                  if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
-                                                }
-                                              },
-                                              [self] {
-                                                if (self->options_.on_reconnect) self->options_.on_reconnect();
-                                              }});
+  auto listener = WakeListener::Start(
+      WakeListenerOptions{o.conninfo,
+                          {node->work_channel_, node->done_channel_, node->cancel_channel_, node->chunks_channel_},
+                          [self](const std::string& channel, const std::string& payload) {
+                            const ClusterNodeOptions& opts = self->options_;
+                            if (channel == self->work_channel_) {
+                              if (opts.on_work) opts.on_work();
+                            } else if (channel == self->done_channel_) {
+                              if (opts.on_done) opts.on_done(SplitIds(payload));
+                            } else if (channel == self->cancel_channel_) {
+                              if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
+                            } else if (channel == self->chunks_channel_) {
+                              self->OnChunksNotified(payload);
+                            }
+                          },
+                          [self] {
+                            if (self->options_.on_reconnect) self->options_.on_reconnect();
+                          }});
   if (!listener) return listener.error();
   node->listener_ = std::move(*listener);
   node->notifier_ = std::thread([self] { self->NotifyLoop(); });
@@ -135,7 +138,17 @@ PgConnection* ClusterNode::Connection(std::unique_ptr<PgConnection>* conn) {
   return conn->get();
 }
 
-ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> ClusterNode::Claim(ClaimRequest request) {
+void ClusterNode::OnChunksNotified(const std::string& payload) {
+  std::vector<std::string> done, dropped;
+  for (std::string& entry : SplitIds(payload)) {
+    if (entry.size() < 2) continue;
+    (entry[0] == '+' ? done : dropped).push_back(entry.substr(1));
+  }
+  if (!done.empty() && options_.on_chunks_done) options_.on_chunks_done(done);
+  if (!dropped.empty() && options_.on_chunks_dropped) options_.on_chunks_dropped(dropped);
+}
+
+ErrorOr<std::pair<NodeIdentity, ClaimedWork>> ClusterNode::Claim(ClaimRequest request) {
   request.node = identity();
   MutexLock lock(&claim_mu_);
   PgConnection* conn = Connection(&claim_conn_);
@@ -151,6 +164,93 @@ ErrorOr<std::size_t> ClusterNode::RescueUnheld(const NodeIdentity& claim, const 
   PgConnection* conn = Connection(&claim_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
   return offload::RescueUnheld(*conn, claim, held, now, decide);
+}
+
+ErrorOr<std::vector<std::uint64_t>> ClusterNode::ReconcileChunks(const NodeIdentity& claim,
+                                                                 const std::vector<std::uint64_t>& held) {
+  MutexLock lock(&claim_mu_);  // On the claims' connection: no claim runs meanwhile.
+  PgConnection* conn = Connection(&claim_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  auto running = ChunksRunningUnder(*conn, claim);
+  if (!running) return running.error();
+  const std::unordered_set<std::uint64_t> here(held.begin(), held.end());
+  const std::unordered_set<std::uint64_t> there(running->begin(), running->end());
+  std::string lost = "{";
+  for (std::uint64_t seq : *running) {
+    if (here.count(seq)) continue;
+    if (lost.size() > 1) lost += ',';
+    lost += std::to_string(seq);
+  }
+  lost += '}';
+  if (lost.size() > 2) {
+    auto again = conn->Exec(
+        "UPDATE offload_map_chunks SET status = 0, node_id = NULL, node_epoch = 0 WHERE seq = ANY($1::bigint[]) AND "
+        "status = 1 AND node_id = $2 AND node_epoch = $3",
+        PgParams().Text(lost).Text(claim.id).Int(claim.epoch));
+    if (!again) return again.error();
+    if (again->changed() > 0) AnnounceWork();
+  }
+  std::vector<std::uint64_t> gone;
+  for (std::uint64_t seq : held) {
+    if (!there.count(seq)) gone.push_back(seq);
+  }
+  return gone;
+}
+
+Status ClusterNode::OfferChunks(const OfferedMap& map, const std::vector<ChunkOffer>& offers) {
+  {
+    MutexLock lock(&calls_mu_);
+    PgConnection* conn = Connection(&calls_conn_);
+    if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL to offer chunks");
+    if (Status s = offload::OfferChunks(*conn, map, offers); !s) return s;
+  }
+  AnnounceWork();
+  return {};
+}
+
+ErrorOr<bool> ClusterNode::FinishChunk(std::uint64_t seq, const NodeIdentity& runner, const std::string& outcome) {
+  std::string job_id;
+  {
+    MutexLock lock(&calls_mu_);
+    PgConnection* conn = Connection(&calls_conn_);
+    if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL to store a chunk's outcome");
+    auto written = offload::FinishChunk(*conn, seq, runner, outcome);
+    if (!written) return written.error();
+    job_id = std::move(*written);
+  }
+  if (job_id.empty()) return false;
+  Post([&job_id](Outbox* box) { box->chunks.push_back("+" + job_id); });
+  return true;
+}
+
+ErrorOr<ChunkResults> ClusterNode::TakeChunkResults(const std::string& job_id, const NodeIdentity& owner) {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  return offload::TakeChunkResults(*conn, job_id, owner);
+}
+
+ErrorOr<std::vector<std::int64_t>> ClusterNode::WithdrawChunks(const std::string& job_id, const NodeIdentity& owner) {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  return offload::WithdrawChunks(*conn, job_id, owner);
+}
+
+Status ClusterNode::DropChunks(const std::string& job_id, const NodeIdentity& owner,
+                               const std::vector<std::int64_t>& chunks) {
+  {
+    MutexLock lock(&calls_mu_);
+    PgConnection* conn = Connection(&calls_conn_);
+    if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+    if (Status s = offload::DropChunks(*conn, job_id, owner, chunks); !s) return s;
+  }
+  Post([&job_id](Outbox* box) { box->chunks.push_back("-" + job_id); });
+  return {};
+}
+
+void ClusterNode::AnnounceChunksClaimed(const std::string& job_id) {
+  Post([&job_id](Outbox* box) { box->chunks.push_back("+" + job_id); });
 }
 
 ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id, const std::function<void(JobRecord*)>& to_canceled) {
@@ -175,6 +275,11 @@ ErrorOr<RemoteCancel> ClusterNode::Cancel(const std::string& id, const std::func
         write.params.Int(before);
         auto written = conn->Exec(write.sql, write.params);
         if (!written) return Abort(*conn, written.error());
+        if (op.job.map) {
+          // Its chunks on other nodes go with it; those nodes hear of it on the cancel channel.
+          auto chunks = conn->Exec("DELETE FROM offload_map_chunks WHERE job_id = $1", PgParams().Text(id));
+          if (!chunks) return Abort(*conn, chunks.error());
+        }
         out.canceled = true;
         out.job = op.job;
       } else {
@@ -293,7 +398,8 @@ void ClusterNode::NotifyLoop() {
     PgConnection* conn = Connection(&notify_conn_);
     // A notification that cannot be sent is lost: the others' polls find the work.
     const bool sent = conn && (!box.work || Notify(*conn, work_channel_)) &&
-                      NotifyIds(*conn, cancel_channel_, box.canceled) && NotifyIds(*conn, done_channel_, box.done);
+                      NotifyIds(*conn, cancel_channel_, box.canceled) && NotifyIds(*conn, done_channel_, box.done) &&
+                      NotifyIds(*conn, chunks_channel_, box.chunks);
     if (!sent) spdlog::debug("cluster: a notification could not be sent; the other nodes' polls find what it said");
   }
 }

@@ -10,6 +10,9 @@
 //   of such a window when more came meanwhile: a burst of submits costs two.
 // - done: jobs finished (their ids, comma-separated), batched the same way.
 // - cancel: jobs canceled from some node while they ran (their ids), at once.
+// - chunks: of maps across nodes (map_chunks.h), "+id" when chunks of map `id` are
+//   done, for its owner; "-id" when the owner dropped the map's chunks, for the nodes
+//   that run them. Batched as done is.
 // Notifications are hints: the caller polls as well (JobService, each second).
 //
 // Threads: NodeLease's three and WakeListener's one, plus a notifier thread with a
@@ -52,6 +55,9 @@ struct ClusterNodeOptions {
   std::function<void(const std::vector<std::string>& ids)> on_done;  // Jobs finished on some node.
   // Jobs canceled while running (on this node, maybe).
   std::function<void(const std::vector<std::string>& ids)> on_canceled;
+  // Chunks of maps held here are done; chunks run here of maps whose owner dropped them.
+  std::function<void(const std::vector<std::string>& map_ids)> on_chunks_done;
+  std::function<void(const std::vector<std::string>& map_ids)> on_chunks_dropped;
   // The listener connected again: whatever was sent meanwhile is lost.
   std::function<void()> on_reconnect;
   std::function<void(const NodeIdentity& lost)> on_lost;  // See NodeLease.
@@ -81,15 +87,34 @@ class ClusterNode {
 
   // ClaimJobs (cluster_tables.h) under this node's identity now, which it returns
   // with the jobs.
-  ErrorOr<std::pair<NodeIdentity, std::vector<JobRecord>>> Claim(ClaimRequest request);
+  ErrorOr<std::pair<NodeIdentity, ClaimedWork>> Claim(ClaimRequest request);
   // RescueUnheld (cluster_tables.h) of the jobs running under `claim`, this node's
   // present identity, that are not among `held`. Call it where claims are made, between
   // two of them.
   ErrorOr<std::size_t> RescueUnheld(const NodeIdentity& claim, const std::vector<std::string>& held, UnixMillis now,
                                     const RescueDecision& decide);
+  // Of the chunks of maps running under `claim` (this node's present identity): those
+  // not among `held` are offered again (their claim's answer was lost); returns those
+  // of `held` that no longer run under it (dropped by their owner, or rescued). Call it
+  // where claims are made, between two of them.
+  ErrorOr<std::vector<std::uint64_t>> ReconcileChunks(const NodeIdentity& claim,
+                                                      const std::vector<std::uint64_t>& held);
+
+  // Maps across nodes (map_chunks.h). An offer announces work; a finished chunk tells
+  // the map's owner; a drop tells the nodes running its chunks.
+  Status OfferChunks(const OfferedMap& map, const std::vector<ChunkOffer>& offers);
+  // False when the chunk was no longer the runner's.
+  ErrorOr<bool> FinishChunk(std::uint64_t seq, const NodeIdentity& runner, const std::string& outcome);
+  ErrorOr<ChunkResults> TakeChunkResults(const std::string& job_id, const NodeIdentity& owner);
+  ErrorOr<std::vector<std::int64_t>> WithdrawChunks(const std::string& job_id, const NodeIdentity& owner);
+  Status DropChunks(const std::string& job_id, const NodeIdentity& owner, const std::vector<std::int64_t>& chunks);
+  // Tells the owner of map `job_id` that chunks of it were claimed: it may offer more.
+  void AnnounceChunksClaimed(const std::string& job_id);
+
   // Cancels job `id` wherever it is: `to_canceled` moves its record (queued, or
   // running on any node) to canceled, which is written at once; the node that runs it
-  // hears of it on the cancel channel.
+  // hears of it on the cancel channel, and so do those that run chunks of it (a map),
+  // whose rows go.
   ErrorOr<RemoteCancel> Cancel(const std::string& id, const std::function<void(JobRecord*)>& to_canceled);
   // Of `ids`, the jobs that are finished, and the ids of none (never, or removed).
   struct Ended {
@@ -117,10 +142,12 @@ class ClusterNode {
     bool work = false;
     std::vector<std::string> done;
     std::vector<std::string> canceled;
-    bool empty() const { return !work && done.empty() && canceled.empty(); }
+    std::vector<std::string> chunks;  // "+id" and "-id" (see the channels above).
+    bool empty() const { return !work && done.empty() && canceled.empty() && chunks.empty(); }
   };
   explicit ClusterNode(ClusterNodeOptions options);
   void NotifyLoop();
+  void OnChunksNotified(const std::string& payload);
   void Post(const std::function<void(Outbox*)>& add);
   // `conn`, made again when it broke; null when PostgreSQL cannot be reached.
   PgConnection* Connection(std::unique_ptr<PgConnection>* conn);
@@ -130,6 +157,7 @@ class ClusterNode {
   std::string work_channel_;
   std::string done_channel_;
   std::string cancel_channel_;
+  std::string chunks_channel_;
 
   Mutex claim_mu_;
   std::unique_ptr<PgConnection> claim_conn_ GUARDED_BY(claim_mu_);

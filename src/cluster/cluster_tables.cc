@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "cluster/map_chunks.h"
 #include "sched/scheduler.h"
 #include "store/postgres_rows.h"
 
@@ -75,8 +76,8 @@ Status DeregisterNode(PgConnection& conn, const NodeIdentity& node) {
   return {};
 }
 
-ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest& request) {
-  std::vector<JobRecord> claimed;
+ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) {
+  ClaimedWork claimed;
   // A task whose jobs cannot fit this node at all is not its to claim: left in, its
   // jobs would hold up every later job on their resources here, for good.
   std::vector<const std::pair<std::string, ResourceDemand>*> eligible;
@@ -111,34 +112,46 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
       "ANY($1::text[]) AND run_after <= $3 AND (files_node IS NULL OR files_node = $4) AND id <> ALL($5::text[]) "
       "ORDER BY priority DESC, seq LIMIT $2",
       std::move(select)});
+  PgParams offered;
+  offered.Text(tasks).Int(static_cast<std::int64_t>(request.limit)).Text(request.node.id);
+  head.push_back(PgCall{kOfferedChunksHead, std::move(offered)});
   auto first = conn.Pipeline(head);
   if (!first) return Abort(conn, first.error());
-  const PgResult* queued = &(*first)[3];
+
+  // The head of the cluster's queue: jobs and offered chunks of maps, in one order.
+  struct Entry {
+    Scheduler<std::uint64_t>::Key key;
+    std::uint64_t seq;
+    std::size_t task;  // Into `eligible`.
+    bool map;          // A map, or a chunk of one: never claimed ahead.
+    bool chunk;
+  };
+  std::unordered_map<std::string, std::size_t> index_of;
+  for (const auto* task : eligible) index_of.emplace(task->first, index_of.size());
+  std::vector<Entry> entries;
+  for (int part = 3; part <= 4; ++part) {
+    const PgResult& rows = (*first)[static_cast<std::size_t>(part)];
+    for (int row = 0; row < rows.rows(); ++row) {
+      const auto seq = static_cast<std::uint64_t>(rows.Int(row, 0));
+      const auto priority = static_cast<int>(rows.Int(row, 2));
+      const bool chunk = part == 4;
+      entries.push_back(Entry{Scheduler<std::uint64_t>::MakeKey(priority, seq), seq,
+                              index_of.at(std::string(rows.Bytes(row, 1))),
+                              chunk || rows.Bytes(row, 3) == std::string_view("\x01", 1), chunk});
+    }
+  }
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
 
   // The local scheduler's rule, run on the head of the cluster's queue.
   Scheduler<std::uint64_t> picker(request.capacity);
   for (std::size_t r = 0; r < request.in_use.size(); ++r) {
     picker.Hold(static_cast<int>(r), std::min(request.in_use[r], request.capacity[r]));
   }
-  std::unordered_map<std::string, std::size_t> index_of;  // Into `eligible`.
   std::vector<int> queue_of;
-  for (const auto* task : eligible) {
-    index_of.emplace(task->first, queue_of.size());
-    queue_of.push_back(picker.AddQueue(task->second));
-  }
-  std::vector<std::size_t> task_of(static_cast<std::size_t>(queued->rows()));
-  for (int row = 0; row < queued->rows(); ++row) {
-    const auto seq = static_cast<std::uint64_t>(queued->Int(row, 0));
-    const auto priority = static_cast<int>(queued->Int(row, 2));
-    task_of[row] = index_of.at(std::string(queued->Bytes(row, 1)));
-    picker.Enqueue(queue_of[task_of[row]], Scheduler<std::uint64_t>::MakeKey(priority, seq), seq);
-  }
-  std::vector<std::uint64_t> order;
-  std::unordered_set<std::uint64_t> starting;
-  picker.Dispatch([&](int, std::uint64_t seq) {
-    order.push_back(seq);
-    starting.insert(seq);
-  });
+  for (const auto* task : eligible) queue_of.push_back(picker.AddQueue(task->second));
+  for (const Entry& e : entries) picker.Enqueue(queue_of[e.task], e.key, e.seq);
+  std::unordered_set<std::uint64_t> order;
+  picker.Dispatch([&](int, std::uint64_t seq) { order.insert(seq); });
   // Claim-ahead: the rest of the head in its order, while no job left behind holds
   // back the resources of the next.
   std::vector<std::size_t> ahead(eligible.size(), 0);
@@ -146,48 +159,59 @@ ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest
     if (auto it = index_of.find(request.tasks[i].first); it != index_of.end()) ahead[it->second] = request.ahead[i];
   }
   std::uint64_t left_behind = 0;  // Resources that a job left queued waits for.
-  for (int row = 0; row < queued->rows(); ++row) {
-    const auto seq = static_cast<std::uint64_t>(queued->Int(row, 0));
-    if (starting.count(seq)) continue;
-    const std::size_t t = task_of[row];
-    const ResourceDemand& uses = eligible[t]->second;
-    const bool map = queued->Bytes(row, 3) == std::string_view("\x01", 1);
-    if (ahead[t] > 0 && !map && (uses.mask & left_behind) == 0) {
-      --ahead[t];
-      order.push_back(seq);
+  for (const Entry& e : entries) {
+    if (order.count(e.seq)) continue;
+    const ResourceDemand& uses = eligible[e.task]->second;
+    if (ahead[e.task] > 0 && !e.map && (uses.mask & left_behind) == 0) {
+      --ahead[e.task];
+      order.insert(e.seq);
     } else {
       left_behind |= uses.mask;
     }
   }
-  if (order.empty()) {
-    if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();
-    return claimed;
-  }
-  std::string seqs = "{";
-  for (std::uint64_t seq : order) {
+  std::string job_seqs = "{", chunk_seqs = "{";
+  for (const Entry& e : entries) {
+    if (!order.count(e.seq)) continue;
+    std::string& seqs = e.chunk ? chunk_seqs : job_seqs;
     if (seqs.size() > 1) seqs += ',';
-    seqs += std::to_string(seq);
+    seqs += std::to_string(e.seq);
   }
-  seqs += '}';
-  PgParams mark;
-  mark.Text(request.node.id).Int(request.node.epoch).Text(seqs);
+  job_seqs += '}';
+  chunk_seqs += '}';
   std::vector<PgCall> tail;
-  tail.push_back(PgCall{std::string("UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = "
-                                    "ANY($3::bigint[]) AND status = 0 RETURNING ") +
-                            kPgJobColumns,
-                        std::move(mark)});
+  if (job_seqs.size() > 2) {
+    PgParams mark;
+    mark.Text(request.node.id).Int(request.node.epoch).Text(job_seqs);
+    tail.push_back(PgCall{std::string("UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = "
+                                      "ANY($3::bigint[]) AND status = 0 RETURNING ") +
+                              kPgJobColumns,
+                          std::move(mark)});
+  }
+  if (chunk_seqs.size() > 2) {
+    PgParams mark;
+    mark.Text(request.node.id).Int(request.node.epoch).Text(chunk_seqs);
+    tail.push_back(PgCall{kClaimChunks, std::move(mark)});
+  }
   tail.push_back(PgCall{"COMMIT", {}});
   auto marked = conn.Pipeline(tail);
   if (!marked) return Abort(conn, marked.error());
-  const PgResult& rows = (*marked)[0];
-  std::unordered_map<std::uint64_t, JobRecord> by_seq;
-  for (int row = 0; row < rows.rows(); ++row) {
-    JobRecord job = ReadPgJobRow(rows, row);
-    job.status = JobStatus::kQueued;  // As it was queued: its start is the claimant's to write.
-    by_seq.emplace(job.seq, std::move(job));
+  std::size_t next = 0;
+  if (job_seqs.size() > 2) {
+    const PgResult& rows = (*marked)[next++];
+    std::unordered_map<std::uint64_t, JobRecord> by_seq;
+    for (int row = 0; row < rows.rows(); ++row) {
+      JobRecord job = ReadPgJobRow(rows, row);
+      job.status = JobStatus::kQueued;  // As it was queued: its start is the claimant's to write.
+      by_seq.emplace(job.seq, std::move(job));
+    }
+    for (const Entry& e : entries) {
+      if (auto it = by_seq.find(e.seq); !e.chunk && it != by_seq.end()) claimed.jobs.push_back(std::move(it->second));
+    }
   }
-  for (std::uint64_t seq : order) {
-    if (auto it = by_seq.find(seq); it != by_seq.end()) claimed.push_back(std::move(it->second));
+  if (chunk_seqs.size() > 2) {
+    auto chunks = ReadClaimedChunks((*marked)[next]);
+    if (!chunks) return chunks.error();  // Committed: the rescue of unheld chunks gives them back.
+    claimed.chunks = std::move(*chunks);
   }
   return claimed;
 }
@@ -222,6 +246,9 @@ ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixM
   auto moved = MoveOrphans(conn, *orphans, now, decide);
   if (!moved) return Abort(conn, moved.error());
   report.jobs = *moved;
+  auto chunks = RescueChunks(conn);
+  if (!chunks) return Abort(conn, chunks.error());
+  report.chunks = *chunks;
   auto old = conn.Exec("DELETE FROM offload_nodes WHERE expired_at < clock_timestamp() - interval '1 day'");
   if (!old) return Abort(conn, old.error());
   if (Status s = conn.ExecScript("COMMIT"); !s) return s.error();

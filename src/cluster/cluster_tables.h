@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/map_chunks.h"
 #include "config/config.h"
 #include "sched/resource_demand.h"
 #include "store/job_record.h"
@@ -86,7 +87,15 @@ struct ClaimRequest {
 // crash of PostgreSQL itself (not a restart) between the two loses the claim, and the
 // job runs again: the window a job started on one server has until its start is
 // written.
-ErrorOr<std::vector<JobRecord>> ClaimJobs(PgConnection& conn, const ClaimRequest& request);
+//
+// Offered chunks of maps (map_chunks.h) of other nodes' maps are claimed in the same
+// pass, in the same order: each takes its place in the queue as one execution of
+// its task.
+struct ClaimedWork {
+  std::vector<JobRecord> jobs;
+  std::vector<ClaimedChunk> chunks;
+};
+ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request);
 
 // Moves a running job of a node that lost its lease to its next status: queued again
 // (its task retries) or failed (it does not), with `interrupted` as the reason, at
@@ -96,11 +105,13 @@ using RescueDecision = std::function<void(JobRecord* job, UnixMillis now)>;
 struct RescueReport {
   std::size_t nodes = 0;  // Nodes marked expired.
   std::size_t jobs = 0;   // Running jobs without a live claimant, moved.
+  ChunkRescue chunks;
 };
 
 // Marks expired, at its next epoch, every node whose lease ended more than `grace`
 // ago; then sends every running job whose claimant is not a live node through
-// `decide` and writes it back; rows expired for a day go. One transaction. One
+// `decide` and writes it back; the chunks of maps go as RescueChunks says
+// (map_chunks.h); rows expired for a day go. One transaction. One
 // rescuer runs at a time cluster-wide (an advisory lock; the others return an empty
 // report at once).
 ErrorOr<RescueReport> RescueExpiredNodes(PgConnection& conn, Millis grace, UnixMillis now,

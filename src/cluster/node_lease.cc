@@ -188,9 +188,11 @@ void NodeLease::RescueLoop() {
     auto rescued = RescueExpiredNodes(*conn, options_.grace, clock_.Now(), options_.decide);
     if (!rescued) {
       spdlog::warn("cluster: rescue failed: {}", rescued.error().detail);
-    } else if (rescued->nodes > 0 || rescued->jobs > 0) {
-      spdlog::warn("cluster: {} node(s) past their lease; {} running job(s) without a live node moved on",
-                   rescued->nodes, rescued->jobs);
+    } else if (rescued->nodes > 0 || rescued->jobs > 0 || rescued->chunks.offered_again > 0) {
+      spdlog::warn(
+          "cluster: {} node(s) past their lease; {} running job(s) and {} chunk(s) of maps without a live node moved "
+          "on",
+          rescued->nodes, rescued->jobs, rescued->chunks.offered_again);
     }
   }
 }

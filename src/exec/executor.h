@@ -45,18 +45,22 @@ struct Batch {
   std::string map_id;
   std::string task;
   std::shared_ptr<const boost::json::value> input;  // The map's whole input: an array.
-  std::vector<std::size_t> indices;                 // Its elements, in running order.
+  std::vector<std::size_t> indices;                 // Its elements in `input`, in running order.
   std::vector<int> attempts;                        // Per element; empty when all are first ones.
   int priority = 0;
   // Once an element fails, the rest are not run.
   bool stop_on_failure = false;
   // Shared by the elements: once it is stopped, the rest are not run.
   std::shared_ptr<RunContext> context;
+  // The elements' indices in the map, where `input` holds only this batch's elements (a chunk
+  // run for a map held by another node); empty when they are `indices`.
+  std::vector<std::size_t> map_indices;
 
   std::size_t size() const { return indices.size(); }
   const boost::json::value& InputOf(std::size_t i) const { return input->get_array()[indices[i]]; }
   int AttemptOf(std::size_t i) const { return attempts.empty() ? 1 : attempts[i]; }
-  std::string IdOf(std::size_t i) const { return map_id + "." + std::to_string(indices[i]); }
+  std::size_t IndexOf(std::size_t i) const { return map_indices.empty() ? indices[i] : map_indices[i]; }
+  std::string IdOf(std::size_t i) const { return map_id + "." + std::to_string(IndexOf(i)); }
   // Element `i` as an execution of its own.
   Execution ExecutionOf(std::size_t i) const;
 };

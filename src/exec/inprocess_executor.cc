@@ -79,7 +79,7 @@ void InProcessExecutor::StartBatch(Batch batch, BatchDone done) {
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (batch.context->canceled()) break;
       id.resize(prefix);
-      id += std::to_string(batch.indices[i]);
+      id += std::to_string(batch.IndexOf(i));
       Result r = RunHandler(state->handler, Job{id, batch.task, batch.InputOf(i), batch.priority, batch.AttemptOf(i)},
                             *batch.context);
       const bool failed = !r.ok();

@@ -32,14 +32,21 @@ template <typename Payload>
 class Scheduler {
  public:
   // Order inside a queue: higher priority first, then earlier submission.
+  // `tie` tells apart entries of equal priority and seq (in a cluster, a map's turn
+  // and a job claimed from the shared queue may draw the same seq): the queue holds
+  // one entry per key.
   struct Key {
     std::int64_t neg_priority;
     std::uint64_t seq;
+    std::uintptr_t tie = 0;
     bool operator<(const Key& o) const {
-      return neg_priority != o.neg_priority ? neg_priority < o.neg_priority : seq < o.seq;
+      if (neg_priority != o.neg_priority) return neg_priority < o.neg_priority;
+      return seq != o.seq ? seq < o.seq : tie < o.tie;
     }
   };
-  static Key MakeKey(int priority, std::uint64_t seq) { return Key{-std::int64_t{priority}, seq}; }
+  static Key MakeKey(int priority, std::uint64_t seq, std::uintptr_t tie = 0) {
+    return Key{-std::int64_t{priority}, seq, tie};
+  }
 
   explicit Scheduler(std::vector<std::int64_t> capacities)
       : capacity_(std::move(capacities)), in_use_(capacity_.size(), 0) {

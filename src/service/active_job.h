@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,6 +62,28 @@ struct JobService::ActiveJob {
   std::uint64_t sched_seq = 0;
   std::unique_ptr<MapRun> map;                              // Set for the parent of a map.
   std::vector<std::shared_ptr<RunContext>> chunk_contexts;  // A map's chunks in flight.
+  // In a cluster, a map held here: its chunks offered to the other nodes
+  // (job_service_chunks.cc).
+  struct Offers {
+    std::map<std::int64_t, MapRun::Chunk> out;  // By number: offered or running elsewhere, not folded yet.
+    std::size_t unclaimed = 0;                  // Of those, offered and not claimed, as last looked up.
+    bool writing = false;                       // An insert of offers is in flight.
+    bool collecting = false;                    // A look-up of done chunks is in flight,
+    bool collect_again = false;                 // and another is wanted after it.
+    bool withdrawing = false;
+    bool closed = false;  // Offers were taken back once: the map's tail runs here.
+  };
+  Offers offers;
+  // A chunk of another node's map, claimed here: this ActiveJob is not in active_ but
+  // in remote_runs_; its record is the chunk's elements as a map of their own, and
+  // nothing of it is written but its outcome, to its row.
+  struct RemoteChunk {
+    std::uint64_t seq = 0;
+    NodeIdentity claim;
+    std::vector<std::size_t> indices;  // In the owner's map.
+    std::vector<int> attempts;
+  };
+  std::unique_ptr<RemoteChunk> remote;
   // In a cluster: the claim it runs under, for the jobs this node claimed.
   std::optional<NodeIdentity> claim;
   std::uint64_t adoption = 0;                        // Which claim of it this is, on this node.

@@ -49,7 +49,7 @@ constexpr std::size_t kLargeMap = 10'000;
 
 template <typename Job>
 typename Scheduler<Job*>::Key SchedKey(const Job& job) {
-  return Scheduler<Job*>::MakeKey(job.record.priority, job.sched_seq);
+  return Scheduler<Job*>::MakeKey(job.record.priority, job.sched_seq, reinterpret_cast<std::uintptr_t>(&job));
 }
 
 std::vector<std::string> ResourceNames(const ServerConfig& c) {
@@ -755,6 +755,9 @@ void JobService::CancelAll() {
   {
     MutexLock lock(&mu_);
     remote.swap(remote_waiters_);
+    // Chunks of other nodes' maps stop unreported: this node leaves the cluster at a
+    // new epoch, and the rescue offers them again.
+    DropRemoteRunsLocked([](const ActiveJob&) { return true; });
     std::vector<ActiveJob*> queued;
     for (auto& [id, job] : active_) {
       if (job->record.status == JobStatus::kRunning && job->run) {
@@ -907,6 +910,11 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
                        rec.priority,
                        /*stop_on_failure=*/!rec.map->collect && job->task->config.retries == 0,
                        chunk->context};
+  if (job->remote) {
+    // Its elements are the whole of its input; the owner's map numbers them.
+    chunk->batch.map_indices = job->remote->indices;
+    chunk->batch.attempts = job->remote->attempts;
+  }
   job->chunk_contexts.push_back(chunk->context);
   ++running_;
   out->chunks.push_back(std::move(chunk));
@@ -939,47 +947,63 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, BatchOutcom
   {
     MutexLock lock(&mu_);
     ActiveJob* job = chunk->job;
-    MapRun& m = *job->map;
-    JobRecord& rec = job->record;
     scheduler_.Release(job->task->queue);
     if (--running_ == 0) idle_cv_.SignalAll();
     chunk->timer.Cancel();
     std::erase(job->chunk_contexts, chunk->context);
     WakeClaimerLocked();  // A slot is free.
     if (job->released) {
-      if (!Executing(*job)) active_.erase(rec.id);  // Its outcome is not this node's to record.
+      if (!Executing(*job)) ForgetLocked(job);  // Its outcome is not this node's to record.
+    } else if (job->remote) {
+      FinishRemoteChunkLocked(job, std::move(outcome));
     } else {
-      const TaskConfig& tc = job->task->config;
-      MapRun::Folded folded = m.Fold(chunk->elements, std::move(outcome), EffectiveTimeout(*job), tc.retries,
-                                     /*may_retry=*/!draining_);
-      for (const auto& retry : folded.retries) {
-        // Not cancelled when the map ends: it is short (the back-off) and finds the
-        // map stopped.
-        timers_->Schedule(RetryDelay(tc, retry.second),
-                          [this, id = rec.id, index = retry.first] { OnElementRetryDue(id, index); });
-      }
-      if (folded.failure) {
-        rec.map->failed_index = folded.failed_index;
-        rec.progress = m.progress();
-        MoveLocked(job, JobStatus::kFailed, std::move(folded.failure));
-        StopMapLocked(job, StopReason::kCanceled);
-      }
-      if (IsFinished(rec.status)) {
-        // Ended (canceled, shut down or failed fast): it leaves once its last chunk
-        // has reported and its final state is durable.
-        if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
-      } else if (m.complete()) {
-        m.Stop();
-        rec.result = Result::Json(m.TakeResults()).output();
-        MoveLocked(job, JobStatus::kSucceeded);
-      } else if (m.pending() && !job->in_scheduler) {
-        job->sched_seq = ++next_seq_;
-        EnqueueLocked(job);
-      }
+      AfterFoldLocked(job, job->map->Fold(chunk->elements, std::move(outcome), EffectiveTimeout(*job),
+                                          job->task->config.retries, /*may_retry=*/!draining_));
     }
     DispatchLocked(&launches);
   }
   Launch(std::move(launches));
+}
+
+void JobService::AfterFoldLocked(ActiveJob* job, MapRun::Folded folded) {
+  MapRun& m = *job->map;
+  JobRecord& rec = job->record;
+  const TaskConfig& tc = job->task->config;
+  for (const auto& retry : folded.retries) {
+    // Not cancelled when the map ends: it is short (the back-off) and finds the
+    // map stopped.
+    timers_->Schedule(RetryDelay(tc, retry.second),
+                      [this, id = rec.id, index = retry.first] { OnElementRetryDue(id, index); });
+  }
+  if (folded.failure) {
+    rec.map->failed_index = folded.failed_index;
+    rec.progress = m.progress();
+    MoveLocked(job, JobStatus::kFailed, std::move(folded.failure));
+    StopMapLocked(job, StopReason::kCanceled);
+  }
+  if (IsFinished(rec.status)) {
+    // Ended (canceled, shut down or failed fast): it leaves once its last chunk
+    // has reported and its final state is durable.
+    if (!Executing(*job) && job->final_durable) active_.erase(rec.id);
+  } else if (m.complete()) {
+    m.Stop();
+    rec.result = Result::Json(m.TakeResults()).output();
+    MoveLocked(job, JobStatus::kSucceeded);
+  } else {
+    if (m.pending() && !job->in_scheduler) {
+      job->sched_seq = ++next_seq_;
+      EnqueueLocked(job);
+    }
+    ShareMapLocked(job);
+  }
+}
+
+void JobService::ForgetLocked(ActiveJob* job) {
+  if (job->remote) {
+    remote_runs_.erase(job->remote->seq);
+  } else {
+    active_.erase(job->record.id);
+  }
 }
 
 // Nothing more of the map starts; its chunks in flight are asked to stop.
@@ -987,6 +1011,7 @@ void JobService::StopMapLocked(ActiveJob* job, StopReason reason) {
   job->map->Stop();
   UnqueueLocked(job);
   for (auto& ctx : job->chunk_contexts) ctx->RequestStop(reason);
+  DropOffersLocked(job);
 }
 
 void JobService::OnElementRetryDue(const std::string& id, std::size_t index) {

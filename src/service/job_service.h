@@ -54,6 +54,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "cluster/cluster_tables.h"
 #include "config/config.h"
 #include "exec/executor.h"
 #include "files/file_store.h"
@@ -274,7 +275,7 @@ class JobService {
   Status JoinCluster(const std::string& conninfo) LOCKS_EXCLUDED(mu_);
   void ClaimLoop() LOCKS_EXCLUDED(mu_);
   void WakeClaimerLocked() EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) LOCKS_EXCLUDED(mu_);
+  void Adopt(const NodeIdentity& claim, ClaimedWork work) LOCKS_EXCLUDED(mu_);
   // A job interrupted on its node moves on as its task's retries say: queued again, or
   // failed `interrupted` with `why`.
   void Interrupt(JobRecord* job, UnixMillis now, std::string why) const;
@@ -310,6 +311,32 @@ class JobService {
   // (submitted on another node): that job is the answer, or, if its key's ttl is
   // over, the key is taken from it and the insert made again.
   void OnKeyTaken(std::unique_ptr<ActiveJob> job, const SnapshotCallback& done) LOCKS_EXCLUDED(mu_);
+  // Maps across nodes (job_service_chunks.cc, docs/cluster.md). After a map's fold:
+  // what its outcome makes of the map, then ShareMapLocked. That offers chunks of a
+  // map held here to the other nodes while it has more left than its slots here
+  // start soon, and takes back the offers no node claimed once nothing is left to
+  // start here.
+  void AfterFoldLocked(ActiveJob* job, MapRun::Folded folded) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ShareMapLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void WithdrawOffersLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The map ended: its offers go.
+  void DropOffersLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Folds in the chunks of maps `ids` that other nodes finished.
+  void CollectChunksSoon(const std::vector<std::string>& ids) LOCKS_EXCLUDED(mu_);
+  void CollectChunks(const std::string& id, std::uint64_t adoption) LOCKS_EXCLUDED(mu_);
+  // Chunks of other nodes' maps claimed here: queued for a slot like any execution.
+  void AdoptChunksLocked(const NodeIdentity& claim, std::vector<ClaimedChunk> chunks) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A chunk run here for another node's map reported: its outcome goes to its row.
+  void FinishRemoteChunkLocked(ActiveJob* run, ChunkOutcome outcome) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stops (or unqueues) the chunks run here that `drop` picks; nothing of them is written.
+  void DropRemoteRunsLocked(const std::function<bool(const ActiveJob&)>& drop) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropRemoteRuns(const std::function<bool(const ActiveJob&)>& drop) LOCKS_EXCLUDED(mu_);
+  // On the claimer thread: chunks running under this node's claim that it does not
+  // run are offered again; those it runs that are no longer its are dropped.
+  void ReconcileChunks() LOCKS_EXCLUDED(mu_);
+  // Removes `job` from where it is held: active_, or remote_runs_ for a chunk run here.
+  void ForgetLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   // A retry's attempt failed: the job goes back to the shared queue after `delay`.
   void HandBackLocked(ActiveJob* job, JobError failure, Millis delay) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -368,6 +395,11 @@ class JobService {
   // lands.
   std::unordered_set<std::string> giving_back_ GUARDED_BY(mu_);
   bool check_pending_ GUARDED_BY(mu_) = false;
+  // Maps across nodes: chunks of other nodes' maps run here, by seq (ActiveJob::remote);
+  // those whose outcome is being written; the number of the next chunk offered from here.
+  std::unordered_map<std::uint64_t, std::unique_ptr<ActiveJob>> remote_runs_ GUARDED_BY(mu_);
+  std::unordered_set<std::uint64_t> finishing_chunks_ GUARDED_BY(mu_);
+  std::int64_t next_chunk_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace offload

@@ -7,6 +7,7 @@
 #include <iterator>
 #include <map>
 #include <random>
+#include <unordered_set>
 
 #include "cluster/cluster_node.h"
 #include "offload/error_types.h"
@@ -71,6 +72,15 @@ Status JobService::JoinCluster(const std::string& conninfo) {
     std::vector<std::pair<std::string, std::uint64_t>> any;
     for (const std::string& id : ids) any.emplace_back(id, 0);
     ReleaseJobs(any);
+    DropRemoteRuns([set = std::unordered_set<std::string>(ids.begin(), ids.end())](const ActiveJob& run) {
+      return set.count(run.record.id) > 0;
+    });
+  };
+  o.on_chunks_done = [this](const std::vector<std::string>& ids) { CollectChunksSoon(ids); };
+  o.on_chunks_dropped = [this](const std::vector<std::string>& ids) {
+    DropRemoteRuns([set = std::unordered_set<std::string>(ids.begin(), ids.end())](const ActiveJob& run) {
+      return set.count(run.record.id) > 0;
+    });
   };
   o.on_reconnect = [this] { PollClusterSoon(); };
   o.on_lost = [this](const NodeIdentity& lost) { OnLeaseLost(lost); };
@@ -140,6 +150,7 @@ void JobService::ClaimLoop() {
     // held here was lost track of.
     if (std::chrono::steady_clock::now() >= next_unheld_check) {
       RescueUnheld();
+      ReconcileChunks();
       next_unheld_check = std::chrono::steady_clock::now() + kUnheldCheck;
     }
     ClaimRequest request;
@@ -194,7 +205,8 @@ void JobService::ClaimLoop() {
     const auto began = std::chrono::steady_clock::now();
     auto claimed = cluster_->Claim(std::move(request));
     spdlog::debug(
-        "cluster: claim of {} jobs took {} us", claimed ? claimed->second.size() : 0,
+        "cluster: claim of {} jobs and {} chunks of maps took {} us", claimed ? claimed->second.jobs.size() : 0,
+        claimed ? claimed->second.chunks.size() : 0,
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - began).count());
     if (!claimed) {
       const auto now = std::chrono::steady_clock::now();
@@ -204,8 +216,8 @@ void JobService::ClaimLoop() {
       }
       continue;
     }
-    if (claimed->second.empty()) continue;
-    const bool full = claimed->second.size() >= request_limit;
+    if (claimed->second.jobs.empty() && claimed->second.chunks.empty()) continue;
+    const bool full = claimed->second.jobs.size() >= request_limit || claimed->second.chunks.size() >= request_limit;
     Adopt(claimed->first, std::move(claimed->second));
     if (full) {
       MutexLock lock(&mu_);
@@ -214,7 +226,7 @@ void JobService::ClaimLoop() {
   }
 }
 
-void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
+void JobService::Adopt(const NodeIdentity& claim, ClaimedWork work) {
   Launches launches;
   std::vector<ActiveJob*> adopted;
   std::vector<std::pair<std::string, std::uint64_t>> waiting;  // Still, after the dispatch: by id and adoption.
@@ -223,7 +235,8 @@ void JobService::Adopt(const NodeIdentity& claim, std::vector<JobRecord> jobs) {
     // Claimed just as the lease was lost: the rescue gives them back (no attempt of
     // theirs started here).
     if (std::find(lost_claims_.begin(), lost_claims_.end(), claim) != lost_claims_.end()) return;
-    for (JobRecord& rec : jobs) {
+    AdoptChunksLocked(claim, std::move(work.chunks));
+    for (JobRecord& rec : work.jobs) {
       auto task = tasks_.find(rec.task);  // Claims name only this node's tasks.
       if (task == tasks_.end() || active_.count(rec.id)) {
         // Its last claim here has not left yet (the claim excludes such jobs, but one
@@ -355,12 +368,14 @@ void JobService::PollClusterSoon() {
 
 void JobService::PollCluster() {
   std::vector<std::string> waited;
+  std::vector<std::string> sharing;  // Maps with chunks out on other nodes.
   // By claim: the ids held under it, and which adoption of each.
   std::map<std::pair<std::string, std::int64_t>, std::map<std::string, std::uint64_t>> held;
   {
     MutexLock lock(&mu_);
     for (const auto& [id, waiters] : remote_waiters_) waited.push_back(id);
     for (const auto& [id, job] : active_) {
+      if (!job->offers.out.empty()) sharing.push_back(id);
       if (job->claim && !job->released && !job->handed_back && !IsFinished(job->record.status)) {
         held[{job->claim->id, job->claim->epoch}][id] = job->adoption;
       }
@@ -368,6 +383,7 @@ void JobService::PollCluster() {
     WakeClaimerLocked();  // Work queued elsewhere whose notification was missed.
   }
   AnswerRemoteWaiters(waited);
+  CollectChunksSoon(sharing);  // Those whose notification was missed, and tails to take back.
   if (auto queued = cluster_->QueuedByTask(); queued) {
     MutexLock lock(&mu_);
     for (auto& [name, task] : tasks_) task->cluster_queued = 0;
@@ -536,6 +552,7 @@ void JobService::OnLeaseLost(const NodeIdentity& lost) {
       ids.push_back(job->record.id);
       ReleaseLocked(job);
     }
+    DropRemoteRunsLocked([&lost](const ActiveJob& run) { return run.remote->claim == lost; });
     DispatchLocked(&launches);
   }
   Launch(std::move(launches));

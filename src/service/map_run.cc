@@ -33,24 +33,23 @@ std::pair<double, double> MapRun::CostFit::Estimate() const {
   return {per, fixed_ns};
 }
 
-std::size_t MapRun::ChunkSize() const {
+std::size_t MapRun::ChunkSize(std::chrono::nanoseconds target_time) const {
   if (spec_.chunk > 0) return static_cast<std::size_t>(spec_.chunk);
   if (cost_.largest == 0) return 1;  // Measure first.
   const auto [per, fixed] = cost_.Estimate();
   const double target =
-      std::max(std::chrono::duration<double, std::nano>(kChunkTarget).count(), kFixedCostShare * fixed);
+      std::max(std::chrono::duration<double, std::nano>(target_time).count(), kFixedCostShare * fixed);
   const double fit = std::max(target - fixed, per) / per;
   std::size_t size = fit >= static_cast<double>(kMaxChunk) ? kMaxChunk : static_cast<std::size_t>(fit);
   size = std::min(size, kMaxGrowth * cost_.largest);
   // At the tail, leave some for every slot rather than one long last chunk.
-  const std::size_t remaining = total_ - next_ + again_.size();
-  const std::size_t share = std::max<std::size_t>(1, remaining / (2 * parallelism_));
+  const std::size_t share = std::max<std::size_t>(1, remaining() / (2 * parallelism_));
   return std::clamp<std::size_t>(std::min(size, share), 1, kMaxChunk);
 }
 
-MapRun::Chunk MapRun::TakeChunk() {
+MapRun::Chunk MapRun::TakeChunk(std::chrono::nanoseconds target) {
   Chunk chunk;
-  const std::size_t size = ChunkSize();
+  const std::size_t size = ChunkSize(target);
   while (chunk.indices.size() < size && !again_.empty()) {
     chunk.indices.push_back(again_.front());
     again_.pop_front();

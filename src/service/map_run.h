@@ -62,8 +62,9 @@ class MapRun {
     std::vector<int> attempts;  // Per index; empty when every one is a first attempt.
   };
   // The elements of the next chunk, those back from a retry or a stopped chunk
-  // first. They count as running until Fold. REQUIRES: pending().
-  Chunk TakeChunk();
+  // first, sized to take about `target`. They count as running until Fold.
+  // REQUIRES: pending().
+  Chunk TakeChunk(std::chrono::nanoseconds target = kChunkTarget);
 
   // What Fold leaves the service to do.
   struct Folded {
@@ -93,8 +94,12 @@ class MapRun {
   double progress() const { return total_ == 0 ? 1.0 : static_cast<double>(done_) / static_cast<double>(total_); }
   // The final outcomes in input order. REQUIRES: complete(); once.
   boost::json::array TakeResults() { return std::move(results_); }
-  // Elements per chunk that TakeChunk would take now.
-  std::size_t ChunkSize() const;
+  // Elements per chunk that TakeChunk(target) would take now.
+  std::size_t ChunkSize(std::chrono::nanoseconds target = kChunkTarget) const;
+  // Elements left to take (0 once stopping).
+  std::size_t remaining() const { return stopping_ ? 0 : total_ - next_ + again_.size(); }
+  // A chunk has reported: ChunkSize knows what an element costs.
+  bool measured() const { return cost_.largest > 0; }
 
  private:
   const std::size_t total_;

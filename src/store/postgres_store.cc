@@ -88,6 +88,32 @@ UPDATE offload_jobs SET idem_key = NULL WHERE idem_key IS NOT NULL AND seq NOT I
 CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, idem_key) WHERE idem_key IS NOT NULL;
 )sql";
 
+// Version 4: maps across nodes (cluster/map_chunks.h). A chunk's seq comes from the
+// jobs' sequence, so that claims order chunks and jobs as one queue; status is 0
+// offered, 1 running (on node_id at node_epoch), 2 done (its outcome in result).
+constexpr const char* kSchemaV4 = R"sql(
+CREATE TABLE offload_map_chunks (
+  seq          bigint   PRIMARY KEY DEFAULT nextval('offload_job_seq'),
+  job_id       text     NOT NULL,
+  chunk        bigint   NOT NULL,
+  task         text     NOT NULL,
+  priority     integer  NOT NULL,
+  timeout_ms   bigint   NOT NULL,
+  collect      boolean  NOT NULL,
+  owner_id     text     NOT NULL,
+  owner_epoch  bigint   NOT NULL,
+  status       smallint NOT NULL DEFAULT 0,
+  node_id      text,
+  node_epoch   bigint   NOT NULL DEFAULT 0,
+  indices      text     NOT NULL,
+  attempts     text     NOT NULL,
+  input        text     NOT NULL,
+  result       text
+);
+CREATE INDEX offload_map_chunks_offered ON offload_map_chunks (priority DESC, seq) WHERE status = 0;
+CREATE INDEX offload_map_chunks_of_job ON offload_map_chunks (job_id);
+)sql";
+
 // The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
 // What a server of schema version 2 (which used a schema alone) held while it ran.
@@ -156,7 +182,7 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
       int to;
       const char* sql;
     };
-    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}};
+    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema

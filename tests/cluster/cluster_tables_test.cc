@@ -54,7 +54,7 @@ class ClusterTablesTest : public ClusterSchemaTest {
     EXPECT_TRUE(claimed.has_value()) << claimed.error().detail;
     std::vector<std::uint64_t> seqs;
     if (claimed) {
-      for (const JobRecord& r : *claimed) {
+      for (const JobRecord& r : claimed->jobs) {
         EXPECT_EQ(r.status, JobStatus::kQueued) << "claims come back as they were queued";
         seqs.push_back(r.seq);
       }
@@ -154,8 +154,8 @@ TEST_F(ClusterTablesTest, NodesClaimingAtOnceNeverTakeTheSameJob) {
         ClaimRequest req{me, {4, 1}, {0, 0}, {{"cpu1", Uses(1)}}};
         auto claimed = ClaimJobs(**conn, req);
         ASSERT_TRUE(claimed.has_value()) << claimed.error().detail;
-        if (claimed->empty()) break;
-        for (const JobRecord& r : *claimed) got[n].push_back(r.seq);
+        if (claimed->jobs.empty()) break;
+        for (const JobRecord& r : claimed->jobs) got[n].push_back(r.seq);
       }
     });
   }
@@ -266,7 +266,7 @@ TEST_F(ClusterTablesTest, ARescuedJobIsAnyNodesToClaim) {
   ClaimRequest req{{"b", 1}, {4}, {0}, {{"sleep", none}}};
   auto claimed = ClaimJobs(*conn_, req);
   ASSERT_TRUE(claimed.has_value()) << claimed.error().detail;
-  ASSERT_EQ(claimed->size(), 1u);
+  ASSERT_EQ(claimed->jobs.size(), 1u);
   EXPECT_EQ(Sql(conninfo_, "SELECT node_id || '@' || node_epoch FROM offload_jobs WHERE seq = 1"), "b@1");
 }
 
@@ -302,6 +302,103 @@ TEST_F(ClusterTablesTest, OneRescuerAtATime) {
   ASSERT_TRUE(done.has_value());
   EXPECT_EQ(done->nodes, 1u);
   EXPECT_EQ(Status(1), "0");
+}
+
+// Maps across nodes (map_chunks.h): offered chunks take their place among the queued
+// jobs, a runner's outcome reaches the owner once, and a rescue offers again what a
+// dead runner held and removes what no running map owns.
+class MapChunksTest : public ClusterTablesTest {
+ protected:
+  // Offers chunk `number` of map job-1 (running on `owner`) with elements `input`.
+  void Offer(std::int64_t number, const std::string& input, std::vector<std::size_t> indices) {
+    const OfferedMap map{"job-1", "cpu1", 0, 250, true, owner_};
+    ASSERT_TRUE(OfferChunks(*conn_, map, {ChunkOffer{number, std::move(indices), {2, 1}, input}}).has_value());
+  }
+  ErrorOr<ClaimedWork> ClaimAs(const NodeIdentity& node, std::int64_t cpu_free) {
+    ClaimRequest req{node, {4, 1}, {4 - cpu_free, 0}, {{"cpu1", Uses(1)}}};
+    return ClaimJobs(*conn_, req);
+  }
+  const NodeIdentity owner_{"owner", 2};
+};
+
+TEST_F(MapChunksTest, AnOfferedChunkIsClaimedInQueueOrderByAnotherNode) {
+  InsertRunning(1, owner_.id, owner_.epoch);  // The map.
+  InsertQueued(2, "cpu1");
+  Sql(conninfo_, "SELECT setval('offload_job_seq', 100)");
+  Offer(7, R"(["p", "q"])", {4, 9});  // Seq 101: after job 2, before job 200.
+  InsertQueued(200, "cpu1");
+
+  // Its owner does not claim its own offers.
+  auto own = ClaimAs(owner_, 1);
+  ASSERT_TRUE(own.has_value()) << own.error().detail;
+  EXPECT_TRUE(own->chunks.empty());
+  EXPECT_EQ(own->jobs.size(), 1u);  // Job 2.
+
+  auto claimed = ClaimAs(b_, 2);
+  ASSERT_TRUE(claimed.has_value()) << claimed.error().detail;
+  ASSERT_EQ(claimed->chunks.size(), 1u);
+  ASSERT_EQ(claimed->jobs.size(), 1u);
+  EXPECT_EQ(claimed->jobs[0].seq, 200u) << "one slot for the chunk, the next for the job after it";
+  const ClaimedChunk& chunk = claimed->chunks[0];
+  EXPECT_EQ(chunk.seq, 101u);
+  EXPECT_EQ(chunk.job_id, "job-1");
+  EXPECT_EQ(chunk.indices, (std::vector<std::size_t>{4, 9}));
+  EXPECT_EQ(chunk.attempts, (std::vector<int>{2, 1}));
+  EXPECT_EQ(*chunk.input, boost::json::parse(R"(["p", "q"])"));
+  EXPECT_EQ(chunk.timeout_ms, 250);
+  EXPECT_TRUE(chunk.collect);
+  // Claimed once.
+  auto again = ClaimAs(a_, 4);
+  ASSERT_TRUE(again.has_value());
+  EXPECT_TRUE(again->chunks.empty());
+
+  // Only the runner's claim writes its outcome, once; the owner takes it once.
+  auto stranger = FinishChunk(*conn_, chunk.seq, a_, "{}");
+  ASSERT_TRUE(stranger.has_value());
+  EXPECT_EQ(*stranger, "");
+  auto written = FinishChunk(*conn_, chunk.seq, b_, R"({"values": []})");
+  ASSERT_TRUE(written.has_value());
+  EXPECT_EQ(*written, "job-1");
+  auto taken = TakeChunkResults(*conn_, "job-1", owner_);
+  ASSERT_TRUE(taken.has_value());
+  ASSERT_EQ(taken->done.size(), 1u);
+  EXPECT_EQ(taken->done[0].chunk, 7);
+  EXPECT_EQ(taken->done[0].outcome, R"({"values": []})");
+  auto twice = TakeChunkResults(*conn_, "job-1", owner_);
+  ASSERT_TRUE(twice.has_value());
+  EXPECT_TRUE(twice->done.empty());
+}
+
+TEST_F(MapChunksTest, ARescueOffersADeadRunnersChunkAgainAndRemovesThoseOfEndedMaps) {
+  auto owner = RegisterNode(*conn_, owner_.id, "{}", milliseconds(60'000));
+  ASSERT_TRUE(owner.has_value());
+  InsertRunning(1, owner->id, owner->epoch);
+  const NodeIdentity live_owner = *owner;
+  const OfferedMap map{"job-1", "cpu1", 0, 0, false, live_owner};
+  ASSERT_TRUE(OfferChunks(*conn_, map, {ChunkOffer{1, {0}, {}, "[1]"}, ChunkOffer{2, {1}, {}, "[2]"}}).has_value());
+  auto runner = RegisterNode(*conn_, "runner", "{}", milliseconds(1));
+  ASSERT_TRUE(runner.has_value());
+  auto claimed = ClaimAs(*runner, 1);
+  ASSERT_TRUE(claimed.has_value()) << claimed.error().detail;
+  ASSERT_EQ(claimed->chunks.size(), 1u);
+  std::this_thread::sleep_for(milliseconds(20));
+
+  auto report = RescueExpiredNodes(*conn_, milliseconds(0), 5000, RetryOnce);
+  ASSERT_TRUE(report.has_value()) << report.error().detail;
+  EXPECT_EQ(report->chunks.offered_again, 1u);
+  EXPECT_EQ(report->chunks.removed, 0u);
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks WHERE status = 0"), "2");
+  auto withdrawn = WithdrawChunks(*conn_, "job-1", live_owner);
+  ASSERT_TRUE(withdrawn.has_value());
+  EXPECT_EQ(withdrawn->size(), 2u);
+
+  // A map that no longer runs under the claim that offered it leaves nothing behind.
+  ASSERT_TRUE(OfferChunks(*conn_, map, {ChunkOffer{3, {0}, {}, "[1]"}}).has_value());
+  Sql(conninfo_, "UPDATE offload_jobs SET status = 2 WHERE seq = 1");
+  auto after = RescueExpiredNodes(*conn_, milliseconds(0), 6000, RetryOnce);
+  ASSERT_TRUE(after.has_value()) << after.error().detail;
+  EXPECT_EQ(after->chunks.removed, 1u);
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks"), "0");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -343,6 +344,112 @@ TEST_F(ClusterTest, WorkStillFlowsWhenTheListenersConnectionsAreKilled) {
     const std::string id = Field(SubmitJob(on_a, "noop", json::object{}), "id");
     EXPECT_EQ(Field(WaitFinished(on_a, id, seconds(10)), "status"), "succeeded");
   }
+}
+
+// Maps across nodes. One cpu per node and task `where`, whose elements take `ms` and
+// answer their input and the node that ran them: {"x": INPUT, "node": "a"}.
+std::string WhereNode(const std::string& node, int ms) {
+  return R"(
+[resources]
+cpu = 1
+[tasks.where]
+uses = {cpu = 1}
+command = ["sh", "-c", 'read x; sleep )" +
+         std::to_string(ms / 1000.0) + R"(; printf "{\"x\": %s, \"node\": \")" + node + R"(\"}\n" "$x"']
+)";
+}
+
+json::array Counting(int n) {
+  json::array inputs;
+  for (int i = 0; i < n; ++i) inputs.emplace_back(i);
+  return inputs;
+}
+
+// Submits a map of `n` elements of `where` and returns its id.
+std::string SubmitMap(HttpClient& client, int n) {
+  Response res = client.Post("/v1/jobs", json::serialize(json::object{{"task", "where"}, {"map", Counting(n)}}));
+  EXPECT_EQ(res.status, 202) << Describe(res);
+  return res.status == 202 ? Field(res.json().as_object(), "id") : "";
+}
+
+// The nodes that ran a finished map's elements; every element answered its input, in
+// order, as on one node.
+std::set<std::string> NodesOfMap(const json::object& job, int n) {
+  std::set<std::string> nodes;
+  const json::value* result = job.if_contains("result");
+  EXPECT_TRUE(result && result->is_array()) << json::serialize(job);
+  if (!result || !result->is_array()) return nodes;
+  const json::array& values = result->as_array();
+  EXPECT_EQ(values.size(), static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(values[i].at("x"), static_cast<std::int64_t>(i)) << json::serialize(values[i]);
+    nodes.insert(std::string(values[i].at("node").as_string()));
+  }
+  return nodes;
+}
+
+TEST_F(ClusterTest, AMapSpreadsOverEveryNodesSlotsAndKeepsItsOrder) {
+  TestServer& a = StartNode(WhereNode("a", 100));
+  StartNode(WhereNode("b", 100));
+  StartNode(WhereNode("c", 100));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port());
+  constexpr int kElements = 60;
+  const std::string id = SubmitMap(on_a, kElements);
+  json::object done = WaitFinished(on_a, id, seconds(60));
+  ASSERT_EQ(Field(done, "status"), "succeeded") << json::serialize(done);
+  EXPECT_EQ(NodesOfMap(done, kElements), (std::set<std::string>{"a", "b", "c"}));
+  // Every chunk was folded in and its row removed.
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks"), "0");
+}
+
+TEST_F(ClusterTest, AMapLosesNoElementWhenANodeRunningItsChunksIsKilled) {
+  TestServer& a = StartNode(WhereNode("a", 100));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port());
+  constexpr int kElements = 60;
+  const std::string id = SubmitMap(on_a, kElements);
+  ASSERT_EQ(Field(WaitForStatus(on_a, id, "running", seconds(10)), "status"), "running");  // A holds it.
+  TestServer& b = StartNode(WhereNode("b", 100));
+  StartNode(WhereNode("c", 100));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_b(b.port());
+  WaitForInUse(on_b, "cpu", 1, milliseconds(10'000));  // B runs a chunk of A's map.
+  b.Signal(SIGKILL);
+  ASSERT_TRUE(b.WaitForExit(seconds(10)).has_value());
+  // B's chunk is offered again once its lease is past, and runs on A or C.
+  json::object done = WaitFinished(on_a, id, seconds(60));
+  ASSERT_EQ(Field(done, "status"), "succeeded") << json::serialize(done);
+  EXPECT_TRUE(NodesOfMap(done, kElements).count("c"));
+}
+
+TEST_F(ClusterTest, AMapCanceledFromANodeThatDoesNotHoldItStopsEverywhere) {
+  TestServer& a = StartNode(WhereNode("a", 500));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port());
+  const std::string id = SubmitMap(on_a, 200);
+  ASSERT_EQ(Field(WaitForStatus(on_a, id, "running", seconds(10)), "status"), "running");
+  TestServer& b = StartNode(WhereNode("b", 500));
+  TestServer& c = StartNode(WhereNode("c", 500));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_b(b.port()), on_c(c.port());
+  WaitForInUse(on_b, "cpu", 1, milliseconds(10'000));
+  WaitForInUse(on_c, "cpu", 1, milliseconds(10'000));
+
+  Response canceled = on_b.Delete("/v1/jobs/" + id);
+  ASSERT_EQ(canceled.status, 200) << Describe(canceled);
+  EXPECT_EQ(Field(canceled.json().as_object(), "status"), "canceled");
+  EXPECT_EQ(Field(GetJob(on_a, id), "status"), "canceled");
+  // Every node stops its part within about a second, and the chunks' rows go.
+  WaitForInUse(on_a, "cpu", 0, milliseconds(3000));
+  WaitForInUse(on_b, "cpu", 0, milliseconds(3000));
+  WaitForInUse(on_c, "cpu", 0, milliseconds(3000));
+  const auto deadline = Clock::now() + seconds(10);
+  while (Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks") != "0" && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks"), "0");
+  EXPECT_EQ(on_c.Delete("/v1/jobs/" + id).status, 409);
 }
 
 // PostgreSQL restarted while two nodes take and run jobs: submits meanwhile get 503,

@@ -79,14 +79,17 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
   }
   // Back to what version 1 made: no cluster tables or columns.
   testing::Sql(conninfo_,
-               "DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX offload_jobs_running_on; "
+               "DROP TABLE offload_map_chunks; DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX "
+               "offload_jobs_running_on; "
                "DROP INDEX offload_jobs_idem_key; DROP SEQUENCE offload_job_seq; "
                "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch, DROP COLUMN run_after, "
                "DROP COLUMN files_node; UPDATE offload_schema SET version = 1");
   auto store = Open();
   ASSERT_TRUE(store.has_value()) << store.error().detail;
-  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"), "3");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"),
+            std::to_string(PostgresStore::kSchemaVersion));
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_nodes"), "0");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks"), "0");
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT node_epoch || ' ' || run_after FROM offload_jobs WHERE id = 'job-1'"),
             "0 0");
   auto job = (*store)->Get("job-1");
@@ -109,7 +112,8 @@ TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnceAndShareTheSchema) {
   // Never refused for a half-made schema: the one that migrates holds the others off.
   for (const auto& o : opened) EXPECT_TRUE(o.has_value()) << o.error().detail;
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_schema"), "1");
-  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"), "3");
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"),
+            std::to_string(PostgresStore::kSchemaVersion));
 }
 
 TEST_F(PostgresStoreTest, AnOlderServerThatUsesTheSchemaAloneKeepsClusterNodesOut) {
