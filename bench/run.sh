@@ -47,7 +47,7 @@ EOF
 
 runs=3
 quick=0
-only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W13"
+only="W1,W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12,W12m,W13"
 build="$repo/build"
 offload=""
 load=""
@@ -112,6 +112,7 @@ if ((quick)); then
   w8a_n=2; w8a_ms=20; w8b_n=1000
   w9_n=500; w9_c=64
   w10_n=100; w10_c=16
+  w12m_n=100; w12m_ms=10
 else
   w1_c=64; w1_d=10
   w2_n=20000; w2_c=64
@@ -123,6 +124,7 @@ else
   w8a_n=$((2 * cores)); w8a_ms=200; w8b_n=100000
   w9_n=20000; w9_c=64
   w10_n=2000; w10_c=16
+  w12m_n=2000; w12m_ms=10
 fi
 
 failures=0
@@ -407,6 +409,33 @@ PY
   fi
 }
 
+# W12m: maps across nodes. One map of sleep elements (w12m_ms each) through one node,
+# then through two on one schema, each node with 2 cpu slots: elements/s of each, and
+# their ratio (the second node's slots take offered chunks of the map).
+run_w12m() {  # RUN
+  local cfg=$work/w12m.toml second_cfg=$work/w12m-second.toml second_pid extra
+  extra=$(printf '[resources]\ncpu = 2\n')
+  write_config "$cfg" postgres "$extra" && start_server "$cfg" || { fail "W12m server"; return; }
+  measure "W12m-one-$1" map --url "$url" --task sleep --input "{\"ms\": $w12m_ms}" -n "$w12m_n" --timeout 300 || true
+  stop_server
+  write_config "$cfg" postgres "$extra" && sed "s|files_dir = \"\(.*\)\"|files_dir = \"\1-2\"|" "$cfg" >"$second_cfg" &&
+    start_server "$second_cfg" "$work/server-2.log" || { fail "W12m second node"; return; }
+  second_pid=$server_pid
+  start_server "$cfg" || { fail "W12m first node"; stop_pid "$second_pid"; return; }
+  measure "W12m-two-$1" map --url "$url" --task sleep --input "{\"ms\": $w12m_ms}" -n "$w12m_n" --timeout 300 || true
+  stop_server
+  stop_pid "$second_pid"
+  if [[ -f "$results/W12m-one-$1.json" && -f "$results/W12m-two-$1.json" ]]; then
+    "$python" - "$results/W12m-one-$1.json" "$results/W12m-two-$1.json" "$results/W12m-postgres-$1.json" <<'PY'
+import json, sys
+one, two = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+json.dump({"one_node": one, "two_nodes": two, "ratio": two["elements_per_s"] / one["elements_per_s"]},
+          open(sys.argv[3], "w"))
+PY
+  fi
+  rm -f "$results/W12m-one-$1.json" "$results/W12m-two-$1.json"
+}
+
 # nginx's config for W7: every request answered with a fixed 202 job body.
 nginx_conf() {  # DIR PORT
   local dir=$1 user_line=""
@@ -509,6 +538,11 @@ for ((r = 1; r <= runs; r++)); do
     t0=$(date +%s.%N)
     run_w12 "$r"
     note "run $r/$runs W12: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
+  fi
+  if wants W12m && [[ " ${STORES[*]} " == *" postgres "* ]]; then
+    t0=$(date +%s.%N)
+    run_w12m "$r"
+    note "run $r/$runs W12m: $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.1f", b - a}') s"
   fi
   if wants W13; then
     t0=$(date +%s.%N)

@@ -189,10 +189,8 @@ void NodeLease::RescueLoop() {
     if (!rescued) {
       spdlog::warn("cluster: rescue failed: {}", rescued.error().detail);
     } else if (rescued->nodes > 0 || rescued->jobs > 0 || rescued->chunks.offered_again > 0) {
-      spdlog::warn(
-          "cluster: {} node(s) past their lease; {} running job(s) and {} chunk(s) of maps without a live node moved "
-          "on",
-          rescued->nodes, rescued->jobs, rescued->chunks.offered_again);
+      spdlog::warn("cluster: {} node(s) past their lease; {} running job(s) and {} map chunk(s) of theirs moved on",
+                   rescued->nodes, rescued->jobs, rescued->chunks.offered_again);
     }
   }
 }

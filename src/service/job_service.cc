@@ -909,7 +909,8 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
                        chunk->elements.attempts,
                        rec.priority,
                        /*stop_on_failure=*/!rec.map->collect && job->task->config.retries == 0,
-                       chunk->context};
+                       chunk->context,
+                       {}};
   if (job->remote) {
     // Its elements are the whole of its input; the owner's map numbers them.
     chunk->batch.map_indices = job->remote->indices;

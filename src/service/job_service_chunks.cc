@@ -205,8 +205,8 @@ void JobService::CollectChunksSoon(const std::vector<std::string>& ids) {
       }
     }
   }
-  for (auto& [id, adoption] : collect) {
-    store_queue_->Read([this, id = std::move(id), adoption] { CollectChunks(id, adoption); });
+  for (auto& entry : collect) {
+    store_queue_->Read([this, id = std::move(entry.first), adoption = entry.second] { CollectChunks(id, adoption); });
   }
 }
 
