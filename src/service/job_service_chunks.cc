@@ -96,6 +96,9 @@ void JobService::ShareMapLocked(ActiveJob* job) {
     return;
   }
   if (offers.closed || !m.measured() || offers.unclaimed >= kMostUnclaimed) return;
+  // Elements so quick that a chunk of the most a chunk takes lasts much less than an
+  // offer should run here: its claim and write would cost more than they do.
+  if (m.ChunkTime(MapRun::kMaxChunk) < kOfferedChunkTarget / 2) return;
   const std::size_t here = m.ChunkSize() * job->task->parallelism * kLocalRounds;
   std::vector<ChunkOffer> batch;
   while (offers.unclaimed + batch.size() < kMostUnclaimed && m.pending() && m.remaining() > here) {

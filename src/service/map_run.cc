@@ -47,6 +47,11 @@ std::size_t MapRun::ChunkSize(std::chrono::nanoseconds target_time) const {
   return std::clamp<std::size_t>(std::min(size, share), 1, kMaxChunk);
 }
 
+std::chrono::nanoseconds MapRun::ChunkTime(std::size_t size) const {
+  const auto [per, fixed] = cost_.Estimate();
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(fixed + per * static_cast<double>(size)));
+}
+
 MapRun::Chunk MapRun::TakeChunk(std::chrono::nanoseconds target) {
   Chunk chunk;
   const std::size_t size = ChunkSize(target);

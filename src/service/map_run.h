@@ -100,6 +100,8 @@ class MapRun {
   std::size_t remaining() const { return stopping_ ? 0 : total_ - next_ + again_.size(); }
   // A chunk has reported: ChunkSize knows what an element costs.
   bool measured() const { return cost_.largest > 0; }
+  // How long a chunk of `size` elements takes, as measured so far. REQUIRES: measured().
+  std::chrono::nanoseconds ChunkTime(std::size_t size) const;
 
  private:
   const std::size_t total_;

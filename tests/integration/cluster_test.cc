@@ -347,14 +347,15 @@ TEST_F(ClusterTest, WorkStillFlowsWhenTheListenersConnectionsAreKilled) {
 }
 
 // Maps across nodes. One cpu per node and task `where`, whose elements take `ms` and
-// answer their input and the node that ran them: {"x": INPUT, "node": "a"}.
+// answer their input and the node that ran them: {"x": INPUT, "node": "a"}; from
+// 1000, multiples of 7 fail.
 std::string WhereNode(const std::string& node, int ms) {
   return R"(
 [resources]
 cpu = 1
 [tasks.where]
 uses = {cpu = 1}
-command = ["sh", "-c", 'read x; sleep )" +
+command = ["sh", "-c", 'read x; [ "$x" -ge 1000 ] && [ $((x % 7)) -eq 0 ] && { echo "no $x" >&2; exit 3; }; sleep )" +
          std::to_string(ms / 1000.0) + R"(; printf "{\"x\": %s, \"node\": \")" + node + R"(\"}\n" "$x"']
 )";
 }
@@ -401,6 +402,29 @@ TEST_F(ClusterTest, AMapSpreadsOverEveryNodesSlotsAndKeepsItsOrder) {
   EXPECT_EQ(NodesOfMap(done, kElements), (std::set<std::string>{"a", "b", "c"}));
   // Every chunk was folded in and its row removed.
   EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks"), "0");
+
+  // Failures collected wherever they happened, each in its place.
+  json::array inputs;
+  for (int i = 0; i < kElements; ++i) inputs.emplace_back(1000 + i);
+  Response res =
+      on_a.Post("/v1/jobs", json::serialize(json::object{{"task", "where"}, {"map", inputs}, {"on_error", "collect"}}));
+  ASSERT_EQ(res.status, 202) << Describe(res);
+  json::object collected = WaitFinished(on_a, Field(res.json().as_object(), "id"), seconds(60));
+  ASSERT_EQ(Field(collected, "status"), "succeeded") << json::serialize(collected);
+  const json::array& entries = collected.at("result").as_array();
+  ASSERT_EQ(entries.size(), static_cast<std::size_t>(kElements));
+  std::set<std::string> nodes;
+  for (int i = 0; i < kElements; ++i) {
+    const json::object& entry = entries[i].as_object();
+    if ((1000 + i) % 7 == 0) {
+      EXPECT_NE(json::serialize(entry.at("error")).find("no " + std::to_string(1000 + i)), std::string::npos)
+          << json::serialize(entry);
+    } else {
+      EXPECT_EQ(entry.at("ok").at("x"), 1000 + i) << json::serialize(entry);
+      nodes.insert(std::string(entry.at("ok").at("node").as_string()));
+    }
+  }
+  EXPECT_GT(nodes.size(), 1u) << "the second map spread too";
 }
 
 TEST_F(ClusterTest, AMapLosesNoElementWhenANodeRunningItsChunksIsKilled) {

@@ -95,6 +95,23 @@ TEST(MapRunTest, AFixedCostPerDispatchMakesChunksLongEnoughToAmortizeIt) {
   EXPECT_LE(inprocess.ChunkSize(), 2000u);
 }
 
+// Chunks offered to other nodes (job_service_chunks.cc) are sized to a longer target,
+// and the measure tells what a chunk of any size takes.
+TEST(MapRunTest, ALongerTargetTakesALongerChunkAndTheMeasureTellsItsTime) {
+  MapRun run(1'000'000, Spec(0), 2);
+  EXPECT_FALSE(run.measured());
+  RunChunks(&run, nanoseconds(0), nanoseconds(1000), 10);  // 1 µs per element.
+  ASSERT_TRUE(run.measured());
+  EXPECT_EQ(run.ChunkSize(), 2000u);
+  const std::size_t longer = run.ChunkSize(milliseconds(8));
+  EXPECT_EQ(longer, 8000u);
+  EXPECT_NEAR(static_cast<double>(run.ChunkTime(longer).count()), 8e6, 1e5);
+  const std::size_t before = run.remaining();
+  MapRun::Chunk chunk = run.TakeChunk(milliseconds(8));
+  EXPECT_EQ(chunk.indices.size(), 8000u);
+  EXPECT_EQ(run.remaining(), before - 8000);
+}
+
 TEST(MapRunTest, AtTheTailEverySlotGetsAShare) {
   MapRun run(41, Spec(0), 4);
   MapRun::Chunk first = run.TakeChunk();
