@@ -175,20 +175,14 @@ ErrorOr<std::vector<std::uint64_t>> ClusterNode::ReconcileChunks(const NodeIdent
   if (!running) return running.error();
   const std::unordered_set<std::uint64_t> here(held.begin(), held.end());
   const std::unordered_set<std::uint64_t> there(running->begin(), running->end());
-  std::string lost = "{";
+  std::vector<std::uint64_t> lost;
   for (std::uint64_t seq : *running) {
-    if (here.count(seq)) continue;
-    if (lost.size() > 1) lost += ',';
-    lost += std::to_string(seq);
+    if (!here.count(seq)) lost.push_back(seq);
   }
-  lost += '}';
-  if (lost.size() > 2) {
-    auto again = conn->Exec(
-        "UPDATE offload_map_chunks SET status = 0, node_id = NULL, node_epoch = 0 WHERE seq = ANY($1::bigint[]) AND "
-        "status = 1 AND node_id = $2 AND node_epoch = $3",
-        PgParams().Text(lost).Text(claim.id).Int(claim.epoch));
+  if (!lost.empty()) {
+    auto again = offload::OfferAgain(*conn, claim, lost);
     if (!again) return again.error();
-    if (again->changed() > 0) AnnounceWork();
+    if (*again > 0) AnnounceWork();
   }
   std::vector<std::uint64_t> gone;
   for (std::uint64_t seq : held) {
@@ -223,11 +217,11 @@ ErrorOr<bool> ClusterNode::FinishChunk(std::uint64_t seq, const NodeIdentity& ru
   return true;
 }
 
-ErrorOr<ChunkResults> ClusterNode::TakeChunkResults(const std::string& job_id, const NodeIdentity& owner) {
+ErrorOr<ChunkStates> ClusterNode::ReadChunks(const std::string& job_id, const NodeIdentity& owner) {
   MutexLock lock(&calls_mu_);
   PgConnection* conn = Connection(&calls_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
-  return offload::TakeChunkResults(*conn, job_id, owner);
+  return offload::ReadChunks(*conn, job_id, owner);
 }
 
 ErrorOr<std::vector<std::int64_t>> ClusterNode::WithdrawChunks(const std::string& job_id, const NodeIdentity& owner) {
@@ -237,15 +231,44 @@ ErrorOr<std::vector<std::int64_t>> ClusterNode::WithdrawChunks(const std::string
   return offload::WithdrawChunks(*conn, job_id, owner);
 }
 
+Status ClusterNode::RemoveChunks(const std::string& job_id, const NodeIdentity& owner,
+                                 const std::vector<std::int64_t>& chunks) {
+  MutexLock lock(&calls_mu_);
+  PgConnection* conn = Connection(&calls_conn_);
+  if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+  auto removed = offload::RemoveChunks(*conn, job_id, owner, chunks);
+  if (!removed) return removed.error();
+  return {};
+}
+
 Status ClusterNode::DropChunks(const std::string& job_id, const NodeIdentity& owner,
                                const std::vector<std::int64_t>& chunks) {
+  std::size_t removed = 0;
   {
     MutexLock lock(&calls_mu_);
     PgConnection* conn = Connection(&calls_conn_);
     if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
-    if (Status s = offload::DropChunks(*conn, job_id, owner, chunks); !s) return s;
+    auto dropped = offload::RemoveChunks(*conn, job_id, owner, chunks);
+    if (!dropped) return dropped.error();
+    removed = *dropped;
   }
-  Post([&job_id](Outbox* box) { box->chunks.push_back("-" + job_id); });
+  // None there: nothing of this owner's runs anywhere (and a later owner's chunks of
+  // the same map must not be stopped).
+  if (removed > 0) Post([&job_id](Outbox* box) { box->chunks.push_back("-" + job_id); });
+  return {};
+}
+
+Status ClusterNode::OfferAgain(const NodeIdentity& runner, const std::vector<std::uint64_t>& seqs) {
+  std::size_t again = 0;
+  {
+    MutexLock lock(&calls_mu_);
+    PgConnection* conn = Connection(&calls_conn_);
+    if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
+    auto offered = offload::OfferAgain(*conn, runner, seqs);
+    if (!offered) return offered.error();
+    again = *offered;
+  }
+  if (again > 0) AnnounceWork();
   return {};
 }
 

@@ -105,9 +105,14 @@ class ClusterNode {
   Status OfferChunks(const OfferedMap& map, const std::vector<ChunkOffer>& offers);
   // False when the chunk was no longer the runner's.
   ErrorOr<bool> FinishChunk(std::uint64_t seq, const NodeIdentity& runner, const std::string& outcome);
-  ErrorOr<ChunkResults> TakeChunkResults(const std::string& job_id, const NodeIdentity& owner);
+  ErrorOr<ChunkStates> ReadChunks(const std::string& job_id, const NodeIdentity& owner);
   ErrorOr<std::vector<std::int64_t>> WithdrawChunks(const std::string& job_id, const NodeIdentity& owner);
+  // Removes chunks folded in (RemoveChunks), or those of a map that ended (DropChunks,
+  // which tells the nodes running them when there were any).
+  Status RemoveChunks(const std::string& job_id, const NodeIdentity& owner, const std::vector<std::int64_t>& chunks);
   Status DropChunks(const std::string& job_id, const NodeIdentity& owner, const std::vector<std::int64_t>& chunks);
+  // Chunks claimed under `runner` that it gives back unstarted.
+  Status OfferAgain(const NodeIdentity& runner, const std::vector<std::uint64_t>& seqs);
   // Tells the owner of map `job_id` that chunks of it were claimed: it may offer more.
   void AnnounceChunksClaimed(const std::string& job_id);
 

@@ -1,6 +1,9 @@
 #include "cluster/cluster_tables.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -129,6 +132,9 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
   std::unordered_map<std::string, std::size_t> index_of;
   for (const auto* task : eligible) index_of.emplace(task->first, index_of.size());
   std::vector<Entry> entries;
+  // A list cut at its limit says nothing of what comes after its last entry: the
+  // merged head ends there, so that nothing unread can be overtaken.
+  std::optional<Scheduler<std::uint64_t>::Key> cut;
   for (int part = 3; part <= 4; ++part) {
     const PgResult& rows = (*first)[static_cast<std::size_t>(part)];
     for (int row = 0; row < rows.rows(); ++row) {
@@ -139,8 +145,13 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
                               index_of.at(std::string(rows.Bytes(row, 1))),
                               chunk || rows.Bytes(row, 3) == std::string_view("\x01", 1), chunk});
     }
+    if (rows.rows() > 0 && static_cast<std::size_t>(rows.rows()) >= request.limit) {
+      const auto last = entries.back().key;
+      if (!cut || last < *cut) cut = last;
+    }
   }
   std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) { return a.key < b.key; });
+  if (cut) std::erase_if(entries, [&](const Entry& e) { return *cut < e.key; });
 
   // The local scheduler's rule, run on the head of the cluster's queue.
   Scheduler<std::uint64_t> picker(request.capacity);
@@ -209,9 +220,14 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
     }
   }
   if (chunk_seqs.size() > 2) {
-    auto chunks = ReadClaimedChunks((*marked)[next]);
-    if (!chunks) return chunks.error();  // Committed: the rescue of unheld chunks gives them back.
-    claimed.chunks = std::move(*chunks);
+    std::vector<std::uint64_t> bad;
+    claimed.chunks = ReadClaimedChunks((*marked)[next], &bad);
+    if (!bad.empty()) {
+      // Not what a node offered: no node can run them. Their owners find them gone and
+      // run their elements themselves.
+      spdlog::error("cluster: {} chunks of maps in offload_map_chunks cannot be read; removed", bad.size());
+      if (Status s = RemoveChunkRows(conn, bad); !s) spdlog::warn("cluster: {}", s.error().detail);
+    }
   }
   return claimed;
 }

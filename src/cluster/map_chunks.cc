@@ -41,12 +41,6 @@ bool ReadList(std::string_view text, std::vector<T>* out) {
 
 bool True(std::string_view bytes) { return bytes == std::string_view("\x01", 1); }
 
-// Rolls back the open transaction and returns `e`.
-Error Abort(PgConnection& conn, Error e) {
-  if (!conn.broken()) (void)conn.ExecScript("ROLLBACK");
-  return e;
-}
-
 }  // namespace
 
 const char* const kOfferedChunksHead =
@@ -59,7 +53,6 @@ const char* const kClaimChunks =
 
 Status OfferChunks(PgConnection& conn, const OfferedMap& map, const std::vector<ChunkOffer>& offers) {
   std::vector<PgCall> calls;
-  calls.push_back(PgCall{"BEGIN", {}});
   for (const ChunkOffer& offer : offers) {
     PgParams p;
     p.Text(map.job_id)
@@ -75,16 +68,24 @@ Status OfferChunks(PgConnection& conn, const OfferedMap& map, const std::vector<
         .Text(offer.input);
     calls.push_back(PgCall{
         "INSERT INTO offload_map_chunks (job_id, chunk, task, priority, timeout_ms, collect, owner_id, owner_epoch, "
-        "indices, attempts, input) VALUES ($1, $2, $3, $4, $5, $6::boolean, $7, $8, $9, $10, $11)",
+        "indices, attempts, input) SELECT $1, $2, $3, $4, $5, $6::boolean, $7, $8, $9, $10, $11 WHERE EXISTS "
+        "(SELECT 1 FROM offload_jobs WHERE id = $1 AND status = 1 AND node_id = $7 AND node_epoch = $8)",
         std::move(p)});
   }
-  calls.push_back(PgCall{"COMMIT", {}});
-  auto done = conn.Pipeline(calls);
-  if (!done) return Abort(conn, done.error());
-  return {};
+  // The map no longer runs under the owner's claim: nothing is offered.
+  auto check = [&offers, &map](const std::vector<PgResult>& results) -> Status {
+    for (std::size_t i = 0; i < offers.size(); ++i) {
+      if (results[i].changed() != 1) {
+        return MakeError(ErrorCode::kConflict, "map " + map.job_id + " no longer runs under the claim of node " +
+                                                   map.owner.id + " (epoch " + std::to_string(map.owner.epoch) + ")");
+      }
+    }
+    return {};
+  };
+  return conn.Transaction(calls, check);
 }
 
-ErrorOr<std::vector<ClaimedChunk>> ReadClaimedChunks(const PgResult& rows) {
+std::vector<ClaimedChunk> ReadClaimedChunks(const PgResult& rows, std::vector<std::uint64_t>* bad) {
   std::vector<ClaimedChunk> out;
   for (int row = 0; row < rows.rows(); ++row) {
     ClaimedChunk c;
@@ -99,8 +100,8 @@ ErrorOr<std::vector<ClaimedChunk>> ReadClaimedChunks(const PgResult& rows) {
     if (ec || !input->is_array() || !ReadList(rows.Bytes(row, 6), &c.indices) ||
         !ReadList(rows.Bytes(row, 7), &c.attempts) || c.indices.size() != input->get_array().size() ||
         (!c.attempts.empty() && c.attempts.size() != c.indices.size())) {
-      return MakeError(ErrorCode::kInternal, "chunk " + std::to_string(c.seq) + " of map " + c.job_id +
-                                                 " in offload_map_chunks is not what a node offered");
+      bad->push_back(c.seq);
+      continue;
     }
     c.input = std::move(input);
     out.push_back(std::move(c));
@@ -118,29 +119,19 @@ ErrorOr<std::string> FinishChunk(PgConnection& conn, std::uint64_t seq, const No
   return res->rows() > 0 ? std::string(res->Bytes(0, 0)) : std::string();
 }
 
-ErrorOr<ChunkResults> TakeChunkResults(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner) {
-  std::vector<PgCall> calls;
-  calls.push_back(PgCall{"BEGIN", {}});
-  PgParams take, count;
-  take.Text(job_id).Text(owner.id).Int(owner.epoch);
-  count.Text(job_id).Text(owner.id).Int(owner.epoch);
-  calls.push_back(
-      PgCall{"DELETE FROM offload_map_chunks WHERE job_id = $1 AND owner_id = $2 AND owner_epoch = $3 AND status = 2 "
-             "RETURNING chunk, result",
-             std::move(take)});
-  calls.push_back(
-      PgCall{"SELECT count(*) FROM offload_map_chunks WHERE job_id = $1 AND owner_id = $2 AND owner_epoch = $3 AND "
-             "status = 0",
-             std::move(count)});
-  calls.push_back(PgCall{"COMMIT", {}});
-  auto res = conn.Pipeline(calls);
-  if (!res) return Abort(conn, res.error());
-  ChunkResults out;
-  const PgResult& done = (*res)[1];
-  for (int row = 0; row < done.rows(); ++row) {
-    out.done.push_back(ChunkResult{done.Int(row, 0), std::string(done.Bytes(row, 1))});
+ErrorOr<ChunkStates> ReadChunks(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner) {
+  auto res = conn.Exec(
+      "SELECT chunk, status, result FROM offload_map_chunks WHERE job_id = $1 AND owner_id = $2 AND owner_epoch = $3",
+      PgParams().Text(job_id).Text(owner.id).Int(owner.epoch));
+  if (!res) return res.error();
+  ChunkStates out;
+  for (int row = 0; row < res->rows(); ++row) {
+    const std::int64_t chunk = res->Int(row, 0);
+    out.present.push_back(chunk);
+    const std::int64_t status = res->Int(row, 1);
+    if (status == 0) ++out.unclaimed;
+    if (status == 2) out.done.push_back(ChunkResult{chunk, std::string(res->Bytes(row, 2))});
   }
-  out.unclaimed = static_cast<std::size_t>((*res)[2].Int(0, 0));
   return out;
 }
 
@@ -156,14 +147,34 @@ ErrorOr<std::vector<std::int64_t>> WithdrawChunks(PgConnection& conn, const std:
   return out;
 }
 
-Status DropChunks(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner,
-                  const std::vector<std::int64_t>& chunks) {
+ErrorOr<std::size_t> RemoveChunks(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner,
+                                  const std::vector<std::int64_t>& chunks) {
   auto res = conn.Exec(
       "DELETE FROM offload_map_chunks WHERE job_id = $1 AND owner_id = $2 AND owner_epoch = $3 AND "
       "chunk = ANY($4::bigint[])",
       PgParams().Text(job_id).Text(owner.id).Int(owner.epoch).Own(PgIntArray(chunks)));
   if (!res) return res.error();
+  return static_cast<std::size_t>(res->changed());
+}
+
+Status RemoveChunkRows(PgConnection& conn, const std::vector<std::uint64_t>& seqs) {
+  auto res = conn.Exec("DELETE FROM offload_map_chunks WHERE seq = ANY($1::bigint[])",
+                       PgParams().Own(PgIntArray(std::vector<std::int64_t>(seqs.begin(), seqs.end()))));
+  if (!res) return res.error();
   return {};
+}
+
+ErrorOr<std::size_t> OfferAgain(PgConnection& conn, const NodeIdentity& runner,
+                                const std::vector<std::uint64_t>& seqs) {
+  auto res = conn.Exec(
+      "UPDATE offload_map_chunks SET status = 0, node_id = NULL, node_epoch = 0 WHERE seq = ANY($1::bigint[]) AND "
+      "status = 1 AND node_id = $2 AND node_epoch = $3",
+      PgParams()
+          .Own(PgIntArray(std::vector<std::int64_t>(seqs.begin(), seqs.end())))
+          .Text(runner.id)
+          .Int(runner.epoch));
+  if (!res) return res.error();
+  return static_cast<std::size_t>(res->changed());
 }
 
 ErrorOr<std::vector<std::uint64_t>> ChunksRunningUnder(PgConnection& conn, const NodeIdentity& runner) {

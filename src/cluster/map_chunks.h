@@ -41,7 +41,8 @@ struct ChunkOffer {
   std::string input;                 // Its elements, as a JSON array.
 };
 
-// Inserts the offers. Each takes its place in the cluster's queue now: after every job
+// Inserts the offers, while the map runs under `map.owner` (else kConflict, and none
+// is inserted). Each takes its place in the cluster's queue now: after every job
 // queued so far at the map's priority, as a map's next turn does on one node.
 Status OfferChunks(PgConnection& conn, const OfferedMap& map, const std::vector<ChunkOffer>& offers);
 
@@ -64,7 +65,8 @@ extern const char* const kOfferedChunksHead;
 // Marks chunks running under node $1, epoch $2, by seq ($3, a bigint array), still
 // offered; returns the columns ReadClaimedChunks reads.
 extern const char* const kClaimChunks;
-ErrorOr<std::vector<ClaimedChunk>> ReadClaimedChunks(const PgResult& rows);
+// The chunks of `rows`; the seqs of rows that are not what a node offered go to `bad`.
+std::vector<ClaimedChunk> ReadClaimedChunks(const PgResult& rows, std::vector<std::uint64_t>* bad);
 
 // Writes the outcome of chunk `seq`, while it runs under `runner`. Returns the map's
 // job id, or "" when the chunk is no longer the runner's (dropped, or offered again).
@@ -75,18 +77,25 @@ struct ChunkResult {
   std::int64_t chunk = 0;
   std::string outcome;
 };
-struct ChunkResults {
-  std::vector<ChunkResult> done;
-  std::size_t unclaimed = 0;  // Offered chunks of the map that no node claimed yet.
+// The chunks of a map held under `owner`, as they are in the table.
+struct ChunkStates {
+  std::vector<ChunkResult> done;      // With their outcomes.
+  std::vector<std::int64_t> present;  // Every chunk with a row, done or not.
+  std::size_t unclaimed = 0;          // Offered, and no node claimed them yet.
 };
-// Removes and returns the done chunks of the map held under `owner`.
-ErrorOr<ChunkResults> TakeChunkResults(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner);
+// Reads, and removes nothing: a reply lost on the way costs nothing but a second read.
+ErrorOr<ChunkStates> ReadChunks(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner);
 // Removes the chunks of the map that no node claimed yet; returns their numbers.
 ErrorOr<std::vector<std::int64_t>> WithdrawChunks(PgConnection& conn, const std::string& job_id,
                                                   const NodeIdentity& owner);
-// Removes chunks `chunks` of the map, offered under `owner` (the map ended).
-Status DropChunks(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner,
-                  const std::vector<std::int64_t>& chunks);
+// Removes chunks `chunks` of the map, offered under `owner` (folded in, or the map
+// ended); returns how many were there.
+ErrorOr<std::size_t> RemoveChunks(PgConnection& conn, const std::string& job_id, const NodeIdentity& owner,
+                                  const std::vector<std::int64_t>& chunks);
+// Removes the chunks `seqs`, whatever they are (rows that cannot be read).
+Status RemoveChunkRows(PgConnection& conn, const std::vector<std::uint64_t>& seqs);
+// Offers again the chunks `seqs` running under `runner` that it gives back unstarted.
+ErrorOr<std::size_t> OfferAgain(PgConnection& conn, const NodeIdentity& runner, const std::vector<std::uint64_t>& seqs);
 // The seqs of the chunks running under `runner`.
 ErrorOr<std::vector<std::uint64_t>> ChunksRunningUnder(PgConnection& conn, const NodeIdentity& runner);
 

@@ -72,6 +72,10 @@ struct JobService::ActiveJob {
     bool collect_again = false;                 // and another is wanted after it.
     bool withdrawing = false;
     bool closed = false;  // Offers were taken back once: the map's tail runs here.
+    // Moves at each start and end of an insert or a withdraw: a look-up made across
+    // one cannot tell a row that is not there yet from one that is gone.
+    std::uint64_t generation = 0;
+    std::chrono::steady_clock::time_point retry_after;  // After an insert failed.
   };
   Offers offers;
   // A chunk of another node's map, claimed here: this ActiveJob is not in active_ but

@@ -325,7 +325,12 @@ class JobService {
   void CollectChunksSoon(const std::vector<std::string>& ids) LOCKS_EXCLUDED(mu_);
   void CollectChunks(const std::string& id, std::uint64_t adoption) LOCKS_EXCLUDED(mu_);
   // Chunks of other nodes' maps claimed here: queued for a slot like any execution.
-  void AdoptChunksLocked(const NodeIdentity& claim, std::vector<ClaimedChunk> chunks) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Returns the maps they are of, whose owners are to be told.
+  std::vector<std::string> AdoptChunksLocked(const NodeIdentity& claim, std::vector<ClaimedChunk> chunks)
+      EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Those of chunks `seqs` claimed here that still wait for a slot go back to the
+  // cluster (a job running long here, a drain, a store that refuses final writes).
+  void HandBackChunks(const std::vector<std::uint64_t>& seqs) LOCKS_EXCLUDED(mu_);
   // A chunk run here for another node's map reported: its outcome goes to its row.
   void FinishRemoteChunkLocked(ActiveJob* run, ChunkOutcome outcome) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops (or unqueues) the chunks run here that `drop` picks; nothing of them is written.

@@ -12,6 +12,7 @@
 // no node claimed are taken back and run here.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <unordered_set>
@@ -34,6 +35,8 @@ constexpr std::size_t kMostUnclaimed = 4;
 // Chunks are offered while the map has more left than this many rounds of chunks on
 // its slots here.
 constexpr std::size_t kLocalRounds = 2;
+// After an insert of offers failed, none is tried for this long.
+constexpr std::chrono::seconds kOfferRetry{1};
 
 std::string EncodeOutcome(ChunkOutcome outcome) {
   json::object o;
@@ -90,12 +93,13 @@ void JobService::ShareMapLocked(ActiveJob* job) {
   MapRun& m = *job->map;
   ActiveJob::Offers& offers = job->offers;
   if (m.stopping() || IsFinished(job->record.status) || offers.writing || offers.withdrawing) return;
+  const auto now = std::chrono::steady_clock::now();
   if (!m.pending()) {
     // Nothing left to start here: what no node claimed runs here.
     if (offers.unclaimed > 0) WithdrawOffersLocked(job);
     return;
   }
-  if (offers.closed || !m.measured() || offers.unclaimed >= kMostUnclaimed) return;
+  if (offers.closed || now < offers.retry_after || !m.measured() || offers.unclaimed >= kMostUnclaimed) return;
   // Elements so quick that a chunk of the most a chunk takes lasts much less than an
   // offer should run here: its claim and write would cost more than they do.
   if (m.ChunkTime(MapRun::kMaxChunk) < kOfferedChunkTarget / 2) return;
@@ -109,6 +113,7 @@ void JobService::ShareMapLocked(ActiveJob* job) {
   if (batch.empty()) return;
   if (!m.pending()) UnqueueLocked(job);
   offers.writing = true;
+  ++offers.generation;
   offers.unclaimed += batch.size();
   const JobRecord& rec = job->record;
   OfferedMap map{rec.id, rec.task, rec.priority, rec.timeout_ms, rec.map->collect, *job->claim};
@@ -126,13 +131,15 @@ void JobService::ShareMapLocked(ActiveJob* job) {
           if (it == active_.end() || it->second->adoption != adoption) return;
           ActiveJob* job = it->second.get();
           job->offers.writing = false;
+          ++job->offers.generation;
           if (!offered) {
             spdlog::warn("cluster: cannot offer chunks of map {} to other nodes ({}); they run here", map.job_id,
                          offered.error().detail);
+            job->offers.retry_after = std::chrono::steady_clock::now() + kOfferRetry;
             for (const ChunkOffer& offer : batch) {
               auto back = job->offers.out.extract(offer.chunk);
               if (back.empty()) continue;  // The map ended meanwhile.
-              --job->offers.unclaimed;
+              if (job->offers.unclaimed > 0) --job->offers.unclaimed;
               // As a chunk that ran none of its elements: they go out again.
               AfterFoldLocked(job, job->map->Fold(back.mapped(), ChunkOutcome{}, EffectiveTimeout(*job), 0, false));
               if (active_.find(map.job_id) == active_.end()) break;
@@ -146,6 +153,7 @@ void JobService::ShareMapLocked(ActiveJob* job) {
 
 void JobService::WithdrawOffersLocked(ActiveJob* job) {
   job->offers.withdrawing = true;
+  ++job->offers.generation;
   store_queue_->Read([this, id = job->record.id, claim = *job->claim, adoption = job->adoption] {
     auto back = cluster_->WithdrawChunks(id, claim);
     Launches launches;
@@ -155,6 +163,7 @@ void JobService::WithdrawOffersLocked(ActiveJob* job) {
       if (it == active_.end() || it->second->adoption != adoption) return;
       ActiveJob* job = it->second.get();
       job->offers.withdrawing = false;
+      ++job->offers.generation;
       if (!back) {
         spdlog::warn("cluster: cannot take back the offered chunks of map {} ({}); tried again", id,
                      back.error().detail);
@@ -217,37 +226,68 @@ void JobService::CollectChunks(const std::string& id, std::uint64_t adoption) {
   for (bool again = true; again;) {
     again = false;
     NodeIdentity claim;
+    std::uint64_t generation = 0;
     {
       MutexLock lock(&mu_);
       auto it = active_.find(id);
       if (it == active_.end() || it->second->adoption != adoption) return;
       claim = *it->second->claim;
+      generation = it->second->offers.generation;
     }
-    auto results = cluster_->TakeChunkResults(id, claim);
+    auto states = cluster_->ReadChunks(id, claim);
+    std::vector<std::int64_t> remove;  // Rows done with: folded in, or of no chunk held here.
     Launches launches;
     {
       MutexLock lock(&mu_);
       auto it = active_.find(id);
       if (it == active_.end() || it->second->adoption != adoption) return;
       ActiveJob* job = it->second.get();
-      job->offers.collecting = false;
-      if (!results) {
+      ActiveJob::Offers& offers = job->offers;
+      offers.collecting = false;
+      if (!states) {
         spdlog::debug("cluster: cannot look up the chunks of map {} ({}); the next poll does", id,
-                      results.error().detail);
+                      states.error().detail);
         return;
       }
-      if (!job->offers.writing) job->offers.unclaimed = results->unclaimed;
-      for (ChunkResult& done : results->done) {
-        auto chunk = job->offers.out.extract(done.chunk);
-        if (chunk.empty()) continue;  // Of an earlier claim of the map, or the map ended.
-        std::optional<ChunkOutcome> outcome = DecodeOutcome(done.outcome);
+      // No insert or withdraw began or ended meanwhile: the rows are all there is.
+      const bool settled = offers.generation == generation && !offers.writing && !offers.withdrawing;
+      if (settled) offers.unclaimed = states->unclaimed;
+      const std::unordered_set<std::int64_t> present(states->present.begin(), states->present.end());
+      std::unordered_set<std::int64_t> done;
+      std::vector<std::pair<MapRun::Chunk, std::optional<ChunkOutcome>>> folds;
+      for (ChunkResult& result : states->done) {
+        done.insert(result.chunk);
+        remove.push_back(result.chunk);
+        auto chunk = offers.out.extract(result.chunk);
+        if (chunk.empty()) continue;  // Folded in already, or of an earlier claim of the map.
+        std::optional<ChunkOutcome> outcome = DecodeOutcome(result.outcome);
         if (!outcome) {
-          spdlog::error("cluster: the outcome of chunk {} of map {} cannot be read; its elements run again", done.chunk,
-                        id);
-          outcome.emplace();
+          spdlog::error("cluster: the outcome of chunk {} of map {} cannot be read; its elements run again",
+                        result.chunk, id);
         }
-        AfterFoldLocked(job, job->map->Fold(chunk.mapped(), std::move(*outcome), EffectiveTimeout(*job),
-                                            job->task->config.retries, /*may_retry=*/!draining_));
+        folds.emplace_back(std::move(chunk.mapped()), std::move(outcome));
+      }
+      for (std::int64_t number : states->present) {
+        // An offer given up on here, or of an earlier claim of the map.
+        if (!done.count(number) && !offers.out.count(number)) remove.push_back(number);
+      }
+      if (settled) {
+        // Offered here and gone from the table (a withdraw whose answer was lost, say):
+        // their elements go out again.
+        for (auto chunk = offers.out.begin(); chunk != offers.out.end();) {
+          if (present.count(chunk->first)) {
+            ++chunk;
+            continue;
+          }
+          folds.emplace_back(std::move(chunk->second), std::nullopt);
+          chunk = offers.out.erase(chunk);
+        }
+      }
+      for (auto& [chunk, outcome] : folds) {
+        // A chunk without an outcome folds in as one that ran none of its elements.
+        AfterFoldLocked(job, job->map->Fold(chunk, outcome ? std::move(*outcome) : ChunkOutcome{},
+                                            EffectiveTimeout(*job), job->task->config.retries,
+                                            /*may_retry=*/!draining_));
         if (active_.find(id) == active_.end()) {
           job = nullptr;
           break;
@@ -264,10 +304,16 @@ void JobService::CollectChunks(const std::string& id, std::uint64_t adoption) {
       DispatchLocked(&launches);
     }
     Launch(std::move(launches));
+    // A removal lost on the way leaves rows that the next look-up removes again.
+    if (!remove.empty()) {
+      if (Status s = cluster_->RemoveChunks(id, claim, remove); !s) {
+        spdlog::debug("cluster: cannot remove chunks of map {} ({})", id, s.error().detail);
+      }
+    }
   }
 }
 
-void JobService::AdoptChunksLocked(const NodeIdentity& claim, std::vector<ClaimedChunk> chunks) {
+std::vector<std::string> JobService::AdoptChunksLocked(const NodeIdentity& claim, std::vector<ClaimedChunk> chunks) {
   std::unordered_set<std::string> maps;
   for (ClaimedChunk& c : chunks) {
     // Claims name only this node's tasks. One not held here is offered again
@@ -289,6 +335,7 @@ void JobService::AdoptChunksLocked(const NodeIdentity& claim, std::vector<Claime
     run->remote = std::make_unique<ActiveJob::RemoteChunk>(
         ActiveJob::RemoteChunk{c.seq, claim, std::move(c.indices), std::move(c.attempts)});
     run->sched_seq = c.seq;
+    next_seq_ = std::max(next_seq_, c.seq);  // A map taking turns here goes after it.
     run->claim_waiting = true;
     ++run->task->claimed_waiting;
     ActiveJob* raw = run.get();
@@ -296,7 +343,35 @@ void JobService::AdoptChunksLocked(const NodeIdentity& claim, std::vector<Claime
     EnqueueLocked(raw);
     maps.insert(c.job_id);
   }
-  for (const std::string& id : maps) cluster_->AnnounceChunksClaimed(id);  // Its owner may offer more.
+  return {maps.begin(), maps.end()};
+}
+
+void JobService::HandBackChunks(const std::vector<std::uint64_t>& seqs) {
+  std::vector<std::uint64_t> back;
+  NodeIdentity claim;
+  {
+    MutexLock lock(&mu_);
+    if (cluster_closed_) return;
+    for (std::uint64_t seq : seqs) {
+      auto it = remote_runs_.find(seq);
+      if (it == remote_runs_.end() || !it->second->claim_waiting || it->second->released) continue;
+      ActiveJob* run = it->second.get();
+      claim = run->remote->claim;  // One claim brought them all.
+      UnqueueLocked(run);
+      finishing_chunks_.insert(seq);  // Held until given back: not taken for lost meanwhile.
+      remote_runs_.erase(it);
+      back.push_back(seq);
+    }
+  }
+  if (back.empty()) return;
+  spdlog::info("cluster: {} chunks of maps claimed here waited too long; back to the cluster's queue", back.size());
+  store_queue_->Read([this, claim, back] {
+    if (Status s = cluster_->OfferAgain(claim, back); !s) {
+      spdlog::warn("cluster: cannot give chunks of maps back ({}); they are offered again later", s.error().detail);
+    }
+    MutexLock lock(&mu_);
+    for (std::uint64_t seq : back) finishing_chunks_.erase(seq);
+  });
 }
 
 void JobService::FinishRemoteChunkLocked(ActiveJob* run, ChunkOutcome outcome) {

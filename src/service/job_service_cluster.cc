@@ -230,12 +230,16 @@ void JobService::Adopt(const NodeIdentity& claim, ClaimedWork work) {
   Launches launches;
   std::vector<ActiveJob*> adopted;
   std::vector<std::pair<std::string, std::uint64_t>> waiting;  // Still, after the dispatch: by id and adoption.
+  std::vector<std::string> claimed_maps;
+  std::vector<std::uint64_t> waiting_chunks;
   {
     MutexLock lock(&mu_);
     // Claimed just as the lease was lost: the rescue gives them back (no attempt of
     // theirs started here).
     if (std::find(lost_claims_.begin(), lost_claims_.end(), claim) != lost_claims_.end()) return;
-    AdoptChunksLocked(claim, std::move(work.chunks));
+    std::vector<std::uint64_t> chunk_seqs;
+    for (const ClaimedChunk& c : work.chunks) chunk_seqs.push_back(c.seq);
+    claimed_maps = AdoptChunksLocked(claim, std::move(work.chunks));
     for (JobRecord& rec : work.jobs) {
       auto task = tasks_.find(rec.task);  // Claims name only this node's tasks.
       if (task == tasks_.end() || active_.count(rec.id)) {
@@ -286,8 +290,19 @@ void JobService::Adopt(const NodeIdentity& claim, ClaimedWork work) {
     for (ActiveJob* job : adopted) {
       if (job->claim_waiting) waiting.emplace_back(job->record.id, job->adoption);
     }
+    for (std::uint64_t seq : chunk_seqs) {
+      if (auto it = remote_runs_.find(seq); it != remote_runs_.end() && it->second->claim_waiting) {
+        waiting_chunks.push_back(seq);
+      }
+    }
   }
   Launch(std::move(launches));
+  for (const std::string& id : claimed_maps) cluster_->AnnounceChunksClaimed(id);  // Its owner may offer more.
+  if (!waiting_chunks.empty()) {
+    // Claimed to start at once: one that still waits is held up here, and goes back.
+    timers_->Schedule(std::max(kAheadWaitFloor, config_.claim_ahead * kAheadWaitFactor),
+                      [this, seqs = std::move(waiting_chunks)] { HandBackChunks(seqs); });
+  }
   if (!waiting.empty() && config_.claim_ahead.count() > 0) {
     // Those claimed ahead that a job running much longer than its task's usual keeps
     // from starting here: other nodes may be free.

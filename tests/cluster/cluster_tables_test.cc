@@ -359,14 +359,33 @@ TEST_F(MapChunksTest, AnOfferedChunkIsClaimedInQueueOrderByAnotherNode) {
   auto written = FinishChunk(*conn_, chunk.seq, b_, R"({"values": []})");
   ASSERT_TRUE(written.has_value());
   EXPECT_EQ(*written, "job-1");
-  auto taken = TakeChunkResults(*conn_, "job-1", owner_);
-  ASSERT_TRUE(taken.has_value());
-  ASSERT_EQ(taken->done.size(), 1u);
-  EXPECT_EQ(taken->done[0].chunk, 7);
-  EXPECT_EQ(taken->done[0].outcome, R"({"values": []})");
-  auto twice = TakeChunkResults(*conn_, "job-1", owner_);
-  ASSERT_TRUE(twice.has_value());
-  EXPECT_TRUE(twice->done.empty());
+  auto read = ReadChunks(*conn_, "job-1", owner_);
+  ASSERT_TRUE(read.has_value()) << read.error().detail;
+  ASSERT_EQ(read->done.size(), 1u);
+  EXPECT_EQ(read->done[0].chunk, 7);
+  EXPECT_EQ(read->done[0].outcome, R"({"values": []})");
+  EXPECT_EQ(read->present, (std::vector<std::int64_t>{7}));
+  EXPECT_EQ(read->unclaimed, 0u);
+  // A stranger's claim of the map removes nothing; the owner's removes it once.
+  auto stranger_removes = RemoveChunks(*conn_, "job-1", a_, {7});
+  ASSERT_TRUE(stranger_removes.has_value());
+  EXPECT_EQ(*stranger_removes, 0u);
+  auto removed = RemoveChunks(*conn_, "job-1", owner_, {7});
+  ASSERT_TRUE(removed.has_value());
+  EXPECT_EQ(*removed, 1u);
+  auto after = ReadChunks(*conn_, "job-1", owner_);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_TRUE(after->present.empty());
+}
+
+// An owner that no longer holds the map offers nothing.
+TEST_F(MapChunksTest, AnOwnerThatLostTheMapCannotOfferItsChunks) {
+  InsertRunning(1, "someone-else", 1);
+  const OfferedMap map{"job-1", "cpu1", 0, 0, false, owner_};
+  offload::Status offered = OfferChunks(*conn_, map, {ChunkOffer{1, {0}, {}, "[1]"}, ChunkOffer{2, {1}, {}, "[2]"}});
+  ASSERT_FALSE(offered.has_value());
+  EXPECT_EQ(offered.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(Sql(conninfo_, "SELECT count(*) FROM offload_map_chunks"), "0");
 }
 
 TEST_F(MapChunksTest, ARescueOffersADeadRunnersChunkAgainAndRemovesThoseOfEndedMaps) {

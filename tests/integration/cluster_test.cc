@@ -447,6 +447,25 @@ TEST_F(ClusterTest, AMapLosesNoElementWhenANodeRunningItsChunksIsKilled) {
   EXPECT_TRUE(NodesOfMap(done, kElements).count("c"));
 }
 
+// Rows of chunks gone from the table (as when the answer to a withdraw is lost after
+// its commit): the owner finds them missing and runs their elements again.
+TEST_F(ClusterTest, AMapWhoseChunksRowsVanishStillFinishesWhole) {
+  TestServer& a = StartNode(WhereNode("a", 100));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port());
+  constexpr int kElements = 40;
+  const std::string id = SubmitMap(on_a, kElements);
+  ASSERT_EQ(Field(WaitForStatus(on_a, id, "running", seconds(10)), "status"), "running");
+  TestServer& b = StartNode(WhereNode("b", 100));
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_b(b.port());
+  WaitForInUse(on_b, "cpu", 1, milliseconds(10'000));
+  EXPECT_NE(Sql(conninfo_, "WITH gone AS (DELETE FROM offload_map_chunks RETURNING 1) SELECT count(*) FROM gone"), "0");
+  json::object done = WaitFinished(on_a, id, seconds(30));
+  ASSERT_EQ(Field(done, "status"), "succeeded") << json::serialize(done);
+  NodesOfMap(done, kElements);
+}
+
 TEST_F(ClusterTest, AMapCanceledFromANodeThatDoesNotHoldItStopsEverywhere) {
   TestServer& a = StartNode(WhereNode("a", 500));
   ASSERT_FALSE(HasFailure());
