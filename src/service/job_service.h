@@ -339,6 +339,8 @@ class JobService {
   // On the claimer thread: chunks running under this node's claim that it does not
   // run are offered again; those it runs that are no longer its are dropped.
   void ReconcileChunks() LOCKS_EXCLUDED(mu_);
+  // A write of chunk `seq`'s row (its outcome, or its hand-back) ended.
+  void EndChunkWriteLocked(std::uint64_t seq) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes `job` from where it is held: active_, or remote_runs_ for a chunk run here.
   void ForgetLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -403,7 +405,7 @@ class JobService {
   // Maps across nodes: chunks of other nodes' maps run here, by seq (ActiveJob::remote);
   // those whose outcome is being written; the number of the next chunk offered from here.
   std::unordered_map<std::uint64_t, std::unique_ptr<ActiveJob>> remote_runs_ GUARDED_BY(mu_);
-  std::unordered_set<std::uint64_t> finishing_chunks_ GUARDED_BY(mu_);
+  std::unordered_map<std::uint64_t, int> finishing_chunks_ GUARDED_BY(mu_);  // Seq: writes in flight.
   std::int64_t next_chunk_ GUARDED_BY(mu_) = 0;
 };
 

@@ -57,7 +57,7 @@ std::optional<ChunkOutcome> DecodeOutcome(std::string_view text) {
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return std::nullopt;
   json::object& o = v.get_object();
-  const json::value* values = o.if_contains("values");
+  json::value* values = o.if_contains("values");
   const json::value* errors = o.if_contains("errors");
   const json::value* ns = o.if_contains("ns");
   const json::value* stop = o.if_contains("stop");
@@ -68,15 +68,15 @@ std::optional<ChunkOutcome> DecodeOutcome(std::string_view text) {
   ChunkOutcome out;
   out.elapsed = std::chrono::nanoseconds(ns->get_int64());
   out.stop = static_cast<StopReason>(stop->get_int64());
-  out.batch.values = std::move(o["values"].get_array());
+  out.batch.values = std::move(values->get_array());  // Not o["values"]: it may rehash, and `errors` dangle.
   std::size_t last = 0;
   for (const json::value& e : errors->get_array()) {
     const json::array* a = e.if_array();
-    if (!a || a->size() != 4 || !(*a)[0].is_number() || !(*a)[1].is_string() || !(*a)[2].is_string() ||
-        !(*a)[3].is_string()) {
+    if (!a || a->size() != 4 || !(*a)[0].is_int64() || (*a)[0].get_int64() < 0 || !(*a)[1].is_string() ||
+        !(*a)[2].is_string() || !(*a)[3].is_string()) {
       return std::nullopt;
     }
-    const auto position = (*a)[0].to_number<std::size_t>();
+    const auto position = static_cast<std::size_t>((*a)[0].get_int64());
     if (position >= out.batch.values.size() || (!out.batch.errors.empty() && position <= last)) return std::nullopt;
     last = position;
     out.batch.errors.emplace_back(position,
@@ -125,29 +125,39 @@ void JobService::ShareMapLocked(ActiveJob* job) {
         }
         const Status offered = cluster_->OfferChunks(map, batch);
         Launches launches;
+        std::vector<std::int64_t> orphans;  // Inserted for a map that ended meanwhile.
         {
           MutexLock lock(&mu_);
           auto it = active_.find(map.job_id);
-          if (it == active_.end() || it->second->adoption != adoption) return;
-          ActiveJob* job = it->second.get();
-          job->offers.writing = false;
-          ++job->offers.generation;
-          if (!offered) {
-            spdlog::warn("cluster: cannot offer chunks of map {} to other nodes ({}); they run here", map.job_id,
-                         offered.error().detail);
-            job->offers.retry_after = std::chrono::steady_clock::now() + kOfferRetry;
-            for (const ChunkOffer& offer : batch) {
-              auto back = job->offers.out.extract(offer.chunk);
-              if (back.empty()) continue;  // The map ended meanwhile.
-              if (job->offers.unclaimed > 0) --job->offers.unclaimed;
-              // As a chunk that ran none of its elements: they go out again.
-              AfterFoldLocked(job, job->map->Fold(back.mapped(), ChunkOutcome{}, EffectiveTimeout(*job), 0, false));
-              if (active_.find(map.job_id) == active_.end()) break;
+          ActiveJob* job = it != active_.end() && it->second->adoption == adoption ? it->second.get() : nullptr;
+          if (job) {
+            job->offers.writing = false;
+            ++job->offers.generation;
+            if (!offered) {
+              spdlog::warn("cluster: cannot offer chunks of map {} to other nodes ({}); they run here", map.job_id,
+                           offered.error().detail);
+              job->offers.retry_after = std::chrono::steady_clock::now() + kOfferRetry;
             }
           }
+          for (const ChunkOffer& offer : batch) {
+            if (offered) {
+              // Not out any more: the map ended (its offers were dropped, maybe before
+              // this insert landed), and no node is to run it.
+              if (!job || !job->offers.out.count(offer.chunk)) orphans.push_back(offer.chunk);
+              continue;
+            }
+            auto chunk = job ? job->offers.out.extract(offer.chunk) : decltype(job->offers.out)::node_type();
+            if (chunk.empty()) continue;
+            if (job->offers.unclaimed > 0) --job->offers.unclaimed;
+            // As a chunk that ran none of its elements: they go out again, here.
+            AfterFoldLocked(job, job->map->Fold(chunk.mapped(), ChunkOutcome{}, EffectiveTimeout(*job), 0, false));
+            if (active_.find(map.job_id) == active_.end()) job = nullptr;
+          }
+          if (job && offered) ShareMapLocked(job);  // The tail may have come meanwhile, or room for more.
           DispatchLocked(&launches);
         }
         Launch(std::move(launches));
+        if (!orphans.empty()) (void)cluster_->DropChunks(map.job_id, map.owner, orphans);  // Else the rescue.
       });
 }
 
@@ -349,6 +359,7 @@ std::vector<std::string> JobService::AdoptChunksLocked(const NodeIdentity& claim
 void JobService::HandBackChunks(const std::vector<std::uint64_t>& seqs) {
   std::vector<std::uint64_t> back;
   NodeIdentity claim;
+  Launches launches;
   {
     MutexLock lock(&mu_);
     if (cluster_closed_) return;
@@ -358,11 +369,13 @@ void JobService::HandBackChunks(const std::vector<std::uint64_t>& seqs) {
       ActiveJob* run = it->second.get();
       claim = run->remote->claim;  // One claim brought them all.
       UnqueueLocked(run);
-      finishing_chunks_.insert(seq);  // Held until given back: not taken for lost meanwhile.
+      ++finishing_chunks_[seq];  // Held until given back: not taken for lost meanwhile.
       remote_runs_.erase(it);
       back.push_back(seq);
     }
+    if (!back.empty()) DispatchLocked(&launches);  // Those behind them may start now.
   }
+  Launch(std::move(launches));
   if (back.empty()) return;
   spdlog::info("cluster: {} chunks of maps claimed here waited too long; back to the cluster's queue", back.size());
   store_queue_->Read([this, claim, back] {
@@ -370,14 +383,14 @@ void JobService::HandBackChunks(const std::vector<std::uint64_t>& seqs) {
       spdlog::warn("cluster: cannot give chunks of maps back ({}); they are offered again later", s.error().detail);
     }
     MutexLock lock(&mu_);
-    for (std::uint64_t seq : back) finishing_chunks_.erase(seq);
+    for (std::uint64_t seq : back) EndChunkWriteLocked(seq);
   });
 }
 
 void JobService::FinishRemoteChunkLocked(ActiveJob* run, ChunkOutcome outcome) {
   const std::uint64_t seq = run->remote->seq;
   const NodeIdentity claim = run->remote->claim;
-  finishing_chunks_.insert(seq);  // Held until written: not taken for lost meanwhile.
+  ++finishing_chunks_[seq];  // Held until written: not taken for lost meanwhile.
   remote_runs_.erase(seq);
   store_queue_->Read([this, seq, claim, outcome = std::move(outcome)]() mutable {
     auto written = cluster_->FinishChunk(seq, claim, EncodeOutcome(std::move(outcome)));
@@ -386,8 +399,13 @@ void JobService::FinishRemoteChunkLocked(ActiveJob* run, ChunkOutcome outcome) {
                    written.error().detail);
     }
     MutexLock lock(&mu_);
-    finishing_chunks_.erase(seq);
+    EndChunkWriteLocked(seq);
   });
+}
+
+void JobService::EndChunkWriteLocked(std::uint64_t seq) {
+  auto it = finishing_chunks_.find(seq);
+  if (it != finishing_chunks_.end() && --it->second == 0) finishing_chunks_.erase(it);
 }
 
 void JobService::DropRemoteRunsLocked(const std::function<bool(const ActiveJob&)>& drop) {
@@ -424,7 +442,7 @@ void JobService::ReconcileChunks() {
     for (const auto& [seq, run] : remote_runs_) {
       if (run->remote->claim == claim && !run->released) held.push_back(seq);
     }
-    held.insert(held.end(), finishing_chunks_.begin(), finishing_chunks_.end());
+    for (const auto& [seq, writes] : finishing_chunks_) held.push_back(seq);
   }
   auto gone = cluster_->ReconcileChunks(claim, held);
   if (!gone || gone->empty()) return;

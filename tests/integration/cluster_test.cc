@@ -2,7 +2,9 @@
 // submitted to one node is waited on and canceled from the others; a node killed or
 // paused past its lease has its jobs finished elsewhere (or failed `interrupted`),
 // and its late completions are refused; an exclusive resource keeps submission order
-// across nodes; a lost listener connection only slows things down.
+// across nodes; a lost listener connection only slows things down; a map's chunks run
+// on every node and come back in order, through a killed runner, vanished rows and a
+// cancel from a node that does not hold the map.
 #include <gtest/gtest.h>
 #include <signal.h>
 
