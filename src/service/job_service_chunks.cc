@@ -100,8 +100,8 @@ void JobService::ShareMapLocked(ActiveJob* job) {
     return;
   }
   if (offers.closed || now < offers.retry_after || !m.measured() || offers.unclaimed >= kMostUnclaimed) return;
-  // Elements so quick that a chunk of the most a chunk takes lasts much less than an
-  // offer should run here: its claim and write would cost more than they do.
+  // Elements so quick that even the largest chunk takes under half an offer's target
+  // run here: a claim and a write would cost more than they do.
   if (m.ChunkTime(MapRun::kMaxChunk) < kOfferedChunkTarget / 2) return;
   const std::size_t here = m.ChunkSize() * job->task->parallelism * kLocalRounds;
   std::vector<ChunkOffer> batch;
