@@ -180,34 +180,29 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
       left_behind |= uses.mask;
     }
   }
-  std::string job_seqs = "{", chunk_seqs = "{";
+  std::vector<std::uint64_t> job_seqs, chunk_seqs;
   for (const Entry& e : entries) {
-    if (!order.count(e.seq)) continue;
-    std::string& seqs = e.chunk ? chunk_seqs : job_seqs;
-    if (seqs.size() > 1) seqs += ',';
-    seqs += std::to_string(e.seq);
+    if (order.count(e.seq)) (e.chunk ? chunk_seqs : job_seqs).push_back(e.seq);
   }
-  job_seqs += '}';
-  chunk_seqs += '}';
   std::vector<PgCall> tail;
-  if (job_seqs.size() > 2) {
+  if (!job_seqs.empty()) {
     PgParams mark;
-    mark.Text(request.node.id).Int(request.node.epoch).Text(job_seqs);
+    mark.Text(request.node.id).Int(request.node.epoch).Own(PgIntArray(job_seqs));
     tail.push_back(PgCall{std::string("UPDATE offload_jobs SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = "
                                       "ANY($3::bigint[]) AND status = 0 RETURNING ") +
                               kPgJobColumns,
                           std::move(mark)});
   }
-  if (chunk_seqs.size() > 2) {
+  if (!chunk_seqs.empty()) {
     PgParams mark;
-    mark.Text(request.node.id).Int(request.node.epoch).Text(chunk_seqs);
+    mark.Text(request.node.id).Int(request.node.epoch).Own(PgIntArray(chunk_seqs));
     tail.push_back(PgCall{kClaimChunks, std::move(mark)});
   }
   tail.push_back(PgCall{"COMMIT", {}});
   auto marked = conn.Pipeline(tail);
   if (!marked) return Abort(conn, marked.error());
   std::size_t next = 0;
-  if (job_seqs.size() > 2) {
+  if (!job_seqs.empty()) {
     const PgResult& rows = (*marked)[next++];
     std::unordered_map<std::uint64_t, JobRecord> by_seq;
     for (int row = 0; row < rows.rows(); ++row) {
@@ -219,7 +214,7 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
       if (auto it = by_seq.find(e.seq); !e.chunk && it != by_seq.end()) claimed.jobs.push_back(std::move(it->second));
     }
   }
-  if (chunk_seqs.size() > 2) {
+  if (!chunk_seqs.empty()) {
     std::vector<std::uint64_t> bad;
     claimed.chunks = ReadClaimedChunks((*marked)[next], &bad);
     if (!bad.empty()) {

@@ -3,6 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include "store/postgres_rows.h"
+
 namespace offload {
 
 namespace json = boost::json;
@@ -13,16 +15,6 @@ std::string JsonList(const auto& values) {
   json::array list;
   for (auto v : values) list.emplace_back(v);
   return json::serialize(list);
-}
-
-// A bigint[] literal.
-std::string PgIntArray(const std::vector<std::int64_t>& values) {
-  std::string out = "{";
-  for (std::int64_t v : values) {
-    if (out.size() > 1) out += ',';
-    out += std::to_string(v);
-  }
-  return out + "}";
 }
 
 // A JSON list of non-negative integers (what OfferChunks wrote), into `out`.
@@ -158,8 +150,8 @@ ErrorOr<std::size_t> RemoveChunks(PgConnection& conn, const std::string& job_id,
 }
 
 Status RemoveChunkRows(PgConnection& conn, const std::vector<std::uint64_t>& seqs) {
-  auto res = conn.Exec("DELETE FROM offload_map_chunks WHERE seq = ANY($1::bigint[])",
-                       PgParams().Own(PgIntArray(std::vector<std::int64_t>(seqs.begin(), seqs.end()))));
+  auto res =
+      conn.Exec("DELETE FROM offload_map_chunks WHERE seq = ANY($1::bigint[])", PgParams().Own(PgIntArray(seqs)));
   if (!res) return res.error();
   return {};
 }
@@ -169,10 +161,7 @@ ErrorOr<std::size_t> OfferAgain(PgConnection& conn, const NodeIdentity& runner,
   auto res = conn.Exec(
       "UPDATE offload_map_chunks SET status = 0, node_id = NULL, node_epoch = 0 WHERE seq = ANY($1::bigint[]) AND "
       "status = 1 AND node_id = $2 AND node_epoch = $3",
-      PgParams()
-          .Own(PgIntArray(std::vector<std::int64_t>(seqs.begin(), seqs.end())))
-          .Text(runner.id)
-          .Int(runner.epoch));
+      PgParams().Own(PgIntArray(seqs)).Text(runner.id).Int(runner.epoch));
   if (!res) return res.error();
   return static_cast<std::size_t>(res->changed());
 }

@@ -68,20 +68,20 @@ Status JobService::JoinCluster(const std::string& conninfo) {
     WakeClaimerLocked();
   };
   o.on_done = [this](const std::vector<std::string>& ids) { AnswerRemoteWaitersSoon(ids); };
-  o.on_canceled = [this](const std::vector<std::string>& ids) {
+  // The chunks run here of maps `ids` stop: on a cancel, or their owner's drop.
+  auto drop_chunks_of = [this](const std::vector<std::string>& ids) {
+    DropRemoteRuns([set = std::unordered_set<std::string>(ids.begin(), ids.end())](const ActiveJob& run) {
+      return set.count(run.record.id) > 0;
+    });
+  };
+  o.on_canceled = [this, drop_chunks_of](const std::vector<std::string>& ids) {
     std::vector<std::pair<std::string, std::uint64_t>> any;
     for (const std::string& id : ids) any.emplace_back(id, 0);
     ReleaseJobs(any);
-    DropRemoteRuns([set = std::unordered_set<std::string>(ids.begin(), ids.end())](const ActiveJob& run) {
-      return set.count(run.record.id) > 0;
-    });
+    drop_chunks_of(ids);
   };
   o.on_chunks_done = [this](const std::vector<std::string>& ids) { CollectChunksSoon(ids); };
-  o.on_chunks_dropped = [this](const std::vector<std::string>& ids) {
-    DropRemoteRuns([set = std::unordered_set<std::string>(ids.begin(), ids.end())](const ActiveJob& run) {
-      return set.count(run.record.id) > 0;
-    });
-  };
+  o.on_chunks_dropped = drop_chunks_of;
   o.on_reconnect = [this] { PollClusterSoon(); };
   o.on_lost = [this](const NodeIdentity& lost) { OnLeaseLost(lost); };
   o.on_regained = [this](const NodeIdentity&) {

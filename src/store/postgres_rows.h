@@ -26,6 +26,17 @@ inline constexpr int kPgJobColumnCount = 25;
 // `values` as a text[] literal ({"a","b"}, each quoted and escaped), for `= ANY($n::text[])`.
 std::string PgTextArray(const std::vector<std::string>& values);
 
+// `values` as a bigint[] literal ({1,2}), for `= ANY($n::bigint[])`.
+template <typename Int>
+std::string PgIntArray(const std::vector<Int>& values) {
+  std::string out = "{";
+  for (Int v : values) {
+    if (out.size() > 1) out += ',';
+    out += std::to_string(v);
+  }
+  return out + "}";
+}
+
 // kPgJobColumns with `expr` read in the result's place.
 std::string PgJobColumnsWithResultAs(std::string_view expr);
 
