@@ -231,30 +231,21 @@ ErrorOr<std::vector<std::int64_t>> ClusterNode::WithdrawChunks(const std::string
   return offload::WithdrawChunks(*conn, job_id, owner);
 }
 
-Status ClusterNode::RemoveChunks(const std::string& job_id, const NodeIdentity& owner,
-                                 const std::vector<std::int64_t>& chunks) {
+ErrorOr<std::size_t> ClusterNode::RemoveChunks(const std::string& job_id, const NodeIdentity& owner,
+                                               const std::vector<std::int64_t>& chunks) {
   MutexLock lock(&calls_mu_);
   PgConnection* conn = Connection(&calls_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
-  auto removed = offload::RemoveChunks(*conn, job_id, owner, chunks);
-  if (!removed) return removed.error();
-  return {};
+  return offload::RemoveChunks(*conn, job_id, owner, chunks);
 }
 
 Status ClusterNode::DropChunks(const std::string& job_id, const NodeIdentity& owner,
                                const std::vector<std::int64_t>& chunks) {
-  std::size_t removed = 0;
-  {
-    MutexLock lock(&calls_mu_);
-    PgConnection* conn = Connection(&calls_conn_);
-    if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
-    auto dropped = offload::RemoveChunks(*conn, job_id, owner, chunks);
-    if (!dropped) return dropped.error();
-    removed = *dropped;
-  }
+  auto removed = RemoveChunks(job_id, owner, chunks);
+  if (!removed) return removed.error();
   // None there: nothing of this owner's runs anywhere (and a later owner's chunks of
   // the same map must not be stopped).
-  if (removed > 0) Post([&job_id](Outbox* box) { box->chunks.push_back("-" + job_id); });
+  if (*removed > 0) Post([&job_id](Outbox* box) { box->chunks.push_back("-" + job_id); });
   return {};
 }
 

@@ -109,7 +109,8 @@ class ClusterNode {
   ErrorOr<std::vector<std::int64_t>> WithdrawChunks(const std::string& job_id, const NodeIdentity& owner);
   // Removes chunks folded in (RemoveChunks), or those of a map that ended (DropChunks,
   // which tells the nodes running them when there were any).
-  Status RemoveChunks(const std::string& job_id, const NodeIdentity& owner, const std::vector<std::int64_t>& chunks);
+  ErrorOr<std::size_t> RemoveChunks(const std::string& job_id, const NodeIdentity& owner,
+                                    const std::vector<std::int64_t>& chunks);
   Status DropChunks(const std::string& job_id, const NodeIdentity& owner, const std::vector<std::int64_t>& chunks);
   // Chunks claimed under `runner` that it gives back unstarted.
   Status OfferAgain(const NodeIdentity& runner, const std::vector<std::uint64_t>& seqs);

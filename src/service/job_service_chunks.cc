@@ -316,8 +316,8 @@ void JobService::CollectChunks(const std::string& id, std::uint64_t adoption) {
     Launch(std::move(launches));
     // A removal lost on the way leaves rows that the next look-up removes again.
     if (!remove.empty()) {
-      if (Status s = cluster_->RemoveChunks(id, claim, remove); !s) {
-        spdlog::debug("cluster: cannot remove chunks of map {} ({})", id, s.error().detail);
+      if (auto removed = cluster_->RemoveChunks(id, claim, remove); !removed) {
+        spdlog::debug("cluster: cannot remove chunks of map {} ({})", id, removed.error().detail);
       }
     }
   }
