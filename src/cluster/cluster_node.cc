@@ -78,6 +78,7 @@ ErrorOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions opti
   node->done_channel_ = "offload_done_" + tag;
   node->cancel_channel_ = "offload_cancel_" + tag;
   node->chunks_channel_ = "offload_chunks_" + tag;
+  node->events_channel_ = "offload_events_" + tag;
   {
     MutexLock lock(&node->calls_mu_);
     node->calls_conn_ = std::move(*conn);
@@ -88,24 +89,26 @@ ErrorOr<std::unique_ptr<ClusterNode>> ClusterNode::Start(ClusterNodeOptions opti
   if (!lease) return lease.error();
   node->lease_ = std::move(*lease);
   ClusterNode* self = node.get();
-  auto listener = WakeListener::Start(
-      WakeListenerOptions{o.conninfo,
-                          {node->work_channel_, node->done_channel_, node->cancel_channel_, node->chunks_channel_},
-                          [self](const std::string& channel, const std::string& payload) {
-                            const ClusterNodeOptions& opts = self->options_;
-                            if (channel == self->work_channel_) {
-                              if (opts.on_work) opts.on_work();
-                            } else if (channel == self->done_channel_) {
-                              if (opts.on_done) opts.on_done(SplitIds(payload));
-                            } else if (channel == self->cancel_channel_) {
-                              if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
-                            } else if (channel == self->chunks_channel_) {
-                              self->OnChunksNotified(payload);
-                            }
-                          },
-                          [self] {
-                            if (self->options_.on_reconnect) self->options_.on_reconnect();
-                          }});
+  auto listener = WakeListener::Start(WakeListenerOptions{
+      o.conninfo,
+      {node->work_channel_, node->done_channel_, node->cancel_channel_, node->chunks_channel_, node->events_channel_},
+      [self](const std::string& channel, const std::string& payload) {
+        const ClusterNodeOptions& opts = self->options_;
+        if (channel == self->work_channel_) {
+          if (opts.on_work) opts.on_work();
+        } else if (channel == self->done_channel_) {
+          if (opts.on_done) opts.on_done(SplitIds(payload));
+        } else if (channel == self->cancel_channel_) {
+          if (opts.on_canceled) opts.on_canceled(SplitIds(payload));
+        } else if (channel == self->chunks_channel_) {
+          self->OnChunksNotified(payload);
+        } else if (channel == self->events_channel_) {
+          self->OnEventsNotified(payload);
+        }
+      },
+      [self] {
+        if (self->options_.on_reconnect) self->options_.on_reconnect();
+      }});
   if (!listener) return listener.error();
   node->listener_ = std::move(*listener);
   node->notifier_ = std::thread([self] { self->NotifyLoop(); });
@@ -383,6 +386,56 @@ void ClusterNode::AnnounceDone(const std::string& id) {
   Post([&id](Outbox* box) { box->done.push_back(id); });
 }
 
+void ClusterNode::AnnounceEvent(std::string event) {
+  Post([&event](Outbox* box) {
+    if (box->events.size() < kMaxEventsPending) box->events.push_back(std::move(event));
+  });
+}
+
+void ClusterNode::WantEvents() {
+  Post([](Outbox* box) { box->want_events = true; });
+}
+
+void ClusterNode::OnEventsNotified(const std::string& payload) {
+  // "W" or "E", the sender's node id, then (for "E") a line per event.
+  if (payload.empty()) return;
+  const std::size_t end = payload.find('\n');
+  const std::string_view sender = std::string_view(payload).substr(1, end == std::string::npos ? end : end - 1);
+  if (sender == options_.node_id) return;
+  if (payload[0] == 'W') {
+    if (options_.on_events_wanted) options_.on_events_wanted();
+    return;
+  }
+  if (payload[0] != 'E' || end == std::string::npos || !options_.on_events) return;
+  std::vector<std::string> events;
+  std::size_t start = end + 1;
+  while (start < payload.size()) {
+    std::size_t line_end = payload.find('\n', start);
+    if (line_end == std::string::npos) line_end = payload.size();
+    if (line_end > start) events.push_back(payload.substr(start, line_end - start));
+    start = line_end + 1;
+  }
+  options_.on_events(events);
+}
+
+bool ClusterNode::NotifyEvents(PgConnection& conn, bool want, const std::vector<std::string>& events) {
+  if (want && !Notify(conn, events_channel_, "W" + options_.node_id)) return false;
+  const std::string head = "E" + options_.node_id;
+  std::string payload = head;
+  for (std::size_t i = 0; i <= events.size(); ++i) {
+    if (i == events.size() || payload.size() + events[i].size() + 1 > kMaxPayload) {
+      if (payload.size() > head.size() && !Notify(conn, events_channel_, payload)) return false;
+      payload = head;
+      if (i == events.size()) break;
+    }
+    // An event over the limit alone is not sent: a client reads it with GET.
+    if (head.size() + events[i].size() + 1 > kMaxPayload) continue;
+    payload += '\n';
+    payload += events[i];
+  }
+  return true;
+}
+
 void ClusterNode::Post(const std::function<void(Outbox*)>& add) {
   {
     MutexLock lock(&out_mu_);
@@ -413,7 +466,7 @@ void ClusterNode::NotifyLoop() {
     // A notification that cannot be sent is lost: the others' polls find the work.
     const bool sent = conn && (!box.work || Notify(*conn, work_channel_)) &&
                       NotifyIds(*conn, cancel_channel_, box.canceled) && NotifyIds(*conn, done_channel_, box.done) &&
-                      NotifyIds(*conn, chunks_channel_, box.chunks);
+                      NotifyIds(*conn, chunks_channel_, box.chunks) && NotifyEvents(*conn, box.want_events, box.events);
     if (!sent) spdlog::debug("cluster: a notification could not be sent; the other nodes' polls find what it said");
   }
 }

@@ -13,6 +13,10 @@
 // - chunks: of maps across nodes (map_chunks.h), "+id" when chunks of map `id` are
 //   done, for its owner; "-id" when the owner dropped the map's chunks, for the nodes
 //   that run them. Batched as done is.
+// - events: jobs' status changes (service/job_event_log.h), only while some node has
+//   subscribers: "W" + node id, sent by such a node every few seconds, asks the others
+//   for their events; "E" + node id + a line per event is what they send, batched as
+//   done is. Events are for people watching: what a send loses is lost.
 // Notifications are hints: the caller polls as well (JobService, each second).
 //
 // Threads: NodeLease's three and WakeListener's one, plus a notifier thread with a
@@ -58,6 +62,9 @@ struct ClusterNodeOptions {
   // Chunks of maps held here are done; chunks run here of maps whose owner dropped them.
   std::function<void(const std::vector<std::string>& map_ids)> on_chunks_done;
   std::function<void(const std::vector<std::string>& map_ids)> on_chunks_dropped;
+  // Another node wants this node's events; another node's events, a JSON object each.
+  std::function<void()> on_events_wanted;
+  std::function<void(const std::vector<std::string>& events)> on_events;
   // The listener connected again: whatever was sent meanwhile is lost.
   std::function<void()> on_reconnect;
   std::function<void(const NodeIdentity& lost)> on_lost;  // See NodeLease.
@@ -142,6 +149,12 @@ class ClusterNode {
 
   void AnnounceWork();
   void AnnounceDone(const std::string& id);
+  // Sends an event (a JSON object on one line) to the nodes that want events. Past
+  // kMaxEventsPending unsent, events are dropped.
+  void AnnounceEvent(std::string event);
+  // Asks the other nodes for their events (for the next 15 s: ask again before).
+  void WantEvents();
+  static constexpr std::size_t kMaxEventsPending = 50'000;
 
  private:
   struct Outbox {
@@ -149,11 +162,18 @@ class ClusterNode {
     std::vector<std::string> done;
     std::vector<std::string> canceled;
     std::vector<std::string> chunks;  // "+id" and "-id" (see the channels above).
-    bool empty() const { return !work && done.empty() && canceled.empty() && chunks.empty(); }
+    std::vector<std::string> events;
+    bool want_events = false;
+    bool empty() const {
+      return !work && done.empty() && canceled.empty() && chunks.empty() && events.empty() && !want_events;
+    }
   };
   explicit ClusterNode(ClusterNodeOptions options);
   void NotifyLoop();
   void OnChunksNotified(const std::string& payload);
+  void OnEventsNotified(const std::string& payload);
+  // Sends the events in payloads under the limit; false when a send failed.
+  bool NotifyEvents(PgConnection& conn, bool want, const std::vector<std::string>& events);
   void Post(const std::function<void(Outbox*)>& add);
   // `conn`, made again when it broke; null when PostgreSQL cannot be reached.
   PgConnection* Connection(std::unique_ptr<PgConnection>* conn);
@@ -164,6 +184,7 @@ class ClusterNode {
   std::string done_channel_;
   std::string cancel_channel_;
   std::string chunks_channel_;
+  std::string events_channel_;
 
   Mutex claim_mu_;
   std::unique_ptr<PgConnection> claim_conn_ GUARDED_BY(claim_mu_);

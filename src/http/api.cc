@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "http/byte_range.h"
+#include "http/event_stream.h"
 #include "http/job_json.h"
 #include "http/problem.h"
 #include "offload/error_types.h"
@@ -198,6 +199,13 @@ std::optional<HttpResponse> CheckBodyType(const HttpRequest& req) {
   return res;
 }
 
+// Where an event stream resumes: the Last-Event-ID header an EventSource sends when
+// it reconnects, or ?last_event_id= for a first connection that resumes.
+std::string LastEventId(const HttpRequest& req, const std::optional<std::string>& param) {
+  if (auto it = req.find("Last-Event-ID"); it != req.end()) return std::string(it->value());
+  return param.value_or("");
+}
+
 HttpResponse MethodNotAllowed(std::string_view allow) {
   HttpResponse res = ProblemResponse(MakeProblem(http::status::method_not_allowed, "method-not-allowed",
                                                  "Method not allowed", "this resource answers " + std::string(allow)));
@@ -322,6 +330,19 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (method == http::verb::delete_) return CancelJob(seg[2], std::move(ex));
     return ex->Respond(MethodNotAllowed("GET, DELETE"));
   }
+  if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "events") {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    return StreamJobEvents(seg[2], LastEventId(req, param("last_event_id")), std::move(ex));
+  }
+  if (seg[1] == "events" && seg.size() == 2) {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    const std::string last = LastEventId(req, param("last_event_id"));
+    auto sub = std::shared_ptr<JobEventLog::Subscription>(
+        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or("")}, last));
+    const bool reset = !last.empty() && !sub->resumed();
+    auto executor = ex->executor();
+    return ex->RespondStream(JobEventStream::Header(), JobEventStream::OfAll(executor, std::move(sub), reset));
+  }
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "result") {
     if (method != http::verb::get && method != http::verb::head) return ex->Respond(MethodNotAllowed("GET, HEAD"));
     return GetResult(seg[2], std::move(req.base()), std::move(ex));
@@ -384,6 +405,16 @@ void Api::GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> e
   };
   if (wait.count() == 0) return service_->Get(id, answer);
   AwaitJob(ex, id, wait, false, answer);
+}
+
+void Api::StreamJobEvents(const std::string& id, const std::string& last_event_id, std::shared_ptr<Exchange> ex) {
+  // Subscribed before the job is read: what changes after the read is in the log.
+  auto sub =
+      std::shared_ptr<JobEventLog::Subscription>(service_->SubscribeEvents(JobEventFilter{id, ""}, last_event_id));
+  service_->Get(id, [this, ex, sub](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    ex->RespondStream(JobEventStream::Header(), JobEventStream::OfJob(service_, ex->executor(), sub, std::move(*job)));
+  });
 }
 
 void Api::GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex) {

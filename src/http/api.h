@@ -52,6 +52,8 @@ class Api {
   // GET or HEAD; `req` gives Range, If-Range and If-None-Match.
   void GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex);
   void CancelJob(const std::string& id, std::shared_ptr<Exchange> ex);
+  // GET /v1/jobs/{id}/events: 404 for an unknown job, else its event stream.
+  void StreamJobEvents(const std::string& id, const std::string& last_event_id, std::shared_ptr<Exchange> ex);
   // With query.include_result, the answer stays within config_.max_list_bytes or is 422.
   void ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex);
   void RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex);

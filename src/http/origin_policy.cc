@@ -66,6 +66,10 @@ class CorsExchange final : public Exchange {
     AddCorsHeaders(response, origin_);
     inner_->Respond(std::move(response));
   }
+  void RespondStream(HttpResponse header, std::shared_ptr<BodySource> source) override {
+    AddCorsHeaders(header, origin_);
+    inner_->RespondStream(std::move(header), std::move(source));
+  }
   void OnClientGone(std::function<void()> fn) override { inner_->OnClientGone(std::move(fn)); }
 
  private:

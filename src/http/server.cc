@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -12,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <optional>
+#include <sstream>
 
 #include "http/api.h"
 #include "http/exchange.h"
@@ -95,6 +97,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   void Respond(HttpResponse response) override {
     asio::dispatch(stream_.get_executor(),
                    [self = shared_from_this(), res = std::move(response)]() mutable { self->Write(std::move(res)); });
+  }
+
+  void RespondStream(HttpResponse header, std::shared_ptr<BodySource> source) override {
+    asio::dispatch(stream_.get_executor(),
+                   [self = shared_from_this(), res = std::move(header), source = std::move(source)]() mutable {
+                     self->StartStream(std::move(res), std::move(source));
+                   });
   }
 
   void OnClientGone(std::function<void()> fn) override {
@@ -311,9 +320,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     api_->HandleUpload(std::move(upload), std::move(header), shared_from_this());
   }
 
-  // The one place every response passes: headers common to all are set here.
-  void Write(HttpResponse res) {
-    if (!awaiting_) return;
+  // The request is answered now: false when it was already. Stops the watch for the
+  // client's leaving, and sets what every response carries.
+  bool TakeAnswer(HttpResponse* res) {
+    if (!awaiting_) return false;
     awaiting_ = false;
     if (watching_) {
       watching_ = false;
@@ -321,11 +331,17 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       beast::error_code ignored;
       stream_.socket().cancel(ignored);
     }
-    res.version(version_);
-    res.set(http::field::server, "offload");
+    res->version(version_);
+    res->set(http::field::server, "offload");
     // Bodies are JSON or a task's bytes under the task's declared type: a browser
     // must not guess another type (an "image/png" result that looks like HTML).
-    res.set("X-Content-Type-Options", "nosniff");
+    res->set("X-Content-Type-Options", "nosniff");
+    return true;
+  }
+
+  // The one place every whole response passes.
+  void Write(HttpResponse res) {
+    if (!TakeAnswer(&res)) return;
     res.keep_alive(keep_alive_);
     res.prepare_payload();
     // A 304 has no body, and no Content-Length but the one a 200 would have (RFC 9110 8.6).
@@ -355,6 +371,94 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (ec) return Close();
     if (!keep_alive_) return LingerAndClose();
     AwaitRequest();
+  }
+
+  // A streamed response: the header, then each piece the source gives as a chunk
+  // (HTTP/1.0: as it is, the end of the body being the connection's). A piece is
+  // written whole before the next is pulled, each write under write_timeout: a client
+  // that stops reading is dropped, and what waits for it stays in the source.
+  void StartStream(HttpResponse res, std::shared_ptr<BodySource> source) {
+    if (!TakeAnswer(&res)) return;
+    chunked_ = version_ >= 11;
+    if (!chunked_) keep_alive_ = false;
+    res.keep_alive(keep_alive_);
+    res.body() = std::string();
+    res.chunked(chunked_);
+    std::ostringstream header;
+    header << res.base();
+    source_ = std::move(source);
+    stream_out_ = std::move(header).str();
+    stream_ending_ = false;
+    stream_writing_ = true;
+    stream_.expires_after(options_.write_timeout);
+    asio::async_write(stream_, asio::buffer(stream_out_),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->server_->in_flight.fetch_sub(1, std::memory_order_relaxed);
+                        self->stream_writing_ = false;
+                        if (ec) return self->EndStream();
+                        std::weak_ptr<Session> weak = self;
+                        self->source_->Start([weak] {
+                          if (auto s = weak.lock()) asio::post(s->stream_.get_executor(), [s] { s->PumpStream(); });
+                        });
+                        self->WatchStreamClient();
+                        self->PumpStream();
+                      });
+  }
+
+  void PumpStream() {
+    if (!source_ || stream_writing_ || stream_ending_) return;
+    std::string piece;
+    const BodySource::Next next = source_->Pull(&piece);
+    stream_ending_ = next == BodySource::Next::kEnd;
+    stream_out_.clear();
+    if (!piece.empty()) {
+      if (chunked_) stream_out_ = fmt::format("{:x}\r\n", piece.size());
+      stream_out_ += piece;
+      if (chunked_) stream_out_ += "\r\n";
+    }
+    if (stream_ending_ && chunked_) stream_out_ += "0\r\n\r\n";
+    if (stream_out_.empty()) return;
+    stream_writing_ = true;
+    stream_.expires_after(options_.write_timeout);
+    asio::async_write(stream_, asio::buffer(stream_out_),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->stream_writing_ = false;
+                        if (ec) return self->EndStream();
+                        if (self->stream_ending_) return self->FinishStream();
+                        self->PumpStream();
+                      });
+  }
+
+  // A client that closes its end while a stream is sent is gone: the stream ends
+  // then, not at its next write. (A client sends nothing on an event stream: bytes
+  // it sends are left for after it.)
+  void WatchStreamClient() {
+    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](const beast::error_code& ec) {
+      if (!self->source_ || ec == asio::error::operation_aborted) return;
+      char c;
+      const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n > 0) return;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !ec) return self->WatchStreamClient();
+      self->EndStream();
+    });
+  }
+
+  // The source ended its body: the connection goes on as after any response.
+  void FinishStream() {
+    source_.reset();
+    beast::error_code ignored;
+    stream_.socket().cancel(ignored);  // The watch.
+    stream_out_ = std::string();
+    if (!keep_alive_) return LingerAndClose();
+    AwaitRequest();
+  }
+
+  // The stream broke off (the client went, a write failed or timed out).
+  void EndStream() {
+    if (!source_) return;
+    std::shared_ptr<BodySource> source = std::move(source_);
+    source->Stop();
+    Close();
   }
 
   // Closing a socket with unread input sends a reset, and a reset makes the peer's
@@ -418,6 +522,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   bool awaiting_ = false;  // A request was read and not yet answered.
   bool watching_ = false;  // An async_wait for client EOF is pending.
   std::function<void()> gone_fn_;
+  // A streamed response (StartStream): its source, the bytes being written, and
+  // whether they are the last.
+  std::shared_ptr<BodySource> source_;
+  std::string stream_out_;
+  bool chunked_ = true;
+  bool stream_writing_ = false;
+  bool stream_ending_ = false;
   std::chrono::steady_clock::time_point linger_until_;
 };
 

@@ -47,6 +47,11 @@ Millis TimeLeft(Millis bound, std::chrono::nanoseconds ran) {
 // Maps at least this long give their memory back to the system when they end.
 constexpr std::size_t kLargeMap = 10'000;
 
+// The events a stream can fall behind by (about 4 MB), and how long they are kept
+// after the last subscriber left, for a client that reconnects to resume.
+constexpr std::size_t kEventLogCapacity = 16'384;
+constexpr std::chrono::milliseconds kEventLogLinger{30'000};
+
 template <typename Job>
 typename Scheduler<Job*>::Key SchedKey(const Job& job) {
   return Scheduler<Job*>::MakeKey(job.record.priority, job.sched_seq, reinterpret_cast<std::uintptr_t>(&job));
@@ -150,6 +155,7 @@ JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store,
       file_work_(std::make_unique<ThreadPool>(1, /*nice_increment=*/0)),
       commit_work_(std::make_unique<ThreadPool>(2, /*nice_increment=*/0)),
       timers_(std::make_unique<TimerQueue>()),
+      events_(JobEventLog::Create(kEventLogCapacity, kEventLogLinger)),
       scheduler_(Capacities(config)),
       idempotency_(config.idempotency_ttl.count()) {}
 
@@ -490,11 +496,13 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     } else if (clustered_) {
       // Queued for the whole cluster: a claimer takes it, this node's or another's.
       if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
+      PublishLocked(rec);
       ++job->task->cluster_queued;
       answer = JobSnapshot{rec, std::nullopt};
       WakeClaimerLocked();
     } else {
       if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
+      PublishLocked(rec);
       ActiveJob* raw = job.get();
       active_.emplace(rec.id, std::move(job));
       raw->sched_seq = rec.seq;
@@ -715,8 +723,13 @@ std::vector<ResourceInfo> JobService::Resources() const {
 }
 
 void JobService::BeginDrain() {
-  MutexLock lock(&mu_);
-  draining_ = true;
+  {
+    MutexLock lock(&mu_);
+    draining_ = true;
+  }
+  // The event streams end, so that their clients learn of the shutdown now and the
+  // connections do not hold the drain up.
+  events_->Close();
 }
 
 bool JobService::draining() const {
@@ -828,7 +841,10 @@ void JobService::WriteLocked(const ActiveJob& job) {
 void JobService::MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError> error) {
   if (job->released) return;  // Its state is another node's now.
   EnterStatus(&job->record, to, clock_.Now(), std::move(error));
-  if (!IsFinished(to)) return WriteLocked(*job);
+  if (!IsFinished(to)) {
+    PublishLocked(job->record);
+    return WriteLocked(*job);
+  }
   // Once the final write is durable the waiters are answered and the job leaves
   // active_ — or, for a canceled job whose execution is still stopping, leaves it
   // in OnExecutionDone or OnChunkDone.
@@ -1238,6 +1254,7 @@ void JobService::OnFinishDurable(const std::string& id) {
     cancel_answers = std::move(job->cancel_answers);
     job->cancel_answers.clear();
     snap = JobSnapshot{job->record, std::nullopt};
+    PublishLocked(job->record);
     if (job->handed_back) {
       // Queued again for the cluster: its waiters wait on the store from here.
       auto& remote = remote_waiters_[id];

@@ -61,6 +61,7 @@
 #include "files/upload_file.h"
 #include "sched/scheduler.h"
 #include "service/idempotency_cache.h"
+#include "service/job_event_log.h"
 #include "service/map_run.h"
 #include "store/store.h"
 #include "store/store_queue.h"
@@ -173,6 +174,9 @@ class JobService {
   WaitTicket AwaitFinish(const std::string& id, SnapshotCallback on_finish);
   // Removes a waiter. Returns false when it already fired (or is firing).
   bool CancelAwait(const std::string& id, WaitTicket ticket);
+
+  // Reads the jobs' status changes (JobEventLog::Subscribe), cluster-wide.
+  std::unique_ptr<JobEventLog::Subscription> SubscribeEvents(JobEventFilter filter, std::string_view last_event_id);
 
   std::vector<TaskInfo> Tasks() const;
   // The config of task `name`; nullptr when there is none.
@@ -344,6 +348,13 @@ class JobService {
   // Removes `job` from where it is held: active_, or remote_runs_ for a chunk run here.
   void ForgetLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Events (job_service_events.cc). The job's status now, for the event streams.
+  void PublishLocked(const JobRecord& rec) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnEventsFromElsewhere(const std::vector<std::string>& events);
+  void OnEventsWanted();
+  // With subscribers here, every few seconds: asks the other nodes for their events.
+  void AskForEventsIfWatched() LOCKS_EXCLUDED(mu_);
+
   // A retry's attempt failed: the job goes back to the shared queue after `delay`.
   void HandBackLocked(ActiveJob* job, JobError failure, Millis delay) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -367,6 +378,10 @@ class JobService {
   // Timeouts, back-off, final-write retries and retention. Declared before the jobs
   // so that it outlives their timers.
   std::unique_ptr<TimerQueue> timers_;
+
+  // The status changes the event streams read. Shared: a stream's subscription keeps
+  // it alive, and sessions may outlive the service.
+  const std::shared_ptr<JobEventLog> events_;
 
   mutable Mutex mu_;
   CondVar idle_cv_;  // running_ dropped to 0, or unstored_finals_ did.
@@ -395,7 +410,8 @@ class JobService {
   // Claims of epochs whose lease was lost: a claim made under one is not adopted.
   std::vector<NodeIdentity> lost_claims_ GUARDED_BY(mu_);
   std::uint64_t next_adoption_ GUARDED_BY(mu_) = 0;
-  bool poll_pending_ GUARDED_BY(mu_) = false;  // A PollCluster is queued or running.
+  bool poll_pending_ GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_asked_for_events_ GUARDED_BY(mu_);  // A PollCluster is queued or running.
   // Waited-for jobs to look up, and whether a look-up is queued or running.
   std::vector<std::string> to_check_ GUARDED_BY(mu_);
   // Jobs a claim brought that go straight back to the queue (Adopt), until that write

@@ -83,6 +83,8 @@ Status JobService::JoinCluster(const std::string& conninfo) {
   o.on_chunks_done = [this](const std::vector<std::string>& ids) { CollectChunksSoon(ids); };
   o.on_chunks_dropped = drop_chunks_of;
   o.on_reconnect = [this] { PollClusterSoon(); };
+  o.on_events_wanted = [this] { OnEventsWanted(); };
+  o.on_events = [this](const std::vector<std::string>& events) { OnEventsFromElsewhere(events); };
   o.on_lost = [this](const NodeIdentity& lost) { OnLeaseLost(lost); };
   o.on_regained = [this](const NodeIdentity&) {
     MutexLock lock(&mu_);
@@ -397,6 +399,7 @@ void JobService::PollCluster() {
     }
     WakeClaimerLocked();  // Work queued elsewhere whose notification was missed.
   }
+  AskForEventsIfWatched();
   AnswerRemoteWaiters(waited);
   CollectChunksSoon(sharing);  // Those whose notification was missed, and tails to take back.
   if (auto queued = cluster_->QueuedByTask(); queued) {
@@ -592,6 +595,10 @@ void JobService::CancelElsewhere(const std::string& id, CancelCause cause, Snaps
     if (!outcome->canceled) {
       return done(MakeError(ErrorCode::kConflict,
                             "job " + id + " already finished as " + std::string(JobStatusName(outcome->job->status))));
+    }
+    {
+      MutexLock lock(&mu_);
+      PublishLocked(*outcome->job);
     }
     AnswerRemoteWaitersSoon({id});
     done(JobSnapshot{std::move(*outcome->job), std::nullopt});

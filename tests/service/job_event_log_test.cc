@@ -1,0 +1,108 @@
+#include "service/job_event_log.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace offload {
+namespace {
+
+using ReadResult = JobEventLog::ReadResult;
+
+JobEvent Event(const std::string& id, const std::string& task = "t") { return JobEvent{id, task, "status", "{}"}; }
+
+// The ids of the jobs of the events a Read gives, and what it returned.
+std::pair<ReadResult, std::vector<std::string>> ReadAll(JobEventLog& log, JobEventLog::Subscription* sub) {
+  std::vector<std::string> jobs;
+  const ReadResult r = log.Read(sub, 1000, [&](const std::string&, const JobEvent& e) { jobs.push_back(e.job_id); });
+  return {r, jobs};
+}
+
+TEST(JobEventLogTest, NothingIsKeptUntilSomebodySubscribes) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(0));
+  EXPECT_FALSE(log->wanted());
+  log->Publish(Event("before"));
+  auto sub = log->Subscribe({}, "");
+  EXPECT_TRUE(log->wanted());
+  log->Publish(Event("after"));
+  auto [r, jobs] = ReadAll(*log, sub.get());
+  EXPECT_EQ(r, ReadResult::kSome);
+  EXPECT_EQ(jobs, std::vector<std::string>{"after"});
+  EXPECT_EQ(ReadAll(*log, sub.get()).first, ReadResult::kNone);
+}
+
+TEST(JobEventLogTest, AnEmptyReadArmsOneWakeAndTheFilterChoosesWhatWakes) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(0));
+  auto sub = log->Subscribe(JobEventFilter{"", "mine"}, "");
+  int wakes = 0;
+  sub->SetWake([&] { ++wakes; });
+  log->Publish(Event("a", "mine"));
+  EXPECT_EQ(wakes, 0) << "not armed before a Read found nothing";
+  EXPECT_EQ(ReadAll(*log, sub.get()).second, std::vector<std::string>{"a"});
+  EXPECT_EQ(ReadAll(*log, sub.get()).first, ReadResult::kNone);
+  log->Publish(Event("b", "other"));
+  EXPECT_EQ(wakes, 0);
+  log->Publish(Event("c", "mine"));
+  log->Publish(Event("d", "mine"));
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(ReadAll(*log, sub.get()).second, (std::vector<std::string>{"c", "d"}));
+}
+
+TEST(JobEventLogTest, ASubscriberFurtherBehindThanTheRingHasLostEvents) {
+  auto log = JobEventLog::Create(4, std::chrono::milliseconds(0));
+  auto slow = log->Subscribe({}, "");
+  for (int i = 0; i < 5; ++i) log->Publish(Event("j" + std::to_string(i)));
+  EXPECT_EQ(ReadAll(*log, slow.get()).first, ReadResult::kLost);
+  auto fresh = log->Subscribe({}, "");
+  log->Publish(Event("next"));
+  EXPECT_EQ(ReadAll(*log, fresh.get()).second, std::vector<std::string>{"next"});
+}
+
+TEST(JobEventLogTest, AResumeReadsOnFromItsIdAndOnlyFromThisLogsIds) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(60'000));
+  std::string last;
+  {
+    auto sub = log->Subscribe({}, "");
+    log->Publish(Event("a"));
+    log->Read(sub.get(), 1000, [&](const std::string& id, const JobEvent&) { last = id; });
+  }
+  // Nobody subscribed, but within the linger: kept.
+  log->Publish(Event("b"));
+  auto resumed = log->Subscribe({}, last);
+  EXPECT_TRUE(resumed->resumed());
+  EXPECT_EQ(ReadAll(*log, resumed.get()).second, std::vector<std::string>{"b"});
+
+  auto foreign = log->Subscribe({}, "deadbeef-1");
+  EXPECT_FALSE(foreign->resumed());
+  auto garbage = log->Subscribe({}, last + "x");
+  EXPECT_FALSE(garbage->resumed());
+}
+
+TEST(JobEventLogTest, AGapInRecordingIsNeverReadAsContinuous) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(0));
+  std::string last;
+  {
+    auto sub = log->Subscribe({}, "");
+    log->Publish(Event("a"));
+    log->Read(sub.get(), 1000, [&](const std::string& id, const JobEvent&) { last = id; });
+  }
+  // No linger: this stops the recording, and "unseen" is lost.
+  log->Publish(Event("unseen"));
+  EXPECT_FALSE(log->wanted());
+  auto again = log->Subscribe({}, last);
+  EXPECT_FALSE(again->resumed()) << "events went unrecorded after " << last;
+}
+
+TEST(JobEventLogTest, CloseEndsAndWakesEverySubscription) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(0));
+  auto sub = log->Subscribe({}, "");
+  int wakes = 0;
+  sub->SetWake([&] { ++wakes; });
+  log->Close();
+  EXPECT_EQ(wakes, 1);
+  EXPECT_EQ(ReadAll(*log, sub.get()).first, ReadResult::kClosed);
+}
+
+}  // namespace
+}  // namespace offload
