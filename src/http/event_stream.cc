@@ -112,17 +112,18 @@ void JobEventStream::Tick() {
     sampling_ = true;
     std::weak_ptr<JobEventStream> weak = weak_from_this();
     service_->Get(job_id_, [weak, executor = timer_.get_executor()](ErrorOr<JobSnapshot> job) {
-      if (!job) return;
-      boost::asio::post(executor,
-                        [weak, progress = job->record.progress, running = job->record.status == JobStatus::kRunning] {
-                          auto self = weak.lock();
-                          if (!self || self->stopped_) return;
-                          self->sampling_ = false;
-                          if (running && progress && *progress != self->sent_progress_) {
-                            self->progress_ = *progress;
-                            self->wake_();
-                          }
-                        });
+      // A failed read samples nothing, and the next tick samples again.
+      const std::optional<double> progress = job ? job->record.progress : std::nullopt;
+      const bool running = job && job->record.status == JobStatus::kRunning;
+      boost::asio::post(executor, [weak, progress, running] {
+        auto self = weak.lock();
+        if (!self || self->stopped_) return;
+        self->sampling_ = false;
+        if (running && progress && *progress != self->sent_progress_) {
+          self->progress_ = *progress;
+          self->wake_();
+        }
+      });
     });
   }
   timer_.expires_after(service_ ? kProgressEvery : kTickEvery);

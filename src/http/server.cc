@@ -417,7 +417,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       if (chunked_) stream_out_ += "\r\n";
     }
     if (stream_ending_ && chunked_) stream_out_ += "0\r\n\r\n";
-    if (stream_out_.empty()) return;
+    if (stream_out_.empty()) {
+      if (stream_ending_) FinishStream();  // HTTP/1.0 with nothing left to send.
+      return;
+    }
     stream_writing_ = true;
     stream_.expires_after(options_.write_timeout);
     asio::async_write(stream_, asio::buffer(stream_out_),
@@ -430,14 +433,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
   // A client that closes its end while a stream is sent is gone: the stream ends
-  // then, not at its next write. (A client sends nothing on an event stream: bytes
-  // it sends are left for after it.)
+  // then, not at its next write. A client sends nothing on an event stream: one that
+  // does ends it too.
   void WatchStreamClient() {
     stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](const beast::error_code& ec) {
       if (!self->source_ || ec == asio::error::operation_aborted) return;
       char c;
       const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n > 0) return;
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !ec) return self->WatchStreamClient();
       self->EndStream();
     });

@@ -50,13 +50,18 @@ std::vector<std::function<void()>> JobEventLog::KeepLocked(const JobEvent& event
     ring_.pop_front();
   }
   ring_.push_back(event);
-  ++next_;
+  const std::uint64_t number = next_++;
   std::vector<std::function<void()>> wakes;
   for (Subscription* sub : subs_) {
-    if (sub->armed_ && sub->filter_.Matches(event)) {
-      sub->armed_ = false;
-      if (sub->wake_) wakes.push_back(sub->wake_);
+    if (!sub->armed_) continue;
+    if (!sub->filter_.Matches(event)) {
+      // An armed subscription has read all there was: it passes this one here, so
+      // that events it does not want never make it fall behind.
+      sub->cursor_ = number;
+      continue;
     }
+    sub->armed_ = false;
+    if (sub->wake_) wakes.push_back(sub->wake_);
   }
   return wakes;
 }
@@ -117,7 +122,7 @@ std::unique_ptr<JobEventLog::Subscription> JobEventLog::Subscribe(JobEventFilter
   }
   sub->start_id_ = IdOf(sub->cursor_);
   subs_.insert(sub.get());
-  wanted_.store(true, std::memory_order_relaxed);
+  if (!closed_) wanted_.store(true, std::memory_order_relaxed);
   return sub;
 }
 

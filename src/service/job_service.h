@@ -410,8 +410,9 @@ class JobService {
   // Claims of epochs whose lease was lost: a claim made under one is not adopted.
   std::vector<NodeIdentity> lost_claims_ GUARDED_BY(mu_);
   std::uint64_t next_adoption_ GUARDED_BY(mu_) = 0;
-  bool poll_pending_ GUARDED_BY(mu_) = false;
-  std::chrono::steady_clock::time_point last_asked_for_events_ GUARDED_BY(mu_);  // A PollCluster is queued or running.
+  bool poll_pending_ GUARDED_BY(mu_) = false;  // A PollCluster is queued or running.
+  // When this node last asked the others for their events (AskForEventsIfWatched).
+  std::chrono::steady_clock::time_point last_asked_for_events_ GUARDED_BY(mu_);
   // Waited-for jobs to look up, and whether a look-up is queued or running.
   std::vector<std::string> to_check_ GUARDED_BY(mu_);
   // Jobs a claim brought that go straight back to the queue (Adopt), until that write

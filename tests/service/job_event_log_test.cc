@@ -59,6 +59,17 @@ TEST(JobEventLogTest, ASubscriberFurtherBehindThanTheRingHasLostEvents) {
   EXPECT_EQ(ReadAll(*log, fresh.get()).second, std::vector<std::string>{"next"});
 }
 
+TEST(JobEventLogTest, EventsAFilterDoesNotWantNeverMakeItFallBehind) {
+  auto log = JobEventLog::Create(4, std::chrono::milliseconds(0));
+  auto quiet = log->Subscribe(JobEventFilter{"", "rare"}, "");
+  EXPECT_EQ(ReadAll(*log, quiet.get()).first, ReadResult::kNone);
+  for (int i = 0; i < 10; ++i) log->Publish(Event("busy" + std::to_string(i), "busy"));
+  log->Publish(Event("wanted", "rare"));
+  auto [r, jobs] = ReadAll(*log, quiet.get());
+  EXPECT_EQ(r, ReadResult::kSome);
+  EXPECT_EQ(jobs, std::vector<std::string>{"wanted"});
+}
+
 TEST(JobEventLogTest, AResumeReadsOnFromItsIdAndOnlyFromThisLogsIds) {
   auto log = JobEventLog::Create(16, std::chrono::milliseconds(60'000));
   std::string last;
