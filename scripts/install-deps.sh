@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nginx-light postgresql-15
+  nginx-light postgresql-15 prometheus
   python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx python3-pil
 )
 

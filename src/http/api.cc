@@ -18,6 +18,7 @@
 #include "http/event_stream.h"
 #include "http/job_json.h"
 #include "http/problem.h"
+#include "metrics/process_metrics.h"
 #include "offload/error_types.h"
 #include "util/json_reader.h"
 #include "util/json_writer.h"
@@ -272,6 +273,18 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
       }
     }
     return ex->Respond(JsonResponse(http::status::ok, json::object{{"status", "ok"}}));
+  }
+  if (seg.size() == 1 && seg[0] == "metrics") {
+    if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    MetricsText text;
+    service_->WriteMetrics(&text);
+    http_metrics_->Write(&text);
+    WriteProcessMetrics(&text);
+    HttpResponse res{http::status::ok, 11};
+    res.set(http::field::content_type, MetricsText::kContentType);
+    res.set(http::field::cache_control, "no-store");
+    res.body() = text.Take();
+    return ex->Respond(std::move(res));
   }
   if (config_.role == "worker") return ex->Respond(ErrorResponse(WorkerOnly()));
   if (seg.size() < 2 || seg[0] != "v1") {

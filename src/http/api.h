@@ -8,6 +8,7 @@
 
 #include "config/config.h"
 #include "http/exchange.h"
+#include "http/http_metrics.h"
 #include "http/origin_policy.h"
 #include "http/problem.h"
 #include "http/upload.h"
@@ -29,8 +30,13 @@ struct UploadPlan {
 // Thread-safe: holds no mutable state of its own.
 class Api {
  public:
-  Api(JobService* service, const ServerConfig& config)
-      : service_(service), config_(config), origins_(config.listen, config.allowed_origins) {}
+  // GET /metrics shows `http_metrics` (the HttpServer's, which records into it) with
+  // the service's series; it must outlive the Api.
+  Api(JobService* service, const ServerConfig& config, const HttpMetrics* http_metrics)
+      : service_(service),
+        config_(config),
+        origins_(config.listen, config.allowed_origins),
+        http_metrics_(http_metrics) {}
 
   // Answers `req` through `ex` exactly once, possibly later and from another thread.
   void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
@@ -69,6 +75,7 @@ class Api {
   JobService* service_;
   const ServerConfig& config_;
   const OriginPolicy origins_;
+  const HttpMetrics* const http_metrics_;
 };
 
 }  // namespace offload

@@ -17,6 +17,7 @@
 
 #include "http/api.h"
 #include "http/exchange.h"
+#include "http/http_metrics.h"
 #include "http/problem.h"
 #include "http/upload.h"
 
@@ -84,11 +85,17 @@ struct UploadBody {
 // only cross-thread entry point, Respond, hops onto that thread first.
 class Session final : public Exchange, public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket socket, HttpServer* server, Api* api, const HttpServerOptions& options)
-      : stream_(std::move(socket)), server_(server), api_(api), options_(options) {
+  // `shard`: the I/O thread's, for its metrics.
+  Session(tcp::socket socket, HttpServer* server, Api* api, const HttpServerOptions& options, HttpMetrics* metrics,
+          unsigned shard)
+      : stream_(std::move(socket)), server_(server), api_(api), options_(options), metrics_(metrics), shard_(shard) {
     server_->sessions.fetch_add(1, std::memory_order_relaxed);
+    metrics_->ConnectionOpened(shard_);
   }
-  ~Session() override { server_->sessions.fetch_sub(1, std::memory_order_relaxed); }
+  ~Session() override {
+    metrics_->ConnectionClosed(shard_);
+    server_->sessions.fetch_sub(1, std::memory_order_relaxed);
+  }
 
   void Start() { AwaitRequest(); }
 
@@ -183,6 +190,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     const auto& req = parser_->get();
+    request_began_ = std::chrono::steady_clock::now();
+    route_ = HttpMetrics::RouteOf(req.target());
+    method_ = req.method();
     version_ = req.version() == 10 ? 10 : 11;
     if (auto problem = CheckHeader(req)) return SendProblemAndClose(*problem);
     UploadPlan plan = api_->PlanUpload(req);
@@ -325,6 +335,15 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   bool TakeAnswer(HttpResponse* res) {
     if (!awaiting_) return false;
     awaiting_ = false;
+    // A request refused before its header was whole (431, malformed) is of no route.
+    if (route_ < 0) {
+      request_began_ = std::chrono::steady_clock::now();
+      route_ = HttpMetrics::RouteOf("");
+      method_ = http::verb::unknown;
+    }
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - request_began_;
+    metrics_->CountRequest(shard_, route_, method_, res->result_int(), took.count());
+    route_ = -1;
     if (watching_) {
       watching_ = false;
       gone_fn_ = nullptr;
@@ -518,6 +537,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   HttpServer* server_;
   Api* api_;
   const HttpServerOptions options_;
+  HttpMetrics* const metrics_;
+  const unsigned shard_;
+  // Of the request being answered, for its metrics: its route (HttpMetrics::RouteOf;
+  // -1 until its header is read), method and when its header was read.
+  int route_ = -1;
+  http::verb method_ = http::verb::unknown;
+  std::chrono::steady_clock::time_point request_began_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool head_ = false;      // The request being answered is HEAD.
@@ -564,7 +590,8 @@ std::int64_t DefaultMaxConnections(std::uint64_t nofile) {
   return static_cast<std::int64_t>(std::clamp<std::uint64_t>(n, 16, std::uint64_t{1} << 40));
 }
 
-HttpServer::HttpServer(Api* api, HttpServerOptions options) : api_(api), options_(options) {
+HttpServer::HttpServer(Api* api, HttpServerOptions options, HttpMetrics* metrics)
+    : api_(api), options_(options), metrics_(metrics) {
   if (options_.threads == 0) options_.threads = 1;
   if (options_.max_connections <= 0) options_.max_connections = 1;
   for (unsigned i = 0; i < options_.threads; ++i) {
@@ -604,8 +631,8 @@ ErrorOr<tcp::endpoint> HttpServer::Listen(const std::string& address) {
 }
 
 void HttpServer::Accept() {
-  asio::io_context& ctx = *contexts_[next_context_++ % contexts_.size()];
-  acceptor_->async_accept(ctx, [this](beast::error_code ec, tcp::socket socket) {
+  const unsigned shard = static_cast<unsigned>(next_context_++ % contexts_.size());
+  acceptor_->async_accept(*contexts_[shard], [this, shard](beast::error_code ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor_->is_open()) return;
     if (ec) {
       // Out of fds or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the connection stays
@@ -626,10 +653,11 @@ void HttpServer::Accept() {
     }
     backoff_.OnSuccess();
     if (sessions.load(std::memory_order_relaxed) >= options_.max_connections) {
+      metrics_->ConnectionRefused(0);
       Refuse(std::move(socket));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), this, api_, options_)->Start();
+      std::make_shared<Session>(std::move(socket), this, api_, options_, metrics_, shard)->Start();
     }
     Accept();
   });

@@ -134,6 +134,7 @@ struct Server::Impl {
   // Outlives the service: the in-process executors run on it.
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<JobService> service;
+  std::unique_ptr<HttpMetrics> http_metrics;  // Outlives the server that records into it.
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpServer> http;
 
@@ -175,7 +176,8 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   auto service = JobService::Create(c, std::move(*executors), std::move(*store), SystemClock(), std::move(*files));
   if (!service) return service.error();
   impl->service = std::move(*service);
-  impl->api = std::make_unique<Api>(impl->service.get(), impl->config);
+  impl->http_metrics = std::make_unique<HttpMetrics>(c.threads);
+  impl->api = std::make_unique<Api>(impl->service.get(), impl->config, impl->http_metrics.get());
   HttpServerOptions http_options;
   http_options.threads = c.threads;
   http_options.max_body = c.max_body;
@@ -184,7 +186,7 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   http_options.header_timeout = c.header_timeout;
   http_options.write_timeout = c.write_timeout;
   impl->max_connections = http_options.max_connections;
-  impl->http = std::make_unique<HttpServer>(impl->api.get(), http_options);
+  impl->http = std::make_unique<HttpServer>(impl->api.get(), http_options, impl->http_metrics.get());
   auto bound = impl->http->Listen(c.listen);
   if (!bound) return bound.error();
   impl->bound = *bound;

@@ -55,7 +55,7 @@ class Scheduler {
 
   // Returns the new queue's index. REQUIRES: every amount <= its capacity.
   int AddQueue(ResourceDemand uses) {
-    queues_.push_back(Queue{std::move(uses), {}});
+    queues_.push_back(Queue{std::move(uses), {}, 0});
     return static_cast<int>(queues_.size()) - 1;
   }
 
@@ -75,6 +75,8 @@ class Scheduler {
   }
 
   std::size_t queued(int q) const { return queues_[q].jobs.size(); }
+  // Jobs of queue q that Dispatch started and Release has not ended.
+  std::int64_t running(int q) const { return queues_[q].running; }
   std::int64_t capacity(int r) const { return capacity_[r]; }
   std::int64_t in_use(int r) const { return in_use_[r]; }
 
@@ -122,6 +124,7 @@ class Scheduler {
       Payload p = std::move(it->second);
       queue.jobs.erase(it);
       for (auto [r, amount] : queue.uses.units) in_use_[r] += amount;
+      ++queue.running;
       on_start(start, std::move(p));
     }
   }
@@ -136,6 +139,8 @@ class Scheduler {
 
   // Returns what a job of queue q held. REQUIRES: that job was started by Dispatch.
   void Release(int q) {
+    --queues_[q].running;
+    assert(queues_[q].running >= 0);
     for (auto [r, amount] : queues_[q].uses.units) {
       in_use_[r] -= amount;
       assert(in_use_[r] >= 0);
@@ -148,6 +153,7 @@ class Scheduler {
   struct Queue {
     ResourceDemand uses;
     Tree jobs;
+    std::int64_t running = 0;
   };
 
   bool Fits(const ResourceDemand& uses) const {

@@ -13,6 +13,7 @@
 #include "service/attempt_timer.h"
 #include "service/job_service.h"
 #include "service/map_run.h"
+#include "service/task_metrics.h"
 
 namespace offload {
 
@@ -37,6 +38,7 @@ struct JobService::TaskRuntime {
   std::size_t claimed_waiting = 0;
   double slot_us = 0;
   std::uint64_t slots_timed = 0;
+  TaskMetrics metrics;  // Guarded by mu_.
 };
 
 // A job the service holds in memory. Every field but the record's id, task, input,

@@ -102,6 +102,16 @@ bool JobEventLog::has_subscribers() const {
   return !subs_.empty();
 }
 
+std::size_t JobEventLog::subscribers() const {
+  MutexLock lock(&mu_);
+  return subs_.size();
+}
+
+std::uint64_t JobEventLog::dropped() const {
+  MutexLock lock(&mu_);
+  return dropped_;
+}
+
 std::unique_ptr<JobEventLog::Subscription> JobEventLog::Subscribe(JobEventFilter filter,
                                                                   std::string_view last_event_id) {
   std::unique_ptr<Subscription> sub(new Subscription());
@@ -137,7 +147,10 @@ JobEventLog::ReadResult JobEventLog::Read(
     const std::function<void(const std::string& id, const JobEvent& event)>& take) {
   MutexLock lock(&mu_);
   if (closed_) return ReadResult::kClosed;
-  if (sub->cursor_ < horizon_) return ReadResult::kLost;
+  if (sub->cursor_ < horizon_) {
+    ++dropped_;
+    return ReadResult::kLost;
+  }
   const std::uint64_t oldest = next_ - ring_.size();
   std::size_t taken = 0;
   while (sub->cursor_ + 1 < next_ && taken < max_events) {

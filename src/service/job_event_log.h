@@ -111,6 +111,9 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
   void WantedElsewhere(std::chrono::milliseconds span) LOCKS_EXCLUDED(mu_);
   // Whether any subscription reads this log now.
   bool has_subscribers() const LOCKS_EXCLUDED(mu_);
+  // For /metrics: subscriptions now, and those ever dropped for falling behind the ring.
+  std::size_t subscribers() const LOCKS_EXCLUDED(mu_);
+  std::uint64_t dropped() const LOCKS_EXCLUDED(mu_);
 
   // Reads from now on, or, with `last_event_id` (a Last-Event-ID; empty: none), from
   // after that event. A resume from an id this log cannot read on from gives a
@@ -147,6 +150,7 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
   Clock::time_point linger_until_ GUARDED_BY(mu_);
   Clock::time_point elsewhere_until_ GUARDED_BY(mu_);
   bool closed_ GUARDED_BY(mu_) = false;
+  std::uint64_t dropped_ GUARDED_BY(mu_) = 0;  // Reads that found their subscription kLost.
 };
 
 }  // namespace offload

@@ -496,13 +496,13 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     } else if (clustered_) {
       // Queued for the whole cluster: a claimer takes it, this node's or another's.
       if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
-      PublishLocked(rec);
+      NoteStatusLocked(rec);
       ++job->task->cluster_queued;
       answer = JobSnapshot{rec, std::nullopt};
       WakeClaimerLocked();
     } else {
       if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
-      PublishLocked(rec);
+      NoteStatusLocked(rec);
       ActiveJob* raw = job.get();
       active_.emplace(rec.id, std::move(job));
       raw->sched_seq = rec.seq;
@@ -702,7 +702,7 @@ std::vector<TaskInfo> JobService::Tasks() const {
       const std::size_t queued = clustered_ ? static_cast<std::size_t>(std::max<std::int64_t>(rt->cluster_queued, 0))
                                             : scheduler_.queued(rt->queue);
       out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type, rt->config.max_queued,
-                             queued, rt->config.timeout, std::nullopt});
+                             queued, scheduler_.running(rt->queue), rt->config.timeout, std::nullopt});
     }
   }
   // Outside the lock: each executor has its own.
@@ -842,7 +842,7 @@ void JobService::MoveLocked(ActiveJob* job, JobStatus to, std::optional<JobError
   if (job->released) return;  // Its state is another node's now.
   EnterStatus(&job->record, to, clock_.Now(), std::move(error));
   if (!IsFinished(to)) {
-    PublishLocked(job->record);
+    NoteStatusLocked(job->record);
     return WriteLocked(*job);
   }
   // Once the final write is durable the waiters are answered and the job leaves
@@ -1254,7 +1254,7 @@ void JobService::OnFinishDurable(const std::string& id) {
     cancel_answers = std::move(job->cancel_answers);
     job->cancel_answers.clear();
     snap = JobSnapshot{job->record, std::nullopt};
-    PublishLocked(job->record);
+    NoteStatusLocked(job->record);
     if (job->handed_back) {
       // Queued again for the cluster: its waiters wait on the store from here.
       auto& remote = remote_waiters_[id];

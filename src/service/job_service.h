@@ -59,6 +59,7 @@
 #include "exec/executor.h"
 #include "files/file_store.h"
 #include "files/upload_file.h"
+#include "metrics/metrics_text.h"
 #include "sched/scheduler.h"
 #include "service/idempotency_cache.h"
 #include "service/job_event_log.h"
@@ -122,6 +123,7 @@ struct TaskInfo {
   std::string content_type;
   std::int64_t max_queued = 0;
   std::size_t queued = 0;
+  std::int64_t running = 0;  // Executions on this node (a map's chunks count one each).
   Millis timeout{0};
   std::optional<WorkerStatus> workers;  // For a task with persistent workers.
 };
@@ -179,6 +181,9 @@ class JobService {
   std::unique_ptr<JobEventLog::Subscription> SubscribeEvents(JobEventFilter filter, std::string_view last_event_id);
 
   std::vector<TaskInfo> Tasks() const;
+  // Appends the service's series for GET /metrics (job_service_metrics.cc): jobs by
+  // task and status, resources, workers, the store's writes, the event streams.
+  void WriteMetrics(MetricsText* out) const LOCKS_EXCLUDED(mu_);
   // The config of task `name`; nullptr when there is none.
   const TaskConfig* FindTask(const std::string& name) const;
   // Where jobs' files are: an upload is received into files().NewUpload().
@@ -348,8 +353,9 @@ class JobService {
   // Removes `job` from where it is held: active_, or remote_runs_ for a chunk run here.
   void ForgetLocked(ActiveJob* job) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  // Events (job_service_events.cc). The job's status now, for the event streams.
-  void PublishLocked(const JobRecord& rec) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Events (job_service_events.cc). The job's status changed to what `rec` says:
+  // counted for /metrics (TaskMetrics) and published to the event streams.
+  void NoteStatusLocked(const JobRecord& rec) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnEventsFromElsewhere(const std::vector<std::string>& events);
   void OnEventsWanted();
   // With subscribers here, every few seconds: asks the other nodes for their events.

@@ -598,7 +598,7 @@ void JobService::CancelElsewhere(const std::string& id, CancelCause cause, Snaps
     }
     {
       MutexLock lock(&mu_);
-      PublishLocked(*outcome->job);
+      NoteStatusLocked(*outcome->job);
     }
     AnswerRemoteWaitersSoon({id});
     done(JobSnapshot{std::move(*outcome->job), std::nullopt});

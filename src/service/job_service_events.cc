@@ -5,6 +5,7 @@
 #include <boost/json/parse.hpp>
 
 #include "cluster/cluster_node.h"
+#include "service/active_job.h"
 #include "service/job_service.h"
 #include "util/json_writer.h"
 
@@ -19,7 +20,9 @@ constexpr std::chrono::milliseconds kAskForEventsEvery{5'000};
 
 }  // namespace
 
-void JobService::PublishLocked(const JobRecord& rec) {
+void JobService::NoteStatusLocked(const JobRecord& rec) {
+  // A job canceled here that another node held may be of a task this node lacks.
+  if (auto task = tasks_.find(rec.task); task != tasks_.end()) task->second->metrics.Count(rec);
   if (!events_->wanted()) return;
   JobEvent event{rec.id, rec.task, "status", {}};
   std::string& d = event.data;

@@ -20,9 +20,18 @@
 #include <functional>
 #include <memory>
 
+#include "metrics/histogram.h"
 #include "store/store.h"
 
 namespace offload {
+
+// What GET /metrics shows of a queue's writes: one observation per transaction.
+struct StoreWriteStats {
+  StoreWriteStats();
+  Histogram batch_size;              // Writes per transaction (a job's writes coalesced count once).
+  Histogram batch_seconds;           // How long a transaction took, its sync included.
+  std::uint64_t failed_batches = 0;  // Transactions the store refused (then applied one write at a time).
+};
 
 // Thread-safe.
 class StoreQueue {
@@ -57,6 +66,9 @@ class StoreQueue {
   // shutdown, and tests. REQUIRES: not called from a callback, nor with a lock held
   // that a callback takes.
   virtual void WaitForWrites() = 0;
+  // Of the transactions applied so far; empty for an InlineStoreQueue, which applies
+  // each write alone and at once.
+  virtual StoreWriteStats write_stats() const { return {}; }
 };
 
 }  // namespace offload

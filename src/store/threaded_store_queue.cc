@@ -52,6 +52,11 @@ void ThreadedStoreQueue::Write(StoreOp op, WriteDone done) {
 
 void ThreadedStoreQueue::Read(std::function<void()> fn) { readers_->Submit(std::move(fn)); }
 
+StoreWriteStats ThreadedStoreQueue::write_stats() const {
+  MutexLock lock(&stats_mu_);
+  return stats_;
+}
+
 void ThreadedStoreQueue::WaitForWrites() {
   for (auto& w : writers_) {
     MutexLock lock(&w->mu);
@@ -110,7 +115,15 @@ void ThreadedStoreQueue::ApplyBatch(Writer* w, std::vector<Pending>* batch) {
     else if (!r)
       spdlog::error("store: write of job {} failed: {}", ops[op].job.id, r.error().detail);
   };
+  const auto began = std::chrono::steady_clock::now();
   Status result = store_->Apply(ops);
+  {
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - began;
+    MutexLock lock(&stats_mu_);
+    stats_.batch_size.Observe(static_cast<double>(ops.size()));
+    stats_.batch_seconds.Observe(took.count());
+    if (!result) ++stats_.failed_batches;
+  }
   if (result || ops.size() == 1) {
     for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], result);
   } else {

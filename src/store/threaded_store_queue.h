@@ -48,6 +48,7 @@ class ThreadedStoreQueue final : public StoreQueue {
   void RunCallbacks() override {}
   void Read(std::function<void()> fn) override;
   void WaitForWrites() override;
+  StoreWriteStats write_stats() const override LOCKS_EXCLUDED(stats_mu_);
 
  private:
   struct Pending {
@@ -77,6 +78,8 @@ class ThreadedStoreQueue final : public StoreQueue {
   Store* const store_;
   std::unique_ptr<ThreadPool> readers_;
   std::vector<std::unique_ptr<Writer>> writers_;
+  mutable Mutex stats_mu_;
+  StoreWriteStats stats_ GUARDED_BY(stats_mu_);
 
   // Writes queued to any writer whose callback has not returned: a callback's write
   // counts before its own ends, so 0 means that no write is left and none can come.
