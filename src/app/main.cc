@@ -13,6 +13,7 @@
 #include "config/settings.h"
 #include "offload/server.h"
 #include "offload/task_registry.h"
+#include "util/log_format.h"
 
 namespace {
 
@@ -22,6 +23,7 @@ struct ServeFlags {
   unsigned threads = 0;
   std::string role;
   std::string log_level = "info";
+  std::string log_format = "text";
 };
 
 int Serve(const ServeFlags& flags) {
@@ -45,7 +47,7 @@ int Serve(const ServeFlags& flags) {
 
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("offload"));
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  offload::SetLogFormat("text");
 
   CLI::App app{"offload: a job server. Submit work over HTTP; it runs off the request path."};
   app.require_subcommand(1);
@@ -59,11 +61,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"all", "api", "worker"}));
   serve->add_option("--log-level", flags.log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  serve->add_option("--log-format", flags.log_format, "text (default) or json: one JSON object per line")
+      ->check(CLI::IsMember({"text", "json"}));
   serve->footer(offload::SettingsHelp());
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "offload 0.1.0\n"; });
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) {
     spdlog::set_level(spdlog::level::from_str(flags.log_level));
+    offload::SetLogFormat(flags.log_format);
     return Serve(flags);
   }
   return 0;

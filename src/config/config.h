@@ -140,6 +140,9 @@ struct ServerConfig {
   // Binary results larger than this are kept in a file under files_dir, not in memory
   // or in the database.
   std::int64_t max_memory_result = kDefaultMaxMemoryResult;
+  // Where each answered request is logged: "" (off), "stderr", or a file appended to.
+  std::string access_log;
+  std::string access_log_format = "json";  // "json" (one object per line) or "common" (NCSA).
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

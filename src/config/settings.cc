@@ -331,6 +331,8 @@ Status ApplyAccept(const std::string& f, const toml::node& n, TaskConfig* task) 
 }
 
 bool IsHostPort(const std::string& s) { return s.find(':') != std::string::npos; }
+bool IsAccessLogFormat(const std::string& s) { return s == "json" || s == "common"; }
+
 bool IsRole(const std::string& s) { return s == "all" || s == "api" || s == "worker"; }
 
 bool IsStore(const std::string& s) {
@@ -513,6 +515,13 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       SizeSetting("max_memory_result", &C::max_memory_result, 0,
                   "Binary results larger than this are kept in a file under files_dir, streamed from there, "
                   "rather than in memory and in the database."),
+      StringSetting("access_log", &C::access_log,
+                    "Where each answered request is logged (docs/operations.md#logs): `\"\"` (off), `\"stderr\"`, or "
+                    "a file, appended to (a relative path is taken from the server's working directory)."),
+      StringSetting("access_log_format", &C::access_log_format,
+                    "`\"json\"`: one JSON object per request; `\"common\"`: the NCSA common log format, as nginx "
+                    "and Apache write it, with the request id and duration appended.",
+                    IsAccessLogFormat, "\"json\" or \"common\""),
   };
   return settings;
 }

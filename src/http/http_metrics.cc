@@ -14,6 +14,8 @@ constexpr std::array<double, 14> kRequestSeconds = {0.0001, 0.00025, 0.0005, 0.0
                                                     0.025,  0.05,    0.1,    0.25,  1,      5,     30};
 
 enum Route { kJobs, kJob, kJobResult, kJobEvents, kEvents, kTasks, kTaskRun, kResources, kHealthz, kMetrics, kOther };
+// In the order of HttpMetrics::kRoutes.
+static_assert(kOther == HttpMetrics::kRouteCount - 1);
 
 // The next segment of `path` (which starts with '/'), removed from it.
 std::string_view TakeSegment(std::string_view* path) {

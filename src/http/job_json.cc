@@ -156,6 +156,7 @@ json::object TaskToJson(const TaskInfo& t) {
                  {"content_type", t.content_type},
                  {"max_queued", t.max_queued},
                  {"queued", t.queued},
+                 {"running", t.running},
                  {"timeout_ms", t.timeout.count() > 0 ? json::value(t.timeout.count()) : json::value(nullptr)}};
   if (t.workers) o["workers"] = WorkersToJson(*t.workers);
   return o;

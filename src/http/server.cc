@@ -15,6 +15,7 @@
 #include <optional>
 #include <sstream>
 
+#include "http/access_log.h"
 #include "http/api.h"
 #include "http/exchange.h"
 #include "http/http_metrics.h"
@@ -87,10 +88,21 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
  public:
   // `shard`: the I/O thread's, for its metrics.
   Session(tcp::socket socket, HttpServer* server, Api* api, const HttpServerOptions& options, HttpMetrics* metrics,
-          unsigned shard)
-      : stream_(std::move(socket)), server_(server), api_(api), options_(options), metrics_(metrics), shard_(shard) {
+          unsigned shard, AccessLog* access_log)
+      : stream_(std::move(socket)),
+        server_(server),
+        api_(api),
+        options_(options),
+        metrics_(metrics),
+        shard_(shard),
+        access_log_(access_log) {
     server_->sessions.fetch_add(1, std::memory_order_relaxed);
     metrics_->ConnectionOpened(shard_);
+    if (access_log_) {
+      beast::error_code ec;
+      const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+      remote_ = ec ? "-" : peer.address().to_string();
+    }
   }
   ~Session() override {
     metrics_->ConnectionClosed(shard_);
@@ -193,6 +205,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     request_began_ = std::chrono::steady_clock::now();
     route_ = HttpMetrics::RouteOf(req.target());
     method_ = req.method();
+    request_id_.assign(AccessLog::Acceptable(req["X-Request-Id"]));
+    if (access_log_) {
+      if (request_id_.empty()) request_id_ = access_log_->NewRequestId();
+      log_method_.assign(req.method_string());
+      log_target_.assign(req.target());
+      log_agent_.assign(req[http::field::user_agent]);
+    }
     version_ = req.version() == 10 ? 10 : 11;
     if (auto problem = CheckHeader(req)) return SendProblemAndClose(*problem);
     UploadPlan plan = api_->PlanUpload(req);
@@ -332,7 +351,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
 
   // The request is answered now: false when it was already. Stops the watch for the
   // client's leaving, and sets what every response carries.
-  bool TakeAnswer(HttpResponse* res) {
+  bool TakeAnswer(HttpResponse* res, bool streamed = false) {
     if (!awaiting_) return false;
     awaiting_ = false;
     // A request refused before its header was whole (431, malformed) is of no route.
@@ -340,10 +359,25 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       request_began_ = std::chrono::steady_clock::now();
       route_ = HttpMetrics::RouteOf("");
       method_ = http::verb::unknown;
+      if (access_log_) {
+        request_id_ = access_log_->NewRequestId();
+        log_method_ = log_target_ = "-";
+      }
     }
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - request_began_;
     metrics_->CountRequest(shard_, route_, method_, res->result_int(), took.count());
     route_ = -1;
+    if (!request_id_.empty()) res->set("X-Request-Id", request_id_);
+    if (access_log_) {
+      std::optional<std::uint64_t> bytes;
+      if (!streamed) bytes = head_ ? 0 : res->body().size();
+      access_log_->Write(AccessEntry{remote_, log_method_, log_target_, version_, res->result_int(), bytes,
+                                     took.count() * 1000, request_id_, log_agent_});
+      log_method_.clear();
+      log_target_.clear();
+      log_agent_.clear();
+    }
+    request_id_.clear();
     if (watching_) {
       watching_ = false;
       gone_fn_ = nullptr;
@@ -397,7 +431,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // written whole before the next is pulled, each write under write_timeout: a client
   // that stops reading is dropped, and what waits for it stays in the source.
   void StartStream(HttpResponse res, std::shared_ptr<BodySource> source) {
-    if (!TakeAnswer(&res)) return;
+    if (!TakeAnswer(&res, /*streamed=*/true)) return;
     chunked_ = version_ >= 11;
     if (!chunked_) keep_alive_ = false;
     res.keep_alive(keep_alive_);
@@ -544,6 +578,14 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   int route_ = -1;
   http::verb method_ = http::verb::unknown;
   std::chrono::steady_clock::time_point request_began_;
+  // X-Request-Id: the client's (AccessLog::Acceptable), or one the access log made;
+  // echoed in the response. What the access log records: only with one.
+  AccessLog* const access_log_;
+  std::string request_id_;
+  std::string remote_;
+  std::string log_method_;
+  std::string log_target_;
+  std::string log_agent_;
   bool keep_alive_ = true;
   unsigned version_ = 11;
   bool head_ = false;      // The request being answered is HEAD.
@@ -590,8 +632,8 @@ std::int64_t DefaultMaxConnections(std::uint64_t nofile) {
   return static_cast<std::int64_t>(std::clamp<std::uint64_t>(n, 16, std::uint64_t{1} << 40));
 }
 
-HttpServer::HttpServer(Api* api, HttpServerOptions options, HttpMetrics* metrics)
-    : api_(api), options_(options), metrics_(metrics) {
+HttpServer::HttpServer(Api* api, HttpServerOptions options, HttpMetrics* metrics, AccessLog* access_log)
+    : api_(api), options_(options), metrics_(metrics), access_log_(access_log) {
   if (options_.threads == 0) options_.threads = 1;
   if (options_.max_connections <= 0) options_.max_connections = 1;
   for (unsigned i = 0; i < options_.threads; ++i) {
@@ -657,7 +699,7 @@ void HttpServer::Accept() {
       Refuse(std::move(socket));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), this, api_, options_, metrics_, shard)->Start();
+      std::make_shared<Session>(std::move(socket), this, api_, options_, metrics_, shard, access_log_)->Start();
     }
     Accept();
   });

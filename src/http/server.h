@@ -28,6 +28,7 @@
 namespace offload {
 
 class Api;
+class AccessLog;
 class HttpMetrics;
 
 // Everything here comes from ServerConfig (docs/config.md names the same keys).
@@ -62,8 +63,9 @@ std::int64_t DefaultMaxConnections(std::uint64_t nofile);
 // threads read are atomics; the rest is constant after Listen or used on one thread.
 class HttpServer {
  public:
-  // Records its requests and connections into `metrics`, which must outlive it.
-  HttpServer(Api* api, HttpServerOptions options, HttpMetrics* metrics);
+  // Records its requests and connections into `metrics`, and logs each answered
+  // request into `access_log` when there is one; both must outlive it.
+  HttpServer(Api* api, HttpServerOptions options, HttpMetrics* metrics, AccessLog* access_log = nullptr);
   ~HttpServer();
 
   // Binds "HOST:PORT" or "[V6]:PORT". Returns the bound endpoint (port 0 resolved).
@@ -91,6 +93,7 @@ class HttpServer {
   Api* api_;
   HttpServerOptions options_;
   HttpMetrics* metrics_;
+  AccessLog* access_log_;
   std::string refusal_;  // The whole 503 response Refuse sends; constant after construction.
   std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
   // The acceptor, its back-off timer and backoff_: on contexts_[0]'s thread only.

@@ -18,6 +18,7 @@
 #include "exec/process.h"
 #include "exec/task_executors.h"
 #include "files/file_store.h"
+#include "http/access_log.h"
 #include "http/api.h"
 #include "http/server.h"
 #include "service/job_service.h"
@@ -134,7 +135,9 @@ struct Server::Impl {
   // Outlives the service: the in-process executors run on it.
   std::unique_ptr<ThreadPool> pool;
   std::unique_ptr<JobService> service;
-  std::unique_ptr<HttpMetrics> http_metrics;  // Outlives the server that records into it.
+  // Outlive the server that records into them.
+  std::unique_ptr<HttpMetrics> http_metrics;
+  std::unique_ptr<AccessLog> access_log;
   std::unique_ptr<Api> api;
   std::unique_ptr<HttpServer> http;
 
@@ -186,7 +189,13 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   http_options.header_timeout = c.header_timeout;
   http_options.write_timeout = c.write_timeout;
   impl->max_connections = http_options.max_connections;
-  impl->http = std::make_unique<HttpServer>(impl->api.get(), http_options, impl->http_metrics.get());
+  if (!c.access_log.empty()) {
+    auto log = AccessLog::Open(c.access_log, c.access_log_format);
+    if (!log) return log.error();
+    impl->access_log = std::move(*log);
+  }
+  impl->http =
+      std::make_unique<HttpServer>(impl->api.get(), http_options, impl->http_metrics.get(), impl->access_log.get());
   auto bound = impl->http->Listen(c.listen);
   if (!bound) return bound.error();
   impl->bound = *bound;

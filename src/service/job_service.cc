@@ -37,6 +37,22 @@ struct JobService::MapChunk {
 
 namespace {
 
+// The line each finished job leaves in the log, once its end is durable: what an
+// operator greps for first.
+void LogFinished(const JobRecord& j) {
+  if (!spdlog::should_log(spdlog::level::info)) return;
+  const UnixMillis started = j.started_at > 0 ? j.started_at : j.finished_at;
+  const UnixMillis waited = std::max<UnixMillis>(started - j.created_at, 0);
+  const UnixMillis ran = j.started_at > 0 ? std::max<UnixMillis>(j.finished_at - j.started_at, 0) : 0;
+  if (j.error && j.status != JobStatus::kSucceeded) {
+    spdlog::info("job {} ({}) {}: waited {} ms, ran {} ms, attempt {}: {}: {}", j.id, j.task, JobStatusName(j.status),
+                 waited, ran, j.attempts, j.error->type, j.error->message.substr(0, 300));
+  } else {
+    spdlog::info("job {} ({}) {}: waited {} ms, ran {} ms, attempt {}", j.id, j.task, JobStatusName(j.status), waited,
+                 ran, j.attempts);
+  }
+}
+
 // What is left of `bound` for an execution that has run `ran` (it may have waited
 // for a worker to start first: that does not count); zero when it is spent.
 Millis TimeLeft(Millis bound, std::chrono::nanoseconds ran) {
@@ -1278,6 +1294,7 @@ void JobService::OnFinishDurable(const std::string& id) {
   if (announce) cluster_->AnnounceDone(id);
   if (queued_again) cluster_->AnnounceWork();  // Any node may take it.
   if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
+  if (!queued_again) LogFinished(snap->record);
   Launch(std::move(launches));
   for (auto& answer : cancel_answers) answer(*snap);
   for (auto& w : waiters) w.fn(*snap);

@@ -420,7 +420,9 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "allowed_origins",
                                            "max_list_bytes",
                                            "files_dir",
-                                           "max_memory_result"}));
+                                           "max_memory_result",
+                                           "access_log",
+                                           "access_log_format"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run",
                                             "uses",
                                             "max_queued",

@@ -158,7 +158,9 @@ TEST_F(MetricsTest, CountsMoveAsJobsRunAndPromtoolAcceptsTheExposition) {
   EXPECT_GE(after.at("offload_http_request_duration_seconds_count{route=\"/v1/jobs/{id}\"}"), 5);
   EXPECT_GE(after.at("offload_http_connections_open"), 1);  // This client's, and any closing.
   EXPECT_GT(after.at("process_resident_memory_bytes"), 1e6);
-  for (const auto& [series, value] : after) EXPECT_EQ(series.find("job-"), std::string::npos) << series;
+  for (const auto& [series, value] : after) {
+    for (const auto& id : ids) EXPECT_EQ(series.find(id), std::string::npos) << series;
+  }
 
   const fs::path dir = MakeTestDir("offload-metrics-");
   { std::ofstream(dir / "metrics.txt") << last_scrape_; }
