@@ -9,9 +9,13 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  nginx-light postgresql-15 prometheus
+  nginx-light postgresql-15 prometheus chromium
   python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx python3-pil
 )
+
+# npm fetches the documentation UI (/docs) and the dashboard test's browser driver;
+# Debian's when the machine has none of its own.
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -24,3 +28,6 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# The documentation UI /docs serves, from the npm registry (pinned; see the script).
+"$(dirname "$0")/fetch-docs-ui.sh"

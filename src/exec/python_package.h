@@ -1,5 +1,5 @@
 // The Python package of clients/python/offload, compiled into the binary
-// (cmake/embed_python_package.cmake), and the folder it is installed in for the
+// (cmake/embed_files.cmake), and the folder it is installed in for the
 // workers of `python` tasks.
 #pragma once
 
@@ -7,14 +7,10 @@
 #include <string_view>
 #include <vector>
 
+#include "util/embedded_file.h"
 #include "util/error.h"
 
 namespace offload {
-
-struct EmbeddedFile {
-  const char* name;  // "worker.py"
-  std::string_view content;
-};
 
 // Every *.py file of the package, sorted by name.
 const std::vector<EmbeddedFile>& PythonPackageFiles();

@@ -18,6 +18,7 @@
 #include "http/event_stream.h"
 #include "http/job_json.h"
 #include "http/problem.h"
+#include "http/static_assets.h"
 #include "metrics/process_metrics.h"
 #include "offload/error_types.h"
 #include "util/json_reader.h"
@@ -287,6 +288,23 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     return ex->Respond(std::move(res));
   }
   if (config_.role == "worker") return ex->Respond(ErrorResponse(WorkerOnly()));
+  if (StaticAssets::Owns(url.path())) {
+    if (method != http::verb::get && method != http::verb::head) return ex->Respond(MethodNotAllowed("GET, HEAD"));
+    if (auto res = assets_.Serve(url.path(), req)) return ex->Respond(std::move(*res));
+    std::string detail = "no resource at " + std::string(url.path());
+    if (url.path().substr(0, 5) == "/docs") {
+      detail +=
+          ": the documentation UI is fetched from npm by scripts/fetch-docs-ui.sh (scripts/install-deps.sh runs "
+          "it) and compiled in; the OpenAPI document itself is at /openapi.json";
+    }
+    return ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, detail)));
+  }
+  if (seg.empty() || (seg.size() == 1 && seg[0].empty())) {
+    // The door for a person with a browser: the dashboard.
+    HttpResponse res{http::status::found, 11};
+    res.set(http::field::location, "/ui");
+    return ex->Respond(std::move(res));
+  }
   if (seg.size() < 2 || seg[0] != "v1") {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
   }
@@ -331,6 +349,17 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
       q.max_result_bytes = static_cast<std::size_t>(config_.max_list_bytes);
     }
     return ListJobs(q, std::move(ex));
+  }
+  if (seg[1] == "jobs" && seg.size() == 3 && seg[2] == "cancel" && method == http::verb::post) {
+    if (auto refused = CheckBodyType(req)) return ex->Respond(std::move(*refused));
+    return CancelMatching(req.body(), std::move(ex));
+  }
+  if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "retry") {
+    if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
+    return service_->Retry(seg[2], [ex](ErrorOr<JobSnapshot> job) {
+      if (!job) return ex->Respond(ErrorResponse(job.error()));
+      ex->Respond(JobResponse(http::status::accepted, *job));
+    });
   }
   if (seg[1] == "jobs" && seg.size() == 3) {
     if (method == http::verb::get) {
@@ -441,6 +470,42 @@ void Api::CancelJob(const std::string& id, std::shared_ptr<Exchange> ex) {
   service_->Cancel(id, [ex](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
     ex->Respond(JobResponse(http::status::ok, *job));
+  });
+}
+
+void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) {
+  std::string task;
+  std::optional<JobStatus> status;
+  if (!body.empty()) {
+    ErrorOr<json::value> parsed = ParseJson(body);
+    if (!parsed || !parsed->is_object()) {
+      return ex->Respond(ErrorResponse(
+          MakeError(ErrorCode::kMalformed,
+                    "the body must be a JSON object such as {\"task\": \"render\", \"status\": \"queued\"}")));
+    }
+    for (const auto& [key, value] : parsed->as_object()) {
+      if (key == "task" && value.is_string()) {
+        task = std::string(value.as_string());
+      } else if (key == "status" && value.is_string()) {
+        JobStatus st;
+        if (!ParseJobStatus(value.as_string(), &st) || IsFinished(st)) {
+          return ex->Respond(
+              ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "status must be \"queued\" or \"running\"")));
+        }
+        status = st;
+      } else {
+        return ex->Respond(ErrorResponse(MakeError(
+            ErrorCode::kInvalidArgument, "unknown or mistyped field \"" + std::string(key) +
+                                             "\" (expected \"task\" and \"status\", strings, both optional)")));
+      }
+    }
+  }
+  if (!task.empty() && !service_->FindTask(task)) {
+    return ex->Respond(ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "no task named \"" + task + "\"")));
+  }
+  service_->CancelMatching(task, status, [ex](ErrorOr<std::size_t> canceled) {
+    if (!canceled) return ex->Respond(ErrorResponse(canceled.error()));
+    ex->Respond(JsonResponse(http::status::ok, json::object{{"canceled", *canceled}}));
   });
 }
 

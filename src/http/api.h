@@ -11,6 +11,7 @@
 #include "http/http_metrics.h"
 #include "http/origin_policy.h"
 #include "http/problem.h"
+#include "http/static_assets.h"
 #include "http/upload.h"
 #include "service/job_service.h"
 
@@ -58,6 +59,8 @@ class Api {
   // GET or HEAD; `req` gives Range, If-Range and If-None-Match.
   void GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex);
   void CancelJob(const std::string& id, std::shared_ptr<Exchange> ex);
+  // POST /v1/jobs/cancel: `body` is {"task", "status"}, both optional.
+  void CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex);
   // GET /v1/jobs/{id}/events: 404 for an unknown job, else its event stream.
   void StreamJobEvents(const std::string& id, const std::string& last_event_id, std::shared_ptr<Exchange> ex);
   // With query.include_result, the answer stays within config_.max_list_bytes or is 422.
@@ -76,6 +79,7 @@ class Api {
   const ServerConfig& config_;
   const OriginPolicy origins_;
   const HttpMetrics* const http_metrics_;
+  const StaticAssets assets_;
 };
 
 }  // namespace offload

@@ -13,7 +13,24 @@ namespace {
 constexpr std::array<double, 14> kRequestSeconds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                     0.025,  0.05,    0.1,    0.25,  1,      5,     30};
 
-enum Route { kJobs, kJob, kJobResult, kJobEvents, kEvents, kTasks, kTaskRun, kResources, kHealthz, kMetrics, kOther };
+enum Route {
+  kJobs,
+  kJob,
+  kJobResult,
+  kJobEvents,
+  kEvents,
+  kTasks,
+  kTaskRun,
+  kResources,
+  kHealthz,
+  kMetrics,
+  kJobRetry,
+  kJobsCancel,
+  kUi,
+  kOpenApi,
+  kDocs,
+  kOther
+};
 // In the order of HttpMetrics::kRoutes.
 static_assert(kOther == HttpMetrics::kRouteCount - 1);
 
@@ -37,12 +54,16 @@ int HttpMetrics::RouteOf(std::string_view target) {
   if (!path.empty()) return kOther;
   if (n == 1 && segs[0] == "healthz") return kHealthz;
   if (n == 1 && segs[0] == "metrics") return kMetrics;
+  if (n >= 1 && segs[0] == "ui") return n <= 2 ? kUi : kOther;
+  if (n >= 1 && segs[0] == "docs") return n <= 2 ? kDocs : kOther;
+  if (n == 1 && segs[0] == "openapi.json") return kOpenApi;
   if (n < 2 || segs[0] != "v1") return kOther;
   if (segs[1] == "jobs") {
     if (n == 2) return kJobs;
-    if (n == 3) return kJob;
+    if (n == 3) return segs[2] == "cancel" ? kJobsCancel : kJob;
     if (n == 4 && segs[3] == "result") return kJobResult;
     if (n == 4 && segs[3] == "events") return kJobEvents;
+    if (n == 4 && segs[3] == "retry") return kJobRetry;
     return kOther;
   }
   if (n == 2 && segs[1] == "events") return kEvents;

@@ -33,6 +33,11 @@ class HttpMetrics {
       "/v1/resources",
       "/healthz",
       "/metrics",
+      "/v1/jobs/{id}/retry",
+      "/v1/jobs/cancel",
+      "/ui",
+      "/openapi.json",
+      "/docs",
       "other",
   };
   static constexpr int kRouteCount = static_cast<int>(std::size(kRoutes));

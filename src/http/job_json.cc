@@ -60,6 +60,7 @@ json::object JobToJson(const JobSnapshot& snap) {
   o["priority"] = j.priority;
   o["position"] = snap.position ? json::value(*snap.position) : json::value(nullptr);
   o["attempts"] = j.attempts;
+  if (!j.retry_of.empty()) o["retry_of"] = j.retry_of;
   o["created_at"] = Time(j.created_at);
   o["started_at"] = Time(j.started_at);
   o["finished_at"] = Time(j.finished_at);

@@ -417,6 +417,7 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
   rec.priority = request.priority;
   rec.timeout_ms = request.timeout.count();
   rec.map = request.map;
+  rec.retry_of = std::move(request.retry_of);
   if (!request.idempotency_key.empty()) {
     rec.idempotency_key = std::move(request.idempotency_key);
     rec.request_hash = request_hash;

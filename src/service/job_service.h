@@ -95,6 +95,7 @@ struct SubmitRequest {
   // Uploads received for the job (a binary body, multipart files), finished. They are
   // removed if the job is not accepted.
   std::vector<IncomingFile> files;
+  std::string retry_of;  // Set by Retry: the job this one retries.
 };
 
 // Why a job is canceled: each gives the job its own error.type and message.
@@ -167,6 +168,16 @@ class JobService {
   // Newest first; the second argument is the cursor for the next page.
   void List(const JobQuery& query, PageCallback done);
 
+  // Bulk operations (job_service_bulk.cc). Submits a new job with the task, input,
+  // priority, timeout and map of job `id`, which failed or was canceled, naming it in
+  // retry_of. kNotFound; kConflict for a job in another state, or one that came with
+  // files (they are not kept for another run); else what Submit answers.
+  void Retry(const std::string& id, const SnapshotCallback& done);
+  // Cancels every job, cluster-wide, that is queued or running (`status`: only those
+  // of that status) and of task `task` (empty: any). `done` gets how many it canceled.
+  void CancelMatching(const std::string& task, std::optional<JobStatus> status,
+                      std::function<void(ErrorOr<std::size_t>)> done);
+
   // If job `id` is queued or running, or finished with its final write still in
   // flight, registers `on_finish` to receive its final snapshot once that write is
   // durable, and returns a non-zero ticket. Returns 0 when the job is not active
@@ -217,6 +228,7 @@ class JobService {
  private:
   struct TaskRuntime;
   struct ActiveJob;
+  class CancelSweep;
   struct MapChunk;
   struct Waiter {
     WaitTicket ticket;

@@ -56,6 +56,8 @@ struct JobRecord {
   // On a shared store, for a job with files: the node whose disk holds them, the only
   // one that may run it. Empty: any node.
   std::string files_node;
+  // The job this one retries (POST /v1/jobs/{id}/retry); empty: none.
+  std::string retry_of;
 };
 
 }  // namespace offload

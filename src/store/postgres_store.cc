@@ -114,6 +114,9 @@ CREATE INDEX offload_map_chunks_offered ON offload_map_chunks (priority DESC, se
 CREATE INDEX offload_map_chunks_of_job ON offload_map_chunks (job_id);
 )sql";
 
+// Version 5: a retry names the job it retries (POST /v1/jobs/{id}/retry).
+constexpr const char* kSchemaV5 = "ALTER TABLE offload_jobs ADD COLUMN retry_of text;";
+
 // The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
 // What a server of schema version 2 (which used a schema alone) held while it ran.
@@ -182,7 +185,8 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
       int to;
       const char* sql;
     };
-    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}};
+    static const Migration kMigrations[] = {
+        {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema

@@ -23,7 +23,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -82,15 +82,18 @@ ALTER TABLE jobs ADD COLUMN files TEXT;
 ALTER TABLE jobs ADD COLUMN result_file TEXT;
 )sql";
 
+// Version 7: a retry names the job it retries (POST /v1/jobs/{id}/retry).
+constexpr const char* kSchemaV7 = "ALTER TABLE jobs ADD COLUMN retry_of TEXT;";
+
 // What a row reads as (ReadRow), FROM jobs; column 6 is the input.
 constexpr const char* kColumns =
     "seq, id, task, status, priority, attempts, (SELECT input FROM job_inputs WHERE job_inputs.seq = jobs.seq), "
     "created_at, started_at, finished_at, result_type, result, error_type, error_message, progress, error_history, "
-    "idem_key, request_hash, timeout_ms, map_spec, error_detail, files, result_file";
+    "idem_key, request_hash, timeout_ms, map_spec, error_detail, files, result_file, retry_of";
 
 // kColumns as List reads them: the result (column 11) only when ?5 asks for results
 // and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
-// and, as column 23, the size of the result read, so that List can stop before a
+// and, as column 24, the size of the result read, so that List can stop before a
 // page's results pass their budget. length() of a blob does not read it.
 // kColumns with `expr` read in the result's place.
 std::string ColumnsWithResultAs(std::string_view expr) {
@@ -261,6 +264,7 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
   r.timeout_ms = sqlite3_column_int64(st, 18);
   if (sqlite3_column_type(st, 19) != SQLITE_NULL) r.map = MapSpecFromText(text(19));
   if (sqlite3_column_type(st, 21) != SQLITE_NULL) r.files = FilesFromText(text(21));
+  if (sqlite3_column_type(st, 23) != SQLITE_NULL) r.retry_of = text(23);
   return r;
 }
 
@@ -408,8 +412,8 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     int to;
     const char* sql;
   };
-  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3},
-                                          {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6}};
+  static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
+                                          {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
@@ -459,9 +463,9 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       st = c.Prepare(
           "INSERT INTO jobs (seq, id, task, status, priority, attempts, created_at, started_at, finished_at, "
           "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
-          "timeout_ms, map_spec, error_detail, files, result_file) "
+          "timeout_ms, map_spec, error_detail, files, result_file, retry_of) "
           "VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21, ?22, "
-          "?23)");
+          "?23, ?24)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -482,6 +486,9 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
         sqlite3_bind_text(st, 22, files_text.data(), static_cast<int>(files_text.size()), SQLITE_STATIC);
       }
       BindResultFile(st, 23, r, &result_file_text);
+      if (!r.retry_of.empty()) {
+        sqlite3_bind_text(st, 24, r.retry_of.data(), static_cast<int>(r.retry_of.size()), SQLITE_STATIC);
+      }
     } else {
       st = c.Prepare(
           "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "
@@ -602,7 +609,7 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
       page.next_before_seq = page.jobs.back().seq;
       break;
     }
-    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 23));
+    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 24));
     if (q.max_result_bytes > 0 && result_bytes > q.max_result_bytes) {
       sqlite3_reset(st);
       return MakeError(ErrorCode::kResponseTooLarge,

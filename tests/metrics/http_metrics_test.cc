@@ -24,8 +24,15 @@ TEST(HttpMetricsTest, TargetsMapToTheirRouteTemplateNeverToAnId) {
   EXPECT_EQ(Route("/v1/resources"), "/v1/resources");
   EXPECT_EQ(Route("/healthz"), "/healthz");
   EXPECT_EQ(Route("/metrics"), "/metrics");
+  EXPECT_EQ(Route("/v1/jobs/abc/retry"), "/v1/jobs/{id}/retry");
+  EXPECT_EQ(Route("/v1/jobs/cancel"), "/v1/jobs/cancel");
+  EXPECT_EQ(Route("/ui"), "/ui");
+  EXPECT_EQ(Route("/ui/app.js"), "/ui");
+  EXPECT_EQ(Route("/docs"), "/docs");
+  EXPECT_EQ(Route("/docs/rapidoc-min.js"), "/docs");
+  EXPECT_EQ(Route("/openapi.json"), "/openapi.json");
   for (std::string_view other : {"", "/", "/v1", "/v2/jobs", "/v1/jobs/a/b/c", "/v1/jobs/a/other", "/metrics/x",
-                                 "/v1/tasks/x", "http://host/v1/jobs", "/a/b/c/d/e/f/g"}) {
+                                 "/ui/a/b", "/v1/tasks/x", "http://host/v1/jobs", "/a/b/c/d/e/f/g"}) {
     EXPECT_EQ(Route(other), "other") << other;
   }
 }

@@ -26,7 +26,7 @@ CREATE TABLE jobs (
 )sql";
 
 // The schema version this offload writes (sqlite_store.cc's kSchemaVersion).
-constexpr int kCurrentVersion = 6;
+constexpr int kCurrentVersion = 7;
 
 // The numbers of include/offload/job.h's JobStatus are on disk (jobs.status). A change
 // here is a change of the file format: it needs a schema version and a migration, not
