@@ -9,6 +9,7 @@
 
 // The settings table, for --help; the server itself is reached through its public
 // header only.
+#include "cli/commands.h"
 #include "config/config.h"
 #include "config/settings.h"
 #include "offload/server.h"
@@ -49,7 +50,9 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("offload"));
   offload::SetLogFormat("text");
 
-  CLI::App app{"offload: a job server. Submit work over HTTP; it runs off the request path."};
+  CLI::App app{
+      "offload: a job server. Submit work over HTTP; it runs off the request path. `offload serve` runs the "
+      "server; the other commands talk to one (--url, $OFFLOAD_URL)."};
   app.require_subcommand(1);
   ServeFlags flags;
   CLI::App* serve = app.add_subcommand("serve", "Run the server");
@@ -65,7 +68,17 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"text", "json"}));
   serve->footer(offload::SettingsHelp());
   app.add_subcommand("version", "Print the version")->callback([] { std::cout << "offload 0.1.0\n"; });
-  CLI11_PARSE(app, argc, argv);
+  offload::cli::GlobalOptions client_options;
+  std::function<int()> run_client;
+  offload::cli::AddClientCommands(&app, &client_options, &run_client);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help is a success; any other parse error is a usage error (exit 2).
+    const int code = app.exit(e);
+    return code == 0 ? 0 : offload::cli::kUsage;
+  }
+  if (run_client) return run_client();
   if (serve->parsed()) {
     spdlog::set_level(spdlog::level::from_str(flags.log_level));
     offload::SetLogFormat(flags.log_format);

@@ -1,0 +1,128 @@
+#include "cli/api_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <boost/url.hpp>
+
+namespace offload::cli {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace json = boost::json;
+using tcp = asio::ip::tcp;
+
+std::string ApiResponse::header(std::string_view name) const {
+  for (const auto& [n, v] : headers) {
+    if (beast::iequals(n, name)) return v;
+  }
+  return "";
+}
+
+json::value ApiResponse::json() const {
+  boost::system::error_code ec;
+  json::value v = json::parse(body, ec);
+  return ec ? json::value(nullptr) : v;
+}
+
+std::string ApiResponse::ProblemText() const {
+  const json::value v = json();
+  if (const json::object* o = v.if_object()) {
+    std::string text;
+    if (const auto* t = o->if_contains("title"); t && t->is_string()) text = std::string(t->as_string());
+    if (const auto* d = o->if_contains("detail"); d && d->is_string()) {
+      text += (text.empty() ? "" : ": ") + std::string(d->as_string());
+    }
+    if (!text.empty()) return text;
+  }
+  return "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + body.substr(0, 300));
+}
+
+ErrorOr<ApiClient> ApiClient::Connect(const std::string& base_url) {
+  auto parsed = boost::urls::parse_uri(base_url);
+  if (!parsed || parsed->scheme() != "http" || parsed->host().empty()) {
+    return MakeError(ErrorCode::kInvalidArgument, "--url must be http://HOST:PORT (got \"" + base_url + "\")");
+  }
+  std::string host = parsed->host_address();
+  if (!host.empty() && host.front() == '[') host = host.substr(1, host.size() - 2);
+  std::string port = parsed->has_port() ? std::string(parsed->port()) : "80";
+  std::string prefix(parsed->path());
+  while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
+  return ApiClient(base_url, std::move(host), std::move(port), std::move(prefix));
+}
+
+ApiClient::ApiClient(std::string url, std::string host, std::string port, std::string prefix)
+    : url_(std::move(url)),
+      host_(std::move(host)),
+      port_(std::move(port)),
+      prefix_(std::move(prefix)),
+      ioc_(std::make_unique<asio::io_context>()) {}
+
+Status ApiClient::EnsureConnected(std::chrono::milliseconds timeout) {
+  if (stream_ && stream_->socket().is_open()) return {};
+  stream_.emplace(*ioc_);
+  buffer_.clear();
+  beast::error_code ec;
+  tcp::resolver resolver(*ioc_);
+  auto endpoints = resolver.resolve(host_, port_, ec);
+  if (!ec) {
+    stream_->expires_after(timeout);
+    stream_->connect(endpoints, ec);
+  }
+  if (ec) {
+    stream_.reset();
+    return MakeError(ErrorCode::kUnavailable, "cannot reach " + url_ + ": " + ec.message());
+  }
+  return {};
+}
+
+ErrorOr<ApiResponse> ApiClient::Request(http::verb method, const std::string& target, std::string body,
+                                        std::string_view content_type,
+                                        const std::vector<std::pair<std::string, std::string>>& headers,
+                                        std::chrono::milliseconds timeout) {
+  // A kept-alive connection the server closed meanwhile fails at once: one more try on
+  // a fresh one.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const bool reused = stream_.has_value();
+    if (Status s = EnsureConnected(timeout); !s) return s.error();
+    http::request<http::string_body> req{method, prefix_ + target, 11};
+    req.set(http::field::host, host_ + ":" + port_);
+    req.set(http::field::user_agent, "offload-cli/0.1.0");
+    for (const auto& [n, v] : headers) req.set(n, v);
+    if (!body.empty()) req.set(http::field::content_type, content_type);
+    req.body() = body;
+    req.prepare_payload();
+    beast::error_code ec;
+    stream_->expires_after(timeout);
+    http::write(*stream_, req, ec);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(boost::none);
+    if (method == http::verb::head) parser.skip(true);
+    if (!ec) http::read(*stream_, buffer_, parser, ec);
+    if (ec) {
+      stream_.reset();
+      if (reused && attempt == 0 && ec != beast::error::timeout) continue;
+      return MakeError(ErrorCode::kUnavailable,
+                       ec == beast::error::timeout
+                           ? url_ + " did not answer within " + std::to_string(timeout.count() / 1000) + " s"
+                           : "lost the connection to " + url_ + ": " + ec.message());
+    }
+    auto res = parser.release();
+    ApiResponse out;
+    out.status = res.result_int();
+    for (const auto& f : res) {
+      std::string name(f.name_string());
+      for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      out.headers.emplace_back(std::move(name), std::string(f.value()));
+    }
+    out.body = std::move(res.body());
+    if (!res.keep_alive()) stream_.reset();
+    return out;
+  }
+  return MakeError(ErrorCode::kUnavailable, "lost the connection to " + url_);
+}
+
+}  // namespace offload::cli
