@@ -83,7 +83,7 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
                "offload_jobs_running_on; "
                "DROP INDEX offload_jobs_idem_key; DROP SEQUENCE offload_job_seq; "
                "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch, DROP COLUMN run_after, "
-               "DROP COLUMN files_node; UPDATE offload_schema SET version = 1");
+               "DROP COLUMN files_node, DROP COLUMN retry_of; UPDATE offload_schema SET version = 1");
   auto store = Open();
   ASSERT_TRUE(store.has_value()) << store.error().detail;
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"),
