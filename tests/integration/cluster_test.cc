@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/event_reader.h"
 #include "support/http_client.h"
 #include "support/job_helpers.h"
 #include "support/postgres_schema.h"
@@ -550,6 +551,46 @@ retries = 3
     json::object job = WaitFinished(on_b, id, seconds(60));
     EXPECT_TRUE(Field(job, "status") == "succeeded" || Field(job, "status") == "failed") << json::serialize(job);
   }
+}
+
+// Events are cluster-wide: a stream on an api node, which runs nothing, carries the
+// changes of the jobs the other node runs — those submitted through it, and those
+// submitted to the other node directly — each naming the node it happened on.
+TEST_F(ClusterTest, TheEventsOfJobsRunElsewhereReachAnotherNodesStream) {
+  TestServer& a = StartNode(std::string("role = \"api\"\n") + kOneCpu);
+  TestServer& b = StartNode(kOneCpu);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port()), on_b(b.port());
+  EventReader stream(a.port(), "/v1/events?task=hold");
+  ASSERT_EQ(stream.status(), 200u);
+  // The subscription on A asks B for its events, which B hears by a notification:
+  // probes on B until one reaches A's stream, so that B is known to send them.
+  bool heard = false;
+  for (int i = 0; i < 50 && !heard; ++i) {
+    const std::string probe = Field(SubmitJob(on_b, "hold", json::object{{"ms", 1}}), "id");
+    heard =
+        HasStatus(probe, "succeeded")(stream.ReadUntil(HasStatus(probe, "succeeded"), std::chrono::milliseconds(500)));
+  }
+  ASSERT_TRUE(heard) << "no event of B's reached A's stream";
+  const std::string via_a = Field(SubmitJob(on_a, "hold", json::object{{"ms", 50}}), "id");
+  const std::string on_b_only = Field(SubmitJob(on_b, "hold", json::object{{"ms", 50}}), "id");
+  auto both_done = [&](const std::vector<Message>& m) {
+    return HasStatus(via_a, "succeeded")(m) && HasStatus(on_b_only, "succeeded")(m);
+  };
+  const std::vector<Message>& messages = stream.ReadUntil(both_done, std::chrono::milliseconds(30'000));
+  ASSERT_TRUE(both_done(messages)) << "events read: " << messages.size();
+  EXPECT_EQ(StatusesOf(messages, on_b_only), (std::vector<std::string>{"queued", "running", "succeeded"}));
+  EXPECT_EQ(StatusesOf(messages, via_a), (std::vector<std::string>{"queued", "running", "succeeded"}));
+  // Queued by A (its submit) and run by B: each event names the node it happened on.
+  std::string queued_on, ran_on;
+  for (const Message& m : messages) {
+    if (m.event != "status" || Field(m.object(), "id") != via_a) continue;
+    if (Field(m.object(), "status") == "queued") queued_on = Field(m.object(), "node");
+    if (Field(m.object(), "status") == "running") ran_on = Field(m.object(), "node");
+  }
+  EXPECT_FALSE(queued_on.empty());
+  EXPECT_FALSE(ran_on.empty());
+  EXPECT_NE(queued_on, ran_on);
 }
 
 }  // namespace
