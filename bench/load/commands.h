@@ -13,5 +13,6 @@ int RunE2e(const LoadOptions& options);
 int RunProbe(const LoadOptions& options);
 int RunGap(const LoadOptions& options);
 int RunMap(const LoadOptions& options);
+int RunSubscribe(const LoadOptions& options);
 
 }  // namespace offload::bench

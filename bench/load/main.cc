@@ -103,11 +103,26 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 86400.0));
   m->add_flag("--json", map.json, "Print one JSON object instead of text");
 
+  LoadOptions subscribe;
+  subscribe.concurrency = 100;
+  CLI::App* sub = app.add_subcommand(
+      "subscribe",
+      "N clients of GET /v1/events for S seconds, counting messages; a stream that ends reopens after 2 s");
+  sub->add_option("--url", subscribe.url, "Server base URL, http://HOST:PORT")->capture_default_str();
+  sub->add_option("-c,--concurrency", subscribe.concurrency, "Subscribers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10'000));
+  sub->add_option("-d,--duration", subscribe.duration_s, "Seconds to stay subscribed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  sub->add_flag("--json", subscribe.json, "Print one JSON object instead of text");
+
   CLI11_PARSE(app, argc, argv);
   if (s->parsed()) return offload::bench::RunSubmit(submit);
   if (e->parsed()) return offload::bench::RunE2e(e2e);
   if (p->parsed()) return offload::bench::RunProbe(probe);
   if (g->parsed()) return offload::bench::RunGap(gap);
   if (m->parsed()) return offload::bench::RunMap(map);
+  if (sub->parsed()) return offload::bench::RunSubscribe(subscribe);
   return 2;
 }

@@ -46,11 +46,15 @@ class JobEventStream final : public BodySource, public std::enable_shared_from_t
   JobEventStream(JobService* service, boost::asio::any_io_executor executor,
                  std::shared_ptr<JobEventLog::Subscription> sub);
   void Tick();
+  // The log has events for this stream: it reads them kCoalesce later.
+  void OnLogEvent();
   // The job's last snapshot, once it is final (or the error of reading it).
   void OnFinal(ErrorOr<JobSnapshot> job);
 
   JobService* const service_;  // Null for a stream of every job.
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer flush_timer_;
+  bool flush_pending_ = false;
   std::shared_ptr<JobEventLog::Subscription> sub_;
   std::function<void()> wake_;
   bool stopped_ = false;

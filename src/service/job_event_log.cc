@@ -49,8 +49,17 @@ std::vector<std::function<void()>> JobEventLog::KeepLocked(const JobEvent& event
     horizon_ = next_ - ring_.size();  // The number of the event dropped.
     ring_.pop_front();
   }
-  ring_.push_back(event);
   const std::uint64_t number = next_++;
+  KeptEvent& kept = ring_.emplace_back(KeptEvent{event, IdOf(number), {}});
+  std::string& m = kept.message;
+  m.reserve(kept.id.size() + event.type.size() + event.data.size() + 24);
+  m += "id: ";
+  m += kept.id;
+  m += "\nevent: ";
+  m += event.type;
+  m += "\ndata: ";
+  m += event.data;  // JSON on one line: no newline to split into more data lines.
+  m += "\n\n";
   std::vector<std::function<void()>> wakes;
   for (Subscription* sub : subs_) {
     if (!sub->armed_) continue;
@@ -142,9 +151,8 @@ void JobEventLog::Unsubscribe(Subscription* sub) {
   if (subs_.empty()) linger_until_ = Clock::now() + linger_;
 }
 
-JobEventLog::ReadResult JobEventLog::Read(
-    Subscription* sub, std::size_t max_events,
-    const std::function<void(const std::string& id, const JobEvent& event)>& take) {
+JobEventLog::ReadResult JobEventLog::Read(Subscription* sub, std::size_t max_events,
+                                          const std::function<void(const KeptEvent&)>& take) {
   MutexLock lock(&mu_);
   if (closed_) return ReadResult::kClosed;
   if (sub->cursor_ < horizon_) {
@@ -155,9 +163,9 @@ JobEventLog::ReadResult JobEventLog::Read(
   std::size_t taken = 0;
   while (sub->cursor_ + 1 < next_ && taken < max_events) {
     const std::uint64_t number = ++sub->cursor_;
-    const JobEvent& event = ring_[number - oldest];
-    if (!sub->filter_.Matches(event)) continue;
-    take(IdOf(number), event);
+    const KeptEvent& kept = ring_[number - oldest];
+    if (!sub->filter_.Matches(kept.event)) continue;
+    take(kept);
     ++taken;
   }
   if (taken > 0) return ReadResult::kSome;

@@ -48,6 +48,15 @@ struct JobEvent {
   std::string data;  // The event's JSON object, on one line.
 };
 
+// An event as the log keeps it: numbered, and written once as the Server-Sent Events
+// message every stream sends ("id: …\nevent: …\ndata: …\n\n"), so that a hundred
+// subscribers copy it rather than format it a hundred times under the log's lock.
+struct KeptEvent {
+  JobEvent event;
+  std::string id;       // Its SSE id (JobEventLog::IdOf).
+  std::string message;  // The whole SSE message.
+};
+
 // Which events a subscription reads; an empty field matches any.
 struct JobEventFilter {
   std::string job_id;
@@ -119,10 +128,10 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
   // after that event. A resume from an id this log cannot read on from gives a
   // subscription whose first Read is kLost.
   std::unique_ptr<Subscription> Subscribe(JobEventFilter filter, std::string_view last_event_id) LOCKS_EXCLUDED(mu_);
-  // Calls `take(id, event)` for the events after the cursor that match the filter,
-  // at most `max_events` of them, under mu_ (take only copies).
-  ReadResult Read(Subscription* sub, std::size_t max_events,
-                  const std::function<void(const std::string& id, const JobEvent& event)>& take) LOCKS_EXCLUDED(mu_);
+  // Calls `take(event)` for the events after the cursor that match the filter, at
+  // most `max_events` of them, under mu_ (take only copies).
+  ReadResult Read(Subscription* sub, std::size_t max_events, const std::function<void(const KeptEvent&)>& take)
+      LOCKS_EXCLUDED(mu_);
   // Ends every subscription: their next Read is kClosed, and they are woken.
   void Close() LOCKS_EXCLUDED(mu_);
 
@@ -143,7 +152,7 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
 
   std::atomic<bool> wanted_{false};
   mutable Mutex mu_;
-  std::deque<JobEvent> ring_ GUARDED_BY(mu_);
+  std::deque<KeptEvent> ring_ GUARDED_BY(mu_);
   std::uint64_t next_ GUARDED_BY(mu_) = 1;     // The number of the next event.
   std::uint64_t horizon_ GUARDED_BY(mu_) = 0;  // A cursor below it has lost events.
   std::unordered_set<Subscription*> subs_ GUARDED_BY(mu_);

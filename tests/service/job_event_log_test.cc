@@ -15,7 +15,7 @@ JobEvent Event(const std::string& id, const std::string& task = "t") { return Jo
 // The ids of the jobs of the events a Read gives, and what it returned.
 std::pair<ReadResult, std::vector<std::string>> ReadAll(JobEventLog& log, JobEventLog::Subscription* sub) {
   std::vector<std::string> jobs;
-  const ReadResult r = log.Read(sub, 1000, [&](const std::string&, const JobEvent& e) { jobs.push_back(e.job_id); });
+  const ReadResult r = log.Read(sub, 1000, [&](const KeptEvent& e) { jobs.push_back(e.event.job_id); });
   return {r, jobs};
 }
 
@@ -76,7 +76,7 @@ TEST(JobEventLogTest, AResumeReadsOnFromItsIdAndOnlyFromThisLogsIds) {
   {
     auto sub = log->Subscribe({}, "");
     log->Publish(Event("a"));
-    log->Read(sub.get(), 1000, [&](const std::string& id, const JobEvent&) { last = id; });
+    log->Read(sub.get(), 1000, [&](const KeptEvent& e) { last = e.id; });
   }
   // Nobody subscribed, but within the linger: kept.
   log->Publish(Event("b"));
@@ -96,7 +96,7 @@ TEST(JobEventLogTest, AGapInRecordingIsNeverReadAsContinuous) {
   {
     auto sub = log->Subscribe({}, "");
     log->Publish(Event("a"));
-    log->Read(sub.get(), 1000, [&](const std::string& id, const JobEvent&) { last = id; });
+    log->Read(sub.get(), 1000, [&](const KeptEvent& e) { last = e.id; });
   }
   // No linger: this stops the recording, and "unseen" is lost.
   log->Publish(Event("unseen"));
