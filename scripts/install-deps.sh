@@ -10,11 +10,12 @@ packages=(
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nginx-light postgresql-15 prometheus chromium
-  python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx python3-pil
+  python3-pytest python3-setuptools python3-pip python3-venv python3-fastapi python3-uvicorn python3-httpx python3-pil python3-jsonschema
 )
 
 # npm fetches the documentation UI (/docs) and the dashboard test's browser driver;
 # Debian's when the machine has none of its own.
+command -v node >/dev/null || packages+=(nodejs)
 command -v npm >/dev/null || packages+=(npm)
 
 missing=()
@@ -31,3 +32,11 @@ fi
 
 # The documentation UI /docs serves, from the npm registry (pinned; see the script).
 "$(dirname "$0")/fetch-docs-ui.sh"
+
+# The dashboard test's browser driver (playwright-core, pinned by its lock file).
+ui_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+# Again only when the lock file changed since the last install (a copy is kept beside it).
+if ! cmp -s "$ui_tests/package-lock.json" "$ui_tests/node_modules/.offload-installed-lock" 2>/dev/null; then
+  (cd "$ui_tests" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$ui_tests/package-lock.json" "$ui_tests/node_modules/.offload-installed-lock"
+fi

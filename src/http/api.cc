@@ -357,6 +357,10 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "retry") {
     if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
     return service_->Retry(seg[2], [ex](ErrorOr<JobSnapshot> job) {
+      if (!job && job.error().code == ErrorCode::kConflict) {
+        return ex->Respond(ProblemResponse(
+            MakeProblem(http::status::conflict, "not-retryable", "The job cannot be retried", job.error().detail)));
+      }
       if (!job) return ex->Respond(ErrorResponse(job.error()));
       ex->Respond(JobResponse(http::status::accepted, *job));
     });
@@ -367,7 +371,15 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
       if (auto w = param("wait"); w && !ParseSeconds(*w, &wait)) {
         return ex->Respond(ErrorResponse(MakeError(ErrorCode::kMalformed, "wait must be a number of seconds")));
       }
-      return GetJob(seg[2], std::min(wait, config_.max_wait), std::move(ex));
+      bool with_input = false;
+      if (auto inc = param("include"); inc && !inc->empty()) {
+        if (*inc != "input") {
+          return ex->Respond(
+              ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "include must be \"input\" (the job's input)")));
+        }
+        with_input = true;
+      }
+      return GetJob(seg[2], std::min(wait, config_.max_wait), with_input, std::move(ex));
     }
     if (method == http::verb::delete_) return CancelJob(seg[2], std::move(ex));
     return ex->Respond(MethodNotAllowed("GET, DELETE"));
@@ -440,10 +452,13 @@ void Api::SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::
   });
 }
 
-void Api::GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> ex) {
-  auto answer = [ex](ErrorOr<JobSnapshot> job) {
+void Api::GetJob(const std::string& id, Millis wait, bool with_input, std::shared_ptr<Exchange> ex) {
+  auto answer = [ex, with_input](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
-    ex->Respond(JobResponse(http::status::ok, *job));
+    if (!with_input) return ex->Respond(JobResponse(http::status::ok, *job));
+    std::string body;
+    AppendJobJson(&body, *job, /*include_result=*/true, /*include_input=*/true);
+    ex->Respond(JsonResponse(http::status::ok, std::move(body)));
   };
   if (wait.count() == 0) return service_->Get(id, answer);
   AwaitJob(ex, id, wait, false, answer);

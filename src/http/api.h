@@ -55,7 +55,8 @@ class Api {
   void SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex);
   // POST /v1/jobs once its body is parsed; `req` gives Idempotency-Key and Prefer.
   void SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::shared_ptr<Exchange> ex);
-  void GetJob(const std::string& id, Millis wait, std::shared_ptr<Exchange> ex);
+  // With `with_input`, the job object carries its input too (?include=input).
+  void GetJob(const std::string& id, Millis wait, bool with_input, std::shared_ptr<Exchange> ex);
   // GET or HEAD; `req` gives Range, If-Range and If-None-Match.
   void GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex);
   void CancelJob(const std::string& id, std::shared_ptr<Exchange> ex);

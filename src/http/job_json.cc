@@ -131,8 +131,15 @@ json::object WorkersToJson(const WorkerStatus& w) {
 
 }  // namespace
 
-void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result) {
+void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result, bool include_input) {
   AppendJson(out, JobToJson(job));
+  if (include_input) {
+    assert(out->back() == '}');
+    out->pop_back();
+    *out += R"(,"input":)";
+    AppendJson(out, job.record.input ? *job.record.input : boost::json::value(nullptr));
+    *out += '}';
+  }
   // Left out, not null, when not asked for: null says "no result", while result_url
   // says where it is.
   if (!include_result) return;

@@ -13,7 +13,7 @@ namespace offload {
 // is left out (result_type and result_url stay): what a listing sends unless asked for
 // ?include=result. The result comes last, written from the job's own value rather
 // than copied into an object first (a map's result can hold millions of values).
-void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result = true);
+void AppendJobJson(std::string* out, const JobSnapshot& job, bool include_result = true, bool include_input = false);
 boost::json::object TaskToJson(const TaskInfo& task);
 boost::json::object ResourceToJson(const ResourceInfo& resource);
 

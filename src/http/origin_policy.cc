@@ -44,9 +44,10 @@ bool ListensOnLoopback(std::string_view listen) {
 
 // Kept small on purpose: a browser caches the answer for Max-Age seconds.
 constexpr const char* kAllowMethods = "GET, POST, DELETE";
-constexpr const char* kAllowHeaders = "Content-Type, Idempotency-Key, Prefer";
+constexpr const char* kAllowHeaders =
+    "Content-Type, Idempotency-Key, Prefer, X-Request-Id, Last-Event-ID, Range, If-Range, If-None-Match";
 // Response headers a page may read besides the CORS-safelisted ones.
-constexpr const char* kExposeHeaders = "Location, Retry-After";
+constexpr const char* kExposeHeaders = "Location, Retry-After, X-Request-Id, ETag, Content-Range, Accept-Ranges";
 
 void AddCorsHeaders(HttpResponse& res, const std::string& origin) {
   res.set(http::field::access_control_allow_origin, origin);

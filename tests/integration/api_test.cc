@@ -395,7 +395,10 @@ TEST_F(ApiTest, UnknownIdIs404) {
   EXPECT_TRUE(IsProblem(client().Get("/v1/jobs/AAAAAAAAAAAAAAAA/result"), 404));
   EXPECT_TRUE(IsProblem(client().Delete("/v1/jobs/AAAAAAAAAAAAAAAA"), 404));
   EXPECT_TRUE(IsProblem(client().Get("/v2/jobs"), 404));
-  EXPECT_TRUE(IsProblem(client().Get("/"), 404));
+  EXPECT_TRUE(IsProblem(client().Get("/v1"), 404));
+  EXPECT_TRUE(IsProblem(client().Get("/nothing"), 404));
+  // The root leads a browser to the dashboard.
+  EXPECT_EQ(client().Get("/").status, 302);
 }
 
 // The 404's detail quotes the id: its bytes must not make the body invalid UTF-8.

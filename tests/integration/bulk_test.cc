@@ -61,6 +61,12 @@ TEST_F(BulkTest, RetryOfAFailedJobRunsItsInputAgainAsANewJobLinkedToIt) {
   const json::object old = GetJob(client(), failed);
   EXPECT_EQ(Field(old, "status"), "failed");
   EXPECT_FALSE(old.contains("retry_of"));
+  EXPECT_FALSE(old.contains("input"));
+  // The same input: the new job carries it, as GET ?include=input shows.
+  Response with_input = client().Get("/v1/jobs/" + id + "?include=input");
+  ASSERT_EQ(with_input.status, 200) << Describe(with_input);
+  EXPECT_EQ(with_input.json().at("input"), (json::object{{"n", 7}}));
+  EXPECT_EQ(client().Get("/v1/jobs/" + id + "?include=everything").status, 422);
 }
 
 TEST_F(BulkTest, RetryTakesFailedOrCanceledJobsOnly) {
@@ -69,7 +75,7 @@ TEST_F(BulkTest, RetryTakesFailedOrCanceledJobsOnly) {
   WaitForStatus(client(), running, "running");
   Response conflict = client().Post("/v1/jobs/" + running + "/retry", "");
   EXPECT_EQ(conflict.status, 409) << Describe(conflict);
-  EXPECT_EQ(conflict.json().at("type"), "urn:offload:problem:conflict");
+  EXPECT_EQ(conflict.json().at("type"), "urn:offload:problem:not-retryable");
   EXPECT_EQ(client().Post("/v1/jobs/nosuchjob/retry", "").status, 404);
   EXPECT_EQ(client().Get("/v1/jobs/" + running + "/retry").status, 405);
 

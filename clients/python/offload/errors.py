@@ -13,6 +13,7 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     405     method-not-allowed               Refused
     409     conflict                         Conflict
     409     not-finished                     NotFinished (a Conflict; retry_after)
+    409     not-retryable                    Conflict (a retry of a job that did not fail)
     409     job-canceled                     JobCanceled (a JobFailed)
     413     body-too-large                   PayloadTooLarge
     415     unsupported-media-type           UnsupportedMediaType (a Refused)
@@ -195,6 +196,7 @@ _BY_TYPE = {
     "method-not-allowed": Refused,
     "conflict": Conflict,
     "not-finished": NotFinished,
+    "not-retryable": Conflict,
     "job-canceled": JobCanceled,
     "body-too-large": PayloadTooLarge,
     "unsupported-media-type": UnsupportedMediaType,
