@@ -1048,6 +1048,7 @@
       const body = {};
       if (filter.task) body.task = filter.task;
       if (status) body.status = status;
+      if (!filter.task && !status) body.all = true;  // The server wants it said.
       try {
         const res = await api('/v1/jobs/cancel', { method: 'POST', body });
         const n = res && Number.isFinite(res.canceled) ? res.canceled : 0;

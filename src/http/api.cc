@@ -491,8 +491,9 @@ void Api::CancelJob(const std::string& id, std::shared_ptr<Exchange> ex) {
 void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) {
   std::string task;
   std::optional<JobStatus> status;
-  if (!body.empty()) {
-    ErrorOr<json::value> parsed = ParseJson(body);
+  bool all = false;
+  {
+    ErrorOr<json::value> parsed = ParseJson(body.empty() ? std::string_view("{}") : std::string_view(body));
     if (!parsed || !parsed->is_object()) {
       return ex->Respond(ErrorResponse(
           MakeError(ErrorCode::kMalformed,
@@ -501,6 +502,8 @@ void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) 
     for (const auto& [key, value] : parsed->as_object()) {
       if (key == "task" && value.is_string()) {
         task = std::string(value.as_string());
+      } else if (key == "all" && value.is_bool()) {
+        all = value.as_bool();
       } else if (key == "status" && value.is_string()) {
         JobStatus st;
         if (!ParseJobStatus(value.as_string(), &st) || IsFinished(st)) {
@@ -510,10 +513,17 @@ void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) 
         status = st;
       } else {
         return ex->Respond(ErrorResponse(MakeError(
-            ErrorCode::kInvalidArgument, "unknown or mistyped field \"" + std::string(key) +
-                                             "\" (expected \"task\" and \"status\", strings, both optional)")));
+            ErrorCode::kInvalidArgument,
+            "unknown or mistyped field \"" + std::string(key) +
+                "\" (expected \"task\" and \"status\", strings, or \"all\": true)")));
       }
     }
+  }
+  // Every job of every task takes saying so: an empty body is more likely a mistake.
+  if (task.empty() && !status && !all) {
+    return ex->Respond(ErrorResponse(MakeError(ErrorCode::kInvalidArgument,
+                                               "name a \"task\" or a \"status\", or send {\"all\": true} to "
+                                               "cancel every queued and running job")));
   }
   if (!task.empty() && !service_->FindTask(task)) {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "no task named \"" + task + "\"")));

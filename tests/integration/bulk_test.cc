@@ -136,8 +136,11 @@ TEST_F(BulkTest, CancelByFilterCancelsWhatMatchesAndNothingElse) {
   EXPECT_NE(Field(GetJob(client(), other), "status"), "canceled");
   EXPECT_EQ(Field(WaitFinished(client(), finished), "status"), "failed");  // Finished jobs are left alone.
 
-  // No filter: everything queued or running.
-  Response rest = client().Post("/v1/jobs/cancel", "", kJson);
+  // No filter is refused; everything queued or running takes {"all": true}.
+  EXPECT_EQ(client().Post("/v1/jobs/cancel", "", kJson).status, 422);
+  EXPECT_EQ(client().Post("/v1/jobs/cancel", "{}", kJson).status, 422);
+  EXPECT_NE(Field(GetJob(client(), other), "status"), "canceled");
+  Response rest = client().Post("/v1/jobs/cancel", R"({"all": true})", kJson);
   ASSERT_EQ(rest.status, 200) << Describe(rest);
   EXPECT_EQ(rest.json().at("canceled"), 1);
   EXPECT_EQ(Field(WaitFinished(client(), other), "status"), "canceled");
