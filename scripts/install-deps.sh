@@ -37,6 +37,10 @@ fi
 ui_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
 # Again only when the lock file changed since the last install (a copy is kept beside it).
 if ! cmp -s "$ui_tests/package-lock.json" "$ui_tests/node_modules/.offload-installed-lock" 2>/dev/null; then
-  (cd "$ui_tests" && npm ci --no-audit --no-fund --loglevel=error)
-  cp "$ui_tests/package-lock.json" "$ui_tests/node_modules/.offload-installed-lock"
+  if (cd "$ui_tests" && npm ci --no-audit --no-fund --loglevel=error); then
+    cp "$ui_tests/package-lock.json" "$ui_tests/node_modules/.offload-installed-lock"
+  else
+    # Only the dashboard's test needs it: the server builds and runs without.
+    echo "install-deps: npm ci in tests/ui failed; the dashboard test (ui.dashboard) cannot run" >&2
+  fi
 fi

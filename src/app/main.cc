@@ -1,7 +1,6 @@
 // offload: the job server's command line. `offload serve` runs the server: an
 // offload::Server (include/offload/server.h) with the built-in tasks, as a program
 // that embeds offload would run it with its own.
-#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -47,9 +46,6 @@ int Serve(const ServeFlags& flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  spdlog::set_default_logger(spdlog::stderr_color_mt("offload"));
-  offload::SetLogFormat("text");
-
   CLI::App app{
       "offload: a job server. Submit work over HTTP; it runs off the request path. `offload serve` runs the "
       "server; the other commands talk to one (--url, $OFFLOAD_URL)."};
@@ -78,11 +74,22 @@ int main(int argc, char** argv) {
     const int code = app.exit(e);
     return code == 0 ? 0 : offload::cli::kUsage;
   }
-  if (run_client) return run_client();
+  if (run_client) {
+    try {
+      return run_client();
+    } catch (const std::exception& e) {
+      // A 200 whose body is not what an offload server sends: --url names something else.
+      std::cerr << "offload: the answer from the server is not what offload sends (" << e.what() << ")\n";
+      return offload::cli::kServerError;
+    }
+  }
   if (serve->parsed()) {
+    offload::UseBackgroundStderrLog();
     spdlog::set_level(spdlog::level::from_str(flags.log_level));
     offload::SetLogFormat(flags.log_format);
-    return Serve(flags);
+    const int code = Serve(flags);
+    spdlog::shutdown();  // Writes out what the log thread still holds.
+    return code;
   }
   return 0;
 }

@@ -295,17 +295,19 @@ volatile std::sig_atomic_t g_interrupted = 0;
 
 // One frame: tasks, resources and the latest jobs. Returns false when the server
 // could not be read (the reason goes in *why).
-bool DrawTop(ApiClient& client, std::string* frame, std::string* why) {
+bool DrawTop(ApiClient& client, std::string* frame, std::string* why, int* code) {
   auto tasks = client.Get("/v1/tasks", milliseconds(5'000));
   auto resources = tasks ? client.Get("/v1/resources", milliseconds(5'000)) : tasks;
   auto jobs = resources ? client.Get("/v1/jobs?limit=15", milliseconds(5'000)) : resources;
   for (auto* r : {&tasks, &resources, &jobs}) {
     if (!*r) {
       *why = r->error().detail;
+      *code = kUnreachable;
       return false;
     }
     if ((*r)->status != 200) {
       *why = (*r)->ProblemText();
+      *code = (*r)->status >= 500 ? kServerError : kRefused;
       return false;
     }
   }
@@ -350,10 +352,10 @@ int Top(ApiClient& client, double interval_s, int count) {
   int code = kOk;
   for (int i = 0; (count <= 0 || i < count) && !g_interrupted; ++i) {
     std::string frame, why;
-    if (!DrawTop(client, &frame, &why)) {
+    if (!DrawTop(client, &frame, &why, &code)) {
       if (tty) std::cout << "\033[?1049l";
       std::cerr << "offload: " << why << "\n";
-      return kUnreachable;
+      return code;
     }
     if (tty) std::cout << "\033[H\033[2J";
     std::cout << frame << (tty ? "" : "\n") << std::flush;

@@ -143,6 +143,7 @@ struct ServerConfig {
   // Where each answered request is logged: "" (off), "stderr", or a file appended to.
   std::string access_log;
   std::string access_log_format = "json";  // "json" (one object per line) or "common" (NCSA).
+  bool log_jobs = true;                    // An info line per finished job.
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

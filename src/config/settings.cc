@@ -522,6 +522,16 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
                     "`\"json\"`: one JSON object per request; `\"common\"`: the NCSA common log format, as nginx "
                     "and Apache write it, with the request id and duration appended.",
                     IsAccessLogFormat, "\"json\" or \"common\""),
+      Setting<C>{"log_jobs", "boolean",
+                 "Each finished job leaves an info line in the server log (id, task, status, wait, run time); "
+                 "`false` keeps the log to the server's own events (at tens of thousands of jobs a second the "
+                 "lines cost a few percent of throughput).",
+                 [](const std::string& f, const toml::node& n, C* c) -> Status {
+                   if (!n.is_boolean()) return ConfigError(f, n, "log_jobs must be true or false");
+                   c->log_jobs = *n.value<bool>();
+                   return {};
+                 },
+                 [](const C& c) { return std::string(c.log_jobs ? "true" : "false"); }},
   };
   return settings;
 }

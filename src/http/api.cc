@@ -107,6 +107,9 @@ HttpResponse ResultResponse(const JobSnapshot& job, const FileStore& files, cons
     case JobStatus::kSucceeded: {
       HttpResponse res{http::status::ok, 11};
       res.set(http::field::content_type, j.result->content_type);
+      // A task's bytes opened in a browser (an HTML or SVG result) run no script on
+      // this origin, where the dashboard and the API are.
+      if (!j.result->is_json()) res.set("Content-Security-Policy", "sandbox");
       std::string etag;
       if (j.result->file && !j.result->file->sha256.empty()) {
         etag = ETagOf(*j.result->file);
@@ -513,9 +516,8 @@ void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) 
         status = st;
       } else {
         return ex->Respond(ErrorResponse(MakeError(
-            ErrorCode::kInvalidArgument,
-            "unknown or mistyped field \"" + std::string(key) +
-                "\" (expected \"task\" and \"status\", strings, or \"all\": true)")));
+            ErrorCode::kInvalidArgument, "unknown or mistyped field \"" + std::string(key) +
+                                             "\" (expected \"task\" and \"status\", strings, or \"all\": true)")));
       }
     }
   }

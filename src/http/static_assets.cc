@@ -40,10 +40,17 @@ std::string_view ContentTypeOf(std::string_view name) {
   return "application/octet-stream";
 }
 
+// A validator that changes with the bytes: a browser revalidates (no-cache) and gets
+// a 304 until the server it talks to has other files.
+std::string ETagOf(std::string_view content) {
+  return fmt::format("\"{:016x}\"", std::hash<std::string_view>{}(content));
+}
+
 }  // namespace
 
 StaticAssets::StaticAssets() {
   if (const char* dir = std::getenv("OFFLOAD_UI_DIR"); dir && *dir) ui_dir_ = dir;
+  for (const EmbeddedFile& f : WebFiles()) etags_.emplace(f.name, ETagOf(f.content));
 }
 
 bool StaticAssets::Owns(std::string_view path) {
@@ -66,9 +73,9 @@ std::optional<HttpResponse> StaticAssets::Serve(std::string_view path, const Htt
   const std::string name = FileOf(path);
   std::optional<std::string> content = name.empty() ? std::nullopt : Read(name);
   if (!content) return std::nullopt;
-  // A validator that changes with the bytes: a browser revalidates (no-cache) and
-  // gets a 304 until the server it talks to has other files.
-  const std::string etag = fmt::format("\"{:016x}\"", std::hash<std::string>{}(*content));
+  auto known = etags_.find(name);
+  const std::string etag =
+      known != etags_.end() && (ui_dir_.empty() || name.substr(0, 3) != "ui/") ? known->second : ETagOf(*content);
   if (req[http::field::if_none_match] == etag) {
     HttpResponse res{http::status::not_modified, 11};
     res.set(http::field::etag, etag);
@@ -85,6 +92,7 @@ std::optional<HttpResponse> StaticAssets::Serve(std::string_view path, const Htt
             "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
             "frame-ancestors 'none'; base-uri 'none'; form-action 'self'");
   }
+  if (name == "ui/docs.html") res.set("Content-Security-Policy", "frame-ancestors 'none'");
   res.body() = std::move(*content);
   return res;
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "http/exchange.h"
@@ -36,6 +37,8 @@ class StaticAssets {
   std::optional<std::string> Read(const std::string& name) const;
 
   std::string ui_dir_;  // OFFLOAD_UI_DIR; empty: the embedded copies.
+  // The ETag of each embedded file, computed once.
+  std::unordered_map<std::string, std::string> etags_;
 };
 
 }  // namespace offload

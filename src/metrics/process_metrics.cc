@@ -68,7 +68,7 @@ void WriteProcessMetrics(MetricsText* out) {
   out->Family("process_open_fds", MetricType::kGauge, "Open file descriptors.");
   out->Sample("process_open_fds", {}, fds);
   rlimit nofile{};
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
     out->Family("process_max_fds", MetricType::kGauge, "The limit of open file descriptors.");
     out->Sample("process_max_fds", {}, static_cast<std::int64_t>(nofile.rlim_cur));
   }

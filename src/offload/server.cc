@@ -224,6 +224,8 @@ void Server::Run() {
   // the moment it appears.
   spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
                address(), s.config.threads, RedactStoreSpec(s.config.store), s.max_connections, s.nofile);
+  // Whoever waits for this line (a supervisor, a test) has it now, however the log is buffered.
+  spdlog::default_logger()->flush();
   s.http->Run();
   if (s.shutdown.joinable()) s.shutdown.join();
 }

@@ -45,8 +45,22 @@ void LogFinished(const JobRecord& j) {
   const UnixMillis waited = std::max<UnixMillis>(started - j.created_at, 0);
   const UnixMillis ran = j.started_at > 0 ? std::max<UnixMillis>(j.finished_at - j.started_at, 0) : 0;
   if (j.error && j.status != JobStatus::kSucceeded) {
+    // The message may hold a process's stderr: its line breaks must not make lines of
+    // their own in the log.
+    std::string message;
+    for (char c : std::string_view(j.error->message).substr(0, 300)) {
+      if (c == '\n') {
+        message += "\\n";
+      } else if (c == '\r') {
+        message += "\\r";
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        message += ' ';
+      } else {
+        message += c;
+      }
+    }
     spdlog::info("job {} ({}) {}: waited {} ms, ran {} ms, attempt {}: {}: {}", j.id, j.task, JobStatusName(j.status),
-                 waited, ran, j.attempts, j.error->type, j.error->message.substr(0, 300));
+                 waited, ran, j.attempts, j.error->type, message);
   } else {
     spdlog::info("job {} ({}) {}: waited {} ms, ran {} ms, attempt {}", j.id, j.task, JobStatusName(j.status), waited,
                  ran, j.attempts);
@@ -715,11 +729,8 @@ std::vector<TaskInfo> JobService::Tasks() const {
   {
     MutexLock lock(&mu_);
     for (const auto& [name, rt] : tasks_) {
-      // In a cluster, the cluster's queue as last counted.
-      const std::size_t queued = clustered_ ? static_cast<std::size_t>(std::max<std::int64_t>(rt->cluster_queued, 0))
-                                            : scheduler_.queued(rt->queue);
       out.push_back(TaskInfo{name, DescribeRun(rt->config), rt->config.uses, rt->content_type, rt->config.max_queued,
-                             queued, scheduler_.running(rt->queue), rt->config.timeout, std::nullopt});
+                             QueuedLocked(*rt), scheduler_.running(rt->queue), rt->config.timeout, std::nullopt});
     }
   }
   // Outside the lock: each executor has its own.
@@ -728,9 +739,19 @@ std::vector<TaskInfo> JobService::Tasks() const {
   return out;
 }
 
+std::size_t JobService::QueuedLocked(const TaskRuntime& task) const {
+  // In a cluster, the cluster's queue as last counted.
+  return clustered_ ? static_cast<std::size_t>(std::max<std::int64_t>(task.cluster_queued, 0))
+                    : scheduler_.queued(task.queue);
+}
+
 std::vector<ResourceInfo> JobService::Resources() const {
-  std::vector<ResourceInfo> out;
   MutexLock lock(&mu_);
+  return ResourcesLocked();
+}
+
+std::vector<ResourceInfo> JobService::ResourcesLocked() const {
+  std::vector<ResourceInfo> out;
   int r = 0;
   for (const auto& [name, cap] : config_.resources) {
     out.push_back(ResourceInfo{name, cap, scheduler_.in_use(r), scheduler_.queued_demand(r)});
@@ -1295,7 +1316,7 @@ void JobService::OnFinishDurable(const std::string& id) {
   if (announce) cluster_->AnnounceDone(id);
   if (queued_again) cluster_->AnnounceWork();  // Any node may take it.
   if (store_back) spdlog::info("store: takes writes again; every finished job is recorded; starting new jobs");
-  if (!queued_again) LogFinished(snap->record);
+  if (!queued_again && config_.log_jobs) LogFinished(snap->record);
   Launch(std::move(launches));
   for (auto& answer : cancel_answers) answer(*snap);
   for (auto& w : waiters) w.fn(*snap);

@@ -174,7 +174,8 @@ class JobService {
   // files (they are not kept for another run); else what Submit answers.
   void Retry(const std::string& id, const SnapshotCallback& done);
   // Cancels every job, cluster-wide, that is queued or running (`status`: only those
-  // of that status) and of task `task` (empty: any). `done` gets how many it canceled.
+  // of that status) and of task `task` (empty: any). `done` gets how many it canceled,
+  // or kUnavailable when a drain began first (the sweep stops there).
   void CancelMatching(const std::string& task, std::optional<JobStatus> status,
                       std::function<void(ErrorOr<std::size_t>)> done);
 
@@ -287,6 +288,10 @@ class JobService {
   void OnFinalWriteFailed(const std::string& id, std::uint64_t adoption, const Error& error) LOCKS_EXCLUDED(mu_);
   void OnFinalWriteRetryDue(const std::string& id, std::uint64_t adoption) LOCKS_EXCLUDED(mu_);
   JobSnapshot SnapshotLocked(const ActiveJob& job) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Jobs of `task` waiting to start (in a cluster, the cluster's queue as last counted),
+  // and each resource's capacity and use: what Tasks, Resources and WriteMetrics show.
+  std::size_t QueuedLocked(const TaskRuntime& task) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::vector<ResourceInfo> ResourcesLocked() const EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static bool Executing(const ActiveJob& job);
   static Millis EffectiveTimeout(const ActiveJob& job);
   void StoreGet(const std::string& id, std::function<void(ErrorOr<std::optional<JobRecord>>)> done);

@@ -53,6 +53,7 @@ class JobService::CancelSweep : public std::enable_shared_from_this<CancelSweep>
 
   void Step() {
     if (statuses_.empty()) return done_(canceled_.load());
+    if (Status s = StillOn(); !s) return done_(s.error());
     query_.status = statuses_.back();
     service_->List(query_, [self = shared_from_this()](ErrorOr<std::vector<JobSnapshot>> page,
                                                        std::optional<std::uint64_t> cursor) {
@@ -63,6 +64,7 @@ class JobService::CancelSweep : public std::enable_shared_from_this<CancelSweep>
  private:
   void OnPage(ErrorOr<std::vector<JobSnapshot>> page, std::optional<std::uint64_t> cursor) {
     if (!page) return done_(page.error());
+    if (Status s = StillOn(); !s) return done_(s.error());
     if (cursor) {
       query_.before_seq = *cursor;
     } else {
@@ -78,6 +80,15 @@ class JobService::CancelSweep : public std::enable_shared_from_this<CancelSweep>
       });
     }
     Answered();
+  }
+
+  // A sweep stops at the drain: what is still queued then stays queued for the next
+  // start, as the drain keeps it, and the service being destroyed is not called into
+  // (its destructor drains first, then runs the reads still queued).
+  Status StillOn() const {
+    if (!service_->draining()) return {};
+    return MakeError(ErrorCode::kUnavailable, "the server is shutting down; " + std::to_string(canceled_.load()) +
+                                                  " jobs were canceled before it began");
   }
 
   void Answered() {

@@ -29,15 +29,9 @@ void JobService::WriteMetrics(MetricsText* out) const {
   {
     MutexLock lock(&mu_);
     for (const auto& [name, rt] : tasks_) {
-      const std::size_t queued = clustered_ ? static_cast<std::size_t>(std::max<std::int64_t>(rt->cluster_queued, 0))
-                                            : scheduler_.queued(rt->queue);
-      tasks.push_back(TaskCounts{name, rt->metrics, queued, scheduler_.running(rt->queue), std::nullopt});
+      tasks.push_back(TaskCounts{name, rt->metrics, QueuedLocked(*rt), scheduler_.running(rt->queue), std::nullopt});
     }
-    int r = 0;
-    for (const auto& [name, cap] : config_.resources) {
-      resources.push_back(ResourceInfo{name, cap, scheduler_.in_use(r), scheduler_.queued_demand(r)});
-      ++r;
-    }
+    resources = ResourcesLocked();
     active = active_.size();
     unstored = unstored_finals_;
     draining = draining_;

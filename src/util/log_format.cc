@@ -1,9 +1,13 @@
 #include "util/log_format.h"
 
+#include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "util/json_writer.h"
@@ -24,7 +28,32 @@ class JsonMessageFlag final : public spdlog::custom_flag_formatter {
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JsonMessageFlag>(); }
 };
 
+// stderr through stdio's buffer: written out on flush, not at every line. (spdlog's
+// own stderr sinks flush each line; a file sink on /dev/stderr cannot open a socket,
+// which is what stderr is under systemd.)
+class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  BufferedStderrSink() { std::setvbuf(stderr, nullptr, _IOFBF, 64 * 1024); }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    spdlog::memory_buf_t line;
+    formatter_->format(msg, line);
+    std::fwrite(line.data(), 1, line.size(), stderr);
+  }
+  void flush_() override { std::fflush(stderr); }
+};
+
 }  // namespace
+
+void UseBackgroundStderrLog() {
+  spdlog::init_thread_pool(8192, 1);
+  auto logger = std::make_shared<spdlog::async_logger>("offload", std::make_shared<BufferedStderrSink>(),
+                                                       spdlog::thread_pool(), spdlog::async_overflow_policy::block);
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(std::move(logger));
+  spdlog::flush_every(std::chrono::seconds(1));
+}
 
 bool SetLogFormat(std::string_view format) {
   if (format == "text") {

@@ -422,7 +422,8 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "files_dir",
                                            "max_memory_result",
                                            "access_log",
-                                           "access_log_format"}));
+                                           "access_log_format",
+                                           "log_jobs"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run",
                                             "uses",
                                             "max_queued",
