@@ -85,12 +85,19 @@ struct BatchOutcome {
 
 // The persistent workers of a process task, as GET /v1/tasks and /healthz show them.
 struct WorkerStatus {
-  int configured = 0;                 // Processes the task keeps.
-  int starting = 0;                   // Started, not yet ready (or waiting to be restarted).
-  int idle = 0;                       // Ready, without a job.
-  int busy = 0;                       // Running a job or a batch.
-  std::int64_t started = 0;           // Processes spawned since the server started.
-  std::int64_t restarts = 0;          // Of those, replacements after an unexpected exit.
+  int configured = 0;         // Processes the task keeps.
+  int starting = 0;           // Started, not yet ready (or waiting to be restarted).
+  int idle = 0;               // Ready, without a job.
+  int busy = 0;               // Running a job or a batch.
+  std::int64_t started = 0;   // Processes spawned since the server started.
+  std::int64_t restarts = 0;  // Of those, replacements after an unexpected exit.
+  // Each process now, in slot order (a slot waiting to restart has none).
+  struct Process {
+    int pid = 0;
+    std::string state;      // "starting", "idle", "busy" or "stopping".
+    std::int64_t jobs = 0;  // Jobs it has served (each element of a map counts).
+  };
+  std::vector<Process> processes;
   std::vector<std::string> features;  // What the last ready worker announced.
   // Of the last unexpected exit: how it ended ("exited with status 3") and the last
   // of its stderr. Empty until one.

@@ -806,16 +806,23 @@ void WorkerPool::Impl::Shutdown() {
 
 void WorkerPool::Impl::Publish() {
   int starting = 0, idle = 0, busy = 0;
+  std::vector<WorkerStatus::Process> processes;
+  processes.reserve(slots.size());
   for (const auto& w : slots) {
+    const char* state = "busy";
     if (!w || w->state == Worker::State::kStarting || w->state == Worker::State::kStopping) {
       ++starting;
+      state = w && w->state == Worker::State::kStopping ? "stopping" : "starting";
     } else if (w->state == Worker::State::kIdle) {
       ++idle;
+      state = "idle";
     } else {
       ++busy;
     }
+    if (w && w->proc) processes.push_back(WorkerStatus::Process{static_cast<int>(w->proc->pid()), state, w->jobs_done});
   }
   MutexLock lock(&status_mu);
+  status.processes = std::move(processes);
   status.configured = options.workers;
   status.starting = starting;
   status.idle = idle;

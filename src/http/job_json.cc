@@ -115,6 +115,10 @@ json::object JobToJson(const JobSnapshot& snap) {
 json::object WorkersToJson(const WorkerStatus& w) {
   json::array features;
   for (const auto& f : w.features) features.emplace_back(f);
+  json::array processes;
+  for (const auto& p : w.processes) {
+    processes.push_back(json::object{{"pid", p.pid}, {"state", p.state}, {"jobs", p.jobs}});
+  }
   json::object o{{"configured", w.configured},
                  {"ready", w.idle},
                  {"busy", w.busy},
@@ -125,7 +129,8 @@ json::object WorkersToJson(const WorkerStatus& w) {
                  {"last_exit", w.last_exit.empty() ? json::value(nullptr) : json::value(w.last_exit)},
                  {"stderr_tail", w.stderr_tail.empty() ? json::value(nullptr) : json::value(w.stderr_tail)},
                  {"last_error", w.last_error ? json::value(JobErrorToJson(*w.last_error)) : json::value(nullptr)},
-                 {"trouble", w.trouble.empty() ? json::value(nullptr) : json::value(w.trouble)}};
+                 {"trouble", w.trouble.empty() ? json::value(nullptr) : json::value(w.trouble)},
+                 {"processes", std::move(processes)}};
   return o;
 }
 

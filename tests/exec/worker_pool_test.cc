@@ -399,7 +399,13 @@ TEST_F(WorkerPoolTest, ABatchGoesToAWorkerThatSaysBatchAsOneMessage) {
     EXPECT_EQ((*outcomes)[i]->output()->json, json::parse(R"({"v":)" + std::to_string(2 * (i + 1)) + R"(,"msgs":1})"));
   }
   ASSERT_TRUE(WaitUntil([&] { return pool_->Workers()->idle == 1; }));
-  EXPECT_EQ(pool_->Workers()->features, (std::vector<std::string>{"batch", "cancel"}));
+  const WorkerStatus status = *pool_->Workers();
+  EXPECT_EQ(status.features, (std::vector<std::string>{"batch", "cancel"}));
+  // The one process, by pid, with the three elements it served.
+  ASSERT_EQ(status.processes.size(), 1u);
+  EXPECT_GT(status.processes[0].pid, 0);
+  EXPECT_EQ(status.processes[0].state, "idle");
+  EXPECT_EQ(status.processes[0].jobs, 3);
 }
 
 TEST_F(WorkerPoolTest, AWorkerWithoutBatchGetsTheElementsOneMessageEach) {

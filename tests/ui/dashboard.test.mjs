@@ -345,6 +345,11 @@ async function run() {
   await page.locator('[data-testid="worker-card"][data-task="idler"]').waitFor({ timeout: WAIT });
   await page.locator('[data-testid="worker-card"][data-task="idler"] [data-testid="worker-ready"]').filter({ hasText: /^1$/ })
     .waitFor({ timeout: WAIT }).catch(() => fail('the idler worker is not shown ready'));
+  // Its one process, by pid, idle.
+  const proc = page.locator('[data-testid="worker-card"][data-task="idler"] [data-testid="worker-process"]');
+  await proc.filter({ hasText: /idle/ }).waitFor({ timeout: WAIT }).catch(() => fail('the idler worker process is not listed'));
+  const pid = await proc.first().getAttribute('data-pid');
+  if (!/^[1-9][0-9]*$/.test(pid || '')) fail(`the idler worker process has no pid: ${pid}`);
   await page.locator('[data-testid="worker-card"][data-task="flaky"] [data-testid="worker-trouble"]').waitFor({ timeout: WAIT })
     .catch(() => fail('the crash-looping flaky worker shows no trouble'));
   const stderrTail = await page.locator('[data-testid="worker-card"][data-task="flaky"] [data-testid="worker-stderr"]').textContent({ timeout: WAIT });
