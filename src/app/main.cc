@@ -84,11 +84,11 @@ int main(int argc, char** argv) {
     }
   }
   if (serve->parsed()) {
-    offload::UseBackgroundStderrLog();
+    offload::UseBufferedStderrLog();
     spdlog::set_level(spdlog::level::from_str(flags.log_level));
     offload::SetLogFormat(flags.log_format);
     const int code = Serve(flags);
-    spdlog::shutdown();  // Writes out what the log thread still holds.
+    spdlog::shutdown();  // Stops the flusher thread and writes out the buffer.
     return code;
   }
   return 0;

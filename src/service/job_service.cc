@@ -192,6 +192,10 @@ JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store,
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config, TaskExecutors executors,
                                                         std::unique_ptr<Store> store, const WallClock& clock,
                                                         std::unique_ptr<FileStore> files) {
+  // spdlog makes its registry at first use: here, on the thread that makes the
+  // service, before any of the service's threads logs (a job's line). The prebuilt
+  // libspdlog's guard of that static is invisible to ThreadSanitizer.
+  spdlog::default_logger_raw();
   auto valid = ValidateConfig(config);
   if (!valid) return valid.error();
   if (!files) {

@@ -1,6 +1,5 @@
 #include "util/log_format.h"
 
-#include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
@@ -46,10 +45,8 @@ class BufferedStderrSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
-void UseBackgroundStderrLog() {
-  spdlog::init_thread_pool(8192, 1);
-  auto logger = std::make_shared<spdlog::async_logger>("offload", std::make_shared<BufferedStderrSink>(),
-                                                       spdlog::thread_pool(), spdlog::async_overflow_policy::block);
+void UseBufferedStderrLog() {
+  auto logger = std::make_shared<spdlog::logger>("offload", std::make_shared<BufferedStderrSink>());
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
   spdlog::flush_every(std::chrono::seconds(1));

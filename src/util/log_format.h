@@ -10,11 +10,11 @@ namespace offload {
 // "text" or "json"; returns false (and changes nothing) for another name.
 bool SetLogFormat(std::string_view format);
 
-// Makes the default logger write to stderr from a thread of its own, through a
-// buffer, so that a server finishing tens of thousands of jobs a second (a line each)
-// spends no syscall per line on the threads that run them or commit their writes.
-// Warnings and errors are written out at once, the rest within a second (or at an
-// explicit flush); spdlog::shutdown() writes out what is left.
-void UseBackgroundStderrLog();
+// Makes the default logger write to stderr through a buffer, so that a server
+// finishing tens of thousands of jobs a second (a line each) spends no syscall per
+// line on the threads that run them or commit their writes. Warnings and errors are
+// written out at once, the rest within a second (spdlog's flusher thread) or at an
+// explicit flush; the buffer is written out at exit.
+void UseBufferedStderrLog();
 
 }  // namespace offload
