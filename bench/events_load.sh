@@ -6,7 +6,10 @@
 # --runs times, interleaved; prints the medians as a Markdown table. Every load loop
 # is bounded in count and time.
 #
-#   bench/events_load.sh [--runs 3] [--subscribers 100] [--jobs 100000] BIN [BIN...]
+# --path names the stream the subscribers read (/v1/events?latest=1: jobs' latest states,
+# as the dashboard reads them).
+#
+#   bench/events_load.sh [--runs 3] [--subscribers 100] [--jobs 100000] [--path P] BIN [BIN...]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 load="$(dirname "$here")/build/bench/offload-load"
@@ -14,13 +17,17 @@ runs=3
 subscribers=100
 jobs=100000
 rate=200
+path=/v1/events
+sub_nice=0
 while (($#)); do
   case "$1" in
     --runs) runs="$2"; shift ;;
     --subscribers) subscribers="$2"; shift ;;
     --jobs) jobs="$2"; shift ;;
     --load) load="$2"; shift ;;
-    -*) echo "usage: $0 [--runs N] [--subscribers N] [--jobs N] [--load PATH] BIN [BIN...]" >&2; exit 2 ;;
+    --path) path="$2"; shift ;;
+    --subscriber-nice) sub_nice="$2"; shift ;;
+    -*) echo "usage: $0 [--runs N] [--subscribers N] [--jobs N] [--load PATH] [--path P] BIN [BIN...]" >&2; exit 2 ;;
     *) break ;;
   esac
   shift
@@ -46,7 +53,7 @@ measure() {
   done
   [[ -n "$url" ]] || { echo "$0: $bin did not start" >&2; cat "$work/server.log" >&2; exit 1; }
   if ((subs > 0)); then
-    "$load" subscribe --url "$url" -c "$subs" -d 8 --json >"$out-subscribe.json" &
+    nice -n "$sub_nice" "$load" subscribe --url "$url" --path "$path" -c "$subs" -d 8 --json >"$out-subscribe.json" &
     sub_pid=$!
     sleep 0.5
   fi

@@ -5,7 +5,7 @@
 //   files work embedded in the binary and from OFFLOAD_UI_DIR.
 // - Data is inserted as text only (textContent, createElement via h()); no innerHTML,
 //   so a job's error message or a task's name can never become markup.
-// - One EventSource on /v1/events feeds the whole app (`bus`); the job page opens a
+// - One EventSource on /v1/events?latest=1 (jobs' latest states) feeds the whole app (`bus`); the job page opens a
 //   second one on /v1/jobs/ID/events for its progress bar, closed once the job ends.
 // - /metrics is scraped every 5 s from the moment the page opens; rates and the
 //   throughput chart come from the differences between scrapes, so they start empty.
@@ -291,7 +291,7 @@
   // server could not resume the stream, or it started over: list again).
   const bus = new EventTarget();
   let live = null;
-  const openLive = () => new LiveSource('/v1/events', {
+  const openLive = () => new LiveSource('/v1/events?latest=1', {
     status: (data) => { if (data && data.id) bus.dispatchEvent(new CustomEvent('status', { detail: data })); },
     reset: () => bus.dispatchEvent(new Event('resync')),
   }, (state, opens) => {

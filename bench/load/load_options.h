@@ -22,7 +22,7 @@ struct LoadOptions {
   bool json = false;
   double prefer_wait_s = 0;  // submit: send "Prefer: wait=N"; 0: none.
   double rate = 1000;        // probe: requests per second.
-  std::string path;          // probe: what to GET when --task is not given.
+  std::string path;          // probe: what to GET when --task is not given; subscribe: the stream.
   std::string hold_input;    // gap: input of a job that holds the resource while the rest queue.
   double timeout_s = 300;    // e2e, gap, map: bound on the whole run.
   std::int64_t chunk = 0;    // map: elements per chunk; 0: the server sizes chunks itself.

@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
   sub->add_option("-d,--duration", subscribe.duration_s, "Seconds to stay subscribed")
       ->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
+  subscribe.path = "/v1/events";
+  sub->add_option("--path", subscribe.path, "The stream to read, e.g. /v1/events?latest=1")->capture_default_str();
   sub->add_flag("--json", subscribe.json, "Print one JSON object instead of text");
 
   CLI11_PARSE(app, argc, argv);

@@ -32,8 +32,8 @@ struct Totals {
 // One subscriber; lives on the run's io_context.
 class Subscriber : public std::enable_shared_from_this<Subscriber> {
  public:
-  Subscriber(asio::io_context& io, const Target& target, Totals* totals)
-      : io_(io), target_(target), totals_(totals), timer_(io) {}
+  Subscriber(asio::io_context& io, const Target& target, const std::string& path, Totals* totals)
+      : io_(io), target_(target), path_(path), totals_(totals), timer_(io) {}
 
   void Open() {
     stream_ = std::make_unique<boost::beast::tcp_stream>(io_);
@@ -42,8 +42,8 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
         ++self->totals_->connect_errors;
         return self->Again();
       }
-      self->request_ =
-          "GET /v1/events HTTP/1.1\r\nHost: " + self->target_.host_header + "\r\nAccept: text/event-stream\r\n\r\n";
+      self->request_ = "GET " + self->path_ + " HTTP/1.1\r\nHost: " + self->target_.host_header +
+                       "\r\nAccept: text/event-stream\r\n\r\n";
       asio::async_write(*self->stream_, asio::buffer(self->request_),
                         [self](boost::system::error_code ec, std::size_t) {
                           if (ec) return self->Ended();
@@ -89,6 +89,7 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
 
   asio::io_context& io_;
   const Target& target_;
+  const std::string& path_;
   Totals* totals_;
   asio::steady_timer timer_;
   std::unique_ptr<boost::beast::tcp_stream> stream_;
@@ -111,7 +112,7 @@ int RunSubscribe(const LoadOptions& o) {
   Totals totals;
   std::vector<std::shared_ptr<Subscriber>> subs;
   for (int i = 0; i < o.concurrency; ++i) {
-    subs.push_back(std::make_shared<Subscriber>(io, target, &totals));
+    subs.push_back(std::make_shared<Subscriber>(io, target, o.path, &totals));
     subs.back()->Open();
   }
   asio::steady_timer end(io);

@@ -393,9 +393,16 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   }
   if (seg[1] == "events" && seg.size() == 2) {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
+    bool latest = false;
+    if (auto l = param("latest"); l && !l->empty()) {
+      if (*l != "1" && *l != "true" && *l != "0" && *l != "false") {
+        return ex->Respond(ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "latest must be true or false")));
+      }
+      latest = *l == "1" || *l == "true";
+    }
     const std::string last = LastEventId(req, param("last_event_id"));
     auto sub = std::shared_ptr<JobEventLog::Subscription>(
-        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or("")}, last));
+        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or(""), latest}, last));
     const bool reset = !last.empty() && !sub->resumed();
     auto executor = ex->executor();
     return ex->RespondStream(JobEventStream::Header(), JobEventStream::OfAll(executor, std::move(sub), reset));

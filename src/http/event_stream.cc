@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/http.hpp>
+#include <random>
 
 #include "http/job_json.h"
 #include "http/problem.h"
@@ -25,7 +26,16 @@ constexpr std::size_t kEventsPerPull = 256;
 // log wakes waits this long for more before it reads, so that a hundred subscribers
 // of a server finishing 30,000 jobs a second each write a few large pieces in that
 // time rather than thousands of small ones.
-constexpr std::chrono::milliseconds kCoalesce{10};
+//
+// Every stream is woken by the same event, so each waits a time of its own, from
+// kCoalesce/2 to 3*kCoalesce/2: a hundred streams that flushed together would queue a
+// hundred writes at once ahead of every other request of their I/O threads.
+constexpr std::chrono::microseconds kCoalesce{10'000};
+
+std::chrono::microseconds CoalesceDelay() {
+  thread_local std::minstd_rand random{std::random_device{}()};
+  return kCoalesce / 2 + std::chrono::microseconds(random() % kCoalesce.count());
+}
 // How long a client waits before it reconnects (EventSource reads it).
 constexpr std::string_view kRetry = "retry: 2000\n\n";
 
@@ -110,7 +120,7 @@ void JobEventStream::Start(std::function<void()> wake) {
 void JobEventStream::OnLogEvent() {
   if (stopped_ || flush_pending_) return;
   flush_pending_ = true;
-  flush_timer_.expires_after(kCoalesce);
+  flush_timer_.expires_after(CoalesceDelay());
   flush_timer_.async_wait([weak = weak_from_this()](const boost::system::error_code& ec) {
     auto self = weak.lock();
     if (ec || !self || self->stopped_) return;
@@ -166,8 +176,9 @@ BodySource::Next JobEventStream::Pull(std::string* out) {
       first_.reset();
     }
   }
-  const JobEventLog::ReadResult read =
-      sub_->log()->Read(sub_.get(), kEventsPerPull, [out](const KeptEvent& e) { *out += e.message; });
+  const JobEventLog::ReadResult read = sub_->log()->Read(sub_.get(), kEventsPerPull, &batch_);
+  for (const KeptEventPtr& e : batch_) e->AppendMessage(out);
+  batch_.clear();
   Next next = Next::kWait;
   if (read == JobEventLog::ReadResult::kLost || read == JobEventLog::ReadResult::kClosed) {
     // Fallen behind, or the server is shutting down: the stream ends, and the client

@@ -19,6 +19,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "http/exchange.h"
 #include "service/job_event_log.h"
@@ -60,6 +61,7 @@ class JobEventStream final : public BodySource, public std::enable_shared_from_t
   bool stopped_ = false;
   bool head_sent_ = false;
   bool reset_ = false;
+  std::vector<KeptEventPtr> batch_;  // Read from the log, to write; empty between Pulls.
   std::chrono::steady_clock::time_point last_write_;
 
   // Of one job's stream.

@@ -8,6 +8,21 @@ namespace offload {
 
 namespace {
 
+// The event as the log keeps it, but for its id: formatted before the log's lock is
+// taken.
+std::shared_ptr<KeptEvent> Prepare(JobEvent event) {
+  auto kept = std::make_shared<KeptEvent>();
+  std::string& m = kept->rest;
+  m.reserve(event.type.size() + event.data.size() + 16);
+  m += "\nevent: ";
+  m += event.type;
+  m += "\ndata: ";
+  m += event.data;  // JSON on one line: no newline to split into more data lines.
+  m += "\n\n";
+  kept->event = std::move(event);
+  return kept;
+}
+
 std::string RandomEpoch() {
   std::random_device rd;
   char text[9];
@@ -39,27 +54,35 @@ bool JobEventLog::StillWantedLocked(Clock::time_point now) {
   // Events go unrecorded from here: a cursor from before must not read what follows
   // as if nothing had happened in between.
   ring_.clear();
+  superseded_by_.clear();
+  latest_of_job_.clear();
   horizon_ = next_;
   ++next_;
   return false;
 }
 
-std::vector<std::function<void()>> JobEventLog::KeepLocked(const JobEvent& event) {
+std::vector<std::function<void()>> JobEventLog::KeepLocked(std::shared_ptr<KeptEvent> kept) {
   if (ring_.size() >= capacity_) {
     horizon_ = next_ - ring_.size();  // The number of the event dropped.
+    auto latest = latest_of_job_.find(ring_.front()->event.job_id);
+    if (latest != latest_of_job_.end() && latest->second == horizon_) latest_of_job_.erase(latest);
     ring_.pop_front();
+    superseded_by_.pop_front();
   }
   const std::uint64_t number = next_++;
-  KeptEvent& kept = ring_.emplace_back(KeptEvent{event, IdOf(number), {}});
-  std::string& m = kept.message;
-  m.reserve(kept.id.size() + event.type.size() + event.data.size() + 24);
-  m += "id: ";
-  m += kept.id;
-  m += "\nevent: ";
-  m += event.type;
-  m += "\ndata: ";
-  m += event.data;  // JSON on one line: no newline to split into more data lines.
-  m += "\n\n";
+  kept->id = IdOf(number);
+  const JobEvent& event = kept->event;
+  ring_.push_back(kept);
+  superseded_by_.push_back(0);
+  // The key views the job id of the job's latest event, which the ring holds.
+  auto [latest, first] = latest_of_job_.try_emplace(event.job_id, number);
+  if (!first) {
+    superseded_by_[latest->second - (next_ - ring_.size())] = number;
+    auto node = latest_of_job_.extract(latest);
+    node.key() = event.job_id;
+    node.mapped() = number;
+    latest_of_job_.insert(std::move(node));
+  }
   std::vector<std::function<void()>> wakes;
   for (Subscription* sub : subs_) {
     if (!sub->armed_) continue;
@@ -75,7 +98,8 @@ std::vector<std::function<void()>> JobEventLog::KeepLocked(const JobEvent& event
   return wakes;
 }
 
-bool JobEventLog::Publish(const JobEvent& event) {
+bool JobEventLog::Publish(JobEvent event) {
+  std::shared_ptr<KeptEvent> kept = Prepare(std::move(event));
   std::vector<std::function<void()>> wakes;
   bool elsewhere = false;
   {
@@ -83,18 +107,20 @@ bool JobEventLog::Publish(const JobEvent& event) {
     const Clock::time_point now = Clock::now();
     if (closed_ || !StillWantedLocked(now)) return false;
     elsewhere = now < elsewhere_until_;
-    wakes = KeepLocked(event);
+    wakes = KeepLocked(std::move(kept));
   }
   for (auto& wake : wakes) wake();
   return elsewhere;
 }
 
-void JobEventLog::PublishFromElsewhere(const JobEvent& event) {
+void JobEventLog::PublishFromElsewhere(JobEvent event) {
+  if (!wanted()) return;
+  std::shared_ptr<KeptEvent> kept = Prepare(std::move(event));
   std::vector<std::function<void()>> wakes;
   {
     MutexLock lock(&mu_);
     if (closed_ || !wanted_.load(std::memory_order_relaxed) || !StillWantedLocked(Clock::now())) return;
-    wakes = KeepLocked(event);
+    wakes = KeepLocked(std::move(kept));
   }
   for (auto& wake : wakes) wake();
 }
@@ -151,8 +177,7 @@ void JobEventLog::Unsubscribe(Subscription* sub) {
   if (subs_.empty()) linger_until_ = Clock::now() + linger_;
 }
 
-JobEventLog::ReadResult JobEventLog::Read(Subscription* sub, std::size_t max_events,
-                                          const std::function<void(const KeptEvent&)>& take) {
+JobEventLog::ReadResult JobEventLog::Read(Subscription* sub, std::size_t max_events, std::vector<KeptEventPtr>* out) {
   MutexLock lock(&mu_);
   if (closed_) return ReadResult::kClosed;
   if (sub->cursor_ < horizon_) {
@@ -160,12 +185,14 @@ JobEventLog::ReadResult JobEventLog::Read(Subscription* sub, std::size_t max_eve
     return ReadResult::kLost;
   }
   const std::uint64_t oldest = next_ - ring_.size();
+  const std::uint64_t last = next_ - 1;
   std::size_t taken = 0;
-  while (sub->cursor_ + 1 < next_ && taken < max_events) {
+  while (sub->cursor_ < last && taken < max_events) {
     const std::uint64_t number = ++sub->cursor_;
-    const KeptEvent& kept = ring_[number - oldest];
-    if (!sub->filter_.Matches(kept.event)) continue;
-    take(kept);
+    const KeptEventPtr& kept = ring_[number - oldest];
+    if (!sub->filter_.Matches(kept->event)) continue;
+    if (sub->filter_.latest && superseded_by_[number - oldest] != 0) continue;
+    out->push_back(kept);
     ++taken;
   }
   if (taken > 0) return ReadResult::kSome;

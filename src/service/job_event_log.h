@@ -14,13 +14,18 @@
 // (a random epoch), so an id from before a restart, or from another node, is never
 // taken for one of this log's.
 //
+// Which event supersedes which is worked out once, as events are kept, for every
+// subscription that reads only jobs' latest states (JobEventFilter::latest).
+//
 // Nothing is kept while nobody has subscribed for `linger` and no other node wants this
 // node's events: wanted() is one relaxed atomic load, so a server nobody watches pays
 // nothing per job. When recording stops, a number is skipped, so that a cursor from
 // before the gap reads as lost rather than as continuous.
 //
 // Threads: thread-safe. mu_ guards the ring and the subscriptions; it is taken after
-// JobService's mutex (the service publishes under it) and held for bookkeeping only.
+// JobService's mutex (the service publishes under it), so it is held for bookkeeping
+// only: an event is formatted before it is taken, and a reader copies the bytes of
+// what it read after it is released.
 // Wake callbacks are called after mu_ is released, on the publisher's thread: they
 // must only hand the wake over (post to an executor).
 #pragma once
@@ -34,7 +39,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
@@ -49,18 +56,32 @@ struct JobEvent {
 };
 
 // An event as the log keeps it: numbered, and written once as the Server-Sent Events
-// message every stream sends ("id: …\nevent: …\ndata: …\n\n"), so that a hundred
-// subscribers copy it rather than format it a hundred times under the log's lock.
+// message every stream sends ("id: " id "\nevent: …\ndata: …\n\n"), so that a
+// hundred subscribers copy it rather than format it a hundred times. Immutable once
+// kept: readers share it, and copy its bytes outside the log's lock.
 struct KeptEvent {
   JobEvent event;
-  std::string id;       // Its SSE id (JobEventLog::IdOf).
-  std::string message;  // The whole SSE message.
+  std::string id;    // Its SSE id (JobEventLog::IdOf).
+  std::string rest;  // The message after its id: "\nevent: …\ndata: …\n\n".
+
+  void AppendMessage(std::string* out) const {
+    *out += "id: ";
+    *out += id;
+    *out += rest;
+  }
 };
+using KeptEventPtr = std::shared_ptr<const KeptEvent>;
 
 // Which events a subscription reads; an empty field matches any.
 struct JobEventFilter {
   std::string job_id;
   std::string task;
+  // Only jobs' latest states: of the events one Read finds, an event of a job that a
+  // later one of them supersedes is passed over (a short job's queued, running and
+  // succeeded become its succeeded), for clients that show states rather than every
+  // change. An event is passed over only for one this Read sends or the next reads, so
+  // a stream resumed from the last id it sent misses nothing but superseded states.
+  bool latest = false;
   bool Matches(const JobEvent& e) const {
     return (job_id.empty() || e.job_id == job_id) && (task.empty() || e.task == task);
   }
@@ -113,9 +134,9 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
   bool wanted() const { return wanted_.load(std::memory_order_relaxed); }
   // Keeps `event` and wakes the subscriptions waiting for it. Returns whether other
   // nodes want this node's events now (the caller sends them on).
-  bool Publish(const JobEvent& event) LOCKS_EXCLUDED(mu_);
+  bool Publish(JobEvent event) LOCKS_EXCLUDED(mu_);
   // An event of another node: kept as one of this node's, never sent on.
-  void PublishFromElsewhere(const JobEvent& event) LOCKS_EXCLUDED(mu_);
+  void PublishFromElsewhere(JobEvent event) LOCKS_EXCLUDED(mu_);
   // Another node has subscribers: keep and send on this node's events for `span`.
   void WantedElsewhere(std::chrono::milliseconds span) LOCKS_EXCLUDED(mu_);
   // Whether any subscription reads this log now.
@@ -128,10 +149,9 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
   // after that event. A resume from an id this log cannot read on from gives a
   // subscription whose first Read is kLost.
   std::unique_ptr<Subscription> Subscribe(JobEventFilter filter, std::string_view last_event_id) LOCKS_EXCLUDED(mu_);
-  // Calls `take(event)` for the events after the cursor that match the filter, at
-  // most `max_events` of them, under mu_ (take only copies).
-  ReadResult Read(Subscription* sub, std::size_t max_events, const std::function<void(const KeptEvent&)>& take)
-      LOCKS_EXCLUDED(mu_);
+  // Appends to `out` the events after the cursor that match the filter, at most
+  // `max_events` of them, in the order they were published.
+  ReadResult Read(Subscription* sub, std::size_t max_events, std::vector<KeptEventPtr>* out) LOCKS_EXCLUDED(mu_);
   // Ends every subscription: their next Read is kClosed, and they are woken.
   void Close() LOCKS_EXCLUDED(mu_);
 
@@ -141,8 +161,9 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
  private:
   JobEventLog(std::size_t capacity, std::chrono::milliseconds linger);
   void Unsubscribe(Subscription* sub) LOCKS_EXCLUDED(mu_);
-  // Keeps `event`; returns the wakes due, to call once mu_ is released.
-  std::vector<std::function<void()>> KeepLocked(const JobEvent& event) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Keeps `event` (its `rest` written, its id not); returns the wakes due, to call
+  // once mu_ is released.
+  std::vector<std::function<void()>> KeepLocked(std::shared_ptr<KeptEvent> event) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stops recording if nobody wants it any more.
   bool StillWantedLocked(Clock::time_point now) EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -152,7 +173,11 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
 
   std::atomic<bool> wanted_{false};
   mutable Mutex mu_;
-  std::deque<KeptEvent> ring_ GUARDED_BY(mu_);
+  std::deque<KeptEventPtr> ring_ GUARDED_BY(mu_);
+  // Beside each event of ring_: the number of the next event of the same job, or 0.
+  std::deque<std::uint64_t> superseded_by_ GUARDED_BY(mu_);
+  // The number of each job's latest event in ring_.
+  std::unordered_map<std::string_view, std::uint64_t> latest_of_job_ GUARDED_BY(mu_);
   std::uint64_t next_ GUARDED_BY(mu_) = 1;     // The number of the next event.
   std::uint64_t horizon_ GUARDED_BY(mu_) = 0;  // A cursor below it has lost events.
   std::unordered_set<Subscription*> subs_ GUARDED_BY(mu_);

@@ -51,7 +51,12 @@ void JobService::NoteStatusLocked(const JobRecord& rec) {
     AppendJsonString(&d, node_id_);
   }
   d += '}';
-  if (events_->Publish(event) && clustered_) cluster_->AnnounceEvent(std::move(event.data));
+  if (!clustered_) {
+    events_->Publish(std::move(event));
+    return;
+  }
+  std::string line = event.data;
+  if (events_->Publish(std::move(event))) cluster_->AnnounceEvent(std::move(line));
 }
 
 std::unique_ptr<JobEventLog::Subscription> JobService::SubscribeEvents(JobEventFilter filter,

@@ -111,6 +111,37 @@ run = "builtin:noop"
   EXPECT_EQ(told[0].event, "reset");
 }
 
+TEST_F(EventsTest, TheLatestStatesStreamFoldsAJobsChangesIntoItsLast) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  EventReader every(server_.port(), "/v1/events");
+  const std::string first = Field(SubmitJob(client(), "noop", json::object{}), "id");
+  every.ReadUntil(HasStatus(first, "succeeded"));
+  const std::string resume_from = every.last_id();
+  ASSERT_FALSE(resume_from.empty());
+  every.Close();
+
+  // Both jobs' changes are in the log before the stream reads: one read finds them all.
+  const std::string a = Field(SubmitJob(client(), "noop", json::object{}), "id");
+  const std::string b = Field(SubmitJob(client(), "noop", json::object{}), "id");
+  ASSERT_EQ(Field(WaitFinished(client(), a), "status"), "succeeded");
+  ASSERT_EQ(Field(WaitFinished(client(), b), "status"), "succeeded");
+  EventReader latest(server_.port(), "/v1/events?latest=true", resume_from);
+  ASSERT_EQ(latest.status(), 200u);
+  const std::vector<Message>& read =
+      latest.ReadUntil([&](const auto& m) { return HasStatus(a, "succeeded")(m) && HasStatus(b, "succeeded")(m); });
+  EXPECT_EQ(StatusesOf(read, a), std::vector<std::string>{"succeeded"});
+  EXPECT_EQ(StatusesOf(read, b), std::vector<std::string>{"succeeded"});
+  EXPECT_TRUE(StatusesOf(read, first).empty());
+
+  // And live, as jobs run.
+  const std::string c = Field(SubmitJob(client(), "noop", json::object{}), "id");
+  const std::vector<std::string> live = StatusesOf(latest.ReadUntil(HasStatus(c, "succeeded")), c);
+  ASSERT_FALSE(live.empty());
+  EXPECT_EQ(live.back(), "succeeded");
+
+  EXPECT_EQ(client().Get("/v1/events?latest=maybe").status, 422);
+}
+
 TEST_F(EventsTest, StreamsEndWhenTheServerShutsDown) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   EventReader reader(server_.port(), "/v1/events");

@@ -14,8 +14,10 @@ JobEvent Event(const std::string& id, const std::string& task = "t") { return Jo
 
 // The ids of the jobs of the events a Read gives, and what it returned.
 std::pair<ReadResult, std::vector<std::string>> ReadAll(JobEventLog& log, JobEventLog::Subscription* sub) {
+  std::vector<KeptEventPtr> read;
+  const ReadResult r = log.Read(sub, 1000, &read);
   std::vector<std::string> jobs;
-  const ReadResult r = log.Read(sub, 1000, [&](const KeptEvent& e) { jobs.push_back(e.event.job_id); });
+  for (const KeptEventPtr& e : read) jobs.push_back(e->event.job_id);
   return {r, jobs};
 }
 
@@ -76,7 +78,9 @@ TEST(JobEventLogTest, AResumeReadsOnFromItsIdAndOnlyFromThisLogsIds) {
   {
     auto sub = log->Subscribe({}, "");
     log->Publish(Event("a"));
-    log->Read(sub.get(), 1000, [&](const KeptEvent& e) { last = e.id; });
+    std::vector<KeptEventPtr> read;
+    log->Read(sub.get(), 1000, &read);
+    last = read.back()->id;
   }
   // Nobody subscribed, but within the linger: kept.
   log->Publish(Event("b"));
@@ -96,13 +100,61 @@ TEST(JobEventLogTest, AGapInRecordingIsNeverReadAsContinuous) {
   {
     auto sub = log->Subscribe({}, "");
     log->Publish(Event("a"));
-    log->Read(sub.get(), 1000, [&](const KeptEvent& e) { last = e.id; });
+    std::vector<KeptEventPtr> read;
+    log->Read(sub.get(), 1000, &read);
+    last = read.back()->id;
   }
   // No linger: this stops the recording, and "unseen" is lost.
   log->Publish(Event("unseen"));
   EXPECT_FALSE(log->wanted());
   auto again = log->Subscribe({}, last);
   EXPECT_FALSE(again->resumed()) << "events went unrecorded after " << last;
+}
+
+TEST(JobEventLogTest, ALatestStatesReaderPassesOverWhatALaterEventSupersedes) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(0));
+  auto every = log->Subscribe({}, "");
+  auto latest = log->Subscribe(JobEventFilter{"", "", true}, "");
+  for (const char* id : {"a", "b", "a", "c", "a"}) log->Publish(Event(id));
+  EXPECT_EQ(ReadAll(*log, every.get()).second, (std::vector<std::string>{"a", "b", "a", "c", "a"}));
+  EXPECT_EQ(ReadAll(*log, latest.get()).second, (std::vector<std::string>{"b", "c", "a"}));
+  // What a later Read finds is folded only with what it finds: "b" was sent already.
+  log->Publish(Event("b"));
+  log->Publish(Event("d"));
+  EXPECT_EQ(ReadAll(*log, latest.get()).second, (std::vector<std::string>{"b", "d"}));
+}
+
+TEST(JobEventLogTest, ALatestStatesReadCutShortSendsTheRestNextAndEndsOnTheLastId) {
+  auto log = JobEventLog::Create(16, std::chrono::milliseconds(0));
+  auto latest = log->Subscribe(JobEventFilter{"", "", true}, "");
+  for (const char* id : {"a", "b", "a", "c"}) log->Publish(Event(id));
+  std::vector<KeptEventPtr> read;
+  EXPECT_EQ(log->Read(latest.get(), 1, &read), ReadResult::kSome);
+  EXPECT_EQ(log->Read(latest.get(), 1, &read), ReadResult::kSome);
+  EXPECT_EQ(log->Read(latest.get(), 1, &read), ReadResult::kSome);
+  EXPECT_EQ(log->Read(latest.get(), 1, &read), ReadResult::kNone);
+  ASSERT_EQ(read.size(), 3u);
+  EXPECT_EQ(read[0]->event.job_id, "b");
+  EXPECT_EQ(read[1]->event.job_id, "a");
+  EXPECT_EQ(read[2]->event.job_id, "c");
+  EXPECT_EQ(read[2]->id, log->IdOf(4)) << "the last event published is always sent";
+}
+
+TEST(JobEventLogTest, WhatSupersedesWhatHoldsAsTheRingTurns) {
+  auto log = JobEventLog::Create(3, std::chrono::milliseconds(0));
+  auto keeps_recording = log->Subscribe({}, "");
+  for (int round = 0; round < 5; ++round) {
+    // Each round leaves the ring holding a, b, a: the first a superseded, and the
+    // a of the round before dropped off its front.
+    for (const char* id : {"a", "b", "a"}) log->Publish(Event(id));
+    auto fresh = log->Subscribe(JobEventFilter{"", "", true}, "");
+    // From the start of the ring (a resume from the event before it).
+    auto resumed = log->Subscribe(JobEventFilter{"", "", true}, log->IdOf(3 * round));
+    ASSERT_TRUE(resumed->resumed()) << round;
+    auto [r, jobs] = ReadAll(*log, resumed.get());
+    EXPECT_EQ(jobs, (std::vector<std::string>{"b", "a"})) << round;
+    EXPECT_EQ(ReadAll(*log, fresh.get()).first, ReadResult::kNone);
+  }
 }
 
 TEST(JobEventLogTest, CloseEndsAndWakesEverySubscription) {
