@@ -657,7 +657,8 @@ void AddClientCommands(CLI::App* app, GlobalOptions* g, std::function<int()>* ru
       if (!client) return code;
       auto res = client->Request(verb::post, "/v1/jobs/" + Encode(*retry_id) + "/retry");
       if (!res) return Fail(res.error());
-      if (res->status != 202) return Refused(*res);
+      // 200: this job was retried already, and that retry is the answer.
+      if (res->status != 202 && res->status != 200) return Refused(*res);
       if (g->json) {
         std::cout << res->body << "\n";
       } else {

@@ -206,6 +206,17 @@ std::optional<HttpResponse> CheckBodyType(const HttpRequest& req) {
 
 // Where an event stream resumes: the Last-Event-ID header an EventSource sends when
 // it reconnects, or ?last_event_id= for a first connection that resumes.
+// The Idempotency-Key, into `key` (left alone without one); a refusal if it is too long.
+std::optional<HttpResponse> ReadIdempotencyKey(const HttpRequestHeader& req, std::string* key) {
+  const std::string_view given = req["Idempotency-Key"];
+  if (given.empty()) return std::nullopt;
+  if (given.size() > 255) {
+    return ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key must be at most 255 characters"));
+  }
+  *key = std::string(given);
+  return std::nullopt;
+}
+
 std::string LastEventId(const HttpRequest& req, const std::optional<std::string>& param) {
   if (auto it = req.find("Last-Event-ID"); it != req.end()) return std::string(it->value());
   return param.value_or("");
@@ -359,13 +370,15 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   }
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "retry") {
     if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
-    return service_->Retry(seg[2], [ex](ErrorOr<JobSnapshot> job) {
-      if (!job && job.error().code == ErrorCode::kConflict) {
+    // Submitted as any job is, Idempotency-Key and Prefer: wait included.
+    return service_->Get(seg[2], [this, ex, head = std::move(req.base())](ErrorOr<JobSnapshot> old) {
+      if (!old) return ex->Respond(ErrorResponse(old.error()));
+      ErrorOr<SubmitRequest> again = JobService::RetryOf(old->record);
+      if (!again) {
         return ex->Respond(ProblemResponse(
-            MakeProblem(http::status::conflict, "not-retryable", "The job cannot be retried", job.error().detail)));
+            MakeProblem(http::status::conflict, "not-retryable", "The job cannot be retried", again.error().detail)));
       }
-      if (!job) return ex->Respond(ErrorResponse(job.error()));
-      ex->Respond(JobResponse(http::status::accepted, *job));
+      SubmitParsed(std::move(*again), head, ex);
     });
   }
   if (seg[1] == "jobs" && seg.size() == 3) {
@@ -438,13 +451,7 @@ void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
 }
 
 void Api::SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::shared_ptr<Exchange> ex) {
-  if (auto key = req["Idempotency-Key"]; !key.empty()) {
-    if (key.size() > 255) {
-      return ex->Respond(
-          ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key must be at most 255 characters")));
-    }
-    submit.idempotency_key = std::string(key);
-  }
+  if (auto refused = ReadIdempotencyKey(req, &submit.idempotency_key)) return ex->Respond(std::move(*refused));
   const Millis wait = std::min(PreferredWait(req[http::field::prefer]), config_.max_wait);
   service_->Submit(std::move(submit), [this, ex, wait](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));

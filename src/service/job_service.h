@@ -168,11 +168,13 @@ class JobService {
   // Newest first; the second argument is the cursor for the next page.
   void List(const JobQuery& query, PageCallback done);
 
-  // Bulk operations (job_service_bulk.cc). Submits a new job with the task, input,
-  // priority, timeout and map of job `id`, which failed or was canceled, naming it in
-  // retry_of. kNotFound; kConflict for a job in another state, or one that came with
-  // files (they are not kept for another run); else what Submit answers.
-  void Retry(const std::string& id, const SnapshotCallback& done);
+  // Bulk operations (job_service_bulk.cc). The submit that runs job `old`, which
+  // failed or was canceled, again: its task, input, priority, timeout and map, naming
+  // it in retry_of, and the idempotency key "retry-of:ID" (so that a retry of a retry
+  // whose answer was lost, or a button pressed twice, runs it once). kConflict for a
+  // job in another state, or one that came with files (they are not kept for another
+  // run).
+  static ErrorOr<SubmitRequest> RetryOf(const JobRecord& old);
   // Cancels every job, cluster-wide, that is queued or running (`status`: only those
   // of that status) and of task `task` (empty: any). `done` gets how many it canceled,
   // or kUnavailable when a drain began first (the sweep stops there).

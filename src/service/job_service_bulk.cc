@@ -1,7 +1,7 @@
 // JobService's operations on jobs it picks itself: a retry of a finished job, and the
 // cancel of every job that matches a filter (POST /v1/jobs/{id}/retry and
-// POST /v1/jobs/cancel). Both are built on Get, Submit, List and Cancel, so that they
-// hold in a cluster as those do.
+// POST /v1/jobs/cancel). Both are built on Get, Submit, List and Cancel (the retry by
+// its caller), so that they hold in a cluster as those do.
 #include <atomic>
 
 #include "service/job_service.h"
@@ -16,28 +16,24 @@ constexpr std::size_t kCancelPage = 1000;
 
 }  // namespace
 
-void JobService::Retry(const std::string& id, const SnapshotCallback& done) {
-  Get(id, [this, done](ErrorOr<JobSnapshot> got) {
-    if (!got) return done(got.error());
-    const JobRecord& old = got->record;
-    if (old.status != JobStatus::kFailed && old.status != JobStatus::kCanceled) {
-      return done(MakeError(ErrorCode::kConflict, "job " + old.id + " is " + std::string(JobStatusName(old.status)) +
-                                                      ": only a failed or canceled job is retried"));
-    }
-    if (!old.files.empty()) {
-      return done(MakeError(ErrorCode::kConflict, "job " + old.id +
-                                                      " came with files, which are not kept for another run: submit "
-                                                      "it again with its files"));
-    }
-    SubmitRequest again;
-    again.task = old.task;
-    again.input = old.input ? *old.input : boost::json::value(nullptr);
-    again.priority = old.priority;
-    again.timeout = Millis(old.timeout_ms);
-    if (old.map) again.map = MapSpec{old.map->chunk, old.map->collect, -1};
-    again.retry_of = old.id;
-    Submit(std::move(again), done);
-  });
+ErrorOr<SubmitRequest> JobService::RetryOf(const JobRecord& old) {
+  if (old.status != JobStatus::kFailed && old.status != JobStatus::kCanceled) {
+    return MakeError(ErrorCode::kConflict, "job " + old.id + " is " + std::string(JobStatusName(old.status)) +
+                                               ": only a failed or canceled job is retried");
+  }
+  if (!old.files.empty()) {
+    return MakeError(ErrorCode::kConflict,
+                     "job " + old.id + " came with files, which are not kept for another run: submit it again with its files");
+  }
+  SubmitRequest again;
+  again.task = old.task;
+  again.input = old.input ? *old.input : boost::json::value(nullptr);
+  again.priority = old.priority;
+  again.timeout = Millis(old.timeout_ms);
+  if (old.map) again.map = MapSpec{old.map->chunk, old.map->collect, -1};
+  again.retry_of = old.id;
+  again.idempotency_key = "retry-of:" + old.id;
+  return again;
 }
 
 // One CancelMatching: it reads a page of the status it sweeps, cancels its jobs, and

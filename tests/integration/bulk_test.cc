@@ -69,6 +69,29 @@ TEST_F(BulkTest, RetryOfAFailedJobRunsItsInputAgainAsANewJobLinkedToIt) {
   EXPECT_EQ(client().Get("/v1/jobs/" + id + "?include=everything").status, 422);
 }
 
+TEST_F(BulkTest, ARetrySentTwiceRunsTheJobOnceUnlessTheKeysDiffer) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(kConfig));
+  const std::string failed = Field(SubmitJob(client(), "broken", json::object{}), "id");
+  ASSERT_EQ(Field(WaitFinished(client(), failed), "status"), "failed");
+  Response first = client().Post("/v1/jobs/" + failed + "/retry", "");
+  ASSERT_EQ(first.status, 202) << Describe(first);
+  // A lost answer, or a button pressed twice: the same new job, 200.
+  Response twice = client().Post("/v1/jobs/" + failed + "/retry", "");
+  ASSERT_EQ(twice.status, 200) << Describe(twice);
+  EXPECT_EQ(twice.json().at("id"), first.json().at("id"));
+  // A key of the client's own says which retries are one.
+  Response keyed = client().Post("/v1/jobs/" + failed + "/retry", "", {{"Idempotency-Key", "second-try"}});
+  ASSERT_EQ(keyed.status, 202) << Describe(keyed);
+  EXPECT_NE(keyed.json().at("id"), first.json().at("id"));
+  EXPECT_EQ(client().Post("/v1/jobs/" + failed + "/retry", "", {{"Idempotency-Key", "second-try"}}).json().at("id"),
+            keyed.json().at("id"));
+  // Prefer: wait, as for any submit: the retry fails again within it.
+  Response waited = client().Post("/v1/jobs/" + failed + "/retry", "",
+                                  {{"Idempotency-Key", "third-try"}, {"Prefer", "wait=10"}});
+  ASSERT_EQ(waited.status, 200) << Describe(waited);
+  EXPECT_EQ(waited.json().at("status"), "failed");
+}
+
 TEST_F(BulkTest, RetryTakesFailedOrCanceledJobsOnly) {
   ASSERT_NO_FATAL_FAILURE(StartServer(kConfig));
   const std::string running = Field(SubmitJob(client(), "slow", json::object{{"ms", 60'000}}), "id");

@@ -690,6 +690,32 @@ def cancel(settings, job_id):
     return Job(json_of(response))
 
 
+def retry(settings, job_id):
+    """POST /v1/jobs/ID/retry. The server keys a retry by the job it retries, so a
+    resend after a lost answer gets the same new job."""
+    response = yield from exchange(settings, Request("POST", job_path(job_id, "/retry"),
+                                                     timeout=settings.answer_within(), idempotent=True))
+    return Job(json_of(response, ok=(200, 202)))
+
+
+def cancel_matching(settings, task=None, status=None, everything=False):
+    """POST /v1/jobs/cancel; the number of jobs canceled."""
+    body = {}
+    if task is not None:
+        check_task(task)
+        body["task"] = task
+    if status is not None:
+        body["status"] = status
+    if everything:
+        body["all"] = True
+    if not body:
+        raise ValueError("cancel_matching needs a task, a status, or everything=True")
+    # Resent after a lost answer, as a DELETE is: what it cancels then is what matches.
+    response = yield from exchange(settings, json_request("POST", "/v1/jobs/cancel", body,
+                                                          timeout=settings.answer_within(), idempotent=True))
+    return json_of(response)["canceled"]
+
+
 def run(settings, task, input=None, *, file=None, data=None, content_type=None, filename=None):
     """POST /v1/tasks/NAME/run: the server waits up to its run_timeout, so the socket
     has no timeout of its own. A file goes as for submit_request."""

@@ -85,6 +85,14 @@ class AsyncClient:
         """Cancels a job; see offload.Client.cancel."""
         return await self._run(_core.cancel(self._settings, job_id))
 
+    async def retry(self, job_id):
+        """Runs a failed or canceled job again; see offload.Client.retry."""
+        return await self._run(_core.retry(self._settings, job_id))
+
+    async def cancel_matching(self, task=None, status=None, *, everything=False):
+        """Cancels the jobs that match; see offload.Client.cancel_matching."""
+        return await self._run(_core.cancel_matching(self._settings, task, status, everything))
+
     async def run(self, task, input=None, *, file=None, bytes=None, content_type=None, filename=None):
         """Runs one job and returns its result; see offload.Client.run."""
         return await self._run(_core.run(self._settings, task, input, file=file, data=bytes,

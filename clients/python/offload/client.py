@@ -108,6 +108,19 @@ class Client:
         if it had already finished; NotFound if unknown."""
         return self._run(_core.cancel(self._settings, job_id))
 
+    def retry(self, job_id):
+        """Runs a failed or canceled job again as a new job (its ``retry_of`` names the
+        old one) and returns the new job. Retrying the same job again returns that
+        same retry (the server keys it by the old job). Conflict (``not-retryable``)
+        for a job in another state or one that came with files; NotFound if unknown."""
+        return self._run(_core.retry(self._settings, job_id))
+
+    def cancel_matching(self, task=None, status=None, *, everything=False):
+        """Cancels every queued or running job of ``task`` (None: any task) and of
+        ``status`` ("queued" or "running"; None: both), on every node, and returns how
+        many it canceled. At least one of them, or ``everything=True``."""
+        return self._run(_core.cancel_matching(self._settings, task, status, everything))
+
     def run(self, task, input=None, *, file=None, bytes=None, content_type=None, filename=None):
         """Runs one job and returns its result (as ``result`` does): the server waits
         for it up to its run_timeout (Timeout after that; the job is canceled). Raises

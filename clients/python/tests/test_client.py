@@ -107,6 +107,34 @@ def test_cancel_and_its_errors(client):
     assert e.value.status == 409 and e.value.name == "conflict"
 
 
+def test_retry_runs_a_failed_job_again_once(client):
+    failed = client.submit("fail", None, wait=10)
+    assert failed.status == "failed"
+    again = client.retry(failed.id)
+    assert again.id != failed.id and again.retry_of == failed.id
+    assert client.retry(failed.id).id == again.id, "a retry is keyed by the job it retries"
+    assert client.wait(again.id, timeout=10).status == "failed"
+    with pytest.raises(offload.Conflict) as e:
+        client.retry(client.submit("noop", None, wait=10).id)
+    assert e.value.status == 409 and e.value.name == "not-retryable"
+    with pytest.raises(offload.NotFound):
+        client.retry("nosuchjob")
+
+
+def test_cancel_matching_cancels_a_tasks_queued_and_running_jobs(client):
+    jobs = [client.submit("sleep", {"ms": 30000}) for _ in range(3)]
+    other = client.submit("once", None, wait=10)
+    assert client.cancel_matching(task="sleep") >= 3
+    for job in jobs:
+        until(lambda: client.get(job.id).status == "canceled")
+    assert client.get(other.id).status == "succeeded"
+    assert client.cancel_matching(task="sleep", status="queued") == 0
+    with pytest.raises(ValueError):
+        client.cancel_matching()
+    with pytest.raises(offload.InvalidInput):
+        client.cancel_matching(task="nosuchtask")
+
+
 def test_result_while_running_is_not_finished(client, cleanup):
     job = client.submit("sleep", {"ms": 30000})
     cleanup(job)
