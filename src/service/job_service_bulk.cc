@@ -22,8 +22,9 @@ ErrorOr<SubmitRequest> JobService::RetryOf(const JobRecord& old) {
                                                ": only a failed or canceled job is retried");
   }
   if (!old.files.empty()) {
-    return MakeError(ErrorCode::kConflict,
-                     "job " + old.id + " came with files, which are not kept for another run: submit it again with its files");
+    return MakeError(
+        ErrorCode::kConflict,
+        "job " + old.id + " came with files, which are not kept for another run: submit it again with its files");
   }
   SubmitRequest again;
   again.task = old.task;

@@ -86,8 +86,8 @@ TEST_F(BulkTest, ARetrySentTwiceRunsTheJobOnceUnlessTheKeysDiffer) {
   EXPECT_EQ(client().Post("/v1/jobs/" + failed + "/retry", "", {{"Idempotency-Key", "second-try"}}).json().at("id"),
             keyed.json().at("id"));
   // Prefer: wait, as for any submit: the retry fails again within it.
-  Response waited = client().Post("/v1/jobs/" + failed + "/retry", "",
-                                  {{"Idempotency-Key", "third-try"}, {"Prefer", "wait=10"}});
+  Response waited =
+      client().Post("/v1/jobs/" + failed + "/retry", "", {{"Idempotency-Key", "third-try"}, {"Prefer", "wait=10"}});
   ASSERT_EQ(waited.status, 200) << Describe(waited);
   EXPECT_EQ(waited.json().at("status"), "failed");
 }
