@@ -204,8 +204,6 @@ std::optional<HttpResponse> CheckBodyType(const HttpRequest& req) {
   return res;
 }
 
-// Where an event stream resumes: the Last-Event-ID header an EventSource sends when
-// it reconnects, or ?last_event_id= for a first connection that resumes.
 // The Idempotency-Key, into `key` (left alone without one); a refusal if it is too long.
 std::optional<HttpResponse> ReadIdempotencyKey(const HttpRequestHeader& req, std::string* key) {
   const std::string_view given = req["Idempotency-Key"];
@@ -217,6 +215,8 @@ std::optional<HttpResponse> ReadIdempotencyKey(const HttpRequestHeader& req, std
   return std::nullopt;
 }
 
+// Where an event stream resumes: the Last-Event-ID header an EventSource sends when
+// it reconnects, or ?last_event_id= for a first connection that resumes.
 std::string LastEventId(const HttpRequest& req, const std::optional<std::string>& param) {
   if (auto it = req.find("Last-Event-ID"); it != req.end()) return std::string(it->value());
   return param.value_or("");

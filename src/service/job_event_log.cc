@@ -54,7 +54,6 @@ bool JobEventLog::StillWantedLocked(Clock::time_point now) {
   // Events go unrecorded from here: a cursor from before must not read what follows
   // as if nothing had happened in between.
   ring_.clear();
-  superseded_by_.clear();
   latest_of_job_.clear();
   horizon_ = next_;
   ++next_;
@@ -64,20 +63,18 @@ bool JobEventLog::StillWantedLocked(Clock::time_point now) {
 std::vector<std::function<void()>> JobEventLog::KeepLocked(std::shared_ptr<KeptEvent> kept) {
   if (ring_.size() >= capacity_) {
     horizon_ = next_ - ring_.size();  // The number of the event dropped.
-    auto latest = latest_of_job_.find(ring_.front()->event.job_id);
+    auto latest = latest_of_job_.find(ring_.front().event->event.job_id);
     if (latest != latest_of_job_.end() && latest->second == horizon_) latest_of_job_.erase(latest);
     ring_.pop_front();
-    superseded_by_.pop_front();
   }
   const std::uint64_t number = next_++;
   kept->id = IdOf(number);
   const JobEvent& event = kept->event;
-  ring_.push_back(kept);
-  superseded_by_.push_back(0);
+  ring_.push_back(Slot{kept});
   // The key views the job id of the job's latest event, which the ring holds.
   auto [latest, first] = latest_of_job_.try_emplace(event.job_id, number);
   if (!first) {
-    superseded_by_[latest->second - (next_ - ring_.size())] = number;
+    ring_[latest->second - (next_ - ring_.size())].superseded_by = number;
     auto node = latest_of_job_.extract(latest);
     node.key() = event.job_id;
     node.mapped() = number;
@@ -189,10 +186,10 @@ JobEventLog::ReadResult JobEventLog::Read(Subscription* sub, std::size_t max_eve
   std::size_t taken = 0;
   while (sub->cursor_ < last && taken < max_events) {
     const std::uint64_t number = ++sub->cursor_;
-    const KeptEventPtr& kept = ring_[number - oldest];
-    if (!sub->filter_.Matches(kept->event)) continue;
-    if (sub->filter_.latest && superseded_by_[number - oldest] != 0) continue;
-    out->push_back(kept);
+    const Slot& slot = ring_[number - oldest];
+    if (!sub->filter_.Matches(slot.event->event)) continue;
+    if (sub->filter_.latest && slot.superseded_by != 0) continue;
+    out->push_back(slot.event);
     ++taken;
   }
   if (taken > 0) return ReadResult::kSome;

@@ -173,9 +173,11 @@ class JobEventLog : public std::enable_shared_from_this<JobEventLog> {
 
   std::atomic<bool> wanted_{false};
   mutable Mutex mu_;
-  std::deque<KeptEventPtr> ring_ GUARDED_BY(mu_);
-  // Beside each event of ring_: the number of the next event of the same job, or 0.
-  std::deque<std::uint64_t> superseded_by_ GUARDED_BY(mu_);
+  struct Slot {
+    KeptEventPtr event;
+    std::uint64_t superseded_by = 0;  // The number of the job's next event, or 0.
+  };
+  std::deque<Slot> ring_ GUARDED_BY(mu_);
   // The number of each job's latest event in ring_.
   std::unordered_map<std::string_view, std::uint64_t> latest_of_job_ GUARDED_BY(mu_);
   std::uint64_t next_ GUARDED_BY(mu_) = 1;     // The number of the next event.

@@ -209,6 +209,10 @@ TEST_F(CliTest, StatusLsTasksCancelAndRetry) {
   ASSERT_EQ(retry.code, 0) << Describe(retry);
   const std::string again = retry.out.substr(0, retry.out.find('\n'));
   EXPECT_EQ(GetJob(client(), again).at("retry_of").as_string(), id);
+  // Retried already: that retry is the answer (the server answers 200).
+  Ran twice = Exec({"offload", "retry", id, "--url", url()});
+  ASSERT_EQ(twice.code, 0) << Describe(twice);
+  EXPECT_EQ(twice.out.substr(0, twice.out.find('\n')), again);
 }
 
 TEST_F(CliTest, TheUrlComesFromOffloadUrlToo) {

@@ -151,8 +151,7 @@ TEST(JobEventLogTest, WhatSupersedesWhatHoldsAsTheRingTurns) {
     // From the start of the ring (a resume from the event before it).
     auto resumed = log->Subscribe(JobEventFilter{"", "", true}, log->IdOf(3 * round));
     ASSERT_TRUE(resumed->resumed()) << round;
-    auto [r, jobs] = ReadAll(*log, resumed.get());
-    EXPECT_EQ(jobs, (std::vector<std::string>{"b", "a"})) << round;
+    EXPECT_EQ(ReadAll(*log, resumed.get()).second, (std::vector<std::string>{"b", "a"})) << round;
     EXPECT_EQ(ReadAll(*log, fresh.get()).first, ReadResult::kNone);
   }
 }
