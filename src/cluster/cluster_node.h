@@ -139,11 +139,11 @@ class ClusterNode {
   // (canceled from another node, rescued, or claimed by another since).
   ErrorOr<std::vector<std::string>> NoLongerHeld(const std::vector<std::string>& ids, const NodeIdentity& claim);
 
-  // The job that holds Idempotency-Key `key` of task `task`, once a job created before
-  // `expired_before` has lost it (its ttl is over: the key is free for a new job);
-  // nullopt when none holds it now.
-  ErrorOr<std::optional<JobRecord>> KeyHolder(const std::string& task, const std::string& key,
-                                              UnixMillis expired_before);
+  // The job that holds Idempotency-Key `key` of task `task` for `tenant`, once a job
+  // created before `expired_before` has lost it (its ttl is over: the key is free for
+  // a new job); nullopt when none holds it now.
+  ErrorOr<std::optional<JobRecord>> KeyHolder(const std::string& task, const std::string& tenant,
+                                              const std::string& key, UnixMillis expired_before);
   // Queued jobs per task, cluster-wide.
   ErrorOr<std::vector<std::pair<std::string, std::int64_t>>> QueuedByTask();
 

@@ -58,6 +58,10 @@ struct JobRecord {
   std::string files_node;
   // The job this one retries (POST /v1/jobs/{id}/retry); empty: none.
   std::string retry_of;
+  // Who submitted it: the name of the token ([auth], docs/security.md). Only that
+  // tenant (and an admin) sees the job, and its Idempotency-Key is that tenant's.
+  // Empty: submitted without auth, the one tenant of a server without [auth].
+  std::string tenant;
 };
 
 }  // namespace offload

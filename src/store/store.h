@@ -18,6 +18,8 @@ namespace offload {
 struct JobQuery {
   std::optional<JobStatus> status;
   std::optional<std::string> task;
+  // Only jobs of this tenant (JobRecord::tenant); unset: every tenant's.
+  std::optional<std::string> tenant;
   std::size_t limit = 50;
   // Only jobs submitted before this seq (exclusive): the cursor of the previous page.
   std::uint64_t before_seq = UINT64_MAX;
@@ -64,6 +66,7 @@ struct StoreOp {
 // An Idempotency-Key seen on a submit, as recovery reloads it.
 struct IdempotencyEntry {
   std::string task;
+  std::string tenant;  // Keys are per tenant: two tenants may use the same one.
   std::string key;
   std::string job_id;
   std::uint64_t request_hash = 0;
