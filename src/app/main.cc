@@ -9,6 +9,7 @@
 // The settings table, for --help; the server itself is reached through its public
 // header only.
 #include "cli/commands.h"
+#include "cli/token_command.h"
 #include "config/config.h"
 #include "config/settings.h"
 #include "offload/server.h"
@@ -67,6 +68,7 @@ int main(int argc, char** argv) {
   offload::cli::GlobalOptions client_options;
   std::function<int()> run_client;
   offload::cli::AddClientCommands(&app, &client_options, &run_client);
+  offload::cli::AddTokenCommand(&app, &run_client);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -41,7 +41,7 @@ std::string ApiResponse::ProblemText() const {
   return "HTTP " + std::to_string(status) + (body.empty() ? "" : ": " + body.substr(0, 300));
 }
 
-ErrorOr<ApiClient> ApiClient::Connect(const std::string& base_url) {
+ErrorOr<ApiClient> ApiClient::Connect(const std::string& base_url, std::string token) {
   auto parsed = boost::urls::parse_uri(base_url);
   if (!parsed || parsed->scheme() != "http" || parsed->host().empty()) {
     return MakeError(ErrorCode::kInvalidArgument, "--url must be http://HOST:PORT (got \"" + base_url + "\")");
@@ -51,7 +51,9 @@ ErrorOr<ApiClient> ApiClient::Connect(const std::string& base_url) {
   std::string port = parsed->has_port() ? std::string(parsed->port()) : "80";
   std::string prefix(parsed->path());
   while (!prefix.empty() && prefix.back() == '/') prefix.pop_back();
-  return ApiClient(base_url, std::move(host), std::move(port), std::move(prefix));
+  ApiClient client(base_url, std::move(host), std::move(port), std::move(prefix));
+  if (!token.empty()) client.authorization_ = "Bearer " + token;
+  return client;
 }
 
 ApiClient::ApiClient(std::string url, std::string host, std::string port, std::string prefix)
@@ -91,6 +93,7 @@ ErrorOr<ApiResponse> ApiClient::Request(http::verb method, const std::string& ta
     http::request<http::string_body> req{method, prefix_ + target, 11};
     req.set(http::field::host, host_ + ":" + port_);
     req.set(http::field::user_agent, "offload-cli/0.1.0");
+    if (!authorization_.empty()) req.set(http::field::authorization, authorization_);
     for (const auto& [n, v] : headers) req.set(n, v);
     if (!body.empty()) req.set(http::field::content_type, content_type);
     req.body() = body;

@@ -36,8 +36,9 @@ struct ApiResponse {
 class ApiClient {
  public:
   // `base_url`: "http://HOST:PORT" (a path prefix is kept). kInvalidArgument for
-  // another scheme or a malformed URL.
-  static ErrorOr<ApiClient> Connect(const std::string& base_url);
+  // another scheme or a malformed URL. `token`, when not empty, is sent with every
+  // request (Authorization: Bearer).
+  static ErrorOr<ApiClient> Connect(const std::string& base_url, std::string token = {});
   ApiClient(ApiClient&&) = default;
 
   // kUnavailable when the server cannot be reached or did not answer in `timeout`.
@@ -58,7 +59,8 @@ class ApiClient {
   std::string url_;
   std::string host_;
   std::string port_;
-  std::string prefix_;  // The URL's path, without a trailing slash.
+  std::string prefix_;         // The URL's path, without a trailing slash.
+  std::string authorization_;  // "Bearer TOKEN", or empty.
   std::unique_ptr<boost::asio::io_context> ioc_;
   std::optional<boost::beast::tcp_stream> stream_;
   boost::beast::flat_buffer buffer_;

@@ -92,7 +92,7 @@ int Refused(const ApiResponse& res) {
 
 // Connects to --url; on failure prints why and sets *code.
 std::optional<ApiClient> Open(const GlobalOptions& g, int* code) {
-  auto client = ApiClient::Connect(g.url);
+  auto client = ApiClient::Connect(g.url, g.token);
   if (!client) {
     *code = Fail(client.error());
     return std::nullopt;
@@ -372,8 +372,12 @@ int Top(ApiClient& client, double interval_s, int count) {
 void AddClientCommands(CLI::App* app, GlobalOptions* g, std::function<int()>* run) {
   const char* env_url = std::getenv("OFFLOAD_URL");
   g->url = env_url && *env_url ? env_url : "http://127.0.0.1:8080";
+  const char* env_token = std::getenv("OFFLOAD_TOKEN");
+  g->token = env_token ? env_token : "";
   auto global = [g](CLI::App* sub) {
     sub->add_option("--url", g->url, "The server (default $OFFLOAD_URL, else http://127.0.0.1:8080)");
+    // $OFFLOAD_TOKEN is the better way: a command line shows in ps and shell history.
+    sub->add_option("--token", g->token, "The server's access token (default $OFFLOAD_TOKEN; docs/security.md)");
     sub->add_flag("--json", g->json, "Print what the server answered, as JSON, for scripts");
   };
 

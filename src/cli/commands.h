@@ -21,6 +21,7 @@ enum ExitCode : int {
 
 struct GlobalOptions {
   std::string url;
+  std::string token;  // --token, $OFFLOAD_TOKEN: sent as Authorization: Bearer.
   bool json = false;
 };
 

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "config/setting_table.h"
+#include "config/tokens_file.h"
 
 namespace offload {
 namespace {
@@ -204,6 +205,23 @@ ErrorOr<ServerConfig> ParseConfig(std::string_view text, const std::string& file
         auto r = ApplyTask(file, std::string(tk.str()), *task, &config);
         if (!r) return r.error();
       }
+      continue;
+    }
+    if (key == "auth") {
+      const toml::table* t = v.as_table();
+      if (!t) return ConfigError(file, v, "[auth] must be a table (docs/security.md)");
+      config.auth.enabled = true;
+      for (const auto& [ak, av] : *t) {
+        const Setting<AuthConfig>* setting = FindSetting(AuthSettings(), ak.str());
+        if (!setting) return ConfigError(file, av, "unknown key \"" + std::string(ak.str()) + "\" in [auth]");
+        if (auto r = setting->apply(file, av, &config.auth); !r) return r.error();
+      }
+      if (!config.auth.tokens_file.empty()) {
+        auto tokens = LoadTokensFile(config.auth.tokens_file);
+        if (!tokens) return tokens.error();
+        config.auth.file_tokens = std::move(*tokens);
+      }
+      if (Status s = ValidateTokens(config.auth); !s) return s.error();
       continue;
     }
     const Setting<ServerConfig>* setting = FindSetting(ServerSettings(), key);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/scope.h"
 #include "config/defaults.h"
 #include "util/error.h"
 
@@ -90,6 +91,29 @@ struct TaskConfig {
   std::string python_input = "path";
 };
 
+// One token of [auth]: given inline (`tokens`) or in its `tokens_file`
+// (docs/security.md).
+struct TokenConfig {
+  // The tenant the token speaks for: its jobs are this name's. Tokens may share a
+  // name (an old and a new one while a token is rotated).
+  std::string name;
+  std::string sha256;  // The token's SHA-256, 64 hex digits; the token itself is never kept.
+  ScopeSet scopes;
+  std::string where;  // "FILE:LINE: " of its table, for errors that name it.
+};
+
+// The [auth] table. Without one, nobody is asked who they are: there is one tenant.
+struct AuthConfig {
+  bool enabled = false;  // The file has an [auth] table.
+  // A file of [[tokens]] tables, read at start and again on SIGHUP; relative to the
+  // config file's folder. Empty: the inline tokens alone.
+  std::string tokens_file;
+  std::vector<TokenConfig> tokens;       // Given inline in [auth].
+  std::vector<TokenConfig> file_tokens;  // Read from tokens_file, as last read.
+  // The scope GET /metrics takes: "admin", or "read" for a scraper's token.
+  std::string metrics_scope = "admin";
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   unsigned threads = 0;                     // 0: one I/O thread per core.
@@ -144,6 +168,10 @@ struct ServerConfig {
   std::string access_log;
   std::string access_log_format = "json";  // "json" (one object per line) or "common" (NCSA).
   bool log_jobs = true;                    // An info line per finished job.
+  // Without [auth], a listen address other than loopback is refused unless this is
+  // set: an open port would let anyone on the network run and read every job.
+  bool insecure_no_auth = false;
+  AuthConfig auth;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
   // Task name -> its config. Always holds the built-ins (noop, sleep, cpu,

@@ -57,6 +57,8 @@ struct Setting {
 // [resources] and [tasks] themselves are tables of names, parsed by ParseConfig.
 const std::vector<Setting<ServerConfig>>& ServerSettings();
 const std::vector<Setting<TaskConfig>>& TaskSettings();
+// The keys of [auth].
+const std::vector<Setting<AuthConfig>>& AuthSettings();
 
 // "command, worker and python tasks", "worker and python tasks", "python tasks",
 // or "" for kAll.

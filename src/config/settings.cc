@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "config/setting_table.h"
+#include "config/tokens_file.h"
 #include "store/pg_connection.h"
 #include "store/store.h"
 
@@ -532,6 +533,47 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
                    return {};
                  },
                  [](const C& c) { return std::string(c.log_jobs ? "true" : "false"); }},
+      Setting<C>{"insecure_no_auth", "boolean",
+                 "Without `[auth]`, a `listen` address other than loopback is refused at start: anyone who can "
+                 "reach the port could run, read and cancel every job. `true` listens anyway, for a network "
+                 "that is trusted or a proxy that authenticates (docs/security.md).",
+                 [](const std::string& f, const toml::node& n, C* c) -> Status {
+                   if (!n.is_boolean()) return ConfigError(f, n, "insecure_no_auth must be true or false");
+                   c->insecure_no_auth = *n.value<bool>();
+                   return {};
+                 },
+                 [](const C& c) { return std::string(c.insecure_no_auth ? "true" : "false"); }},
+  };
+  return settings;
+}
+
+const std::vector<Setting<AuthConfig>>& AuthSettings() {
+  using C = AuthConfig;
+  static const std::vector<Setting<C>> settings = {
+      Setting<C>{"tokens_file", "string",
+                 "A file of `[[tokens]]` tables (docs/security.md), read at start and again on SIGHUP, so that "
+                 "tokens are added and revoked without a restart. Relative to the config file's folder.",
+                 [](const std::string& f, const toml::node& n, C* c) -> Status {
+                   auto s = ReadString(f, n, "tokens_file");
+                   if (!s) return s.error();
+                   if (s->empty()) return ConfigError(f, n, "tokens_file must name a file");
+                   c->tokens_file = FromConfigFolder(f, *s);
+                   return {};
+                 },
+                 [](const C& c) { return Quote(c.tokens_file); }}
+          .Note("none"),
+      Setting<C>{
+          "tokens", "array of tables",
+          "Tokens given in the config file itself, each `{name, sha256, scopes}` as in a tokens file; "
+          "kept with those of `tokens_file`.",
+          [](const std::string& f, const toml::node& n, C* c) -> Status { return ReadTokenTables(f, n, &c->tokens); },
+          [](const C&) { return std::string("[]"); }}
+          .Note("none"),
+      StringSetting<C>(
+          "metrics_scope", &C::metrics_scope,
+          "The scope `GET /metrics` takes: `\"admin\"`, or `\"read\"` so that a scraper's token need not "
+          "be an admin's.",
+          [](const std::string& s) { return s == "admin" || s == "read"; }, "\"admin\" or \"read\""),
   };
   return settings;
 }
@@ -658,6 +700,11 @@ const std::vector<SettingDoc>& TaskSettingDocs() {
   return docs;
 }
 
+const std::vector<SettingDoc>& AuthSettingDocs() {
+  static const std::vector<SettingDoc> docs = Docs(AuthSettings(), AuthConfig{});
+  return docs;
+}
+
 std::string SettingsHelp() {
   std::string out =
       "Settings of the config file (--config FILE, TOML; docs/config.md tells more). Durations are\n"
@@ -668,6 +715,8 @@ std::string SettingsHelp() {
       "\n[resources]: NAME = capacity (a positive integer), at most 64. cpu is always declared, by\n"
       "default with the number of cores.\n\n[tasks.NAME] keys:\n";
   AppendSettings(&out, TaskSettingDocs());
+  out += "\n[auth] keys (docs/security.md):\n";
+  AppendSettings(&out, AuthSettingDocs());
   return out;
 }
 

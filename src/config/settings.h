@@ -32,6 +32,7 @@ struct SettingDoc {
 // In the order of the table (the order docs/config.md and --help list them).
 const std::vector<SettingDoc>& ServerSettingDocs();
 const std::vector<SettingDoc>& TaskSettingDocs();
+const std::vector<SettingDoc>& AuthSettingDocs();
 
 // Every setting with its type, default and help, for `offload serve --help`.
 std::string SettingsHelp();

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <boost/url.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,7 +23,23 @@ std::string RandomPrefix() {
   return fmt::format("{:08x}", rd());
 }
 
+bool IsTokenParam(std::string_view key) { return key == "access_token" || key == "token" || key == "api_key"; }
+
 }  // namespace
+
+std::string RedactQueryTokens(std::string_view target) {
+  if (target.find('?') == std::string_view::npos) return std::string(target);
+  auto parsed = boost::urls::parse_origin_form(target);
+  if (!parsed) return std::string(target);
+  boost::urls::url url(*parsed);
+  bool found = false;
+  for (auto it = url.params().begin(); it != url.params().end(); ++it) {
+    if (!IsTokenParam((*it).key)) continue;
+    found = true;
+    it = url.params().replace(it, {(*it).key, "REDACTED"});
+  }
+  return found ? std::string(url.buffer()) : std::string(target);
+}
 
 ErrorOr<std::unique_ptr<AccessLog>> AccessLog::Open(const std::string& where, const std::string& format) {
   const bool json = format != "common";
@@ -65,7 +82,7 @@ void AccessLog::Write(const AccessEntry& e) const {
     line += ",\"method\":";
     AppendJsonString(&line, e.method);
     line += ",\"target\":";
-    AppendJsonString(&line, e.target);
+    AppendJsonString(&line, RedactQueryTokens(e.target));
     fmt::format_to(std::back_inserter(line), ",\"status\":{},\"bytes\":", e.status);
     if (e.bytes) {
       fmt::format_to(std::back_inserter(line), "{}", *e.bytes);
@@ -87,7 +104,7 @@ void AccessLog::Write(const AccessEntry& e) const {
     // The target as sent may hold bytes a log reader should not see raw: a quote or a
     // control character is escaped as nginx does (\xHH).
     std::string target;
-    for (unsigned char c : e.target) {
+    for (unsigned char c : RedactQueryTokens(e.target)) {
       if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
         fmt::format_to(std::back_inserter(target), "\\x{:02X}", c);
       } else {

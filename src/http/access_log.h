@@ -29,6 +29,11 @@ struct AccessEntry {
   std::string_view user_agent;
 };
 
+// `target` with the value of each query parameter a token could be in (access_token,
+// token, api_key) written REDACTED: with [auth] such a request is refused, and the
+// token it carried is never written down.
+std::string RedactQueryTokens(std::string_view target);
+
 class AccessLog {
  public:
   // `where`: "stderr" or a file's path; `format`: "json" or "common".

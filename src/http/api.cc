@@ -49,6 +49,7 @@ HttpResponse ProblemResponse(const Problem& p) {
   res.set(http::field::content_type, "application/problem+json");
   if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
   if (!p.accept.empty()) res.set(http::field::accept, p.accept);
+  if (!p.www_authenticate.empty()) res.set(http::field::www_authenticate, p.www_authenticate);
   res.body() = ProblemBody(p);
   return res;
 }
@@ -233,6 +234,43 @@ HttpResponse MethodNotAllowed(std::string_view allow) {
 
 namespace {
 
+// The names a token would have in a query (RFC 6750 2.3 names access_token): with
+// [auth], a request that puts one there is refused before anything reads it, since a
+// query ends up in logs, proxies and browser history.
+bool HasQueryToken(const boost::urls::url_view& url) {
+  for (const auto& p : url.params()) {
+    if (p.key == "access_token" || p.key == "token" || p.key == "api_key") return true;
+  }
+  return false;
+}
+
+// The scope a request needs with [auth]; unset for what anyone may take: /healthz
+// (probes carry no token), the redirect to /ui, and the dashboard's and the
+// documentation UI's files, which are the same in every copy of offload and show
+// nothing until the page is given a token.
+std::optional<Scope> ScopeOf(http::verb method, const std::vector<std::string>& seg, std::string_view path,
+                             const AuthConfig& auth) {
+  if (seg.empty() || (seg.size() == 1 && (seg[0].empty() || seg[0] == "healthz"))) return std::nullopt;
+  if (seg.size() == 1 && seg[0] == "metrics") return auth.metrics_scope == "read" ? Scope::kRead : Scope::kAdmin;
+  if (path == "/openapi.json") return Scope::kAdmin;
+  if (StaticAssets::Owns(path)) return std::nullopt;
+  if (seg.size() < 2 || seg[0] != "v1") return Scope::kRead;
+  if (seg[1] == "jobs") {
+    if (seg.size() == 2) return method == http::verb::post ? Scope::kSubmit : Scope::kRead;
+    if (seg.size() == 3 && seg[2] == "cancel" && method == http::verb::post) return Scope::kCancel;
+    if (seg.size() == 3 && method == http::verb::delete_) return Scope::kCancel;
+    if (seg.size() == 4 && seg[3] == "retry") return Scope::kSubmit;
+  }
+  if (seg[1] == "tasks" && seg.size() == 4 && seg[3] == "run") return Scope::kSubmit;
+  return Scope::kRead;
+}
+
+constexpr const char* kRealm = "Bearer realm=\"offload\"";
+
+// What a non-admin asking for another tenant's job gets: the answer to an id that
+// does not exist.
+Error NoSuchJob(const std::string& id) { return MakeError(ErrorCode::kNotFound, "no job with id \"" + id + "\""); }
+
 // What a node of role "worker" answers to anything but /healthz.
 Error WorkerOnly() {
   return MakeError(ErrorCode::kNotFound,
@@ -241,6 +279,48 @@ Error WorkerOnly() {
 }
 
 }  // namespace
+
+std::variant<Caller, Problem> Api::Admit(const HttpRequestHeader& req, const boost::urls::url_view& url,
+                                         std::optional<Scope> needed) const {
+  const std::shared_ptr<const Authenticator> auth = auth_.load();
+  if (!auth) return Caller{};
+  if (HasQueryToken(url)) {
+    return MakeProblem(http::status::bad_request, "token-in-query", "A token in the query",
+                       "a token goes in the Authorization header (Authorization: Bearer TOKEN), never in the "
+                       "query, which logs and proxies keep; this request was not read further");
+  }
+  if (!needed) return Caller{};
+  const std::string_view authorization = req[http::field::authorization];
+  const Principal* who = auth->Authenticate(authorization);
+  if (!who) {
+    const bool sent = !authorization.empty();
+    Problem p = MakeProblem(http::status::unauthorized, "unauthorized", "A token is needed",
+                            sent ? "the Authorization header names no token this server knows (revoked, mistyped, "
+                                   "or not a Bearer token)"
+                                 : "this server takes requests with a token: send Authorization: Bearer TOKEN");
+    p.www_authenticate = sent ? std::string(kRealm) + ", error=\"invalid_token\"" : kRealm;
+    return p;
+  }
+  if (!who->scopes.Has(*needed)) {
+    const std::string scope(ScopeName(*needed));
+    Problem p = MakeProblem(
+        http::status::forbidden, "insufficient-scope", "The token lacks a scope",
+        "this request needs a token with scope \"" + scope + "\"; token \"" + who->tenant + "\" does not have it");
+    p.www_authenticate = std::string(kRealm) + ", error=\"insufficient_scope\", scope=\"" + scope + "\"";
+    return p;
+  }
+  return Caller{who->tenant, who->admin()};
+}
+
+void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_ptr<Exchange>& ex,
+                 std::function<void(JobSnapshot)> then) {
+  service_->Get(id, [ex, id, sees_all = caller.sees_all, tenant = caller.tenant,
+                     then = std::move(then)](ErrorOr<JobSnapshot> job) {
+    if (!job) return ex->Respond(ErrorResponse(job.error()));
+    if (!sees_all && job->record.tenant != tenant) return ex->Respond(ErrorResponse(NoSuchJob(id)));
+    then(std::move(*job));
+  });
+}
 
 void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   // Before anything else: a request from a foreign page or for a foreign host name
@@ -263,6 +343,9 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (it == url.params().end()) return std::nullopt;
     return std::string((*it).value);
   };
+  auto admitted = Admit(req, url, ScopeOf(method, seg, url.path(), config_.auth));
+  if (const Problem* refused = std::get_if<Problem>(&admitted)) return ex->Respond(ProblemResponse(*refused));
+  const Caller& caller = std::get<Caller>(admitted);
 
   if (seg.size() == 1 && seg[0] == "healthz") {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -325,10 +408,11 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   if (seg[1] == "jobs" && seg.size() == 2) {
     if (method == http::verb::post) {
       if (auto refused = CheckBodyType(req)) return ex->Respond(std::move(*refused));
-      return SubmitJob(req, std::move(ex));
+      return SubmitJob(caller, req, std::move(ex));
     }
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET, POST"));
     JobQuery q;
+    q.tenant = caller.Filter();
     if (auto s = param("status"); s && !s->empty()) {
       JobStatus st;
       if (!ParseJobStatus(*s, &st)) {
@@ -366,14 +450,13 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   }
   if (seg[1] == "jobs" && seg.size() == 3 && seg[2] == "cancel" && method == http::verb::post) {
     if (auto refused = CheckBodyType(req)) return ex->Respond(std::move(*refused));
-    return CancelMatching(req.body(), std::move(ex));
+    return CancelMatching(caller, req.body(), std::move(ex));
   }
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "retry") {
     if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
     // Submitted as any job is, Idempotency-Key and Prefer: wait included.
-    return service_->Get(seg[2], [this, ex, head = std::move(req.base())](ErrorOr<JobSnapshot> old) {
-      if (!old) return ex->Respond(ErrorResponse(old.error()));
-      ErrorOr<SubmitRequest> again = JobService::RetryOf(old->record);
+    return GetOwn(caller, seg[2], ex, [this, ex, head = std::move(req.base())](JobSnapshot old) {
+      ErrorOr<SubmitRequest> again = JobService::RetryOf(old.record);
       if (!again) {
         return ex->Respond(ProblemResponse(
             MakeProblem(http::status::conflict, "not-retryable", "The job cannot be retried", again.error().detail)));
@@ -395,14 +478,14 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
         }
         with_input = true;
       }
-      return GetJob(seg[2], std::min(wait, config_.max_wait), with_input, std::move(ex));
+      return GetJob(caller, seg[2], std::min(wait, config_.max_wait), with_input, std::move(ex));
     }
-    if (method == http::verb::delete_) return CancelJob(seg[2], std::move(ex));
+    if (method == http::verb::delete_) return CancelJob(caller, seg[2], std::move(ex));
     return ex->Respond(MethodNotAllowed("GET, DELETE"));
   }
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "events") {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
-    return StreamJobEvents(seg[2], LastEventId(req, param("last_event_id")), std::move(ex));
+    return StreamJobEvents(caller, seg[2], LastEventId(req, param("last_event_id")), std::move(ex));
   }
   if (seg[1] == "events" && seg.size() == 2) {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -415,14 +498,14 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     }
     const std::string last = LastEventId(req, param("last_event_id"));
     auto sub = std::shared_ptr<JobEventLog::Subscription>(
-        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or(""), latest}, last));
+        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or(""), latest, caller.Filter()}, last));
     const bool reset = !last.empty() && !sub->resumed();
     auto executor = ex->executor();
     return ex->RespondStream(JobEventStream::Header(), JobEventStream::OfAll(executor, std::move(sub), reset));
   }
   if (seg[1] == "jobs" && seg.size() == 4 && seg[3] == "result") {
     if (method != http::verb::get && method != http::verb::head) return ex->Respond(MethodNotAllowed("GET, HEAD"));
-    return GetResult(seg[2], std::move(req.base()), std::move(ex));
+    return GetResult(caller, seg[2], std::move(req.base()), std::move(ex));
   }
   if (seg[1] == "tasks" && seg.size() == 2) {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -433,7 +516,7 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   if (seg[1] == "tasks" && seg.size() == 4 && seg[3] == "run") {
     if (method != http::verb::post) return ex->Respond(MethodNotAllowed("POST"));
     if (auto refused = CheckBodyType(req)) return ex->Respond(std::move(*refused));
-    return RunTask(seg[2], std::move(req), std::move(ex));
+    return RunTask(caller, seg[2], std::move(req), std::move(ex));
   }
   if (seg[1] == "resources" && seg.size() == 2) {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -444,9 +527,10 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   ex->Respond(ErrorResponse(MakeError(ErrorCode::kNotFound, "no resource at " + std::string(url.path()))));
 }
 
-void Api::SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex) {
+void Api::SubmitJob(const Caller& caller, const HttpRequest& req, std::shared_ptr<Exchange> ex) {
   auto parsed = ParseSubmitRequest(req.body());
   if (!parsed) return ex->Respond(ErrorResponse(parsed.error()));
+  parsed->tenant = caller.tenant;
   SubmitParsed(std::move(*parsed), req.base(), std::move(ex));
 }
 
@@ -469,43 +553,54 @@ void Api::SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::
   });
 }
 
-void Api::GetJob(const std::string& id, Millis wait, bool with_input, std::shared_ptr<Exchange> ex) {
-  auto answer = [ex, with_input](ErrorOr<JobSnapshot> job) {
-    if (!job) return ex->Respond(ErrorResponse(job.error()));
-    if (!with_input) return ex->Respond(JobResponse(http::status::ok, *job));
+void Api::GetJob(const Caller& caller, const std::string& id, Millis wait, bool with_input,
+                 std::shared_ptr<Exchange> ex) {
+  auto answer = [ex, with_input](const JobSnapshot& job) {
+    if (!with_input) return ex->Respond(JobResponse(http::status::ok, job));
     std::string body;
-    AppendJobJson(&body, *job, /*include_result=*/true, /*include_input=*/true);
+    AppendJobJson(&body, job, /*include_result=*/true, /*include_input=*/true);
     ex->Respond(JsonResponse(http::status::ok, std::move(body)));
   };
-  if (wait.count() == 0) return service_->Get(id, answer);
-  AwaitJob(ex, id, wait, false, answer);
+  if (wait.count() == 0) return GetOwn(caller, id, ex, answer);
+  auto await = [this, ex, id, wait, answer] {
+    AwaitJob(ex, id, wait, false, [ex, answer](ErrorOr<JobSnapshot> job) {
+      if (!job) return ex->Respond(ErrorResponse(job.error()));
+      answer(*job);
+    });
+  };
+  if (caller.sees_all) return await();
+  // Another tenant's job answers at once, as an unknown id does, not when it ends.
+  GetOwn(caller, id, ex, [ex, await](const JobSnapshot&) { asio::post(ex->executor(), await); });
 }
 
-void Api::StreamJobEvents(const std::string& id, const std::string& last_event_id, std::shared_ptr<Exchange> ex) {
+void Api::StreamJobEvents(const Caller& caller, const std::string& id, const std::string& last_event_id,
+                          std::shared_ptr<Exchange> ex) {
   // Subscribed before the job is read: what changes after the read is in the log.
   auto sub =
       std::shared_ptr<JobEventLog::Subscription>(service_->SubscribeEvents(JobEventFilter{id, ""}, last_event_id));
-  service_->Get(id, [this, ex, sub](ErrorOr<JobSnapshot> job) {
-    if (!job) return ex->Respond(ErrorResponse(job.error()));
-    ex->RespondStream(JobEventStream::Header(), JobEventStream::OfJob(service_, ex->executor(), sub, std::move(*job)));
+  GetOwn(caller, id, ex, [this, ex, sub](JobSnapshot job) {
+    ex->RespondStream(JobEventStream::Header(), JobEventStream::OfJob(service_, ex->executor(), sub, std::move(job)));
   });
 }
 
-void Api::GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex) {
-  service_->Get(id, [this, ex, req = std::move(req)](ErrorOr<JobSnapshot> job) {
-    if (!job) return ex->Respond(ErrorResponse(job.error()));
-    ex->Respond(ResultResponse(*job, service_->files(), &req));
+void Api::GetResult(const Caller& caller, const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex) {
+  GetOwn(caller, id, ex, [this, ex, req = std::move(req)](const JobSnapshot& job) {
+    ex->Respond(ResultResponse(job, service_->files(), &req));
   });
 }
 
-void Api::CancelJob(const std::string& id, std::shared_ptr<Exchange> ex) {
-  service_->Cancel(id, [ex](ErrorOr<JobSnapshot> job) {
-    if (!job) return ex->Respond(ErrorResponse(job.error()));
-    ex->Respond(JobResponse(http::status::ok, *job));
-  });
+void Api::CancelJob(const Caller& caller, const std::string& id, std::shared_ptr<Exchange> ex) {
+  auto cancel = [this, ex, id] {
+    service_->Cancel(id, [ex](ErrorOr<JobSnapshot> job) {
+      if (!job) return ex->Respond(ErrorResponse(job.error()));
+      ex->Respond(JobResponse(http::status::ok, *job));
+    });
+  };
+  if (caller.sees_all) return cancel();
+  GetOwn(caller, id, ex, [cancel](const JobSnapshot&) { cancel(); });
 }
 
-void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) {
+void Api::CancelMatching(const Caller& caller, const std::string& body, std::shared_ptr<Exchange> ex) {
   std::string task;
   std::optional<JobStatus> status;
   bool all = false;
@@ -544,7 +639,7 @@ void Api::CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex) 
   if (!task.empty() && !service_->FindTask(task)) {
     return ex->Respond(ErrorResponse(MakeError(ErrorCode::kInvalidArgument, "no task named \"" + task + "\"")));
   }
-  service_->CancelMatching(task, status, [ex](ErrorOr<std::size_t> canceled) {
+  service_->CancelMatching(task, status, caller.Filter(), [ex](ErrorOr<std::size_t> canceled) {
     if (!canceled) return ex->Respond(ErrorResponse(canceled.error()));
     ex->Respond(JsonResponse(http::status::ok, json::object{{"canceled", *canceled}}));
   });
@@ -589,9 +684,10 @@ void Api::ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex) {
   });
 }
 
-void Api::RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+void Api::RunTask(const Caller& caller, const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   auto submit = ParseRunRequest(task, req.body());
   if (!submit) return ex->Respond(ErrorResponse(submit.error()));
+  submit->tenant = caller.tenant;
   RunParsed(std::move(*submit), std::move(ex));
 }
 
@@ -722,6 +818,8 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     return std::move(plan);
   };
   if (auto refused = origins_.Check(header)) return refuse(*refused);
+  auto admitted = Admit(header, url, Scope::kSubmit);
+  if (Problem* refused = std::get_if<Problem>(&admitted)) return refuse(std::move(*refused));
   UploadTarget target;
   if (run) {
     if (!url.params().empty()) {
@@ -736,6 +834,7 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     if (!t) return refuse(ProblemFromError(t.error()));
     target = std::move(*t);
   }
+  target.tenant = std::get<Caller>(admitted).tenant;
   const TaskConfig* task = service_->FindTask(target.task);
   if (!task) {
     return refuse(ProblemFromError(MakeError(ErrorCode::kInvalidArgument,
@@ -798,6 +897,7 @@ void Api::HandleUpload(std::unique_ptr<Upload> upload, HttpRequestHeader req, st
   submit.task = target.task;
   submit.priority = target.priority;
   submit.timeout = target.timeout;
+  submit.tenant = target.tenant;
   if (const auto& text = upload->json_input(); text && !text->empty()) {
     ErrorOr<json::value> input = ParseJson(*text, "input");
     if (!input) {

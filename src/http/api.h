@@ -3,9 +3,13 @@
 // from the service.
 #pragma once
 
+#include <atomic>
+#include <boost/url/url_view.hpp>
 #include <memory>
 #include <optional>
+#include <variant>
 
+#include "auth/authenticator.h"
 #include "config/config.h"
 #include "http/exchange.h"
 #include "http/http_metrics.h"
@@ -28,16 +32,33 @@ struct UploadPlan {
   std::optional<Problem> refusal;
 };
 
-// Thread-safe: holds no mutable state of its own.
+// Who a request acts for, once its token is checked: the tenant its jobs get, and
+// whose jobs it sees.
+struct Caller {
+  std::string tenant;    // Stamped on what it submits; empty without [auth].
+  bool sees_all = true;  // An admin's token, or no [auth].
+  bool Sees(const JobRecord& job) const { return sees_all || job.tenant == tenant; }
+  // The tenant filter of what it lists and streams.
+  std::optional<std::string> Filter() const { return sees_all ? std::nullopt : std::optional<std::string>(tenant); }
+};
+
+// Thread-safe: its one mutable member, the authenticator, is swapped atomically.
 class Api {
  public:
   // GET /metrics shows `http_metrics` (the HttpServer's, which records into it) with
-  // the service's series; it must outlive the Api.
-  Api(JobService* service, const ServerConfig& config, const HttpMetrics* http_metrics)
+  // the service's series; it must outlive the Api. `auth`: the tokens of [auth];
+  // nullptr without it.
+  Api(JobService* service, const ServerConfig& config, const HttpMetrics* http_metrics,
+      std::shared_ptr<const Authenticator> auth = nullptr)
       : service_(service),
         config_(config),
         origins_(config.listen, config.allowed_origins),
-        http_metrics_(http_metrics) {}
+        http_metrics_(http_metrics),
+        auth_(std::move(auth)) {}
+
+  // Takes the tokens of a reloaded tokens file: requests read after it see them.
+  // REQUIRES: the Api was made with an authenticator (auth stays on or off).
+  void SetAuthenticator(std::shared_ptr<const Authenticator> auth) { auth_.store(std::move(auth)); }
 
   // Answers `req` through `ex` exactly once, possibly later and from another thread.
   void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
@@ -52,21 +73,33 @@ class Api {
  private:
   using Finished = std::function<void(ErrorOr<JobSnapshot>)>;
 
-  void SubmitJob(const HttpRequest& req, std::shared_ptr<Exchange> ex);
+  // With [auth]: the caller a request's token names, or the answer that refuses it
+  // (400 for a token in the query, 401, 403 without `needed`). Without: the one
+  // tenant, who sees everything. `needed` unset: a route anyone may take.
+  std::variant<Caller, Problem> Admit(const HttpRequestHeader& req, const boost::urls::url_view& url,
+                                      std::optional<Scope> needed) const;
+
+  // Calls `then` with job `id` if `caller` may see it; answers 404 as for an unknown
+  // job if not (another tenant's job is not shown to exist).
+  void GetOwn(const Caller& caller, const std::string& id, const std::shared_ptr<Exchange>& ex,
+              std::function<void(JobSnapshot)> then);
+
+  void SubmitJob(const Caller& caller, const HttpRequest& req, std::shared_ptr<Exchange> ex);
   // POST /v1/jobs once its body is parsed; `req` gives Idempotency-Key and Prefer.
   void SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::shared_ptr<Exchange> ex);
   // With `with_input`, the job object carries its input too (?include=input).
-  void GetJob(const std::string& id, Millis wait, bool with_input, std::shared_ptr<Exchange> ex);
+  void GetJob(const Caller& caller, const std::string& id, Millis wait, bool with_input, std::shared_ptr<Exchange> ex);
   // GET or HEAD; `req` gives Range, If-Range and If-None-Match.
-  void GetResult(const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex);
-  void CancelJob(const std::string& id, std::shared_ptr<Exchange> ex);
+  void GetResult(const Caller& caller, const std::string& id, HttpRequestHeader req, std::shared_ptr<Exchange> ex);
+  void CancelJob(const Caller& caller, const std::string& id, std::shared_ptr<Exchange> ex);
   // POST /v1/jobs/cancel: `body` is {"task", "status"}, both optional.
-  void CancelMatching(const std::string& body, std::shared_ptr<Exchange> ex);
+  void CancelMatching(const Caller& caller, const std::string& body, std::shared_ptr<Exchange> ex);
   // GET /v1/jobs/{id}/events: 404 for an unknown job, else its event stream.
-  void StreamJobEvents(const std::string& id, const std::string& last_event_id, std::shared_ptr<Exchange> ex);
+  void StreamJobEvents(const Caller& caller, const std::string& id, const std::string& last_event_id,
+                       std::shared_ptr<Exchange> ex);
   // With query.include_result, the answer stays within config_.max_list_bytes or is 422.
   void ListJobs(const JobQuery& query, std::shared_ptr<Exchange> ex);
-  void RunTask(const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex);
+  void RunTask(const Caller& caller, const std::string& task, HttpRequest&& req, std::shared_ptr<Exchange> ex);
   // POST /v1/tasks/NAME/run once its body is parsed.
   void RunParsed(SubmitRequest submit, std::shared_ptr<Exchange> ex);
 
@@ -81,6 +114,7 @@ class Api {
   const OriginPolicy origins_;
   const HttpMetrics* const http_metrics_;
   const StaticAssets assets_;
+  std::atomic<std::shared_ptr<const Authenticator>> auth_;
 };
 
 }  // namespace offload

@@ -61,6 +61,7 @@ json::object JobToJson(const JobSnapshot& snap) {
   o["position"] = snap.position ? json::value(*snap.position) : json::value(nullptr);
   o["attempts"] = j.attempts;
   if (!j.retry_of.empty()) o["retry_of"] = j.retry_of;
+  if (!j.tenant.empty()) o["tenant"] = j.tenant;
   o["created_at"] = Time(j.created_at);
   o["started_at"] = Time(j.started_at);
   o["finished_at"] = Time(j.finished_at);

@@ -22,6 +22,8 @@ struct Problem {
   std::optional<JobError> job_error;
   // Sent as Accept when not empty: with a 415, the types that would be taken (RFC 9110 15.5.16).
   std::string accept = {};
+  // Sent as WWW-Authenticate when not empty: with a 401 or 403 (RFC 6750 3).
+  std::string www_authenticate = {};
 };
 
 Problem ProblemFromError(const Error& error);

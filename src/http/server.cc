@@ -602,7 +602,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   std::chrono::steady_clock::time_point linger_until_;
 };
 
-ErrorOr<tcp::endpoint> ParseListen(const std::string& address) {
+}  // namespace
+
+ErrorOr<tcp::endpoint> ParseListenAddress(const std::string& address) {
   auto colon = address.rfind(':');
   if (colon == std::string::npos) {
     return MakeError(ErrorCode::kInvalidArgument, "listen address must be HOST:PORT, got \"" + address + "\"");
@@ -623,8 +625,6 @@ ErrorOr<tcp::endpoint> ParseListen(const std::string& address) {
   }
   return tcp::endpoint(ip, static_cast<unsigned short>(port));
 }
-
-}  // namespace
 
 std::int64_t DefaultMaxConnections(std::uint64_t nofile) {
   const std::uint64_t reserve = std::max<std::uint64_t>(64, nofile / 8);
@@ -654,7 +654,7 @@ HttpServer::HttpServer(Api* api, HttpServerOptions options, HttpMetrics* metrics
 HttpServer::~HttpServer() = default;
 
 ErrorOr<tcp::endpoint> HttpServer::Listen(const std::string& address) {
-  auto ep = ParseListen(address);
+  auto ep = ParseListenAddress(address);
   if (!ep) return ep.error();
   auto acceptor = std::make_unique<tcp::acceptor>(*contexts_[0]);
   beast::error_code ec;

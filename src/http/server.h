@@ -57,6 +57,9 @@ struct HttpServerOptions {
 // max(64, nofile / 8). 1024 -> 896. At least 16.
 std::int64_t DefaultMaxConnections(std::uint64_t nofile);
 
+// "HOST:PORT" or "[V6]:PORT" (HOST an IP address, or localhost) as an endpoint.
+ErrorOr<boost::asio::ip::tcp::endpoint> ParseListenAddress(const std::string& address);
+
 // Construct, Listen, Run (blocks until Stop). Stop is thread-safe.
 // Owns the I/O threads: Run starts all but one, runs the first io_context on the
 // caller's thread, and joins them before it returns. No locks: the counters other

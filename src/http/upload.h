@@ -34,6 +34,7 @@ struct UploadTarget {
   bool run = false;  // POST /v1/tasks/NAME/run; else POST /v1/jobs?task=NAME.
   int priority = 0;
   Millis timeout{0};
+  std::string tenant;  // Who uploads it (Caller::tenant).
 };
 
 class Upload final : private MultipartHandler {

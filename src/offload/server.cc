@@ -14,7 +14,9 @@
 #include <optional>
 #include <thread>
 
+#include "auth/authenticator.h"
 #include "config/config.h"
+#include "config/tokens_file.h"
 #include "exec/process.h"
 #include "exec/task_executors.h"
 #include "files/file_store.h"
@@ -51,6 +53,20 @@ std::uint64_t OpenFileLimit() {
   return lim.rlim_cur == RLIM_INFINITY ? std::uint64_t{1} << 20 : static_cast<std::uint64_t>(lim.rlim_cur);
 }
 
+// Without [auth] only loopback may reach the server, unless insecure_no_auth says
+// that whoever else can is trusted.
+Status CheckReachableWithoutAuth(const ServerConfig& c) {
+  if (c.auth.enabled || c.insecure_no_auth) return {};
+  auto endpoint = ParseListenAddress(c.listen);
+  if (!endpoint) return endpoint.error();
+  if (endpoint->address().is_loopback()) return {};
+  return MakeError(ErrorCode::kInvalidArgument,
+                   "config error: listen = \"" + c.listen +
+                       "\" reaches beyond this machine, and without [auth] anyone who can reach it could run, read and "
+                       "cancel every job: add [auth] with tokens (docs/security.md), or set insecure_no_auth = true "
+                       "if the network is trusted or a proxy in front authenticates");
+}
+
 ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
   ErrorOr<ServerConfig> loaded = !options.config_file.empty()   ? LoadConfigFile(options.config_file)
                                  : !options.config_toml.empty() ? ParseConfig(options.config_toml, "config_toml")
@@ -61,6 +77,7 @@ ErrorOr<ServerConfig> LoadConfig(const ServerOptions& options) {
   if (options.threads > 0) config.threads = options.threads;
   if (!options.role.empty()) config.role = options.role;
   if (config.threads == 0) config.threads = std::max(1u, std::thread::hardware_concurrency());
+  if (Status reachable = CheckReachableWithoutAuth(config); !reachable) return reachable.error();
   return config;
 }
 
@@ -95,9 +112,38 @@ struct Server::Impl {
     // executors it owns run on the pool, which goes last.
     service.reset();
     signals.reset();
+    reload_signal.reset();
     http.reset();
     api.reset();
     pool.reset();
+  }
+
+  // SIGHUP: the tokens file again. A file that does not parse leaves the tokens as
+  // they were: a typo must not lock everyone out.
+  void Reload() {
+    if (!config.auth.enabled || config.auth.tokens_file.empty()) {
+      spdlog::info("SIGHUP: nothing to reload (no [auth] tokens_file)");
+      return;
+    }
+    AuthConfig next = config.auth;
+    auto tokens = LoadTokensFile(next.tokens_file);
+    if (tokens) next.file_tokens = std::move(*tokens);
+    Status valid = tokens ? ValidateTokens(next) : Status(tokens.error());
+    if (!valid) {
+      spdlog::error("SIGHUP: the tokens are unchanged: {}", valid.error().detail);
+      return;
+    }
+    auto auth = std::make_shared<const Authenticator>(next);
+    spdlog::info("SIGHUP: {} tokens from {}", auth->size(), next.tokens_file);
+    api->SetAuthenticator(std::move(auth));
+  }
+
+  void WaitForReload() {
+    reload_signal->async_wait([this](const boost::system::error_code& ec, int) {
+      if (ec) return;
+      Reload();
+      WaitForReload();
+    });
   }
 
   // Runs on the first I/O thread (a signal, or what Stop posted), once.
@@ -143,6 +189,7 @@ struct Server::Impl {
 
   // The first I/O thread's only (Run's caller), and Run's after the I/O threads end.
   std::optional<boost::asio::signal_set> signals;
+  std::optional<boost::asio::signal_set> reload_signal;
   bool ran = false;
   bool shutting_down = false;
   std::thread shutdown;
@@ -180,7 +227,9 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   if (!service) return service.error();
   impl->service = std::move(*service);
   impl->http_metrics = std::make_unique<HttpMetrics>(c.threads);
-  impl->api = std::make_unique<Api>(impl->service.get(), impl->config, impl->http_metrics.get());
+  std::shared_ptr<const Authenticator> auth;
+  if (c.auth.enabled) auth = std::make_shared<const Authenticator>(c.auth);
+  impl->api = std::make_unique<Api>(impl->service.get(), impl->config, impl->http_metrics.get(), std::move(auth));
   HttpServerOptions http_options;
   http_options.threads = c.threads;
   http_options.max_body = c.max_body;
@@ -219,6 +268,8 @@ void Server::Run() {
     s.signals->async_wait([&s](const boost::system::error_code& ec, int sig) {
       if (!ec) s.BeginShutdown("signal " + std::to_string(sig));
     });
+    s.reload_signal.emplace(s.http->main_context(), SIGHUP);
+    s.WaitForReload();
   }
   // Said once SIGTERM is handled: whoever waits for this line may stop the server
   // the moment it appears.

@@ -51,8 +51,9 @@ namespace offload {
 struct JobEvent {
   std::string job_id;
   std::string task;
-  std::string type;  // The SSE event name: "status".
-  std::string data;  // The event's JSON object, on one line.
+  std::string type;    // The SSE event name: "status".
+  std::string data;    // The event's JSON object, on one line.
+  std::string tenant;  // The job's (JobRecord::tenant).
 };
 
 // An event as the log keeps it: numbered, and written once as the Server-Sent Events
@@ -82,8 +83,11 @@ struct JobEventFilter {
   // change. An event is passed over only for one this Read sends or the next reads, so
   // a stream resumed from the last id it sent misses nothing but superseded states.
   bool latest = false;
+  // Only this tenant's jobs; unset: every tenant's.
+  std::optional<std::string> tenant = std::nullopt;
   bool Matches(const JobEvent& e) const {
-    return (job_id.empty() || e.job_id == job_id) && (task.empty() || e.task == task);
+    return (job_id.empty() || e.job_id == job_id) && (task.empty() || e.task == task) &&
+           (!tenant || e.tenant == *tenant);
   }
 };
 

@@ -278,7 +278,8 @@ Status JobService::Recover() {
     MutexLock lock(&mu_);
     next_seq_ = *max_seq;
     for (const IdempotencyEntry& e : *keys) {
-      idempotency_.Put(e.task, e.key, IdempotencyCache::Entry{e.job_id, e.request_hash, e.created_at, true});
+      idempotency_.Put(IdempotencyScope(e.task, e.tenant), e.key,
+                       IdempotencyCache::Entry{e.job_id, e.request_hash, e.created_at, true});
     }
     for (JobRecord& rec : *unfinished) {
       for (std::size_t i = 0; i < rec.files.size(); ++i) rec.files[i].path = files_->InputPath(rec.id, i);
@@ -436,6 +437,7 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
   rec.timeout_ms = request.timeout.count();
   rec.map = request.map;
   rec.retry_of = std::move(request.retry_of);
+  rec.tenant = std::move(request.tenant);
   if (!request.idempotency_key.empty()) {
     rec.idempotency_key = std::move(request.idempotency_key);
     rec.request_hash = request_hash;
@@ -450,7 +452,9 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
     MutexLock lock(&mu_);
     const UnixMillis now = clock_.Now();
     const IdempotencyCache::Entry* seen =
-        rec.idempotency_key.empty() ? nullptr : idempotency_.Find(rec.task, rec.idempotency_key, now);
+        rec.idempotency_key.empty()
+            ? nullptr
+            : idempotency_.Find(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key, now);
     if (seen && seen->request_hash != rec.request_hash) {
       refused = MakeError(ErrorCode::kInvalidArgument, "Idempotency-Key \"" + rec.idempotency_key +
                                                            "\" was used for job " + seen->job_id +
@@ -482,7 +486,8 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
       rec.created_at = now;
       ++task->pending_inserts;
       if (!rec.idempotency_key.empty()) {
-        idempotency_.Put(rec.task, rec.idempotency_key, IdempotencyCache::Entry{rec.id, rec.request_hash, now, false});
+        idempotency_.Put(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key,
+                         IdempotencyCache::Entry{rec.id, rec.request_hash, now, false});
       }
       // The callback owns the job until it is durable; it is never dropped: the
       // queue calls every callback, with an error if the write failed.
@@ -526,17 +531,20 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     JobRecord& rec = job->record;
     --job->task->pending_inserts;
     if (!stored) {
-      if (!rec.idempotency_key.empty()) idempotency_.Forget(rec.task, rec.idempotency_key, rec.id);
+      if (!rec.idempotency_key.empty())
+        idempotency_.Forget(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key, rec.id);
       answer = MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
     } else if (clustered_) {
       // Queued for the whole cluster: a claimer takes it, this node's or another's.
-      if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
+      if (!rec.idempotency_key.empty())
+        idempotency_.MarkStored(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key, rec.id);
       NoteStatusLocked(rec);
       ++job->task->cluster_queued;
       answer = JobSnapshot{rec, std::nullopt};
       WakeClaimerLocked();
     } else {
-      if (!rec.idempotency_key.empty()) idempotency_.MarkStored(rec.task, rec.idempotency_key, rec.id);
+      if (!rec.idempotency_key.empty())
+        idempotency_.MarkStored(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key, rec.id);
       NoteStatusLocked(rec);
       ActiveJob* raw = job.get();
       active_.emplace(rec.id, std::move(job));

@@ -96,6 +96,8 @@ struct SubmitRequest {
   // removed if the job is not accepted.
   std::vector<IncomingFile> files;
   std::string retry_of;  // Set by Retry: the job this one retries.
+  // Who submits it (JobRecord::tenant); its Idempotency-Key is this tenant's.
+  std::string tenant;
 };
 
 // Why a job is canceled: each gives the job its own error.type and message.
@@ -176,9 +178,10 @@ class JobService {
   // run).
   static ErrorOr<SubmitRequest> RetryOf(const JobRecord& old);
   // Cancels every job, cluster-wide, that is queued or running (`status`: only those
-  // of that status) and of task `task` (empty: any). `done` gets how many it canceled,
-  // or kUnavailable when a drain began first (the sweep stops there).
-  void CancelMatching(const std::string& task, std::optional<JobStatus> status,
+  // of that status), of task `task` (empty: any) and of `tenant` (unset: any). `done`
+  // gets how many it canceled, or kUnavailable when a drain began first (the sweep
+  // stops there).
+  void CancelMatching(const std::string& task, std::optional<JobStatus> status, std::optional<std::string> tenant,
                       std::function<void(ErrorOr<std::size_t>)> done);
 
   // If job `id` is queued or running, or finished with its final write still in

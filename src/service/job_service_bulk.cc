@@ -33,6 +33,9 @@ ErrorOr<SubmitRequest> JobService::RetryOf(const JobRecord& old) {
   again.timeout = Millis(old.timeout_ms);
   if (old.map) again.map = MapSpec{old.map->chunk, old.map->collect, -1};
   again.retry_of = old.id;
+  // The retry is the job's tenant's, whoever asks for it (an admin): theirs to see,
+  // and one retry of a job whoever asks twice.
+  again.tenant = old.tenant;
   again.idempotency_key = "retry-of:" + old.id;
   return again;
 }
@@ -42,9 +45,10 @@ ErrorOr<SubmitRequest> JobService::RetryOf(const JobRecord& old) {
 class JobService::CancelSweep : public std::enable_shared_from_this<CancelSweep> {
  public:
   CancelSweep(JobService* service, std::vector<JobStatus> statuses, const std::string& task,
-              std::function<void(ErrorOr<std::size_t>)> done)
+              std::optional<std::string> tenant, std::function<void(ErrorOr<std::size_t>)> done)
       : service_(service), statuses_(std::move(statuses)), done_(std::move(done)) {
     if (!task.empty()) query_.task = task;
+    query_.tenant = std::move(tenant);
     query_.limit = kCancelPage;
   }
 
@@ -103,10 +107,10 @@ class JobService::CancelSweep : public std::enable_shared_from_this<CancelSweep>
 };
 
 void JobService::CancelMatching(const std::string& task, std::optional<JobStatus> status,
-                                std::function<void(ErrorOr<std::size_t>)> done) {
+                                std::optional<std::string> tenant, std::function<void(ErrorOr<std::size_t>)> done) {
   std::vector<JobStatus> statuses =
       status ? std::vector<JobStatus>{*status} : std::vector<JobStatus>{JobStatus::kRunning, JobStatus::kQueued};
-  std::make_shared<CancelSweep>(this, std::move(statuses), task, std::move(done))->Step();
+  std::make_shared<CancelSweep>(this, std::move(statuses), task, std::move(tenant), std::move(done))->Step();
 }
 
 }  // namespace offload

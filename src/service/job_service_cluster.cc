@@ -610,7 +610,8 @@ void JobService::OnKeyTaken(std::unique_ptr<ActiveJob> job, const SnapshotCallba
   auto owned = std::make_shared<std::unique_ptr<ActiveJob>>(std::move(job));
   store_queue_->Read([this, owned, done] {
     const JobRecord& rec = (*owned)->record;
-    auto holder = cluster_->KeyHolder(rec.task, rec.idempotency_key, clock_.Now() - config_.idempotency_ttl.count());
+    auto holder =
+        cluster_->KeyHolder(rec.task, rec.tenant, rec.idempotency_key, clock_.Now() - config_.idempotency_ttl.count());
     if (!holder) return OnInserted(std::move(*owned), holder.error(), done);
     if (!*holder) {
       // The key is free again: the insert once more (a conflict now is a failure).
@@ -624,8 +625,8 @@ void JobService::OnKeyTaken(std::unique_ptr<ActiveJob> job, const SnapshotCallba
     {
       MutexLock lock(&mu_);
       --(*owned)->task->pending_inserts;
-      idempotency_.Forget(rec.task, rec.idempotency_key, rec.id);
-      idempotency_.Put(rec.task, rec.idempotency_key,
+      idempotency_.Forget(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key, rec.id);
+      idempotency_.Put(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key,
                        IdempotencyCache::Entry{first.id, first.request_hash, first.created_at, true});
     }
     if (!rec.files.empty()) files_->RemoveJob(rec.id);

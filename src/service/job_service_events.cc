@@ -24,13 +24,17 @@ void JobService::NoteStatusLocked(const JobRecord& rec) {
   // A job canceled here that another node held may be of a task this node lacks.
   if (auto task = tasks_.find(rec.task); task != tasks_.end()) task->second->metrics.Count(rec);
   if (!events_->wanted()) return;
-  JobEvent event{rec.id, rec.task, "status", {}};
+  JobEvent event{rec.id, rec.task, "status", {}, rec.tenant};
   std::string& d = event.data;
   d.reserve(160);
   d += "{\"id\":";
   AppendJsonString(&d, rec.id);
   d += ",\"task\":";
   AppendJsonString(&d, rec.task);
+  if (!rec.tenant.empty()) {
+    d += ",\"tenant\":";
+    AppendJsonString(&d, rec.tenant);
+  }
   d += ",\"status\":\"";
   d += JobStatusName(rec.status);
   d += "\",\"attempt\":";
@@ -79,7 +83,10 @@ void JobService::OnEventsFromElsewhere(const std::vector<std::string>& events) {
       spdlog::debug("cluster: an event that is not a job's status was ignored");
       continue;
     }
-    events_->PublishFromElsewhere(JobEvent{std::string(*id), std::string(*task), "status", line});
+    const boost::json::value* tenant_value = o->if_contains("tenant");
+    const boost::json::string* tenant = tenant_value ? tenant_value->if_string() : nullptr;
+    events_->PublishFromElsewhere(
+        JobEvent{std::string(*id), std::string(*task), "status", line, tenant ? std::string(*tenant) : ""});
   }
 }
 
