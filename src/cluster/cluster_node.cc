@@ -348,19 +348,20 @@ ErrorOr<std::vector<std::string>> ClusterNode::NoLongerHeld(const std::vector<st
   return Absent(ids, *held);
 }
 
-ErrorOr<std::optional<JobRecord>> ClusterNode::KeyHolder(const std::string& task, const std::string& key,
-                                                         UnixMillis expired_before) {
+ErrorOr<std::optional<JobRecord>> ClusterNode::KeyHolder(const std::string& task, const std::string& tenant,
+                                                         const std::string& key, UnixMillis expired_before) {
   MutexLock lock(&calls_mu_);
   PgConnection* conn = Connection(&calls_conn_);
   if (!conn) return MakeError(ErrorCode::kUnavailable, "cannot reach PostgreSQL");
   if (Status s = conn->ExecScript("BEGIN"); !s) return Abort(*conn, s.error());
-  auto freed =
-      conn->Exec("UPDATE offload_jobs SET idem_key = NULL WHERE task = $1 AND idem_key = $2 AND created_at < $3",
-                 PgParams().Text(task).Text(key).Int(expired_before));
+  // offload_jobs_idem_key's columns. A job without auth has tenant '', never NULL.
+  auto freed = conn->Exec(
+      "UPDATE offload_jobs SET idem_key = NULL WHERE task = $1 AND tenant = $2 AND idem_key = $3 AND created_at < $4",
+      PgParams().Text(task).Text(tenant).Text(key).Int(expired_before));
   if (!freed) return Abort(*conn, freed.error());
-  auto held =
-      conn->Exec(std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE task = $1 AND idem_key = $2",
-                 PgParams().Text(task).Text(key));
+  auto held = conn->Exec(
+      std::string("SELECT ") + kPgJobColumns + " FROM offload_jobs WHERE task = $1 AND tenant = $2 AND idem_key = $3",
+      PgParams().Text(task).Text(tenant).Text(key));
   if (!held) return Abort(*conn, held.error());
   if (Status s = conn->ExecScript("COMMIT"); !s) return s.error();
   if (held->rows() == 0) return std::optional<JobRecord>();

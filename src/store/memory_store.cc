@@ -55,6 +55,7 @@ ErrorOr<JobPage> MemoryStore::List(const JobQuery& query) {
     const JobRecord& job = it->second;
     if (query.status && job.status != *query.status) continue;
     if (query.task && job.task != *query.task) continue;
+    if (query.tenant && job.tenant != *query.tenant) continue;
     if (page.jobs.size() == query.limit) {
       page.next_before_seq = page.jobs.back().seq;
       break;
@@ -117,7 +118,8 @@ ErrorOr<std::vector<IdempotencyEntry>> MemoryStore::LoadIdempotencyKeys(UnixMill
   std::vector<IdempotencyEntry> out;
   for (const auto& [seq, job] : by_seq_) {
     if (!job.idempotency_key.empty() && job.created_at >= since) {
-      out.push_back(IdempotencyEntry{job.task, job.idempotency_key, job.id, job.request_hash, job.created_at});
+      out.push_back(
+          IdempotencyEntry{job.task, job.tenant, job.idempotency_key, job.id, job.request_hash, job.created_at});
     }
   }
   return out;

@@ -53,9 +53,9 @@ constexpr const char* kUpdate =
 constexpr const char* kInsert =
     "INSERT INTO offload_jobs (seq, id, status, attempts, started_at, finished_at, result_type, result, error_type, "
     "error_message, error_detail, progress, error_history, map_spec, result_file, run_after, task, priority, input, "
-    "created_at, idem_key, request_hash, timeout_ms, files, files_node, retry_of) "
+    "created_at, idem_key, request_hash, timeout_ms, files, files_node, retry_of, tenant) "
     "VALUES (COALESCE(NULLIF($1::bigint, 0), nextval('offload_job_seq')), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-    "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)";
+    "$12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)";
 
 }  // namespace
 
@@ -136,6 +136,7 @@ JobRecord ReadPgJobRow(const PgResult& res, int row, std::shared_ptr<const Outpu
   r.run_after = res.Int(row, 23);
   if (!res.null(row, 24)) r.files_node = text(24);
   if (!res.null(row, 25)) r.retry_of = text(25);
+  r.tenant = text(26);
   return r;
 }
 
@@ -151,6 +152,7 @@ PgCall PgJobWrite(const StoreOp& op, std::string_view extra_condition) {
     call.params.Text(r.task).Int(r.priority).Own(r.input ? WriteJson(*r.input, JsonNumbers::kKeepKind) : "null");
     call.params.Int(r.created_at).TextOrNull(r.idempotency_key).Int(static_cast<std::int64_t>(r.request_hash));
     call.params.Int(r.timeout_ms).OwnOrNull(FilesToText(r.files)).TextOrNull(r.files_node).TextOrNull(r.retry_of);
+    call.params.Text(r.tenant);  // Never NULL: '' is the tenant of a job without auth.
   }
   return call;
 }

@@ -19,9 +19,9 @@ namespace offload {
 inline constexpr const char* kPgJobColumns =
     "seq, id, task, status, priority, attempts, input, created_at, started_at, finished_at, result_type, result, "
     "error_type, error_message, progress, error_history, idem_key, request_hash, timeout_ms, map_spec, "
-    "error_detail, files, result_file, run_after, files_node, retry_of";
+    "error_detail, files, result_file, run_after, files_node, retry_of, tenant";
 // How many they are: a query that selects more columns after them reads those from here.
-inline constexpr int kPgJobColumnCount = 26;
+inline constexpr int kPgJobColumnCount = 27;
 
 // `values` as a text[] literal ({"a","b"}, each quoted and escaped), for `= ANY($n::text[])`.
 std::string PgTextArray(const std::vector<std::string>& values);

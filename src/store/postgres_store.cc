@@ -117,6 +117,20 @@ CREATE INDEX offload_map_chunks_of_job ON offload_map_chunks (job_id);
 // Version 5: a retry names the job it retries (POST /v1/jobs/{id}/retry).
 constexpr const char* kSchemaV5 = "ALTER TABLE offload_jobs ADD COLUMN retry_of text;";
 
+// Version 6: a job names its tenant (JobRecord::tenant); '' for one submitted without
+// auth, as was every job before. An Idempotency-Key is unique per task and tenant: two
+// tenants may use the same one. The column is NOT NULL so that jobs without a tenant
+// still collide in that index (NULLs would not). The listing index is partial so that
+// a server without auth, whose jobs are all '', keeps no entries in it; List says
+// `tenant <> ''` too, without which a plan made for any value of the parameter (a
+// prepared statement's generic plan) could not use it.
+constexpr const char* kSchemaV6 = R"sql(
+ALTER TABLE offload_jobs ADD COLUMN tenant text NOT NULL DEFAULT '';
+DROP INDEX offload_jobs_idem_key;
+CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, tenant, idem_key) WHERE idem_key IS NOT NULL;
+CREATE INDEX offload_jobs_by_tenant ON offload_jobs (tenant, seq) WHERE tenant <> '';
+)sql";
+
 // The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
 // What a server of schema version 2 (which used a schema alone) held while it ran.
@@ -185,8 +199,8 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
       int to;
       const char* sql;
     };
-    static const Migration kMigrations[] = {
-        {1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4}, {5, kSchemaV5}};
+    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3},
+                                            {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema
@@ -311,6 +325,12 @@ ErrorOr<JobPage> PostgresStore::List(const JobQuery& q) {
     params.Text(*q.task);
     sql += " AND task = $" + std::to_string(params.size());
   }
+  if (q.tenant) {
+    params.Text(*q.tenant);
+    sql += " AND tenant = $" + std::to_string(params.size());
+    // Lets the planner use offload_jobs_by_tenant (see kSchemaV6).
+    if (!q.tenant->empty()) sql += " AND tenant <> ''";
+  }
   params.Int(static_cast<std::int64_t>(q.limit) + 1);
   sql += " ORDER BY seq DESC LIMIT $" + std::to_string(params.size());
   auto res = WithReader([&](PgConnection& c) { return c.Exec(sql, params); });
@@ -387,7 +407,7 @@ ErrorOr<std::uint64_t> PostgresStore::MaxSeq() {
 ErrorOr<std::vector<IdempotencyEntry>> PostgresStore::LoadIdempotencyKeys(UnixMillis since) {
   auto res = WithReader([&](PgConnection& c) {
     return c.Exec(
-        "SELECT task, idem_key, id, request_hash, created_at FROM offload_jobs "
+        "SELECT task, tenant, idem_key, id, request_hash, created_at FROM offload_jobs "
         "WHERE idem_key IS NOT NULL AND created_at >= $1 ORDER BY seq",
         PgParams().Int(since));
   });
@@ -395,8 +415,8 @@ ErrorOr<std::vector<IdempotencyEntry>> PostgresStore::LoadIdempotencyKeys(UnixMi
   std::vector<IdempotencyEntry> out;
   for (int row = 0; row < res->rows(); ++row) {
     out.push_back(IdempotencyEntry{std::string(res->Bytes(row, 0)), std::string(res->Bytes(row, 1)),
-                                   std::string(res->Bytes(row, 2)), static_cast<std::uint64_t>(res->Int(row, 3)),
-                                   res->Int(row, 4)});
+                                   std::string(res->Bytes(row, 2)), std::string(res->Bytes(row, 3)),
+                                   static_cast<std::uint64_t>(res->Int(row, 4)), res->Int(row, 5)});
   }
   return out;
 }

@@ -23,7 +23,7 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr int kSchemaVersion = 7;
+constexpr int kSchemaVersion = 8;
 
 constexpr const char* kSchemaV1 = R"sql(
 CREATE TABLE jobs (
@@ -85,16 +85,28 @@ ALTER TABLE jobs ADD COLUMN result_file TEXT;
 // Version 7: a retry names the job it retries (POST /v1/jobs/{id}/retry).
 constexpr const char* kSchemaV7 = "ALTER TABLE jobs ADD COLUMN retry_of TEXT;";
 
+// Version 8: a job names its tenant (JobRecord::tenant); '' for one submitted without
+// auth, as was every job before. The index serves a tenant's listing. It is partial so
+// that a server without auth, whose jobs are all '', keeps no entries in it; SQLite
+// uses a partial index only for a query whose WHERE holds the index's term (a bound
+// `tenant = ?` does not imply it), so List says `tenant <> ''` too.
+constexpr const char* kSchemaV8 = R"sql(
+ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT '';
+CREATE INDEX jobs_by_tenant ON jobs(tenant, seq) WHERE tenant <> '';
+)sql";
+
 // What a row reads as (ReadRow), FROM jobs; column 6 is the input.
 constexpr const char* kColumns =
     "seq, id, task, status, priority, attempts, (SELECT input FROM job_inputs WHERE job_inputs.seq = jobs.seq), "
     "created_at, started_at, finished_at, result_type, result, error_type, error_message, progress, error_history, "
-    "idem_key, request_hash, timeout_ms, map_spec, error_detail, files, result_file, retry_of";
+    "idem_key, request_hash, timeout_ms, map_spec, error_detail, files, result_file, retry_of, tenant";
+// How many they are: a query that selects more columns after them reads those from here.
+constexpr int kColumnCount = 25;
 
 // kColumns as List reads them: the result (column 11) only when ?5 asks for results
 // and it is JSON, else NULL, so that SQLite never reads the blob (its overflow pages);
-// and, as column 24, the size of the result read, so that List can stop before a
-// page's results pass their budget. length() of a blob does not read it.
+// and, as column kColumnCount, the size of the result read, so that List can stop
+// before a page's results pass their budget. length() of a blob does not read it.
 // kColumns with `expr` read in the result's place.
 std::string ColumnsWithResultAs(std::string_view expr) {
   constexpr std::string_view kPlain = ", result, ";
@@ -265,6 +277,7 @@ JobRecord ReadRow(sqlite3_stmt* st, std::shared_ptr<const Output> shared = nullp
   if (sqlite3_column_type(st, 19) != SQLITE_NULL) r.map = MapSpecFromText(text(19));
   if (sqlite3_column_type(st, 21) != SQLITE_NULL) r.files = FilesFromText(text(21));
   if (sqlite3_column_type(st, 23) != SQLITE_NULL) r.retry_of = text(23);
+  r.tenant = text(24);
   return r;
 }
 
@@ -413,7 +426,7 @@ ErrorOr<std::unique_ptr<SqliteStore::Connection>> SqliteStore::Connect(bool migr
     const char* sql;
   };
   static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
-                                          {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}};
+                                          {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}};
   for (const Migration& m : kMigrations) {
     if (version >= m.to) continue;
     std::string sql = std::string(m.to == 1 ? "PRAGMA auto_vacuum=INCREMENTAL; " : "") + "BEGIN; " + m.sql +
@@ -463,9 +476,9 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       st = c.Prepare(
           "INSERT INTO jobs (seq, id, task, status, priority, attempts, created_at, started_at, finished_at, "
           "result_type, result, error_type, error_message, progress, error_history, idem_key, request_hash, "
-          "timeout_ms, map_spec, error_detail, files, result_file, retry_of) "
+          "timeout_ms, map_spec, error_detail, files, result_file, retry_of, tenant) "
           "VALUES (?1, ?2, ?3, ?6, ?4, ?7, ?17, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?18, ?19, ?20, ?21, ?22, "
-          "?23, ?24)");
+          "?23, ?24, ?25)");
       if (!st) return RollBack(c, "cannot prepare an insert");
       sqlite3_bind_int64(st, 1, static_cast<sqlite3_int64>(r.seq));
       sqlite3_bind_text(st, 2, r.id.data(), static_cast<int>(r.id.size()), SQLITE_STATIC);
@@ -489,6 +502,7 @@ Status SqliteStore::Apply(const std::vector<StoreOp>& ops) {
       if (!r.retry_of.empty()) {
         sqlite3_bind_text(st, 24, r.retry_of.data(), static_cast<int>(r.retry_of.size()), SQLITE_STATIC);
       }
+      sqlite3_bind_text(st, 25, r.tenant.data(), static_cast<int>(r.tenant.size()), SQLITE_STATIC);
     } else {
       st = c.Prepare(
           "UPDATE jobs SET status = ?1, attempts = ?2, started_at = ?3, finished_at = ?4, result_type = ?5, "
@@ -591,6 +605,8 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
   std::string sql = "SELECT " + ListColumns() + " FROM jobs WHERE seq < ?1";
   if (q.status) sql += " AND status = ?2";
   if (q.task) sql += " AND task = ?3";
+  // The second term lets SQLite use jobs_by_tenant (see kSchemaV8).
+  if (q.tenant) sql += q.tenant->empty() ? " AND tenant = ''" : " AND tenant = ?6 AND tenant <> ''";
   sql += " ORDER BY seq DESC LIMIT ?4";
   sqlite3_stmt* st = lease.get()->Prepare(sql);
   if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot list");
@@ -599,6 +615,9 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
       q.before_seq > static_cast<std::uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<sqlite3_int64>(q.before_seq));
   if (q.status) sqlite3_bind_int(st, 2, static_cast<int>(*q.status));
   if (q.task) sqlite3_bind_text(st, 3, q.task->data(), static_cast<int>(q.task->size()), SQLITE_STATIC);
+  if (q.tenant && !q.tenant->empty()) {
+    sqlite3_bind_text(st, 6, q.tenant->data(), static_cast<int>(q.tenant->size()), SQLITE_STATIC);
+  }
   sqlite3_bind_int64(st, 4, static_cast<sqlite3_int64>(q.limit) + 1);
   sqlite3_bind_int(st, 5, q.include_result ? 1 : 0);
   JobPage page;
@@ -609,7 +628,7 @@ ErrorOr<JobPage> SqliteStore::List(const JobQuery& q) {
       page.next_before_seq = page.jobs.back().seq;
       break;
     }
-    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, 24));
+    result_bytes += static_cast<std::size_t>(sqlite3_column_int64(st, kColumnCount));
     if (q.max_result_bytes > 0 && result_bytes > q.max_result_bytes) {
       sqlite3_reset(st);
       return MakeError(ErrorCode::kResponseTooLarge,
@@ -694,7 +713,7 @@ ErrorOr<std::vector<IdempotencyEntry>> SqliteStore::LoadIdempotencyKeys(UnixMill
   ReadLease lease = AcquireReader();
   if (!lease.get()) return lease.error();
   sqlite3_stmt* st = lease.get()->Prepare(
-      "SELECT task, idem_key, id, request_hash, created_at FROM jobs "
+      "SELECT task, tenant, idem_key, id, request_hash, created_at FROM jobs "
       "WHERE idem_key IS NOT NULL AND created_at >= ?1 ORDER BY seq");
   if (!st) return SqliteError(lease.get()->db(), SQLITE_ERROR, "cannot read");
   sqlite3_bind_int64(st, 1, since);
@@ -702,8 +721,9 @@ ErrorOr<std::vector<IdempotencyEntry>> SqliteStore::LoadIdempotencyKeys(UnixMill
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     auto col = [&](int i) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(st, i))); };
-    out.push_back(IdempotencyEntry{col(0), col(1), col(2), static_cast<std::uint64_t>(sqlite3_column_int64(st, 3)),
-                                   sqlite3_column_int64(st, 4)});
+    out.push_back(IdempotencyEntry{col(0), col(1), col(2), col(3),
+                                   static_cast<std::uint64_t>(sqlite3_column_int64(st, 4)),
+                                   sqlite3_column_int64(st, 5)});
   }
   sqlite3_reset(st);
   if (rc != SQLITE_DONE) return SqliteError(lease.get()->db(), rc, "cannot load idempotency keys");

@@ -126,16 +126,46 @@ TEST_F(ClusterNodeTest, ACancelReachesAQueuedJobAndTheNodeRunningOne) {
   EXPECT_EQ(ended->unknown, std::vector<std::string>{"job-99"});
 }
 
+TEST_F(ClusterNodeTest, AKeyIsHeldPerTenant) {
+  auto node = Start();
+  ASSERT_TRUE(node);
+  for (auto [seq, tenant] : {std::pair<int, const char*>{1, "alice"}, {2, "bob"}, {3, ""}}) {
+    JobRecord r;
+    r.id = "job-" + std::to_string(seq);
+    r.task = "sleep";
+    r.seq = seq;
+    r.input = std::make_shared<const boost::json::value>(nullptr);
+    r.created_at = 1000 * seq;
+    r.idempotency_key = "k";
+    r.tenant = tenant;
+    ASSERT_TRUE(store_->Insert(r).has_value());
+  }
+  for (auto [tenant, id] : {std::pair<const char*, const char*>{"alice", "job-1"}, {"bob", "job-2"}, {"", "job-3"}}) {
+    auto held = node->KeyHolder("sleep", tenant, "k", 0);
+    ASSERT_TRUE(held.has_value() && held->has_value()) << tenant;
+    EXPECT_EQ((*held)->id, id);
+    EXPECT_EQ((*held)->tenant, tenant);
+  }
+  auto carol = node->KeyHolder("sleep", "carol", "k", 0);
+  ASSERT_TRUE(carol.has_value());
+  EXPECT_FALSE(carol->has_value());
+  // Alice's key, past its ttl, is freed; bob's and the no-tenant job's, as old, are not touched.
+  auto freed = node->KeyHolder("sleep", "alice", "k", 5000);
+  ASSERT_TRUE(freed.has_value());
+  EXPECT_FALSE(freed->has_value());
+  EXPECT_EQ(Sql(conninfo_, "SELECT string_agg(coalesce(idem_key, '-'), ',' ORDER BY seq) FROM offload_jobs"), "-,k,k");
+}
+
 TEST_F(ClusterNodeTest, AnIdempotencyKeyPastItsTtlIsTakenFromItsJob) {
   auto node = Start();
   ASSERT_TRUE(node);
   InsertQueued(1, "k", /*created_at=*/1000);
-  auto live = node->KeyHolder("sleep", "k", /*expired_before=*/500);
+  auto live = node->KeyHolder("sleep", "", "k", /*expired_before=*/500);
   ASSERT_TRUE(live.has_value()) << live.error().detail;
   ASSERT_TRUE(live->has_value());
   EXPECT_EQ((*live)->id, "job-1");
   EXPECT_EQ((*live)->request_hash, 77u);
-  auto expired = node->KeyHolder("sleep", "k", /*expired_before=*/2000);
+  auto expired = node->KeyHolder("sleep", "", "k", /*expired_before=*/2000);
   ASSERT_TRUE(expired.has_value());
   EXPECT_FALSE(expired->has_value());
   EXPECT_EQ(Sql(conninfo_, "SELECT coalesce(idem_key, 'none') FROM offload_jobs WHERE seq = 1"), "none");

@@ -81,9 +81,10 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
   testing::Sql(conninfo_,
                "DROP TABLE offload_map_chunks; DROP TABLE offload_nodes; DROP INDEX offload_jobs_queued; DROP INDEX "
                "offload_jobs_running_on; "
-               "DROP INDEX offload_jobs_idem_key; DROP SEQUENCE offload_job_seq; "
+               "DROP INDEX offload_jobs_idem_key; DROP INDEX offload_jobs_by_tenant; DROP SEQUENCE offload_job_seq; "
                "ALTER TABLE offload_jobs DROP COLUMN node_id, DROP COLUMN node_epoch, DROP COLUMN run_after, "
-               "DROP COLUMN files_node, DROP COLUMN retry_of; UPDATE offload_schema SET version = 1");
+               "DROP COLUMN files_node, DROP COLUMN retry_of, DROP COLUMN tenant; "
+               "UPDATE offload_schema SET version = 1");
   auto store = Open();
   ASSERT_TRUE(store.has_value()) << store.error().detail;
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"),
@@ -95,11 +96,84 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
   auto job = (*store)->Get("job-1");
   ASSERT_TRUE(job.has_value() && job->has_value());
   EXPECT_EQ((*job)->seq, 1u);
+  EXPECT_EQ((*job)->tenant, "");
   // The sequence that numbers new jobs starts past the jobs kept.
   JobRecord next = MakeJob(0);
   next.id = "job-next";
   ASSERT_TRUE((*store)->Insert(next).has_value());
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT seq FROM offload_jobs WHERE id = 'job-next'"), "2");
+}
+
+// Version 6 gave jobs a tenant and made an Idempotency-Key unique per task and tenant.
+TEST_F(PostgresStoreTest, AVersionFiveSchemaGainsTenantsAndItsKeysStayHeld) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.has_value()) << store.error().detail;
+    JobRecord keyed = MakeJob(1);
+    keyed.idempotency_key = "order-7";
+    ASSERT_TRUE((*store)->Insert(keyed).has_value());
+  }
+  // Back to what version 5 made.
+  testing::Sql(conninfo_,
+               "DROP INDEX offload_jobs_by_tenant; DROP INDEX offload_jobs_idem_key; "
+               "ALTER TABLE offload_jobs DROP COLUMN tenant; "
+               "CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, idem_key) WHERE idem_key IS NOT NULL; "
+               "UPDATE offload_schema SET version = 5");
+  auto store = Open();
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT version FROM offload_schema"),
+            std::to_string(PostgresStore::kSchemaVersion));
+  auto job = (*store)->Get("job-1");
+  ASSERT_TRUE(job.has_value() && job->has_value());
+  EXPECT_EQ((*job)->tenant, "") << "a job from before tenants has none";
+  auto keys = (*store)->LoadIdempotencyKeys(kT0);
+  ASSERT_TRUE(keys.has_value()) << keys.error().detail;
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].tenant, "");
+  JobQuery none;
+  none.tenant = "";
+  auto listed = (*store)->List(none);
+  ASSERT_TRUE(listed.has_value()) << listed.error().detail;
+  ASSERT_EQ(listed->jobs.size(), 1u);
+  // The old job still holds its key for jobs without a tenant, and only for them.
+  JobRecord again = MakeJob(2);
+  again.idempotency_key = "order-7";
+  auto dup = (*store)->Insert(again);
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error().code, ErrorCode::kConflict);
+  again.tenant = "alice";
+  auto other = (*store)->Insert(again);
+  EXPECT_TRUE(other.has_value()) << other.error().detail;
+}
+
+// What makes a key hold across nodes (cluster_node.h's KeyHolder): the table takes one
+// job per task, tenant and key. Another tenant's job may use the same key.
+TEST_F(PostgresStoreTest, AnIdempotencyKeyIsHeldOncePerTaskAndTenant) {
+  auto opened = Open();
+  ASSERT_TRUE(opened.has_value()) << opened.error().detail;
+  Store& store = **opened;
+  auto keyed = [](std::uint64_t seq, const std::string& task, const std::string& tenant) {
+    JobRecord r = MakeJob(seq);
+    r.task = task;
+    r.tenant = tenant;
+    r.idempotency_key = "order-7";
+    return r;
+  };
+  for (const JobRecord& r :
+       {keyed(1, "noop", "alice"), keyed(2, "noop", "bob"), keyed(3, "noop", ""), keyed(4, "other", "alice")}) {
+    auto ok = store.Insert(r);
+    ASSERT_TRUE(ok.has_value()) << r.id << ": " << ok.error().detail;
+  }
+  for (const JobRecord& r : {keyed(5, "noop", "alice"), keyed(6, "noop", "")}) {
+    auto dup = store.Insert(r);
+    ASSERT_FALSE(dup.has_value()) << r.id << " took a key its tenant holds";
+    EXPECT_EQ(dup.error().code, ErrorCode::kConflict) << dup.error().detail;
+  }
+  EXPECT_EQ(testing::Sql(conninfo_, "SELECT count(*) FROM offload_jobs"), "4");
+  // Once the holder lets its key go (its ttl is over), the tenant may use it again.
+  testing::Sql(conninfo_, "UPDATE offload_jobs SET idem_key = NULL WHERE id = 'job-1'");
+  auto reused = store.Insert(keyed(5, "noop", "alice"));
+  EXPECT_TRUE(reused.has_value()) << reused.error().detail;
 }
 
 TEST_F(PostgresStoreTest, ServersStartingTogetherMigrateOnceAndShareTheSchema) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,7 @@ CREATE TABLE jobs (
 )sql";
 
 // The schema version this offload writes (sqlite_store.cc's kSchemaVersion).
-constexpr int kCurrentVersion = 7;
+constexpr int kCurrentVersion = 8;
 
 // The numbers of include/offload/job.h's JobStatus are on disk (jobs.status). A change
 // here is a change of the file format: it needs a schema version and a migration, not
@@ -285,6 +286,63 @@ PRAGMA user_version = 5;
   auto expiring = (*store)->FinishedWithFilesBefore(1800000000000);
   ASSERT_TRUE(expiring.has_value()) << expiring.error().detail;
   EXPECT_EQ(*expiring, std::vector<std::string>{"with-files"});
+}
+
+// Version 8 gave jobs a tenant; a job from before has none (''), and is listed and
+// keeps its Idempotency-Key as such.
+TEST_F(SqliteMigrationTest, AVersionSevenDatabaseIsMigratedAndItsJobsHaveNoTenant) {
+  Exec(std::string(kVersionOneTable) + R"sql(
+ALTER TABLE jobs ADD COLUMN timeout_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN map_spec TEXT;
+ALTER TABLE jobs ADD COLUMN error_detail TEXT;
+CREATE TABLE job_inputs (seq INTEGER PRIMARY KEY, input TEXT NOT NULL);
+ALTER TABLE jobs DROP COLUMN input;
+ALTER TABLE jobs ADD COLUMN files TEXT;
+ALTER TABLE jobs ADD COLUMN result_file TEXT;
+ALTER TABLE jobs ADD COLUMN retry_of TEXT;
+INSERT INTO jobs VALUES (7, 'old-job', 'sleep', 0, 0, 0, 1700000000000, 0, 0,
+                         NULL, NULL, NULL, NULL, NULL, NULL, 'order-7', 42, 0, NULL, NULL, NULL, NULL, NULL);
+INSERT INTO job_inputs VALUES (7, '{"ms":5}');
+PRAGMA user_version = 7;
+)sql");
+  auto store = SqliteStore::Open(SqliteOptions{path_});
+  ASSERT_TRUE(store.has_value()) << store.error().detail;
+  EXPECT_EQ(UserVersion(), kCurrentVersion);
+  auto old = (*store)->Get("old-job");
+  ASSERT_TRUE(old.has_value() && old->has_value());
+  EXPECT_EQ((*old)->tenant, "");
+  EXPECT_EQ((*old)->idempotency_key, "order-7");
+  auto keys = (*store)->LoadIdempotencyKeys(0);
+  ASSERT_TRUE(keys.has_value()) << keys.error().detail;
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].tenant, "");
+  EXPECT_EQ((*keys)[0].job_id, "old-job");
+  EXPECT_EQ((*keys)[0].request_hash, 42u);
+
+  JobRecord j;
+  j.id = "alices";
+  j.task = "sleep";
+  j.seq = 8;
+  j.input = std::make_shared<const boost::json::value>(nullptr);
+  j.created_at = 1700000000001;
+  j.tenant = "alice";
+  ASSERT_TRUE((*store)->Insert(j).has_value());
+  auto ids = [&](std::optional<std::string> tenant) {
+    JobQuery q;
+    q.tenant = std::move(tenant);
+    std::vector<std::string> out;
+    auto page = (*store)->List(q);
+    EXPECT_TRUE(page.has_value()) << page.error().detail;
+    if (page) {
+      for (const JobRecord& r : page->jobs) out.push_back(r.id + "/" + r.tenant);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(""), std::vector<std::string>{"old-job/"});
+  EXPECT_EQ(ids("alice"), std::vector<std::string>{"alices/alice"});
+  EXPECT_EQ(ids(std::nullopt), (std::vector<std::string>{"alices/alice", "old-job/"}));
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM jobs WHERE tenant IS NULL"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM pragma_index_list('jobs') WHERE name = 'jobs_by_tenant'"), 1);
 }
 
 TEST_F(SqliteMigrationTest, AnUnreadableMapSpecReadsAsAMapWithDefaults) {

@@ -582,6 +582,122 @@ TEST_P(StoreTest, ListFiltersByStatusAndTask) {
   EXPECT_EQ(Seqs(List(both)), std::vector<std::uint64_t>{1});
 }
 
+TEST_P(StoreTest, ATenantRoundTripsThroughInsertGetListAndRecovery) {
+  JobRecord alice = MakeJob(1);
+  alice.tenant = "alice";
+  JobRecord none = MakeJob(2);  // Submitted without auth.
+  JobRecord bob = MakeJob(3, "sleep", JobStatus::kSucceeded);
+  bob.tenant = "bob";
+  for (const JobRecord* r : {&alice, &none, &bob}) Insert(*r);
+  for (const JobRecord* r : {&alice, &none, &bob}) {
+    auto got = Get(r->id);
+    ASSERT_TRUE(got.has_value()) << r->id;
+    EXPECT_EQ(got->tenant, r->tenant) << r->id;
+  }
+  JobPage page = List(JobQuery{});
+  ASSERT_EQ(Seqs(page), (std::vector<std::uint64_t>{3, 2, 1}));
+  EXPECT_EQ(page.jobs[0].tenant, "bob");
+  EXPECT_EQ(page.jobs[1].tenant, "");
+  EXPECT_EQ(page.jobs[2].tenant, "alice");
+  // An update keeps the job's tenant.
+  alice.status = JobStatus::kRunning;
+  alice.started_at = kT0 + 10;
+  alice.attempts = 1;
+  ASSERT_TRUE(store_->Update(alice).has_value());
+  auto unfinished = store_->LoadUnfinished();
+  ASSERT_TRUE(unfinished.has_value()) << unfinished.error().detail;
+  ASSERT_EQ(unfinished->size(), 2u);
+  EXPECT_EQ((*unfinished)[0].tenant, "alice");
+  EXPECT_EQ((*unfinished)[1].tenant, "");
+}
+
+TEST_P(StoreTest, ListWithATenantReturnsOnlyThatTenantsJobs) {
+  // Seqs 1..12 go round alice, bob and no tenant; odd seqs are cpu jobs.
+  const std::vector<std::string> tenants = {"alice", "bob", ""};
+  for (std::uint64_t s = 1; s <= 12; ++s) {
+    JobRecord r = MakeJob(s, s % 2 == 1 ? "cpu" : "sleep", s % 4 == 0 ? JobStatus::kSucceeded : JobStatus::kQueued);
+    r.tenant = tenants[s % 3];
+    Insert(r);
+  }
+  JobQuery q;
+  q.tenant = "alice";
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{12, 9, 6, 3}));
+  q.tenant = "bob";
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{10, 7, 4, 1}));
+  for (const JobRecord& j : List(q).jobs) EXPECT_EQ(j.tenant, "bob") << j.id;
+  q.tenant = "";
+  EXPECT_EQ(Seqs(List(q)), (std::vector<std::uint64_t>{11, 8, 5, 2})) << "'' is the tenant of jobs without auth";
+  q.tenant = "carol";
+  EXPECT_TRUE(List(q).jobs.empty());
+  q.tenant = "ali";
+  EXPECT_TRUE(List(q).jobs.empty()) << "the tenant matches exactly, not by prefix";
+  q.tenant = std::nullopt;
+  EXPECT_EQ(List(q).jobs.size(), 12u) << "without a tenant, every tenant's jobs";
+
+  // With the other filters, and a page at a time.
+  JobQuery paged;
+  paged.tenant = "alice";
+  paged.limit = 1;
+  EXPECT_EQ(ListAllPages(paged), (std::vector<std::uint64_t>{12, 9, 6, 3}));
+  paged.limit = 3;
+  JobPage first = List(paged);
+  EXPECT_EQ(Seqs(first), (std::vector<std::uint64_t>{12, 9, 6}));
+  ASSERT_TRUE(first.next_before_seq.has_value());
+  paged.before_seq = *first.next_before_seq;
+  JobPage second = List(paged);
+  EXPECT_EQ(Seqs(second), std::vector<std::uint64_t>{3});
+  EXPECT_FALSE(second.next_before_seq.has_value()) << "bob's older jobs are not alice's";
+  JobQuery by_task;
+  by_task.tenant = "alice";
+  by_task.task = "cpu";
+  EXPECT_EQ(Seqs(List(by_task)), (std::vector<std::uint64_t>{9, 3}));
+  JobQuery by_status;
+  by_status.tenant = "alice";
+  by_status.status = JobStatus::kSucceeded;
+  EXPECT_EQ(Seqs(List(by_status)), std::vector<std::uint64_t>{12});
+  by_status.limit = 1;
+  by_status.tenant = "";
+  by_status.status = JobStatus::kQueued;
+  EXPECT_EQ(ListAllPages(by_status), (std::vector<std::uint64_t>{11, 5, 2}));
+}
+
+TEST_P(StoreTest, LoadIdempotencyKeysNamesEachKeysTenant) {
+  JobRecord alice = MakeJob(1);
+  alice.tenant = "alice";
+  alice.idempotency_key = "order-7";
+  alice.request_hash = 11;
+  // Another tenant's job with the same task and key: keys are per tenant.
+  JobRecord bob = MakeJob(2);
+  bob.tenant = "bob";
+  bob.idempotency_key = "order-7";
+  bob.request_hash = 22;
+  JobRecord none = MakeJob(3, "cpu");
+  none.idempotency_key = "order-7";
+  none.request_hash = 33;
+  JobRecord keyless = MakeJob(4);
+  keyless.tenant = "alice";
+  for (const JobRecord* r : {&alice, &bob, &none, &keyless}) Insert(*r);
+  auto keys = store_->LoadIdempotencyKeys(kT0);
+  ASSERT_TRUE(keys.has_value()) << keys.error().detail;
+  ASSERT_EQ(keys->size(), 3u);
+  for (std::size_t i = 0; i < keys->size(); ++i) {
+    const JobRecord& r = i == 0 ? alice : i == 1 ? bob : none;
+    const IdempotencyEntry& e = (*keys)[i];
+    SCOPED_TRACE(r.id);
+    EXPECT_EQ(e.task, r.task);
+    EXPECT_EQ(e.tenant, r.tenant);
+    EXPECT_EQ(e.key, "order-7");
+    EXPECT_EQ(e.job_id, r.id);
+    EXPECT_EQ(e.request_hash, r.request_hash);
+    EXPECT_EQ(e.created_at, r.created_at);
+  }
+  keys = store_->LoadIdempotencyKeys(bob.created_at);
+  ASSERT_TRUE(keys.has_value()) << keys.error().detail;
+  ASSERT_EQ(keys->size(), 2u) << "only keys of jobs created since";
+  EXPECT_EQ((*keys)[0].tenant, "bob");
+  EXPECT_EQ((*keys)[1].tenant, "");
+}
+
 TEST_P(StoreTest, PaginationFollowsNextBeforeSeq) {
   for (std::uint64_t s = 1; s <= 7; ++s) Insert(MakeJob(s));
   JobQuery q;
