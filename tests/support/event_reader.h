@@ -34,7 +34,9 @@ struct Message {
 // One event stream, read as it arrives. Every read is bounded by its timeout.
 class EventReader {
  public:
-  EventReader(unsigned short port, const std::string& target, const std::string& last_event_id = "") {
+  // `headers` are sent too (Authorization, for a server with [auth]).
+  EventReader(unsigned short port, const std::string& target, const std::string& last_event_id = "",
+              const Headers& headers = {}) {
     stream_.expires_after(milliseconds(10'000));
     beast::error_code ec;
     stream_.connect(asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
@@ -43,6 +45,7 @@ class EventReader {
     req.set(http::field::host, "127.0.0.1:" + std::to_string(port));
     req.set(http::field::accept, "text/event-stream");
     if (!last_event_id.empty()) req.set("Last-Event-ID", last_event_id);
+    for (const auto& [name, value] : headers) req.set(name, value);
     http::write(stream_, req, ec);
     if (ec) return;
     parser_.body_limit(boost::none);

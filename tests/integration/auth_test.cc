@@ -1,0 +1,422 @@
+// Bearer tokens against the real binary (docs/security.md): who may take which route
+// (401, 403, 400 for a token in the query), what a tenant sees of another's jobs
+// (nothing: 404, empty lists, filtered streams), idempotency keys per tenant, the
+// tokens file reloaded on SIGHUP, and the refusal to listen beyond loopback without
+// [auth]. Tokens are made by `offload token create`, as an operator makes them.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/event_reader.h"
+#include "support/server_fixture.h"
+
+namespace offload::testing {
+namespace {
+
+namespace json = boost::json;
+namespace http = boost::beast::http;
+using std::chrono::milliseconds;
+
+struct Token {
+  std::string name;
+  std::string token;
+  std::string sha256;
+  std::string scopes;  // As given to --scopes: "submit,read".
+
+  Headers Bearer() const { return {{"Authorization", "Bearer " + token}}; }
+  Headers JsonBearer() const { return {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}}; }
+  // Its table in a TOML array of tokens.
+  std::string Toml() const {
+    std::string list;
+    std::stringstream in(scopes);
+    for (std::string s; std::getline(in, s, ',');) list += (list.empty() ? "\"" : ", \"") + s + "\"";
+    return "{name = \"" + name + "\", sha256 = \"" + sha256 + "\", scopes = [" + list + "]}";
+  }
+};
+
+// What a command printed on stdout and its exit status.
+struct CommandOutput {
+  std::string out;
+  int status = -1;
+};
+
+CommandOutput RunCommand(const std::string& command) {
+  CommandOutput result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
+  result.status = ::pclose(pipe);
+  return result;
+}
+
+Token CreateToken(const std::string& name, const std::string& scopes) {
+  CommandOutput made =
+      RunCommand(std::string(OffloadBinary()) + " token create " + name + " --scopes " + scopes + " --json");
+  EXPECT_TRUE(WIFEXITED(made.status) && WEXITSTATUS(made.status) == 0) << made.out;
+  auto parsed = ParseJson(made.out);
+  if (!parsed || !parsed->is_object()) {
+    ADD_FAILURE() << "offload token create printed " << made.out;
+    return {};
+  }
+  const json::object& o = parsed->as_object();
+  return Token{name, Field(o, "token"), Field(o, "sha256"), scopes};
+}
+
+std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+  }
+  return s;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class AuthTest : public ServerTest {
+ protected:
+  // alice may submit, read and cancel; bob too; reader only reads; submitter only
+  // submits; ops is an admin.
+  void SetUp() override {
+    alice_ = CreateToken("alice", "submit,read,cancel");
+    bob_ = CreateToken("bob", "submit,read,cancel");
+    reader_ = CreateToken("reader", "read");
+    submitter_ = CreateToken("submitter", "submit");
+    ops_ = CreateToken("ops", "admin");
+  }
+
+  std::string TokensArray() const {
+    return "[" + alice_.Toml() + ", " + bob_.Toml() + ", " + reader_.Toml() + ", " + submitter_.Toml() + ", " +
+           ops_.Toml() + "]";
+  }
+
+  void StartWithAuth(const std::string& extra = "") {
+    ASSERT_NO_FATAL_FAILURE(StartServer(R"(
+shutdown_grace = "200ms"
+access_log = "access.log"
+
+[resources]
+cpu = 2
+
+[tasks.upload]
+command = ["cat"]
+accept = ["text/plain"]
+)" + extra + "\n[auth]\ntokens = " + TokensArray() +
+                                        "\n"));
+  }
+
+  // Submits `body` as `who`; the job object, or an empty one (and a failure).
+  json::object Submit(const Token& who, const std::string& body, const Headers& more = {}) {
+    Headers headers = who.JsonBearer();
+    headers.insert(headers.end(), more.begin(), more.end());
+    Response res = client().Post("/v1/jobs", body, headers);
+    if (res.status != 202 && res.status != 200) {
+      ADD_FAILURE() << "submit as " << who.name << ": " << Describe(res);
+      return {};
+    }
+    return res.json().as_object();
+  }
+
+  Response Get(const Token& who, const std::string& target) {
+    return client().Request(http::verb::get, target, {}, who.Bearer());
+  }
+
+  json::object GetJobAs(const Token& who, const std::string& id) {
+    Response res = Get(who, "/v1/jobs/" + id);
+    if (res.status != 200) {
+      ADD_FAILURE() << "GET job " << id << " as " << who.name << ": " << Describe(res);
+      return {};
+    }
+    return res.json().as_object();
+  }
+
+  Token alice_, bob_, reader_, submitter_, ops_;
+};
+
+TEST_F(AuthTest, EveryRouteButHealthzAndTheUiFilesNeedsAToken) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  Response none = client().Get("/v1/jobs");
+  EXPECT_EQ(none.status, 401) << Describe(none);
+  EXPECT_EQ(none.header("www-authenticate"), "Bearer realm=\"offload\"");
+  EXPECT_EQ(none.header("content-type"), "application/problem+json");
+  EXPECT_EQ(Field(none.json().as_object(), "type"), "urn:offload:problem:unauthorized");
+
+  for (const std::string& wrong :
+       {"Bearer " + alice_.token + "x", std::string("Bearer ofl_nosuchtoken"), "Basic " + alice_.token, alice_.token}) {
+    Response res = client().Request(http::verb::get, "/v1/jobs", {}, {{"Authorization", wrong}});
+    EXPECT_EQ(res.status, 401) << wrong << ": " << Describe(res);
+    EXPECT_EQ(res.header("www-authenticate"), "Bearer realm=\"offload\", error=\"invalid_token\"") << wrong;
+  }
+  // The scheme is case-insensitive (RFC 9110 11.1).
+  EXPECT_EQ(client().Request(http::verb::get, "/v1/jobs", {}, {{"Authorization", "bearer " + alice_.token}}).status,
+            200);
+
+  // What anyone may take: probes, and the dashboard's files (its data needs a token).
+  EXPECT_EQ(client().Get("/healthz").status, 200);
+  EXPECT_EQ(client().Get("/ui").status, 200);
+  // An unknown path says nothing to a stranger, not even that it is unknown.
+  EXPECT_EQ(client().Get("/v1/nothing-here").status, 401);
+  EXPECT_EQ(Get(alice_, "/v1/nothing-here").status, 404);
+
+  // The API's description and the metrics are an admin's.
+  EXPECT_EQ(client().Get("/openapi.json").status, 401);
+  Response doc = Get(alice_, "/openapi.json");
+  EXPECT_EQ(doc.status, 403) << Describe(doc);
+  EXPECT_EQ(doc.header("www-authenticate"), "Bearer realm=\"offload\", error=\"insufficient_scope\", scope=\"admin\"");
+  EXPECT_EQ(Get(ops_, "/openapi.json").status, 200);
+  EXPECT_EQ(Get(reader_, "/metrics").status, 403);
+  EXPECT_EQ(Get(ops_, "/metrics").status, 200);
+}
+
+TEST_F(AuthTest, MetricsScopeReadLetsAReadTokenScrape) {
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("[auth]\nmetrics_scope = \"read\"\ntokens = [" + reader_.Toml() + ", " + submitter_.Toml() + "]\n"));
+  EXPECT_EQ(Get(reader_, "/metrics").status, 200);
+  EXPECT_EQ(Get(submitter_, "/metrics").status, 403);
+  EXPECT_EQ(client().Get("/metrics").status, 401);
+}
+
+TEST_F(AuthTest, ATokenInTheQueryIsRefusedAndNeverLogged) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  for (const std::string& name : {"access_token", "token", "api_key"}) {
+    Response res = Get(alice_, "/v1/jobs?limit=5&" + name + "=" + alice_.token);
+    EXPECT_EQ(res.status, 400) << name << ": " << Describe(res);
+    EXPECT_EQ(Field(res.json().as_object(), "type"), "urn:offload:problem:token-in-query");
+    EXPECT_EQ(res.body.find(alice_.token), std::string::npos);
+  }
+  // Even without the header, and on a route that needs none.
+  EXPECT_EQ(client().Get("/healthz?access_token=" + alice_.token).status, 400);
+  // A marker request: once its line is in the log, so are the four before it.
+  EXPECT_EQ(client().Get("/healthz?marker=1").status, 200);
+  const std::string log_path = server_.dir() + "/access.log";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (ReadFile(log_path).find("marker=1") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  const std::string log = ReadFile(log_path);
+  ASSERT_NE(log.find("marker=1"), std::string::npos) << log;
+  EXPECT_EQ(log.find(alice_.token), std::string::npos) << log;
+  EXPECT_NE(log.find("access_token=REDACTED"), std::string::npos) << log;
+  EXPECT_NE(log.find("api_key=REDACTED"), std::string::npos) << log;
+  EXPECT_EQ(server_.log().find(alice_.token), std::string::npos);
+}
+
+TEST_F(AuthTest, AScopeDecidesWhatATokenMayDo) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  // Submit alone: it submits (and sees what it ran in the answer), but reads nothing.
+  const std::string id = Field(Submit(submitter_, R"({"task": "sleep", "input": {"ms": 60000}})"), "id");
+  ASSERT_FALSE(id.empty());
+  Response read = Get(submitter_, "/v1/jobs/" + id);
+  EXPECT_EQ(read.status, 403) << Describe(read);
+  EXPECT_EQ(Field(read.json().as_object(), "type"), "urn:offload:problem:insufficient-scope");
+  EXPECT_NE(read.header("www-authenticate").find("scope=\"read\""), std::string::npos);
+  Response ran = client().Post("/v1/tasks/noop/run", "{}", submitter_.JsonBearer());
+  EXPECT_EQ(ran.status, 200) << Describe(ran);
+  EXPECT_EQ(client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, submitter_.Bearer()).status, 403);
+
+  // Read alone: it reads, but neither submits nor cancels.
+  Response submitted = client().Post("/v1/jobs", R"({"task": "noop"})", reader_.JsonBearer());
+  EXPECT_EQ(submitted.status, 403) << Describe(submitted);
+  EXPECT_NE(submitted.header("www-authenticate").find("scope=\"submit\""), std::string::npos);
+  EXPECT_EQ(Get(reader_, "/v1/tasks").status, 200);
+  EXPECT_EQ(Get(reader_, "/v1/resources").status, 200);
+  Response bulk = client().Post("/v1/jobs/cancel", R"({"all": true})", reader_.JsonBearer());
+  EXPECT_EQ(bulk.status, 403) << Describe(bulk);
+
+  // The submitter's job is the submitter's: the admin sees and cancels it.
+  Response seen = Get(ops_, "/v1/jobs/" + id);
+  ASSERT_EQ(seen.status, 200) << Describe(seen);
+  EXPECT_EQ(Field(seen.json().as_object(), "tenant"), "submitter");
+  EXPECT_EQ(client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, ops_.Bearer()).status, 200);
+}
+
+TEST_F(AuthTest, AnotherTenantsJobIsNotFoundAndNotListed) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  const std::string id = Field(Submit(alice_, R"({"task": "sleep", "input": {"ms": 60000}})"), "id");
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(Field(GetJobAs(alice_, id), "tenant"), "alice");
+
+  // To bob, alice's job answers as an id that never existed.
+  const std::string unknown = std::string(id.size(), 'z');
+  const std::string not_there = ReplaceAll(Get(bob_, "/v1/jobs/" + unknown).body, unknown, "ID");
+  for (const std::string& target : {"/v1/jobs/" + id, "/v1/jobs/" + id + "/result", "/v1/jobs/" + id + "/events",
+                                    "/v1/jobs/" + id + "?wait=5", "/v1/jobs/" + id + "?include=input"}) {
+    Response res = Get(bob_, target);
+    EXPECT_EQ(res.status, 404) << target << ": " << Describe(res);
+    EXPECT_EQ(ReplaceAll(res.body, id, "ID"), not_there) << target;
+  }
+  Response cancel = client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, bob_.Bearer());
+  EXPECT_EQ(cancel.status, 404) << Describe(cancel);
+  Response retry = client().Post("/v1/jobs/" + id + "/retry", "", bob_.Bearer());
+  EXPECT_EQ(retry.status, 404) << Describe(retry);
+
+  // Lists and bulk cancels are the tenant's own.
+  Response bobs = Get(bob_, "/v1/jobs");
+  ASSERT_EQ(bobs.status, 200) << Describe(bobs);
+  EXPECT_TRUE(bobs.json().at("jobs").as_array().empty()) << bobs.body;
+  Response swept = client().Post("/v1/jobs/cancel", R"({"all": true})", bob_.JsonBearer());
+  ASSERT_EQ(swept.status, 200) << Describe(swept);
+  EXPECT_EQ(swept.json().at("canceled").as_int64(), 0);
+  EXPECT_EQ(Field(GetJobAs(alice_, id), "status"), "running");
+  Response alices = Get(alice_, "/v1/jobs");
+  ASSERT_EQ(alices.status, 200);
+  ASSERT_EQ(alices.json().at("jobs").as_array().size(), 1u) << alices.body;
+
+  // The admin sees every tenant's, and a retry it asks for is the job's tenant's.
+  const std::string bobs_id = Field(Submit(bob_, R"({"task": "noop"})"), "id");
+  Response all = Get(ops_, "/v1/jobs");
+  ASSERT_EQ(all.status, 200);
+  EXPECT_EQ(all.json().at("jobs").as_array().size(), 2u) << all.body;
+  ASSERT_EQ(client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, alice_.Bearer()).status, 200);
+  Response again = client().Post("/v1/jobs/" + id + "/retry", "", ops_.Bearer());
+  ASSERT_EQ(again.status, 202) << Describe(again);
+  const std::string retry_id = Field(again.json().as_object(), "id");
+  EXPECT_EQ(Field(again.json().as_object(), "tenant"), "alice");
+  EXPECT_EQ(Field(GetJobAs(alice_, retry_id), "retry_of"), id);
+  EXPECT_EQ(Get(bob_, "/v1/jobs/" + retry_id).status, 404);
+  EXPECT_EQ(Get(alice_, "/v1/jobs/" + bobs_id).status, 404);
+}
+
+TEST_F(AuthTest, IdempotencyKeysArePerTenant) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  const std::string body = R"({"task": "noop", "input": {"n": 1}})";
+  const Headers key = {{"Idempotency-Key", "order-1"}};
+  const std::string alices = Field(Submit(alice_, body, key), "id");
+  const std::string bobs = Field(Submit(bob_, body, key), "id");
+  ASSERT_FALSE(alices.empty());
+  ASSERT_FALSE(bobs.empty());
+  EXPECT_NE(alices, bobs);
+  EXPECT_EQ(Field(Submit(alice_, body, key), "id"), alices);
+  EXPECT_EQ(Field(Submit(bob_, body, key), "id"), bobs);
+}
+
+TEST_F(AuthTest, AnEventStreamCarriesOnlyItsTenantsJobs) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  EXPECT_EQ(EventReader(server_.port(), "/v1/events").status(), 401u);
+  EventReader bobs(server_.port(), "/v1/events", "", bob_.Bearer());
+  EventReader all(server_.port(), "/v1/events", "", ops_.Bearer());
+  ASSERT_EQ(bobs.status(), 200u);
+  ASSERT_EQ(all.status(), 200u);
+  const std::string alices_job = Field(Submit(alice_, R"({"task": "noop"})"), "id");
+  const std::string bobs_job = Field(Submit(bob_, R"({"task": "noop"})"), "id");
+  const auto& seen_by_bob = bobs.ReadUntil(HasStatus(bobs_job, "succeeded"));
+  ASSERT_TRUE(HasStatus(bobs_job, "succeeded")(seen_by_bob));
+  for (const Message& m : seen_by_bob) {
+    EXPECT_EQ(Field(m.object(), "tenant"), "bob") << m.data;
+    EXPECT_NE(Field(m.object(), "id"), alices_job) << m.data;
+  }
+  const auto& seen_by_ops = all.ReadUntil([&](const std::vector<Message>& m) {
+    return HasStatus(alices_job, "succeeded")(m) && HasStatus(bobs_job, "succeeded")(m);
+  });
+  EXPECT_TRUE(HasStatus(alices_job, "succeeded")(seen_by_ops));
+  EXPECT_TRUE(HasStatus(bobs_job, "succeeded")(seen_by_ops));
+}
+
+TEST_F(AuthTest, AnUploadIsRefusedBeforeItsBodyWithoutAToken) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  Response refused = client().Post("/v1/jobs?task=upload", "hello", {{"Content-Type", "text/plain"}});
+  EXPECT_EQ(refused.status, 401) << Describe(refused);
+  Headers headers = alice_.Bearer();
+  headers.emplace_back("Content-Type", "text/plain");
+  Response sent = client().Post("/v1/jobs?task=upload", "hello", headers);
+  ASSERT_EQ(sent.status, 202) << Describe(sent);
+  const std::string id = Field(sent.json().as_object(), "id");
+  EXPECT_EQ(Field(sent.json().as_object(), "tenant"), "alice");
+  EXPECT_EQ(Get(bob_, "/v1/jobs/" + id).status, 404);
+  Response reader = client().Post("/v1/jobs?task=upload", "hello",
+                                  {{"Authorization", "Bearer " + reader_.token}, {"Content-Type", "text/plain"}});
+  EXPECT_EQ(reader.status, 403) << Describe(reader);
+}
+
+TEST_F(AuthTest, TheCliSendsItsToken) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  const std::string url = "http://127.0.0.1:" + std::to_string(server_.port());
+  const std::string cli = std::string(OffloadBinary()) + " ls --url " + url;
+  CommandOutput without = RunCommand("env -u OFFLOAD_TOKEN " + cli + " 2>&1");
+  EXPECT_TRUE(WIFEXITED(without.status) && WEXITSTATUS(without.status) == 4) << without.out;
+  EXPECT_NE(without.out.find("A token is needed"), std::string::npos) << without.out;
+  const std::string id = Field(Submit(alice_, R"({"task": "noop"})"), "id");
+  CommandOutput with_env = RunCommand("OFFLOAD_TOKEN=" + alice_.token + " " + cli + " --json");
+  EXPECT_TRUE(WIFEXITED(with_env.status) && WEXITSTATUS(with_env.status) == 0) << with_env.out;
+  EXPECT_NE(with_env.out.find(id), std::string::npos) << with_env.out;
+  CommandOutput bobs = RunCommand("env -u OFFLOAD_TOKEN " + cli + " --json --token " + bob_.token);
+  EXPECT_TRUE(WIFEXITED(bobs.status) && WEXITSTATUS(bobs.status) == 0) << bobs.out;
+  EXPECT_EQ(bobs.out.find(id), std::string::npos) << bobs.out;
+}
+
+TEST_F(AuthTest, SighupReloadsTheTokensFileAndKeepsTheOldTokensWhenItDoesNotParse) {
+  const std::filesystem::path dir = MakeTestDir("offload-auth-");
+  const std::string tokens = (dir / "tokens.toml").string();
+  const Token carol = CreateToken("carol", "read");
+  auto write_tokens = [&](const std::vector<const Token*>& list) {
+    std::ofstream out(tokens, std::ios::trunc);
+    for (const Token* t : list)
+      out << "[[tokens]]\nname = \"" << t->name << "\"\nsha256 = \"" << t->sha256 << "\"\nscopes = [\"read\"]\n";
+  };
+  write_tokens({&alice_});
+  ASSERT_NO_FATAL_FAILURE(StartServer("[auth]\ntokens_file = \"" + tokens + "\"\n"));
+  EXPECT_EQ(Get(alice_, "/v1/jobs").status, 200);
+  EXPECT_EQ(Get(carol, "/v1/jobs").status, 401);
+
+  // Bounded: a reload takes effect within milliseconds, and 10 s means it never did.
+  auto wait_for_status = [&](const Token& who, int status) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    int got = 0;
+    while ((got = Get(who, "/v1/jobs").status) != status && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+    return got;
+  };
+  write_tokens({&alice_, &carol});
+  server_.Signal(SIGHUP);
+  EXPECT_EQ(wait_for_status(carol, 200), 200) << server_.log();
+
+  {
+    std::ofstream out(tokens, std::ios::trunc);
+    out << "[[tokens]]\nname = \"mallory\"\nsha256 = \"not-a-digest\"\nscopes = [\"admin\"]\n";
+  }
+  server_.Signal(SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (server_.log().find("the tokens are unchanged") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_NE(server_.log().find("the tokens are unchanged"), std::string::npos) << server_.log();
+  EXPECT_EQ(Get(alice_, "/v1/jobs").status, 200);
+  EXPECT_EQ(Get(carol, "/v1/jobs").status, 200);
+
+  // Revoked: carol's line is gone.
+  write_tokens({&alice_});
+  server_.Signal(SIGHUP);
+  EXPECT_EQ(wait_for_status(carol, 401), 401) << server_.log();
+  EXPECT_EQ(Get(alice_, "/v1/jobs").status, 200);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AuthStartTest, WithoutAuthAListenAddressBeyondLoopbackIsRefused) {
+  // The check comes before the socket is opened: nothing listens beyond loopback.
+  for (const std::string listen : {"0.0.0.0:0", "[::]:0"}) {
+    CommandOutput refused = RunCommand(std::string(OffloadBinary()) + " serve --listen " + listen + " 2>&1");
+    EXPECT_TRUE(WIFEXITED(refused.status) && WEXITSTATUS(refused.status) == 2) << refused.out;
+    EXPECT_NE(refused.out.find("insecure_no_auth"), std::string::npos) << refused.out;
+    EXPECT_NE(refused.out.find("[auth]"), std::string::npos) << refused.out;
+  }
+}
+
+}  // namespace
+}  // namespace offload::testing
