@@ -217,11 +217,11 @@ ErrorOr<ServerConfig> ParseConfig(std::string_view text, const std::string& file
         if (auto r = setting->apply(file, av, &config.auth); !r) return r.error();
       }
       if (!config.auth.tokens_file.empty()) {
-        auto tokens = LoadTokensFile(config.auth.tokens_file);
+        auto tokens = LoadTokensFile(config.auth.tokens_file, Where(file, t->get("tokens_file")->source()));
         if (!tokens) return tokens.error();
         config.auth.file_tokens = std::move(*tokens);
       }
-      if (Status s = ValidateTokens(config.auth); !s) return s.error();
+      if (Status s = ValidateTokens(config.auth, Where(file, v.source())); !s) return s.error();
       continue;
     }
     const Setting<ServerConfig>* setting = FindSetting(ServerSettings(), key);

@@ -109,7 +109,7 @@ struct AuthConfig {
   // config file's folder. Empty: the inline tokens alone.
   std::string tokens_file;
   std::vector<TokenConfig> tokens;       // Given inline in [auth].
-  std::vector<TokenConfig> file_tokens;  // Read from tokens_file, as last read.
+  std::vector<TokenConfig> file_tokens;  // Read from tokens_file at start (a reload makes its own).
   // The scope GET /metrics takes: "admin", or "read" for a scraper's token.
   std::string metrics_scope = "admin";
 };

@@ -1,5 +1,6 @@
 #include "config/tokens_file.h"
 
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -74,9 +75,9 @@ Status ReadTokenTables(const std::string& file, const toml::node& node, std::vec
   return {};
 }
 
-ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path) {
+ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path, const std::string& named_at) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return MakeError(ErrorCode::kInvalidArgument, path + ": cannot open the tokens file");
+  if (!in) return MakeError(ErrorCode::kInvalidArgument, named_at + path + ": cannot open the tokens file");
   std::stringstream text;
   text << in.rdbuf();
   toml::table root;
@@ -95,7 +96,7 @@ ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path) {
   return tokens;
 }
 
-Status ValidateTokens(const AuthConfig& auth) {
+Status ValidateTokens(const AuthConfig& auth, const std::string& where) {
   std::set<std::string> digests;
   for (const auto* list : {&auth.tokens, &auth.file_tokens}) {
     for (const TokenConfig& t : *list) {
@@ -110,8 +111,9 @@ Status ValidateTokens(const AuthConfig& auth) {
   }
   if (digests.empty()) {
     return MakeError(ErrorCode::kInvalidArgument,
-                     "[auth] has no tokens: nobody could use the server (add tokens, or a tokens_file with "
-                     "[[tokens]]; `offload token create NAME --scopes ...` makes one)");
+                     where +
+                         "[auth] has no tokens: nobody could use the server (add tokens, or a tokens_file with "
+                         "[[tokens]]; `offload token create NAME --scopes ...` makes one)");
   }
   return {};
 }

@@ -16,10 +16,14 @@ namespace offload {
 // Appends the token tables of the array `node` to *out; errors name the file and line.
 Status ReadTokenTables(const std::string& file, const toml::node& node, std::vector<TokenConfig>* out);
 
-// Reads a tokens file: [[tokens]] tables and nothing else.
-ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path);
+// Reads a tokens file: [[tokens]] tables and nothing else. `named_at` ("FILE:LINE: "
+// of the key that names the file, or empty) starts the error of a file that cannot
+// be opened: that line is the one to fix. Errors inside the file name its own lines.
+ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path, const std::string& named_at = "");
 
-// The checks that span tokens: at least one, and no digest given twice.
-Status ValidateTokens(const AuthConfig& auth);
+// The checks that span tokens: at least one, and no digest given twice. `where`
+// ("FILE:LINE: " of the [auth] table, or empty) starts the error of an [auth] with
+// no token; a duplicate is named by its own table.
+Status ValidateTokens(const AuthConfig& auth, const std::string& where = "");
 
 }  // namespace offload

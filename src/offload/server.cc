@@ -119,7 +119,9 @@ struct Server::Impl {
   }
 
   // SIGHUP: the tokens file again. A file that does not parse leaves the tokens as
-  // they were: a typo must not lock everyone out.
+  // they were: a typo must not lock everyone out. Read on the first I/O thread: a
+  // tokens file is a few kilobytes, read once per signal, and `config` is left as it
+  // was (other threads read it).
   void Reload() {
     if (!config.auth.enabled || config.auth.tokens_file.empty()) {
       spdlog::info("SIGHUP: nothing to reload (no [auth] tokens_file)");

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -12,9 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include "auth/access_token.h"
 #include "config/defaults.h"
 #include "config/setting_table.h"
 #include "config/settings.h"
+#include "support/temp_dirs.h"
 
 namespace offload {
 namespace {
@@ -302,6 +306,313 @@ TEST(ParseDurationTest, LargestValuesThatFit) {
   EXPECT_EQ(d.count(), INT64_MAX);
 }
 
+// [auth]: tokens inline or in a tokens file, and the errors that name where a token
+// is wrong.
+
+// One token's table, inline: {name = "...", sha256 = "...", scopes = [...]}.
+std::string TokenTable(const std::string& name, const std::string& token, const std::string& scopes) {
+  return "{name = \"" + name + "\", sha256 = \"" + HexDigestOfToken(token) + "\", scopes = " + scopes + "}";
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  ASSERT_TRUE(out.good()) << path;
+}
+
+TEST(AuthConfigTest, WithoutAuthNobodyIsAsked) {
+  ServerConfig c = ParseOk("");
+  EXPECT_FALSE(c.auth.enabled);
+  EXPECT_TRUE(c.auth.tokens.empty());
+  EXPECT_TRUE(c.auth.tokens_file.empty());
+  EXPECT_EQ(c.auth.metrics_scope, "admin");
+  EXPECT_FALSE(c.insecure_no_auth);
+}
+
+TEST(AuthConfigTest, InlineTokens) {
+  ServerConfig c = ParseOk("[auth]\ntokens = [\n  " + TokenTable("alice", "ofl_a", "[\"submit\", \"read\"]") + ",\n  " +
+                           TokenTable("alice", "ofl_b", "[\"read\"]") + ",\n  " +
+                           TokenTable("ops", "ofl_c", "[\"admin\"]") + ",\n]\n");
+  EXPECT_TRUE(c.auth.enabled);
+  EXPECT_TRUE(c.auth.tokens_file.empty());
+  EXPECT_TRUE(c.auth.file_tokens.empty());
+  EXPECT_EQ(c.auth.metrics_scope, "admin");
+  ASSERT_EQ(c.auth.tokens.size(), 3u);
+  const TokenConfig& a = c.auth.tokens[0];
+  EXPECT_EQ(a.name, "alice");
+  EXPECT_EQ(a.sha256, HexDigestOfToken("ofl_a"));
+  EXPECT_TRUE(a.scopes.Has(Scope::kSubmit));
+  EXPECT_TRUE(a.scopes.Has(Scope::kRead));
+  EXPECT_FALSE(a.scopes.Has(Scope::kCancel));
+  EXPECT_FALSE(a.scopes.Has(Scope::kAdmin));
+  EXPECT_EQ(a.where, AtLine(3) + " ");
+  const TokenConfig& b = c.auth.tokens[1];
+  EXPECT_EQ(b.name, "alice");
+  EXPECT_TRUE(b.scopes.Has(Scope::kRead));
+  EXPECT_FALSE(b.scopes.Has(Scope::kSubmit));
+  const TokenConfig& ops = c.auth.tokens[2];
+  EXPECT_EQ(ops.name, "ops");
+  EXPECT_TRUE(ops.scopes.Has(Scope::kAdmin));
+}
+
+TEST(AuthConfigTest, ArrayOfTablesAndMetricsScope) {
+  ServerConfig c = ParseOk(R"([auth]
+metrics_scope = "read"
+
+[[auth.tokens]]
+name = "scraper"
+sha256 = ")" + HexDigestOfToken("ofl_s") +
+                           R"("
+scopes = ["read"]
+
+[[auth.tokens]]
+name = "ci.bot-1"
+sha256 = ")" + HexDigestOfToken("ofl_ci") +
+                           R"("
+scopes = ["submit", "cancel"]
+)");
+  EXPECT_TRUE(c.auth.enabled);
+  EXPECT_EQ(c.auth.metrics_scope, "read");
+  ASSERT_EQ(c.auth.tokens.size(), 2u);
+  EXPECT_EQ(c.auth.tokens[0].name, "scraper");
+  EXPECT_EQ(c.auth.tokens[1].name, "ci.bot-1");
+  EXPECT_TRUE(c.auth.tokens[1].scopes.Has(Scope::kCancel));
+  EXPECT_FALSE(c.auth.tokens[1].scopes.Has(Scope::kRead));
+}
+
+TEST(AuthConfigTest, UpperCaseDigestIsTaken) {
+  std::string hex = HexDigestOfToken("ofl_a");
+  for (char& ch : hex) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  ServerConfig c = ParseOk("[auth]\ntokens = [{name = \"a\", sha256 = \"" + hex + "\", scopes = [\"read\"]}]\n");
+  ASSERT_EQ(c.auth.tokens.size(), 1u);
+}
+
+// A relative tokens_file is taken from the config file's folder, not the working
+// directory; its tokens are kept beside the inline ones.
+TEST(AuthConfigTest, TokensFileRelativeToTheConfigFile) {
+  testing::DataDir dir;
+  const std::string folder = dir.path() + "/etc";
+  std::filesystem::create_directories(folder + "/auth");
+  WriteFile(folder + "/auth/tokens.toml", "# tokens\n[[tokens]]\nname = \"bob\"\nsha256 = \"" +
+                                              HexDigestOfToken("ofl_bob") +
+                                              "\"\nscopes = [\"submit\"]\n\n[[tokens]]\nname = \"ops\"\nsha256 = \"" +
+                                              HexDigestOfToken("ofl_ops") + "\"\nscopes = [\"admin\"]\n");
+  WriteFile(folder + "/offload.toml", "[auth]\ntokens_file = \"auth/tokens.toml\"\ntokens = [" +
+                                          TokenTable("alice", "ofl_a", "[\"read\"]") + "]\n");
+  auto c = LoadConfigFile(folder + "/offload.toml");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  EXPECT_TRUE(c->auth.enabled);
+  EXPECT_EQ(c->auth.tokens_file, folder + "/auth/tokens.toml");
+  ASSERT_EQ(c->auth.tokens.size(), 1u);
+  EXPECT_EQ(c->auth.tokens[0].name, "alice");
+  ASSERT_EQ(c->auth.file_tokens.size(), 2u);
+  EXPECT_EQ(c->auth.file_tokens[0].name, "bob");
+  EXPECT_EQ(c->auth.file_tokens[0].sha256, HexDigestOfToken("ofl_bob"));
+  EXPECT_TRUE(c->auth.file_tokens[0].scopes.Has(Scope::kSubmit));
+  EXPECT_FALSE(c->auth.file_tokens[0].scopes.Has(Scope::kRead));
+  EXPECT_EQ(c->auth.file_tokens[0].where, folder + "/auth/tokens.toml:2: ");
+  EXPECT_EQ(c->auth.file_tokens[1].name, "ops");
+  EXPECT_TRUE(c->auth.file_tokens[1].scopes.Has(Scope::kAdmin));
+}
+
+TEST(AuthConfigTest, TokensFileAloneIsEnough) {
+  testing::DataDir dir;
+  WriteFile(dir.path() + "/tokens.toml",
+            "[[tokens]]\nname = \"bob\"\nsha256 = \"" + HexDigestOfToken("ofl_bob") + "\"\nscopes = [\"read\"]\n");
+  WriteFile(dir.path() + "/offload.toml", "[auth]\ntokens_file = \"tokens.toml\"\n");
+  auto c = LoadConfigFile(dir.path() + "/offload.toml");
+  ASSERT_TRUE(c.has_value()) << c.error().detail;
+  EXPECT_TRUE(c->auth.tokens.empty());
+  ASSERT_EQ(c->auth.file_tokens.size(), 1u);
+}
+
+TEST(AuthConfigErrorTest, UnknownScope) {
+  std::string e = ParseError("[auth]\n\ntokens = [{name = \"a\", sha256 = \"" + HexDigestOfToken("x") +
+                             "\", scopes = [\"read\", \"write\"]}]\n");
+  EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+  EXPECT_NE(e.find("scope"), std::string::npos) << e;
+  e = ParseError("[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = \"" + HexDigestOfToken("x") +
+                 "\"\nscopes = [\n  \"read\",\n  \"Admin\",\n]\n");
+  EXPECT_EQ(e.rfind(AtLine(7), 0), 0u) << e;
+}
+
+TEST(AuthConfigErrorTest, ScopesMustBeANonEmptyArray) {
+  const std::string head = "[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = \"" + HexDigestOfToken("x") + "\"\n";
+  for (const char* bad : {"scopes = []", "scopes = \"read\"", "scopes = [1]"}) {
+    SCOPED_TRACE(bad);
+    std::string e = ParseError(head + bad + "\n");
+    EXPECT_EQ(e.rfind(AtLine(5), 0), 0u) << e;
+    EXPECT_NE(e.find("scope"), std::string::npos) << e;
+  }
+}
+
+TEST(AuthConfigErrorTest, Sha256MustBeSixtyFourHexDigits) {
+  const std::string hex = HexDigestOfToken("x");
+  for (const std::string& bad : {hex.substr(1), hex + "0", "z" + hex.substr(1), std::string("ofl_plaintext")}) {
+    SCOPED_TRACE(bad);
+    std::string e =
+        ParseError("[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = \"" + bad + "\"\nscopes = [\"read\"]\n");
+    EXPECT_EQ(e.rfind(AtLine(4), 0), 0u) << e;
+    EXPECT_NE(e.find("sha256"), std::string::npos) << e;
+  }
+  std::string e = ParseError("[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = 12\nscopes = [\"read\"]\n");
+  EXPECT_EQ(e.rfind(AtLine(4), 0), 0u) << e;
+}
+
+TEST(AuthConfigErrorTest, TokenNameMustBeAWord) {
+  for (const char* bad : {"\"\"", "\"a b\"", "\"alice/ops\"", "3"}) {
+    SCOPED_TRACE(bad);
+    std::string e = ParseError("[auth]\n[[auth.tokens]]\nname = " + std::string(bad) + "\nsha256 = \"" +
+                               HexDigestOfToken("x") + "\"\nscopes = [\"read\"]\n");
+    EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+    EXPECT_NE(e.find("name"), std::string::npos) << e;
+  }
+  ParseOk("[auth]\n[[auth.tokens]]\nname = \"" + std::string(64, 'n') + "\"\nsha256 = \"" + HexDigestOfToken("x") +
+          "\"\nscopes = [\"read\"]\n");
+  ParseError("[auth]\n[[auth.tokens]]\nname = \"" + std::string(65, 'n') + "\"\nsha256 = \"" + HexDigestOfToken("x") +
+             "\"\nscopes = [\"read\"]\n");
+}
+
+TEST(AuthConfigErrorTest, UnknownKeyInAToken) {
+  std::string e = ParseError("[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = \"" + HexDigestOfToken("x") +
+                             "\"\nscopes = [\"read\"]\ntoken = \"ofl_x\"\n");
+  EXPECT_EQ(e.rfind(AtLine(6), 0), 0u) << e;
+  EXPECT_NE(e.find("\"token\""), std::string::npos) << e;
+}
+
+TEST(AuthConfigErrorTest, TokenWithoutNameSha256OrScopes) {
+  const std::string sha = "sha256 = \"" + HexDigestOfToken("x") + "\"\n";
+  struct Case {
+    std::string body;
+    const char* missing;
+  };
+  for (const Case& c :
+       {Case{sha + "scopes = [\"read\"]\n", "name"}, Case{"name = \"a\"\nscopes = [\"read\"]\n", "sha256"},
+        Case{"name = \"a\"\n" + sha, "scopes"}}) {
+    SCOPED_TRACE(c.missing);
+    std::string e = ParseError("[auth]\n\n[[auth.tokens]]\n" + c.body);
+    EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+    EXPECT_NE(e.find(c.missing), std::string::npos) << e;
+  }
+  std::string e = ParseError("[auth]\ntokens = [{name = \"a\", scopes = [\"read\"]}]\n");
+  EXPECT_EQ(e.rfind(AtLine(2), 0), 0u) << e;
+  EXPECT_NE(e.find("sha256"), std::string::npos) << e;
+}
+
+TEST(AuthConfigErrorTest, TokensMustBeAnArrayOfTables) {
+  EXPECT_EQ(ParseError("[auth]\n\ntokens = \"ofl_x\"\n").rfind(AtLine(3), 0), 0u);
+  EXPECT_EQ(ParseError("[auth]\n\ntokens = [\"ofl_x\"]\n").rfind(AtLine(3), 0), 0u);
+  EXPECT_EQ(ParseError("auth = true\n").rfind(AtLine(1), 0), 0u);
+}
+
+TEST(AuthConfigErrorTest, UnknownKeyInAuth) {
+  std::string e = ParseError("[auth]\ntokens = [" + TokenTable("a", "x", "[\"read\"]") + "]\n\nrealm = \"offload\"\n");
+  EXPECT_EQ(e.rfind(AtLine(4), 0), 0u) << e;
+  EXPECT_NE(e.find("realm"), std::string::npos) << e;
+  EXPECT_NE(e.find("[auth]"), std::string::npos) << e;
+}
+
+TEST(AuthConfigErrorTest, MetricsScopeIsAdminOrRead) {
+  const std::string tokens = "tokens = [" + TokenTable("a", "x", "[\"read\"]") + "]\n";
+  for (const char* bad : {"\"submit\"", "\"cancel\"", "\"none\"", "\"\"", "true"}) {
+    SCOPED_TRACE(bad);
+    std::string e = ParseError("[auth]\n" + tokens + "metrics_scope = " + bad + "\n");
+    EXPECT_EQ(e.rfind(AtLine(3), 0), 0u) << e;
+    EXPECT_NE(e.find("metrics_scope"), std::string::npos) << e;
+  }
+  EXPECT_EQ(ParseOk("[auth]\n" + tokens + "metrics_scope = \"admin\"\n").auth.metrics_scope, "admin");
+}
+
+// The tokens file is named by the config file's line that names it: that is the
+// line to fix.
+TEST(AuthConfigErrorTest, MissingTokensFile) {
+  testing::DataDir dir;
+  WriteFile(dir.path() + "/offload.toml", "[auth]\n\ntokens_file = \"nope.toml\"\n");
+  auto c = LoadConfigFile(dir.path() + "/offload.toml");
+  ASSERT_FALSE(c.has_value());
+  const std::string& e = c.error().detail;
+  EXPECT_EQ(e.rfind(dir.path() + "/offload.toml:3:", 0), 0u) << e;
+  EXPECT_NE(e.find(dir.path() + "/nope.toml"), std::string::npos) << e;
+  EXPECT_EQ(ParseError("[auth]\ntokens_file = \"\"\n").rfind(AtLine(2), 0), 0u);
+}
+
+// An error inside the tokens file names the tokens file and its line.
+TEST(AuthConfigErrorTest, ErrorsInTheTokensFileNameIt) {
+  testing::DataDir dir;
+  const std::string tokens = dir.path() + "/tokens.toml";
+  WriteFile(dir.path() + "/offload.toml", "[auth]\ntokens_file = \"tokens.toml\"\n");
+  struct Case {
+    std::string text;
+    int line;
+  };
+  const std::string sha = "sha256 = \"" + HexDigestOfToken("x") + "\"\n";
+  for (const Case& c : {Case{"[[tokens]]\nname = \"a\"\n" + sha + "scopes = [\"everything\"]\n", 4},
+                        Case{"[[tokens]]\nname = \"a\"\n" + sha + "scopes = [\"read\"]\nuser = \"x\"\n", 5},
+                        Case{"\n[[tokens]]\nname = \"a\"\n" + sha, 2},
+                        Case{"[[tokens]]\nname = \"a\"\n" + sha + "scopes = [\"read\"]\n\n[auth]\nx = 1\n", 6},
+                        Case{"[[tokens]]\nname = = \"a\"\n", 2}}) {
+    SCOPED_TRACE(c.text);
+    WriteFile(tokens, c.text);
+    auto loaded = LoadConfigFile(dir.path() + "/offload.toml");
+    ASSERT_FALSE(loaded.has_value());
+    const std::string& e = loaded.error().detail;
+    EXPECT_EQ(e.rfind(tokens + ":" + std::to_string(c.line) + ":", 0), 0u) << e;
+  }
+}
+
+TEST(AuthConfigErrorTest, TwoTokensWithTheSameSha256) {
+  const std::string hex = HexDigestOfToken("ofl_same");
+  std::string upper = hex;
+  for (char& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  std::string e = ParseError("[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = \"" + hex +
+                             "\"\nscopes = [\"read\"]\n\n[[auth.tokens]]\nname = \"b\"\nsha256 = \"" + upper +
+                             "\"\nscopes = [\"admin\"]\n");
+  EXPECT_EQ(e.rfind(AtLine(7), 0), 0u) << e;
+  EXPECT_NE(e.find("\"b\""), std::string::npos) << e;
+  EXPECT_NE(e.find("same sha256"), std::string::npos) << e;
+}
+
+TEST(AuthConfigErrorTest, SameSha256InlineAndInTheTokensFile) {
+  testing::DataDir dir;
+  WriteFile(dir.path() + "/tokens.toml",
+            "\n[[tokens]]\nname = \"b\"\nsha256 = \"" + HexDigestOfToken("ofl_same") + "\"\nscopes = [\"read\"]\n");
+  WriteFile(dir.path() + "/offload.toml",
+            "[auth]\ntokens_file = \"tokens.toml\"\ntokens = [" + TokenTable("a", "ofl_same", "[\"read\"]") + "]\n");
+  auto c = LoadConfigFile(dir.path() + "/offload.toml");
+  ASSERT_FALSE(c.has_value());
+  const std::string& e = c.error().detail;
+  EXPECT_EQ(e.rfind(dir.path() + "/tokens.toml:2:", 0), 0u) << e;
+}
+
+TEST(AuthConfigErrorTest, AuthWithoutTokens) {
+  for (const char* text : {"[auth]\n", "\n[auth]\nmetrics_scope = \"read\"\n", "[auth]\ntokens = []\n"}) {
+    SCOPED_TRACE(text);
+    std::string e = ParseError(text);
+    EXPECT_EQ(e.rfind(kFile + std::string(":"), 0), 0u) << e;
+    EXPECT_NE(e.find("no tokens"), std::string::npos) << e;
+  }
+  EXPECT_EQ(ParseError("\n[auth]\nmetrics_scope = \"read\"\n").rfind(AtLine(2), 0), 0u);
+  // A tokens file with no [[tokens]] leaves [auth] with none.
+  testing::DataDir dir;
+  WriteFile(dir.path() + "/tokens.toml", "# nobody yet\n");
+  WriteFile(dir.path() + "/offload.toml", "[auth]\ntokens_file = \"tokens.toml\"\n");
+  auto c = LoadConfigFile(dir.path() + "/offload.toml");
+  ASSERT_FALSE(c.has_value());
+  EXPECT_NE(c.error().detail.find("no tokens"), std::string::npos) << c.error().detail;
+}
+
+TEST(ParseConfigTest, InsecureNoAuthIsABoolean) {
+  EXPECT_FALSE(ParseOk("").insecure_no_auth);
+  EXPECT_TRUE(ParseOk("insecure_no_auth = true\n").insecure_no_auth);
+  EXPECT_FALSE(ParseOk("insecure_no_auth = false\n").insecure_no_auth);
+  for (const char* bad : {"insecure_no_auth = \"true\"\n", "insecure_no_auth = 1\n"}) {
+    SCOPED_TRACE(bad);
+    std::string e = ParseError(std::string("listen = \"0.0.0.0:8080\"\n") + bad);
+    EXPECT_EQ(e.rfind(AtLine(2), 0), 0u) << e;
+    EXPECT_NE(e.find("insecure_no_auth"), std::string::npos) << e;
+  }
+}
+
 std::string ReadDoc(const std::string& relative) {
   std::ifstream in(std::string(OFFLOAD_SOURCE_DIR) + "/" + relative);
   if (!in) return "";
@@ -390,13 +701,15 @@ std::string DocDefault(const SettingDoc& s) {
 std::vector<SettingDoc> AllSettingDocs() {
   std::vector<SettingDoc> all = ServerSettingDocs();
   all.insert(all.end(), TaskSettingDocs().begin(), TaskSettingDocs().end());
+  all.insert(all.end(), AuthSettingDocs().begin(), AuthSettingDocs().end());
   return all;
 }
 
 TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
-  std::vector<std::string> top, task;
+  std::vector<std::string> top, task, auth;
   for (const SettingDoc& s : ServerSettingDocs()) top.push_back(s.key);
   for (const SettingDoc& s : TaskSettingDocs()) task.push_back(s.key);
+  for (const SettingDoc& s : AuthSettingDocs()) auth.push_back(s.key);
   EXPECT_EQ(top, (std::vector<std::string>{"listen",
                                            "threads",
                                            "max_body",
@@ -423,7 +736,8 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "max_memory_result",
                                            "access_log",
                                            "access_log_format",
-                                           "log_jobs"}));
+                                           "log_jobs",
+                                           "insecure_no_auth"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run",
                                             "uses",
                                             "max_queued",
@@ -449,6 +763,7 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                             "max_input",
                                             "input_as",
                                             "python_input"}));
+  EXPECT_EQ(auth, (std::vector<std::string>{"tokens_file", "tokens", "metrics_scope"}));
   for (const SettingDoc& s : AllSettingDocs()) {
     SCOPED_TRACE(s.key);
     EXPECT_FALSE(s.type.empty());
@@ -484,6 +799,10 @@ TEST(SettingsTableTest, DefaultsAreReadFromTheStructs) {
   EXPECT_EQ(find(TaskSettingDocs(), "call").only_for, "python tasks");
   EXPECT_EQ(find(TaskSettingDocs(), "call").default_value, "\"arg\"");
   EXPECT_EQ(find(TaskSettingDocs(), "uses").only_for, "");
+  EXPECT_EQ(find(ServerSettingDocs(), "insecure_no_auth").default_value, "false");
+  EXPECT_EQ(find(AuthSettingDocs(), "metrics_scope").default_value, "\"admin\"");
+  EXPECT_EQ(find(AuthSettingDocs(), "tokens_file").DefaultText(), "none");
+  EXPECT_EQ(find(AuthSettingDocs(), "tokens").DefaultText(), "none");
 }
 
 // A note stands for a default that is the type's empty value ("none" for an empty
@@ -522,6 +841,15 @@ TEST(SettingsTableTest, RenderedDefaultsParseBackToThemselves) {
     ServerConfig c = ParseOk("[tasks.x]\n" + kind + "\n" + s.key + " = " + value + "\n");
     ASSERT_EQ(c.tasks.count("x"), 1u);
     EXPECT_EQ(s.render(c.tasks.at("x")), value);
+  }
+  // [auth] needs a token; an empty tokens_file is refused, and tokens is that token.
+  const std::string token = "tokens = [" + TokenTable("a", "ofl_a", "[\"read\"]") + "]\n";
+  for (const auto& s : AuthSettings()) {
+    if (std::string(s.key) == "tokens_file" || std::string(s.key) == "tokens") continue;
+    SCOPED_TRACE(s.key);
+    const std::string value = s.render(AuthConfig{});
+    ServerConfig c = ParseOk("[auth]\n" + token + s.key + " = " + value + "\n");
+    EXPECT_EQ(s.render(c.auth), value);
   }
 }
 
@@ -574,6 +902,7 @@ TEST(SettingsHelpTest, NamesEverySettingWithItsTypeAndDefault) {
   EXPECT_NE(help.find("Top-level keys:"), std::string::npos);
   EXPECT_NE(help.find("[resources]"), std::string::npos);
   EXPECT_NE(help.find("[tasks.NAME] keys:"), std::string::npos);
+  EXPECT_NE(help.find("[auth] keys"), std::string::npos);
 }
 
 TEST(SettingsHelpTest, LinesFitATerminal) {
@@ -600,7 +929,7 @@ TEST(ConfigDocsTest, DocsListEverySettingWithItsTypeAndDefault) {
 TEST(ConfigDocsTest, DocsNameTheTables) {
   const std::string doc = ReadDoc("docs/config.md");
   ASSERT_FALSE(doc.empty()) << OFFLOAD_SOURCE_DIR "/docs/config.md is missing or empty";
-  for (const char* section : {"## Top-level keys", "## `[resources]`", "## `[tasks.NAME]`"}) {
+  for (const char* section : {"## Top-level keys", "## `[resources]`", "## `[tasks.NAME]`", "## `[auth]`"}) {
     EXPECT_NE(doc.find(section), std::string::npos) << section;
   }
 }

@@ -1,6 +1,10 @@
 // End-to-end test of the dashboard (/ui): starts the real server on port 0 with a
 // memory store, drives Debian's Chromium headless through playwright-core, and checks
 // each page against jobs it submits itself. Every wait is on a condition, bounded.
+// Part 1 runs a server without [auth]; part 2 one with [auth] (tokens made with
+// `offload token create --json`): the sign-in form, an admin's and a tenant's view, the
+// 403 of /metrics, results fetched with the token, the event stream's parsing and
+// resumption, and the API docs page (/docs).
 //
 //   cd tests/ui && npm ci && OFFLOAD_BIN=../../build/src/offload node dashboard.test.mjs
 //
@@ -10,7 +14,7 @@
 //                      instead of its embedded copy (left unset, the embedded copy is tested)
 //   OFFLOAD_ARTIFACTS  where screenshots go (default: ui-artifacts in the OS temp folder)
 //   CHROMIUM           the browser (default /usr/bin/chromium)
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -51,6 +55,7 @@ workers = 1
 let server = null;
 let serverLog = [];
 let browser = null;
+let lastPage = null; // the page a failure's screenshot shows
 let tmp = null;
 let step = '';
 const pageErrors = [];
@@ -132,10 +137,10 @@ async function stopServer() {
   clearTimeout(timer);
 }
 
-async function submit(base, body) {
+async function submit(base, body, token) {
   const res = await fetch(base + '/v1/jobs', {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json' },
+    headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: 'Bearer ' + token } : {}) },
     body: JSON.stringify(body),
   });
   const text = await res.text();
@@ -143,8 +148,8 @@ async function submit(base, body) {
   return JSON.parse(text);
 }
 
-async function getJson(url) {
-  const res = await fetch(url);
+async function getJson(url, token) {
+  const res = await fetch(url, token ? { headers: { Authorization: 'Bearer ' + token } } : {});
   const text = await res.text();
   if (!res.ok) fail(`GET ${url} answered ${res.status}: ${text}`);
   return JSON.parse(text);
@@ -230,6 +235,13 @@ async function run() {
     new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
   });
   await page.locator('[data-testid="health"]').filter({ hasText: /ok|degraded/ }).waitFor({ timeout: WAIT });
+  // Without [auth] nothing of it shows: no form, no sign-out, no token kept.
+  const authShown = await page.evaluate(() => ({
+    form: !document.querySelector('[data-testid="sign-in"]').hidden,
+    signOut: !document.querySelector('[data-testid="sign-out"]').hidden,
+    stored: sessionStorage.length + localStorage.length,
+  }));
+  if (authShown.form || authShown.signOut || authShown.stored) fail(`without [auth] the page shows or keeps auth: ${JSON.stringify(authShown)}`);
 
   step = 'a sleep job appears and goes running, then succeeded, live';
   const quick = await submit(base, { task: 'sleep', input: { ms: 1500 } });
@@ -379,9 +391,322 @@ async function run() {
   await phone.close();
   log(`ok - 375 px: scrollWidth ${JSON.stringify(widths)}`);
 
+  step = 'the API docs page without [auth]';
+  await page.goto(base + '/docs');
+  await waitDocsLoaded(page);
+  log('ok - /docs: RapiDoc shows the spec docs.js fetched (no token)');
+
   if (pageErrors.length) fail(`the page reported errors:\n  ${pageErrors.join('\n  ')}`);
   log(`screenshots:\n  ${jobShot}\n  ${overviewShot}\n  ${workersShot}\n  ${path.join(ARTIFACTS, 'jobs-375.png')}`);
+  await context.close();
   return browser;
+}
+
+// RapiDoc rendered the spec docs.js handed it: a path of the API shows in its shadow DOM.
+async function waitDocsLoaded(page) {
+  await page.locator('rapi-doc').getByText('/v1/jobs/cancel').first().waitFor({ timeout: WAIT })
+    .catch(() => fail('RapiDoc shows no /v1/jobs/cancel: /docs did not load /openapi.json'));
+  if (await page.locator('[data-testid="docs-auth"]').isVisible()) fail('/docs shows its token message beside the spec');
+}
+
+// A token made as an operator makes one: {name, token, sha256, scopes}.
+function createToken(name, scopes) {
+  const out = execFileSync(BIN, ['token', 'create', name, '--scopes', scopes, '--json'], { encoding: 'utf8', timeout: START_WAIT });
+  const t = JSON.parse(out);
+  if (!t.token || !/^[0-9a-f]{64}$/i.test(t.sha256)) fail(`offload token create printed ${out}`);
+  return t;
+}
+
+function watchPage(page, where) {
+  page.on('pageerror', (e) => pageErrors.push(`uncaught (${where}): ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy|Uncaught|TypeError|ReferenceError|SyntaxError/.test(m.text())) {
+      pageErrors.push(`console (${where}): ${m.text()}`);
+    }
+  });
+  page.on('dialog', (d) => d.accept());
+  lastPage = page;
+}
+
+async function waitLive(page, state) {
+  await page.waitForFunction((s) => document.querySelector('[data-testid="live"]').dataset.state === s, state, { timeout: WAIT })
+    .catch(async () => fail(`the live indicator is not "${state}" (it is ${await page.locator('[data-testid="live"]').getAttribute('data-state')})`));
+}
+
+async function waitSignInForm(page) {
+  await page.locator('[data-testid="sign-in"]').waitFor({ state: 'visible', timeout: WAIT })
+    .catch(() => fail('no sign-in form after the 401'));
+  const shown = await page.evaluate(() => ({
+    type: document.querySelector('[data-testid="sign-in-token"]').type,
+    view: !document.querySelector('#view').hidden && document.querySelector('#view').textContent.trim(),
+    signOut: !document.querySelector('[data-testid="sign-out"]').hidden,
+  }));
+  if (shown.type !== 'password') fail(`the token input is of type ${shown.type}`);
+  if (shown.view) fail(`the view shows beside the sign-in form: ${JSON.stringify(shown.view.slice(0, 80))}`);
+  if (shown.signOut) fail('"sign out" shows while no token is held');
+}
+
+async function signIn(page, token) {
+  await page.locator('[data-testid="sign-in-token"]').fill(token);
+  await page.locator('[data-testid="sign-in-button"]').click();
+  await page.locator('[data-testid="sign-in"]').waitFor({ state: 'hidden', timeout: WAIT })
+    .catch(async () => fail(`the sign-in form stayed: ${await page.locator('[data-testid="sign-in-error"]').textContent()}`));
+  await page.locator('[data-testid="sign-out"]').waitFor({ state: 'visible', timeout: WAIT })
+    .catch(() => fail('no "sign out" while a token is held'));
+}
+
+const AUTH_CONFIG = (tokens) => `store = "memory"
+
+[resources]
+cpu = 4
+
+# A text result, shown through a Range request.
+[tasks.texty]
+command = ["/bin/sh", "-c", "cat >/dev/null; printf 'hello from a text result'"]
+content_type = "text/plain"
+
+[auth]
+tokens = [
+${tokens.map((t) => `  {name = "${t.name}", sha256 = "${t.sha256}", scopes = ${JSON.stringify(t.scopes)}},`).join('\n')}
+]
+`;
+
+// Part 2: the same dashboard on a server with [auth].
+async function runAuth() {
+  step = 'make tokens with offload token create';
+  const ops = createToken('ops', 'admin');
+  const alice = createToken('alice', 'submit,read,cancel');
+  const configPath = path.join(tmp, 'offload-auth.toml');
+  writeFileSync(configPath, AUTH_CONFIG([ops, alice]));
+
+  step = 'start the server with [auth]';
+  serverLog = [];
+  const base = await startServer(configPath);
+  log(`server with [auth]: ${base} (tokens ops: admin, alice: submit,read,cancel)`);
+  const bare = await fetch(base + '/v1/jobs');
+  if (bare.status !== 401 || !/^Bearer realm="offload"/.test(bare.headers.get('www-authenticate') || '')) {
+    fail(`GET /v1/jobs without a token answered ${bare.status} (WWW-Authenticate: ${bare.headers.get('www-authenticate')})`);
+  }
+  const ui = await fetch(base + '/ui');
+  if (ui.status !== 200) fail(`GET /ui without a token answered ${ui.status}: the dashboard's files need none`);
+
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  watchPage(page, 'auth');
+  // Every request the page makes: none may carry a token in its URL, and while a
+  // token is held every call of the API must carry it in the header.
+  const requests = [];
+  let holding = ''; // the token the page holds, as the test knows it
+  page.on('request', (r) => {
+    requests.push((async () => {
+      const url = r.url();
+      for (const t of [ops.token, alice.token]) if (url.includes(t)) return `the token in a URL: ${url}`;
+      const p = new URL(url).pathname;
+      if (holding && (p.startsWith('/v1/') || p === '/metrics' || p === '/openapi.json')) {
+        const got = (await r.allHeaders()).authorization;
+        if (got !== 'Bearer ' + holding) return `${r.method()} ${p} sent Authorization ${JSON.stringify(got)}`;
+      }
+      return '';
+    })());
+  });
+  const checkRequests = async () => {
+    const bad = (await Promise.all(requests)).filter(Boolean);
+    if (bad.length) fail(`requests of the page:\n  ${[...new Set(bad)].slice(0, 10).join('\n  ')}`);
+  };
+
+  step = 'open /ui: a 401 brings up the sign-in form';
+  await page.goto(base + '/ui#/jobs');
+  await waitSignInForm(page);
+  await waitLive(page, 'closed');
+  await page.locator('[data-testid="sign-in-token"]').fill('ofl_not-a-token-this-server-knows');
+  await page.locator('[data-testid="sign-in-button"]').click();
+  await page.locator('[data-testid="sign-in-error"]').filter({ hasText: /does not know this token/ }).waitFor({ timeout: WAIT })
+    .catch(() => fail('a token the server does not know gave no error in the form'));
+  if (!(await page.locator('[data-testid="sign-in"]').isVisible())) fail('the form went away after a wrong token');
+  if (await page.evaluate(() => sessionStorage.length)) fail('a refused token was kept');
+  log('ok - sign-in: the 401 shows the form (password input, live closed); an unknown token is refused in it');
+
+  step = 'sign in as the admin';
+  holding = ops.token;
+  await signIn(page, ops.token);
+  await page.locator('[data-testid="jobs-view"]').waitFor({ timeout: WAIT });
+  await waitLive(page, 'open');
+  const kept = await page.evaluate(() => ({
+    session: Object.keys(sessionStorage).map((k) => [k, sessionStorage.getItem(k).length]),
+    local: localStorage.length, cookie: document.cookie, href: location.href,
+  }));
+  if (kept.session.length !== 1 || kept.session[0][1] !== ops.token.length || kept.local || kept.cookie || kept.href.includes(ops.token)) {
+    fail(`the token is kept as ${JSON.stringify(kept)}: sessionStorage only, never a cookie or the URL`);
+  }
+  await page.evaluate(() => {
+    window.__seen = {};
+    const record = () => {
+      for (const row of document.querySelectorAll('[data-testid="job-row"]')) {
+        const s = row.querySelector('[data-testid="job-status"]').textContent;
+        const list = (window.__seen[row.dataset.jobId] ||= []);
+        if (list[list.length - 1] !== s) list.push(s);
+      }
+    };
+    new MutationObserver(record).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  const opsJob = await submit(base, { task: 'sleep', input: { ms: 1500 } }, ops.token);
+  if (opsJob.tenant !== 'ops') fail(`the admin's job has tenant ${JSON.stringify(opsJob.tenant)}`);
+  await page.locator(rowSel(opsJob.id)).waitFor({ timeout: WAIT })
+    .catch(() => fail(`the admin's job ${opsJob.id} did not appear in the table`));
+  await page.locator(`${rowSel(opsJob.id)} [data-testid="job-status"]`).filter({ hasText: /^succeeded$/ }).waitFor({ timeout: WAIT })
+    .catch(() => fail(`the admin's job ${opsJob.id} did not show succeeded`));
+  const opsSeen = await page.evaluate((id) => window.__seen[id] || [], opsJob.id);
+  if (!opsSeen.includes('running')) fail(`the admin's job row showed ${JSON.stringify(opsSeen)}, never running`);
+  log(`ok - admin: signed in (sessionStorage only), ${opsJob.id} appeared and showed ${opsSeen.join(' → ')} live`);
+
+  step = 'the admin\'s overview, from /metrics';
+  await page.locator('[data-testid="nav-overview"]').click();
+  await page.locator('[data-testid="task-row"][data-task="sleep"]').waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => {
+    const p50 = document.querySelector('[data-testid="task-row"][data-task="sleep"] [data-testid="task-p50"]');
+    const chart = document.querySelector('[data-testid="throughput-chart"]');
+    return p50 && p50.textContent !== '—' && chart && Number(chart.dataset.samples) >= 2;
+  }, null, { timeout: 2 * WAIT }).catch(() => fail('the admin\'s overview shows no p50 for sleep or under 2 scrapes of /metrics'));
+  if (await page.locator('[data-testid="metrics-denied"]').isVisible()) fail('the admin\'s overview says /metrics is denied');
+  log('ok - admin overview: p50 and the throughput chart from /metrics');
+
+  step = 'results fetched with the token: an image, a text preview, a download';
+  const png = await submit(base, { task: 'mandelbrot', input: { width: 64, height: 48, max_iter: 50 } }, ops.token);
+  const text = await submit(base, { task: 'texty', input: {} }, ops.token);
+  await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, png.id);
+  await waitJobPageStatus(page, png.id, 'succeeded');
+  await page.waitForFunction(() => {
+    const img = document.querySelector('[data-testid="result-image"]');
+    return img && img.src.startsWith('blob:') && img.complete && img.naturalWidth === 64;
+  }, null, { timeout: WAIT }).catch(() => fail(`the image result of ${png.id} is not shown from a blob: URL`));
+  const [download] = await Promise.all([
+    page.waitForEvent('download', { timeout: WAIT }),
+    page.locator('[data-testid="result-download"]').click(),
+  ]).catch(() => fail('Download gave no download'));
+  const saved = path.join(tmp, 'download.bin');
+  await download.saveAs(saved);
+  const bytes = (await import('node:fs')).readFileSync(saved);
+  if (bytes.subarray(0, 8).toString('latin1') !== '\x89PNG\r\n\x1a\n') fail(`the download is not the PNG: ${bytes.subarray(0, 16).toString('hex')}`);
+  await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, text.id);
+  await waitJobPageStatus(page, text.id, 'succeeded');
+  await page.locator('[data-testid="result-preview"]').filter({ hasText: /^hello from a text result$/ }).waitFor({ timeout: WAIT })
+    .catch(async () => fail(`the text result shows ${JSON.stringify(await page.locator('[data-testid="result-preview"]').textContent())}`));
+  log(`ok - results: ${png.id}'s PNG from a blob: URL and downloaded (${bytes.length} bytes), ${text.id}'s text preview`);
+
+  step = 'the job stream: SSE parsed from fetch(), resumed with Last-Event-ID';
+  const long = await submit(base, { task: 'sleep', input: { ms: 60000 } }, ops.token);
+  // The first answer is the test's own: a comment, retry:, an id, CR, LF and CRLF line
+  // ends, and one message in two data: lines. It ends there, so the page reconnects,
+  // which the test holds until it has seen the message shown.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  const streamCalls = [];
+  const streamUrl = `${base}/v1/jobs/${long.id}/events`;
+  await page.route(streamUrl, async (route) => {
+    const headers = await route.request().allHeaders();
+    streamCalls.push({ auth: headers.authorization, last: headers['last-event-id'] });
+    if (streamCalls.length === 1) {
+      await route.fulfill({
+        status: 200, headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' },
+        body: `: a comment\r\nretry: 100\r\n\r\nid: test-7\revent: progress\rdata: {"id":"${long.id}",\ndata:"progress":0.42}\n\n` +
+          'event: progress\ndata: {"id": "cut off: no blank line ends it", "progress": 0.9}\n',
+      });
+    } else {
+      await held;
+      await route.continue();
+    }
+  });
+  await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, long.id);
+  await page.locator('[data-testid="progress"][aria-valuenow="42"]').waitFor({ timeout: WAIT })
+    .catch(() => fail('the progress event of the test\'s stream (two data: lines) is not shown as 42 %'));
+  await page.waitForFunction(() => true, null, { timeout: WAIT });
+  const waitCalls = async (n) => {
+    const until = Date.now() + WAIT;
+    while (streamCalls.length < n && Date.now() < until) await page.waitForTimeout(50);
+    if (streamCalls.length < n) fail(`the job stream was opened ${streamCalls.length} times, not ${n}`);
+  };
+  await waitCalls(2);
+  await waitLive(page, 'open'); // the app's own stream, beside it
+  release();
+  await waitJobPageStatus(page, long.id, 'running');
+  await page.locator('[data-testid="cancel-button"]').click({ timeout: WAIT });
+  await waitJobPageStatus(page, long.id, 'canceled');
+  await page.unroute(streamUrl);
+  if (streamCalls[0].last !== undefined) fail(`the first stream request sent Last-Event-ID ${streamCalls[0].last}`);
+  if (streamCalls[1].last !== 'test-7') fail(`the reconnect sent Last-Event-ID ${JSON.stringify(streamCalls[1].last)}, not test-7`);
+  for (const c of streamCalls) if (c.auth !== 'Bearer ' + ops.token) fail(`a stream request sent Authorization ${JSON.stringify(c.auth)}`);
+  log(`ok - SSE: comment, retry, id, CR/LF/CRLF and two data: lines read; reconnected with Last-Event-ID test-7 and the token; ${long.id} canceled live`);
+
+  step = 'the API docs page as the admin';
+  await page.goto(base + '/docs');
+  await waitDocsLoaded(page);
+  log('ok - /docs as the admin: docs.js fetched /openapi.json with the token from sessionStorage');
+
+  step = 'sign out, sign in as alice';
+  const aliceBefore = await submit(base, { task: 'sleep', input: { ms: 10 } }, alice.token);
+  await page.goto(base + '/ui#/jobs'); // a new document: the token is still this tab's
+  await page.locator('[data-testid="jobs-view"]').waitFor({ timeout: WAIT });
+  await page.locator(rowSel(aliceBefore.id)).waitFor({ timeout: WAIT })
+    .catch(() => fail('the admin does not see alice\'s job'));
+  holding = '';
+  await page.locator('[data-testid="sign-out"]').click();
+  await waitSignInForm(page);
+  if (await page.evaluate(() => sessionStorage.length)) fail('sign out left the token in sessionStorage');
+  holding = alice.token;
+  await signIn(page, alice.token);
+  await page.locator('[data-testid="jobs-view"]').waitFor({ timeout: WAIT });
+  await waitLive(page, 'open');
+  await page.locator(rowSel(aliceBefore.id)).waitFor({ timeout: WAIT })
+    .catch(() => fail(`alice does not see her job ${aliceBefore.id}`));
+  await page.waitForFunction(() => !/…/.test(document.querySelector('[data-testid="jobs-count"]').textContent), null, { timeout: WAIT });
+  const aliceLive = await submit(base, { task: 'sleep', input: { ms: 500 } }, alice.token);
+  const opsLater = await submit(base, { task: 'sleep', input: { ms: 500 } }, ops.token);
+  await page.locator(`${rowSel(aliceLive.id)} [data-testid="job-status"]`).filter({ hasText: /^succeeded$/ }).waitFor({ timeout: WAIT })
+    .catch(() => fail(`alice's job ${aliceLive.id} did not appear and succeed live`));
+  // The admin's job ended too (it was submitted after hers): a row for it would be there by now.
+  const opsDone = await getJson(`${base}/v1/jobs/${opsLater.id}?wait=10`, ops.token);
+  if (opsDone.status !== 'succeeded') fail(`the admin's job ${opsLater.id} is ${opsDone.status}`);
+  await page.waitForTimeout(0);
+  const shownIds = await page.locator('[data-testid="job-row"]').evaluateAll((rows) => rows.map((r) => r.dataset.jobId));
+  const foreign = shownIds.filter((id) => ![aliceBefore.id, aliceLive.id].includes(id));
+  if (foreign.length) fail(`alice sees jobs not hers: ${foreign.join(', ')} (admin's: ${opsJob.id}, ${opsLater.id}, …)`);
+  await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, opsJob.id);
+  await page.locator('[data-testid="job-missing"]').waitFor({ timeout: WAIT })
+    .catch(() => fail(`alice's page of the admin's job ${opsJob.id} does not say no such job`));
+  log(`ok - alice: signed out and in, sees only ${shownIds.join(', ')} (her ${aliceLive.id} live), the admin's job is 404`);
+
+  step = 'alice\'s overview: the 403 of /metrics instead of the chart';
+  await page.locator('[data-testid="nav-overview"]').click();
+  await page.locator('[data-testid="task-row"][data-task="sleep"]').waitFor({ timeout: WAIT })
+    .catch(() => fail('alice\'s overview has no task table (read scope)'));
+  await page.locator('[data-testid="metrics-denied"]').filter({ hasText: /scope "admin"/ }).waitFor({ timeout: WAIT })
+    .catch(async () => fail(`alice's overview does not show the 403's reason: ${await page.locator('[data-testid="throughput"]').innerText()}`));
+  const deniedText = (await page.locator('[data-testid="metrics-denied"]').innerText()).replace(/\s+/g, ' ').trim();
+  if (await page.locator('[data-testid="throughput-chart"]').isVisible()) fail('alice\'s overview shows the chart beside the 403');
+  if (await page.locator('[data-testid="sign-in"]').isVisible()) fail('a 403 brought up the sign-in form');
+  await checkNoStrayText(page, 'alice\'s overview');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'overview-403.png'), fullPage: true });
+  log(`ok - alice overview: "${deniedText}"`);
+
+  step = 'the API docs page as alice, and in a tab with no token';
+  await page.goto(base + '/docs');
+  await page.locator('[data-testid="docs-auth"]').filter({ hasText: /admin/ }).waitFor({ timeout: WAIT })
+    .catch(() => fail('/docs with alice\'s token does not say an admin token is needed'));
+  const href = await page.locator('[data-testid="docs-sign-in"]').getAttribute('href');
+  if (href !== '/ui') fail(`/docs links to ${href} to sign in`);
+  const fresh = await context.newPage();
+  watchPage(fresh, 'auth, no token');
+  await fresh.goto(base + '/docs');
+  await fresh.locator('[data-testid="docs-auth"]').filter({ hasText: /admin token/ }).waitFor({ timeout: WAIT })
+    .catch(() => fail('/docs without a token does not say an admin token is needed'));
+  await fresh.close();
+  lastPage = page;
+  log('ok - /docs: alice\'s token and no token are told an admin token is needed, with a link to /ui');
+
+  await checkRequests();
+  if (pageErrors.length) fail(`the page reported errors:\n  ${pageErrors.join('\n  ')}`);
+  log(`ok - ${requests.length} requests: no token in a URL, every API call with the token held`);
+  await context.close();
 }
 
 // Interrupted: the server goes with us.
@@ -395,6 +720,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 let code = 0;
 try {
   await run();
+  await stopServer();
+  await runAuth();
   log('dashboard test: all steps passed');
 } catch (e) {
   code = 1;
@@ -403,9 +730,10 @@ try {
   if (browser) {
     try {
       const pages = browser.contexts().flatMap((c) => c.pages());
-      if (pages.length) {
+      const shown = lastPage && pages.includes(lastPage) ? lastPage : pages[0];
+      if (shown) {
         const shot = path.join(ARTIFACTS, 'failure.png');
-        await pages[0].screenshot({ path: shot, fullPage: true });
+        await shown.screenshot({ path: shot, fullPage: true });
         process.stderr.write(`screenshot of the failure: ${shot}\n`);
       }
     } catch (err) { /* the browser may be gone */ }

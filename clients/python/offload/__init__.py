@@ -5,6 +5,7 @@ Clients (standard library only)::
     import offload
 
     c = offload.Client("http://127.0.0.1:8080")       # blocking, one keep-alive connection
+                                                       # (token=: default $OFFLOAD_TOKEN)
     squares = c.map("square", range(1000))             # results in input order
 
     async with offload.AsyncClient() as c:             # asyncio, a pool of connections
@@ -24,19 +25,19 @@ offload.worker.
 which imports this package too, does not pay for http.client and asyncio.
 """
 
-from .errors import (BadRequest, Conflict, InvalidInput, JobCanceled, JobFailed, NetworkError, NotFinished,
-                     NotFound, OffloadError, PayloadTooLarge, QueueFull, Refused, ResponseTooLarge, ServerError,
-                     Timeout, Unavailable, UnsupportedMediaType)
+from .errors import (BadRequest, Conflict, Forbidden, InvalidInput, JobCanceled, JobFailed, NetworkError,
+                     NotFinished, NotFound, OffloadError, PayloadTooLarge, QueueFull, Refused, ResponseTooLarge,
+                     ServerError, Timeout, Unauthorized, Unavailable, UnsupportedMediaType)
 from .job import Job
 from .worker import Canceled, Context, File, JobError, JobFile
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AsyncClient", "BadRequest", "Canceled", "Client", "Conflict", "Context", "File", "InvalidInput", "Job",
-    "JobCanceled", "JobError", "JobFailed", "JobFile", "NetworkError", "NotFinished", "NotFound", "OffloadError",
-    "PayloadTooLarge", "QueueFull", "Refused", "ResponseTooLarge", "ServerError", "Timeout", "Unavailable",
-    "UnsupportedMediaType",
+    "AsyncClient", "BadRequest", "Canceled", "Client", "Conflict", "Context", "File", "Forbidden", "InvalidInput",
+    "Job", "JobCanceled", "JobError", "JobFailed", "JobFile", "NetworkError", "NotFinished", "NotFound",
+    "OffloadError", "PayloadTooLarge", "QueueFull", "Refused", "ResponseTooLarge", "ServerError", "Timeout",
+    "Unauthorized", "Unavailable", "UnsupportedMediaType",
 ]
 
 

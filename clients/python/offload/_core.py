@@ -126,13 +126,49 @@ class Await:
         self.awaitable = awaitable
 
 
+# Where a client finds its token when none is given (the CLI reads it too).
+TOKEN_ENV = "OFFLOAD_TOKEN"
+# RFC 6750's token68, which is what `offload token create` makes (ofl_ and base64url).
+_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*", re.ASCII)
+
+
+def token_of(token):
+    """The token to send, or None: ``token`` when given, else $OFFLOAD_TOKEN when it is
+    set and not empty. "" sends none, whatever the environment says. ValueError for a
+    token that cannot go in a header; its message never shows the token."""
+    origin = "token="
+    if token is None:
+        token = os.environ.get(TOKEN_ENV) or None
+        origin = "$" + TOKEN_ENV
+    if token is None or token == "":
+        return None
+    if not isinstance(token, str):
+        raise TypeError("token must be a string, not %s" % type(token).__name__)
+    if not _TOKEN.fullmatch(token):
+        raise ValueError("%s is not a bearer token: letters, digits and -._~+/ only, as `offload token create` "
+                         "prints it (the value is not shown here)" % origin)
+    return token
+
+
 class Settings:
-    """What a client was made with; constant after construction."""
+    """What a client was made with; constant after construction. The token is in
+    ``headers`` (Authorization), sent with every request, never in a URL; ``repr``
+    does not show it."""
 
     def __init__(self, url, token, timeout, retries, busy_timeout):
         parts = urlsplit(url)
+        if "@" in parts.netloc:
+            # Not echoed: what stands before the @ is a credential.
+            raise ValueError("url must not carry a user or password (USER:PASSWORD@HOST): give token= or "
+                             "$%s" % TOKEN_ENV)
+        if parts.query or parts.fragment:
+            # Not echoed: a query is where a token must never go (the server answers 400
+            # token-in-query), and it would be sent with no request anyway.
+            raise ValueError("url must be http://HOST:PORT with at most a path, without a query or fragment; "
+                             "a token goes in token= or $%s" % TOKEN_ENV)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("url must be http://HOST:PORT or https://HOST:PORT, got %r" % (url,))
+        token = token_of(token)
         self.url = url
         self.tls = parts.scheme == "https"
         self.host = parts.hostname
@@ -145,8 +181,11 @@ class Settings:
         host = "[%s]" % self.host if ":" in self.host else self.host
         self.host_header = host if parts.port is None else "%s:%d" % (host, self.port)
         self.headers = {"User-Agent": "offload-python/" + __version__, "Accept": "application/json"}
-        if token:
+        if token is not None:
             self.headers["Authorization"] = "Bearer " + token
+
+    def __repr__(self):
+        return "Settings(url=%r, token=%s)" % (self.url, "<set>" if self.token is not None else None)
 
     def answer_within(self, server_wait=0.0):
         """The socket timeout of a request the server may hold ``server_wait`` s."""

@@ -35,9 +35,9 @@ DEFAULT_URL = "http://127.0.0.1:8080"
 class AsyncClient:
     """An asyncio client of one offload server.
 
-    ``url``, ``token``, ``timeout``, ``retries``, ``busy_timeout`` as for
-    offload.Client. ``max_connections``: the pool's size, requests in flight at once.
-    Use ``async with AsyncClient(...) as c:``, or ``await c.close()`` when done.
+    ``url``, ``token`` (default $OFFLOAD_TOKEN), ``timeout``, ``retries``,
+    ``busy_timeout`` as for offload.Client. ``max_connections``: the pool's size,
+    requests in flight at once. Use ``async with AsyncClient(...) as c:``, or ``await c.close()`` when done.
     """
 
     def __init__(self, url=DEFAULT_URL, token=None, timeout=60.0, *, retries=3, busy_timeout=0.0,
@@ -55,6 +55,10 @@ class AsyncClient:
     @property
     def url(self):
         return self._settings.url
+
+    def __repr__(self):
+        return "%s(%r, token=%s)" % (type(self).__name__, self._settings.url,
+                                      "<set>" if self._settings.token is not None else None)
 
     # ---- the API (as offload.Client's; see its docstrings) ----------------------
 

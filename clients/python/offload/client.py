@@ -32,7 +32,13 @@ class Client:
     """A client of one offload server.
 
     ``url``: the server, ``http://HOST:PORT`` (a path after it is a prefix, for a
-    server behind a proxy). ``token``: sent as ``Authorization: Bearer TOKEN``.
+    server behind a proxy; no query, no user:password). ``token``: the server's access
+    token (``offload token create``), sent as ``Authorization: Bearer TOKEN`` with
+    every request, never in a URL; None (the default) takes $OFFLOAD_TOKEN when it is
+    set, "" sends none. A server with ``[auth]`` answers a missing or unknown token
+    with Unauthorized (401), a token without the scope a call needs with Forbidden
+    (403), and another tenant's job as NotFound. Neither ``repr`` nor an exception
+    shows the token.
     ``timeout``: seconds an answer may take beyond what the request asks the server to
     wait (a long poll's window, a ``Prefer: wait``); None waits for ever.
     ``retries``: how many times a request safe to repeat is sent again after a
@@ -50,6 +56,10 @@ class Client:
     @property
     def url(self):
         return self._settings.url
+
+    def __repr__(self):
+        return "%s(%r, token=%s)" % (type(self).__name__, self._settings.url,
+                                      "<set>" if self._settings.token is not None else None)
 
     # ---- the API ---------------------------------------------------------------
 

@@ -8,6 +8,9 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     status  type                             exception
     ------  -------------------------------  ----------------------------------------
     400     malformed-request                BadRequest
+    400     token-in-query                   BadRequest (the clients never send one)
+    401     unauthorized                     Unauthorized
+    403     insufficient-scope               Forbidden (scope)
     403     origin-not-allowed               Refused
     404     not-found                        NotFound
     405     method-not-allowed               Refused
@@ -33,12 +36,13 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     504     run-timeout                      Timeout (the server canceled the job)
     507     insufficient-storage             Unavailable (retry_after)
 
-A type the table does not know falls back on its status: 404 NotFound, 409 Conflict,
-413 PayloadTooLarge, 415 UnsupportedMediaType, 429 QueueFull, 503 Unavailable, another
-5xx ServerError, else OffloadError. Two more come from the client itself, with ``status`` None:
-``NetworkError`` (no answer: refused, reset or closed, after the retries the client
-allows) and ``Timeout`` (``wait`` or ``map`` ran out of time, or the server did not
-answer within the client's ``timeout``).
+A type the table does not know falls back on its status: 401 Unauthorized, 403
+Forbidden, 404 NotFound, 409 Conflict, 413 PayloadTooLarge, 415 UnsupportedMediaType,
+429 QueueFull, 503 Unavailable, another 5xx ServerError, else OffloadError. Two more
+come from the client itself, with ``status`` None: ``NetworkError`` (no answer:
+refused, reset or closed, after the retries the client allows) and ``Timeout``
+(``wait`` or ``map`` ran out of time, or the server did not answer within the
+client's ``timeout``).
 
 An unknown task is an ``InvalidInput`` whose ``field`` is ``"task"``: the server reads
 it as a request naming something that does not exist, like an unknown field.
@@ -95,6 +99,24 @@ class InvalidInput(BadRequest):
         self.field = field_of(detail)
 
 
+class Unauthorized(OffloadError):
+    """401 unauthorized: the server takes requests with a token (``[auth]``) and this
+    one had none, or one it does not know (revoked, mistyped). Give the client
+    ``token=``, or set $OFFLOAD_TOKEN; ``detail`` says which of the two it was. The
+    token itself is never part of the exception."""
+
+
+class Forbidden(OffloadError):
+    """403 insufficient-scope: the token is known but lacks the scope this call needs
+    (submit, read, cancel or admin). ``scope`` is the one needed, as the detail names
+    it, or None."""
+
+    def __init__(self, detail, **kw):
+        super().__init__(detail, **kw)
+        m = _SCOPE.search(detail) if isinstance(detail, str) else None
+        self.scope = m.group(1) if m else None
+
+
 class Refused(OffloadError):
     """The server refused the request as sent: a web origin it does not allow (403), a
     method (405), a media type (415), a range (416), a host name (421), a header too
@@ -108,7 +130,8 @@ class UnsupportedMediaType(Refused):
 
 
 class NotFound(OffloadError):
-    """404: no job with that id (or retention removed it), or no such path."""
+    """404: no job with that id (or retention removed it; or, on a server with
+    ``[auth]``, it is another tenant's), or no such path."""
 
 
 class Conflict(OffloadError):
@@ -191,6 +214,9 @@ class Timeout(OffloadError, TimeoutError):
 # The problem types the server sends (docs/api.md, "Errors") and their exceptions.
 _BY_TYPE = {
     "malformed-request": BadRequest,
+    "token-in-query": BadRequest,
+    "unauthorized": Unauthorized,
+    "insufficient-scope": Forbidden,
     "origin-not-allowed": Refused,
     "not-found": NotFound,
     "method-not-allowed": Refused,
@@ -218,6 +244,8 @@ _BY_TYPE = {
 
 _BY_STATUS = {
     400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
@@ -226,6 +254,9 @@ _BY_STATUS = {
     429: QueueFull,
     503: Unavailable,
 }
+
+# 'this request needs a token with scope "submit"; token "alice" does not have it'.
+_SCOPE = re.compile(r'scope "([a-z]+)"')
 
 _RETRY_AFTER = (QueueFull, Unavailable, NotFinished)
 

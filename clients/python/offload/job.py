@@ -19,8 +19,9 @@ class Job:
     None), ``progress`` (0..1 or None), ``map`` (a map's counters, or None),
     ``files`` (the job's files: dicts with ``field``, ``filename``, ``content_type``,
     ``size``, ``sha256``; None when it has none), ``retry_of`` (the job this one
-    retries, or None) and ``raw``, the whole dict, for fields this class does not name.
-    A snapshot: it does not change when the job does.
+    retries, or None), ``tenant`` (the name of the token that submitted it, on a
+    server with ``[auth]``; else None) and ``raw``, the whole dict, for fields this
+    class does not name. A snapshot: it does not change when the job does.
     """
 
     __slots__ = ("raw",)
@@ -62,5 +63,5 @@ class Job:
 _FIELDS = frozenset((
     "id", "task", "status", "priority", "position", "attempts", "created_at", "started_at",
     "finished_at", "result", "result_type", "result_url", "result_size", "result_sha256", "error", "progress",
-    "map", "error_history", "files", "retry_of",
+    "map", "error_history", "files", "retry_of", "tenant",
 ))

@@ -88,6 +88,13 @@ class Server:
         self._log.close()
 
 
+@pytest.fixture(autouse=True)
+def no_token_from_the_environment(monkeypatch):
+    """The clients take $OFFLOAD_TOKEN when no token= is given: one in the shell that
+    runs the tests must not reach them. A test that wants it sets it (monkeypatch)."""
+    monkeypatch.delenv("OFFLOAD_TOKEN", raising=False)
+
+
 @pytest.fixture
 def start_server(tmp_path):
     """start_server(settings="", tables="", base=True, files=None) -> Server: top-level

@@ -41,6 +41,9 @@ def test_every_problem_type_the_server_sends_has_its_exception():
 
 @pytest.mark.parametrize("status,name,cls", [
     (400, "malformed-request", offload.BadRequest),
+    (400, "token-in-query", offload.BadRequest),
+    (401, "unauthorized", offload.Unauthorized),
+    (403, "insufficient-scope", offload.Forbidden),
     (403, "origin-not-allowed", offload.Refused),
     (404, "not-found", offload.NotFound),
     (409, "conflict", offload.Conflict),
@@ -69,9 +72,18 @@ def test_from_problem(status, name, cls):
 
 def test_unknown_types_fall_back_on_the_status():
     assert type(errors.from_problem(404, {"type": "about:blank"})) is offload.NotFound
+    assert type(errors.from_problem(401, None)) is offload.Unauthorized  # A proxy's login page.
+    assert type(errors.from_problem(403, {"type": "about:blank"})) is offload.Forbidden
     assert type(errors.from_problem(502, None)) is offload.ServerError
     assert type(errors.from_problem(418, {"detail": "teapot"})) is offload.OffloadError
     assert errors.from_problem(418, {"detail": "teapot"}).detail == "teapot"
+
+
+def test_forbidden_names_the_scope_it_needs():
+    detail = 'this request needs a token with scope "cancel"; token "alice" does not have it'
+    e = errors.from_problem(403, {"type": "urn:offload:problem:insufficient-scope", "detail": detail})
+    assert type(e) is offload.Forbidden and e.scope == "cancel" and e.detail == detail
+    assert errors.from_problem(403, {"detail": "go away"}).scope is None
 
 
 def test_job_failed_carries_the_error_member():
