@@ -1,7 +1,8 @@
 // OriginPolicy: which web pages, and which host names, may talk to this server.
 //
-// offload has no authentication and listens on loopback by default, trusting that only
-// the local user reaches it. A web browser breaks that trust: any page the user visits
+// Without [auth] offload asks nobody who they are and listens on loopback only,
+// trusting that only the local user reaches it. A web browser breaks that trust (and,
+// with [auth], would send no token but could still submit to an open server): any page the user visits
 // can send a "simple" cross-origin request (a form or fetch() POST with a text/plain
 // body needs no CORS preflight, and its answer need not be readable to do harm), and
 // with DNS rebinding a page reaches 127.0.0.1 under its own name. Three checks close
