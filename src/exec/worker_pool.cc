@@ -11,9 +11,9 @@
 #include <future>
 #include <optional>
 
+#include "exec/worker_message.h"
 #include "offload/error_types.h"
 #include "util/base64.h"
-#include "util/json_reader.h"
 #include "util/json_writer.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
@@ -49,25 +49,6 @@ std::string StderrSuffix(const OutputTail& tail) {
   if (tail.empty()) return "; its stderr was empty";
   return "; its last stderr:\n" + tail.str();
 }
-
-// {"type", "message", "detail"} of a protocol message's "error" (or a bare string).
-JobError ErrorFromMessage(const json::object& msg, std::string_view default_type) {
-  JobError err{std::string(default_type), "the worker reported an error without a message"};
-  const json::value* e = msg.if_contains("error");
-  if (!e) return err;
-  if (e->is_string()) {
-    err.message = e->get_string();
-    return err;
-  }
-  if (!e->is_object()) return err;
-  const json::object& o = e->get_object();
-  if (auto* t = o.if_contains("type"); t && t->is_string() && !t->get_string().empty()) err.type = t->get_string();
-  if (auto* m = o.if_contains("message"); m && m->is_string()) err.message = m->get_string();
-  if (auto* d = o.if_contains("detail"); d && d->is_string()) err.detail = d->get_string();
-  return err;
-}
-
-bool IsTrue(const json::value* v) { return v && v->is_bool() && v->get_bool(); }
 
 // ,"files":[…],"result_path":… of a job message: where the job's files are and where
 // the worker may write its result.
@@ -175,13 +156,13 @@ struct WorkerPool::Impl {
   void OnStdout(Worker* w, std::string_view data);
   void OnStderr(Worker* w, std::string_view data);
   void HandleLine(Worker* w, std::string_view line);
-  void OnReady(Worker* w, const json::object& msg);
-  void OnFatal(Worker* w, const json::object& msg);
+  void OnReady(Worker* w, WorkerMessage& msg);
+  void OnFatal(Worker* w, WorkerMessage& msg);
   void OnExit(Worker* w, const ExitStatus& status);
   // The worker answered its current message: `outcome` for a job message (an element
   // of a batch fed one at a time, or a single job).
   void OnJobAnswer(Worker* w, Result outcome);
-  void OnBatchAnswer(Worker* w, json::object& msg, std::size_t line_size);
+  void OnBatchAnswer(Worker* w, WorkerMessage& msg, std::size_t line_size);
   // Reports the worker's job and frees the worker (or recycles it). A single job
   // reports `single_outcome` (REQUIRES: set for it); a batch its outcomes.
   void FinishJob(Worker* w, std::optional<Result> single_outcome = std::nullopt);
@@ -197,8 +178,8 @@ struct WorkerPool::Impl {
   void FailOneWaiting(const JobError& error);
   void Shutdown();
   void Publish();
-  // The result in a message, moved out of it. `size`: of the line it came in, which
-  // bounds the result's; 0 when the caller checked it.
+  // The result in a message (null when it had none), moved out of it. `size`: of
+  // the line it came in, which bounds the result's; 0 when the caller checked it.
   Result ParseResult(json::value* result, bool base64, std::size_t size) const;
   Result TooLarge() const;
   std::string Name(const Worker* w) const {
@@ -358,28 +339,25 @@ void WorkerPool::Impl::OnStderr(Worker* w, std::string_view data) {
 }
 
 void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
-  if (line.find_first_not_of(" \t\r") == std::string_view::npos) return;
-  ErrorOr<json::value> parsed = ParseJson(line);
-  if (!parsed && parsed.error().code == ErrorCode::kInvalidArgument) {
+  WorkerMessage msg = ParseWorkerMessage(line);
+  using Kind = WorkerMessage::Kind;
+  if (msg.kind == Kind::kBlank) return;
+  if (msg.kind == Kind::kUnusable) {
     // A protocol message with a number no value holds (1e400): it cannot be read as
     // the worker meant it, and guessing would turn a result into Infinity.
     if (w->state == Worker::State::kBusy) {
-      Result bad = Result::Fail(error_type::kInvalidResult,
-                                "the worker sent a message that is not usable JSON: " + parsed.error().detail);
+      Result bad =
+          Result::Fail(error_type::kInvalidResult, "the worker sent a message that is not usable JSON: " + msg.detail);
       if (w->sent_batch) {
         w->job->FailRest(bad.error());
         return FinishJob(w);
       }
       return OnJobAnswer(w, std::move(bad));
     }
-    spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), parsed.error().detail);
+    spdlog::warn("{}: ignored a stdout line with a number out of range: {}", Name(w), msg.detail);
     return;
   }
-  json::value v = parsed ? std::move(*parsed) : json::value();
-  json::object* msg = v.is_object() ? &v.get_object() : nullptr;
-  const json::value* type_v = msg ? msg->if_contains("type") : nullptr;
-  const json::string* type = type_v ? type_v->if_string() : nullptr;
-  if (!type) {
+  if (msg.kind == Kind::kNoise) {
     if (++w->noise_lines <= kMaxNoiseLogs) {
       spdlog::warn(
           "{}: ignored a stdout line that is not a protocol message (print to stderr "
@@ -388,46 +366,38 @@ void WorkerPool::Impl::HandleLine(Worker* w, std::string_view line) {
     }
     return;
   }
-  if (*type == "ready") return OnReady(w, *msg);
-  if (*type == "fatal") return OnFatal(w, *msg);
+  if (msg.kind == Kind::kReady) return OnReady(w, msg);
+  if (msg.kind == Kind::kFatal) return OnFatal(w, msg);
   // The rest are about the current job (or batch).
-  const json::value* id = msg->if_contains("id");
-  if (w->state != Worker::State::kBusy || !id || !id->is_string() || id->get_string() != w->message_id) {
-    spdlog::warn("{}: ignored a \"{}\" message that is not about its current job: {:.200}", Name(w),
-                 std::string_view(*type), line);
+  if (w->state != Worker::State::kBusy || !msg.id || *msg.id != w->message_id) {
+    spdlog::warn("{}: ignored a \"{}\" message that is not about its current job: {:.200}", Name(w), msg.type, line);
     return;
   }
-  if (*type == "progress") {
-    const json::value* p = msg->if_contains("progress");
+  if (msg.kind == Kind::kProgress) {
     // A batch's elements share the map's context: the map counts its own progress.
-    if (p && p->is_number() && !w->job->batch) w->job->context()->ReportProgress(p->to_number<double>());
-  } else if (*type == "result" && !w->sent_batch && !w->job->batch && IsTrue(msg->if_contains("result_file"))) {
+    if (msg.progress && !w->job->batch) w->job->context()->ReportProgress(*msg.progress);
+  } else if (msg.kind == Kind::kResult && !w->sent_batch && !w->job->batch && msg.result_file) {
     // The worker wrote the result to the file the job message named.
     OnJobAnswer(w, Result::File(options.content_type, w->job->exec.result_path));
-  } else if (*type == "result" && !w->sent_batch) {
-    const json::value* enc = msg->if_contains("encoding");
-    const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
-    OnJobAnswer(w, ParseResult(msg->if_contains("result"), base64, line.size()));
-  } else if (*type == "error" && !w->sent_batch) {
-    OnJobAnswer(w, Result::Fail(ErrorFromMessage(*msg, error_type::kWorkerError)));
-  } else if (*type == "batch_result" && w->sent_batch) {
-    OnBatchAnswer(w, *msg, line.size());
+  } else if (msg.kind == Kind::kResult && !w->sent_batch) {
+    OnJobAnswer(w, ParseResult(msg.result ? &*msg.result : nullptr, msg.base64, line.size()));
+  } else if (msg.kind == Kind::kError && !w->sent_batch) {
+    OnJobAnswer(w, Result::Fail(std::move(msg.error)));
+  } else if (msg.kind == Kind::kBatchResult && w->sent_batch) {
+    OnBatchAnswer(w, msg, line.size());
   } else {
-    spdlog::warn("{}: ignored a message of unexpected type \"{}\"", Name(w), std::string_view(*type));
+    spdlog::warn("{}: ignored a message of unexpected type \"{}\"", Name(w), msg.type);
   }
 }
 
-void WorkerPool::Impl::OnReady(Worker* w, const json::object& msg) {
+void WorkerPool::Impl::OnReady(Worker* w, WorkerMessage& msg) {
   if (w->state != Worker::State::kStarting) return;
   w->state = Worker::State::kIdle;
   w->ready_timer.reset();
-  if (const json::value* f = msg.if_contains("features"); f && f->is_array()) {
-    for (const json::value& name : f->get_array()) {
-      if (!name.is_string()) continue;
-      w->features.emplace_back(name.get_string());
-      if (name.get_string() == "batch") w->batch_feature = true;
-      if (name.get_string() == "cancel") w->cancel_feature = true;
-    }
+  for (std::string& name : msg.features) {
+    if (name == "batch") w->batch_feature = true;
+    if (name == "cancel") w->cancel_feature = true;
+    w->features.push_back(std::move(name));
   }
   failed_starts = 0;
   last_features = w->features;
@@ -436,9 +406,9 @@ void WorkerPool::Impl::OnReady(Worker* w, const json::object& msg) {
   Dispatch();
 }
 
-void WorkerPool::Impl::OnFatal(Worker* w, const json::object& msg) {
+void WorkerPool::Impl::OnFatal(Worker* w, WorkerMessage& msg) {
   if (w->state != Worker::State::kStarting) return;
-  JobError err = ErrorFromMessage(msg, error_type::kWorkerUnavailable);
+  JobError err = std::move(msg.error);
   spdlog::error("{}: cannot start: {}: {}{}", Name(w), err.type, err.message,
                 err.detail.empty() ? "" : "\n" + err.detail);
   w->fatal = std::move(err);
@@ -485,11 +455,10 @@ void WorkerPool::Impl::OnJobAnswer(Worker* w, Result outcome) {
   SendNext(w);
 }
 
-void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t line_size) {
+void WorkerPool::Impl::OnBatchAnswer(Worker* w, WorkerMessage& msg, std::size_t line_size) {
   PoolJob* job = w->job.get();
   const std::size_t n = job->elements.size();
-  json::value* results_v = msg.if_contains("results");
-  json::array* results = results_v ? results_v->if_array() : nullptr;
+  json::array* results = msg.results ? &*msg.results : nullptr;
   if (!results || results->size() > n) {
     job->FailRest(JobError{error_type::kInvalidResult, "the worker's batch_result has no \"results\" list of at most " +
                                                            std::to_string(n) + " outcomes (docs/worker-protocol.md)"});
@@ -503,25 +472,7 @@ void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t l
     return FinishJob(w);
   }
   // Failed elements, by position; most batches have none.
-  std::vector<std::pair<std::size_t, JobError>> errors;
-  if (const json::value* e = msg.if_contains("errors"); e && e->is_array()) {
-    for (const json::value& item : e->get_array()) {
-      const json::object* o = item.if_object();
-      const json::value* index = o ? o->if_contains("index") : nullptr;
-      if (!index || !index->is_int64() || index->get_int64() < 0 ||
-          static_cast<std::size_t>(index->get_int64()) >= ran) {
-        continue;
-      }
-      json::object wrapped{{"error", *o}};
-      errors.emplace_back(static_cast<std::size_t>(index->get_int64()),
-                          ErrorFromMessage(wrapped, error_type::kWorkerError));
-    }
-    std::stable_sort(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    // An element named twice keeps its first error.
-    errors.erase(
-        std::unique(errors.begin(), errors.end(), [](const auto& a, const auto& b) { return a.first == b.first; }),
-        errors.end());
-  }
+  std::vector<std::pair<std::size_t, JobError>> errors = std::move(msg.errors);
   BatchOutcome& outcome = job->outcome;
   if (options.content_type == "application/json") {
     // The values as parsed, moved whole: the whole answer was within max_result, so
@@ -530,8 +481,7 @@ void WorkerPool::Impl::OnBatchAnswer(Worker* w, json::object& msg, std::size_t l
     for (auto& [index, error] : errors) outcome.values[index] = nullptr;
     outcome.errors = std::move(errors);
   } else {
-    const json::value* enc = msg.if_contains("encoding");
-    const bool base64 = enc && enc->is_string() && enc->get_string() == "base64";
+    const bool base64 = msg.base64;
     auto error = errors.begin();
     for (std::size_t i = 0; i < ran; ++i) {
       if (error != errors.end() && error->first == i) {

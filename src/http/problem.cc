@@ -113,4 +113,15 @@ std::string ProblemBody(const Problem& p) {
   return WriteJson(body);
 }
 
+HttpResponse ProblemResponse(const Problem& p) {
+  namespace http = boost::beast::http;
+  HttpResponse res{p.status, 11};
+  res.set(http::field::content_type, "application/problem+json");
+  if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
+  if (!p.accept.empty()) res.set(http::field::accept, p.accept);
+  if (!p.www_authenticate.empty()) res.set(http::field::www_authenticate, p.www_authenticate);
+  res.body() = ProblemBody(p);
+  return res;
+}
+
 }  // namespace offload

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "http/exchange.h"
 #include "offload/result.h"
 #include "util/error.h"
 
@@ -46,5 +47,9 @@ boost::json::object JobErrorToJson(const JobError& error);
 
 // {"type", "title", "status", "detail"} serialized, and "error" when set.
 std::string ProblemBody(const Problem& p);
+
+// The response of `p`: its status, body and the headers it names (Retry-After,
+// Accept, WWW-Authenticate).
+HttpResponse ProblemResponse(const Problem& p);
 
 }  // namespace offload

@@ -309,11 +309,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
   void SendProblemAndClose(const Problem& p) {
-    HttpResponse res{p.status, 11};
-    res.set(http::field::content_type, "application/problem+json");
-    if (p.retry_after_s > 0) res.set(http::field::retry_after, std::to_string(p.retry_after_s));
-    if (!p.accept.empty()) res.set(http::field::accept, p.accept);
-    res.body() = ProblemBody(p);
+    HttpResponse res = ProblemResponse(p);
     keep_alive_ = false;
     head_ = false;
     awaiting_ = true;

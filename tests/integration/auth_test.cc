@@ -331,6 +331,7 @@ TEST_F(AuthTest, AnUploadIsRefusedBeforeItsBodyWithoutAToken) {
   ASSERT_NO_FATAL_FAILURE(StartWithAuth());
   Response refused = client().Post("/v1/jobs?task=upload", "hello", {{"Content-Type", "text/plain"}});
   EXPECT_EQ(refused.status, 401) << Describe(refused);
+  EXPECT_EQ(refused.header("www-authenticate"), "Bearer realm=\"offload\"");
   Headers headers = alice_.Bearer();
   headers.emplace_back("Content-Type", "text/plain");
   Response sent = client().Post("/v1/jobs?task=upload", "hello", headers);

@@ -15,7 +15,7 @@
 //   OFFLOAD_ARTIFACTS  where screenshots go (default: ui-artifacts in the OS temp folder)
 //   CHROMIUM           the browser (default /usr/bin/chromium)
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -462,7 +462,7 @@ cpu = 4
 
 # A text result, shown through a Range request.
 [tasks.texty]
-command = ["/bin/sh", "-c", "cat >/dev/null; printf 'hello from a text result'"]
+command = ["/bin/sh", "-c", "read -r input; printf 'hello from a text result'"]
 content_type = "text/plain"
 
 [auth]
@@ -502,9 +502,10 @@ async function runAuth() {
       const url = r.url();
       for (const t of [ops.token, alice.token]) if (url.includes(t)) return `the token in a URL: ${url}`;
       const p = new URL(url).pathname;
-      if (holding && (p.startsWith('/v1/') || p === '/metrics' || p === '/openapi.json')) {
+      const want = holding;
+      if (want && (p.startsWith('/v1/') || p === '/metrics' || p === '/openapi.json')) {
         const got = (await r.allHeaders()).authorization;
-        if (got !== 'Bearer ' + holding) return `${r.method()} ${p} sent Authorization ${JSON.stringify(got)}`;
+        if (got !== 'Bearer ' + want) return `${r.method()} ${p} sent Authorization ${JSON.stringify(got)}`;
       }
       return '';
     })());
@@ -524,6 +525,7 @@ async function runAuth() {
     .catch(() => fail('a token the server does not know gave no error in the form'));
   if (!(await page.locator('[data-testid="sign-in"]').isVisible())) fail('the form went away after a wrong token');
   if (await page.evaluate(() => sessionStorage.length)) fail('a refused token was kept');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'sign-in.png'), fullPage: true });
   log('ok - sign-in: the 401 shows the form (password input, live closed); an unknown token is refused in it');
 
   step = 'sign in as the admin';
@@ -585,7 +587,7 @@ async function runAuth() {
   ]).catch(() => fail('Download gave no download'));
   const saved = path.join(tmp, 'download.bin');
   await download.saveAs(saved);
-  const bytes = (await import('node:fs')).readFileSync(saved);
+  const bytes = readFileSync(saved);
   if (bytes.subarray(0, 8).toString('latin1') !== '\x89PNG\r\n\x1a\n') fail(`the download is not the PNG: ${bytes.subarray(0, 16).toString('hex')}`);
   await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, text.id);
   await waitJobPageStatus(page, text.id, 'succeeded');
@@ -600,16 +602,19 @@ async function runAuth() {
   // which the test holds until it has seen the message shown.
   let release;
   const held = new Promise((resolve) => { release = resolve; });
+  let reconnected;
+  const secondCall = new Promise((resolve) => { reconnected = resolve; });
   const streamCalls = [];
   const streamUrl = `${base}/v1/jobs/${long.id}/events`;
   await page.route(streamUrl, async (route) => {
     const headers = await route.request().allHeaders();
     streamCalls.push({ auth: headers.authorization, last: headers['last-event-id'] });
+    if (streamCalls.length === 2) reconnected();
     if (streamCalls.length === 1) {
       await route.fulfill({
         status: 200, headers: { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store' },
         body: `: a comment\r\nretry: 100\r\n\r\nid: test-7\revent: progress\rdata: {"id":"${long.id}",\ndata:"progress":0.42}\n\n` +
-          'event: progress\ndata: {"id": "cut off: no blank line ends it", "progress": 0.9}\n',
+          `event: progress\ndata: {"id":"${long.id}","progress":0.9}\n`, // no blank line ends it: dropped
       });
     } else {
       await held;
@@ -619,14 +624,13 @@ async function runAuth() {
   await page.evaluate((id) => { location.hash = '#/jobs/' + id; }, long.id);
   await page.locator('[data-testid="progress"][aria-valuenow="42"]').waitFor({ timeout: WAIT })
     .catch(() => fail('the progress event of the test\'s stream (two data: lines) is not shown as 42 %'));
-  await page.waitForFunction(() => true, null, { timeout: WAIT });
-  const waitCalls = async (n) => {
-    const until = Date.now() + WAIT;
-    while (streamCalls.length < n && Date.now() < until) await page.waitForTimeout(50);
-    if (streamCalls.length < n) fail(`the job stream was opened ${streamCalls.length} times, not ${n}`);
-  };
-  await waitCalls(2);
-  await waitLive(page, 'open'); // the app's own stream, beside it
+  let bound;
+  await Promise.race([secondCall, new Promise((resolve, reject) => {
+    bound = setTimeout(() => reject(new Error(`the job stream that ended was not opened again within ${WAIT / 1000} s`)), WAIT);
+  })]).finally(() => clearTimeout(bound));
+  // The first answer has ended, all read: its cut-off last message was not shown.
+  const shownProgress = await page.locator('[data-testid="progress"]').getAttribute('aria-valuenow');
+  if (shownProgress !== '42') fail(`after the test's stream ended the progress shows ${shownProgress}, not 42`);
   release();
   await waitJobPageStatus(page, long.id, 'running');
   await page.locator('[data-testid="cancel-button"]').click({ timeout: WAIT });
@@ -666,7 +670,10 @@ async function runAuth() {
   // The admin's job ended too (it was submitted after hers): a row for it would be there by now.
   const opsDone = await getJson(`${base}/v1/jobs/${opsLater.id}?wait=10`, ops.token);
   if (opsDone.status !== 'succeeded') fail(`the admin's job ${opsLater.id} is ${opsDone.status}`);
-  await page.waitForTimeout(0);
+  // And the list as the server gives it to her, read again.
+  await page.locator('[data-testid="refresh-button"]').click();
+  await page.waitForFunction(() => !/…/.test(document.querySelector('[data-testid="jobs-count"]').textContent), null, { timeout: WAIT });
+  await page.locator(rowSel(aliceLive.id)).waitFor({ timeout: WAIT });
   const shownIds = await page.locator('[data-testid="job-row"]').evaluateAll((rows) => rows.map((r) => r.dataset.jobId));
   const foreign = shownIds.filter((id) => ![aliceBefore.id, aliceLive.id].includes(id));
   if (foreign.length) fail(`alice sees jobs not hers: ${foreign.join(', ')} (admin's: ${opsJob.id}, ${opsLater.id}, …)`);
@@ -702,6 +709,42 @@ async function runAuth() {
   await fresh.close();
   lastPage = page;
   log('ok - /docs: alice\'s token and no token are told an admin token is needed, with a link to /ui');
+
+  step = 'a hidden tab pauses its stream and resumes it when shown';
+  // A tab of its own, on a fake clock (30 s hidden is the pause), signed in as alice.
+  const tab = await context.newPage();
+  watchPage(tab, 'auth, hidden tab');
+  const opened = [];
+  tab.on('request', (r) => {
+    if (new URL(r.url()).pathname === '/v1/events') opened.push(r.allHeaders().then((hd) => ({ url: r.url(), last: hd['last-event-id'], auth: hd.authorization })));
+  });
+  await tab.clock.install();
+  await tab.goto(base + '/ui#/jobs');
+  await waitSignInForm(tab);
+  await signIn(tab, alice.token);
+  await waitLive(tab, 'open');
+  const seenBefore = await submit(base, { task: 'sleep', input: { ms: 10 } }, alice.token);
+  await tab.locator(`${rowSel(seenBefore.id)} [data-testid="job-status"]`).filter({ hasText: /^succeeded$/ }).waitFor({ timeout: WAIT })
+    .catch(() => fail(`alice's job ${seenBefore.id} did not show succeeded in the second tab`));
+  const setHidden = (hidden) => tab.evaluate((h) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => h });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+  await setHidden(true);
+  await tab.clock.fastForward('00:31');
+  await waitLive(tab, 'paused');
+  const beforeShow = opened.length;
+  await setHidden(false);
+  await waitLive(tab, 'open');
+  const streams = await Promise.all(opened);
+  const resumed = streams[streams.length - 1];
+  if (streams.length <= beforeShow) fail('showing the tab opened no stream');
+  if (!resumed.last || resumed.url.includes('last_event_id') || resumed.auth !== 'Bearer ' + alice.token) {
+    fail(`the resumed stream was ${JSON.stringify({ ...resumed, auth: resumed.auth && resumed.auth.slice(0, 12) + '…' })}`);
+  }
+  await tab.close();
+  lastPage = page;
+  log(`ok - hidden tab: paused after 30 s, resumed when shown with Last-Event-ID ${resumed.last} and the token`);
 
   await checkRequests();
   if (pageErrors.length) fail(`the page reported errors:\n  ${pageErrors.join('\n  ')}`);
