@@ -5,8 +5,12 @@
 //   files work embedded in the binary and from OFFLOAD_UI_DIR.
 // - Data is inserted as text only (textContent, createElement via h()); no innerHTML,
 //   so a job's error message or a task's name can never become markup.
-// - One EventSource on /v1/events?latest=1 (jobs' latest states) feeds the whole app (`bus`); the job page opens a
-//   second one on /v1/jobs/ID/events for its progress bar, closed once the job ends.
+// - One stream on /v1/events?latest=1 (jobs' latest states) feeds the whole app (`bus`); the job page opens a
+//   second one on /v1/jobs/ID/events for its progress bar, closed once the job ends. Both are
+//   read with fetch() (LiveSource), not EventSource, which cannot send a header.
+// - A server with [auth] answers 401: the page then asks for a token, keeps it in
+//   sessionStorage and sends it as Authorization: Bearer on every call (authFetch). A
+//   server without it never answers 401, and the page looks and behaves as before.
 // - /metrics is scraped every 5 s from the moment the page opens; rates and the
 //   throughput chart come from the differences between scrapes, so they start empty.
 // - Each view is an object with mount(root) and unmount(); unmount stops its timers
@@ -148,6 +152,8 @@
       root.hidden = false;
     },
     error(err) {
+      // A 401 brought up the sign-in form, which says it; a banner would say it twice.
+      if (err instanceof ApiError && err.status === 401) return;
       if (err instanceof ApiError) {
         const p = err.problem || {};
         const title = p.title || `HTTP ${err.status}`;
@@ -173,6 +179,72 @@
     }
   }
 
+  // A 403: the token is known but lacks the scope. Views show the problem where their
+  // data would be; signing in again would not help, so no form comes up.
+  const isDenied = (e) => e instanceof ApiError && e.status === 403;
+
+  function deniedNote(err, testid = 'denied') {
+    const p = (err && err.problem) || {};
+    return h('p', { class: 'denied', testid, role: 'status' },
+      h('strong', null, p.title || `HTTP ${err && err.status}`), p.detail ? ' — ' + p.detail : '');
+  }
+
+  // ---------------------------------------------------------------- auth
+
+  // The token this tab holds, in sessionStorage: it goes when the tab does, other tabs
+  // and sites never see it, and unlike a cookie the browser sends it nowhere by itself.
+  // It never goes in a URL (the server refuses one there: logs and history keep URLs).
+  // docs.js reads the same key.
+  const TOKEN_KEY = 'offload.token';
+  const auth = {
+    needed: false, // a 401 came: the sign-in form is up and the views are stopped
+    token() {
+      try {
+        return sessionStorage.getItem(TOKEN_KEY) || '';
+      } catch (e) {
+        return '';
+      }
+    },
+    set(token) {
+      try {
+        if (token) sessionStorage.setItem(TOKEN_KEY, token);
+        else sessionStorage.removeItem(TOKEN_KEY);
+      } catch (e) { /* storage refused: the token lives as long as this page */ }
+      $('[data-testid="sign-out"]').hidden = !this.token();
+    },
+  };
+
+  // fetch() with the token, when there is one. A 401 to the token it was sent with (not
+  // to an older one, answered after a new sign-in) brings up the sign-in form. The
+  // answer is returned as it came: callers handle the status as before.
+  async function authFetch(url, init = {}) {
+    const token = auth.token();
+    const headers = new Headers(init.headers || {});
+    if (token) headers.set('Authorization', 'Bearer ' + token);
+    const res = await fetch(url, { ...init, headers });
+    if (res.status === 401 && token === auth.token()) {
+      const problem = await res.clone().json().catch(() => null);
+      signIn.ask(problem, token);
+    }
+    return res;
+  }
+
+  // A result's bytes as a blob: URL (an <img src> or <a href> would be fetched without
+  // the header). The page's CSP allows img-src blob:.
+  async function fetchBlobUrl(url) {
+    let res;
+    try {
+      res = await authFetch(url);
+    } catch (e) {
+      throw new ApiError(0, { title: 'Server unreachable', detail: `GET ${url}: ${e.message}` });
+    }
+    if (!res.ok) {
+      const problem = await res.json().catch(() => null);
+      throw new ApiError(res.status, problem || { title: `HTTP ${res.status}`, detail: `GET ${url}` });
+    }
+    return URL.createObjectURL(await res.blob());
+  }
+
   // One call to the API. Resolves with the parsed JSON (or null for an empty body);
   // rejects with an ApiError holding the problem body for any non-2xx answer.
   async function api(path, { method = 'GET', body, headers = {} } = {}) {
@@ -183,7 +255,7 @@
     }
     let res;
     try {
-      res = await fetch(path, init);
+      res = await authFetch(path, init);
     } catch (e) {
       throw new ApiError(0, { title: 'Server unreachable', detail: `${method} ${path}: ${e.message}` });
     }
@@ -206,28 +278,114 @@
 
   // ---------------------------------------------------------------- live streams
 
-  // An EventSource that survives what EventSource alone does not: an answer that is
-  // not a stream (it then stops for good) is retried every 5 s, resuming from the
-  // last id seen through ?last_event_id=. While the tab is hidden for 30 s the stream
-  // is closed (browsers allow few connections per server; hidden tabs should not hold
-  // them) and opened again, resumed, when the tab is shown.
+  // Reads a Server-Sent Events stream into messages, as EventSource does (the WHATWG
+  // HTML "event stream interpretation"): lines end at CRLF, LF or CR; a blank line ends
+  // a message; `data:` lines join with \n; a line starting with ':' is a comment; one
+  // space after the colon is dropped; `id:` holds until another one; `retry:` is a
+  // number of milliseconds. A message with no data only sets the last id, and one the
+  // stream ends inside is dropped.
+  class SseParser {
+    constructor(onMessage, onRetry) {
+      this.onMessage = onMessage; // ({type, data, lastEventId, empty}) => void
+      this.onRetry = onRetry; // (ms) => void
+      this.decoder = new TextDecoder('utf-8'); // drops a leading BOM
+      this.buffer = '';
+      this.data = '';
+      this.type = '';
+      this.id = '';
+      this.stopped = false; // set once the stream was closed: the rest is not read
+    }
+
+    push(bytes) {
+      this.buffer += this.decoder.decode(bytes, { stream: true });
+      let start = 0;
+      for (;;) {
+        const cr = this.buffer.indexOf('\r', start);
+        const lf = this.buffer.indexOf('\n', start);
+        if (cr < 0 && lf < 0) break;
+        let end;
+        let next;
+        if (lf >= 0 && (cr < 0 || lf < cr)) {
+          end = lf;
+          next = lf + 1;
+        } else if (cr === this.buffer.length - 1) {
+          break; // a CR at the end of a chunk may be half of a CRLF
+        } else {
+          end = cr;
+          next = this.buffer[cr + 1] === '\n' ? cr + 2 : cr + 1;
+        }
+        this.line(this.buffer.slice(start, end));
+        start = next;
+        if (this.stopped) return;
+      }
+      this.buffer = this.buffer.slice(start);
+    }
+
+    line(text) {
+      if (text === '') {
+        this.dispatch();
+        return;
+      }
+      if (text[0] === ':') return;
+      const colon = text.indexOf(':');
+      const field = colon < 0 ? text : text.slice(0, colon);
+      let value = colon < 0 ? '' : text.slice(colon + 1);
+      if (value[0] === ' ') value = value.slice(1);
+      switch (field) {
+        case 'data':
+          this.data += value + '\n';
+          break;
+        case 'event':
+          this.type = value;
+          break;
+        case 'id':
+          if (!value.includes('\0')) this.id = value;
+          break;
+        case 'retry':
+          if (/^[0-9]+$/.test(value)) this.onRetry(Number(value));
+          break;
+        default: // unknown fields are ignored
+      }
+    }
+
+    dispatch() {
+      const { data, type } = this;
+      this.data = '';
+      this.type = '';
+      this.onMessage({ type: type || 'message', data: data.slice(0, -1), lastEventId: this.id, empty: data === '' });
+    }
+  }
+
+  // A stream of events read with fetch(), so that it carries the token (EventSource
+  // cannot send a header), used with or without one. It behaves as the EventSource it
+  // replaces, and survives what EventSource alone does not:
+  // - a lost connection or a stream that ends is opened again after the server's
+  //   retry: time ('reconnecting'), resumed with Last-Event-ID;
+  // - an answer that is not a stream (EventSource stops there for good: 'closed') is
+  //   tried again every 5 s;
+  // - while the tab is hidden for 30 s the stream is closed ('paused': browsers allow
+  //   few connections per server; hidden tabs should not hold them) and opened again,
+  //   resumed, when the tab is shown.
+  // States: connecting, open, reconnecting, closed, paused.
   class LiveSource {
     constructor(url, handlers, onState) {
       this.url = url;
       this.handlers = handlers; // {eventName: (data, event) => void}
       this.onState = onState || (() => {});
       this.lastId = '';
-      this.es = null;
+      this.retryMs = 3000; // EventSource's usual start, until the stream says retry:
+      this.ctrl = null; // the AbortController of the fetch under way, if any
       this.stopped = false;
       this.retryTimer = null;
       this.hideTimer = null;
       this.opens = 0;
       this.onVisibility = () => {
         if (document.hidden) {
+          clearTimeout(this.hideTimer);
           this.hideTimer = setTimeout(() => this.pause(), 30000);
         } else {
           clearTimeout(this.hideTimer);
-          if (!this.es && !this.stopped) this.connect();
+          if (!this.ctrl && !this.stopped) this.connect();
         }
       };
       document.addEventListener('visibilitychange', this.onVisibility);
@@ -237,52 +395,92 @@
     connect() {
       clearTimeout(this.retryTimer);
       if (this.stopped) return;
-      const sep = this.url.includes('?') ? '&' : '?';
-      const url = this.lastId ? `${this.url}${sep}last_event_id=${enc(this.lastId)}` : this.url;
-      const es = new EventSource(url);
-      this.es = es;
       this.onState('connecting');
-      es.addEventListener('open', () => {
-        this.opens++;
-        this.onState('open', this.opens);
-      });
-      es.addEventListener('error', () => {
-        if (this.es !== es) return;
-        if (es.readyState === EventSource.CLOSED) {
-          this.es = null;
-          this.onState('closed');
-          this.retryTimer = setTimeout(() => this.connect(), 5000);
-        } else {
-          this.onState('reconnecting');
-        }
-      });
-      for (const [name, fn] of Object.entries(this.handlers)) {
-        es.addEventListener(name, (e) => {
-          if (e.lastEventId) this.lastId = e.lastEventId;
-          let data = null;
-          try {
-            data = e.data ? JSON.parse(e.data) : null;
-          } catch (err) {
-            return;
-          }
-          fn(data, e);
-        });
+      this.open();
+    }
+
+    async open() {
+      if (this.stopped) return;
+      if (this.ctrl) this.ctrl.abort();
+      const ctrl = new AbortController();
+      this.ctrl = ctrl;
+      const headers = { Accept: 'text/event-stream' };
+      if (this.lastId) headers['Last-Event-ID'] = this.lastId;
+      let res;
+      try {
+        res = await authFetch(this.url, { headers, cache: 'no-store', signal: ctrl.signal });
+      } catch (e) {
+        if (this.ctrl === ctrl) this.lost();
+        return;
       }
+      if (this.ctrl !== ctrl) return;
+      const type = (res.headers.get('Content-Type') || '').split(';')[0].trim().toLowerCase();
+      if (res.status !== 200 || type !== 'text/event-stream' || !res.body) {
+        ctrl.abort();
+        this.ctrl = null;
+        this.onState('closed', `HTTP ${res.status}`);
+        this.retryTimer = setTimeout(() => this.connect(), 5000);
+        return;
+      }
+      this.opens++;
+      this.onState('open', this.opens);
+      const parser = new SseParser((m) => this.deliver(m, ctrl, parser), (ms) => { this.retryMs = ms; });
+      try {
+        const reader = res.body.getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done || this.ctrl !== ctrl) break;
+          parser.push(value);
+          if (this.ctrl !== ctrl) break;
+        }
+      } catch (e) {
+        // Aborted by close() or pause(), or the connection broke.
+      }
+      if (this.ctrl === ctrl) this.lost();
+    }
+
+    // The stream broke or ended: open it again, resumed, as EventSource does.
+    lost() {
+      this.ctrl = null;
+      this.onState('reconnecting');
+      this.retryTimer = setTimeout(() => this.open(), this.retryMs);
+    }
+
+    deliver(m, ctrl, parser) {
+      if (this.ctrl !== ctrl) {
+        parser.stopped = true; // closed by a handler: nothing more from this answer
+        return;
+      }
+      this.lastId = m.lastEventId;
+      const fn = this.handlers[m.type];
+      if (!fn || m.empty) return;
+      let data = null;
+      try {
+        data = m.data ? JSON.parse(m.data) : null;
+      } catch (err) {
+        return;
+      }
+      fn(data, m);
+      if (this.ctrl !== ctrl) parser.stopped = true;
+    }
+
+    abort() {
+      clearTimeout(this.retryTimer);
+      if (this.ctrl) this.ctrl.abort();
+      this.ctrl = null;
     }
 
     pause() {
-      if (this.es) this.es.close();
-      this.es = null;
+      if (this.stopped) return;
+      this.abort();
       this.onState('paused');
     }
 
     close() {
       this.stopped = true;
-      clearTimeout(this.retryTimer);
       clearTimeout(this.hideTimer);
       document.removeEventListener('visibilitychange', this.onVisibility);
-      if (this.es) this.es.close();
-      this.es = null;
+      this.abort();
     }
   }
 
@@ -291,16 +489,24 @@
   // server could not resume the stream, or it started over: list again).
   const bus = new EventTarget();
   let live = null;
-  const openLive = () => new LiveSource('/v1/events?latest=1', {
-    status: (data) => { if (data && data.id) bus.dispatchEvent(new CustomEvent('status', { detail: data })); },
-    reset: () => bus.dispatchEvent(new Event('resync')),
-  }, (state, opens) => {
+  function showLiveState(state, why) {
     const node = $('[data-testid="live"]');
     node.dataset.state = state;
     node.textContent = { open: 'live', connecting: 'connecting', reconnecting: 'reconnecting…', closed: 'offline', paused: 'paused' }[state] || state;
-    // A second open without any id seen could have missed events: refetch.
-    if (state === 'open' && opens > 1 && !live.lastId) bus.dispatchEvent(new Event('resync'));
-  });
+    node.title = why ? `GET /v1/events: ${why}` : 'GET /v1/events';
+  }
+
+  function openLive() {
+    const source = new LiveSource('/v1/events?latest=1', {
+      status: (data) => { if (data && data.id) bus.dispatchEvent(new CustomEvent('status', { detail: data })); },
+      reset: () => bus.dispatchEvent(new Event('resync')),
+    }, (state, arg) => {
+      showLiveState(state, state === 'closed' ? arg : '');
+      // A second open without any id seen could have missed events: refetch.
+      if (state === 'open' && arg > 1 && !source.lastId) bus.dispatchEvent(new Event('resync'));
+    });
+    return source;
+  }
 
   function onBus(name, fn) {
     const listener = (e) => fn(e.detail, e);
@@ -317,7 +523,7 @@
     let status = 'unreachable';
     let detail = '';
     try {
-      const res = await fetch('/healthz', { headers: { Accept: 'application/json' } });
+      const res = await authFetch('/healthz', { headers: { Accept: 'application/json' } });
       const body = await res.json().catch(() => null);
       status = (body && body.status) || (res.ok ? 'ok' : `HTTP ${res.status}`);
       detail = (body && body.detail) || '';
@@ -452,20 +658,51 @@
     samples: [],
     listeners: new Set(),
     lastError: '',
+    denied: null, // the ApiError of a 403: this token may not read /metrics
+    timer: null,
+    generation: 0, // bumped by reset(); a scrape of an older one is dropped
+
+    // Forgets every scrape (another token may not see what this one saw) and stops.
+    stop() {
+      clearTimeout(this.timer);
+      this.generation++;
+      this.samples = [];
+      this.lastError = '';
+      this.denied = null;
+    },
+
+    // Starts again from nothing: at load and at each sign-in.
+    reset() {
+      this.stop();
+      this.openedAt = new Date();
+      this.poll();
+    },
 
     async poll() {
+      const gen = this.generation;
+      if (auth.needed) return; // signing in starts it again
       try {
-        const res = await fetch('/metrics', { headers: { Accept: 'text/plain' } });
+        const res = await authFetch('/metrics', { headers: { Accept: 'text/plain' } });
+        if (gen !== this.generation) return;
+        if (res.status === 403) {
+          const problem = await res.json().catch(() => null);
+          throw new ApiError(403, problem);
+        }
         if (!res.ok) throw new Error(`GET /metrics answered ${res.status}`);
-        const sample = toSample(parsePrometheus(await res.text()), Date.now());
+        const text = await res.text();
+        if (gen !== this.generation) return;
+        const sample = toSample(parsePrometheus(text), Date.now());
         this.samples.push(sample);
         while (this.samples.length > 2 && sample.t - this.samples[1].t > HISTORY_MS) this.samples.shift();
         this.lastError = '';
+        this.denied = null;
       } catch (e) {
-        this.lastError = e.message;
+        if (gen !== this.generation) return;
+        this.denied = isDenied(e) ? e : null;
+        this.lastError = this.denied ? '' : e.message;
       }
       for (const fn of this.listeners) fn();
-      setTimeout(() => this.poll(), METRICS_MS);
+      this.timer = setTimeout(() => this.poll(), METRICS_MS);
     },
 
     // The consecutive pairs of scrapes within the last `windowMs`.
@@ -648,6 +885,7 @@
     let resizeObserver = null;
     let canvas = null;
     let loaded = false; // the tables wait for the first answers
+    let denied = null; // the 403 of /v1/tasks or /v1/resources
 
     const refresh = async () => {
       try {
@@ -655,9 +893,15 @@
         tasks = (t && t.tasks) || [];
         resources = (r && r.resources) || [];
         loaded = true;
+        denied = null;
         if (root) render();
       } catch (e) {
-        banner.error(e);
+        if (isDenied(e)) {
+          denied = e;
+          if (root) render();
+        } else {
+          banner.error(e);
+        }
       }
     };
     const refreshSoon = coalesce(refresh, 500);
@@ -734,7 +978,9 @@
 
     function render() {
       const opened = metrics.openedAt.toLocaleTimeString();
-      if (loaded) {
+      if (denied) {
+        fill($('[data-part="tables"]', root), deniedNote(denied));
+      } else if (loaded) {
         fill($('[data-part="tables"]', root), h('div', { class: 'stack-v' },
           section('Tasks', 'tasks-section', taskTable()),
           section('Resources', 'resources-section', resourceTable())));
@@ -743,6 +989,11 @@
         `History starts when this page was opened (${opened}) and keeps the last 10 minutes; a reload starts it again. ` +
         'Rates: the last minute (until the page has been open that long, the time since it opened). p50/p95: jobs that ended in the last 5 minutes (in grey: since the server started).' +
         (metrics.lastError ? ` Last scrape failed: ${metrics.lastError}.` : '');
+      // A token that may not read /metrics: its reason instead of an empty chart.
+      const metricsDenied = $('[data-testid="metrics-denied"]', root);
+      fill(metricsDenied, metrics.denied ? deniedNote(metrics.denied, 'metrics-denied-reason') : null);
+      metricsDenied.hidden = !metrics.denied;
+      $('[data-part="chart"]', root).hidden = !!metrics.denied;
       drawChart();
     }
 
@@ -840,10 +1091,12 @@
           h('h1', null, 'Overview'),
           h('div', { 'data-part': 'tables' }, h('p', { class: 'muted' }, 'Loading…')),
           section('Throughput: jobs finished per 5 s', 'throughput',
-            h('div', { class: 'chart' }, canvas),
-            h('p', { class: 'legend' }, h('span', { class: 'swatch ok' }), 'finished ',
-              h('span', { class: 'swatch bad' }), 'of which failed or canceled'),
-            h('p', { class: 'note', testid: 'history-note' })));
+            h('div', { testid: 'metrics-denied', hidden: true }),
+            h('div', { 'data-part': 'chart' },
+              h('div', { class: 'chart' }, canvas),
+              h('p', { class: 'legend' }, h('span', { class: 'swatch ok' }), 'finished ',
+                h('span', { class: 'swatch bad' }), 'of which failed or canceled'),
+              h('p', { class: 'note', testid: 'history-note' }))));
         fill(container, root);
         render();
         refresh();
@@ -966,10 +1219,13 @@
       $('[data-testid="jobs-more"]', root).hidden = true;
       updateEmpty();
       const gen = generation;
+      const deniedPart = $('[data-part="denied"]', root);
+      fill(deniedPart);
       try {
         await loadPage(null);
       } catch (e) {
-        banner.error(e);
+        if (isDenied(e) && gen === generation && root) fill(deniedPart, deniedNote(e));
+        else banner.error(e);
       }
       if (gen !== generation || !root) return;
       loading = false;
@@ -985,7 +1241,8 @@
       try {
         await loadPage(nextCursor);
       } catch (e) {
-        banner.error(e);
+        if (isDenied(e) && root) fill($('[data-part="denied"]', root), deniedNote(e));
+        else banner.error(e);
       }
       button.disabled = false;
       updateEmpty();
@@ -1028,7 +1285,7 @@
       try {
         job = await api('/v1/jobs/' + enc(id));
       } catch (e) {
-        if (!(e instanceof ApiError && e.status === 404)) banner.error(e);
+        if (!(e instanceof ApiError && (e.status === 404 || e.status === 403))) banner.error(e);
       }
       const late = inflight.get(id) || [];
       inflight.delete(id);
@@ -1077,7 +1334,7 @@
         fill(select, h('option', { value: '' }, 'any task'),
           names.map((n) => h('option', { value: n, selected: n === filter.task }, n)));
       } catch (e) {
-        banner.error(e);
+        if (!isDenied(e)) banner.error(e); // the table says it
       }
     }
 
@@ -1107,6 +1364,7 @@
             }, bulkLabel + (filter.task ? ` ${filter.task}` : '')),
             h('span', { class: 'muted', testid: 'bulk-cancel-result', 'aria-live': 'polite' })),
           h('p', { class: 'muted', testid: 'jobs-count' }),
+          h('div', { 'data-part': 'denied' }),
           h('button', { type: 'button', class: 'link', testid: 'jobs-more', hidden: true, onclick: () => reload() }),
           h('div', { class: 'table-wrap' },
             h('table', { class: 'grid stack jobs', testid: 'jobs-table' },
@@ -1139,6 +1397,7 @@
     let stream = null;
     let ticker = null;
     let busy = false;
+    const blobUrls = new Map(); // result URL -> Promise of its blob: URL
 
     function facts() {
       const item = fact;
@@ -1186,8 +1445,40 @@
 
     function jsonBlock(value, testid, moreHref) {
       const [text, cut] = prettyJson(value);
-      return [h('pre', { class: 'json', testid }, text),
-        cut ? h('p', { class: 'note' }, 'Cut at 20,000 characters. ', moreHref ? h('a', { href: moreHref, target: '_blank', rel: 'noopener' }, 'The whole of it') : null) : null];
+      const pre = h('pre', { class: 'json', testid }, text);
+      // A new tab would fetch it without the token: with one, the page shows it all here.
+      const whole = (e) => {
+        if (!auth.token()) return;
+        e.preventDefault();
+        pre.textContent = prettyJson(value, Infinity)[0];
+        e.target.closest('p').remove();
+      };
+      return [pre,
+        cut ? h('p', { class: 'note' }, 'Cut at 20,000 characters. ', moreHref ? h('a', { href: moreHref, target: '_blank', rel: 'noopener', onclick: whole }, 'The whole of it') : null) : null];
+    }
+
+    // The result's bytes as a blob: URL, fetched once per page (the page renders again
+    // at every event) and released when the page goes.
+    function resultBlobUrl(url) {
+      if (!blobUrls.has(url)) {
+        const p = fetchBlobUrl(url);
+        blobUrls.set(url, p);
+        p.catch(() => blobUrls.delete(url));
+      }
+      return blobUrls.get(url);
+    }
+
+    // Without a token the link is followed as it is (the browser streams the result to
+    // disk); with one, the bytes are fetched with it and saved from a blob: URL.
+    function download(e, url, name) {
+      if (!auth.token()) return;
+      e.preventDefault();
+      resultBlobUrl(url).then((blobUrl) => {
+        const a = h('a', { href: blobUrl, download: name, hidden: true });
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+      }).catch((err) => banner.error(err));
     }
 
     function inputSection() {
@@ -1205,7 +1496,8 @@
       const url = `/v1/jobs/${enc(job.id)}/result`;
       const type = job.result_type || 'application/json';
       const size = Number.isFinite(job.result_size) ? `, ${fmt.bytes(job.result_size)}` : '';
-      const download = h('a', { href: url, download: job.id, testid: 'result-download' }, `Download (${type}${size})`);
+      const link = h('a', { href: url, download: job.id, testid: 'result-download', onclick: (e) => download(e, url, job.id) },
+        `Download (${type}${size})`);
       const base = type.split(';')[0].trim().toLowerCase();
       let body;
       if (base === 'application/json' || base.endsWith('+json')) {
@@ -1213,20 +1505,29 @@
           body = jsonBlock(job.result, 'result-preview', url);
         } else {
           body = h('pre', { class: 'json', testid: 'result-preview' }, 'Loading…');
-          api(url).then((v) => { body.textContent = prettyJson(v)[0]; }).catch((e) => banner.error(e));
+          api(url).then((v) => { body.textContent = prettyJson(v)[0]; })
+            .catch((e) => { if (isDenied(e)) body.replaceWith(deniedNote(e)); else banner.error(e); });
         }
       } else if (base.startsWith('image/')) {
-        body = h('img', { src: url, alt: `result of job ${job.id}`, class: 'result-image', testid: 'result-image' });
+        // Fetched as a blob, with or without a token: one way, and an <img src> could not send it.
+        const img = h('img', { alt: `result of job ${job.id}`, class: 'result-image', testid: 'result-image' });
+        body = img;
+        resultBlobUrl(url).then((blobUrl) => { img.src = blobUrl; })
+          .catch((e) => img.replaceWith(isDenied(e) ? deniedNote(e) : h('p', { class: 'muted', testid: 'result-image-error' }, e.message)));
       } else if (base.startsWith('text/')) {
         body = h('pre', { testid: 'result-preview' }, 'Loading…');
-        fetch(url, { headers: { Range: 'bytes=0-8191' } })
-          .then((r) => (r.ok ? r.text() : Promise.reject(new Error(`GET ${url} answered ${r.status}`))))
+        authFetch(url, { headers: { Range: 'bytes=0-8191' } })
+          .then(async (r) => {
+            if (r.ok) return r.text();
+            const p = await r.json().catch(() => null);
+            throw new Error(p && p.title ? `${p.title}${p.detail ? ' — ' + p.detail : ''}` : `GET ${url} answered ${r.status}`);
+          })
           .then((t) => { body.textContent = t + (job.result_size > 8192 ? '\n…' : ''); })
           .catch((e) => { body.textContent = e.message; });
       } else {
         body = h('p', { class: 'muted' }, 'A binary result.');
       }
-      return section('Result', 'result', body, h('p', null, download));
+      return section('Result', 'result', body, h('p', null, link));
     }
 
     function mapSection() {
@@ -1302,11 +1603,12 @@
       try {
         job = await api('/v1/jobs/' + enc(id) + '?include=input');
       } catch (e) {
-        banner.error(e);
+        if (!isDenied(e)) banner.error(e);
         if (root) {
           fill(root, h('p', { class: 'crumbs' }, h('a', { href: '#/jobs' }, '← Jobs')),
             h('h1', null, 'Job ', h('code', null, id)),
-            h('p', { class: 'muted', testid: 'job-missing' }, e instanceof ApiError && e.status === 404 ? 'No such job (or it was removed by retention).' : 'Could not load this job.'));
+            isDenied(e) ? deniedNote(e)
+              : h('p', { class: 'muted', testid: 'job-missing' }, e instanceof ApiError && e.status === 404 ? 'No such job (or it was removed by retention).' : 'Could not load this job.'));
         }
         return;
       }
@@ -1355,6 +1657,8 @@
       unmount() {
         closeStream();
         clearInterval(ticker);
+        for (const p of blobUrls.values()) p.then((u) => URL.revokeObjectURL(u), () => {});
+        blobUrls.clear();
         root = null;
       },
     };
@@ -1400,7 +1704,8 @@
       try {
         tasks = await loadTasks();
       } catch (e) {
-        banner.error(e);
+        if (!isDenied(e)) banner.error(e);
+        else if (root) fill($('[data-part="cards"]', root), deniedNote(e));
         return;
       }
       if (!root) return;
@@ -1432,6 +1737,7 @@
   let current = null;
 
   function route() {
+    if (auth.needed) return; // signing in mounts the view the hash names
     const raw = location.hash.replace(/^#/, '') || '/';
     const [path, query = ''] = raw.split('?');
     const parts = path.split('/').filter(Boolean).map((p) => {
@@ -1470,13 +1776,97 @@
     view.mount($('#view'));
   }
 
-  function start() {
-    $('[data-testid="banner-dismiss"]').addEventListener('click', () => banner.hide());
-    window.addEventListener('hashchange', route);
+  // ---------------------------------------------------------------- sign-in
+
+  // Everything that reads the API with the token: started at load and at each sign-in,
+  // stopped when a 401 asks for a token, so that nothing of one token's view outlives it.
+  function beginApp() {
+    if (live) live.close();
     live = openLive();
     route();
+    metrics.reset();
+  }
+
+  function stopApp() {
+    if (current) current.unmount();
+    current = null;
+    fill($('#view'));
+    if (live) live.close();
+    live = null;
+    showLiveState('closed', 'a token is needed');
+    metrics.stop();
+    banner.hide();
+  }
+
+  // The form of index.html, shown at the first 401 to the token this tab holds (or to
+  // none). A token is tried on GET /v1/tasks before it is kept: a 401 there is a token
+  // the server does not know; anything else (a 403 too) is one it does.
+  const signIn = {
+    ask(problem, sent) {
+      if (auth.needed) return;
+      auth.needed = true;
+      if (sent) auth.set(''); // refused: of no more use
+      stopApp();
+      $('[data-testid="sign-in-message"]').textContent = sent
+        ? 'The server no longer takes the token this tab held (revoked, or the server changed). Sign in again.'
+        : 'This server takes requests with a token only. Sign in with yours.';
+      $('[data-testid="sign-in-error"]').textContent = '';
+      $('[data-testid="sign-in"]').hidden = false;
+      $('#view').hidden = true;
+      $('[data-testid="sign-in-token"]').focus();
+    },
+
+    async submit(e) {
+      e.preventDefault();
+      const input = $('[data-testid="sign-in-token"]');
+      const button = $('[data-testid="sign-in-button"]');
+      const error = $('[data-testid="sign-in-error"]');
+      const token = input.value.trim();
+      // What a header can carry (fetch would throw): a token is one printable word.
+      if (!/^[\x21-\x7e]+$/.test(token)) {
+        error.textContent = 'A token is one word, as offload token create prints it.';
+        return;
+      }
+      button.disabled = true;
+      error.textContent = '';
+      let res = null;
+      try {
+        res = await fetch('/v1/tasks', { headers: { Accept: 'application/json', Authorization: 'Bearer ' + token } });
+      } catch (err) {
+        error.textContent = `The server does not answer (${err.message}).`;
+      }
+      button.disabled = false;
+      if (!res || !auth.needed) return;
+      if (res.status === 401) {
+        error.textContent = 'The server does not know this token: mistyped, or revoked.';
+        input.select();
+        return;
+      }
+      input.value = '';
+      auth.set(token);
+      auth.needed = false;
+      $('[data-testid="sign-in"]').hidden = true;
+      $('#view').hidden = false;
+      beginApp();
+    },
+  };
+
+  // Forgets the token and starts again without one: a server with [auth] answers 401
+  // and the form comes back; one without goes on as before.
+  function signOut() {
+    auth.set('');
+    stopApp();
+    beginApp();
+  }
+
+  function start() {
+    $('[data-testid="banner-dismiss"]').addEventListener('click', () => banner.hide());
+    $('[data-testid="sign-in"]').addEventListener('submit', (e) => signIn.submit(e));
+    $('[data-testid="sign-out"]').addEventListener('click', signOut);
+    $('[data-testid="sign-out"]').hidden = !auth.token();
+    window.addEventListener('hashchange', route);
+    beginApp();
     pollHealth();
-    metrics.poll();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
