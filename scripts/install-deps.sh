@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config git curl python3
+  build-essential cmake ninja-build pkg-config git curl openssl python3
   clang-14 clang-format-14 clang-tidy-14
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev

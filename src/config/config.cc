@@ -274,6 +274,10 @@ Status ValidateConfig(const ServerConfig& config) {
                                                       "whole cluster (docs/cluster.md)");
   }
   if (config.lease_ttl < Millis(300)) return MakeError(ErrorCode::kInvalidArgument, "lease_ttl must be at least 300ms");
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return MakeError(ErrorCode::kInvalidArgument,
+                     "tls_cert and tls_key go together: set both (TLS) or neither (plain HTTP)");
+  }
   for (const auto& [name, task] : config.tasks) {
     if (auto ok = ValidateTaskUses(config, name, task); !ok) return ok;
   }

@@ -171,6 +171,11 @@ struct ServerConfig {
   // Without [auth], a listen address other than loopback is refused unless this is
   // set: an open port would let anyone on the network run and read every job.
   bool insecure_no_auth = false;
+  // PEM files: the certificate chain and its private key. Both set: the server speaks
+  // TLS (1.2 and later) only, and reads them again on SIGHUP. Relative paths are taken
+  // from the config file's folder.
+  std::string tls_cert;
+  std::string tls_key;
   AuthConfig auth;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;

@@ -189,6 +189,21 @@ Setting<Config> StringSetting(const char* key, std::string Config::*field, const
           [field](const Config& c) { return Quote(c.*field); }};
 }
 
+// A file's path, relative to the config file's folder. Empty: none.
+template <typename Config>
+Setting<Config> PathSetting(const char* key, std::string Config::*field, const char* help) {
+  return Setting<Config>{key, "string", help,
+                         [key, field](const std::string& f, const toml::node& n, Config* c) -> Status {
+                           auto s = ReadString(f, n, key);
+                           if (!s) return s.error();
+                           if (s->empty()) return ConfigError(f, n, std::string(key) + " must name a file");
+                           c->*field = FromConfigFolder(f, *s);
+                           return {};
+                         },
+                         [field](const Config& c) { return Quote(c.*field); }}
+      .Note("none");
+}
+
 // A program and its arguments.
 template <typename Config>
 Setting<Config> ArgvSetting(const char* key, std::vector<std::string> Config::*field, const char* help) {
@@ -543,6 +558,14 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
                    return {};
                  },
                  [](const C& c) { return std::string(c.insecure_no_auth ? "true" : "false"); }},
+      PathSetting<C>("tls_cert", &C::tls_cert,
+                     "A PEM file of the server's certificate chain (its own certificate first). With `tls_key`, "
+                     "the server speaks TLS 1.2 or later only; both are read again on SIGHUP, and connections "
+                     "already open keep the certificate they began with (docs/security.md#tls). Relative to the "
+                     "config file's folder."),
+      PathSetting<C>("tls_key", &C::tls_key,
+                     "The PEM file of `tls_cert`'s private key, unencrypted; keep it readable by the server's "
+                     "user only."),
   };
   return settings;
 }
@@ -550,18 +573,9 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
 const std::vector<Setting<AuthConfig>>& AuthSettings() {
   using C = AuthConfig;
   static const std::vector<Setting<C>> settings = {
-      Setting<C>{"tokens_file", "string",
-                 "A file of `[[tokens]]` tables (docs/security.md), read at start and again on SIGHUP, so that "
-                 "tokens are added and revoked without a restart. Relative to the config file's folder.",
-                 [](const std::string& f, const toml::node& n, C* c) -> Status {
-                   auto s = ReadString(f, n, "tokens_file");
-                   if (!s) return s.error();
-                   if (s->empty()) return ConfigError(f, n, "tokens_file must name a file");
-                   c->tokens_file = FromConfigFolder(f, *s);
-                   return {};
-                 },
-                 [](const C& c) { return Quote(c.tokens_file); }}
-          .Note("none"),
+      PathSetting<C>("tokens_file", &C::tokens_file,
+                     "A file of `[[tokens]]` tables (docs/security.md), read at start and again on SIGHUP, so that "
+                     "tokens are added and revoked without a restart. Relative to the config file's folder."),
       Setting<C>{
           "tokens", "array of tables",
           "Tokens given in the config file itself, each `{name, sha256, scopes}` as in a tokens file; "

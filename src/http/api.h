@@ -52,7 +52,7 @@ class Api {
       std::shared_ptr<const Authenticator> auth = nullptr)
       : service_(service),
         config_(config),
-        origins_(config.listen, config.allowed_origins),
+        origins_(config.listen, config.allowed_origins, !config.tls_cert.empty()),
         http_metrics_(http_metrics),
         auth_(std::move(auth)) {}
 

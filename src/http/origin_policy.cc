@@ -96,8 +96,9 @@ bool IsLoopbackHost(std::string_view host_header) {
   return !ec && a.is_loopback();
 }
 
-OriginPolicy::OriginPolicy(std::string_view listen, std::vector<std::string> allowed_origins)
-    : loopback_(ListensOnLoopback(listen)),
+OriginPolicy::OriginPolicy(std::string_view listen, std::vector<std::string> allowed_origins, bool tls)
+    : own_scheme_(tls ? "https://" : "http://"),
+      loopback_(ListensOnLoopback(listen)),
       any_origin_(std::find(allowed_origins.begin(), allowed_origins.end(), "*") != allowed_origins.end()),
       allowed_(std::move(allowed_origins)) {}
 
@@ -119,10 +120,10 @@ bool OriginPolicy::IsCorsRequest(const HttpRequestHeader& req) const {
   for (const auto& a : allowed_) {
     if (boost::beast::iequals(a, origin)) return true;
   }
-  // The server's own origin: a page it served itself (it serves none today) or a
-  // client that sends Origin although not a browser.
+  // The server's own origin: a page it served itself (the dashboard) or a client
+  // that sends Origin although not a browser.
   const std::string_view host = req[http::field::host];
-  return !host.empty() && boost::beast::iequals(origin, "http://" + std::string(host));
+  return !host.empty() && boost::beast::iequals(origin, own_scheme_ + std::string(host));
 }
 
 HttpResponse OriginPolicy::Preflight(const HttpRequest& req) {

@@ -11,7 +11,8 @@
 //    (localhost, *.localhost, 127.0.0.0/8, [::1]); else 421. A rebound name fails.
 //  - Origin: a request that carries one (browsers add it to every cross-origin request
 //    and to every POST) must come from an origin in allowed_origins or from the
-//    server's own (http://HOST); else 403, before anything is done.
+//    server's own (http://HOST, or https://HOST with TLS); else 403, before anything
+//    is done.
 //  - JSON bodies must be sent as application/json (Api checks it): a page cannot send
 //    that type cross-origin without a preflight, and only allowed origins pass one.
 // Accepted origins get CORS headers, so a browser client of an allowed origin works.
@@ -35,8 +36,9 @@ namespace offload {
 
 class OriginPolicy {
  public:
-  // `listen` is the config's listen address (HOST:PORT); `allowed_origins` its setting.
-  OriginPolicy(std::string_view listen, std::vector<std::string> allowed_origins);
+  // `listen` is the config's listen address (HOST:PORT); `allowed_origins` its setting;
+  // `tls`: the server speaks TLS, so its own origin is https://HOST.
+  OriginPolicy(std::string_view listen, std::vector<std::string> allowed_origins, bool tls = false);
 
   // The problem to answer `req` with instead of handling it, if any.
   std::optional<Problem> Check(const HttpRequestHeader& req) const;
@@ -56,6 +58,7 @@ class OriginPolicy {
 
  private:
   // Constant after construction.
+  std::string own_scheme_;            // "http://" or "https://".
   bool loopback_;                     // The listen address is a loopback address.
   bool any_origin_;                   // allowed_origins holds "*".
   std::vector<std::string> allowed_;  // As configured; compared ignoring ASCII case.

@@ -10,6 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <cerrno>
 #include <charconv>
 #include <optional>
@@ -28,6 +29,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 namespace {
 
@@ -82,14 +84,20 @@ struct UploadBody {
   };
 };
 
-// One connection. Lives on one io_context thread: no member needs a lock, and the
-// only cross-thread entry point, Respond, hops onto that thread first.
-class Session final : public Exchange, public std::enable_shared_from_this<Session> {
+// One connection, over TCP (`Stream` beast::tcp_stream) or TLS (TlsStream). Lives on
+// one io_context thread: no member needs a lock, and the only cross-thread entry
+// point, Respond, hops onto that thread first.
+template <class Stream>
+class Session final : public Exchange, public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  // `shard`: the I/O thread's, for its metrics.
-  Session(tcp::socket socket, HttpServer* server, Api* api, const HttpServerOptions& options, HttpMetrics* metrics,
-          unsigned shard, AccessLog* access_log)
-      : stream_(std::move(socket)),
+  // `shard`: the I/O thread's, for its metrics; `tls`: the context of a TLS session
+  // (nullptr for TCP), which it holds for its whole life.
+  Session(tcp::socket socket, std::shared_ptr<asio::ssl::context> tls, HttpServer* server, Api* api,
+          const HttpServerOptions& options, HttpMetrics* metrics, unsigned shard, AccessLog* access_log)
+      : tls_(std::move(tls)),
+        stream_(MakeStream(std::move(socket), tls_.get())),
         server_(server),
         api_(api),
         options_(options),
@@ -100,7 +108,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     metrics_->ConnectionOpened(shard_);
     if (access_log_) {
       beast::error_code ec;
-      const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+      const tcp::endpoint peer = Tcp().socket().remote_endpoint(ec);
       remote_ = ec ? "-" : peer.address().to_string();
     }
   }
@@ -109,18 +117,31 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     server_->sessions.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  void Start() { AwaitRequest(); }
+  void Start() {
+    if constexpr (kTls) {
+      // The handshake is part of reading the first request: header_timeout bounds it.
+      Tcp().expires_after(options_.header_timeout);
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](const beast::error_code& ec) {
+                                if (ec) return self->Close();
+                                self->AwaitRequest();
+                              });
+    } else {
+      AwaitRequest();
+    }
+  }
 
   asio::any_io_executor executor() override { return stream_.get_executor(); }
 
   void Respond(HttpResponse response) override {
-    asio::dispatch(stream_.get_executor(),
-                   [self = shared_from_this(), res = std::move(response)]() mutable { self->Write(std::move(res)); });
+    asio::dispatch(stream_.get_executor(), [self = this->shared_from_this(), res = std::move(response)]() mutable {
+      self->Write(std::move(res));
+    });
   }
 
   void RespondStream(HttpResponse header, std::shared_ptr<BodySource> source) override {
     asio::dispatch(stream_.get_executor(),
-                   [self = shared_from_this(), res = std::move(header), source = std::move(source)]() mutable {
+                   [self = this->shared_from_this(), res = std::move(header), source = std::move(source)]() mutable {
                      self->StartStream(std::move(res), std::move(source));
                    });
   }
@@ -129,20 +150,37 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (!awaiting_) return;
     gone_fn_ = std::move(fn);
     watching_ = true;
-    stream_.socket().async_wait(tcp::socket::wait_read,
-                                [self = shared_from_this()](const beast::error_code& ec) { self->OnReadable(ec); });
+    Tcp().socket().async_wait(tcp::socket::wait_read,
+                              [self = this->shared_from_this()](const beast::error_code& ec) { self->OnReadable(ec); });
   }
 
  private:
+  static Stream MakeStream(tcp::socket socket, asio::ssl::context* tls) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+  // The TCP connection beneath (the stream itself without TLS): its socket and timer.
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
   // The idle stage: waits under idle_timeout for the first bytes of the next
   // request. A pipelined request already in the buffer goes straight to its header.
   void AwaitRequest() {
+    if constexpr (kTls) {
+      // A read of the client's leaving is still out (OnReadable): it goes on from there.
+      if (watch_reading_) {
+        resume_after_watch_ = true;
+        return;
+      }
+    }
     if (buffer_.size() > 0) return ReadHeader();
     // A large body or header grew the buffer; an idle connection should not keep it.
     if (buffer_.capacity() > kFirstRead * 4) buffer_.shrink_to_fit();
-    stream_.expires_after(options_.idle_timeout);
+    Tcp().expires_after(options_.idle_timeout);
     stream_.async_read_some(buffer_.prepare(kFirstRead),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                            [self = this->shared_from_this()](beast::error_code ec, std::size_t n) {
                               self->buffer_.commit(n);
                               if (ec) return self->OnReadError(ec);
                               self->ReadHeader();
@@ -157,9 +195,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     // before OnHeader knows whether the body is an upload, which has its own limit.
     parser_->body_limit(boost::none);
     parser_->header_limit(kHeaderLimit);
-    stream_.expires_after(options_.header_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
+    Tcp().expires_after(options_.header_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnHeader(ec); });
   }
 
   // Refuses, before any body is read, what RFC 9112 says a server must not
@@ -241,9 +280,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (expect_continue) {
       // curl and others wait for this before sending a body over 1 KiB.
       static const std::string kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      stream_.expires_after(options_.write_timeout);
+      Tcp().expires_after(options_.write_timeout);
       asio::async_write(stream_, asio::buffer(kContinue),
-                        [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                           if (ec) return self->Close();
                           self->ReadBody();
                         });
@@ -261,8 +300,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     } else if (left && *left > kBodyRead) {
       buffer_.reserve(kBodyRead);
     }
-    stream_.expires_after(options_.header_timeout);
-    auto next = [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    Tcp().expires_after(options_.header_timeout);
+    auto next = [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->OnReadError(ec);
       if (self->upload_parser_ ? self->upload_parser_->is_done() : self->parser_->is_done()) return self->Dispatch();
       self->ReadBody();
@@ -318,7 +357,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   }
 
   void Dispatch() {
-    stream_.expires_never();  // A request may wait for its job as long as it asked.
+    Tcp().expires_never();  // A request may wait for its job as long as it asked.
     if (upload_parser_) {
       http::request<UploadBody> req = upload_parser_->release();
       upload_parser_.reset();
@@ -332,17 +371,17 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     head_ = req.method() == http::verb::head;
     awaiting_ = true;
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
-    api_->Handle(std::move(req), shared_from_this());
+    api_->Handle(std::move(req), this->shared_from_this());
   }
 
   void DispatchUpload(std::unique_ptr<Upload> upload, HttpRequestHeader header, bool keep_alive) {
-    stream_.expires_never();
+    Tcp().expires_never();
     keep_alive_ = keep_alive;
     version_ = header.version();
     head_ = false;
     awaiting_ = true;
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
-    api_->HandleUpload(std::move(upload), std::move(header), shared_from_this());
+    api_->HandleUpload(std::move(upload), std::move(header), this->shared_from_this());
   }
 
   // The request is answered now: false when it was already. Stops the watch for the
@@ -378,7 +417,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       watching_ = false;
       gone_fn_ = nullptr;
       beast::error_code ignored;
-      stream_.socket().cancel(ignored);
+      Tcp().socket().cancel(ignored);
     }
     res->version(version_);
     res->set(http::field::server, "offload");
@@ -405,8 +444,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // Writes what the socket takes now; each write that makes progress re-arms
   // write_timeout, so only a client that stopped reading is dropped.
   void WriteSome() {
-    stream_.expires_after(options_.write_timeout);
-    http::async_write_some(stream_, *serializer_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    Tcp().expires_after(options_.write_timeout);
+    http::async_write_some(stream_, *serializer_, [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
       if (ec) return self->OnWrite(ec);
       if (!self->serializer_->is_done()) return self->WriteSome();
       self->OnWrite({});
@@ -439,9 +478,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     stream_out_ = std::move(header).str();
     stream_ending_ = false;
     stream_writing_ = true;
-    stream_.expires_after(options_.write_timeout);
+    Tcp().expires_after(options_.write_timeout);
     asio::async_write(stream_, asio::buffer(stream_out_),
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         self->server_->in_flight.fetch_sub(1, std::memory_order_relaxed);
                         self->stream_writing_ = false;
                         if (ec) return self->EndStream();
@@ -471,9 +510,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       return;
     }
     stream_writing_ = true;
-    stream_.expires_after(options_.write_timeout);
+    Tcp().expires_after(options_.write_timeout);
     asio::async_write(stream_, asio::buffer(stream_out_),
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                      [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                         self->stream_writing_ = false;
                         if (ec) return self->EndStream();
                         if (self->stream_ending_) return self->FinishStream();
@@ -485,10 +524,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // then, not at its next write. A client sends nothing on an event stream: one that
   // does ends it too.
   void WatchStreamClient() {
-    stream_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](const beast::error_code& ec) {
+    Tcp().socket().async_wait(tcp::socket::wait_read, [self = this->shared_from_this()](const beast::error_code& ec) {
       if (!self->source_ || ec == asio::error::operation_aborted) return;
       char c;
-      const ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      const ssize_t n = ::recv(self->Tcp().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !ec) return self->WatchStreamClient();
       self->EndStream();
     });
@@ -498,7 +537,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   void FinishStream() {
     source_.reset();
     beast::error_code ignored;
-    stream_.socket().cancel(ignored);  // The watch.
+    Tcp().socket().cancel(ignored);  // The watch.
     stream_out_ = std::string();
     if (!keep_alive_) return LingerAndClose();
     AwaitRequest();
@@ -519,20 +558,31 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // EOF) and input is read and discarded until the peer closes, for kLinger at
   // most.
   void LingerAndClose() {
+    if constexpr (kTls) {
+      // close_notify first, so that the client tells a complete answer from a cut one;
+      // then the same half-close as over TCP, beneath TLS.
+      Tcp().expires_after(kLinger);
+      stream_.async_shutdown([self = this->shared_from_this()](const beast::error_code&) { self->LingerTcp(); });
+    } else {
+      LingerTcp();
+    }
+  }
+
+  void LingerTcp() {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
     linger_until_ = std::chrono::steady_clock::now() + kLinger;
     Discard();
   }
 
   void Discard() {
-    stream_.expires_at(linger_until_);
+    Tcp().expires_at(linger_until_);
     buffer_.clear();
-    stream_.async_read_some(buffer_.prepare(kFirstRead),
-                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                              if (ec) return self->Close();
-                              self->Discard();
-                            });
+    Tcp().async_read_some(buffer_.prepare(kFirstRead),
+                          [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
+                            if (ec) return self->Close();
+                            self->Discard();
+                          });
   }
 
   // The socket became readable while a response is pending: either the client
@@ -542,21 +592,53 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     if (!watching_ || ec == asio::error::operation_aborted) return;
     watching_ = false;
     char c;
-    ssize_t n = ::recv(stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = ::recv(Tcp().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if constexpr (kTls) {
+      // Over TLS a client that leaves sends close_notify before its FIN: bytes that
+      // only the TLS layer can tell from a pipelined request.
+      if (n > 0) return ReadWhileAwaiting();
+    }
     if (n > 0) return;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !ec) return;
+    ClientGone();
+  }
+
+  void ClientGone() {
     auto fn = std::move(gone_fn_);
     gone_fn_ = nullptr;
     if (fn) fn();
   }
 
-  void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.socket().close(ignored);
+  // TLS only: reads what arrived while the request waits for its answer. The end of
+  // the stream is the client gone; data is its next request, kept in buffer_ for
+  // AwaitRequest, which waits for this read to end. A response may be written
+  // meanwhile: a TLS stream takes one read and one write at once.
+  void ReadWhileAwaiting() {
+    watch_reading_ = true;
+    stream_.async_read_some(buffer_.prepare(kFirstRead),
+                            [self = this->shared_from_this()](const beast::error_code& ec, std::size_t n) {
+                              self->watch_reading_ = false;
+                              self->buffer_.commit(n);
+                              if (ec) {
+                                if (self->awaiting_) return self->ClientGone();
+                                return self->Close();
+                              }
+                              if (self->resume_after_watch_) {
+                                self->resume_after_watch_ = false;
+                                self->AwaitRequest();
+                              }
+                            });
   }
 
-  beast::tcp_stream stream_;
+  void Close() {
+    beast::error_code ignored;
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Tcp().socket().close(ignored);
+  }
+
+  // Over TLS the stream is built on what this context holds: it goes after the stream.
+  const std::shared_ptr<asio::ssl::context> tls_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   // Replaces parser_ for a body that goes to disk (Api::PlanUpload).
@@ -587,6 +669,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   bool head_ = false;      // The request being answered is HEAD.
   bool awaiting_ = false;  // A request was read and not yet answered.
   bool watching_ = false;  // An async_wait for client EOF is pending.
+  // TLS: a read of what the client sent while awaiting its answer is out, and
+  // AwaitRequest was called meanwhile (ReadWhileAwaiting).
+  bool watch_reading_ = false;
+  bool resume_after_watch_ = false;
   std::function<void()> gone_fn_;
   // A streamed response (StartStream): its source, the bytes being written, and
   // whether they are the last.
@@ -695,7 +781,15 @@ void HttpServer::Accept() {
       Refuse(std::move(socket));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      std::make_shared<Session>(std::move(socket), this, api_, options_, metrics_, shard, access_log_)->Start();
+      if (std::shared_ptr<asio::ssl::context> tls = tls_.load()) {
+        std::make_shared<Session<TlsStream>>(std::move(socket), std::move(tls), this, api_, options_, metrics_, shard,
+                                             access_log_)
+            ->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), nullptr, this, api_, options_, metrics_, shard,
+                                                     access_log_)
+            ->Start();
+      }
     }
     Accept();
   });

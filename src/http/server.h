@@ -25,6 +25,10 @@
 #include "http/accept_backoff.h"
 #include "util/error.h"
 
+namespace boost::asio::ssl {
+class context;
+}
+
 namespace offload {
 
 class Api;
@@ -78,6 +82,9 @@ class HttpServer {
   // Stops accepting, gives in-flight requests up to `grace` to be answered, then
   // ends the I/O threads.
   void Stop(std::chrono::milliseconds grace);
+  // With a context, connections accepted from now on speak TLS with it (tls_cert,
+  // tls_key); open ones keep the one they began with. Thread-safe.
+  void SetTls(std::shared_ptr<boost::asio::ssl::context> tls) { tls_.store(std::move(tls)); }
   // The first I/O context, for signal handling.
   boost::asio::io_context& main_context() { return *contexts_[0]; }
 
@@ -104,6 +111,7 @@ class HttpServer {
   std::unique_ptr<boost::asio::steady_timer> accept_timer_;
   AcceptBackoff backoff_;
   std::atomic<std::size_t> next_context_{0};
+  std::atomic<std::shared_ptr<boost::asio::ssl::context>> tls_;
 };
 
 }  // namespace offload

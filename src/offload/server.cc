@@ -23,6 +23,7 @@
 #include "http/access_log.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "http/tls_context.h"
 #include "service/job_service.h"
 #include "store/store.h"
 #include "util/thread_pool.h"
@@ -118,15 +119,30 @@ struct Server::Impl {
     pool.reset();
   }
 
-  // SIGHUP: the tokens file again. A file that does not parse leaves the tokens as
-  // they were: a typo must not lock everyone out. Read on the first I/O thread: a
-  // tokens file is a few kilobytes, read once per signal, and `config` is left as it
-  // was (other threads read it).
+  // SIGHUP: the tokens file and the TLS certificate again. A file that does not
+  // parse leaves what it holds as it was: a typo must not lock everyone out, nor a
+  // half-copied certificate take TLS down. Read on the first I/O thread: the files
+  // are a few kilobytes, read once per signal, and `config` is left as it was (other
+  // threads read it).
   void Reload() {
-    if (!config.auth.enabled || config.auth.tokens_file.empty()) {
-      spdlog::info("SIGHUP: nothing to reload (no [auth] tokens_file)");
+    const bool tokens = config.auth.enabled && !config.auth.tokens_file.empty();
+    const bool tls = !config.tls_cert.empty();
+    if (!tokens && !tls) spdlog::info("SIGHUP: nothing to reload (no [auth] tokens_file, no tls_cert)");
+    if (tokens) ReloadTokens();
+    if (tls) ReloadTls();
+  }
+
+  void ReloadTls() {
+    auto next = LoadTlsContext(config.tls_cert, config.tls_key);
+    if (!next) {
+      spdlog::error("SIGHUP: the TLS certificate is unchanged: {}", next.error().detail);
       return;
     }
+    http->SetTls(std::move(*next));
+    spdlog::info("SIGHUP: TLS certificate from {}; connections open keep theirs", config.tls_cert);
+  }
+
+  void ReloadTokens() {
     AuthConfig next = config.auth;
     auto tokens = LoadTokensFile(next.tokens_file);
     if (tokens) next.file_tokens = std::move(*tokens);
@@ -247,6 +263,11 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   }
   impl->http =
       std::make_unique<HttpServer>(impl->api.get(), http_options, impl->http_metrics.get(), impl->access_log.get());
+  if (!c.tls_cert.empty()) {
+    auto tls = LoadTlsContext(c.tls_cert, c.tls_key);
+    if (!tls) return MakeError(tls.error().code, "config error: " + tls.error().detail);
+    impl->http->SetTls(std::move(*tls));
+  }
   auto bound = impl->http->Listen(c.listen);
   if (!bound) return bound.error();
   impl->bound = *bound;
@@ -275,8 +296,9 @@ void Server::Run() {
   }
   // Said once SIGTERM is handled: whoever waits for this line may stop the server
   // the moment it appears.
-  spdlog::info("offload listening on http://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
-               address(), s.config.threads, RedactStoreSpec(s.config.store), s.max_connections, s.nofile);
+  spdlog::info("offload listening on {}://{} ({} I/O threads, store {}, max_connections {}, open-file limit {})",
+               s.config.tls_cert.empty() ? "http" : "https", address(), s.config.threads,
+               RedactStoreSpec(s.config.store), s.max_connections, s.nofile);
   // Whoever waits for this line (a supervisor, a test) has it now, however the log is buffered.
   spdlog::default_logger()->flush();
   s.http->Run();

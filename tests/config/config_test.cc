@@ -737,7 +737,9 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "access_log",
                                            "access_log_format",
                                            "log_jobs",
-                                           "insecure_no_auth"}));
+                                           "insecure_no_auth",
+                                           "tls_cert",
+                                           "tls_key"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run",
                                             "uses",
                                             "max_queued",
@@ -821,7 +823,8 @@ TEST(SettingsTableTest, NotesOnlyStandForEmptyDefaults) {
 // default back: the rendering and the parser agree.
 TEST(SettingsTableTest, RenderedDefaultsParseBackToThemselves) {
   // Defaults that mean "unset" and cannot be written (threads = 0 is refused).
-  const std::set<std::string> unwritable = {"threads", "run", "command", "worker", "python", "workers", "interpreter"};
+  const std::set<std::string> unwritable = {"threads", "run",         "command",  "worker", "python",
+                                            "workers", "interpreter", "tls_cert", "tls_key"};
   const ServerConfig defaults = DefaultConfig();
   for (const auto& s : ServerSettings()) {
     if (unwritable.count(s.key)) continue;

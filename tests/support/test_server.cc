@@ -19,7 +19,7 @@ extern char** environ;
 namespace offload::testing {
 namespace {
 
-constexpr std::string_view kListening = "offload listening on http://";
+constexpr std::string_view kListening = "offload listening on http";
 
 // Makes a new private directory under $TMPDIR (or /tmp); returns its path or "".
 std::string MakeTempDir() {
@@ -35,11 +35,14 @@ bool WriteFile(const std::string& path, std::string_view text) {
   return static_cast<bool>(out.flush());
 }
 
-// The port of "offload listening on http://HOST:PORT ..." in `log`, or 0.
+// The port of "offload listening on http://HOST:PORT ..." (or https://) in `log`, or 0.
 unsigned short FindListeningPort(std::string_view log) {
   auto at = log.find(kListening);
   if (at == std::string_view::npos) return 0;
   std::string_view rest = log.substr(at + kListening.size());
+  if (!rest.empty() && rest.front() == 's') rest.remove_prefix(1);
+  if (rest.substr(0, 3) != "://") return 0;
+  rest.remove_prefix(3);
   rest = rest.substr(0, rest.find_first_of(" \r\n"));
   auto colon = rest.rfind(':');
   if (colon == std::string_view::npos) return 0;
