@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 namespace offload {
 
@@ -35,10 +36,14 @@ ErrorOr<std::shared_ptr<ssl::context>> LoadTlsContext(const std::string& cert_pa
     return MakeError(ErrorCode::kInvalidArgument, "tls_cert " + cert_path + ": cannot use it: " + OpenSslReason(ec));
   }
   ctx->use_private_key_file(key_path, ssl::context::pem, ec);
-  if (ec) {
+  // OpenSSL compares the key with the certificate as it takes it (Asio's error code
+  // is OpenSSL's).
+  const bool mismatch = ec && ec.category() == boost::asio::error::get_ssl_category() &&
+                        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == X509_R_KEY_VALUES_MISMATCH;
+  if (ec && !mismatch) {
     return MakeError(ErrorCode::kInvalidArgument, "tls_key " + key_path + ": cannot use it: " + OpenSslReason(ec));
   }
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+  if (mismatch || SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
     ERR_clear_error();
     return MakeError(ErrorCode::kInvalidArgument,
                      "tls_key " + key_path + " is not the key of the certificate in tls_cert " + cert_path);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/command.h"
 #include "support/event_reader.h"
 #include "support/server_fixture.h"
 
@@ -44,27 +45,10 @@ struct Token {
   }
 };
 
-// What a command printed on stdout and its exit status.
-struct CommandOutput {
-  std::string out;
-  int status = -1;
-};
-
-CommandOutput RunCommand(const std::string& command) {
-  CommandOutput result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) result.out.append(buf, n);
-  result.status = ::pclose(pipe);
-  return result;
-}
-
 Token CreateToken(const std::string& name, const std::string& scopes) {
   CommandOutput made =
       RunCommand(std::string(OffloadBinary()) + " token create " + name + " --scopes " + scopes + " --json");
-  EXPECT_TRUE(WIFEXITED(made.status) && WEXITSTATUS(made.status) == 0) << made.out;
+  EXPECT_TRUE(made.ExitedWith(0)) << made.out;
   auto parsed = ParseJson(made.out);
   if (!parsed || !parsed->is_object()) {
     ADD_FAILURE() << "offload token create printed " << made.out;
@@ -349,14 +333,14 @@ TEST_F(AuthTest, TheCliSendsItsToken) {
   const std::string url = "http://127.0.0.1:" + std::to_string(server_.port());
   const std::string cli = std::string(OffloadBinary()) + " ls --url " + url;
   CommandOutput without = RunCommand("env -u OFFLOAD_TOKEN " + cli + " 2>&1");
-  EXPECT_TRUE(WIFEXITED(without.status) && WEXITSTATUS(without.status) == 4) << without.out;
+  EXPECT_TRUE(without.ExitedWith(4)) << without.out;
   EXPECT_NE(without.out.find("A token is needed"), std::string::npos) << without.out;
   const std::string id = Field(Submit(alice_, R"({"task": "noop"})"), "id");
   CommandOutput with_env = RunCommand("OFFLOAD_TOKEN=" + alice_.token + " " + cli + " --json");
-  EXPECT_TRUE(WIFEXITED(with_env.status) && WEXITSTATUS(with_env.status) == 0) << with_env.out;
+  EXPECT_TRUE(with_env.ExitedWith(0)) << with_env.out;
   EXPECT_NE(with_env.out.find(id), std::string::npos) << with_env.out;
   CommandOutput bobs = RunCommand("env -u OFFLOAD_TOKEN " + cli + " --json --token " + bob_.token);
-  EXPECT_TRUE(WIFEXITED(bobs.status) && WEXITSTATUS(bobs.status) == 0) << bobs.out;
+  EXPECT_TRUE(bobs.ExitedWith(0)) << bobs.out;
   EXPECT_EQ(bobs.out.find(id), std::string::npos) << bobs.out;
 }
 
@@ -413,7 +397,7 @@ TEST(AuthStartTest, WithoutAuthAListenAddressBeyondLoopbackIsRefused) {
   // The check comes before the socket is opened: nothing listens beyond loopback.
   for (const std::string listen : {"0.0.0.0:0", "[::]:0"}) {
     CommandOutput refused = RunCommand(std::string(OffloadBinary()) + " serve --listen " + listen + " 2>&1");
-    EXPECT_TRUE(WIFEXITED(refused.status) && WEXITSTATUS(refused.status) == 2) << refused.out;
+    EXPECT_TRUE(refused.ExitedWith(2)) << refused.out;
     EXPECT_NE(refused.out.find("insecure_no_auth"), std::string::npos) << refused.out;
     EXPECT_NE(refused.out.find("[auth]"), std::string::npos) << refused.out;
   }
