@@ -113,7 +113,7 @@ DESCRIPTIONS = {
 def load(results):
     """{(workload, store): [run objects in run order]}"""
     data = {}
-    pattern = re.compile(r"^(W\d+[a-z]?)-([^-]+)-(\d+)\.json$")
+    pattern = re.compile(r"^(W\d+[a-z]?)-([^-]+(?:-auth)?)-(\d+)\.json$")
     for name in sorted(os.listdir(results)):
         m = pattern.match(name)
         if not m:

@@ -21,9 +21,12 @@ repo=$(dirname "$here")
 # postgres (not among the defaults) is a private PostgreSQL server that run.sh starts
 # (scripts/postgres-test-server.sh, with fsync on) and removes; each server gets a
 # fresh schema in it.
+# A store name with -auth (memory-auth, sqlite-auth) is that store with [auth] on: the
+# server checks an admin token on every request, which offload-load sends
+# ($OFFLOAD_TOKEN), so that "--stores 'memory memory-auth'" is an A/B of auth in one run.
 STORES=(memory sqlite)
 store_spec() {  # NAME DIR
-  case "$1" in
+  case "${1%-auth}" in
     memory) echo "memory" ;;
     sqlite) echo "sqlite:$2/offload.db" ;;
     postgres) echo "postgres:$(postgres_conninfo) options='-csearch_path=bench'" ;;
@@ -185,11 +188,28 @@ write_config() {  # FILE STORE [EXTRA TOML]
   rm -f "$work/data-$2"/* 2>/dev/null || true
   local files=""
   # PostgreSQL's default files_dir is the working directory's offload-files.
-  if [[ "$2" == postgres ]]; then
+  if [[ "${2%-auth}" == postgres ]]; then
     reset_postgres_schema || return 1
     files="files_dir = \"$work/data-$2/files\""
   fi
   printf 'store = "%s"\nshutdown_grace = "0s"\n%s\n%s\n' "$spec" "$files" "${3:-}" >"$1"
+  # What measure sends: the token of a server with [auth], else none.
+  current_token=""
+  if [[ "$2" == *-auth ]]; then
+    bench_token || return 1
+    printf '\n[auth]\ntokens = [{name = "bench", sha256 = "%s", scopes = ["admin"]}]\n' "$token_sha256" >>"$1"
+    current_token=$token
+  fi
+}
+
+# One admin token for the whole run, made as an operator makes one.
+token="" token_sha256="" current_token=""
+bench_token() {
+  [[ -n "$token" ]] && return 0
+  local made
+  made=$("$offload" token create bench --scopes admin --json) || return 1
+  token=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' <<<"$made")
+  token_sha256=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])' <<<"$made")
 }
 
 # Starts the private PostgreSQL server (in this shell, so that cleanup sees it).
@@ -208,7 +228,7 @@ reset_postgres_schema() {
 # Runs offload-load with --json; its object goes to $results/NAME.json.
 measure() {  # NAME ARGS...
   local name=$1; shift
-  if "$load" "$@" --json >"$results/$name.json" 2>"$work/load.err"; then
+  if OFFLOAD_TOKEN="$current_token" "$load" "$@" --json >"$results/$name.json" 2>"$work/load.err"; then
     return 0
   fi
   fail "$name: offload-load $* exited non-zero: $(tail -3 "$work/load.err")"

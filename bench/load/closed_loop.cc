@@ -18,7 +18,7 @@ class Loop {
       : io_(1), deadline_(deadline), workload_(workload), guard_(io_) {
     for (int i = 0; i < connections; ++i) {
       slots_.push_back(std::make_unique<Slot>());
-      slots_.back()->conn = std::make_shared<Connection>(io_, target.endpoint, target.host_header);
+      slots_.back()->conn = std::make_shared<Connection>(io_, target.endpoint, target.header_lines);
     }
   }
 

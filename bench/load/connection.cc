@@ -7,8 +7,8 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-Connection::Connection(asio::io_context& io, tcp::endpoint endpoint, std::string host_header)
-    : stream_(io), endpoint_(endpoint), host_header_(std::move(host_header)) {}
+Connection::Connection(asio::io_context& io, tcp::endpoint endpoint, std::string header_lines)
+    : stream_(io), endpoint_(endpoint), header_lines_(std::move(header_lines)) {}
 
 void Connection::Connect(std::chrono::milliseconds timeout, std::function<void(boost::system::error_code)> done) {
   if (connected_) return done({});
@@ -35,8 +35,8 @@ void Connection::Send(http::verb method, std::string_view target, std::string_vi
     last_body_.assign(body);
     last_prefer_.assign(prefer);
     request_.clear();
-    request_.append(verb).append(" ").append(target).append(" HTTP/1.1\r\nHost: ").append(host_header_);
-    request_.append("\r\nUser-Agent: offload-load\r\n");
+    request_.append(verb).append(" ").append(target).append(" HTTP/1.1\r\n").append(header_lines_);
+    request_.append("User-Agent: offload-load\r\n");
     if (!prefer.empty()) request_.append("Prefer: ").append(prefer).append("\r\n");
     if (!body.empty() || method == http::verb::post || method == http::verb::put) {
       if (!body.empty()) request_.append("Content-Type: application/json\r\n");

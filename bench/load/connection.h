@@ -29,7 +29,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Done = std::function<void(Reply&&)>;
 
-  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint, std::string host_header);
+  // `header_lines`: what every request carries (Target::header_lines).
+  Connection(boost::asio::io_context& io, boost::asio::ip::tcp::endpoint endpoint, std::string header_lines);
 
   // Sends one request and calls `done` once with the answer or the error. `prefer`
   // (empty: none) becomes a Prefer header. REQUIRES: no request in flight.
@@ -50,7 +51,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::beast::tcp_stream stream_;
   const boost::asio::ip::tcp::endpoint endpoint_;
   boost::beast::flat_buffer buffer_;
-  const std::string host_header_;
+  const std::string header_lines_;
   // The request as bytes, rebuilt only when it differs from the previous one: a
   // load loop sends the same request again and again, and formatting it once keeps
   // the client's share of the cores small.

@@ -2,6 +2,7 @@
 
 #include <boost/asio/ip/address.hpp>
 #include <charconv>
+#include <cstdlib>
 
 namespace offload::bench {
 
@@ -35,7 +36,10 @@ bool ResolveTarget(const std::string& url, Target* out, std::string* error) {
     return false;
   }
   out->endpoint = boost::asio::ip::tcp::endpoint(ip, static_cast<unsigned short>(port));
-  out->host_header = std::string(rest);
+  out->header_lines = "Host: " + std::string(rest) + "\r\n";
+  if (const char* token = std::getenv("OFFLOAD_TOKEN"); token && *token) {
+    out->header_lines += "Authorization: Bearer " + std::string(token) + "\r\n";
+  }
   return true;
 }
 

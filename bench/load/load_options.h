@@ -31,10 +31,13 @@ struct LoadOptions {
 // Where to connect: from an http://HOST:PORT URL (HOST an IP address or localhost).
 struct Target {
   boost::asio::ip::tcp::endpoint endpoint;
-  std::string host_header;
+  // The header lines every request carries, each ending in CRLF: Host, and
+  // Authorization when $OFFLOAD_TOKEN is set (a server with [auth]).
+  std::string header_lines;
 };
 
-// Returns false and fills `error` when the URL is not http://HOST:PORT.
+// Returns false and fills `error` when the URL is not http://HOST:PORT. Reads
+// $OFFLOAD_TOKEN.
 bool ResolveTarget(const std::string& url, Target* out, std::string* error);
 
 }  // namespace offload::bench

@@ -38,7 +38,7 @@ class OpenLoop {
         total_(total),
         path_(std::move(path)) {
     for (int i = 0; i < connections; ++i) {
-      conns_.push_back(std::make_shared<Connection>(io_, target.endpoint, target.host_header));
+      conns_.push_back(std::make_shared<Connection>(io_, target.endpoint, target.header_lines));
     }
   }
 

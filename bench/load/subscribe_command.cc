@@ -42,8 +42,8 @@ class Subscriber : public std::enable_shared_from_this<Subscriber> {
         ++self->totals_->connect_errors;
         return self->Again();
       }
-      self->request_ = "GET " + self->path_ + " HTTP/1.1\r\nHost: " + self->target_.host_header +
-                       "\r\nAccept: text/event-stream\r\n\r\n";
+      self->request_ =
+          "GET " + self->path_ + " HTTP/1.1\r\n" + self->target_.header_lines + "Accept: text/event-stream\r\n\r\n";
       asio::async_write(*self->stream_, asio::buffer(self->request_),
                         [self](boost::system::error_code ec, std::size_t) {
                           if (ec) return self->Ended();
