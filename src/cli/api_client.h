@@ -6,9 +6,13 @@
 #pragma once
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
 #include <optional>
@@ -35,10 +39,13 @@ struct ApiResponse {
 
 class ApiClient {
  public:
-  // `base_url`: "http://HOST:PORT" (a path prefix is kept). kInvalidArgument for
-  // another scheme or a malformed URL. `token`, when not empty, is sent with every
-  // request (Authorization: Bearer).
-  static ErrorOr<ApiClient> Connect(const std::string& base_url, std::string token = {});
+  // `base_url`: "http://HOST:PORT" or "https://HOST:PORT" (a path prefix is kept).
+  // kInvalidArgument for another scheme, a malformed URL or a `cacert` that cannot be
+  // read. `token`, when not empty, is sent with every request (Authorization:
+  // Bearer). Over https the server's certificate must be valid for HOST and signed by
+  // a CA of the system's or, when given, of the PEM file `cacert`.
+  static ErrorOr<ApiClient> Connect(const std::string& base_url, std::string token = {},
+                                    const std::string& cacert = {});
   ApiClient(ApiClient&&) = default;
 
   // kUnavailable when the server cannot be reached or did not answer in `timeout`.
@@ -55,6 +62,15 @@ class ApiClient {
  private:
   ApiClient(std::string url, std::string host, std::string port, std::string prefix);
   Status EnsureConnected(std::chrono::milliseconds timeout);
+  bool connected() const { return tls_ ? tls_stream_.has_value() : stream_.has_value(); }
+  void Disconnect();
+  // One request and its answer on the open connection, TCP or TLS; nullopt and *ec
+  // when the connection failed.
+  template <class Stream>
+  std::optional<ApiResponse> Exchange(Stream& stream,
+                                      const boost::beast::http::request<boost::beast::http::string_body>& req,
+                                      bool head, std::chrono::milliseconds timeout, bool* keep_alive,
+                                      boost::system::error_code* ec);
 
   std::string url_;
   std::string host_;
@@ -62,7 +78,9 @@ class ApiClient {
   std::string prefix_;         // The URL's path, without a trailing slash.
   std::string authorization_;  // "Bearer TOKEN", or empty.
   std::unique_ptr<boost::asio::io_context> ioc_;
-  std::optional<boost::beast::tcp_stream> stream_;
+  std::unique_ptr<boost::asio::ssl::context> tls_;                                // Set for https.
+  std::optional<boost::beast::tcp_stream> stream_;                                // http
+  std::optional<boost::beast::ssl_stream<boost::beast::tcp_stream>> tls_stream_;  // https
   boost::beast::flat_buffer buffer_;
 };
 

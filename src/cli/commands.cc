@@ -92,7 +92,7 @@ int Refused(const ApiResponse& res) {
 
 // Connects to --url; on failure prints why and sets *code.
 std::optional<ApiClient> Open(const GlobalOptions& g, int* code) {
-  auto client = ApiClient::Connect(g.url, g.token);
+  auto client = ApiClient::Connect(g.url, g.token, g.cacert);
   if (!client) {
     *code = Fail(client.error());
     return std::nullopt;
@@ -374,10 +374,15 @@ void AddClientCommands(CLI::App* app, GlobalOptions* g, std::function<int()>* ru
   g->url = env_url && *env_url ? env_url : "http://127.0.0.1:8080";
   const char* env_token = std::getenv("OFFLOAD_TOKEN");
   g->token = env_token ? env_token : "";
+  const char* env_cacert = std::getenv("OFFLOAD_CACERT");
+  g->cacert = env_cacert ? env_cacert : "";
   auto global = [g](CLI::App* sub) {
     sub->add_option("--url", g->url, "The server (default $OFFLOAD_URL, else http://127.0.0.1:8080)");
     // $OFFLOAD_TOKEN is the better way: a command line shows in ps and shell history.
     sub->add_option("--token", g->token, "The server's access token (default $OFFLOAD_TOKEN; docs/security.md)");
+    sub->add_option("--cacert", g->cacert,
+                    "With https://: the PEM file of the CA that signed the server's certificate (default "
+                    "$OFFLOAD_CACERT, else the system's)");
     sub->add_flag("--json", g->json, "Print what the server answered, as JSON, for scripts");
   };
 

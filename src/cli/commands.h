@@ -21,7 +21,8 @@ enum ExitCode : int {
 
 struct GlobalOptions {
   std::string url;
-  std::string token;  // --token, $OFFLOAD_TOKEN: sent as Authorization: Bearer.
+  std::string token;   // --token, $OFFLOAD_TOKEN: sent as Authorization: Bearer.
+  std::string cacert;  // --cacert, $OFFLOAD_CACERT: the CA of an https:// server.
   bool json = false;
 };
 

@@ -185,6 +185,27 @@ TEST_F(TlsTest, ACertificateThatDoesNotLoadOnSighupLeavesTheOldOne) {
   EXPECT_TRUE(Curl("a", Url("/healthz")).ExitedWith(0));
 }
 
+TEST_F(TlsTest, TheCliSpeaksHttpsAndChecksTheCertificate) {
+  ASSERT_NO_FATAL_FAILURE(StartTls());
+  const std::string cli = "env -u OFFLOAD_CACERT " + std::string(OffloadBinary());
+  const std::string cacert = (dir_ / "a.pem").string();
+  // By address and by name: the certificate names both.
+  for (const std::string host : {"127.0.0.1", "localhost"}) {
+    const std::string url = "https://" + host + ":" + std::to_string(server_.port());
+    CommandOutput ran = RunCommand(cli + " submit noop --wait --url " + url + " --cacert " + cacert + " 2>&1");
+    EXPECT_TRUE(ran.ExitedWith(0)) << host << ": " << ran.out;
+    EXPECT_NE(ran.out.find("succeeded"), std::string::npos) << ran.out;
+  }
+  const std::string url = Url("");
+  CommandOutput from_env =
+      RunCommand("OFFLOAD_CACERT=" + cacert + " " + std::string(OffloadBinary()) + " ls --url " + url + " 2>&1");
+  EXPECT_TRUE(from_env.ExitedWith(0)) << from_env.out;
+  // A certificate no CA it trusts signed: no request is sent.
+  CommandOutput untrusted = RunCommand(cli + " ls --url " + url + " --cacert " + (dir_ / "b.pem").string() + " 2>&1");
+  EXPECT_TRUE(untrusted.ExitedWith(3)) << untrusted.out;
+  EXPECT_NE(untrusted.out.find("certificate verify failed"), std::string::npos) << untrusted.out;
+}
+
 TEST_F(TlsTest, AClientThatLeavesARunOverTlsCancelsItsJob) {
   ASSERT_NO_FATAL_FAILURE(StartTls());
   // openssl s_client sends the request, holds the connection for a second, then
