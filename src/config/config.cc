@@ -5,6 +5,8 @@
 #include <toml++/toml.h>
 
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -162,6 +164,27 @@ bool ParseDuration(std::string_view text, Millis* out) {
   if (n > INT64_MAX / scale) return false;  // Would overflow: no sane duration is that long.
   *out = Millis(n * scale);
   return true;
+}
+
+bool ParseRate(std::string_view text, double* per_second) {
+  const auto slash = text.find('/');
+  if (slash == std::string_view::npos || slash == 0) return false;
+  double n = 0;
+  const std::string_view number = text.substr(0, slash);
+  auto [ptr, ec] = std::from_chars(number.data(), number.data() + number.size(), n);
+  if (ec != std::errc() || ptr != number.data() + number.size() || !(n > 0) || !std::isfinite(n)) return false;
+  const std::string_view unit = text.substr(slash + 1);
+  const double seconds = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : 0;
+  if (seconds == 0) return false;
+  *per_second = n / seconds;
+  return true;
+}
+
+std::string FormatRate(double per_second) {
+  if (per_second <= 0) return "0";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g/s", per_second);
+  return buf;
 }
 
 ServerConfig DefaultConfig() {

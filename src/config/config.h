@@ -112,6 +112,11 @@ struct AuthConfig {
   std::vector<TokenConfig> file_tokens;  // Read from tokens_file at start (a reload makes its own).
   // The scope GET /metrics takes: "admin", or "read" for a scraper's token.
   std::string metrics_scope = "admin";
+  // Per tenant, on each server (docs/security.md#limits): open event streams, requests
+  // waiting for a job (?wait=, Prefer: wait, /run), requests a second (0: no limit).
+  std::int64_t max_streams = 32;
+  std::int64_t max_waits = 1024;
+  double request_rate = 0;
 };
 
 struct ServerConfig {
@@ -176,6 +181,9 @@ struct ServerConfig {
   // from the config file's folder.
   std::string tls_cert;
   std::string tls_key;
+  // Requests a second one connection may send (a burst of a second's worth); past it,
+  // 429 and the connection is closed. 0: no limit.
+  double connection_rate = 0;
   AuthConfig auth;
   // Resource name -> capacity. "cpu" defaults to the number of cores.
   std::map<std::string, std::int64_t> resources;
@@ -200,5 +208,9 @@ Status ValidateConfig(const ServerConfig& config);
 bool ParseDuration(std::string_view text, Millis* out);
 // Parses "512MiB", "2GiB", "100MB", "4096B" or a bare number of bytes.
 bool ParseByteSize(std::string_view text, std::int64_t* out);
+// Parses a rate "100/s", "600/m", "10/h" (a positive number per unit) into per second.
+bool ParseRate(std::string_view text, double* per_second);
+// A rate as the config writes it: "100/s", or "0" for none.
+std::string FormatRate(double per_second);
 
 }  // namespace offload

@@ -189,6 +189,30 @@ Setting<Config> StringSetting(const char* key, std::string Config::*field, const
           [field](const Config& c) { return Quote(c.*field); }};
 }
 
+// A rate such as "100/s"; 0 (or "0"): none.
+template <typename Config>
+Setting<Config> RateSetting(const char* key, double Config::*field, const char* help) {
+  return Setting<Config>{key, "rate", help,
+                         [key, field](const std::string& f, const toml::node& n, Config* c) -> Status {
+                           double rate = 0;
+                           if (n.is_integer() && *n.value<std::int64_t>() == 0) {
+                             c->*field = 0;
+                             return {};
+                           }
+                           auto s = n.value<std::string>();
+                           if (!n.is_string() || (*s != "0" && !ParseRate(*s, &rate))) {
+                             return ConfigError(f, n,
+                                                std::string(key) +
+                                                    " must be a rate such as \"100/s\", \"600/m\" "
+                                                    "or \"10/h\" (or 0: none)");
+                           }
+                           c->*field = rate;
+                           return {};
+                         },
+                         [field](const Config& c) { return c.*field > 0 ? Quote(FormatRate(c.*field)) : "0"; }}
+      .Note("none");
+}
+
 // A file's path, relative to the config file's folder. Empty: none.
 template <typename Config>
 Setting<Config> PathSetting(const char* key, std::string Config::*field, const char* help) {
@@ -566,6 +590,10 @@ const std::vector<Setting<ServerConfig>>& ServerSettings() {
       PathSetting<C>("tls_key", &C::tls_key,
                      "The PEM file of `tls_cert`'s private key, unencrypted; keep it readable by the server's "
                      "user only."),
+      RateSetting<C>("connection_rate", &C::connection_rate,
+                     "Requests a second one connection may send (`\"200/s\"`, `\"600/m\"`), in bursts of a "
+                     "second's worth; past it the request gets `429` (`rate-limited`, `Retry-After`) and the "
+                     "connection is closed. With or without `[auth]`."),
   };
   return settings;
 }
@@ -583,6 +611,18 @@ const std::vector<Setting<AuthConfig>>& AuthSettings() {
           [](const std::string& f, const toml::node& n, C* c) -> Status { return ReadTokenTables(f, n, &c->tokens); },
           [](const C&) { return std::string("[]"); }}
           .Note("none"),
+      IntSetting<C>("max_streams", &C::max_streams,
+                    "Event streams (`/v1/events`, `/v1/jobs/{id}/events`) one tenant may hold open on a server at "
+                    "once; one more gets `429` (`too-many-streams`). 0: no cap.",
+                    /*allow_zero=*/true),
+      IntSetting<C>("max_waits", &C::max_waits,
+                    "Requests of one tenant that may wait for a job on a server at once (`?wait=`, `Prefer: wait`, "
+                    "`/run`); one more gets `429` (`too-many-waits`). 0: no cap.",
+                    /*allow_zero=*/true),
+      RateSetting<C>("request_rate", &C::request_rate,
+                     "Requests a second one tenant may send to a server (`\"100/s\"`, `\"6000/m\"`), in bursts "
+                     "of a second's worth, all its tokens together; past it `429` (`rate-limited`, "
+                     "`Retry-After`)."),
       StringSetting<C>(
           "metrics_scope", &C::metrics_scope,
           "The scope `GET /metrics` takes: `\"admin\"`, or `\"read\"` so that a scraper's token need not "

@@ -23,6 +23,7 @@
 #include "offload/error_types.h"
 #include "util/json_reader.h"
 #include "util/json_writer.h"
+#include "util/mutex.h"
 
 namespace offload {
 
@@ -255,6 +256,43 @@ std::optional<Scope> ScopeOf(http::verb method, const std::vector<std::string>& 
   return Scope::kRead;
 }
 
+// A subscription that holds `hold` (a stream's slot of its tenant) until it ends.
+std::shared_ptr<JobEventLog::Subscription> HeldSubscription(std::unique_ptr<JobEventLog::Subscription> sub,
+                                                            TenantLimits::Hold hold) {
+  return std::shared_ptr<JobEventLog::Subscription>(
+      sub.release(), [hold = std::move(hold)](JobEventLog::Subscription* s) { delete s; });
+}
+
+// An exchange that holds a wait's slot of its tenant (max_waits) until it is answered:
+// the slot is free by the time the client reads the answer and asks again.
+class WaitingExchange final : public Exchange {
+ public:
+  WaitingExchange(std::shared_ptr<Exchange> inner, TenantLimits::Hold hold)
+      : inner_(std::move(inner)), hold_(std::move(hold)) {}
+
+  boost::asio::any_io_executor executor() override { return inner_->executor(); }
+  void Respond(HttpResponse response) override {
+    Release();
+    inner_->Respond(std::move(response));
+  }
+  void RespondStream(HttpResponse header, std::shared_ptr<BodySource> source) override {
+    Release();
+    inner_->RespondStream(std::move(header), std::move(source));
+  }
+  void OnClientGone(std::function<void()> fn) override { inner_->OnClientGone(std::move(fn)); }
+
+ private:
+  void Release() {
+    TenantLimits::Hold released;
+    MutexLock lock(&mu_);
+    released = std::move(hold_);
+  }
+
+  const std::shared_ptr<Exchange> inner_;
+  Mutex mu_;  // Respond may come from any thread (a second call is ignored by inner_).
+  TenantLimits::Hold hold_ GUARDED_BY(mu_);
+};
+
 constexpr const char* kRealm = "Bearer realm=\"offload\"";
 
 // What a non-admin asking for another tenant's job gets: the answer to an id that
@@ -302,6 +340,30 @@ std::variant<Caller, Problem> Api::Admit(const HttpRequestHeader& req, const boo
   return Caller{who->tenant, who->admin()};
 }
 
+std::optional<Problem> Api::HoldWait(const std::string& tenant, TenantLimits::Hold* hold) const {
+  if (!limits_ || tenant.empty()) return std::nullopt;
+  *hold = limits_->HoldWait(tenant);
+  if (*hold) return std::nullopt;
+  Problem p = MakeProblem(http::status::too_many_requests, "too-many-waits", "Too many waiting requests",
+                          "token \"" + tenant + "\" has " + std::to_string(limits_->options().max_waits) +
+                              " requests waiting for jobs on this server (max_waits); poll without waiting, or "
+                              "retry once one of them is answered");
+  p.retry_after_s = 1;
+  return p;
+}
+
+std::optional<Problem> Api::HoldStream(const std::string& tenant, TenantLimits::Hold* hold) const {
+  if (!limits_ || tenant.empty()) return std::nullopt;
+  *hold = limits_->HoldStream(tenant);
+  if (*hold) return std::nullopt;
+  Problem p = MakeProblem(http::status::too_many_requests, "too-many-streams", "Too many event streams",
+                          "token \"" + tenant + "\" has " + std::to_string(limits_->options().max_streams) +
+                              " event streams open on this server (max_streams); one stream of /v1/events serves "
+                              "every job");
+  p.retry_after_s = 1;
+  return p;
+}
+
 void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_ptr<Exchange>& ex,
                  std::function<void(JobSnapshot)> then) {
   service_->Get(id, [ex, id, sees_all = caller.sees_all, tenant = caller.tenant,
@@ -336,6 +398,13 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
   auto admitted = Admit(req, url, ScopeOf(method, seg, url.path(), config_.auth));
   if (const Problem* refused = std::get_if<Problem>(&admitted)) return ex->Respond(ProblemResponse(*refused));
   const Caller& caller = std::get<Caller>(admitted);
+  if (int retry_after = 0; limits_ && !caller.tenant.empty() && !limits_->TakeRequest(caller.tenant, &retry_after)) {
+    Problem p = MakeProblem(http::status::too_many_requests, "rate-limited", "Too many requests",
+                            "token \"" + caller.tenant + "\" is past its request_rate ([auth]); retry in " +
+                                std::to_string(retry_after) + " s");
+    p.retry_after_s = retry_after;
+    return ex->Respond(ProblemResponse(p));
+  }
 
   if (seg.size() == 1 && seg[0] == "healthz") {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -486,9 +555,12 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
       }
       latest = *l == "1" || *l == "true";
     }
+    TenantLimits::Hold hold;
+    if (auto refused = HoldStream(caller.tenant, &hold)) return ex->Respond(ProblemResponse(*refused));
     const std::string last = LastEventId(req, param("last_event_id"));
-    auto sub = std::shared_ptr<JobEventLog::Subscription>(
-        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or(""), latest, caller.Filter()}, last));
+    auto sub = HeldSubscription(
+        service_->SubscribeEvents(JobEventFilter{"", param("task").value_or(""), latest, caller.Filter()}, last),
+        std::move(hold));
     const bool reset = !last.empty() && !sub->resumed();
     auto executor = ex->executor();
     return ex->RespondStream(JobEventStream::Header(), JobEventStream::OfAll(executor, std::move(sub), reset));
@@ -527,6 +599,12 @@ void Api::SubmitJob(const Caller& caller, const HttpRequest& req, std::shared_pt
 void Api::SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::shared_ptr<Exchange> ex) {
   if (auto refused = ReadIdempotencyKey(req, &submit.idempotency_key)) return ex->Respond(std::move(*refused));
   const Millis wait = std::min(PreferredWait(req[http::field::prefer]), config_.max_wait);
+  // Held from before the submit, so that a tenant at its cap gets 429 with nothing stored.
+  if (wait.count() > 0) {
+    TenantLimits::Hold hold;
+    if (auto refused = HoldWait(submit.tenant, &hold)) return ex->Respond(ProblemResponse(*refused));
+    if (hold) ex = std::make_shared<WaitingExchange>(std::move(ex), std::move(hold));
+  }
   service_->Submit(std::move(submit), [this, ex, wait](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
     if (job->replayed) return ex->Respond(JobResponse(http::status::ok, *job));
@@ -545,6 +623,11 @@ void Api::SubmitParsed(SubmitRequest submit, const HttpRequestHeader& req, std::
 
 void Api::GetJob(const Caller& caller, const std::string& id, Millis wait, bool with_input,
                  std::shared_ptr<Exchange> ex) {
+  if (wait.count() > 0) {
+    TenantLimits::Hold hold;
+    if (auto refused = HoldWait(caller.tenant, &hold)) return ex->Respond(ProblemResponse(*refused));
+    if (hold) ex = std::make_shared<WaitingExchange>(std::move(ex), std::move(hold));
+  }
   auto answer = [ex, with_input](const JobSnapshot& job) {
     if (!with_input) return ex->Respond(JobResponse(http::status::ok, job));
     std::string body;
@@ -565,9 +648,10 @@ void Api::GetJob(const Caller& caller, const std::string& id, Millis wait, bool 
 
 void Api::StreamJobEvents(const Caller& caller, const std::string& id, const std::string& last_event_id,
                           std::shared_ptr<Exchange> ex) {
+  TenantLimits::Hold hold;
+  if (auto refused = HoldStream(caller.tenant, &hold)) return ex->Respond(ProblemResponse(*refused));
   // Subscribed before the job is read: what changes after the read is in the log.
-  auto sub =
-      std::shared_ptr<JobEventLog::Subscription>(service_->SubscribeEvents(JobEventFilter{id, ""}, last_event_id));
+  auto sub = HeldSubscription(service_->SubscribeEvents(JobEventFilter{id, ""}, last_event_id), std::move(hold));
   GetOwn(caller, id, ex, [this, ex, sub](JobSnapshot job) {
     ex->RespondStream(JobEventStream::Header(), JobEventStream::OfJob(service_, ex->executor(), sub, std::move(job)));
   });
@@ -682,6 +766,9 @@ void Api::RunTask(const Caller& caller, const std::string& task, HttpRequest&& r
 }
 
 void Api::RunParsed(SubmitRequest submit, std::shared_ptr<Exchange> ex) {
+  TenantLimits::Hold hold;
+  if (auto refused = HoldWait(submit.tenant, &hold)) return ex->Respond(ProblemResponse(*refused));
+  if (hold) ex = std::make_shared<WaitingExchange>(std::move(ex), std::move(hold));
   service_->Submit(std::move(submit), [this, ex](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
     if (IsFinished(job->record.status)) return ex->Respond(ResultResponse(*job, service_->files()));

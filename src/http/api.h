@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "auth/authenticator.h"
+#include "auth/tenant_limits.h"
 #include "config/config.h"
 #include "http/exchange.h"
 #include "http/http_metrics.h"
@@ -54,6 +55,8 @@ class Api {
         config_(config),
         origins_(config.listen, config.allowed_origins, !config.tls_cert.empty()),
         http_metrics_(http_metrics),
+        limits_(auth ? TenantLimits::Create({config.auth.max_streams, config.auth.max_waits, config.auth.request_rate})
+                     : nullptr),
         auth_(std::move(auth)) {}
 
   // Takes the tokens of a reloaded tokens file: requests read after it see them.
@@ -78,6 +81,11 @@ class Api {
   // tenant, who sees everything. `needed` unset: a route anyone may take.
   std::variant<Caller, Problem> Admit(const HttpRequestHeader& req, const boost::urls::url_view& url,
                                       std::optional<Scope> needed) const;
+
+  // With [auth]: a wait's or a stream's slot of `tenant` into *hold, or the 429 of its
+  // cap (max_waits, max_streams). Nothing without [auth], or for the empty tenant.
+  std::optional<Problem> HoldWait(const std::string& tenant, TenantLimits::Hold* hold) const;
+  std::optional<Problem> HoldStream(const std::string& tenant, TenantLimits::Hold* hold) const;
 
   // Calls `then` with job `id` if `caller` may see it; answers 404 as for an unknown
   // job if not (another tenant's job is not shown to exist).
@@ -114,6 +122,7 @@ class Api {
   const OriginPolicy origins_;
   const HttpMetrics* const http_metrics_;
   const StaticAssets assets_;
+  const std::shared_ptr<TenantLimits> limits_;  // With [auth].
   std::atomic<std::shared_ptr<const Authenticator>> auth_;
 };
 

@@ -16,12 +16,14 @@
 #include <optional>
 #include <sstream>
 
+#include "config/config.h"
 #include "http/access_log.h"
 #include "http/api.h"
 #include "http/exchange.h"
 #include "http/http_metrics.h"
 #include "http/problem.h"
 #include "http/upload.h"
+#include "util/token_bucket.h"
 
 namespace offload {
 
@@ -104,6 +106,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
         metrics_(metrics),
         shard_(shard),
         access_log_(access_log) {
+    if (options_.connection_rate > 0) rate_.emplace(options_.connection_rate);
     server_->sessions.fetch_add(1, std::memory_order_relaxed);
     metrics_->ConnectionOpened(shard_);
     if (access_log_) {
@@ -253,6 +256,13 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     }
     version_ = req.version() == 10 ? 10 : 11;
     if (auto problem = CheckHeader(req)) return SendProblemAndClose(*problem);
+    if (int retry_after = 0; rate_ && !rate_->Take(TokenBucket::Clock::now(), &retry_after)) {
+      Problem p = MakeProblem(http::status::too_many_requests, "rate-limited", "Too many requests",
+                              "this connection is past connection_rate (" + FormatRate(options_.connection_rate) +
+                                  "); it is closed: slow down, or spread the requests over connections");
+      p.retry_after_s = retry_after;
+      return SendProblemAndClose(p);
+    }
     UploadPlan plan = api_->PlanUpload(req);
     if (plan.refusal) return SendProblemAndClose(*plan.refusal);
     if (parser_->is_done()) {
@@ -643,7 +653,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   std::optional<http::request_parser<http::string_body>> parser_;
   // Replaces parser_ for a body that goes to disk (Api::PlanUpload).
   std::optional<http::request_parser<UploadBody>> upload_parser_;
-  std::uint64_t body_limit_ = 0;  // Of the request being read.
+  std::uint64_t body_limit_ = 0;     // Of the request being read.
+  std::optional<TokenBucket> rate_;  // connection_rate, when set.
   std::optional<HttpResponse> response_;
   std::optional<http::response_serializer<ResponseBody>> serializer_;  // Refers to *response_.
   HttpServer* server_;

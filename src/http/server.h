@@ -54,6 +54,8 @@ struct HttpServerOptions {
   // client that stopped reading releases its response (maybe a large result). A
   // slow client that keeps reading is never dropped.
   std::chrono::milliseconds write_timeout{kDefaultWriteTimeout};
+  // Requests a second one connection may send; past it 429 and close. 0: no limit.
+  double connection_rate = 0;
 };
 
 // max_connections for an open-file limit of `nofile`: the limit less a reserve for

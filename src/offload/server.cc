@@ -255,6 +255,7 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   http_options.idle_timeout = c.idle_timeout;
   http_options.header_timeout = c.header_timeout;
   http_options.write_timeout = c.write_timeout;
+  http_options.connection_rate = c.connection_rate;
   impl->max_connections = http_options.max_connections;
   if (!c.access_log.empty()) {
     auto log = AccessLog::Open(c.access_log, c.access_log_format);

@@ -739,7 +739,8 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                            "log_jobs",
                                            "insecure_no_auth",
                                            "tls_cert",
-                                           "tls_key"}));
+                                           "tls_key",
+                                           "connection_rate"}));
   EXPECT_EQ(task, (std::vector<std::string>{"run",
                                             "uses",
                                             "max_queued",
@@ -765,7 +766,8 @@ TEST(SettingsTableTest, DeclaresTheKeysTheParserTakes) {
                                             "max_input",
                                             "input_as",
                                             "python_input"}));
-  EXPECT_EQ(auth, (std::vector<std::string>{"tokens_file", "tokens", "metrics_scope"}));
+  EXPECT_EQ(auth, (std::vector<std::string>{"tokens_file", "tokens", "max_streams", "max_waits", "request_rate",
+                                            "metrics_scope"}));
   for (const SettingDoc& s : AllSettingDocs()) {
     SCOPED_TRACE(s.key);
     EXPECT_FALSE(s.type.empty());
@@ -954,6 +956,31 @@ TEST(ValidateConfigTest, RefusesCrossReferencesTheStructsCannotHold) {
   s = ValidateConfig(c);
   ASSERT_FALSE(s.has_value());
   EXPECT_NE(s.error().detail.find("64"), std::string::npos) << s.error().detail;
+}
+
+TEST(ConfigTest, RatesAreANumberPerSecondMinuteOrHour) {
+  double r = 0;
+  ASSERT_TRUE(ParseRate("100/s", &r));
+  EXPECT_DOUBLE_EQ(r, 100);
+  ASSERT_TRUE(ParseRate("600/m", &r));
+  EXPECT_DOUBLE_EQ(r, 10);
+  ASSERT_TRUE(ParseRate("0.5/s", &r));
+  EXPECT_DOUBLE_EQ(r, 0.5);
+  ASSERT_TRUE(ParseRate("36/h", &r));
+  EXPECT_DOUBLE_EQ(r, 0.01);
+  for (const char* bad : {"", "100", "/s", "0/s", "-1/s", "10/d", "10/ s", "ten/s", "1e999/s"}) {
+    EXPECT_FALSE(ParseRate(bad, &r)) << bad;
+  }
+  EXPECT_EQ(FormatRate(100), "100/s");
+  EXPECT_EQ(FormatRate(0), "0");
+  const ServerConfig c = ParseOk("connection_rate = \"120/m\"\n[auth]\nrequest_rate = \"5/s\"\nmax_streams = 0\n"
+                                 "tokens = [{name = \"a\", sha256 = \"" +
+                                 std::string(64, 'a') + "\", scopes = [\"read\"]}]\n");
+  EXPECT_DOUBLE_EQ(c.connection_rate, 2);
+  EXPECT_DOUBLE_EQ(c.auth.request_rate, 5);
+  EXPECT_EQ(c.auth.max_streams, 0);
+  EXPECT_EQ(c.auth.max_waits, 1024);
+  EXPECT_NE(ParseError("connection_rate = \"fast\"\n").find("connection_rate must be a rate"), std::string::npos);
 }
 
 }  // namespace

@@ -89,19 +89,18 @@ class AuthTest : public ServerTest {
            ops_.Toml() + "]";
   }
 
-  void StartWithAuth(const std::string& extra = "") {
-    ASSERT_NO_FATAL_FAILURE(StartServer(R"(
-shutdown_grace = "200ms"
-access_log = "access.log"
-
+  // `top`: more top-level keys; `auth`: more keys of [auth].
+  void StartWithAuth(const std::string& top = "", const std::string& auth = "") {
+    ASSERT_NO_FATAL_FAILURE(StartServer("shutdown_grace = \"200ms\"\naccess_log = \"access.log\"\n" + top + R"(
 [resources]
 cpu = 2
 
 [tasks.upload]
 command = ["cat"]
 accept = ["text/plain"]
-)" + extra + "\n[auth]\ntokens = " + TokensArray() +
-                                        "\n"));
+
+[auth]
+tokens = )" + TokensArray() + "\n" + auth));
   }
 
   // Submits `body` as `who`; the job object, or an empty one (and a failure).
@@ -391,6 +390,101 @@ TEST_F(AuthTest, SighupReloadsTheTokensFileAndKeepsTheOldTokensWhenItDoesNotPars
   EXPECT_EQ(wait_for_status(carol, 401), 401) << server_.log();
   EXPECT_EQ(Get(alice_, "/v1/jobs").status, 200);
   std::filesystem::remove_all(dir);
+}
+
+TEST_F(AuthTest, ATenantHoldsAtMostMaxStreamsStreams) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth("", "max_streams = 2\n"));
+  auto first = std::make_unique<EventReader>(server_.port(), "/v1/events", "", alice_.Bearer());
+  EventReader second(server_.port(), "/v1/events?latest=1", "", alice_.Bearer());
+  ASSERT_EQ(first->status(), 200u);
+  ASSERT_EQ(second.status(), 200u);
+  Response third = Get(alice_, "/v1/events");
+  EXPECT_EQ(third.status, 429) << Describe(third);
+  EXPECT_EQ(Field(third.json().as_object(), "type"), "urn:offload:problem:too-many-streams");
+  EXPECT_EQ(third.header("retry-after"), "1");
+  // A job's own stream counts too; another tenant has streams of its own.
+  const std::string id = Field(Submit(alice_, R"({"task": "sleep", "input": {"ms": 60000}})"), "id");
+  EXPECT_EQ(Get(alice_, "/v1/jobs/" + id + "/events").status, 429);
+  EXPECT_EQ(EventReader(server_.port(), "/v1/events", "", bob_.Bearer()).status(), 200u);
+  // A stream that ends gives its slot back (once the server sees the client gone).
+  first->Close();
+  first.reset();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  unsigned status = 0;
+  while (std::chrono::steady_clock::now() < deadline) {
+    EventReader again(server_.port(), "/v1/events", "", alice_.Bearer());
+    if ((status = again.status()) == 200u) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(status, 200u);
+  client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, alice_.Bearer());
+}
+
+TEST_F(AuthTest, ATenantHoldsAtMostMaxWaitsWaitingRequests) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth("", "max_waits = 1\n"));
+  // A submit that waits takes its slot before its job is stored: once the job is
+  // listed, the slot is held.
+  HttpClient waiter(server_.port());
+  Headers prefer = alice_.JsonBearer();
+  prefer.emplace_back("Prefer", "wait=60");
+  ASSERT_EQ(waiter.Send(http::verb::post, "/v1/jobs", R"({"task": "sleep", "input": {"ms": 60000}})", prefer), "");
+  std::string id;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (id.empty() && std::chrono::steady_clock::now() < deadline) {
+    Response listed = Get(alice_, "/v1/jobs");
+    if (listed.status == 200 && !listed.json().at("jobs").as_array().empty()) {
+      id = Field(listed.json().at("jobs").as_array()[0].as_object(), "id");
+    } else {
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  }
+  ASSERT_FALSE(id.empty());
+  // A second request waiting, of any kind, is refused.
+  Response second = Get(alice_, "/v1/jobs/" + id + "?wait=60");
+  EXPECT_EQ(second.status, 429) << Describe(second);
+  EXPECT_EQ(Field(second.json().as_object(), "type"), "urn:offload:problem:too-many-waits");
+  EXPECT_EQ(second.header("retry-after"), "1");
+  Response submitted = client().Post("/v1/jobs", R"({"task": "noop"})", prefer);
+  EXPECT_EQ(submitted.status, 429) << Describe(submitted);
+  Response run = client().Post("/v1/tasks/noop/run", "{}", alice_.JsonBearer());
+  EXPECT_EQ(run.status, 429) << Describe(run);
+  // Nothing of the refused was stored; bob waits as he likes; a poll without waiting is fine.
+  EXPECT_EQ(Get(alice_, "/v1/jobs").json().at("jobs").as_array().size(), 1u);
+  EXPECT_EQ(client().Post("/v1/tasks/noop/run", "{}", bob_.JsonBearer()).status, 200);
+  EXPECT_EQ(Get(alice_, "/v1/jobs/" + id).status, 200);
+  // The wait ends (the job is canceled): its slot is free by the time its answer comes.
+  ASSERT_EQ(client().Request(http::verb::delete_, "/v1/jobs/" + id, {}, alice_.Bearer()).status, 200);
+  Response ended = waiter.Receive();
+  EXPECT_EQ(ended.status, 200) << Describe(ended);
+  Response again = client().Post("/v1/tasks/noop/run", "{}", alice_.JsonBearer());
+  EXPECT_EQ(again.status, 200) << Describe(again);
+}
+
+TEST_F(AuthTest, RequestRatesHoldPerTenantAndPerConnection) {
+  // One request a minute: the second at once is past it, whatever the machine's speed.
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth("", "request_rate = \"1/m\"\n"));
+  EXPECT_EQ(Get(alice_, "/v1/jobs").status, 200);
+  Response past = Get(alice_, "/v1/jobs");
+  EXPECT_EQ(past.status, 429) << Describe(past);
+  EXPECT_EQ(Field(past.json().as_object(), "type"), "urn:offload:problem:rate-limited");
+  const int retry_after = std::atoi(past.header("retry-after").c_str());
+  EXPECT_GE(retry_after, 1);
+  EXPECT_LE(retry_after, 60);
+  EXPECT_EQ(Get(bob_, "/v1/jobs").status, 200);
+  EXPECT_EQ(client().Get("/healthz").status, 200);  // Probes carry no token and count for no one.
+}
+
+TEST_F(AuthTest, AConnectionPastConnectionRateIsRefusedAndClosed) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth("connection_rate = \"1/m\"\n"));
+  HttpClient one(server_.port());
+  EXPECT_EQ(one.Request(http::verb::get, "/v1/jobs", {}, alice_.Bearer()).status, 200);
+  Response past = one.Request(http::verb::get, "/v1/jobs", {}, alice_.Bearer());
+  EXPECT_EQ(past.status, 429) << Describe(past);
+  EXPECT_EQ(Field(past.json().as_object(), "type"), "urn:offload:problem:rate-limited");
+  EXPECT_EQ(past.header("connection"), "close");
+  // Another connection has its own rate.
+  HttpClient other(server_.port());
+  EXPECT_EQ(other.Request(http::verb::get, "/v1/jobs", {}, alice_.Bearer()).status, 200);
 }
 
 TEST(AuthStartTest, WithoutAuthAListenAddressBeyondLoopbackIsRefused) {

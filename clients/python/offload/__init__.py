@@ -27,7 +27,7 @@ which imports this package too, does not pay for http.client and asyncio.
 
 from .errors import (BadRequest, Conflict, Forbidden, InvalidInput, JobCanceled, JobFailed, NetworkError,
                      NotFinished, NotFound, OffloadError, PayloadTooLarge, QueueFull, Refused, ResponseTooLarge,
-                     ServerError, Timeout, Unauthorized, Unavailable, UnsupportedMediaType)
+                     ServerError, Timeout, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType)
 from .job import Job
 from .worker import Canceled, Context, File, JobError, JobFile
 
@@ -37,7 +37,7 @@ __all__ = [
     "AsyncClient", "BadRequest", "Canceled", "Client", "Conflict", "Context", "File", "Forbidden", "InvalidInput",
     "Job", "JobCanceled", "JobError", "JobFailed", "JobFile", "NetworkError", "NotFinished", "NotFound",
     "OffloadError", "PayloadTooLarge", "QueueFull", "Refused", "ResponseTooLarge", "ServerError", "Timeout",
-    "Unauthorized", "Unavailable", "UnsupportedMediaType",
+    "TooManyRequests", "Unauthorized", "Unavailable", "UnsupportedMediaType",
 ]
 
 

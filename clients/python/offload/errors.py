@@ -25,7 +25,10 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     422     invalid-request                  InvalidInput (a BadRequest; field)
     422     response-too-large               ResponseTooLarge
     422     job-failed                       JobFailed (error.type "invalid_input")
-    429     queue-full                       QueueFull (retry_after)
+    429     queue-full                       QueueFull (a TooManyRequests; retry_after)
+    429     rate-limited                     TooManyRequests (retry_after)
+    429     too-many-waits                   TooManyRequests (retry_after)
+    429     too-many-streams                 TooManyRequests (retry_after)
     431     header-too-large                 Refused
     500     job-failed                       JobFailed
     500     internal                         ServerError
@@ -38,7 +41,7 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
 
 A type the table does not know falls back on its status: 401 Unauthorized, 403
 Forbidden, 404 NotFound, 409 Conflict, 413 PayloadTooLarge, 415 UnsupportedMediaType,
-429 QueueFull, 503 Unavailable, another 5xx ServerError, else OffloadError. Two more
+429 TooManyRequests, 503 Unavailable, another 5xx ServerError, else OffloadError. Two more
 come from the client itself, with ``status`` None: ``NetworkError`` (no answer:
 refused, reset or closed, after the retries the client allows) and ``Timeout``
 (``wait`` or ``map`` ran out of time, or the server did not answer within the
@@ -157,13 +160,21 @@ class ResponseTooLarge(OffloadError):
     list with a lower limit, or without results."""
 
 
-class QueueFull(OffloadError):
-    """429: the task already has ``max_queued`` queued jobs. Nothing was stored.
-    ``retry_after`` is the server's Retry-After in seconds (a float), or None."""
+class TooManyRequests(OffloadError):
+    """429: a limit says not now. ``rate-limited``: the connection is past the server's
+    ``connection_rate``, or the token's tenant past its ``request_rate``;
+    ``too-many-waits``/``too-many-streams``: the tenant already has ``max_waits``
+    requests waiting (nothing was stored) or ``max_streams`` streams open. ``retry_after``
+    is the server's Retry-After in seconds (a float), or None."""
 
     def __init__(self, detail, *, retry_after=None, **kw):
         super().__init__(detail, **kw)
         self.retry_after = retry_after
+
+
+class QueueFull(TooManyRequests):
+    """429 queue-full: the task already has ``max_queued`` queued jobs. Nothing was
+    stored. ``retry_after`` as for TooManyRequests."""
 
 
 class Unavailable(OffloadError):
@@ -233,6 +244,9 @@ _BY_TYPE = {
     "job-failed": JobFailed,
     "job-timeout": JobFailed,
     "queue-full": QueueFull,
+    "rate-limited": TooManyRequests,
+    "too-many-waits": TooManyRequests,
+    "too-many-streams": TooManyRequests,
     "header-too-large": Refused,
     "internal": ServerError,
     "transfer-coding-not-implemented": Refused,
@@ -251,14 +265,14 @@ _BY_STATUS = {
     413: PayloadTooLarge,
     415: UnsupportedMediaType,
     422: InvalidInput,
-    429: QueueFull,
+    429: TooManyRequests,
     503: Unavailable,
 }
 
 # 'this request needs a token with scope "submit"; token "alice" does not have it'.
 _SCOPE = re.compile(r'scope "([a-z]+)"')
 
-_RETRY_AFTER = (QueueFull, Unavailable, NotFinished)
+_RETRY_AFTER = (TooManyRequests, Unavailable, NotFinished)
 
 
 def from_problem(status, problem, retry_after=None):

@@ -1,0 +1,59 @@
+// TenantLimits: what one tenant may hold at once and how fast it may ask, with [auth]
+// (docs/security.md#limits): event streams (max_streams), requests that wait for a job
+// (max_waits: ?wait=, Prefer: wait, /run), and requests a second (request_rate). A
+// tenant's tokens share its limits. Per server: a cluster's nodes count apart.
+//
+// Thread-safe: one mutex over the per-tenant counters; what a hold releases it takes
+// again for a moment, from whichever thread drops the hold.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
+#include "util/token_bucket.h"
+
+namespace offload {
+
+struct TenantLimitOptions {
+  std::int64_t max_streams = 0;  // Open event streams per tenant; 0: no cap.
+  std::int64_t max_waits = 0;    // Requests waiting for a job per tenant; 0: no cap.
+  double request_rate = 0;       // Requests a second per tenant; 0: no limit.
+};
+
+class TenantLimits : public std::enable_shared_from_this<TenantLimits> {
+ public:
+  // Made shared: a hold keeps the limits it counts in alive.
+  static std::shared_ptr<TenantLimits> Create(TenantLimitOptions options);
+
+  // Takes one request of `tenant`; false (and *retry_after_s) when its rate is spent.
+  bool TakeRequest(const std::string& tenant, int* retry_after_s) LOCKS_EXCLUDED(mu_);
+
+  // A stream or a wait of `tenant`, counted until the returned hold is dropped;
+  // nullptr when the tenant holds its cap already.
+  using Hold = std::shared_ptr<void>;
+  Hold HoldStream(const std::string& tenant) LOCKS_EXCLUDED(mu_);
+  Hold HoldWait(const std::string& tenant) LOCKS_EXCLUDED(mu_);
+
+  const TenantLimitOptions& options() const { return options_; }
+
+ private:
+  explicit TenantLimits(TenantLimitOptions options) : options_(options) {}
+
+  struct Tenant {
+    std::int64_t streams = 0;
+    std::int64_t waits = 0;
+    std::unique_ptr<TokenBucket> requests;  // Made at the tenant's first request.
+  };
+  Hold HoldOne(const std::string& tenant, std::int64_t Tenant::*count, std::int64_t cap) LOCKS_EXCLUDED(mu_);
+
+  const TenantLimitOptions options_;
+  Mutex mu_;
+  // Keyed by tenant name: as many entries as the tokens file has names.
+  std::unordered_map<std::string, Tenant> tenants_ GUARDED_BY(mu_);
+};
+
+}  // namespace offload
