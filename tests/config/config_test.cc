@@ -973,9 +973,10 @@ TEST(ConfigTest, RatesAreANumberPerSecondMinuteOrHour) {
   }
   EXPECT_EQ(FormatRate(100), "100/s");
   EXPECT_EQ(FormatRate(0), "0");
-  const ServerConfig c = ParseOk("connection_rate = \"120/m\"\n[auth]\nrequest_rate = \"5/s\"\nmax_streams = 0\n"
-                                 "tokens = [{name = \"a\", sha256 = \"" +
-                                 std::string(64, 'a') + "\", scopes = [\"read\"]}]\n");
+  const ServerConfig c = ParseOk(
+      "connection_rate = \"120/m\"\n[auth]\nrequest_rate = \"5/s\"\nmax_streams = 0\n"
+      "tokens = [{name = \"a\", sha256 = \"" +
+      std::string(64, 'a') + "\", scopes = [\"read\"]}]\n");
   EXPECT_DOUBLE_EQ(c.connection_rate, 2);
   EXPECT_DOUBLE_EQ(c.auth.request_rate, 5);
   EXPECT_EQ(c.auth.max_streams, 0);
