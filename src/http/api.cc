@@ -293,6 +293,12 @@ class WaitingExchange final : public Exchange {
   TenantLimits::Hold hold_ GUARDED_BY(mu_);
 };
 
+// A tenant at a cap of its limits: a slot frees as soon as one of its requests ends.
+Problem AtCap(Problem p) {
+  p.retry_after_s = 1;
+  return p;
+}
+
 constexpr const char* kRealm = "Bearer realm=\"offload\"";
 
 // What a non-admin asking for another tenant's job gets: the answer to an id that
@@ -341,27 +347,19 @@ std::variant<Caller, Problem> Api::Admit(const HttpRequestHeader& req, const boo
 }
 
 std::optional<Problem> Api::HoldWait(const std::string& tenant, TenantLimits::Hold* hold) const {
-  if (!limits_ || tenant.empty()) return std::nullopt;
-  *hold = limits_->HoldWait(tenant);
-  if (*hold) return std::nullopt;
-  Problem p = MakeProblem(http::status::too_many_requests, "too-many-waits", "Too many waiting requests",
-                          "token \"" + tenant + "\" has " + std::to_string(limits_->options().max_waits) +
-                              " requests waiting for jobs on this server (max_waits); poll without waiting, or "
-                              "retry once one of them is answered");
-  p.retry_after_s = 1;
-  return p;
+  if (!limits_ || tenant.empty() || (*hold = limits_->HoldWait(tenant))) return std::nullopt;
+  return AtCap(MakeProblem(http::status::too_many_requests, "too-many-waits", "Too many waiting requests",
+                           "token \"" + tenant + "\" has " + std::to_string(limits_->options().max_waits) +
+                               " requests waiting for jobs on this server (max_waits); poll without waiting, or "
+                               "retry once one of them is answered"));
 }
 
 std::optional<Problem> Api::HoldStream(const std::string& tenant, TenantLimits::Hold* hold) const {
-  if (!limits_ || tenant.empty()) return std::nullopt;
-  *hold = limits_->HoldStream(tenant);
-  if (*hold) return std::nullopt;
-  Problem p = MakeProblem(http::status::too_many_requests, "too-many-streams", "Too many event streams",
-                          "token \"" + tenant + "\" has " + std::to_string(limits_->options().max_streams) +
-                              " event streams open on this server (max_streams); one stream of /v1/events serves "
-                              "every job");
-  p.retry_after_s = 1;
-  return p;
+  if (!limits_ || tenant.empty() || (*hold = limits_->HoldStream(tenant))) return std::nullopt;
+  return AtCap(MakeProblem(http::status::too_many_requests, "too-many-streams", "Too many event streams",
+                           "token \"" + tenant + "\" has " + std::to_string(limits_->options().max_streams) +
+                               " event streams open on this server (max_streams); one stream of /v1/events "
+                               "serves every job"));
 }
 
 void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_ptr<Exchange>& ex,

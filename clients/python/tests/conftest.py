@@ -23,7 +23,7 @@ PACKAGE_ROOT = os.path.dirname(HERE)
 REPO = os.path.dirname(os.path.dirname(PACKAGE_ROOT))
 sys.path.insert(0, PACKAGE_ROOT)
 
-from support import stop_process  # noqa: E402  (beside this file, which pytest puts on sys.path)
+from support import DroppingProxy, ScriptedServer, stop_process  # noqa: E402  (beside this file, which pytest puts on sys.path)
 
 LISTENING = re.compile(r"offload listening on http://([0-9.]+):([0-9]+) ")
 
@@ -180,3 +180,33 @@ def connect(request):
 def client(connect, server):
     """A client of each kind (see connect) of the module's server."""
     return connect(server.url)
+
+
+@pytest.fixture
+def proxy_to():
+    """proxy_to(port) -> a DroppingProxy in front of a server's port, recording what it
+    relays; closed when the test ends."""
+    proxies = []
+
+    def make(port):
+        proxies.append(DroppingProxy(port))
+        return proxies[-1]
+
+    yield make
+    for p in proxies:
+        p.close()
+
+
+@pytest.fixture
+def scripted():
+    """scripted(answers) -> a ScriptedServer that gives those answers; closed when the
+    test ends."""
+    servers = []
+
+    def make(answers):
+        servers.append(ScriptedServer(answers))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()

@@ -18,7 +18,7 @@ import pytest
 import offload
 from offload import _core
 from conftest import BASE_SETTINGS, BASE_TASKS, Server, offload_binary
-from support import DroppingProxy, ScriptedServer, job_json, problem
+from support import job_json, problem
 
 # name -> scopes of the module's tokens.
 TOKENS = {
@@ -66,20 +66,6 @@ def auth_server(tmp_path_factory):
     s.tokens = {t["name"]: t["token"] for t in made}
     yield s
     s.stop()
-
-
-@pytest.fixture
-def proxy_to():
-    """proxy_to(port) -> a DroppingProxy that records the requests it relays."""
-    proxies = []
-
-    def make(port):
-        proxies.append(DroppingProxy(port))
-        return proxies[-1]
-
-    yield make
-    for p in proxies:
-        p.close()
 
 
 def transport_of(c):
@@ -198,8 +184,8 @@ def test_token_given_wins_over_the_environment(connect, auth_server, monkeypatch
         connect(auth_server.url, token="").submit("noop", 1)  # "": none at all.
 
 
-def test_the_environment_is_read_when_the_client_is_made(connect, scripted_server, monkeypatch):
-    fake = scripted_server([(200, {"Content-Type": "application/json"}, {"tasks": []})] * 2)
+def test_the_environment_is_read_when_the_client_is_made(connect, scripted, monkeypatch):
+    fake = scripted([(200, {"Content-Type": "application/json"}, {"tasks": []})] * 2)
     monkeypatch.setenv("OFFLOAD_TOKEN", "ofl_from-the-environment")
     c = connect(fake.url)
     monkeypatch.setenv("OFFLOAD_TOKEN", "ofl_changed-later")
@@ -212,21 +198,8 @@ def test_the_environment_is_read_when_the_client_is_made(connect, scripted_serve
 
 # ---- what never shows the token ----------------------------------------------------
 
-@pytest.fixture
-def scripted_server():
-    servers = []
-
-    def make(answers):
-        servers.append(ScriptedServer(answers))
-        return servers[-1]
-
-    yield make
-    for s in servers:
-        s.close()
-
-
-def test_a_401_from_a_scripted_server(connect, scripted_server):
-    fake = scripted_server([(401, {"Content-Type": "application/problem+json",
+def test_a_401_from_a_scripted(connect, scripted):
+    fake = scripted([(401, {"Content-Type": "application/problem+json",
                                    "WWW-Authenticate": 'Bearer realm="offload"'},
                              problem(401, "unauthorized", "send Authorization: Bearer TOKEN")),
                             (200, {"Content-Type": "application/json"}, job_json("j1"))])

@@ -8,34 +8,7 @@ import pytest
 
 import offload
 from offload import client as client_module
-from support import DroppingProxy, ScriptedServer, job_json, problem, until
-
-
-@pytest.fixture
-def proxy_to(request):
-    """proxy_to(server) -> a DroppingProxy in front of it, closed when the test ends."""
-    proxies = []
-
-    def make(server):
-        proxies.append(DroppingProxy(server.port))
-        return proxies[-1]
-
-    yield make
-    for p in proxies:
-        p.close()
-
-
-@pytest.fixture
-def scripted(request):
-    servers = []
-
-    def make(answers):
-        servers.append(ScriptedServer(answers))
-        return servers[-1]
-
-    yield make
-    for s in servers:
-        s.close()
+from support import job_json, problem, until
 
 
 def posts(proxy, path="/v1/jobs"):
@@ -113,7 +86,7 @@ def test_connection_closed_by_the_server_while_idle(start_server):
 
 
 def test_reused_connection_lost_mid_request_is_retried_at_once(connect, server, proxy_to):
-    proxy = proxy_to(server)
+    proxy = proxy_to(server.port)
     c = connect(proxy.url, retries=1)
     c.health()
     proxy.drop(lambda line, headers: line.startswith("GET /healthz"))
@@ -126,7 +99,7 @@ def test_reused_connection_lost_mid_request_is_retried_at_once(connect, server, 
 
 def test_submit_whose_answer_was_lost_makes_one_job(connect, start_server, proxy_to):
     server = start_server()
-    proxy = proxy_to(server)
+    proxy = proxy_to(server.port)
     c = connect(proxy.url)
     proxy.drop(lambda line, headers: line.startswith("POST /v1/jobs "))
     job = c.submit("once", {"n": 1})
@@ -141,7 +114,7 @@ def test_submit_whose_answer_was_lost_makes_one_job(connect, start_server, proxy
 
 def test_map_whose_answer_was_lost_makes_one_job(connect, start_server, proxy_to):
     server = start_server()
-    proxy = proxy_to(server)
+    proxy = proxy_to(server.port)
     c = connect(proxy.url)
     proxy.drop(lambda line, headers: line.startswith("POST /v1/jobs "))
     assert c.map("once", [1, 2, 3]) == [None, None, None]
@@ -152,7 +125,7 @@ def test_map_whose_answer_was_lost_makes_one_job(connect, start_server, proxy_to
 
 def test_a_given_idempotency_key_is_the_one_retried(connect, start_server, proxy_to):
     server = start_server()
-    proxy = proxy_to(server)
+    proxy = proxy_to(server.port)
     c = connect(proxy.url)
     proxy.drop(lambda line, headers: line.startswith("POST /v1/jobs "))
     job = c.submit("once", None, idempotency_key="mine")
@@ -161,7 +134,7 @@ def test_a_given_idempotency_key_is_the_one_retried(connect, start_server, proxy
 
 
 def test_run_whose_answer_was_lost_is_not_repeated(connect, server, proxy_to):
-    proxy = proxy_to(server)
+    proxy = proxy_to(server.port)
     c = connect(proxy.url)
     proxy.drop(lambda line, headers: line.startswith("POST /v1/tasks/noop/run "))
     with pytest.raises(offload.NetworkError):
@@ -170,7 +143,7 @@ def test_run_whose_answer_was_lost_is_not_repeated(connect, server, proxy_to):
 
 
 def test_cancel_whose_answer_was_lost(connect, server, proxy_to):
-    proxy = proxy_to(server)
+    proxy = proxy_to(server.port)
     c = connect(proxy.url)
     job = c.submit("sleep", {"ms": 30000})
     proxy.drop(lambda line, headers: line.startswith("DELETE "))

@@ -17,7 +17,7 @@ import pytest
 
 import offload
 from conftest import BASE_SETTINGS, BASE_TASKS, Server
-from support import DroppingProxy, ScriptedServer, python_task
+from support import ScriptedServer, python_task
 
 # The user's code of the python tasks: files.py, beside the config.
 USER_MODULE = '''
@@ -120,19 +120,6 @@ def files_server(tmp_path_factory):
 @pytest.fixture
 def client(connect, files_server):
     return connect(files_server.url, timeout=60)
-
-
-@pytest.fixture
-def proxy_to():
-    proxies = []
-
-    def make(port):
-        proxies.append(DroppingProxy(port))
-        return proxies[-1]
-
-    yield make
-    for p in proxies:
-        p.close()
 
 
 def done(job):
