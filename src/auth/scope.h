@@ -11,7 +11,7 @@ enum class Scope : std::uint8_t {
   kSubmit = 1,  // POST /v1/jobs, /v1/tasks/NAME/run, a retry.
   kRead = 2,    // Jobs, results, events, tasks and resources.
   kCancel = 4,  // DELETE /v1/jobs/ID, POST /v1/jobs/cancel.
-  kAdmin = 8,   // Everything, every tenant's jobs, the dashboard, /metrics, /openapi.json.
+  kAdmin = 8,   // Everything, every tenant's jobs, /metrics, /openapi.json.
 };
 
 // A set of scopes, as the bits of Scope.

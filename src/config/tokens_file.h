@@ -21,9 +21,10 @@ Status ReadTokenTables(const std::string& file, const toml::node& node, std::vec
 // be opened: that line is the one to fix. Errors inside the file name its own lines.
 ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path, const std::string& named_at = "");
 
-// The checks that span tokens: at least one, and no digest given twice. `where`
-// ("FILE:LINE: " of the [auth] table, or empty) starts the error of an [auth] with
-// no token; a duplicate is named by its own table.
-Status ValidateTokens(const AuthConfig& auth, const std::string& where = "");
+// The checks that span tokens: at least one (unless `allow_none`), and no digest given
+// twice. `where` ("FILE:LINE: " of the [auth] table, or empty) starts the error of an
+// [auth] with no token; a duplicate is named by its own table. A reload allows none:
+// an operator who revokes the last token of the file means it.
+Status ValidateTokens(const AuthConfig& auth, const std::string& where = "", bool allow_none = false);
 
 }  // namespace offload

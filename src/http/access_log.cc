@@ -28,9 +28,12 @@ bool IsTokenParam(std::string_view key) { return key == "access_token" || key ==
 }  // namespace
 
 std::string RedactQueryTokens(std::string_view target) {
-  if (target.find('?') == std::string_view::npos) return std::string(target);
+  const std::size_t query = target.find('?');
+  if (query == std::string_view::npos) return std::string(target);
   auto parsed = boost::urls::parse_origin_form(target);
-  if (!parsed) return std::string(target);
+  // A target that is not a path and a query (the API refuses it, 400) cannot be read
+  // parameter by parameter: its whole query is left out, a token in it with the rest.
+  if (!parsed) return std::string(target.substr(0, query + 1)) + "REDACTED";
   boost::urls::url url(*parsed);
   bool found = false;
   for (auto it = url.params().begin(); it != url.params().end(); ++it) {

@@ -31,7 +31,8 @@ struct AccessEntry {
 
 // `target` with the value of each query parameter a token could be in (access_token,
 // token, api_key) written REDACTED: with [auth] such a request is refused, and the
-// token it carried is never written down.
+// token it carried is never written down. The query of a target that does not parse
+// as a path and a query is REDACTED whole.
 std::string RedactQueryTokens(std::string_view target);
 
 class AccessLog {

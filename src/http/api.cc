@@ -314,10 +314,10 @@ Error WorkerOnly() {
 
 }  // namespace
 
-std::variant<Caller, Problem> Api::Admit(const HttpRequestHeader& req, const boost::urls::url_view& url,
-                                         std::optional<Scope> needed) const {
+std::variant<Caller, Problem> Api::Authorize(const HttpRequestHeader& req, const boost::urls::url_view& url,
+                                             std::optional<Scope> needed) const {
   const std::shared_ptr<const Authenticator> auth = auth_.load();
-  if (!auth) return Caller{};
+  if (!auth) return Caller{"", /*sees_all=*/true};
   if (HasQueryToken(url)) {
     return MakeProblem(http::status::bad_request, "token-in-query", "A token in the query",
                        "a token goes in the Authorization header (Authorization: Bearer TOKEN), never in the "
@@ -364,12 +364,30 @@ std::optional<Problem> Api::HoldStream(const std::string& tenant, TenantLimits::
 
 void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_ptr<Exchange>& ex,
                  std::function<void(JobSnapshot)> then) {
-  service_->Get(id, [ex, id, sees_all = caller.sees_all, tenant = caller.tenant,
-                     then = std::move(then)](ErrorOr<JobSnapshot> job) {
+  service_->Get(id, [ex, id, caller, then = std::move(then)](ErrorOr<JobSnapshot> job) {
     if (!job) return ex->Respond(ErrorResponse(job.error()));
-    if (!sees_all && job->record.tenant != tenant) return ex->Respond(ErrorResponse(NoSuchJob(id)));
+    if (!caller.Sees(job->record)) return ex->Respond(ErrorResponse(NoSuchJob(id)));
     then(std::move(*job));
   });
+}
+
+std::optional<Problem> Api::Screen(const HttpRequestHeader& req) const {
+  if (!auth_.load()) return std::nullopt;
+  auto parsed = boost::urls::parse_origin_form(req.target());
+  if (!parsed) return std::nullopt;  // Handle answers it.
+  std::vector<std::string> seg;
+  for (auto s : parsed->segments()) seg.push_back(s);
+  auto admitted = Authorize(req, *parsed, ScopeOf(req.method(), seg, parsed->path(), config_.auth));
+  if (Problem* refused = std::get_if<Problem>(&admitted)) return std::move(*refused);
+  const Caller& caller = std::get<Caller>(admitted);
+  if (int retry_after = 0; limits_ && !caller.tenant.empty() && !limits_->TakeRequest(caller.tenant, &retry_after)) {
+    Problem p = MakeProblem(http::status::too_many_requests, "rate-limited", "Too many requests",
+                            "token \"" + caller.tenant + "\" is past its request_rate ([auth]); retry in " +
+                                std::to_string(retry_after) + " s");
+    p.retry_after_s = retry_after;
+    return p;
+  }
+  return std::nullopt;
 }
 
 void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
@@ -393,16 +411,11 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (it == url.params().end()) return std::nullopt;
     return std::string((*it).value);
   };
-  auto admitted = Admit(req, url, ScopeOf(method, seg, url.path(), config_.auth));
+  // Screen refused what it would refuse here before the body was read; this finds the
+  // caller again (a hash of the token) rather than carry it through the connection.
+  auto admitted = Authorize(req, url, ScopeOf(method, seg, url.path(), config_.auth));
   if (const Problem* refused = std::get_if<Problem>(&admitted)) return ex->Respond(ProblemResponse(*refused));
   const Caller& caller = std::get<Caller>(admitted);
-  if (int retry_after = 0; limits_ && !caller.tenant.empty() && !limits_->TakeRequest(caller.tenant, &retry_after)) {
-    Problem p = MakeProblem(http::status::too_many_requests, "rate-limited", "Too many requests",
-                            "token \"" + caller.tenant + "\" is past its request_rate ([auth]); retry in " +
-                                std::to_string(retry_after) + " s");
-    p.retry_after_s = retry_after;
-    return ex->Respond(ProblemResponse(p));
-  }
 
   if (seg.size() == 1 && seg[0] == "healthz") {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
@@ -893,7 +906,7 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     return std::move(plan);
   };
   if (auto refused = origins_.Check(header)) return refuse(*refused);
-  auto admitted = Admit(header, url, Scope::kSubmit);
+  auto admitted = Authorize(header, url, Scope::kSubmit);
   if (Problem* refused = std::get_if<Problem>(&admitted)) return refuse(std::move(*refused));
   UploadTarget target;
   if (run) {

@@ -36,8 +36,8 @@ struct UploadPlan {
 // Who a request acts for, once its token is checked: the tenant its jobs get, and
 // whose jobs it sees.
 struct Caller {
-  std::string tenant;    // Stamped on what it submits; empty without [auth].
-  bool sees_all = true;  // An admin's token, or no [auth].
+  std::string tenant;     // Stamped on what it submits; empty without [auth].
+  bool sees_all = false;  // An admin's token, or no [auth].
   bool Sees(const JobRecord& job) const { return sees_all || job.tenant == tenant; }
   // The tenant filter of what it lists and streams.
   std::optional<std::string> Filter() const { return sees_all ? std::nullopt : std::optional<std::string>(tenant); }
@@ -63,6 +63,12 @@ class Api {
   // REQUIRES: the Api was made with an authenticator (auth stays on or off).
   void SetAuthenticator(std::shared_ptr<const Authenticator> auth) { auth_.store(std::move(auth)); }
 
+  // Called once a request's header is read, before its body: with [auth], the refusal
+  // of a request without a token it needs, with one in its query, or past its
+  // tenant's request_rate, so that nobody without a token makes the server read a
+  // body. Takes the tenant's request (request_rate) when it lets it in.
+  std::optional<Problem> Screen(const HttpRequestHeader& header) const;
+
   // Answers `req` through `ex` exactly once, possibly later and from another thread.
   void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
 
@@ -79,8 +85,8 @@ class Api {
   // With [auth]: the caller a request's token names, or the answer that refuses it
   // (400 for a token in the query, 401, 403 without `needed`). Without: the one
   // tenant, who sees everything. `needed` unset: a route anyone may take.
-  std::variant<Caller, Problem> Admit(const HttpRequestHeader& req, const boost::urls::url_view& url,
-                                      std::optional<Scope> needed) const;
+  std::variant<Caller, Problem> Authorize(const HttpRequestHeader& req, const boost::urls::url_view& url,
+                                          std::optional<Scope> needed) const;
 
   // With [auth]: a wait's or a stream's slot of `tenant` into *hold, or the 429 of its
   // cap (max_waits, max_streams). Nothing without [auth], or for the empty tenant.

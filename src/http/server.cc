@@ -263,6 +263,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       p.retry_after_s = retry_after;
       return SendProblemAndClose(p);
     }
+    if (auto refused = api_->Screen(req)) return SendProblemAndClose(*refused);
     UploadPlan plan = api_->PlanUpload(req);
     if (plan.refusal) return SendProblemAndClose(*plan.refusal);
     if (parser_->is_done()) {
@@ -429,6 +430,17 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       beast::error_code ignored;
       Tcp().socket().cancel(ignored);
     }
+    if constexpr (kTls) {
+      // The read of what came while waiting started without a deadline (a wait has
+      // none): from the answer on, the next request must come within idle_timeout.
+      if (watch_reading_) {
+        if (!watch_deadline_) watch_deadline_.emplace(stream_.get_executor());
+        watch_deadline_->expires_after(options_.idle_timeout);
+        watch_deadline_->async_wait([self = this->shared_from_this()](const beast::error_code& ec) {
+          if (!ec && self->watch_reading_) self->Close();
+        });
+      }
+    }
     res->version(version_);
     res->set(http::field::server, "offload");
     // Bodies are JSON or a task's bytes under the task's declared type: a browser
@@ -569,6 +581,8 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // most.
   void LingerAndClose() {
     if constexpr (kTls) {
+      // A read is still out (ReadWhileAwaiting): no second one may start beside it.
+      if (watch_reading_) return Close();
       // close_notify first, so that the client tells a complete answer from a cut one;
       // then the same half-close as over TCP, beneath TLS.
       Tcp().expires_after(kLinger);
@@ -628,6 +642,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     stream_.async_read_some(buffer_.prepare(kFirstRead),
                             [self = this->shared_from_this()](const beast::error_code& ec, std::size_t n) {
                               self->watch_reading_ = false;
+                              if (self->watch_deadline_) self->watch_deadline_->cancel();
                               self->buffer_.commit(n);
                               if (ec) {
                                 if (self->awaiting_) return self->ClientGone();
@@ -684,6 +699,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   // AwaitRequest was called meanwhile (ReadWhileAwaiting).
   bool watch_reading_ = false;
   bool resume_after_watch_ = false;
+  std::optional<asio::steady_timer> watch_deadline_;  // Bounds that read once answered.
   std::function<void()> gone_fn_;
   // A streamed response (StartStream): its source, the bytes being written, and
   // whether they are the last.

@@ -146,12 +146,15 @@ struct Server::Impl {
     AuthConfig next = config.auth;
     auto tokens = LoadTokensFile(next.tokens_file);
     if (tokens) next.file_tokens = std::move(*tokens);
-    Status valid = tokens ? ValidateTokens(next) : Status(tokens.error());
+    Status valid = tokens ? ValidateTokens(next, "", /*allow_none=*/true) : Status(tokens.error());
     if (!valid) {
       spdlog::error("SIGHUP: the tokens are unchanged: {}", valid.error().detail);
       return;
     }
     auto auth = std::make_shared<const Authenticator>(next);
+    if (auth->size() == 0) {
+      spdlog::warn("SIGHUP: no tokens left in {}: every request but /healthz now gets 401", next.tokens_file);
+    }
     spdlog::info("SIGHUP: {} tokens from {}", auth->size(), next.tokens_file);
     api->SetAuthenticator(std::move(auth));
   }
@@ -271,6 +274,12 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   }
   auto bound = impl->http->Listen(c.listen);
   if (!bound) return bound.error();
+  if (c.auth.enabled && c.tls_cert.empty() && !bound->address().is_loopback()) {
+    spdlog::warn(
+        "listening on {} without TLS: tokens and results cross the network in clear; set tls_cert and "
+        "tls_key, or put a TLS proxy in front (docs/security.md)",
+        c.listen);
+  }
   impl->bound = *bound;
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

@@ -19,6 +19,7 @@
 
 #include "support/command.h"
 #include "support/event_reader.h"
+#include "support/raw_exchange.h"
 #include "support/server_fixture.h"
 
 namespace offload::testing {
@@ -164,6 +165,18 @@ TEST_F(AuthTest, EveryRouteButHealthzAndTheUiFilesNeedsAToken) {
   EXPECT_EQ(Get(ops_, "/openapi.json").status, 200);
   EXPECT_EQ(Get(reader_, "/metrics").status, 403);
   EXPECT_EQ(Get(ops_, "/metrics").status, 200);
+}
+
+TEST_F(AuthTest, ARequestWithoutATokenIsRefusedBeforeItsBodyIsRead) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  // A header that announces 10 MB and sends none of it: the answer cannot wait for it
+  // (RawExchange gives up after 10 s, and the answer would be missing).
+  const std::string head = "Host: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 10000000\r\n\r\n";
+  const std::string refused = RawExchange(server_.port(), "POST /v1/jobs HTTP/1.1\r\n" + head);
+  EXPECT_EQ(refused.rfind("HTTP/1.1 401 ", 0), 0u) << refused;
+  EXPECT_NE(refused.find("WWW-Authenticate: Bearer realm=\"offload\""), std::string::npos) << refused;
+  const std::string query = RawExchange(server_.port(), "POST /v1/jobs?token=x HTTP/1.1\r\n" + head);
+  EXPECT_EQ(query.rfind("HTTP/1.1 400 ", 0), 0u) << query;
 }
 
 TEST_F(AuthTest, MetricsScopeReadLetsAReadTokenScrape) {
@@ -389,6 +402,11 @@ TEST_F(AuthTest, SighupReloadsTheTokensFileAndKeepsTheOldTokensWhenItDoesNotPars
   server_.Signal(SIGHUP);
   EXPECT_EQ(wait_for_status(carol, 401), 401) << server_.log();
   EXPECT_EQ(Get(alice_, "/v1/jobs").status, 200);
+  // The last one too: nobody gets in, as the file says.
+  write_tokens({});
+  server_.Signal(SIGHUP);
+  EXPECT_EQ(wait_for_status(alice_, 401), 401) << server_.log();
+  EXPECT_NE(server_.log().find("no tokens left"), std::string::npos) << server_.log();
   std::filesystem::remove_all(dir);
 }
 
@@ -472,6 +490,11 @@ TEST_F(AuthTest, RequestRatesHoldPerTenantAndPerConnection) {
   EXPECT_LE(retry_after, 60);
   EXPECT_EQ(Get(bob_, "/v1/jobs").status, 200);
   EXPECT_EQ(client().Get("/healthz").status, 200);  // Probes carry no token and count for no one.
+  // An upload counts as any request, and is refused before its body.
+  Headers upload = alice_.Bearer();
+  upload.emplace_back("Content-Type", "text/plain");
+  Response uploaded = client().Post("/v1/jobs?task=upload", "hello", upload);
+  EXPECT_EQ(uploaded.status, 429) << Describe(uploaded);
 }
 
 TEST_F(AuthTest, AConnectionPastConnectionRateIsRefusedAndClosed) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/raw_exchange.h"
 #include "support/server_fixture.h"
 
 namespace offload::testing {
@@ -32,30 +33,6 @@ std::size_t JobCount(HttpClient& client) {
   EXPECT_EQ(res.status, 200) << Describe(res);
   if (res.status != 200) return 0;
   return res.json().at("jobs").as_array().size();
-}
-
-// Sends `request` verbatim on a new connection and returns what came back until the
-// server closed it (or 10 s passed): for requests HttpClient cannot make, such as
-// HTTP/1.0 without Host.
-std::string RawExchange(unsigned short port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
-      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return out;
 }
 
 TEST_F(CrossSiteTest, TextPlainPostIs415AndCreatesNoJob) {
