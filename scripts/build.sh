@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Configures and builds one configuration.
-# Usage: scripts/build.sh [release|asan|tsan|tsa] [TARGET...]
+# Usage: scripts/build.sh [release|asan|tsan|tsa|fuzz] [TARGET...]
 # With targets (e.g. `offload`), only those are built: what serving needs, without
 # the tests and benchmarks.
 #
 # tsa: clang 14 with -Wthread-safety as errors (OFFLOAD_THREAD_SAFETY_ANALYSIS), so that
 # a guarded field touched without its lock fails the build. It compiles the server
 # (src/) and runs nothing: no tests, no benchmarks.
+#
+# fuzz: clang 14 with libFuzzer, ASan and UBSan (OFFLOAD_FUZZ): the fuzz targets of
+# fuzz/ and offload_core under them, nothing else. scripts/fuzz.sh runs them
+# (docs/fuzzing.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind="${1:-release}"
@@ -25,7 +29,16 @@ case "$kind" in
     # CMake reads CC and CXX only when it first configures a build folder.
     export CC=clang-14 CXX=clang++-14
     ;;
-  *) echo "usage: $0 [release|asan|tsan|tsa]" >&2; exit 2 ;;
+  fuzz)
+    dir=build-fuzz
+    # -O1 -g1: what libFuzzer's docs advise, with line tables for the reports; no
+    # NDEBUG, so that an assert the fuzzer trips is a finding.
+    flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1" -DOFFLOAD_FUZZ=ON
+           -DOFFLOAD_BUILD_TESTS=OFF -DOFFLOAD_BUILD_BENCH=OFF)
+    target=(--target fuzzers)
+    export CC=clang-14 CXX=clang++-14
+    ;;
+  *) echo "usage: $0 [release|asan|tsan|tsa|fuzz]" >&2; exit 2 ;;
 esac
 if (($#)); then target=(--target "$@"); fi
 cmake -S . -B "$dir" -G Ninja "${flags[@]}" >/dev/null

@@ -2,7 +2,7 @@
 # Checks C++ files against .clang-format without changing them: prints each place
 # that would change and fails if there is one. Usage:
 #   scripts/check-format.sh [FILE...]
-# With no FILE, every C++ file under src/ include/ tests/ bench/ examples/. Files that
+# With no FILE, every C++ file under src/ include/ tests/ bench/ examples/ fuzz/. Files that
 # are not C++ (.h .hpp .cc .cpp) or no longer exist are skipped, so the output of
 # `git diff --name-only main` can be passed as it is. To apply the format instead:
 # clang-format-14 -i FILE...
@@ -13,7 +13,7 @@ format="${CLANG_FORMAT:-clang-format-14}"
 files=()
 if (($# == 0)); then
   while IFS= read -r -d '' f; do files+=("$f"); done < <(
-    cd "$root" && find src include tests bench examples -type f \
+    cd "$root" && find src include tests bench examples fuzz -type f \
       \( -name '*.h' -o -name '*.hpp' -o -name '*.cc' -o -name '*.cpp' \) -print0 2>/dev/null | sort -z)
   cd "$root"
 else

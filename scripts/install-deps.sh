@@ -5,7 +5,9 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git curl openssl python3
-  clang-14 clang-format-14 clang-tidy-14
+  # libclang-rt-14-dev: clang's sanitizer runtimes and libFuzzer (scripts/build.sh fuzz);
+  # clang-14 only recommends it, and recommends are not installed.
+  clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev libpng-dev libsqlite3-dev libpq-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
