@@ -373,6 +373,11 @@ void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_
 
 std::optional<Problem> Api::Screen(const HttpRequestHeader& req) const {
   if (!auth_.load()) return std::nullopt;
+  // As in Handle, the origin first: a foreign page's request is 403 whether or not it
+  // has a token. And a CORS preflight carries no token (browsers never send one): Handle
+  // answers it, or an allowed origin's page could never send the request that has one.
+  if (auto refused = origins_.Check(req)) return refused;
+  if (req.method() == http::verb::options && origins_.IsCorsRequest(req)) return std::nullopt;
   auto parsed = boost::urls::parse_origin_form(req.target());
   if (!parsed) return std::nullopt;  // Handle answers it.
   std::vector<std::string> seg;
