@@ -179,6 +179,24 @@ TEST_F(AuthTest, ARequestWithoutATokenIsRefusedBeforeItsBodyIsRead) {
   EXPECT_EQ(query.rfind("HTTP/1.1 400 ", 0), 0u) << query;
 }
 
+TEST_F(AuthTest, ACorsPreflightNeedsNoTokenAndAForeignOriginIsRefusedFirst) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth("allowed_origins = [\"http://app.example\"]\n"));
+  // Browsers send no Authorization with a preflight: it must pass, or the request that
+  // carries the token is never sent.
+  Response preflight = client().Request(http::verb::options, "/v1/jobs", {},
+                                        {{"Origin", "http://app.example"},
+                                         {"Access-Control-Request-Method", "POST"},
+                                         {"Access-Control-Request-Headers", "authorization, content-type"}});
+  EXPECT_EQ(preflight.status, 204) << Describe(preflight);
+  Headers from_app = alice_.JsonBearer();
+  from_app.emplace_back("Origin", "http://app.example");
+  EXPECT_EQ(client().Post("/v1/jobs", R"({"task": "noop"})", from_app).status, 202);
+  Response foreign = client().Post("/v1/jobs", R"({"task": "noop"})",
+                                   {{"Origin", "http://evil.example"}, {"Content-Type", "application/json"}});
+  EXPECT_EQ(foreign.status, 403) << Describe(foreign);
+  EXPECT_EQ(Field(foreign.json().as_object(), "type"), "urn:offload:problem:origin-not-allowed");
+}
+
 TEST_F(AuthTest, MetricsScopeReadLetsAReadTokenScrape) {
   ASSERT_NO_FATAL_FAILURE(
       StartServer("[auth]\nmetrics_scope = \"read\"\ntokens = [" + reader_.Toml() + ", " + submitter_.Toml() + "]\n"));
