@@ -316,7 +316,11 @@ Error WorkerOnly() {
 
 std::variant<Caller, Problem> Api::Authorize(const HttpRequestHeader& req, const boost::urls::url_view& url,
                                              std::optional<Scope> needed) const {
-  const std::shared_ptr<const Authenticator> auth = auth_.load();
+  std::shared_ptr<const Authenticator> auth;
+  {
+    MutexLock lock(&auth_mu_);
+    auth = auth_;
+  }
   if (!auth) return Caller{"", /*sees_all=*/true};
   if (HasQueryToken(url)) {
     return MakeProblem(http::status::bad_request, "token-in-query", "A token in the query",
@@ -372,7 +376,7 @@ void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_
 }
 
 std::optional<Problem> Api::Screen(const HttpRequestHeader& req) const {
-  if (!auth_.load()) return std::nullopt;
+  if (!auth_on_) return std::nullopt;
   // As in Handle, the origin first: a foreign page's request is 403 whether or not it
   // has a token. And a CORS preflight carries no token (browsers never send one): Handle
   // answers it, or an allowed origin's page could never send the request that has one.

@@ -19,6 +19,8 @@
 #include "http/static_assets.h"
 #include "http/upload.h"
 #include "service/job_service.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload {
 
@@ -43,7 +45,7 @@ struct Caller {
   std::optional<std::string> Filter() const { return sees_all ? std::nullopt : std::optional<std::string>(tenant); }
 };
 
-// Thread-safe: its one mutable member, the authenticator, is swapped atomically.
+// Thread-safe: its one mutable member, the authenticator, is swapped under auth_mu_.
 class Api {
  public:
   // GET /metrics shows `http_metrics` (the HttpServer's, which records into it) with
@@ -57,11 +59,15 @@ class Api {
         http_metrics_(http_metrics),
         limits_(auth ? TenantLimits::Create({config.auth.max_streams, config.auth.max_waits, config.auth.request_rate})
                      : nullptr),
+        auth_on_(auth != nullptr),
         auth_(std::move(auth)) {}
 
   // Takes the tokens of a reloaded tokens file: requests read after it see them.
   // REQUIRES: the Api was made with an authenticator (auth stays on or off).
-  void SetAuthenticator(std::shared_ptr<const Authenticator> auth) { auth_.store(std::move(auth)); }
+  void SetAuthenticator(std::shared_ptr<const Authenticator> auth) LOCKS_EXCLUDED(auth_mu_) {
+    MutexLock lock(&auth_mu_);
+    auth_ = std::move(auth);
+  }
 
   // Called once a request's header is read, before its body: with [auth], the refusal
   // of a request without a token it needs, with one in its query, or past its
@@ -129,7 +135,11 @@ class Api {
   const HttpMetrics* const http_metrics_;
   const StaticAssets assets_;
   const std::shared_ptr<TenantLimits> limits_;  // With [auth].
-  std::atomic<std::shared_ptr<const Authenticator>> auth_;
+  const bool auth_on_;                          // [auth] is set; it stays so for the server's life.
+  // A mutex, not std::atomic<std::shared_ptr>: libstdc++ 12 implements that with a
+  // lock bit ThreadSanitizer does not see. Held for a pointer copy per request.
+  mutable Mutex auth_mu_;
+  std::shared_ptr<const Authenticator> auth_ GUARDED_BY(auth_mu_);
 };
 
 }  // namespace offload

@@ -808,7 +808,12 @@ void HttpServer::Accept() {
       Refuse(std::move(socket));
     } else {
       socket.set_option(tcp::no_delay(true), ec);
-      if (std::shared_ptr<asio::ssl::context> tls = tls_.load()) {
+      std::shared_ptr<asio::ssl::context> tls;
+      {
+        MutexLock lock(&tls_mu_);
+        tls = tls_;
+      }
+      if (tls) {
         std::make_shared<Session<TlsStream>>(std::move(socket), std::move(tls), this, api_, options_, metrics_, shard,
                                              access_log_)
             ->Start();

@@ -24,6 +24,8 @@
 #include "config/defaults.h"
 #include "http/accept_backoff.h"
 #include "util/error.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace boost::asio::ssl {
 class context;
@@ -68,8 +70,9 @@ ErrorOr<boost::asio::ip::tcp::endpoint> ParseListenAddress(const std::string& ad
 
 // Construct, Listen, Run (blocks until Stop). Stop is thread-safe.
 // Owns the I/O threads: Run starts all but one, runs the first io_context on the
-// caller's thread, and joins them before it returns. No locks: the counters other
-// threads read are atomics; the rest is constant after Listen or used on one thread.
+// caller's thread, and joins them before it returns. One lock, tls_mu_, over the TLS
+// context a reload swaps; the counters other threads read are atomics; the rest is
+// constant after Listen or used on one thread.
 class HttpServer {
  public:
   // Records its requests and connections into `metrics`, and logs each answered
@@ -86,7 +89,10 @@ class HttpServer {
   void Stop(std::chrono::milliseconds grace);
   // With a context, connections accepted from now on speak TLS with it (tls_cert,
   // tls_key); open ones keep the one they began with. Thread-safe.
-  void SetTls(std::shared_ptr<boost::asio::ssl::context> tls) { tls_.store(std::move(tls)); }
+  void SetTls(std::shared_ptr<boost::asio::ssl::context> tls) LOCKS_EXCLUDED(tls_mu_) {
+    MutexLock lock(&tls_mu_);
+    tls_ = std::move(tls);
+  }
   // The first I/O context, for signal handling.
   boost::asio::io_context& main_context() { return *contexts_[0]; }
 
@@ -113,7 +119,10 @@ class HttpServer {
   std::unique_ptr<boost::asio::steady_timer> accept_timer_;
   AcceptBackoff backoff_;
   std::atomic<std::size_t> next_context_{0};
-  std::atomic<std::shared_ptr<boost::asio::ssl::context>> tls_;
+  // A mutex, not std::atomic<std::shared_ptr> (libstdc++'s lock bit is invisible to
+  // ThreadSanitizer); taken once per accepted connection.
+  Mutex tls_mu_;
+  std::shared_ptr<boost::asio::ssl::context> tls_ GUARDED_BY(tls_mu_);
 };
 
 }  // namespace offload
