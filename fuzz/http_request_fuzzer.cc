@@ -229,40 +229,6 @@ class RecordingExchange final : public Exchange {
   std::shared_ptr<BodySource> source_;
 };
 
-// As UploadBody in src/http/server.cc: a request body streamed into an Upload.
-struct UploadBody {
-  using value_type = std::unique_ptr<Upload>;
-
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
-
-    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
-
-    template <class ConstBufferSequence>
-    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
-      std::size_t n = 0;
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        if (!body_->Write(std::string_view(static_cast<const char*>(b.data()), b.size()))) {
-          ec = make_error_code(boost::system::errc::io_error);
-          return n;
-        }
-        n += b.size();
-      }
-      ec = {};
-      return n;
-    }
-
-    void finish(beast::error_code& ec) {
-      ec = body_->Finish() ? beast::error_code() : make_error_code(boost::system::errc::io_error);
-    }
-
-   private:
-    value_type& body_;
-  };
-};
-
 // Session::CheckHeader of src/http/server.cc: what RFC 9112 says a server must not
 // process (an ambiguous body length, a missing or repeated Host).
 std::optional<Problem> CheckHeader(const HttpRequest& req, bool chunked) {

@@ -51,41 +51,6 @@ constexpr std::size_t kUploadRead = 256 * 1024;
 // what the client still sends, so that the answer reaches it (LingerAndClose).
 constexpr std::chrono::seconds kLinger{2};
 
-// A request body streamed into an Upload (http/upload.h) as Beast reads it. A write
-// the upload refuses ends the read with io_error; the upload's failure() says why.
-struct UploadBody {
-  using value_type = std::unique_ptr<Upload>;
-
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    reader(http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
-
-    void init(const boost::optional<std::uint64_t>&, beast::error_code& ec) { ec = {}; }
-
-    template <class ConstBufferSequence>
-    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
-      std::size_t n = 0;
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        if (!body_->Write(std::string_view(static_cast<const char*>(b.data()), b.size()))) {
-          ec = make_error_code(boost::system::errc::io_error);
-          return n;
-        }
-        n += b.size();
-      }
-      ec = {};
-      return n;
-    }
-
-    void finish(beast::error_code& ec) {
-      ec = body_->Finish() ? beast::error_code() : make_error_code(boost::system::errc::io_error);
-    }
-
-   private:
-    value_type& body_;
-  };
-};
-
 // One connection, over TCP (`Stream` beast::tcp_stream) or TLS (TlsStream). Lives on
 // one io_context thread: no member needs a lock, and the only cross-thread entry
 // point, Respond, hops onto that thread first.

@@ -7,6 +7,11 @@
 // then turns it into a SubmitRequest. Not thread-safe: one session, one thread.
 #pragma once
 
+#include <boost/beast/core/buffers_range.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/optional.hpp>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +88,41 @@ class Upload final : private MultipartHandler {
   std::optional<std::string> json_input_;
   std::vector<IncomingFile> done_;
   Error failure_;
+};
+
+// A request body streamed into an Upload as Beast reads it. A write
+// the upload refuses ends the read with io_error; the upload's failure() says why.
+struct UploadBody {
+  using value_type = std::unique_ptr<Upload>;
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(boost::beast::http::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>&, boost::beast::error_code& ec) { ec = {}; }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, boost::beast::error_code& ec) {
+      std::size_t n = 0;
+      for (const auto b : boost::beast::buffers_range_ref(buffers)) {
+        if (!body_->Write(std::string_view(static_cast<const char*>(b.data()), b.size()))) {
+          ec = make_error_code(boost::system::errc::io_error);
+          return n;
+        }
+        n += b.size();
+      }
+      ec = {};
+      return n;
+    }
+
+    void finish(boost::beast::error_code& ec) {
+      ec = body_->Finish() ? boost::beast::error_code() : make_error_code(boost::system::errc::io_error);
+    }
+
+   private:
+    value_type& body_;
+  };
 };
 
 }  // namespace offload
