@@ -15,6 +15,7 @@ enum class ErrorCode {
   kNotFound,              // No such job.
   kConflict,              // The job is in the wrong state for this operation.
   kQueueFull,             // The task's queue holds max_queued jobs.
+  kQuotaExceeded,         // The tenant is at one of its quotas (its max_queued jobs queued).
   kTooLarge,              // A body over max_body (or an upload over max_input).
   kUnsupportedMediaType,  // A body or file of a content type the endpoint or task does not take.
   kResponseTooLarge,      // The answer asked for would pass a response budget (max_list_bytes).

@@ -15,6 +15,33 @@ bool TenantLimits::TakeRequest(const std::string& tenant, int* retry_after_s) {
   return t.requests->Take(now, retry_after_s);
 }
 
+void TenantLimits::SetSubmitRates(const std::map<std::string, double>& rates) {
+  MutexLock lock(&mu_);
+  for (auto& [name, t] : tenants_) {
+    if (!rates.count(name) && t.submit_rate > 0) {
+      t.submit_rate = 0;
+      t.submits.reset();
+    }
+  }
+  for (const auto& [name, rate] : rates) {
+    Tenant& t = tenants_[name];
+    if (t.submit_rate == rate) continue;
+    t.submit_rate = rate;
+    t.submits.reset();
+  }
+}
+
+bool TenantLimits::TakeSubmit(const std::string& tenant, int* retry_after_s, double* rate) {
+  const auto now = TokenBucket::Clock::now();
+  MutexLock lock(&mu_);
+  auto it = tenants_.find(tenant);
+  if (it == tenants_.end() || it->second.submit_rate <= 0) return true;
+  Tenant& t = it->second;
+  if (!t.submits) t.submits = std::make_unique<TokenBucket>(t.submit_rate, now);
+  *rate = t.submit_rate;
+  return t.submits->Take(now, retry_after_s);
+}
+
 TenantLimits::Hold TenantLimits::HoldStream(const std::string& tenant) {
   return HoldOne(tenant, &Tenant::streams, options_.max_streams);
 }

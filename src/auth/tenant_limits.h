@@ -1,13 +1,15 @@
 // TenantLimits: what one tenant may hold at once and how fast it may ask, with [auth]
 // (docs/security.md#limits): event streams (max_streams), requests that wait for a job
-// (max_waits: ?wait=, Prefer: wait, /run), and requests a second (request_rate). A
-// tenant's tokens share its limits. Per server: a cluster's nodes count apart.
+// (max_waits: ?wait=, Prefer: wait, /run), requests a second (request_rate), and
+// submits a second (its token's submit_rate quota). A tenant's tokens share its
+// limits. Per server: a cluster's nodes count apart.
 //
 // Thread-safe: one mutex over the per-tenant counters; what a hold releases it takes
 // again for a moment, from whichever thread drops the hold.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -31,6 +33,12 @@ class TenantLimits : public std::enable_shared_from_this<TenantLimits> {
 
   // Takes one request of `tenant`; false (and *retry_after_s) when its rate is spent.
   bool TakeRequest(const std::string& tenant, int* retry_after_s) LOCKS_EXCLUDED(mu_);
+  // Each tenant's submit_rate (submits a second); a tenant not named has none. A rate
+  // that changed starts with a full bucket.
+  void SetSubmitRates(const std::map<std::string, double>& rates) LOCKS_EXCLUDED(mu_);
+  // Takes one submit of `tenant`; false (and *retry_after_s, and *rate, its rate) when
+  // its submit_rate is spent.
+  bool TakeSubmit(const std::string& tenant, int* retry_after_s, double* rate) LOCKS_EXCLUDED(mu_);
 
   // A stream or a wait of `tenant`, counted until the returned hold is dropped;
   // nullptr when the tenant holds its cap already.
@@ -47,6 +55,8 @@ class TenantLimits : public std::enable_shared_from_this<TenantLimits> {
     std::int64_t streams = 0;
     std::int64_t waits = 0;
     std::unique_ptr<TokenBucket> requests;  // Made at the tenant's first request.
+    double submit_rate = 0;
+    std::unique_ptr<TokenBucket> submits;  // Made at its first submit under submit_rate.
   };
   Hold HoldOne(const std::string& tenant, std::int64_t Tenant::*count, std::int64_t cap) LOCKS_EXCLUDED(mu_);
 

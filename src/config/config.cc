@@ -284,6 +284,9 @@ Status ValidateConfig(const ServerConfig& config) {
   if (config.resources.size() > 64) {
     return MakeError(ErrorCode::kInvalidArgument, "at most 64 resources may be declared");
   }
+  if (config.auth.enabled) {
+    if (auto policies = TenantPolicies(config.auth, config.resources); !policies) return policies.error();
+  }
   if (config.postgres_connections < 2) {
     return MakeError(ErrorCode::kInvalidArgument, "postgres_connections must be at least 2 (a writer and a reader)");
   }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -99,7 +100,22 @@ struct TokenConfig {
   std::string name;
   std::string sha256;  // The token's SHA-256, 64 hex digits; the token itself is never kept.
   ScopeSet scopes;
+  // The tenant's share and quotas (TenantPolicy), where this token sets them; the
+  // tokens of one name may not set them differently.
+  std::optional<double> weight;
+  std::optional<std::int64_t> max_queued;
+  std::optional<std::map<std::string, std::int64_t>> max_running;
+  std::optional<double> submit_rate;
   std::string where;  // "FILE:LINE: " of its table, for errors that name it.
+};
+
+// What a tenant may have (docs/security.md, "Quotas and fair share"): its weight in
+// the fair share of each resource's time, and its quotas. 0 (or none) is no limit.
+struct TenantPolicy {
+  double weight = 1;
+  std::int64_t max_queued = 0;                      // Its jobs waiting to start, cluster-wide.
+  std::map<std::string, std::int64_t> max_running;  // Units of a resource its running jobs hold.
+  double submit_rate = 0;                           // Submits per second (a token bucket).
 };
 
 // The [auth] table. Without one, nobody is asked who they are: there is one tenant.

@@ -50,8 +50,41 @@ Status ReadTokenTable(const std::string& file, const toml::table& t, TokenConfig
         token->scopes.Add(scope);
       }
       has_scopes = true;
+    } else if (key == "weight") {
+      auto w = v.value<double>();
+      if (!(v.is_number() && *w > 0 && *w <= 1e6)) {
+        return ConfigError(file, v, "weight must be a number above 0 (the tenant's share against weight 1)");
+      }
+      token->weight = *w;
+    } else if (key == "max_queued") {
+      auto n = v.value<std::int64_t>();
+      if (!v.is_integer() || *n < 1)
+        return ConfigError(file, v, "max_queued must be a whole number of jobs, at least 1");
+      token->max_queued = *n;
+    } else if (key == "max_running") {
+      const toml::table* caps = v.as_table();
+      if (!caps) return ConfigError(file, v, "max_running must be a table of resource = units, e.g. { gpu = 1 }");
+      std::map<std::string, std::int64_t> units;
+      for (const auto& [rk, rv] : *caps) {
+        auto n = rv.value<std::int64_t>();
+        if (!rv.is_integer() || *n < 1) {
+          return ConfigError(file, rv, "max_running." + std::string(rk.str()) + " must be a whole number, at least 1");
+        }
+        units[std::string(rk.str())] = *n;
+      }
+      token->max_running = std::move(units);
+    } else if (key == "submit_rate") {
+      auto text = v.value<std::string>();
+      double rate = 0;
+      if (!v.is_string() || !ParseRate(*text, &rate)) {
+        return ConfigError(file, v, "submit_rate must be a rate such as \"10/s\", \"600/m\" or \"1000/h\"");
+      }
+      token->submit_rate = rate;
     } else {
-      return ConfigError(file, v, "unknown key \"" + key + "\" in a token (expected name, sha256, scopes)");
+      return ConfigError(file, v,
+                         "unknown key \"" + key +
+                             "\" in a token (expected name, sha256, scopes, weight, max_queued, max_running, "
+                             "submit_rate)");
     }
   }
   if (token->name.empty()) return ConfigError(file, t, "a token needs a name (its tenant)");
@@ -116,6 +149,54 @@ Status ValidateTokens(const AuthConfig& auth, const std::string& where, bool all
                          "[[tokens]]; `offload token create NAME --scopes ...` makes one)");
   }
   return {};
+}
+
+ErrorOr<std::map<std::string, TenantPolicy>> TenantPolicies(const AuthConfig& auth,
+                                                            const std::map<std::string, std::int64_t>& resources) {
+  std::map<std::string, TenantPolicy> policies;
+  std::map<std::string, const TokenConfig*> set_by[4];  // weight, max_queued, max_running, submit_rate.
+  auto take = [&](int which, const TokenConfig& t, const char* key, bool same) -> Status {
+    auto [it, first] = set_by[which].emplace(t.name, &t);
+    if (first || same) return {};
+    return MakeError(ErrorCode::kInvalidArgument, t.where + "token \"" + t.name + "\" sets " + key +
+                                                      " unlike another token of the same name (" + it->second->where +
+                                                      "): the tokens of a tenant share its " + key);
+  };
+  for (const auto* list : {&auth.tokens, &auth.file_tokens}) {
+    for (const TokenConfig& t : *list) {
+      TenantPolicy& p = policies[t.name];
+      if (t.weight) {
+        if (Status s = take(0, t, "weight", set_by[0].count(t.name) && p.weight == *t.weight); !s) return s.error();
+        p.weight = *t.weight;
+      }
+      if (t.max_queued) {
+        if (Status s = take(1, t, "max_queued", set_by[1].count(t.name) && p.max_queued == *t.max_queued); !s) {
+          return s.error();
+        }
+        p.max_queued = *t.max_queued;
+      }
+      if (t.max_running) {
+        for (const auto& [res, units] : *t.max_running) {
+          auto cap = resources.find(res);
+          if (cap == resources.end()) {
+            return MakeError(ErrorCode::kInvalidArgument, t.where + "token \"" + t.name + "\": max_running names \"" +
+                                                              res + "\", which is not a resource of [resources]");
+          }
+        }
+        if (Status s = take(2, t, "max_running", set_by[2].count(t.name) && p.max_running == *t.max_running); !s) {
+          return s.error();
+        }
+        p.max_running = *t.max_running;
+      }
+      if (t.submit_rate) {
+        if (Status s = take(3, t, "submit_rate", set_by[3].count(t.name) && p.submit_rate == *t.submit_rate); !s) {
+          return s.error();
+        }
+        p.submit_rate = *t.submit_rate;
+      }
+    }
+  }
+  return policies;
 }
 
 }  // namespace offload

@@ -5,6 +5,7 @@
 
 #include <toml++/toml.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,10 @@ ErrorOr<std::vector<TokenConfig>> LoadTokensFile(const std::string& path, const 
 // [auth] with no token; a duplicate is named by its own table. A reload allows none:
 // an operator who revokes the last token of the file means it.
 Status ValidateTokens(const AuthConfig& auth, const std::string& where = "", bool allow_none = false);
+
+// Each tenant's policy, from its tokens: kInvalidArgument when two tokens of a name
+// set one of its keys differently, or max_running names no resource of `resources`.
+ErrorOr<std::map<std::string, TenantPolicy>> TenantPolicies(const AuthConfig& auth,
+                                                            const std::map<std::string, std::int64_t>& resources);
 
 }  // namespace offload

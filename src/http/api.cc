@@ -386,15 +386,28 @@ std::optional<Problem> Api::Screen(const HttpRequestHeader& req) const {
   if (!parsed) return std::nullopt;  // Handle answers it.
   std::vector<std::string> seg;
   for (auto s : parsed->segments()) seg.push_back(s);
-  auto admitted = Authorize(req, *parsed, ScopeOf(req.method(), seg, parsed->path(), config_.auth));
+  const std::optional<Scope> scope = ScopeOf(req.method(), seg, parsed->path(), config_.auth);
+  auto admitted = Authorize(req, *parsed, scope);
   if (Problem* refused = std::get_if<Problem>(&admitted)) return std::move(*refused);
   const Caller& caller = std::get<Caller>(admitted);
-  if (int retry_after = 0; limits_ && !caller.tenant.empty() && !limits_->TakeRequest(caller.tenant, &retry_after)) {
+  if (!limits_ || caller.tenant.empty()) return std::nullopt;
+  if (int retry_after = 0; !limits_->TakeRequest(caller.tenant, &retry_after)) {
     Problem p = MakeProblem(http::status::too_many_requests, "rate-limited", "Too many requests",
                             "token \"" + caller.tenant + "\" is past its request_rate ([auth]); retry in " +
                                 std::to_string(retry_after) + " s");
     p.retry_after_s = retry_after;
     return p;
+  }
+  // Every request that makes a job is a submit: POST /v1/jobs, /run, a retry.
+  if (int retry_after = 0; scope == Scope::kSubmit && req.method() == http::verb::post) {
+    if (double rate = 0; !limits_->TakeSubmit(caller.tenant, &retry_after, &rate)) {
+      Problem p = MakeProblem(http::status::too_many_requests, "quota-submit-rate",
+                              "The tenant submits faster than its quota allows",
+                              "tenant \"" + caller.tenant + "\" is past its submit_rate quota of " + FormatRate(rate) +
+                                  "; retry in " + std::to_string(retry_after) + " s");
+      p.retry_after_s = retry_after;
+      return p;
+    }
   }
   return std::nullopt;
 }

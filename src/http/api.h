@@ -68,6 +68,15 @@ class Api {
     MutexLock lock(&auth_mu_);
     auth_ = std::move(auth);
   }
+  // Takes the tenants' quotas (the submit_rate of each; the service keeps the rest).
+  void SetTenantPolicies(const std::map<std::string, TenantPolicy>& policies) {
+    if (!limits_) return;
+    std::map<std::string, double> rates;
+    for (const auto& [name, policy] : policies) {
+      if (policy.submit_rate > 0) rates[name] = policy.submit_rate;
+    }
+    limits_->SetSubmitRates(rates);
+  }
 
   // Called once a request's header is read, before its body: with [auth], the refusal
   // of a request without a token it needs, with one in its query, or past its

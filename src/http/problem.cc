@@ -29,6 +29,13 @@ Problem ProblemFromError(const Error& e) {
       p.retry_after_s = 1;
       return p;
     }
+    case ErrorCode::kQuotaExceeded: {
+      // The one quota the service counts; the submit rate is the API's (Api::Screen).
+      Problem p = MakeProblem(http::status::too_many_requests, "quota-max-queued",
+                              "The tenant has as many jobs queued as its quota allows", e.detail);
+      p.retry_after_s = 1;
+      return p;
+    }
     case ErrorCode::kTooLarge:
       return MakeProblem(http::status::payload_too_large, "body-too-large", "Request body too large", e.detail);
     case ErrorCode::kUnsupportedMediaType:

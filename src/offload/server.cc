@@ -147,8 +147,10 @@ struct Server::Impl {
     auto tokens = LoadTokensFile(next.tokens_file);
     if (tokens) next.file_tokens = std::move(*tokens);
     Status valid = tokens ? ValidateTokens(next, "", /*allow_none=*/true) : Status(tokens.error());
-    if (!valid) {
-      spdlog::error("SIGHUP: the tokens are unchanged: {}", valid.error().detail);
+    auto policies =
+        valid ? TenantPolicies(next, config.resources) : ErrorOr<std::map<std::string, TenantPolicy>>(valid.error());
+    if (!policies) {
+      spdlog::error("SIGHUP: the tokens are unchanged: {}", policies.error().detail);
       return;
     }
     auto auth = std::make_shared<const Authenticator>(next);
@@ -157,6 +159,8 @@ struct Server::Impl {
     }
     spdlog::info("SIGHUP: {} tokens from {}", auth->size(), next.tokens_file);
     api->SetAuthenticator(std::move(auth));
+    api->SetTenantPolicies(*policies);
+    service->SetTenantPolicies(std::move(*policies));
   }
 
   void WaitForReload() {
@@ -251,6 +255,11 @@ ErrorOr<std::unique_ptr<Server>> Server::Create(const ServerOptions& options, co
   std::shared_ptr<const Authenticator> auth;
   if (c.auth.enabled) auth = std::make_shared<const Authenticator>(c.auth);
   impl->api = std::make_unique<Api>(impl->service.get(), impl->config, impl->http_metrics.get(), std::move(auth));
+  if (c.auth.enabled) {
+    auto policies = TenantPolicies(c.auth, c.resources);  // (The service took its own.)
+    if (!policies) return policies.error();
+    impl->api->SetTenantPolicies(*policies);
+  }
   HttpServerOptions http_options;
   http_options.threads = c.threads;
   http_options.max_body = c.max_body;

@@ -53,7 +53,10 @@ struct JobService::ActiveJob {
   // In a cluster: the answers to cancels made here, given once the canceled state is
   // stored, so that every node reads what the answer said.
   std::vector<SnapshotCallback> cancel_answers;
-  bool in_scheduler = false;   // Queued and waiting in the scheduler (not in back-off).
+  bool in_scheduler = false;  // Queued and waiting in the scheduler (not in back-off).
+  int sched_tenant = 0;       // Its tenant's index in the scheduler (TenantIndexLocked).
+  // Its last start (or its map's last chunk's): what the scheduler gets back at its end.
+  Scheduler<ActiveJob*>::Started started;
   bool final_durable = false;  // Its final state is in the store.
   // The running attempt's timeout, or the back-off before the next attempt.
   AttemptTimer attempt_timer;

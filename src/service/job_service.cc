@@ -10,6 +10,7 @@
 
 #include "cluster/cluster_node.h"
 #include "cluster/node_lease.h"
+#include "config/tokens_file.h"
 #include "exec/process_task.h"
 #include "files/result_placement.h"
 #include "offload/error_types.h"
@@ -28,7 +29,8 @@ struct JobService::MapChunk {
   MapRun::Chunk elements;
   std::shared_ptr<RunContext> context;
   std::chrono::steady_clock::time_point dispatched;
-  AttemptTimer timer;  // Its timeout.
+  Scheduler<ActiveJob*>::Started started;  // What Release is handed back.
+  AttemptTimer timer;                      // Its timeout.
   // What Launch hands over, made under mu_: copies of the job's id and task and of the
   // chunk's indices (at most MapRun::kMaxChunk).
   Executor* executor = nullptr;
@@ -91,6 +93,11 @@ std::vector<std::string> ResourceNames(const ServerConfig& c) {
   std::vector<std::string> names;
   for (const auto& [name, cap] : c.resources) names.push_back(name);
   return names;
+}
+
+// What tenants' shares of the resources are measured with.
+double SteadySeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 std::vector<std::int64_t> Capacities(const ServerConfig& c) {
@@ -186,7 +193,7 @@ JobService::JobService(const ServerConfig& config, std::unique_ptr<Store> store,
       commit_work_(std::make_unique<ThreadPool>(2, /*nice_increment=*/0)),
       timers_(std::make_unique<TimerQueue>()),
       events_(JobEventLog::Create(kEventLogCapacity, kEventLogLinger)),
-      scheduler_(Capacities(config)),
+      scheduler_(Capacities(config), SteadySeconds),
       idempotency_(config.idempotency_ttl.count()) {}
 
 ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& config, TaskExecutors executors,
@@ -204,6 +211,12 @@ ErrorOr<std::unique_ptr<JobService>> JobService::Create(const ServerConfig& conf
     files = std::move(*temporary);
   }
   std::unique_ptr<JobService> service(new JobService(config, std::move(store), clock, std::move(files)));
+  if (config.auth.enabled) {
+    auto policies = TenantPolicies(config.auth, config.resources);
+    if (!policies) return policies.error();
+    MutexLock lock(&service->mu_);  // Not shared yet; the lock is for the analysis.
+    service->tenant_policies_ = std::move(*policies);
+  }
   const std::vector<std::string> names = ResourceNames(config);
   for (const auto& [name, tc] : config.tasks) {
     auto te = executors.find(name);
@@ -477,6 +490,12 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
       refused =
           MakeError(ErrorCode::kQueueFull, "task \"" + rec.task + "\" already has " +
                                                std::to_string(task->config.max_queued) + " queued jobs (max_queued)");
+    } else if (TenantState* tenant = TenantLocked(rec.tenant);
+               !clustered_ && tenant && tenant->max_queued > 0 &&
+               static_cast<std::int64_t>(scheduler_.queued_of(tenant->sched)) + tenant->pending_inserts >=
+                   tenant->max_queued) {
+      // (In a cluster the store counts them: StoreOp::tenant_max_queued.)
+      refused = TenantQueuedError(rec.tenant, tenant->max_queued);
     } else {
       rec.id = named_id.empty() ? NewJobId() : named_id;
       // In a cluster the store numbers it (the order of submission across nodes), and
@@ -485,6 +504,14 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
       if (clustered_ && !rec.files.empty()) rec.files_node = node_id_;
       rec.created_at = now;
       ++task->pending_inserts;
+      std::int64_t tenant_max_queued = 0;
+      if (TenantState* tenant = TenantLocked(rec.tenant)) {
+        if (clustered_) {
+          tenant_max_queued = tenant->max_queued;
+        } else {
+          ++tenant->pending_inserts;
+        }
+      }
       if (!rec.idempotency_key.empty()) {
         idempotency_.Put(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key,
                          IdempotencyCache::Entry{rec.id, rec.request_hash, now, false});
@@ -492,7 +519,9 @@ void JobService::Admit(SubmitRequest request, TaskRuntime* task, std::uint64_t r
       // The callback owns the job until it is durable; it is never dropped: the
       // queue calls every callback, with an error if the write failed.
       ActiveJob* raw = job.release();
-      store_queue_->Write(StoreOp{StoreOp::Kind::kInsert, raw->record}, [this, raw, done](const Status& stored) {
+      StoreOp insert{StoreOp::Kind::kInsert, raw->record};
+      insert.tenant_max_queued = tenant_max_queued;
+      store_queue_->Write(std::move(insert), [this, raw, done](const Status& stored) {
         OnInserted(std::unique_ptr<ActiveJob>(raw), stored, done);
       });
     }
@@ -530,10 +559,13 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     MutexLock lock(&mu_);
     JobRecord& rec = job->record;
     --job->task->pending_inserts;
+    if (TenantState* tenant = TenantLocked(rec.tenant); tenant && !clustered_) --tenant->pending_inserts;
     if (!stored) {
       if (!rec.idempotency_key.empty())
         idempotency_.Forget(IdempotencyScope(rec.task, rec.tenant), rec.idempotency_key, rec.id);
-      answer = MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
+      answer = stored.error().code == ErrorCode::kQuotaExceeded
+                   ? stored.error()
+                   : MakeError(ErrorCode::kUnavailable, "the job store cannot take writes: " + stored.error().detail);
     } else if (clustered_) {
       // Queued for the whole cluster: a claimer takes it, this node's or another's.
       if (!rec.idempotency_key.empty())
@@ -906,9 +938,10 @@ void JobService::DispatchLocked(Launches* out) {
   // A store that refuses final states stops new work: what runs now could be stored
   // by nobody, and would run again after a crash.
   if (draining_ || unstored_finals_ > 0) return;
-  scheduler_.Dispatch([&](int, ActiveJob* job) {
+  scheduler_.Dispatch([&](int, ActiveJob* job, Scheduler<ActiveJob*>::Started started) {
     mu_.AssertHeld();  // Dispatch calls back before it returns, under the same lock.
     job->in_scheduler = false;
+    job->started = started;
     EndClaimWaitLocked(job);
     if (job->map)
       StartChunkLocked(job, out);
@@ -919,18 +952,58 @@ void JobService::DispatchLocked(Launches* out) {
 
 // REQUIRES: the job is not in the scheduler.
 void JobService::EnqueueLocked(ActiveJob* job) {
-  scheduler_.Enqueue(job->task->queue, SchedKey(*job), job);
+  job->sched_tenant = TenantIndexLocked(job->record.tenant);
+  scheduler_.Enqueue(job->task->queue, SchedKey(*job), job, job->sched_tenant);
   job->in_scheduler = true;
 }
 
 void JobService::UnqueueLocked(ActiveJob* job) {
   EndClaimWaitLocked(job);
   if (!job->in_scheduler) return;
-  scheduler_.Remove(job->task->queue, SchedKey(*job));
+  scheduler_.Remove(job->task->queue, SchedKey(*job), job->sched_tenant);
   job->in_scheduler = false;
 }
 
 bool JobService::Executing(const ActiveJob& job) { return job.run != nullptr || !job.chunk_contexts.empty(); }
+
+JobService::TenantState* JobService::TenantLocked(const std::string& tenant) {
+  if (tenant.empty()) return nullptr;
+  auto [it, added] = tenants_.try_emplace(tenant);
+  if (added) {
+    it->second.sched = scheduler_.AddTenant();
+    ApplyPolicyLocked(tenant, &it->second);
+  }
+  return &it->second;
+}
+
+int JobService::TenantIndexLocked(const std::string& tenant) {
+  TenantState* state = TenantLocked(tenant);
+  return state ? state->sched : 0;
+}
+
+void JobService::ApplyPolicyLocked(const std::string& name, TenantState* tenant) {
+  auto found = tenant_policies_.find(name);
+  const TenantPolicy policy = found == tenant_policies_.end() ? TenantPolicy{} : found->second;
+  tenant->max_queued = policy.max_queued;
+  scheduler_.shares().SetWeight(tenant->sched, policy.weight);
+  int r = 0;
+  for (const auto& [resource, capacity] : config_.resources) {
+    auto cap = policy.max_running.find(resource);
+    scheduler_.shares().SetCap(tenant->sched, r++,
+                               cap == policy.max_running.end() ? TenantShares::kNoCap : cap->second);
+  }
+}
+
+void JobService::SetTenantPolicies(std::map<std::string, TenantPolicy> policies) {
+  Launches launches;
+  {
+    MutexLock lock(&mu_);
+    tenant_policies_ = std::move(policies);
+    for (auto& [name, tenant] : tenants_) ApplyPolicyLocked(name, &tenant);
+    DispatchLocked(&launches);  // A cap raised may let jobs start.
+  }
+  Launch(std::move(launches));
+}
 
 size_t JobService::active_jobs() const {
   MutexLock lock(&mu_);
@@ -960,6 +1033,7 @@ void JobService::StartChunkLocked(ActiveJob* job, Launches* out) {
   MapRun& m = *job->map;
   if (rec.status == JobStatus::kQueued) MoveLocked(job, JobStatus::kRunning);
   auto chunk = std::make_shared<MapChunk>(job, timers_.get());
+  chunk->started = job->started;
   chunk->elements = m.TakeChunk();
   chunk->context = std::make_shared<RunContext>();
   if (const Millis timeout = EffectiveTimeout(*job); timeout.count() > 0) {
@@ -1014,7 +1088,7 @@ void JobService::OnChunkDone(const std::shared_ptr<MapChunk>& chunk, BatchOutcom
   {
     MutexLock lock(&mu_);
     ActiveJob* job = chunk->job;
-    scheduler_.Release(job->task->queue);
+    scheduler_.Release(job->task->queue, job->sched_tenant, chunk->started);
     if (--running_ == 0) idle_cv_.SignalAll();
     chunk->timer.Cancel();
     std::erase(job->chunk_contexts, chunk->context);
@@ -1121,7 +1195,7 @@ void JobService::FinishExecution(ActiveJob* job, const Result& outcome) {
   std::string attempt_file;  // What the process may have left at OFFLOAD_RESULT_PATH.
   {
     MutexLock lock(&mu_);
-    scheduler_.Release(job->task->queue);
+    scheduler_.Release(job->task->queue, job->sched_tenant, job->started);
     JobRecord& rec = job->record;
     const StopReason stop = job->run->stop_reason();
     if (stop == StopReason::kNone) TimeSlotLocked(job);  // A stop says nothing of how long its task runs.
@@ -1344,7 +1418,7 @@ JobSnapshot JobService::SnapshotLocked(const ActiveJob& job) const {
     if (job.record.status == JobStatus::kRunning) snap.record.progress = job.map->progress();
   }
   if (job.record.status == JobStatus::kQueued) {
-    snap.position = scheduler_.Position(job.task->queue, SchedKey(job));
+    snap.position = scheduler_.Position(job.task->queue, SchedKey(job), job.sched_tenant);
   } else if (job.record.status == JobStatus::kRunning && job.run && job.run->progress() >= 0) {
     snap.record.progress = job.run->progress();
   }

@@ -206,6 +206,9 @@ class JobService {
   // Where jobs' files are: an upload is received into files().NewUpload().
   FileStore& files() const { return *files_; }
   std::vector<ResourceInfo> Resources() const;
+  // Each tenant's weight and quotas (config/tokens_file.h), at start and on SIGHUP; a
+  // tenant not named has weight 1 and no quotas. Takes effect for the next start.
+  void SetTenantPolicies(std::map<std::string, TenantPolicy> policies) LOCKS_EXCLUDED(mu_);
   // Jobs held in memory: queued, running, or with their final write in flight.
   std::size_t active_jobs() const;
 
@@ -239,6 +242,12 @@ class JobService {
   struct Waiter {
     WaitTicket ticket;
     SnapshotCallback fn;
+  };
+  // A tenant the service has seen (a job's JobRecord::tenant, not empty).
+  struct TenantState {
+    int sched = 0;  // Its index in the scheduler.
+    std::int64_t max_queued = 0;
+    std::int64_t pending_inserts = 0;  // Outside a cluster: its submits whose insert is in flight.
   };
   // The executions a locked section started: they are handed to their executors
   // once mu_ is released (Launch), since an executor may run them inline.
@@ -293,6 +302,11 @@ class JobService {
   void OnFinalWriteFailed(const std::string& id, std::uint64_t adoption, const Error& error) LOCKS_EXCLUDED(mu_);
   void OnFinalWriteRetryDue(const std::string& id, std::uint64_t adoption) LOCKS_EXCLUDED(mu_);
   JobSnapshot SnapshotLocked(const ActiveJob& job) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The tenant's state, made (with its policy) when first seen; nullptr for "" (no
+  // [auth]: the one tenant, index 0, without quotas).
+  TenantState* TenantLocked(const std::string& tenant) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int TenantIndexLocked(const std::string& tenant) EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ApplyPolicyLocked(const std::string& name, TenantState* tenant) EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Jobs of `task` waiting to start (in a cluster, the cluster's queue as last counted),
   // and each resource's capacity and use: what Tasks, Resources and WriteMetrics show.
   std::size_t QueuedLocked(const TaskRuntime& task) const EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -415,6 +429,8 @@ class JobService {
   CondVar idle_cv_;  // running_ dropped to 0, or unstored_finals_ did.
   Scheduler<ActiveJob*> scheduler_ GUARDED_BY(mu_);
   std::unordered_map<std::string, std::unique_ptr<ActiveJob>> active_ GUARDED_BY(mu_);
+  std::map<std::string, TenantPolicy> tenant_policies_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, TenantState> tenants_ GUARDED_BY(mu_);
   IdempotencyCache idempotency_ GUARDED_BY(mu_);
   std::uint64_t next_seq_ GUARDED_BY(mu_) = 0;  // Not used in a cluster: the store numbers jobs.
   std::uint64_t next_ticket_ GUARDED_BY(mu_) = 0;

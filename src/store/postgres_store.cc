@@ -131,6 +131,11 @@ CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, tenant, idem_ke
 CREATE INDEX offload_jobs_by_tenant ON offload_jobs (tenant, seq) WHERE tenant <> '';
 )sql";
 
+// A tenant's queued jobs, counted at each of its submits when it has max_queued.
+constexpr const char* kSchemaV7 = R"sql(
+CREATE INDEX offload_jobs_queued_by_tenant ON offload_jobs (tenant) WHERE status = 0 AND tenant <> '';
+)sql";
+
 // The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
 // What a server of schema version 2 (which used a schema alone) held while it ran.
@@ -199,8 +204,8 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
       int to;
       const char* sql;
     };
-    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3},
-                                            {4, kSchemaV4}, {5, kSchemaV5}, {6, kSchemaV6}};
+    static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
+                                            {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema
@@ -223,7 +228,24 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
 Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
   std::vector<PgCall> calls;
   calls.reserve(ops.size());
-  for (const StoreOp& op : ops) {
+  std::vector<std::size_t> call_of(ops.size());
+  std::vector<std::pair<std::size_t, std::size_t>> quota_counts;  // (op, call of its count).
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const StoreOp& op = ops[i];
+    if (op.kind == StoreOp::Kind::kInsert && op.tenant_max_queued > 0) {
+      // The tenant's queued jobs, counted under a lock of the tenant's own that its
+      // inserts on every node take: two nodes cannot both take the last place.
+      PgParams lock, count;
+      lock.Text(op.job.tenant);
+      count.Text(op.job.tenant);
+      calls.push_back(
+          PgCall{"SELECT pg_advisory_xact_lock(hashtextextended('offload tenant ' || current_schema() || "
+                 "' ' || $1, 0))",
+                 std::move(lock)});
+      quota_counts.emplace_back(i, calls.size());
+      calls.push_back(PgCall{"SELECT count(*) FROM offload_jobs WHERE tenant = $1 AND status = 0", std::move(count)});
+    }
+    call_of[i] = calls.size();
     if (op.kind == StoreOp::Kind::kUpdate && op.claimant) {
       // Fenced: only while the job still runs under this claim (cluster_tables.h).
       calls.push_back(PgJobWrite(op, "node_id = $17 AND node_epoch = $18 AND status = 1"));
@@ -233,9 +255,14 @@ Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
     }
   }
   // An update that finds no row fails the batch: a missing job, or a fenced write.
-  auto check = [&ops](const std::vector<PgResult>& results) -> Status {
+  auto check = [&](const std::vector<PgResult>& results) -> Status {
+    for (auto [op, call] : quota_counts) {
+      if (results[call].Int(0, 0) >= ops[op].tenant_max_queued) {
+        return TenantQueuedError(ops[op].job.tenant, ops[op].tenant_max_queued);
+      }
+    }
     for (std::size_t i = 0; i < ops.size(); ++i) {
-      if (ops[i].kind != StoreOp::Kind::kUpdate || results[i].changed() != 0) continue;
+      if (ops[i].kind != StoreOp::Kind::kUpdate || results[call_of[i]].changed() != 0) continue;
       if (ops[i].claimant) {
         return MakeError(ErrorCode::kConflict, "job " + ops[i].job.id + " no longer runs under the claim of node " +
                                                    ops[i].claimant->id + " (epoch " +

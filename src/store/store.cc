@@ -38,4 +38,10 @@ ErrorOr<std::unique_ptr<Store>> OpenStore(const StoreOptions& options) {
                                                     "\"postgres://USER@HOST:PORT/DB\")");
 }
 
+Error TenantQueuedError(const std::string& tenant, std::int64_t max_queued) {
+  return MakeError(ErrorCode::kQuotaExceeded, "tenant \"" + tenant + "\" already has " + std::to_string(max_queued) +
+                                                  " jobs queued, its max_queued quota; submit again once some "
+                                                  "have started");
+}
+
 }  // namespace offload

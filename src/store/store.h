@@ -61,7 +61,15 @@ struct StoreOp {
   // fails with kConflict (the job was rescued, canceled from another node, or the
   // node lost its lease: a fenced write). Stores of one server have no claims.
   std::optional<NodeIdentity> claimant = std::nullopt;
+  // For an insert on a shared store: the most jobs of its tenant that may be queued
+  // cluster-wide (0: no limit). Past it the insert fails with kQuotaExceeded. Stores
+  // of one server leave the count to the service.
+  std::int64_t tenant_max_queued = 0;
 };
+
+// The refusal of a submit of `tenant`, which has `max_queued` jobs queued already
+// (kQuotaExceeded).
+Error TenantQueuedError(const std::string& tenant, std::int64_t max_queued);
 
 // An Idempotency-Key seen on a submit, as recovery reloads it.
 struct IdempotencyEntry {

@@ -132,7 +132,8 @@ void ThreadedStoreQueue::ApplyBatch(Writer* w, std::vector<Pending>* batch) {
     // and a submit is not refused for another job's result.
     // A full disk fails batch after batch: one line per 10 s says so.
     const auto now = std::chrono::steady_clock::now();
-    if (now - w->last_batch_warning >= std::chrono::seconds(10)) {
+    // (A tenant at its quota is not a store's trouble.)
+    if (result.error().code != ErrorCode::kQuotaExceeded && now - w->last_batch_warning >= std::chrono::seconds(10)) {
       w->last_batch_warning = now;
       spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(),
                    result.error().detail);

@@ -17,6 +17,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "conflict";
     case ErrorCode::kQueueFull:
       return "queue_full";
+    case ErrorCode::kQuotaExceeded:
+      return "quota_exceeded";
     case ErrorCode::kTooLarge:
       return "too_large";
     case ErrorCode::kUnsupportedMediaType:

@@ -21,6 +21,7 @@
 #include "support/event_reader.h"
 #include "support/raw_exchange.h"
 #include "support/server_fixture.h"
+#include "support/tokens.h"
 
 namespace offload::testing {
 namespace {
@@ -28,36 +29,6 @@ namespace {
 namespace json = boost::json;
 namespace http = boost::beast::http;
 using std::chrono::milliseconds;
-
-struct Token {
-  std::string name;
-  std::string token;
-  std::string sha256;
-  std::string scopes;  // As given to --scopes: "submit,read".
-
-  Headers Bearer() const { return {{"Authorization", "Bearer " + token}}; }
-  Headers JsonBearer() const { return {{"Authorization", "Bearer " + token}, {"Content-Type", "application/json"}}; }
-  // Its table in a TOML array of tokens.
-  std::string Toml() const {
-    std::string list;
-    std::stringstream in(scopes);
-    for (std::string s; std::getline(in, s, ',');) list += (list.empty() ? "\"" : ", \"") + s + "\"";
-    return "{name = \"" + name + "\", sha256 = \"" + sha256 + "\", scopes = [" + list + "]}";
-  }
-};
-
-Token CreateToken(const std::string& name, const std::string& scopes) {
-  CommandOutput made =
-      RunCommand(std::string(OffloadBinary()) + " token create " + name + " --scopes " + scopes + " --json");
-  EXPECT_TRUE(made.ExitedWith(0)) << made.out;
-  auto parsed = ParseJson(made.out);
-  if (!parsed || !parsed->is_object()) {
-    ADD_FAILURE() << "offload token create printed " << made.out;
-    return {};
-  }
-  const json::object& o = parsed->as_object();
-  return Token{name, Field(o, "token"), Field(o, "sha256"), scopes};
-}
 
 std::string ReplaceAll(std::string s, const std::string& from, const std::string& to) {
   for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {

@@ -26,8 +26,8 @@ which imports this package too, does not pay for http.client and asyncio.
 """
 
 from .errors import (BadRequest, Conflict, Forbidden, InvalidInput, JobCanceled, JobFailed, NetworkError,
-                     NotFinished, NotFound, OffloadError, PayloadTooLarge, QueueFull, Refused, ResponseTooLarge,
-                     ServerError, Timeout, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType)
+                     NotFinished, NotFound, OffloadError, PayloadTooLarge, QueueFull, QuotaExceeded, Refused,
+                     ResponseTooLarge, ServerError, Timeout, TooManyRequests, Unauthorized, Unavailable, UnsupportedMediaType)
 from .job import Job
 from .worker import Canceled, Context, File, JobError, JobFile
 
@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AsyncClient", "BadRequest", "Canceled", "Client", "Conflict", "Context", "File", "Forbidden", "InvalidInput",
     "Job", "JobCanceled", "JobError", "JobFailed", "JobFile", "NetworkError", "NotFinished", "NotFound",
-    "OffloadError", "PayloadTooLarge", "QueueFull", "Refused", "ResponseTooLarge", "ServerError", "Timeout",
+    "OffloadError", "PayloadTooLarge", "QueueFull", "QuotaExceeded", "Refused", "ResponseTooLarge", "ServerError", "Timeout",
     "TooManyRequests", "Unauthorized", "Unavailable", "UnsupportedMediaType",
 ]
 

@@ -29,6 +29,8 @@ them, src/http/problem.cc, api.cc and server.cc send them)::
     429     rate-limited                     TooManyRequests (retry_after)
     429     too-many-waits                   TooManyRequests (retry_after)
     429     too-many-streams                 TooManyRequests (retry_after)
+    429     quota-max-queued                 QuotaExceeded (a TooManyRequests; quota)
+    429     quota-submit-rate                QuotaExceeded (a TooManyRequests; quota)
     431     header-too-large                 Refused
     500     job-failed                       JobFailed
     500     internal                         ServerError
@@ -177,6 +179,20 @@ class QueueFull(TooManyRequests):
     stored. ``retry_after`` as for TooManyRequests."""
 
 
+class QuotaExceeded(TooManyRequests):
+    """429 quota-max-queued or quota-submit-rate: the token's tenant is at one of its
+    quotas, ``quota``: "max_queued" (it has that many jobs queued, cluster-wide) or
+    "submit_rate" (it submits faster). Nothing was stored. ``retry_after`` as for
+    TooManyRequests."""
+
+    @property
+    def quota(self):
+        prefix = _PREFIX + "quota-"
+        if self.type and self.type.startswith(prefix):
+            return self.type[len(prefix):].replace("-", "_")
+        return None
+
+
 class Unavailable(OffloadError):
     """503: the server is draining, its store refuses writes, or it has all the
     connections it takes; 507: it has no room left for a file. Nothing was stored.
@@ -247,6 +263,8 @@ _BY_TYPE = {
     "rate-limited": TooManyRequests,
     "too-many-waits": TooManyRequests,
     "too-many-streams": TooManyRequests,
+    "quota-max-queued": QuotaExceeded,
+    "quota-submit-rate": QuotaExceeded,
     "header-too-large": Refused,
     "internal": ServerError,
     "transfer-coding-not-implemented": Refused,
