@@ -25,6 +25,7 @@
 #include "support/job_helpers.h"
 #include "support/postgres_schema.h"
 #include "support/test_server.h"
+#include "support/tokens.h"
 
 namespace offload::testing {
 namespace {
@@ -172,6 +173,48 @@ max_queued = 3
   }
   EXPECT_EQ(full.status, 429) << Describe(full);
   EXPECT_LE(extra, 15) << "one poll's worth at most";
+}
+
+TEST_F(ClusterTest, ATenantsMaxQueuedHoldsAcrossNodesExactly) {
+  const Token alice = CreateToken("alice", "submit,read");
+  const Token bob = CreateToken("bob", "submit,read");
+  const std::string config = R"(
+role = "api"
+[resources]
+cpu = 1
+[tasks.capped]
+run = "builtin:sleep"
+[auth]
+tokens = [)" + alice.Toml("max_queued = 4") +
+                             ", " + bob.Toml() + "]\n";
+  TestServer& a = StartNode(config);
+  TestServer& b = StartNode(config);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port()), on_b(b.port());
+  // No node runs `capped`: alice's jobs stay queued. Both nodes submit at once; the
+  // store counts them under the tenant's lock, so exactly 4 are taken, not one
+  // node's count of them.
+  std::atomic<int> taken{0}, refused{0};
+  auto submit = [&](HttpClient* on) {
+    for (int i = 0; i < 5; ++i) {
+      Response res = on->Post("/v1/jobs", R"({"task":"capped","input":{"ms":1}})", alice.JsonBearer());
+      if (res.status == 202) {
+        ++taken;
+      } else if (res.status == 429 && Field(res.json().as_object(), "type") == "urn:offload:problem:quota-max-queued") {
+        ++refused;
+      } else {
+        ADD_FAILURE() << Describe(res);
+      }
+    }
+  };
+  std::thread from_b([&] { submit(&on_b); });
+  submit(&on_a);
+  from_b.join();
+  EXPECT_EQ(taken.load(), 4);
+  EXPECT_EQ(refused.load(), 6);
+  // Bob's quota is his own.
+  Response other = on_b.Post("/v1/jobs", R"({"task":"capped","input":{"ms":1}})", bob.JsonBearer());
+  EXPECT_EQ(other.status, 202) << Describe(other);
 }
 
 TEST_F(ClusterTest, AWorkerNodeServesOnlyItsHealth) {

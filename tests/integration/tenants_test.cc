@@ -2,7 +2,8 @@
 // and fair share"): max_queued and submit_rate answer 429 with a problem type naming
 // the quota and Retry-After, max_running caps what a tenant holds of a resource, and
 // on a GPU of one a burst of one tenant does not make another's job wait behind it;
-// with weights 3:1 the GPU's time splits 3:1.
+// with weights 3:1 the GPU's time splits 3:1. On the default store (SQLite); the
+// cluster-wide max_queued is in cluster_test.cc.
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
