@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
@@ -111,13 +112,24 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
       .Text(request.node.id)
       .Own(PgTextArray(request.exclude));
   head.push_back(PgCall{
-      "SELECT seq, task, priority, map_spec IS NOT NULL FROM offload_jobs WHERE status = 0 AND task = "
+      "SELECT seq, task, priority, map_spec IS NOT NULL, tenant FROM offload_jobs WHERE status = 0 AND task = "
       "ANY($1::text[]) AND run_after <= $3 AND (files_node IS NULL OR files_node = $4) AND id <> ALL($5::text[]) "
       "ORDER BY priority DESC, seq LIMIT $2",
       std::move(select)});
   PgParams offered;
   offered.Text(tasks).Int(static_cast<std::int64_t>(request.limit)).Text(request.node.id);
   head.push_back(PgCall{kOfferedChunksHead, std::move(offered)});
+  std::vector<std::string> capped;
+  for (const auto& [tenant, caps] : request.tenant_caps) capped.push_back(tenant);
+  if (!capped.empty()) {
+    // What the capped tenants' jobs hold now, cluster-wide (those claimed ahead too).
+    PgParams held;
+    held.Own(PgTextArray(capped));
+    head.push_back(
+        PgCall{"SELECT tenant, task, count(*) FROM offload_jobs WHERE status = 1 AND tenant = "
+               "ANY($1::text[]) GROUP BY tenant, task",
+               std::move(held)});
+  }
   auto first = conn.Pipeline(head);
   if (!first) return Abort(conn, first.error());
 
@@ -128,7 +140,32 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
     std::size_t task;  // Into `eligible`.
     bool map;          // A map, or a chunk of one: never claimed ahead.
     bool chunk;
+    int tenant;  // In the picker: 0, or a capped tenant's own.
   };
+  // The picker's tenants: one for each capped tenant, the rest share tenant 0 (and the
+  // cluster's one order).
+  Scheduler<std::uint64_t> picker(request.capacity);
+  std::unordered_map<std::string, int> capped_index;
+  if (!capped.empty()) {
+    std::unordered_map<std::string, const ResourceDemand*> demand_of;
+    for (const auto& task : request.tasks) demand_of.emplace(task.first, &task.second);
+    std::map<std::pair<std::string, int>, std::int64_t> held;  // (tenant, resource): units.
+    const PgResult& rows = (*first)[5];
+    for (int row = 0; row < rows.rows(); ++row) {
+      auto demand = demand_of.find(std::string(rows.Bytes(row, 1)));
+      if (demand == demand_of.end()) continue;  // A task of other nodes: what it holds is not known here.
+      for (auto [r, amount] : demand->second->units)
+        held[{std::string(rows.Bytes(row, 0)), r}] += amount * rows.Int(row, 2);
+    }
+    for (const auto& [tenant, caps] : request.tenant_caps) {
+      const int t = picker.AddTenant();
+      capped_index.emplace(tenant, t);
+      for (auto [r, units] : caps) {
+        auto h = held.find({tenant, r});
+        picker.shares().SetCap(t, r, std::max<std::int64_t>(0, units - (h == held.end() ? 0 : h->second)));
+      }
+    }
+  }
   std::unordered_map<std::string, std::size_t> index_of;
   for (const auto* task : eligible) index_of.emplace(task->first, index_of.size());
   std::vector<Entry> entries;
@@ -141,9 +178,14 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
       const auto seq = static_cast<std::uint64_t>(rows.Int(row, 0));
       const auto priority = static_cast<int>(rows.Int(row, 2));
       const bool chunk = part == 4;
+      int tenant = 0;
+      if (!chunk && !capped_index.empty()) {
+        auto it = capped_index.find(std::string(rows.Bytes(row, 4)));
+        if (it != capped_index.end()) tenant = it->second;
+      }
       entries.push_back(Entry{Scheduler<std::uint64_t>::MakeKey(priority, seq), seq,
                               index_of.at(std::string(rows.Bytes(row, 1))),
-                              chunk || rows.Bytes(row, 3) == std::string_view("\x01", 1), chunk});
+                              chunk || rows.Bytes(row, 3) == std::string_view("\x01", 1), chunk, tenant});
     }
     if (rows.rows() > 0 && static_cast<std::size_t>(rows.rows()) >= request.limit) {
       const auto last = entries.back().key;
@@ -154,13 +196,12 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
   if (cut) std::erase_if(entries, [&](const Entry& e) { return *cut < e.key; });
 
   // The local scheduler's rule, run on the head of the cluster's queue.
-  Scheduler<std::uint64_t> picker(request.capacity);
   for (std::size_t r = 0; r < request.in_use.size(); ++r) {
     picker.Hold(static_cast<int>(r), std::min(request.in_use[r], request.capacity[r]));
   }
   std::vector<int> queue_of;
   for (const auto* task : eligible) queue_of.push_back(picker.AddQueue(task->second));
-  for (const Entry& e : entries) picker.Enqueue(queue_of[e.task], e.key, e.seq);
+  for (const Entry& e : entries) picker.Enqueue(queue_of[e.task], e.key, e.seq, e.tenant);
   std::unordered_set<std::uint64_t> order;
   picker.Dispatch([&](int, std::uint64_t seq) { order.insert(seq); });
   // Claim-ahead: the rest of the head in its order, while no job left behind holds
@@ -171,7 +212,8 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
   }
   std::uint64_t left_behind = 0;  // Resources that a job left queued waits for.
   for (const Entry& e : entries) {
-    if (order.count(e.seq)) continue;
+    // A capped tenant's job left queued holds back nobody else's.
+    if (order.count(e.seq) || e.tenant != 0) continue;
     const ResourceDemand& uses = eligible[e.task]->second;
     if (ahead[e.task] > 0 && !e.map && (uses.mask & left_behind) == 0) {
       --ahead[e.task];

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,6 +68,10 @@ struct ClaimRequest {
   std::size_t limit = 256;           // The most queued jobs looked at, and so claimed, per call.
   UnixMillis now = 0;                // Jobs whose run_after is later are not claimed yet.
   std::vector<std::string> exclude;  // Ids not to claim (their last claim is still leaving this node).
+  // Tenants' max_running (TenantPolicy), by tenant: (resource index, units) that its
+  // jobs running anywhere in the cluster may hold. A job of a capped tenant is claimed
+  // only while it keeps the tenant within its caps, and never ahead.
+  std::map<std::string, std::vector<std::pair<int, std::int64_t>>> tenant_caps;
 };
 
 // Claims the queued jobs this node may start now, marking them running on it (at its
@@ -87,6 +92,10 @@ struct ClaimRequest {
 // crash of PostgreSQL itself (not a restart) between the two loses the claim, and the
 // job runs again: the window a job started on one server has until its start is
 // written.
+//
+// A tenant with max_running (ClaimRequest::tenant_caps) has its jobs claimed while what
+// its running jobs hold across the cluster, counted in the claim's turn, stays within
+// its caps: as claims take turns, two nodes cannot both take its last unit.
 //
 // Offered chunks of maps (map_chunks.h) of other nodes' maps are claimed in the same
 // pass, in the same order: each takes its place in the queue as one execution of

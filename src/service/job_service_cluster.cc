@@ -176,6 +176,16 @@ void JobService::ClaimLoop() {
         request.capacity.push_back(cap);
         request.in_use.push_back(scheduler_.in_use(r++));
       }
+      for (const auto& [tenant, policy] : tenant_policies_) {
+        if (policy.max_running.empty()) continue;
+        auto& caps = request.tenant_caps[tenant];
+        int index = 0;
+        for (const auto& [name, cap] : config_.resources) {
+          if (auto it = policy.max_running.find(name); it != policy.max_running.end())
+            caps.emplace_back(index, it->second);
+          ++index;
+        }
+      }
       // What the jobs claimed here and waiting will hold once they start; and what to
       // claim ahead of them.
       for (const auto& [name, demand] : claim_tasks_) {

@@ -217,6 +217,55 @@ tokens = [)" + alice.Toml("max_queued = 4") +
   EXPECT_EQ(other.status, 202) << Describe(other);
 }
 
+TEST_F(ClusterTest, ATenantsMaxRunningHoldsAcrossNodes) {
+  const Token alice = CreateToken("alice", "submit,read,cancel");
+  const Token bob = CreateToken("bob", "submit,read,cancel");
+  const std::string config = R"(
+[resources]
+gpu = 1
+[tasks.render]
+run = "builtin:sleep"
+uses = {gpu = 1}
+[auth]
+tokens = [)" + alice.Toml("max_running = {gpu = 1}") +
+                             ", " + bob.Toml() + "]\n";
+  TestServer& a = StartNode(config);
+  TestServer& b = StartNode(config);
+  ASSERT_FALSE(HasFailure());
+  HttpClient on_a(a.port()), on_b(b.port());
+  auto submit = [](HttpClient& on, const Token& who) {
+    Response res = on.Post("/v1/jobs", R"({"task":"render","input":{"ms":60000}})", who.JsonBearer());
+    EXPECT_EQ(res.status, 202) << Describe(res);
+    return res.status == 202 ? Field(res.json().as_object(), "id") : "";
+  };
+  auto status = [&](const std::string& id) {
+    Response res = on_a.Request(boost::beast::http::verb::get, "/v1/jobs/" + id, {}, alice.Bearer());
+    return res.status == 200 ? Field(res.json().as_object(), "status") : Describe(res);
+  };
+  // Two GPUs in the cluster, one on each node; alice may hold one of them.
+  const std::string first = submit(on_a, alice), second = submit(on_b, alice);
+  const auto deadline = Clock::now() + seconds(20);
+  while (status(first) != "running" && status(second) != "running") {
+    ASSERT_LT(Clock::now(), deadline) << "neither of alice's jobs started";
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  // The other GPU is free, and stays free of alice's jobs: bob's job takes it.
+  Response bobs = on_b.Post("/v1/jobs", R"({"task":"render","input":{"ms":60000}})", bob.JsonBearer());
+  ASSERT_EQ(bobs.status, 202) << Describe(bobs);
+  const std::string bob_job = Field(bobs.json().as_object(), "id");
+  for (;;) {
+    Response res = on_b.Request(boost::beast::http::verb::get, "/v1/jobs/" + bob_job, {}, bob.Bearer());
+    if (res.status == 200 && Field(res.json().as_object(), "status") == "running") break;
+    ASSERT_LT(Clock::now(), deadline) << "bob's job never started: " << Describe(res);
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_EQ(std::min(status(first), status(second)), "queued") << "alice holds one GPU of the cluster at most";
+  for (HttpClient* on : {&on_a}) {
+    on->Post("/v1/jobs/cancel", R"({"all": true})", alice.JsonBearer());
+    on->Post("/v1/jobs/cancel", R"({"all": true})", bob.JsonBearer());
+  }
+}
+
 TEST_F(ClusterTest, AWorkerNodeServesOnlyItsHealth) {
   TestServer& w = StartNode("role = \"worker\"\n");
   ASSERT_FALSE(HasFailure());
