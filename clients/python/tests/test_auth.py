@@ -2,7 +2,7 @@
 submit, a long poll, an upload, a download, a cancel), never in a URL, taken from
 $OFFLOAD_TOKEN when no token= is given; 401 and 403 as Unauthorized and Forbidden;
 another tenant's job as the NotFound of an unknown id; the job's ``tenant``; and the
-token kept out of reprs and exception messages.
+token kept out of reprs and exception messages; a quota as QuotaExceeded, naming it.
 
 The module's server reads its tokens from tokens.toml beside its config, made with
 `offload token create NAME --scopes ... --json` as an operator would. Each test runs
@@ -235,3 +235,30 @@ def test_a_url_with_a_credential_or_query_is_refused_unseen(url):
         with pytest.raises(ValueError) as e:
             cls(url)
         assert "ofl_s3cret" not in str(e.value) and "token=" in str(e.value)
+
+
+# ---- quotas ---------------------------------------------------------------------
+
+def test_a_quota_is_quota_exceeded_naming_it(connect, scripted):
+    fake = scripted([(429, {"Content-Type": "application/problem+json", "Retry-After": "1"},
+                      problem(429, "quota-max-queued", 'tenant "alice" already has 10 jobs queued'))])
+    c = connect(fake.url, token="ofl_s3cret")
+    with pytest.raises(offload.QuotaExceeded) as e:
+        c.submit("noop", {"n": 1})
+    assert isinstance(e.value, offload.TooManyRequests)
+    assert e.value.quota == "max_queued" and e.value.retry_after == 1.0
+
+
+def test_a_tenant_past_its_submit_rate_gets_quota_exceeded(connect, tmp_path):
+    made = create_token("alice", "submit,read")
+    s = Server(str(tmp_path), BASE_SETTINGS + '[auth]\ntokens = [{name = "alice", sha256 = "%s", '
+               'scopes = ["submit", "read"], submit_rate = "1/m"}]\n' % made["sha256"] + BASE_TASKS)
+    try:
+        c = connect(s.url, token=made["token"])
+        first = c.submit("noop", {"n": 1})
+        with pytest.raises(offload.QuotaExceeded) as e:
+            c.submit("noop", {"n": 2})
+        assert e.value.quota == "submit_rate" and e.value.retry_after >= 1
+        assert c.get(first.id).tenant == "alice"  # Reading is not submitting.
+    finally:
+        s.stop()
