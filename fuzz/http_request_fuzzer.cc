@@ -345,7 +345,10 @@ class Harness {
     version_ = req.version() == 10 ? 10 : 11;
     SubstituteLast(&req);
     if (auto problem = CheckHeader(req, parser.chunked())) return AnswerProblem(*problem);
-    if (auto refused = api_->Screen(req)) return AnswerProblem(*refused);
+    if (auto refused = api_->Screen(req)) {
+      Render(&*refused, /*head=*/false);
+      return false;
+    }
     UploadPlan plan = api_->PlanUpload(req);
     if (plan.refusal) return AnswerProblem(*plan.refusal);
     if (parser.is_done()) {

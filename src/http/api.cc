@@ -375,8 +375,18 @@ void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_
   });
 }
 
-std::optional<Problem> Api::Screen(const HttpRequestHeader& req) const {
+std::optional<HttpResponse> Api::Screen(const HttpRequestHeader& req) const {
   if (!auth_on_) return std::nullopt;
+  std::optional<Problem> refused = Admit(req);
+  if (!refused) return std::nullopt;
+  HttpResponse res = ProblemResponse(*refused);
+  if (origins_.Check(req) == std::nullopt && origins_.IsCorsRequest(req)) {
+    OriginPolicy::AddCorsHeaders(res, std::string(req[http::field::origin]));
+  }
+  return res;
+}
+
+std::optional<Problem> Api::Admit(const HttpRequestHeader& req) const {
   // As in Handle, the origin first: a foreign page's request is 403 whether or not it
   // has a token. And a CORS preflight carries no token (browsers never send one): Handle
   // answers it, or an allowed origin's page could never send the request that has one.

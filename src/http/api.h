@@ -78,11 +78,12 @@ class Api {
     limits_->SetSubmitRates(rates);
   }
 
-  // Called once a request's header is read, before its body: with [auth], the refusal
-  // of a request without a token it needs, with one in its query, or past its
-  // tenant's request_rate, so that nobody without a token makes the server read a
-  // body. Takes the tenant's request (request_rate) when it lets it in.
-  std::optional<Problem> Screen(const HttpRequestHeader& header) const;
+  // Called once a request's header is read, before its body: with [auth], the answer
+  // that refuses a request without a token it needs, with one in its query, or past
+  // its tenant's request_rate or submit_rate, so that nobody without a token makes the
+  // server read a body (with CORS headers for an allowed page, which may then read
+  // why). Takes the tenant's request (request_rate) when it lets it in.
+  std::optional<HttpResponse> Screen(const HttpRequestHeader& header) const;
 
   // Answers `req` through `ex` exactly once, possibly later and from another thread.
   void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
@@ -95,6 +96,8 @@ class Api {
   void HandleUpload(std::unique_ptr<Upload> upload, HttpRequestHeader header, std::shared_ptr<Exchange> ex);
 
  private:
+  // What Screen refuses `req` for, if anything: the origin, the token, the rates.
+  std::optional<Problem> Admit(const HttpRequestHeader& req) const;
   using Finished = std::function<void(ErrorOr<JobSnapshot>)>;
 
   // With [auth]: the caller a request's token names, or the answer that refuses it

@@ -45,15 +45,21 @@ bool ListensOnLoopback(std::string_view listen) {
 // Kept small on purpose: a browser caches the answer for Max-Age seconds.
 constexpr const char* kAllowMethods = "GET, POST, DELETE";
 constexpr const char* kAllowHeaders =
-    "Content-Type, Idempotency-Key, Prefer, X-Request-Id, Last-Event-ID, Range, If-Range, If-None-Match";
+    "Authorization, Content-Type, Idempotency-Key, Prefer, X-Request-Id, Last-Event-ID, Range, If-Range, "
+    "If-None-Match";
 // Response headers a page may read besides the CORS-safelisted ones.
-constexpr const char* kExposeHeaders = "Location, Retry-After, X-Request-Id, ETag, Content-Range, Accept-Ranges";
+constexpr const char* kExposeHeaders =
+    "Location, Retry-After, X-Request-Id, ETag, Content-Range, Accept-Ranges, WWW-Authenticate";
 
-void AddCorsHeaders(HttpResponse& res, const std::string& origin) {
+}  // namespace
+
+void OriginPolicy::AddCorsHeaders(HttpResponse& res, const std::string& origin) {
   res.set(http::field::access_control_allow_origin, origin);
   res.set(http::field::access_control_expose_headers, kExposeHeaders);
   res.set(http::field::vary, "Origin");
 }
+
+namespace {
 
 // Forwards to the session's exchange, adding CORS headers to the response.
 // Thread-safe as the exchange it wraps; `origin_` is constant.
@@ -64,11 +70,11 @@ class CorsExchange final : public Exchange {
 
   boost::asio::any_io_executor executor() override { return inner_->executor(); }
   void Respond(HttpResponse response) override {
-    AddCorsHeaders(response, origin_);
+    OriginPolicy::AddCorsHeaders(response, origin_);
     inner_->Respond(std::move(response));
   }
   void RespondStream(HttpResponse header, std::shared_ptr<BodySource> source) override {
-    AddCorsHeaders(header, origin_);
+    OriginPolicy::AddCorsHeaders(header, origin_);
     inner_->RespondStream(std::move(header), std::move(source));
   }
   void OnClientGone(std::function<void()> fn) override { inner_->OnClientGone(std::move(fn)); }

@@ -51,6 +51,9 @@ class OriginPolicy {
   // REQUIRES: IsCorsRequest(req).
   static HttpResponse Preflight(const HttpRequest& req);
 
+  // Adds to `res` the headers that let a page of `origin` read it.
+  static void AddCorsHeaders(HttpResponse& res, const std::string& origin);
+
   // `ex`, with the CORS headers for `origin` added to its response.
   static std::shared_ptr<Exchange> WithCorsHeaders(std::shared_ptr<Exchange> ex, std::string origin);
 

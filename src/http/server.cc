@@ -228,7 +228,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       p.retry_after_s = retry_after;
       return SendProblemAndClose(p);
     }
-    if (auto refused = api_->Screen(req)) return SendProblemAndClose(*refused);
+    if (auto refused = api_->Screen(req)) return SendAndClose(std::move(*refused));
     UploadPlan plan = api_->PlanUpload(req);
     if (plan.refusal) return SendProblemAndClose(*plan.refusal);
     if (parser_->is_done()) {
@@ -323,8 +323,9 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     Close();
   }
 
-  void SendProblemAndClose(const Problem& p) {
-    HttpResponse res = ProblemResponse(p);
+  void SendProblemAndClose(const Problem& p) { SendAndClose(ProblemResponse(p)); }
+
+  void SendAndClose(HttpResponse res) {
     keep_alive_ = false;
     head_ = false;
     awaiting_ = true;

@@ -159,6 +159,14 @@ TEST_F(AuthTest, ACorsPreflightNeedsNoTokenAndAForeignOriginIsRefusedFirst) {
                                          {"Access-Control-Request-Method", "POST"},
                                          {"Access-Control-Request-Headers", "authorization, content-type"}});
   EXPECT_EQ(preflight.status, 204) << Describe(preflight);
+  EXPECT_NE(preflight.header("Access-Control-Allow-Headers").find("Authorization"), std::string::npos)
+      << "a page may send its token";
+  // Refused before its body is read, the answer still lets the page read why.
+  Response unsigned_in = client().Post("/v1/jobs", R"({"task": "noop"})",
+                                       {{"Origin", "http://app.example"}, {"Content-Type", "application/json"}});
+  EXPECT_EQ(unsigned_in.status, 401) << Describe(unsigned_in);
+  EXPECT_EQ(unsigned_in.header("Access-Control-Allow-Origin"), "http://app.example");
+  EXPECT_NE(unsigned_in.header("Access-Control-Expose-Headers").find("WWW-Authenticate"), std::string::npos);
   Headers from_app = alice_.JsonBearer();
   from_app.emplace_back("Origin", "http://app.example");
   EXPECT_EQ(client().Post("/v1/jobs", R"({"task": "noop"})", from_app).status, 202);
@@ -166,6 +174,7 @@ TEST_F(AuthTest, ACorsPreflightNeedsNoTokenAndAForeignOriginIsRefusedFirst) {
                                    {{"Origin", "http://evil.example"}, {"Content-Type", "application/json"}});
   EXPECT_EQ(foreign.status, 403) << Describe(foreign);
   EXPECT_EQ(Field(foreign.json().as_object(), "type"), "urn:offload:problem:origin-not-allowed");
+  EXPECT_EQ(foreign.header("Access-Control-Allow-Origin"), "");
 }
 
 TEST_F(AuthTest, MetricsScopeReadLetsAReadTokenScrape) {
