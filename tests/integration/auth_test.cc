@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -175,6 +176,54 @@ TEST_F(AuthTest, ACorsPreflightNeedsNoTokenAndAForeignOriginIsRefusedFirst) {
   EXPECT_EQ(foreign.status, 403) << Describe(foreign);
   EXPECT_EQ(Field(foreign.json().as_object(), "type"), "urn:offload:problem:origin-not-allowed");
   EXPECT_EQ(foreign.header("Access-Control-Allow-Origin"), "");
+}
+
+// The route-to-scope table (ScopeOf in api.cc) against the document: every operation
+// of docs/openapi.json is refused, 403, to a token without the scope it names, and
+// taken from one with it; an operation that names none needs no token.
+TEST_F(AuthTest, EveryOperationTakesTheScopeTheOpenApiDocumentNames) {
+  ASSERT_NO_FATAL_FAILURE(StartWithAuth());
+  const std::string own = Field(Submit(alice_, R"({"task": "noop"})"), "id");
+  auto doc = ParseJson(ReadFile(std::string(OFFLOAD_SOURCE_DIR) + "/docs/openapi.json"));
+  ASSERT_TRUE(doc && doc->is_object());
+  const std::map<std::string, http::verb> verbs{
+      {"get", http::verb::get}, {"post", http::verb::post}, {"delete", http::verb::delete_}};
+  int scoped = 0, open = 0;
+  for (const auto& [path, ops] : doc->at("paths").as_object()) {
+    for (const auto& [method, op] : ops.as_object()) {
+      auto verb = verbs.find(std::string(method));
+      if (verb == verbs.end()) continue;
+      const std::string target =
+          ReplaceAll(ReplaceAll(ReplaceAll(std::string(path), "{id}", own), "{name}", "noop"), "{file}", "index.html");
+      const std::string what = std::string(method) + " " + std::string(path);
+      const std::string body = verb->second == http::verb::post ? "{}" : "";
+      const json::value* scope = op.as_object().if_contains("x-offload-scope");
+      if (!scope) {
+        Response res = client().Request(verb->second, target);
+        EXPECT_NE(res.status, 401) << what << " names no scope, yet asks for a token";
+        ++open;
+        continue;
+      }
+      const std::string needs(scope->as_string());
+      // Tokens of every scope but the one needed, and of just that one (or admin).
+      const Token& without = needs == "read" ? submitter_ : needs == "admin" ? alice_ : reader_;
+      const Token& with = needs == "admin" ? ops_ : needs == "read" ? reader_ : alice_;
+      Response refused = client().Request(verb->second, target, body, without.JsonBearer());
+      EXPECT_EQ(refused.status, 403) << what << " as " << without.name << ": " << Describe(refused);
+      if (refused.status == 403) {
+        EXPECT_EQ(Field(refused.json().as_object(), "type"), "urn:offload:problem:insufficient-scope") << what;
+      }
+      // (A stream would stay open: its taking is in the events tests.)
+      if (target.find("events") == std::string::npos) {
+        Response taken = client().Request(verb->second, target, body, with.JsonBearer());
+        EXPECT_TRUE(taken.status != 401 && taken.status != 403)
+            << what << " as " << with.name << ": " << Describe(taken);
+      }
+      ++scoped;
+    }
+  }
+  EXPECT_GE(scoped, 14);
+  EXPECT_GE(open, 3);
 }
 
 TEST_F(AuthTest, MetricsScopeReadLetsAReadTokenScrape) {
