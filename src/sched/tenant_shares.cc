@@ -80,6 +80,7 @@ void TenantShares::OnEnd(int t, const ResourceDemand& uses, double started, doub
     p.running_since -= units * started;
     p.charged -= units * charge;
     p.ended += units * std::max(0.0, now - started);
+    p.consumed += units * std::max(0.0, now - started);
     if (p.running_units == 0) {
       // What is left of the sums is rounding.
       p.running_since = 0;

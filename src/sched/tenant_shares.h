@@ -49,6 +49,9 @@ class TenantShares {
   // Unit-seconds of resource r the tenant has had by `now`.
   double Usage(int t, int r, double now) const;
   std::int64_t running_units(int t, int r) const { return tenants_[t].per_resource[r].running_units; }
+  // Unit-seconds of resource r that the tenant's ended executions held (no lifts, no
+  // charges): what GET /metrics counts.
+  double consumed(int t, int r) const { return tenants_[t].per_resource[r].consumed; }
 
   // A job using `uses` was queued for the tenant, or left its queue unstarted.
   void OnQueued(int t, const ResourceDemand& uses, double now);
@@ -66,6 +69,7 @@ class TenantShares {
     double ended = 0;                // Unit-seconds of ended jobs (and idle lifts).
     double running_since = 0;        // Sum of units x start time of running jobs.
     double charged = 0;              // Sum of units x charge of running jobs.
+    double consumed = 0;             // Unit-seconds of ended jobs alone.
   };
   struct Tenant {
     double weight = 1;

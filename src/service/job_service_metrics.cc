@@ -10,6 +10,13 @@ namespace offload {
 
 namespace {
 
+struct TenantCounts {
+  std::string name;
+  std::uint64_t queued = 0;
+  std::vector<std::int64_t> in_use;  // Per resource, in config order.
+  std::vector<double> seconds;
+};
+
 struct TaskCounts {
   std::string name;
   TaskMetrics metrics;
@@ -23,6 +30,7 @@ struct TaskCounts {
 void JobService::WriteMetrics(MetricsText* out) const {
   std::vector<TaskCounts> tasks;
   std::vector<ResourceInfo> resources;
+  std::vector<TenantCounts> tenant_counts;  // With [auth]: the tenants seen since start.
   std::size_t active = 0;
   std::size_t unstored = 0;
   bool draining = false;
@@ -32,6 +40,13 @@ void JobService::WriteMetrics(MetricsText* out) const {
       tasks.push_back(TaskCounts{name, rt->metrics, QueuedLocked(*rt), scheduler_.running(rt->queue), std::nullopt});
     }
     resources = ResourcesLocked();
+    for (const auto& [name, tenant] : tenants_) {
+      TenantCounts& c = tenant_counts.emplace_back(TenantCounts{name, scheduler_.queued_of(tenant.sched), {}, {}});
+      for (int r = 0; r < static_cast<int>(resources.size()); ++r) {
+        c.in_use.push_back(scheduler_.shares().running_units(tenant.sched, r));
+        c.seconds.push_back(scheduler_.shares().consumed(tenant.sched, r));
+      }
+    }
     active = active_.size();
     unstored = unstored_finals_;
     draining = draining_;
@@ -81,6 +96,28 @@ void JobService::WriteMetrics(MetricsText* out) const {
                [](const ResourceInfo& r) { return r.in_use; });
   per_resource("offload_resource_queued_demand", "Units of the resource the jobs queued on this node will ask for.",
                [](const ResourceInfo& r) { return r.queued_demand; });
+
+  // Tenants (with [auth]): what fair share and the quotas work from.
+  std::sort(tenant_counts.begin(), tenant_counts.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  out->Family("offload_tenant_jobs_queued", MetricType::kGauge,
+              "Jobs of the tenant waiting in this node's scheduler (with [auth]).");
+  for (const TenantCounts& t : tenant_counts) out->Sample("offload_tenant_jobs_queued", {{"tenant", t.name}}, t.queued);
+  out->Family("offload_tenant_resource_in_use", MetricType::kGauge,
+              "Units of the resource held by the tenant's running jobs on this node (with [auth]).");
+  for (const TenantCounts& t : tenant_counts) {
+    for (std::size_t r = 0; r < resources.size(); ++r) {
+      out->Sample("offload_tenant_resource_in_use", {{"tenant", t.name}, {"resource", resources[r].name}}, t.in_use[r]);
+    }
+  }
+  out->Family("offload_tenant_resource_seconds_total", MetricType::kCounter,
+              "Unit-seconds of the resource the tenant's ended executions held on this node: its share of the "
+              "resource's time is the rate of this over the rate of the sum (with [auth]).");
+  for (const TenantCounts& t : tenant_counts) {
+    for (std::size_t r = 0; r < resources.size(); ++r) {
+      out->Sample("offload_tenant_resource_seconds_total", {{"tenant", t.name}, {"resource", resources[r].name}},
+                  t.seconds[r]);
+    }
+  }
 
   // Workers: only the tasks run by persistent worker processes.
   std::vector<const TaskCounts*> pooled;

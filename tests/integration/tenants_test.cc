@@ -138,6 +138,14 @@ TEST_F(TenantsTest, MaxRunningCapsATenantOnAResourceAndLeavesTheRestToOthers) {
   ASSERT_NO_FATAL_FAILURE(AwaitStatus(b1, "running"));
   ASSERT_NO_FATAL_FAILURE(AwaitStatus(b2, "running"));
   EXPECT_EQ(StatusOf(a2), "queued") << "alice holds 1 GPU at most, though one was free before bob came";
+  Response metrics = client().Request(http::verb::get, "/metrics", {}, ops_.Bearer());
+  ASSERT_EQ(metrics.status, 200) << Describe(metrics);
+  EXPECT_NE(metrics.body.find("offload_tenant_resource_in_use{tenant=\"alice\",resource=\"gpu\"} 1\n"),
+            std::string::npos)
+      << metrics.body;
+  EXPECT_NE(metrics.body.find("offload_tenant_resource_in_use{tenant=\"bob\",resource=\"gpu\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("offload_tenant_jobs_queued{tenant=\"alice\"} 1\n"), std::string::npos);
   CancelAll(alice_);
   CancelAll(bob_);
 }
