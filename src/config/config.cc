@@ -265,6 +265,11 @@ ErrorOr<ServerConfig> ParseConfig(std::string_view text, const std::string& file
       }
     }
   }
+  // The tokens' tenant keys, once [resources] is complete: their errors name the
+  // token's own line.
+  if (config.auth.enabled) {
+    if (auto policies = TenantPolicies(config.auth, config.resources); !policies) return policies.error();
+  }
   auto valid = ValidateConfig(config);
   if (!valid) {
     return MakeError(ErrorCode::kInvalidArgument, file + ": " + valid.error().detail);
@@ -283,9 +288,6 @@ ErrorOr<ServerConfig> LoadConfigFile(const std::string& path) {
 Status ValidateConfig(const ServerConfig& config) {
   if (config.resources.size() > 64) {
     return MakeError(ErrorCode::kInvalidArgument, "at most 64 resources may be declared");
-  }
-  if (config.auth.enabled) {
-    if (auto policies = TenantPolicies(config.auth, config.resources); !policies) return policies.error();
   }
   if (config.postgres_connections < 2) {
     return MakeError(ErrorCode::kInvalidArgument, "postgres_connections must be at least 2 (a writer and a reader)");

@@ -159,7 +159,8 @@ ErrorOr<std::map<std::string, TenantPolicy>> TenantPolicies(const AuthConfig& au
     auto [it, first] = set_by[which].emplace(t.name, &t);
     if (first || same) return {};
     return MakeError(ErrorCode::kInvalidArgument, t.where + "token \"" + t.name + "\" sets " + key +
-                                                      " unlike another token of the same name (" + it->second->where +
+                                                      " unlike another token of the same name (at " +
+                                                      it->second->where.substr(0, it->second->where.rfind(':')) +
                                                       "): the tokens of a tenant share its " + key);
   };
   for (const auto* list : {&auth.tokens, &auth.file_tokens}) {

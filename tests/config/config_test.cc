@@ -18,6 +18,7 @@
 #include "config/defaults.h"
 #include "config/setting_table.h"
 #include "config/settings.h"
+#include "config/tokens_file.h"
 #include "support/temp_dirs.h"
 
 namespace offload {
@@ -457,6 +458,46 @@ TEST(AuthConfigErrorTest, Sha256MustBeSixtyFourHexDigits) {
   }
   std::string e = ParseError("[auth]\n[[auth.tokens]]\nname = \"a\"\nsha256 = 12\nscopes = [\"read\"]\n");
   EXPECT_EQ(e.rfind(AtLine(4), 0), 0u) << e;
+}
+
+// A token's tenant keys: weight, max_queued, max_running, submit_rate (TenantPolicies).
+TEST(AuthConfigTest, ATokenCarriesItsTenantsWeightAndQuotas) {
+  const std::string table = "[resources]\ngpu = 4\n[auth]\n[[auth.tokens]]\nname = \"alice\"\nsha256 = \"" +
+                            HexDigestOfToken("ofl_a") +
+                            "\"\nscopes = [\"submit\"]\nweight = 3\nmax_queued = 100\nmax_running = {gpu = 1}\n"
+                            "submit_rate = \"600/m\"\n[[auth.tokens]]\nname = \"alice\"\nsha256 = \"" +
+                            HexDigestOfToken("ofl_b") + "\"\nscopes = [\"read\"]\n";
+  ServerConfig c = ParseOk(table);
+  auto policies = TenantPolicies(c.auth, c.resources);
+  ASSERT_TRUE(policies) << policies.error().detail;
+  const TenantPolicy& alice = policies->at("alice");
+  EXPECT_EQ(alice.weight, 3);
+  EXPECT_EQ(alice.max_queued, 100);
+  EXPECT_EQ(alice.max_running, (std::map<std::string, std::int64_t>{{"gpu", 1}}));
+  EXPECT_DOUBLE_EQ(alice.submit_rate, 10);
+}
+
+TEST(AuthConfigErrorTest, TenantKeysAreCheckedAndSharedByTheTokensOfAName) {
+  auto token = [](const std::string& token, const std::string& more) {
+    return "[[auth.tokens]]\nname = \"alice\"\nsha256 = \"" + HexDigestOfToken(token) + "\"\nscopes = [\"read\"]\n" +
+           more;
+  };
+  const std::string head = "[resources]\ngpu = 1\n[auth]\n";
+  for (const char* bad : {"weight = 0\n", "weight = \"3\"\n", "max_queued = 0\n", "max_running = 1\n",
+                          "max_running = {gpu = 0}\n", "submit_rate = \"fast\"\n", "quota = 1\n"}) {
+    SCOPED_TRACE(bad);
+    std::string e = ParseError(head + token("ofl_a", bad));
+    EXPECT_EQ(e.rfind(AtLine(8), 0), 0u) << e;
+  }
+  std::string e = ParseError(head + token("ofl_a", "max_running = {tpu = 1}\n"));
+  EXPECT_NE(e.find("\"tpu\", which is not a resource"), std::string::npos) << e;
+  e = ParseError(head + token("ofl_a", "weight = 3\n") + token("ofl_b", "weight = 2\n"));
+  EXPECT_NE(e.find("the tokens of a tenant share its weight"), std::string::npos) << e;
+  EXPECT_EQ(e.rfind(AtLine(9), 0), 0u) << e;  // The second token's table,
+  EXPECT_NE(e.find("(at " + AtLine(4).substr(0, AtLine(4).size() - 1) + ")"), std::string::npos)
+      << e;  // and the first's.
+  // The same value twice is one policy; and only one token needs to set it.
+  ParseOk(head + token("ofl_a", "weight = 3\n") + token("ofl_b", "weight = 3\n") + token("ofl_c", ""));
 }
 
 TEST(AuthConfigErrorTest, TokenNameMustBeAWord) {
