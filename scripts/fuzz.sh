@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds the fuzz targets (scripts/build.sh fuzz) and runs each on a fresh copy of its
-# seed corpus (fuzz/corpus/TARGET/) for its share of the time. Fails when one finds a
-# crash, a leak, a timeout or an out-of-memory; the input that did it is kept under
-# build-fuzz/fuzz-runs/ and the line to reproduce it is printed (docs/fuzzing.md).
+# Builds the fuzz targets (scripts/build.sh fuzz fuzzers) and runs each on a fresh copy
+# of its seed corpus (fuzz/corpus/TARGET/) for its share of the time. Fails (exit 1)
+# when one finds a crash, a leak, a timeout or an out-of-memory: it prints the target,
+# the report (the end of its log), the input's path under build-fuzz/fuzz-runs/, the
+# line that replays it, and the input in base64, so that a CI log alone is enough to
+# reproduce it (docs/fuzzing.md). scripts/test.sh runs it for 60 s.
 # Usage: scripts/fuzz.sh [SECONDS_TOTAL] [TARGET...]
 #   SECONDS_TOTAL: shared evenly by the targets run (default 60).
 #   TARGET: http_request, job_json, config, worker_line (default: all four).
@@ -27,7 +29,9 @@ done
 # (8 KiB in the harness); a submit body; a config file; a few worker lines.
 declare -A max_len=([http_request]=16384 [job_json]=4096 [config]=4096 [worker_line]=4096)
 
-scripts/build.sh fuzz
+# Only the fuzzers: `offload`, which scripts/build.sh fuzz builds too, is there for the
+# lock check (scripts/test.sh).
+scripts/build.sh fuzz fuzzers
 
 per=$((total / ${#targets[@]}))
 ((per >= 1)) || per=1
@@ -59,16 +63,30 @@ for t in "${targets[@]}"; do
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/log" | tail -1)
   cov=$(grep -o 'cov: [0-9]*' "$work/log" | tail -1 || true)
   summary+=("$t: ${execs:-?} runs, ${rate:-?} exec/s, ${cov:-cov: ?}")
-  found=$(find "$work/artifacts" -type f)
-  if ((rc != 0)) || [ -n "$found" ]; then
+  mapfile -t found < <(find "$work/artifacts" -type f | sort)
+  if ((rc != 0)) || ((${#found[@]})); then
     failed+=("$t")
-    echo "fuzz: $t FAILED (exit $rc); the end of its log:" >&2
-    tail -40 "$work/log" >&2
-    for f in $found; do echo "fuzz: reproduce with: build-fuzz/fuzz/fuzz_$t $f" >&2; done
+    seed=$(sed -n 's/^INFO: Seed: //p' "$work/log" | head -1)
+    echo "fuzz: $t FAILED (exit $rc, -seed=${seed:-?}); its report (the whole log: $work/log):" >&2
+    # What follows libFuzzer's last progress line (#N NEW ..., NEW_FUNC) is the report:
+    # the harness's message, the sanitizer's, the stack, libFuzzer's own lines.
+    report=$(awk '/^#[0-9]+[ \t]/ || /^\tNEW_FUNC/ {n = 0; next} {line[n++] = $0}
+                  END {for (i = 0; i < n && i < 150; i++) print line[i]
+                       if (n > 150) print "... (" n - 150 " lines more in the log)"}' "$work/log")
+    [ -n "$report" ] || report=$(tail -40 "$work/log")
+    printf '%s\n' "$report" | sed 's/^/  | /' >&2
+    for f in "${found[@]}"; do
+      size=$(stat -c %s "$f")
+      echo "fuzz: $t: the input: $f ($size bytes)" >&2
+      echo "fuzz: $t: replay it: build-fuzz/fuzz/fuzz_$t $f" >&2
+      if ((size <= 65536)); then
+        echo "fuzz: $t: the input in base64 (base64 -d >$(basename "$f")): $(base64 -w0 "$f")" >&2
+      fi
+    done
   fi
 done
 printf 'fuzz: %s\n' "${summary[@]}"
 if ((${#failed[@]})); then
-  echo "fuzz: findings in ${failed[*]} (inputs under $runs/$stamp-*/artifacts/)" >&2
+  echo "fuzz: FAILED: findings in ${failed[*]} (inputs under $runs/$stamp-*/artifacts/; docs/fuzzing.md)" >&2
   exit 1
 fi
