@@ -29,9 +29,11 @@ void TenantLimits::SetSubmitRates(const std::map<std::string, double>& rates) {
     t.submit_rate = rate;
     t.submits.reset();
   }
+  any_submit_rate_.store(!rates.empty(), std::memory_order_release);
 }
 
 bool TenantLimits::TakeSubmit(const std::string& tenant, int* retry_after_s, double* rate) {
+  if (!any_submit_rate_.load(std::memory_order_acquire)) return true;
   const auto now = TokenBucket::Clock::now();
   MutexLock lock(&mu_);
   auto it = tenants_.find(tenant);

@@ -8,6 +8,7 @@
 // again for a moment, from whichever thread drops the hold.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -61,6 +62,8 @@ class TenantLimits : public std::enable_shared_from_this<TenantLimits> {
   Hold HoldOne(const std::string& tenant, std::int64_t Tenant::*count, std::int64_t cap) LOCKS_EXCLUDED(mu_);
 
   const TenantLimitOptions options_;
+  // Whether any tenant has a submit_rate: without one, a submit takes no lock.
+  std::atomic<bool> any_submit_rate_{false};
   Mutex mu_;
   // Keyed by tenant name: as many entries as the tokens file has names.
   std::unordered_map<std::string, Tenant> tenants_ GUARDED_BY(mu_);
