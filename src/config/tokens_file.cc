@@ -52,8 +52,9 @@ Status ReadTokenTable(const std::string& file, const toml::table& t, TokenConfig
       has_scopes = true;
     } else if (key == "weight") {
       auto w = v.value<double>();
-      if (!(v.is_number() && *w > 0 && *w <= 1e6)) {
-        return ConfigError(file, v, "weight must be a number above 0 (the tenant's share against weight 1)");
+      if (!(v.is_number() && *w >= 1e-3 && *w <= 1e6)) {
+        return ConfigError(file, v,
+                           "weight must be a number from 0.001 to 1000000 (the tenant's share against weight 1)");
       }
       token->weight = *w;
     } else if (key == "max_queued") {

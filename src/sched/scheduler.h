@@ -67,8 +67,8 @@ class Scheduler {
     double charge = 0;
   };
 
-  // Without a clock, every tenant's usage stays 0: tenants take turns in submission
-  // order.
+  // Without a clock, shares are not weighed: tenants' jobs start in the queue's one
+  // order (priority, then submission), each tenant within its caps.
   explicit Scheduler(std::vector<std::int64_t> capacities, Clock clock = nullptr)
       : capacity_(std::move(capacities)),
         in_use_(capacity_.size(), 0),
@@ -165,7 +165,7 @@ class Scheduler {
         const int q = FirstStartable(tenant, &heads);
         if (q < 0) continue;
         const Key key = queues_[q].by_tenant[t].begin()->first;
-        const double rank = tenants() > 1 ? shares_.Rank(tenant, queues_[q].uses, now) : 0;
+        const double rank = clock_ && tenants() > 1 ? shares_.Rank(tenant, queues_[q].uses, now) : 0;
         if (start < 0 || rank < start_rank || (rank == start_rank && key < start_key)) {
           start = q;
           start_tenant = tenant;

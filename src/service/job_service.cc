@@ -597,7 +597,10 @@ void JobService::OnInserted(std::unique_ptr<ActiveJob> job, const Status& stored
     }
   }
   if (!stored) {
-    spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
+    // A tenant at its quota is no trouble of the store's.
+    if (stored.error().code != ErrorCode::kQuotaExceeded) {
+      spdlog::error("store: cannot insert job {}: {}", id, stored.error().detail);
+    }
     files_->RemoveJob(id);
   } else if (clustered_) {
     cluster_->AnnounceWork();  // cluster_ outlives every store callback.
@@ -1000,7 +1003,8 @@ void JobService::SetTenantPolicies(std::map<std::string, TenantPolicy> policies)
     MutexLock lock(&mu_);
     tenant_policies_ = std::move(policies);
     for (auto& [name, tenant] : tenants_) ApplyPolicyLocked(name, &tenant);
-    DispatchLocked(&launches);  // A cap raised may let jobs start.
+    DispatchLocked(&launches);  // A cap raised may let jobs start,
+    WakeClaimerLocked();        // here or from the cluster's queue.
   }
   Launch(std::move(launches));
 }

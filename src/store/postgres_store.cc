@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "store/pg_connection.h"
@@ -230,20 +231,30 @@ Status PostgresStore::Apply(const std::vector<StoreOp>& ops) {
   calls.reserve(ops.size());
   std::vector<std::size_t> call_of(ops.size());
   std::vector<std::pair<std::size_t, std::size_t>> quota_counts;  // (op, call of its count).
+  // The queued jobs of a tenant with max_queued are counted under a lock of the
+  // tenant's own that its inserts on every node take, so that two nodes cannot both
+  // take the last place. A batch takes its tenants' locks first and in one order: two
+  // batches never wait for each other's.
+  std::set<std::string> quota_tenants;
+  for (const StoreOp& op : ops) {
+    if (op.kind == StoreOp::Kind::kInsert && op.tenant_max_queued > 0) quota_tenants.insert(op.job.tenant);
+  }
+  for (const std::string& tenant : quota_tenants) {
+    PgParams lock;
+    lock.Text(tenant);
+    calls.push_back(
+        PgCall{"SELECT pg_advisory_xact_lock(hashtextextended('offload tenant ' || current_schema() || ' ' || $1, 0))",
+               std::move(lock)});
+  }
   for (std::size_t i = 0; i < ops.size(); ++i) {
     const StoreOp& op = ops[i];
     if (op.kind == StoreOp::Kind::kInsert && op.tenant_max_queued > 0) {
-      // The tenant's queued jobs, counted under a lock of the tenant's own that its
-      // inserts on every node take: two nodes cannot both take the last place.
-      PgParams lock, count;
-      lock.Text(op.job.tenant);
+      PgParams count;
       count.Text(op.job.tenant);
-      calls.push_back(
-          PgCall{"SELECT pg_advisory_xact_lock(hashtextextended('offload tenant ' || current_schema() || "
-                 "' ' || $1, 0))",
-                 std::move(lock)});
       quota_counts.emplace_back(i, calls.size());
-      calls.push_back(PgCall{"SELECT count(*) FROM offload_jobs WHERE tenant = $1 AND status = 0", std::move(count)});
+      // (tenant <> '' lets the plan use offload_jobs_queued_by_tenant.)
+      calls.push_back(PgCall{"SELECT count(*) FROM offload_jobs WHERE tenant = $1 AND tenant <> '' AND status = 0",
+                             std::move(count)});
     }
     call_of[i] = calls.size();
     if (op.kind == StoreOp::Kind::kUpdate && op.claimant) {

@@ -233,16 +233,32 @@ TEST(FairShareTest, OneTenantKeepsTheSingleTenantOrderAcrossQueues) {
   Simulation sim({1, 1});
   const int x = sim.sched().AddQueue(Uses({{0, 1}}));
   const int y = sim.sched().AddQueue(Uses({{0, 1}, {1, 1}}));
+  const int z = sim.sched().AddQueue(Uses({{1, 1}}));
   sim.sched().AddTenant();  // Present, with nothing queued.
-  sim.Submit(y, 0, SimJob{0, 0});
-  sim.Submit(x, 0, SimJob{0, 1});
+  sim.Submit(z, 0, SimJob{0, 0, 1.0});
+  ASSERT_EQ(sim.Dispatch().size(), 1u);  // Holds resource 1.
+  sim.Submit(y, 0, SimJob{0, 1});        // Waits for resource 1,
+  sim.Submit(x, 0, SimJob{0, 2});        // and this later job must not take resource 0 first.
+  EXPECT_TRUE(sim.Dispatch().empty()) << "x overtook y on resource 0";
   std::vector<int> order;
-  for (const SimJob& job : sim.Dispatch()) order.push_back(job.n);
   while (!sim.idle()) {
     sim.EndNext();
     for (const SimJob& job : sim.Dispatch()) order.push_back(job.n);
   }
-  EXPECT_EQ(order, (std::vector<int>{0, 1}));
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(FairShareTest, WithoutAClockTenantsKeepTheQueuesOrder) {
+  // The cluster's claim picks this way: caps apply, shares do not.
+  Scheduler<int> s({2});
+  const int q = s.AddQueue(Uses({{0, 1}}));
+  const int a = 0, b = s.AddTenant();
+  s.Enqueue(q, Scheduler<int>::MakeKey(5, 1), 1, a);
+  s.Enqueue(q, Scheduler<int>::MakeKey(5, 2), 2, a);
+  s.Enqueue(q, Scheduler<int>::MakeKey(0, 3), 3, b);
+  std::vector<int> order;
+  s.Dispatch([&](int, int p) { order.push_back(p); });
+  EXPECT_EQ(order, (std::vector<int>{1, 2})) << "both slots go to the queue's first two jobs";
 }
 
 }  // namespace
