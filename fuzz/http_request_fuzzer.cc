@@ -345,11 +345,13 @@ class Harness {
     version_ = req.version() == 10 ? 10 : 11;
     SubstituteLast(&req);
     if (auto problem = CheckHeader(req, parser.chunked())) return AnswerProblem(*problem);
-    if (auto refused = api_->Screen(req)) {
-      Render(&*refused, /*head=*/false);
+    std::variant<Caller, HttpResponse> screened = api_->Screen(req);
+    if (auto* refused = std::get_if<HttpResponse>(&screened)) {
+      Render(refused, /*head=*/false);
       return false;
     }
-    UploadPlan plan = api_->PlanUpload(req);
+    caller_ = std::get<Caller>(std::move(screened));
+    UploadPlan plan = api_->PlanUpload(req, caller_);
     if (plan.refusal) return AnswerProblem(*plan.refusal);
     if (parser.is_done()) {
       if (!plan.upload) return Dispatch(parser.release());
@@ -419,7 +421,7 @@ class Harness {
     const bool head = req.method() == http::verb::head;
     if (trace_) trace_line_ = std::string(req.method_string()) + " " + std::string(req.target());
     auto ex = std::make_shared<RecordingExchange>(io_);
-    api_->Handle(std::move(req), ex);
+    api_->Handle(std::move(req), caller_, ex);
     Answered(*ex, head);
     return keep_alive;
   }
@@ -587,6 +589,7 @@ class Harness {
   int route_ = -1;
   http::verb method_ = http::verb::unknown;
   unsigned version_ = 11;
+  Caller caller_;
   std::string request_id_;
   std::string log_method_;
   std::string log_target_;

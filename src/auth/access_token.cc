@@ -4,6 +4,7 @@
 #include <openssl/rand.h>
 
 #include <cstdlib>
+#include <memory>
 
 #include "util/base64.h"
 
@@ -24,10 +25,22 @@ std::string NewAccessToken() {
 }
 
 TokenDigest DigestOfToken(std::string_view token) {
+  // Every request with a token hashes it. EVP_Digest with EVP_sha256() would look the
+  // algorithm up in OpenSSL's provider store (under its lock) and make a context each
+  // time; this fetches it once and keeps one context per thread.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  struct ContextDeleter {
+    void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+  };
+  thread_local const std::unique_ptr<EVP_MD_CTX, ContextDeleter> ctx(EVP_MD_CTX_new());
   TokenDigest digest{};
   unsigned int n = 0;
   // Only allocation can fail here.
-  if (EVP_Digest(token.data(), token.size(), digest.data(), &n, EVP_sha256(), nullptr) != 1) std::abort();
+  if (!sha256 || !ctx || EVP_DigestInit_ex(ctx.get(), sha256, nullptr) != 1 ||
+      EVP_DigestUpdate(ctx.get(), token.data(), token.size()) != 1 ||
+      EVP_DigestFinal_ex(ctx.get(), digest.data(), &n) != 1) {
+    std::abort();
+  }
   return digest;
 }
 

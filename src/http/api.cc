@@ -375,10 +375,11 @@ void Api::GetOwn(const Caller& caller, const std::string& id, const std::shared_
   });
 }
 
-std::optional<HttpResponse> Api::Screen(const HttpRequestHeader& req) const {
-  if (!auth_on_) return std::nullopt;
-  std::optional<Problem> refused = Admit(req);
-  if (!refused) return std::nullopt;
+std::variant<Caller, HttpResponse> Api::Screen(const HttpRequestHeader& req) const {
+  if (!auth_on_) return Caller{"", /*sees_all=*/true};
+  std::variant<Caller, Problem> admitted = Admit(req);
+  const Problem* refused = std::get_if<Problem>(&admitted);
+  if (!refused) return std::get<Caller>(std::move(admitted));
   HttpResponse res = ProblemResponse(*refused);
   if (origins_.Check(req) == std::nullopt && origins_.IsCorsRequest(req)) {
     OriginPolicy::AddCorsHeaders(res, std::string(req[http::field::origin]));
@@ -386,21 +387,22 @@ std::optional<HttpResponse> Api::Screen(const HttpRequestHeader& req) const {
   return res;
 }
 
-std::optional<Problem> Api::Admit(const HttpRequestHeader& req) const {
+std::variant<Caller, Problem> Api::Admit(const HttpRequestHeader& req) const {
   // As in Handle, the origin first: a foreign page's request is 403 whether or not it
   // has a token. And a CORS preflight carries no token (browsers never send one): Handle
   // answers it, or an allowed origin's page could never send the request that has one.
-  if (auto refused = origins_.Check(req)) return refused;
-  if (req.method() == http::verb::options && origins_.IsCorsRequest(req)) return std::nullopt;
+  // Handle answers those two, and a malformed target, before it looks at the caller.
+  if (auto refused = origins_.Check(req)) return std::move(*refused);
+  if (req.method() == http::verb::options && origins_.IsCorsRequest(req)) return Caller{};
   auto parsed = boost::urls::parse_origin_form(req.target());
-  if (!parsed) return std::nullopt;  // Handle answers it.
+  if (!parsed) return Caller{};
   std::vector<std::string> seg;
   for (auto s : parsed->segments()) seg.push_back(s);
   const std::optional<Scope> scope = ScopeOf(req.method(), seg, parsed->path(), config_.auth);
   auto admitted = Authorize(req, *parsed, scope);
-  if (Problem* refused = std::get_if<Problem>(&admitted)) return std::move(*refused);
+  if (std::holds_alternative<Problem>(admitted)) return admitted;
   const Caller& caller = std::get<Caller>(admitted);
-  if (!limits_ || caller.tenant.empty()) return std::nullopt;
+  if (!limits_ || caller.tenant.empty()) return admitted;
   if (int retry_after = 0; !limits_->TakeRequest(caller.tenant, &retry_after)) {
     Problem p = MakeProblem(http::status::too_many_requests, "rate-limited", "Too many requests",
                             "token \"" + caller.tenant + "\" is past its request_rate ([auth]); retry in " +
@@ -419,10 +421,10 @@ std::optional<Problem> Api::Admit(const HttpRequestHeader& req) const {
       return p;
     }
   }
-  return std::nullopt;
+  return admitted;
 }
 
-void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
+void Api::Handle(HttpRequest&& req, const Caller& caller, std::shared_ptr<Exchange> ex) {
   // Before anything else: a request from a foreign page or for a foreign host name
   // changes nothing and learns nothing.
   if (auto refused = origins_.Check(req)) return ex->Respond(ProblemResponse(*refused));
@@ -443,12 +445,6 @@ void Api::Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex) {
     if (it == url.params().end()) return std::nullopt;
     return std::string((*it).value);
   };
-  // Screen refused what it would refuse here before the body was read; this finds the
-  // caller again (a hash of the token) rather than carry it through the connection.
-  auto admitted = Authorize(req, url, ScopeOf(method, seg, url.path(), config_.auth));
-  if (const Problem* refused = std::get_if<Problem>(&admitted)) return ex->Respond(ProblemResponse(*refused));
-  const Caller& caller = std::get<Caller>(admitted);
-
   if (seg.size() == 1 && seg[0] == "healthz") {
     if (method != http::verb::get) return ex->Respond(MethodNotAllowed("GET"));
     if (service_->draining()) {
@@ -916,7 +912,7 @@ ErrorOr<UploadTarget> UploadTargetOf(const boost::urls::url_view& url) {
 
 }  // namespace
 
-UploadPlan Api::PlanUpload(const HttpRequest& header) {
+UploadPlan Api::PlanUpload(const HttpRequest& header, const Caller& caller) {
   UploadPlan plan;
   if (header.method() != http::verb::post) return plan;
   const std::string_view content_type = header[http::field::content_type];
@@ -937,9 +933,8 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     plan.refusal = std::move(p);
     return std::move(plan);
   };
+  // Screen checked the origin with [auth] only.
   if (auto refused = origins_.Check(header)) return refuse(*refused);
-  auto admitted = Authorize(header, url, Scope::kSubmit);
-  if (Problem* refused = std::get_if<Problem>(&admitted)) return refuse(std::move(*refused));
   UploadTarget target;
   if (run) {
     if (!url.params().empty()) {
@@ -954,7 +949,7 @@ UploadPlan Api::PlanUpload(const HttpRequest& header) {
     if (!t) return refuse(ProblemFromError(t.error()));
     target = std::move(*t);
   }
-  target.tenant = std::get<Caller>(admitted).tenant;
+  target.tenant = caller.tenant;
   const TaskConfig* task = service_->FindTask(target.task);
   if (!task) {
     return refuse(ProblemFromError(MakeError(ErrorCode::kInvalidArgument,

@@ -78,26 +78,31 @@ class Api {
     limits_->SetSubmitRates(rates);
   }
 
-  // Called once a request's header is read, before its body: with [auth], the answer
-  // that refuses a request without a token it needs, with one in its query, or past
-  // its tenant's request_rate or submit_rate, so that nobody without a token makes the
+  // Called once a request's header is read, before its body: the caller the request
+  // acts for, which Handle and PlanUpload take; or, with [auth], the answer that
+  // refuses a request without a token it needs, with one in its query, or past its
+  // tenant's request_rate or submit_rate, so that nobody without a token makes the
   // server read a body (with CORS headers for an allowed page, which may then read
-  // why). Takes the tenant's request (request_rate) when it lets it in.
-  std::optional<HttpResponse> Screen(const HttpRequestHeader& header) const;
+  // why). Takes the tenant's request (request_rate) when it lets it in. The token is
+  // checked here only: once per request.
+  std::variant<Caller, HttpResponse> Screen(const HttpRequestHeader& header) const;
 
-  // Answers `req` through `ex` exactly once, possibly later and from another thread.
-  void Handle(HttpRequest&& req, std::shared_ptr<Exchange> ex);
+  // Answers `req` of `caller` (what Screen let in) through `ex` exactly once,
+  // possibly later and from another thread.
+  void Handle(HttpRequest&& req, const Caller& caller, std::shared_ptr<Exchange> ex);
 
-  // Called once a request's header is read, before its body: a non-JSON body for
-  // POST /v1/jobs?task=NAME or POST /v1/tasks/NAME/run is a file upload. Cheap for
-  // every other request (it looks at the method and Content-Type only).
-  UploadPlan PlanUpload(const HttpRequest& header);
+  // Called once a request's header is read and screened, before its body: a non-JSON
+  // body for POST /v1/jobs?task=NAME or POST /v1/tasks/NAME/run is a file upload, of
+  // `caller`'s tenant. Cheap for every other request (it looks at the method and
+  // Content-Type only).
+  UploadPlan PlanUpload(const HttpRequest& header, const Caller& caller);
   // Answers an upload PlanUpload started, once its body is received, exactly once.
   void HandleUpload(std::unique_ptr<Upload> upload, HttpRequestHeader header, std::shared_ptr<Exchange> ex);
 
  private:
-  // What Screen refuses `req` for, if anything: the origin, the token, the rates.
-  std::optional<Problem> Admit(const HttpRequestHeader& req) const;
+  // With [auth]: the caller of `req`, or what Screen refuses it for: the origin, the
+  // token, the rates.
+  std::variant<Caller, Problem> Admit(const HttpRequestHeader& req) const;
   using Finished = std::function<void(ErrorOr<JobSnapshot>)>;
 
   // With [auth]: the caller a request's token names, or the answer that refuses it

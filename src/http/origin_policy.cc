@@ -1,7 +1,6 @@
 #include "http/origin_policy.h"
 
 #include <algorithm>
-#include <boost/algorithm/string/case_conv.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>
@@ -87,7 +86,10 @@ class CorsExchange final : public Exchange {
 }  // namespace
 
 bool IsLoopbackHost(std::string_view host_header) {
-  const std::string host = boost::algorithm::to_lower_copy(std::string(WithoutPort(host_header)));
+  // ASCII case only (host names are ASCII on the wire), and no std::locale: this runs
+  // for every request.
+  std::string host(WithoutPort(host_header));
+  for (char& c : host) c = c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
   if (host == "localhost") return true;
   // RFC 6761: *.localhost resolves to loopback and never to anything else.
   constexpr std::string_view kSuffix = ".localhost";

@@ -15,6 +15,7 @@
 #include <charconv>
 #include <optional>
 #include <sstream>
+#include <variant>
 
 #include "config/config.h"
 #include "http/access_log.h"
@@ -228,8 +229,10 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
       p.retry_after_s = retry_after;
       return SendProblemAndClose(p);
     }
-    if (auto refused = api_->Screen(req)) return SendAndClose(std::move(*refused));
-    UploadPlan plan = api_->PlanUpload(req);
+    std::variant<Caller, HttpResponse> screened = api_->Screen(req);
+    if (auto* refused = std::get_if<HttpResponse>(&screened)) return SendAndClose(std::move(*refused));
+    caller_ = std::get<Caller>(std::move(screened));
+    UploadPlan plan = api_->PlanUpload(req, caller_);
     if (plan.refusal) return SendProblemAndClose(*plan.refusal);
     if (parser_->is_done()) {
       if (!plan.upload) return Dispatch();
@@ -348,7 +351,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
     head_ = req.method() == http::verb::head;
     awaiting_ = true;
     server_->in_flight.fetch_add(1, std::memory_order_relaxed);
-    api_->Handle(std::move(req), this->shared_from_this());
+    api_->Handle(std::move(req), caller_, this->shared_from_this());
   }
 
   void DispatchUpload(std::unique_ptr<Upload> upload, HttpRequestHeader header, bool keep_alive) {
@@ -648,6 +651,7 @@ class Session final : public Exchange, public std::enable_shared_from_this<Sessi
   int route_ = -1;
   http::verb method_ = http::verb::unknown;
   std::chrono::steady_clock::time_point request_began_;
+  Caller caller_;  // Who the request being read acts for (Api::Screen).
   // X-Request-Id: the client's (AccessLog::Acceptable), or one the access log made;
   // echoed in the response. What the access log records: only with one.
   AccessLog* const access_log_;
