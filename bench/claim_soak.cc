@@ -68,7 +68,12 @@ int main(int argc, char** argv) {
 
   offload::ResourceDemand one_cpu;
   one_cpu.Add(0, 1);
-  offload::ClaimRequest claim{{"soak", 1}, {static_cast<std::int64_t>(batch)}, {0}, {{"noop", one_cpu}}, {}, batch};
+  offload::ClaimRequest claim;
+  claim.node = {"soak", 1};
+  claim.capacity = {static_cast<std::int64_t>(batch)};
+  claim.in_use = {0};
+  claim.tasks = {{"noop", one_cpu}};
+  claim.limit = batch;
   const auto input = std::make_shared<const boost::json::value>(boost::json::object{});
 
   std::uint64_t inserted = 0, finished = 0;

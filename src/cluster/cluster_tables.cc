@@ -122,12 +122,14 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
   std::vector<std::string> capped;
   for (const auto& [tenant, caps] : request.tenant_caps) capped.push_back(tenant);
   if (!capped.empty()) {
-    // What the capped tenants' jobs hold now, cluster-wide (those claimed ahead too).
+    // What the capped tenants' jobs hold now, cluster-wide (those claimed ahead too),
+    // and the chunks of their maps that other nodes run: each one execution of its task.
     PgParams held;
     held.Own(PgTextArray(capped));
     head.push_back(
-        PgCall{"SELECT tenant, task, count(*) FROM offload_jobs WHERE status = 1 AND tenant = "
-               "ANY($1::text[]) GROUP BY tenant, task",
+        PgCall{"SELECT tenant, task, count(*) FROM (SELECT tenant, task FROM offload_jobs WHERE status = 1 AND tenant "
+               "= ANY($1::text[]) UNION ALL SELECT tenant, task FROM offload_map_chunks WHERE status = 1 AND tenant = "
+               "ANY($1::text[])) AS running GROUP BY tenant, task",
                std::move(held)});
   }
   auto first = conn.Pipeline(head);
@@ -179,7 +181,7 @@ ErrorOr<ClaimedWork> ClaimJobs(PgConnection& conn, const ClaimRequest& request) 
       const auto priority = static_cast<int>(rows.Int(row, 2));
       const bool chunk = part == 4;
       int tenant = 0;
-      if (!chunk && !capped_index.empty()) {
+      if (!capped_index.empty()) {
         auto it = capped_index.find(std::string(rows.Bytes(row, 4)));
         if (it != capped_index.end()) tenant = it->second;
       }

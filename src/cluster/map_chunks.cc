@@ -36,12 +36,13 @@ bool True(std::string_view bytes) { return bytes == std::string_view("\x01", 1);
 }  // namespace
 
 const char* const kOfferedChunksHead =
-    "SELECT seq, task, priority FROM offload_map_chunks WHERE status = 0 AND task = ANY($1::text[]) AND owner_id <> $3 "
+    "SELECT seq, task, priority, true, tenant FROM offload_map_chunks WHERE status = 0 AND task = ANY($1::text[]) AND "
+    "owner_id <> $3 "
     "ORDER BY priority DESC, seq LIMIT $2";
 
 const char* const kClaimChunks =
     "UPDATE offload_map_chunks SET status = 1, node_id = $1, node_epoch = $2 WHERE seq = ANY($3::bigint[]) AND "
-    "status = 0 RETURNING seq, job_id, task, priority, timeout_ms, collect, indices, attempts, input";
+    "status = 0 RETURNING seq, job_id, task, priority, timeout_ms, collect, indices, attempts, input, tenant";
 
 Status OfferChunks(PgConnection& conn, const OfferedMap& map, const std::vector<ChunkOffer>& offers) {
   std::vector<PgCall> calls;
@@ -57,10 +58,12 @@ Status OfferChunks(PgConnection& conn, const OfferedMap& map, const std::vector<
         .Int(map.owner.epoch)
         .Own(JsonList(offer.indices))
         .Own(offer.attempts.empty() ? std::string() : JsonList(offer.attempts))
-        .Text(offer.input);
+        .Text(offer.input)
+        .Text(map.tenant);
     calls.push_back(PgCall{
         "INSERT INTO offload_map_chunks (job_id, chunk, task, priority, timeout_ms, collect, owner_id, owner_epoch, "
-        "indices, attempts, input) SELECT $1, $2, $3, $4, $5, $6::boolean, $7, $8, $9, $10, $11 WHERE EXISTS "
+        "indices, attempts, input, tenant) SELECT $1, $2, $3, $4, $5, $6::boolean, $7, $8, $9, $10, $11, $12 WHERE "
+        "EXISTS "
         "(SELECT 1 FROM offload_jobs WHERE id = $1 AND status = 1 AND node_id = $7 AND node_epoch = $8)",
         std::move(p)});
   }
@@ -87,6 +90,7 @@ std::vector<ClaimedChunk> ReadClaimedChunks(const PgResult& rows, std::vector<st
     c.priority = static_cast<int>(rows.Int(row, 3));
     c.timeout_ms = rows.Int(row, 4);
     c.collect = True(rows.Bytes(row, 5));
+    c.tenant = std::string(rows.Bytes(row, 9));
     boost::system::error_code ec;
     auto input = std::make_shared<json::value>(json::parse(rows.Bytes(row, 8), ec));
     if (ec || !input->is_array() || !ReadList(rows.Bytes(row, 6), &c.indices) ||

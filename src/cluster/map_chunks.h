@@ -32,6 +32,7 @@ struct OfferedMap {
   std::int64_t timeout_ms = 0;  // The job's own timeout per element (0: the task's).
   bool collect = false;         // Its spec's: failures are results, not the map's end.
   NodeIdentity owner;           // The claim the owner holds the map under.
+  std::string tenant;           // The map's: its chunks count as its tenant's jobs.
 };
 
 struct ChunkOffer {
@@ -57,10 +58,12 @@ struct ClaimedChunk {
   std::vector<std::size_t> indices;
   std::vector<int> attempts;
   std::shared_ptr<const boost::json::value> input;  // Its elements: an array.
+  std::string tenant;                               // The map's.
 };
 
 // The claim's part of the chunks: the head of the offered ones of `tasks` ($1, a text
-// array), at most $2, not the claimant's own ($3, its id): seq, task, priority.
+// array), at most $2, not the claimant's own ($3, its id): seq, task, priority, true
+// (a map's), tenant; the columns of the claim's head of jobs.
 extern const char* const kOfferedChunksHead;
 // Marks chunks running under node $1, epoch $2, by seq ($3, a bigint array), still
 // offered; returns the columns ReadClaimedChunks reads.

@@ -116,7 +116,7 @@ void JobService::ShareMapLocked(ActiveJob* job) {
   ++offers.generation;
   offers.unclaimed += batch.size();
   const JobRecord& rec = job->record;
-  OfferedMap map{rec.id, rec.task, rec.priority, rec.timeout_ms, rec.map->collect, *job->claim};
+  OfferedMap map{rec.id, rec.task, rec.priority, rec.timeout_ms, rec.map->collect, *job->claim, rec.tenant};
   store_queue_->Read(
       [this, map = std::move(map), batch = std::move(batch), input = rec.input, adoption = job->adoption]() mutable {
         // The elements' JSON is made here, off the service's lock.
@@ -336,6 +336,7 @@ std::vector<std::string> JobService::AdoptChunksLocked(const NodeIdentity& claim
     rec.task = c.task;
     rec.priority = c.priority;
     rec.timeout_ms = c.timeout_ms;
+    rec.tenant = std::move(c.tenant);  // Its share and caps here are the map's tenant's.
     rec.status = JobStatus::kRunning;  // Nothing of it is written: its state is its owner's.
     rec.input = c.input;
     const std::size_t size = c.indices.size();

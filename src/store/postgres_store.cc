@@ -137,6 +137,11 @@ constexpr const char* kSchemaV7 = R"sql(
 CREATE INDEX offload_jobs_queued_by_tenant ON offload_jobs (tenant) WHERE status = 0 AND tenant <> '';
 )sql";
 
+// Version 8: a map's offered chunk names the map's tenant, so that a claim caps and
+// counts it as the tenant's (max_running), and the node running it charges the
+// tenant's share. '' for chunks offered before, as for jobs without auth.
+constexpr const char* kSchemaV8 = "ALTER TABLE offload_map_chunks ADD COLUMN tenant text NOT NULL DEFAULT '';";
+
 // The migration's advisory lock key, per schema: held while a server migrates.
 constexpr const char* kMigrationLock = "hashtextextended('offload migrate ' || current_schema(), 0)";
 // What a server of schema version 2 (which used a schema alone) held while it ran.
@@ -206,7 +211,7 @@ ErrorOr<std::unique_ptr<PgConnection>> PostgresStore::Connect(bool migrate) {
       const char* sql;
     };
     static const Migration kMigrations[] = {{1, kSchemaV1}, {2, kSchemaV2}, {3, kSchemaV3}, {4, kSchemaV4},
-                                            {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}};
+                                            {5, kSchemaV5}, {6, kSchemaV6}, {7, kSchemaV7}, {8, kSchemaV8}};
     for (const Migration& m : kMigrations) {
       if (version >= m.to) continue;
       // Each migration in the transaction that records it: a failure leaves the schema

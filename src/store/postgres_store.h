@@ -56,7 +56,7 @@ class PostgresStore final : public Store {
   std::size_t writers() const override { return static_cast<std::size_t>(writers_.size()); }
 
   // The schema version this offload creates.
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
  private:
   explicit PostgresStore(PostgresOptions options);

@@ -378,6 +378,38 @@ TEST_F(MapChunksTest, AnOfferedChunkIsClaimedInQueueOrderByAnotherNode) {
   EXPECT_TRUE(after->present.empty());
 }
 
+// The chunks of a capped tenant's map are the tenant's: capped by what its jobs and
+// chunks hold across the cluster, and claimed with its name for the runner's shares.
+TEST_F(MapChunksTest, AChunkOfACappedTenantsMapIsCappedAndCountedAsTheTenants) {
+  InsertRunning(1, owner_.id, owner_.epoch);  // The map, of a task the claims do not name.
+  Sql(conninfo_, "UPDATE offload_jobs SET tenant = 'alice' WHERE seq = 1");
+  Sql(conninfo_, "SELECT setval('offload_job_seq', 100)");
+  const OfferedMap map{"job-1", "cpu1", 0, 0, false, owner_, "alice"};
+  ASSERT_TRUE(OfferChunks(*conn_, map, {ChunkOffer{7, {0}, {}, "[1]"}, ChunkOffer{8, {1}, {}, "[2]"}}).has_value());
+  InsertQueued(200, "cpu1");  // Bob's, after both chunks.
+  auto claim = [&](const NodeIdentity& node) {
+    ClaimRequest req{node, {4, 1}, {0, 0}, {{"cpu1", Uses(1)}}};
+    req.tenant_caps["alice"] = {{0, 1}};  // One cpu of the cluster.
+    return ClaimJobs(*conn_, req);
+  };
+  auto first = claim(b_);
+  ASSERT_TRUE(first.has_value()) << first.error().detail;
+  ASSERT_EQ(first->chunks.size(), 1u) << "alice's cap lets one chunk run";
+  EXPECT_EQ(first->chunks[0].seq, 101u);
+  EXPECT_EQ(first->chunks[0].tenant, "alice");
+  ASSERT_EQ(first->jobs.size(), 1u) << "alice's chunk left offered holds back nobody else's job";
+  EXPECT_EQ(first->jobs[0].seq, 200u);
+  // Her running chunk counts, on whichever node claims next.
+  auto second = claim(a_);
+  ASSERT_TRUE(second.has_value()) << second.error().detail;
+  EXPECT_TRUE(second->chunks.empty()) << "alice's one cpu is held by her chunk on b";
+  ASSERT_TRUE(FinishChunk(*conn_, 101, b_, R"({"values": [1]})").has_value());
+  auto third = claim(a_);
+  ASSERT_TRUE(third.has_value()) << third.error().detail;
+  ASSERT_EQ(third->chunks.size(), 1u) << "her cpu is free once the chunk is done";
+  EXPECT_EQ(third->chunks[0].seq, 102u);
+}
+
 // An owner that no longer holds the map offers nothing.
 TEST_F(MapChunksTest, AnOwnerThatLostTheMapCannotOfferItsChunks) {
   InsertRunning(1, "someone-else", 1);

@@ -104,7 +104,8 @@ TEST_F(PostgresStoreTest, AVersionOneSchemaIsMigratedInPlaceAndKeepsItsJobs) {
   EXPECT_EQ(testing::Sql(conninfo_, "SELECT seq FROM offload_jobs WHERE id = 'job-next'"), "2");
 }
 
-// Version 6 gave jobs a tenant and made an Idempotency-Key unique per task and tenant.
+// Version 6 gave jobs a tenant and made an Idempotency-Key unique per task and tenant;
+// version 8 gave chunks of maps one.
 TEST_F(PostgresStoreTest, AVersionFiveSchemaGainsTenantsAndItsKeysStayHeld) {
   {
     auto store = Open();
@@ -116,7 +117,7 @@ TEST_F(PostgresStoreTest, AVersionFiveSchemaGainsTenantsAndItsKeysStayHeld) {
   // Back to what version 5 made.
   testing::Sql(conninfo_,
                "DROP INDEX offload_jobs_by_tenant; DROP INDEX offload_jobs_idem_key; "
-               "ALTER TABLE offload_jobs DROP COLUMN tenant; "
+               "ALTER TABLE offload_jobs DROP COLUMN tenant; ALTER TABLE offload_map_chunks DROP COLUMN tenant; "
                "CREATE UNIQUE INDEX offload_jobs_idem_key ON offload_jobs (task, idem_key) WHERE idem_key IS NOT NULL; "
                "UPDATE offload_schema SET version = 5");
   auto store = Open();
