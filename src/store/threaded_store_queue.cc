@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "util/thread_pool.h"
 
@@ -87,6 +88,45 @@ void ThreadedStoreQueue::WriterLoop(Writer* w) {
   }
 }
 
+std::vector<Status> ThreadedStoreQueue::ApplyOneByOne(Writer* w, const std::vector<StoreOp>& ops, const Error& why) {
+  // A full disk fails batch after batch: one line per 10 s says so.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - w->last_batch_warning >= std::chrono::seconds(10)) {
+    w->last_batch_warning = now;
+    spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(), why.detail);
+  }
+  std::vector<Status> results;
+  results.reserve(ops.size());
+  for (const StoreOp& op : ops) results.push_back(store_->Apply({op}));
+  return results;
+}
+
+std::vector<Status> ThreadedStoreQueue::ApplyAroundQuotas(Writer* w, const std::vector<StoreOp>& ops) {
+  std::unordered_set<std::string> counted;  // The jobs of inserts under a quota.
+  for (const StoreOp& op : ops) {
+    if (op.kind == StoreOp::Kind::kInsert && op.tenant_max_queued > 0) counted.insert(op.job.id);
+  }
+  std::vector<Status> results(ops.size());
+  std::vector<StoreOp> rest;
+  std::vector<std::size_t> rest_of;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (counted.count(ops[i].job.id)) continue;
+    rest.push_back(ops[i]);
+    rest_of.push_back(i);
+  }
+  // The rest first: its starts of the tenant's jobs make room for its inserts.
+  if (!rest.empty()) {
+    const Status together = store_->Apply(rest);
+    const std::vector<Status> each = together || rest.size() == 1 ? std::vector<Status>(rest.size(), together)
+                                                                  : ApplyOneByOne(w, rest, together.error());
+    for (std::size_t k = 0; k < rest.size(); ++k) results[rest_of[k]] = each[k];
+  }
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (counted.count(ops[i].job.id)) results[i] = store_->Apply({ops[i]});
+  }
+  return results;
+}
+
 void ThreadedStoreQueue::ApplyBatch(Writer* w, std::vector<Pending>* batch) {
   // Every write carries the job's whole record, and a batch is applied in one
   // transaction: of several writes of one job in a batch only the last state needs
@@ -127,20 +167,9 @@ void ThreadedStoreQueue::ApplyBatch(Writer* w, std::vector<Pending>* batch) {
   if (result || ops.size() == 1) {
     for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], result);
   } else {
-    // One op was wrong (a duplicate id, say), or did not fit (a large result on a
-    // nearly full disk): apply them one by one so that only the ops at fault fail,
-    // and a submit is not refused for another job's result.
-    // A full disk fails batch after batch: one line per 10 s says so.
-    const auto now = std::chrono::steady_clock::now();
-    // (A tenant at its quota is not a store's trouble.)
-    if (result.error().code != ErrorCode::kQuotaExceeded && now - w->last_batch_warning >= std::chrono::seconds(10)) {
-      w->last_batch_warning = now;
-      spdlog::warn("store: a batch of {} writes failed ({}); applying them one by one", ops.size(),
-                   result.error().detail);
-    }
-    std::vector<Status> results;
-    results.reserve(ops.size());
-    for (const StoreOp& op : ops) results.push_back(store_->Apply({op}));
+    const std::vector<Status> results = result.error().code == ErrorCode::kQuotaExceeded
+                                            ? ApplyAroundQuotas(w, ops)
+                                            : ApplyOneByOne(w, ops, result.error());
     for (std::size_t i = 0; i < batch->size(); ++i) finish((*batch)[i], op_of[i], results[op_of[i]]);
   }
   const std::size_t n = batch->size();

@@ -72,6 +72,14 @@ class ThreadedStoreQueue final : public StoreQueue {
   // Applies `batch` as one transaction, or one op at a time when that is refused,
   // and runs the callbacks. On w's thread only.
   void ApplyBatch(Writer* w, std::vector<Pending>* batch);
+  // The results of `ops`, a batch that failed with `why`: each op applied alone, so
+  // that only those at fault fail (a duplicate id, a result too large for the disk).
+  std::vector<Status> ApplyOneByOne(Writer* w, const std::vector<StoreOp>& ops, const Error& why);
+  // The results of `ops`, a batch refused for a tenant's max_queued (which PostgreSQL
+  // counts in the batch's transaction): the inserts under a quota, and the other ops
+  // of their jobs, alone, each counted for itself; the rest of the batch together, so
+  // that a tenant at its quota does not cost everyone else a transaction per write.
+  std::vector<Status> ApplyAroundQuotas(Writer* w, const std::vector<StoreOp>& ops);
 
   // Constant after construction (each Writer's thread is started last, once every
   // writer exists).

@@ -400,6 +400,35 @@ TEST_F(ThreadedStoreQueueTest, ARefusedBatchIsAppliedOneOpAtATimeSoOnlyTheBadOpF
   EXPECT_TRUE(Stored(3).has_value());
 }
 
+// A batch refused for a tenant at its max_queued: the rest of it is applied together,
+// the quota's inserts (and their jobs' other writes) alone; only those fail.
+TEST_F(ThreadedStoreQueueTest, ABatchRefusedForAQuotaAppliesTheRestTogether) {
+  ASSERT_NO_FATAL_FAILURE(HoldTheWriter());
+  faulty_->RefuseTenant("alice");
+  StoreOp capped = Insert(1);
+  capped.job.tenant = "alice";
+  capped.tenant_max_queued = 5;
+  StoreOp canceled = Update(1, JobStatus::kCanceled);
+  canceled.job.tenant = "alice";
+  queue_->Write(Insert(2), Logged("insert 2"));
+  queue_->Write(std::move(capped), Logged("insert 1"));
+  queue_->Write(Update(2, JobStatus::kRunning), Logged("start 2"));
+  queue_->Write(Insert(3), Logged("insert 3"));
+  queue_->Write(std::move(canceled), Logged("cancel 1"));
+  store_->Release();
+  queue_->WaitForWrites();
+  EXPECT_EQ(store_->batches(), (std::vector<std::vector<std::string>>{
+                                   {"insert job-100 queued"},
+                                   {"insert job-2 running", "insert job-1 canceled", "insert job-3 queued"},
+                                   {"insert job-2 running", "insert job-3 queued"},
+                                   {"insert job-1 canceled"}}));
+  EXPECT_EQ(log_.events(), (std::vector<std::string>{"insert 2 ok", "insert 1 quota_exceeded", "start 2 ok",
+                                                     "insert 3 ok", "cancel 1 quota_exceeded"}));
+  EXPECT_EQ(Stored(2)->status, JobStatus::kRunning);
+  EXPECT_TRUE(Stored(3).has_value());
+  EXPECT_FALSE(Stored(1).has_value());
+}
+
 // A batch the disk refused once (FaultyStore) is tried op by op, and nothing is lost.
 TEST_F(ThreadedStoreQueueTest, ABatchTheDiskRefusedIsTriedOpByOp) {
   ASSERT_NO_FATAL_FAILURE(HoldTheWriter());

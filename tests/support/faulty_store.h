@@ -2,7 +2,8 @@
 // would (LevelDB's SpecialEnv, Beast's fail_count), and passes everything else to a
 // real store. Tests use it to prove that a refused write loses nothing.
 //
-// Thread-safe: the switches are atomics, the wrapped store is thread-safe.
+// Thread-safe: the switches are atomics or under mu_, the wrapped store is
+// thread-safe.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,8 @@
 #include <vector>
 
 #include "store/store.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace offload::testing {
 
@@ -31,6 +34,12 @@ class FaultyStore final : public Store {
     fail_first_.store(first);
     fail_count_.store(count);
   }
+  // Every batch with an insert of tenant `name` under its max_queued fails as
+  // PostgreSQL's quota count fails it (TenantQueuedError); "" for none.
+  void RefuseTenant(std::string name) {
+    MutexLock lock(&mu_);
+    refused_tenant_ = std::move(name);
+  }
   std::uint64_t writes() const { return writes_.load(); }
   std::uint64_t refused() const { return refused_.load(); }
   Store& inner() { return *inner_; }
@@ -44,6 +53,16 @@ class FaultyStore final : public Store {
     if (fail) {
       ++refused_;
       return MakeError(ErrorCode::kUnavailable, "database or disk is full (injected by FaultyStore)");
+    }
+    {
+      MutexLock lock(&mu_);
+      for (const StoreOp& op : ops) {
+        if (op.kind == StoreOp::Kind::kInsert && op.tenant_max_queued > 0 && !refused_tenant_.empty() &&
+            op.job.tenant == refused_tenant_) {
+          ++refused_;
+          return TenantQueuedError(op.job.tenant, op.tenant_max_queued);
+        }
+      }
     }
     return inner_->Apply(ops);
   }
@@ -69,6 +88,8 @@ class FaultyStore final : public Store {
   std::atomic<std::uint64_t> fail_count_{0};
   std::atomic<std::uint64_t> writes_{0};
   std::atomic<std::uint64_t> refused_{0};
+  Mutex mu_;
+  std::string refused_tenant_ GUARDED_BY(mu_);
 };
 
 }  // namespace offload::testing
