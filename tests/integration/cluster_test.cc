@@ -185,19 +185,20 @@ cpu = 1
 [tasks.capped]
 run = "builtin:sleep"
 [auth]
-tokens = [)" + alice.Toml("max_queued = 4") +
+tokens = [)" + alice.Toml("max_queued = 20") +
                              ", " + bob.Toml() + "]\n";
   TestServer& a = StartNode(config);
   TestServer& b = StartNode(config);
   ASSERT_FALSE(HasFailure());
-  HttpClient on_a(a.port()), on_b(b.port());
-  // No node runs `capped`: alice's jobs stay queued. Both nodes submit at once; the
-  // store counts them under the tenant's lock, so exactly 4 are taken, not one
-  // node's count of them.
-  std::atomic<int> taken{0}, refused{0};
-  auto submit = [&](HttpClient* on) {
-    for (int i = 0; i < 5; ++i) {
-      Response res = on->Post("/v1/jobs", R"({"task":"capped","input":{"ms":1}})", alice.JsonBearer());
+  // No node runs `capped`: alice's jobs stay queued. Eight clients, four on each node,
+  // submit at once, and bob's submits go between hers (in the same batches); the store
+  // counts hers under the tenant's lock, so exactly 20 are taken, not one node's count
+  // of them, and none of bob's is refused.
+  std::atomic<int> taken{0}, refused{0}, bobs{0};
+  auto submit = [&](int port) {
+    HttpClient on(port);
+    for (int i = 0; i < 10; ++i) {
+      Response res = on.Post("/v1/jobs", R"({"task":"capped","input":{"ms":1}})", alice.JsonBearer());
       if (res.status == 202) {
         ++taken;
       } else if (res.status == 429 && Field(res.json().as_object(), "type") == "urn:offload:problem:quota-max-queued") {
@@ -205,16 +206,17 @@ tokens = [)" + alice.Toml("max_queued = 4") +
       } else {
         ADD_FAILURE() << Describe(res);
       }
+      Response other = on.Post("/v1/jobs", R"({"task":"capped","input":{"ms":1}})", bob.JsonBearer());
+      EXPECT_EQ(other.status, 202) << "bob's quota is his own: " << Describe(other);
+      if (other.status == 202) ++bobs;
     }
   };
-  std::thread from_b([&] { submit(&on_b); });
-  submit(&on_a);
-  from_b.join();
-  EXPECT_EQ(taken.load(), 4);
-  EXPECT_EQ(refused.load(), 6);
-  // Bob's quota is his own.
-  Response other = on_b.Post("/v1/jobs", R"({"task":"capped","input":{"ms":1}})", bob.JsonBearer());
-  EXPECT_EQ(other.status, 202) << Describe(other);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 8; ++i) clients.emplace_back(submit, i % 2 == 0 ? a.port() : b.port());
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(taken.load(), 20);
+  EXPECT_EQ(refused.load(), 60);
+  EXPECT_EQ(bobs.load(), 80);
 }
 
 TEST_F(ClusterTest, ATenantsMaxRunningHoldsAcrossNodes) {
